@@ -1,0 +1,235 @@
+// Package boltdb keeps the IdP's users, signing keys and refresh-token families in one bbolt
+// file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
+// by callers before they get here.
+package boltdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+// FileName is the bbolt file inside the data folder.
+const FileName = "idp.db"
+
+var (
+	bucketUsers     = []byte("users")     // id → User
+	bucketUsernames = []byte("usernames") // normalized username → id
+	bucketKeys      = []byte("keys")      // kid → SigningKey
+	bucketFamilies  = []byte("families")  // family id → Family
+	bucketTokens    = []byte("tokens")    // refresh-token hash → family id
+)
+
+// DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore and
+// identity.FamilyStore.
+type DB struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
+// A second process on the same folder gets an error naming the folder after lockTimeout
+// instead of waiting forever.
+func Open(dir string, lockTimeout time.Duration) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("data folder %s is in use by another process: could not lock %s within %s", dir, path, lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise store %s: %w", path, err)
+	}
+	return &DB{db: db, path: path}, nil
+}
+
+// Close closes the file and releases its lock.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Path is the bbolt file's path.
+func (s *DB) Path() string { return s.path }
+
+// Ping reports whether the store is open, for readiness.
+func (s *DB) Ping(ctx context.Context) error {
+	return s.db.View(func(tx *bolt.Tx) error { return nil })
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+// get decodes the value at key into v; json.Unmarshal copies, so v outlives the transaction.
+func get(b *bolt.Bucket, key string, v any) (bool, error) {
+	data := b.Get([]byte(key))
+	if data == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(data, v)
+}
+
+// CreateUser implements identity.UserStore.
+func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		names := tx.Bucket(bucketUsernames)
+		name := identity.NormalizeUsername(u.Username)
+		if names.Get([]byte(name)) != nil {
+			return apperr.Errorf(apperr.ECONFLICT, "User already exists")
+		}
+		users := tx.Bucket(bucketUsers)
+		if users.Get([]byte(u.ID)) != nil {
+			return fmt.Errorf("create user: id %s already taken", u.ID)
+		}
+		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
+			return err
+		}
+		return put(users, u.ID, u)
+	})
+}
+
+// UserByName implements identity.UserStore.
+func (s *DB) UserByName(ctx context.Context, username string) (identity.User, error) {
+	var u identity.User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketUsernames).Get([]byte(identity.NormalizeUsername(username)))
+		if id == nil {
+			return apperr.Errorf(apperr.ENOTFOUND, "User not found")
+		}
+		return getUser(tx, string(id), &u)
+	})
+	return u, err
+}
+
+// UserByID implements identity.UserStore.
+func (s *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
+	var u identity.User
+	err := s.db.View(func(tx *bolt.Tx) error { return getUser(tx, id, &u) })
+	return u, err
+}
+
+func getUser(tx *bolt.Tx, id string, u *identity.User) error {
+	ok, err := get(tx.Bucket(bucketUsers), id, u)
+	if err != nil {
+		return fmt.Errorf("read user %s: %w", id, err)
+	}
+	if !ok {
+		return apperr.Errorf(apperr.ENOTFOUND, "User not found")
+	}
+	return nil
+}
+
+// SetPasswordHash implements identity.UserStore.
+func (s *DB) SetPasswordHash(ctx context.Context, id, old, new string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var u identity.User
+		if err := getUser(tx, id, &u); err != nil {
+			return err
+		}
+		if u.PasswordHash != old {
+			return apperr.Errorf(apperr.ECONFLICT, "Password was changed concurrently")
+		}
+		u.PasswordHash = new
+		return put(tx.Bucket(bucketUsers), id, u)
+	})
+}
+
+// Keys implements identity.KeyStore.
+func (s *DB) Keys(ctx context.Context) ([]identity.SigningKey, error) {
+	var keys []identity.SigningKey
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		keys, err = readKeys(tx)
+		return err
+	})
+	return keys, err
+}
+
+func readKeys(tx *bolt.Tx) ([]identity.SigningKey, error) {
+	var keys []identity.SigningKey
+	err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+		var key identity.SigningKey
+		if err := json.Unmarshal(v, &key); err != nil {
+			return fmt.Errorf("read key %s: %w", k, err)
+		}
+		keys = append(keys, key)
+		return nil
+	})
+	return keys, err
+}
+
+// UpdateKeys implements identity.KeyStore: the stored set is replaced by update's result.
+func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) ([]identity.SigningKey, error)) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		keys, err := readKeys(tx)
+		if err != nil {
+			return err
+		}
+		next, err := update(keys)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketKeys)
+		keep := map[string]bool{}
+		for _, k := range next {
+			keep[k.ID] = true
+			if err := put(b, k.ID, k); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if !keep[k.ID] {
+				if err := b.Delete([]byte(k.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// CreateFamily implements identity.FamilyStore.
+func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		fams := tx.Bucket(bucketFamilies)
+		if fams.Get([]byte(f.ID)) != nil {
+			return fmt.Errorf("create family: id %s already taken", f.ID)
+		}
+		if err := tx.Bucket(bucketTokens).Put([]byte(f.Current), []byte(f.ID)); err != nil {
+			return err
+		}
+		return put(fams, f.ID, f)
+	})
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"jwtidp/idp/auth"
+	"jwtidp/shared/web"
+)
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (c credentials) Valid() map[string]string {
+	p := map[string]string{}
+	if c.Username == "" {
+		p["username"] = "Field \"username\" is required"
+	}
+	if c.Password == "" {
+		p["password"] = "Field \"password\" is required"
+	}
+	return p
+}
+
+func handleSignup(logger *slog.Logger, svc *auth.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req credentials
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		if err := svc.Signup(r.Context(), req.Username, req.Password); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusCreated, "User created")
+	})
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+func handleAuth(logger *slog.Logger, svc *auth.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req credentials
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		t, err := svc.Login(r.Context(), req.Username, req.Password, web.ClientIP(r))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.WriteJSON(w, http.StatusOK, tokenResponse{
+			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken,
+		})
+	})
+}

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
+)
+
+// handleJWKS serves the prepared JWKS bytes with a short public cache lifetime and an ETag, so
+// verifiers and caches can revalidate for the price of a 304.
+func handleJWKS(keys Keys, maxAge time.Duration) http.Handler {
+	cacheControl := "public, max-age=" + strconv.Itoa(int(maxAge.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, etag := keys.JWKS()
+		h := w.Header()
+		h.Set("Cache-Control", cacheControl)
+		h.Set("ETag", etag)
+		if etagMatch(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+}
+
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// handleDiscovery serves OpenID Connect Discovery / RFC 8414 metadata, built once from the
+// issuer.
+func handleDiscovery(issuer string) http.Handler {
+	base := strings.TrimSuffix(issuer, "/")
+	doc := map[string]any{
+		"issuer":                                     issuer,
+		"jwks_uri":                                   base + "/.well-known/jwks.json",
+		"token_endpoint":                             base + "/token",
+		"revocation_endpoint":                        base + "/revoke",
+		"userinfo_endpoint":                          base + "/userinfo",
+		"grant_types_supported":                      []string{"refresh_token"},
+		"response_types_supported":                   []string{"token"},
+		"subject_types_supported":                    []string{"public"},
+		"id_token_signing_alg_values_supported":      []string{"RS256"},
+		"token_endpoint_auth_methods_supported":      []string{"none"},
+		"revocation_endpoint_auth_methods_supported": []string{"none"},
+		"scopes_supported":                           []string{"workitems:read", "workitems:write"},
+		"claims_supported":                           []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "preferred_username"},
+	}
+	body, _ := json.Marshal(doc)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Write(body)
+	})
+}
+
+func handleUserinfo() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := jwtauth.FromContext(r.Context())
+		w.Header().Set("Cache-Control", "no-store")
+		web.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.Subject, "preferred_username": c.PreferredUsername})
+	})
+}

@@ -1,0 +1,22 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"jwtidp/shared/web"
+)
+
+// addRoutes lists every route of the IdP.
+func addRoutes(mux *http.ServeMux, d Deps) {
+	mux.Handle("POST /signup", handleSignup(d.Logger, d.Auth))
+	mux.Handle("POST /auth", handleAuth(d.Logger, d.Auth))
+	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
+	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer))
+	mux.Handle("GET /userinfo", d.Verifier.Require("idp", "")(handleUserinfo()))
+	mux.Handle("GET /healthz", web.HandleHealthz())
+	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/", web.NotFound())
+}

@@ -1,0 +1,43 @@
+// Package httpapi is the IdP's HTTP layer: it translates requests into the use cases of package
+// auth and their results back into the responses of API.md, nothing more.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jwtidp/idp/auth"
+	"jwtidp/idp/identity"
+	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
+)
+
+// Keys is what the HTTP layer needs of the key manager.
+type Keys interface {
+	JWKS() ([]byte, string)
+	Keys() []identity.SigningKey
+	Rotate(ctx context.Context) error
+}
+
+// Deps are the server's dependencies.
+type Deps struct {
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry
+	Auth       *auth.Service
+	Keys       Keys
+	Verifier   *jwtauth.Verifier // the IdP's own tokens, for /userinfo
+	Ready      *web.Readiness
+	Issuer     string
+	JWKSMaxAge time.Duration
+}
+
+// NewServer returns the IdP's handler with every route and the common middleware.
+func NewServer(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry))
+}

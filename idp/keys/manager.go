@@ -1,0 +1,238 @@
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"jwtidp/idp/identity"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Bits   int // RSA modulus size: 2048, 3072 or 4096
+	Policy Policy
+	Now    func() time.Time
+	Random io.Reader
+	Logger *slog.Logger
+}
+
+// Manager holds the signing keys in memory as a snapshot that is replaced whole at each change,
+// so the hot paths (signing, serving the JWKS, checking a kid) take no lock and parse nothing.
+type Manager struct {
+	store   identity.KeyStore
+	opt     Options
+	snap    atomic.Pointer[snapshot]
+	changed chan struct{}
+}
+
+type snapshot struct {
+	keys   []identity.SigningKey // without private parts
+	kid    string
+	signer *rsa.PrivateKey
+	public map[string]*rsa.PublicKey
+	jwks   []byte
+	etag   string
+}
+
+// New loads the stored keys and makes the missing ones (a current and a next key on the first
+// start).
+func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, error) {
+	switch opt.Bits {
+	case 2048, 3072, 4096:
+	default:
+		return nil, fmt.Errorf("key size must be 2048, 3072 or 4096 bits, not %d", opt.Bits)
+	}
+	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
+	if err := m.apply(ctx, Ensure); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type updater func([]identity.SigningKey, time.Time, Policy, *pool) ([]identity.SigningKey, error)
+
+// apply runs up under the store's transaction with freshly generated keys ready for it. It
+// first learns, without a transaction, how many fresh keys the update needs, so a start on a
+// store in order generates none; if the set changed meanwhile and needs more, it tries again.
+func (m *Manager) apply(ctx context.Context, up updater) error {
+	current, err := m.store.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read signing keys: %w", err)
+	}
+	need := 0
+	now := m.opt.Now()
+	for ; need < 4; need++ {
+		if _, err := up(slices.Clone(current), now, m.opt.Policy, &pool{fresh: make([]identity.SigningKey, need)}); !errors.Is(err, errNeedKey) {
+			break
+		}
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		fresh := make([]identity.SigningKey, need)
+		for i := range fresh {
+			if fresh[i], err = m.generate(); err != nil {
+				return err
+			}
+		}
+		now := m.opt.Now()
+		err = m.store.UpdateKeys(ctx, func(keys []identity.SigningKey) ([]identity.SigningKey, error) {
+			return up(keys, now, m.opt.Policy, &pool{fresh: slices.Clone(fresh)})
+		})
+		if errors.Is(err, errNeedKey) {
+			need++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update signing keys: %w", err)
+		}
+		return m.reload(ctx)
+	}
+	return fmt.Errorf("update signing keys: the key set kept changing")
+}
+
+func (m *Manager) generate() (identity.SigningKey, error) {
+	priv, err := rsa.GenerateKey(m.opt.Random, m.opt.Bits)
+	if err != nil {
+		return identity.SigningKey{}, fmt.Errorf("generate RSA key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return identity.SigningKey{}, err
+	}
+	// The kid is the RFC 7638 thumbprint: stable, unique and free of meaning.
+	tp, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return identity.SigningKey{}, err
+	}
+	return identity.SigningKey{ID: base64.RawURLEncoding.EncodeToString(tp), PrivateDER: der}, nil
+}
+
+// reload rebuilds the snapshot from the store: parsed keys, the JWKS bytes and their ETag.
+func (m *Manager) reload(ctx context.Context) error {
+	keys, err := m.store.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read signing keys: %w", err)
+	}
+	// Current first, then next, then retired, newest first: a stable order for a stable ETag.
+	rank := map[identity.KeyState]int{identity.KeyCurrent: 0, identity.KeyNext: 1, identity.KeyRetired: 2}
+	slices.SortFunc(keys, func(a, b identity.SigningKey) int {
+		if rank[a.State] != rank[b.State] {
+			return rank[a.State] - rank[b.State]
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+	s := &snapshot{public: map[string]*rsa.PublicKey{}}
+	var set jose.JSONWebKeySet
+	for _, k := range keys {
+		parsed, err := x509.ParsePKCS8PrivateKey(k.PrivateDER)
+		if err != nil {
+			return fmt.Errorf("parse signing key %s: %w", k.ID, err)
+		}
+		priv, ok := parsed.(*rsa.PrivateKey)
+		if !ok {
+			return fmt.Errorf("signing key %s is not RSA", k.ID)
+		}
+		if k.State == identity.KeyCurrent {
+			s.kid, s.signer = k.ID, priv
+		}
+		s.public[k.ID] = &priv.PublicKey
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &priv.PublicKey, KeyID: k.ID, Algorithm: "RS256", Use: "sig"})
+		k.PrivateDER = nil
+		s.keys = append(s.keys, k)
+	}
+	if s.signer == nil {
+		return errors.New("no current signing key")
+	}
+	if s.jwks, err = json.Marshal(set); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(s.jwks)
+	s.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	m.snap.Store(s)
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Signer returns the current key and its kid.
+func (m *Manager) Signer() (string, *rsa.PrivateKey) {
+	s := m.snap.Load()
+	return s.kid, s.signer
+}
+
+// PublicKey returns the published key with the given kid.
+func (m *Manager) PublicKey(kid string) (*rsa.PublicKey, bool) {
+	k, ok := m.snap.Load().public[kid]
+	return k, ok
+}
+
+// JWKS returns the prepared JWKS document and its ETag. The caller must not modify the bytes.
+func (m *Manager) JWKS() ([]byte, string) {
+	s := m.snap.Load()
+	return s.jwks, s.etag
+}
+
+// Keys lists the keys without their private parts, current first.
+func (m *Manager) Keys() []identity.SigningKey {
+	return slices.Clone(m.snap.Load().keys)
+}
+
+// Rotate promotes the next key, retires the current one and makes a new next key.
+func (m *Manager) Rotate(ctx context.Context) error {
+	before, _ := m.Signer()
+	if err := m.apply(ctx, Rotate); err != nil {
+		return err
+	}
+	after, _ := m.Signer()
+	m.opt.Logger.Info("signing keys rotated", "from_kid", before, "to_kid", after)
+	return nil
+}
+
+// Run rotates on the schedule and deletes retired keys when their time comes, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	for {
+		wait := time.Hour
+		if t := NextEvent(m.snap.Load().keys, m.opt.Policy); !t.IsZero() {
+			wait = max(t.Sub(m.opt.Now()), 0)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-m.changed:
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+		var err error
+		if Due(m.snap.Load().keys, m.opt.Now(), m.opt.Policy) {
+			err = m.Rotate(ctx)
+		} else {
+			err = m.apply(ctx, Ensure)
+		}
+		if err != nil && ctx.Err() == nil {
+			m.opt.Logger.Error("key schedule", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Minute):
+			}
+		}
+	}
+}

@@ -1,0 +1,217 @@
+// Package password hashes and checks passwords with argon2id, stored as PHC strings, and
+// bounds how many hashes run at once: each takes the configured memory (19 MiB by default),
+// so an unbounded login flood would exhaust the machine.
+package password
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"jwtidp/shared/apperr"
+)
+
+// MaxBytes is the longest password accepted; longer ones are refused before hashing.
+const MaxBytes = 1024
+
+// Params are argon2id's cost parameters.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+}
+
+// DefaultParams is OWASP's floor for argon2id.
+var DefaultParams = Params{Memory: 19456, Time: 2, Threads: 1}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// Validate checks that the parameters are usable.
+func (p Params) Validate() error {
+	if p.Memory < 8*uint32(p.Threads) || p.Memory < 64 {
+		return fmt.Errorf("argon2 memory must be at least 64 KiB and 8 KiB per thread")
+	}
+	if p.Time < 1 || p.Threads < 1 {
+		return fmt.Errorf("argon2 time and threads must be at least 1")
+	}
+	return nil
+}
+
+// weakerThan reports whether p costs less than q in any dimension.
+func (p Params) weakerThan(q Params) bool {
+	return p.Memory < q.Memory || p.Time < q.Time || p.Threads < q.Threads
+}
+
+// Hasher hashes and verifies passwords with at most a fixed number of hashes at once.
+type Hasher struct {
+	params  Params
+	slots   chan struct{}
+	wait    time.Duration
+	random  io.Reader
+	dummy   string
+	OnSlot  func(waited time.Duration) // observes how long each hash waited for a slot
+	OnStart func()                     // called as a hash starts and
+	OnEnd   func()                     // as it ends, for tests and metrics
+}
+
+// ErrBusy is returned when no hashing slot frees up within the wait.
+var ErrBusy = &apperr.Error{Code: apperr.EUNAVAILABLE, Message: "Server busy, try again shortly", RetryAfter: time.Second}
+
+// NewHasher returns a Hasher running at most slots hashes at once; a hash that gets no slot
+// within wait fails with ErrBusy. It hashes a random password once to make the dummy hash that
+// unknown usernames are checked against.
+func NewHasher(p Params, slots int, wait time.Duration, random io.Reader) (*Hasher, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if slots < 1 {
+		return nil, fmt.Errorf("hash concurrency must be at least 1")
+	}
+	h := &Hasher{params: p, slots: make(chan struct{}, slots), wait: wait, random: random}
+	var pw [16]byte
+	if _, err := io.ReadFull(random, pw[:]); err != nil {
+		return nil, err
+	}
+	dummy, err := h.hash(string(pw[:]))
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = dummy
+	return h, nil
+}
+
+func (h *Hasher) acquire(ctx context.Context) (func(), error) {
+	start := time.Now()
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+	case <-timer.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ErrBusy
+	}
+	if h.OnSlot != nil {
+		h.OnSlot(time.Since(start))
+	}
+	if h.OnStart != nil {
+		h.OnStart()
+	}
+	return func() {
+		if h.OnEnd != nil {
+			h.OnEnd()
+		}
+		<-h.slots
+	}, nil
+}
+
+// Hash returns the PHC string of password under the configured parameters.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return h.hash(password)
+}
+
+func (h *Hasher) hash(password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := io.ReadFull(h.random, salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, keyLen)
+	return encode(h.params, salt, key), nil
+}
+
+// Verify reports whether password matches encoded, and whether encoded should be replaced
+// because its parameters are weaker than the configured ones. An empty encoded (an unknown
+// user) is checked against the dummy hash, so it costs the same and never matches.
+func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
+	unknown := encoded == ""
+	if unknown {
+		encoded = h.dummy
+	}
+	p, salt, want, err := Decode(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	match := subtle.ConstantTimeCompare(got, want) == 1
+	return match && !unknown, match && !unknown && p.weakerThan(h.params), nil
+}
+
+func encode(p Params, salt, key []byte) string {
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+var errFormat = errors.New("password hash: not an argon2id PHC string")
+
+// maxDecodeMemory bounds the memory a stored hash may ask for (4 GiB), so a corrupted or
+// planted hash cannot make one verification allocate without limit.
+const maxDecodeMemory = 4 << 20
+
+// Decode parses a PHC argon2id string: $argon2id$v=19$m=…,t=…,p=…$salt$hash.
+func Decode(s string) (Params, []byte, []byte, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return Params{}, nil, nil, errFormat
+	}
+	var p Params
+	kv := strings.Split(parts[3], ",")
+	if len(kv) != 3 {
+		return Params{}, nil, nil, errFormat
+	}
+	for i, name := range []string{"m", "t", "p"} {
+		v, ok := strings.CutPrefix(kv[i], name+"=")
+		if !ok {
+			return Params{}, nil, nil, errFormat
+		}
+		bits := 32
+		if name == "p" {
+			bits = 8
+		}
+		n, err := strconv.ParseUint(v, 10, bits)
+		if err != nil || (len(v) > 1 && v[0] == '0') {
+			return Params{}, nil, nil, errFormat
+		}
+		switch name {
+		case "m":
+			p.Memory = uint32(n)
+		case "t":
+			p.Time = uint32(n)
+		case "p":
+			p.Threads = uint8(n)
+		}
+	}
+	if p.Validate() != nil || p.Memory > maxDecodeMemory || p.Time > 64 {
+		return Params{}, nil, nil, errFormat
+	}
+	salt, err := base64.RawStdEncoding.Strict().DecodeString(parts[4])
+	if err != nil || len(salt) < 8 || len(salt) > 64 {
+		return Params{}, nil, nil, errFormat
+	}
+	key, err := base64.RawStdEncoding.Strict().DecodeString(parts[5])
+	if err != nil || len(key) < 16 || len(key) > 128 {
+		return Params{}, nil, nil, errFormat
+	}
+	return p, salt, key, nil
+}

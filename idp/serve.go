@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"jwtidp/idp/auth"
+	"jwtidp/idp/boltdb"
+	"jwtidp/idp/httpapi"
+	"jwtidp/idp/keys"
+	"jwtidp/idp/password"
+	"jwtidp/idp/token"
+	"jwtidp/shared/envflag"
+	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
+)
+
+// config is every setting of `idp serve`.
+type config struct {
+	addr, issuer, data, audience, adminToken, scope, logLevel string
+	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
+	keyBits, hashSlots                                        int
+	argon                                                     password.Params
+	version                                                   bool
+}
+
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := envflag.New("idp serve", stderr)
+	addr := fs.String("addr", "IDP_ADDR", "127.0.0.1:8080", "listen address")
+	issuer := fs.String("issuer", "IDP_ISSUER", "", "issuer URL (default http:// + the listen address)")
+	data := fs.String("data", "IDP_DATA", "./data/idp", "data folder (the bbolt file lives inside)")
+	tokenTTL := fs.Duration("token-ttl", "IDP_TOKEN_TTL", 15*time.Minute, "access-token lifetime")
+	refreshTTL := fs.Duration("refresh-ttl", "IDP_REFRESH_TTL", 720*time.Hour, "refresh-token family lifetime (absolute)")
+	audience := fs.String("audience", "IDP_AUDIENCE", "workitems", "access-token audience (comma-separated list)")
+	scope := fs.String("scope", "IDP_SCOPE", "workitems:read workitems:write", "scope granted at login (space-separated)")
+	keyRotation := fs.Duration("key-rotation", "IDP_KEY_ROTATION", 168*time.Hour, "signing-key rotation period (0 turns the schedule off)")
+	keyBits := fs.Int("key-bits", "IDP_KEY_BITS", 2048, "RSA key size: 2048, 3072 or 4096")
+	jwksMaxAge := fs.Duration("jwks-max-age", "IDP_JWKS_MAX_AGE", 5*time.Minute, "JWKS Cache-Control max-age (capped at the rotation period)")
+	adminToken := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential (admin routes answer 404 until set)")
+	mem := fs.Int("argon2-memory", "IDP_ARGON2_MEMORY", int(password.DefaultParams.Memory), "argon2id memory in KiB")
+	iter := fs.Int("argon2-time", "IDP_ARGON2_TIME", int(password.DefaultParams.Time), "argon2id iterations")
+	threads := fs.Int("argon2-threads", "IDP_ARGON2_THREADS", int(password.DefaultParams.Threads), "argon2id parallelism")
+	hashSlots := fs.Int("hash-concurrency", "IDP_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), "password hashes running at once")
+	hashWait := fs.Duration("hash-wait", "IDP_HASH_WAIT", 2*time.Second, "longest wait for a hashing slot before 503")
+	logLevel := fs.String("log-level", "IDP_LOG_LEVEL", "info", "debug, info, warn or error")
+	ver := fs.Bool("version", "", false, "print the version and exit")
+	if err := fs.Parse(args, getenv); err != nil {
+		return c, err
+	}
+	c = config{
+		addr: *addr, issuer: *issuer, data: *data, audience: *audience, adminToken: *adminToken, scope: *scope,
+		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, keyRotation: *keyRotation,
+		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
+	}
+	if c.version {
+		return c, nil
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		return c, fmt.Errorf("invalid --addr (IDP_ADDR) %q: %v", c.addr, err)
+	}
+	if c.issuer != "" {
+		if err := validateIssuer(c.issuer); err != nil {
+			return c, fmt.Errorf("invalid --issuer (IDP_ISSUER) %q: %v", c.issuer, err)
+		}
+	}
+	if c.data == "" {
+		return c, errors.New("invalid --data (IDP_DATA): must name a folder")
+	}
+	if c.tokenTTL < time.Second {
+		return c, fmt.Errorf("invalid --token-ttl (IDP_TOKEN_TTL) %s: must be at least 1s", c.tokenTTL)
+	}
+	if c.refreshTTL < c.tokenTTL {
+		return c, fmt.Errorf("invalid --refresh-ttl (IDP_REFRESH_TTL) %s: must be at least the token TTL", c.refreshTTL)
+	}
+	if strings.TrimSpace(c.audience) == "" {
+		return c, errors.New("invalid --audience (IDP_AUDIENCE): must name at least one audience")
+	}
+	if strings.TrimSpace(c.scope) == "" {
+		return c, errors.New("invalid --scope (IDP_SCOPE): must not be empty")
+	}
+	if c.keyRotation < 0 || (c.keyRotation > 0 && c.keyRotation < time.Second) {
+		return c, fmt.Errorf("invalid --key-rotation (IDP_KEY_ROTATION) %s: must be 0 or at least 1s", c.keyRotation)
+	}
+	if c.keyBits != 2048 && c.keyBits != 3072 && c.keyBits != 4096 {
+		return c, fmt.Errorf("invalid --key-bits (IDP_KEY_BITS) %d: must be 2048, 3072 or 4096", c.keyBits)
+	}
+	if c.jwksMaxAge < 0 {
+		return c, fmt.Errorf("invalid --jwks-max-age (IDP_JWKS_MAX_AGE) %s: must not be negative", c.jwksMaxAge)
+	}
+	if *mem < 64 || *mem > 4<<20 || *iter < 1 || *iter > 64 || *threads < 1 || *threads > 255 {
+		return c, errors.New("invalid --argon2-memory/--argon2-time/--argon2-threads: memory 64 KiB to 4 GiB, time 1 to 64, threads 1 to 255")
+	}
+	c.argon = password.Params{Memory: uint32(*mem), Time: uint32(*iter), Threads: uint8(*threads)}
+	if c.hashSlots < 1 {
+		return c, fmt.Errorf("invalid --hash-concurrency (IDP_HASH_CONCURRENCY) %d: must be at least 1", c.hashSlots)
+	}
+	if c.hashWait <= 0 {
+		return c, fmt.Errorf("invalid --hash-wait (IDP_HASH_WAIT) %s: must be positive", c.hashWait)
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return c, fmt.Errorf("invalid --log-level (IDP_LOG_LEVEL) %q: %v", c.logLevel, err)
+	}
+	return c, nil
+}
+
+func validateIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("must not have a query, fragment or user info")
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if c.version {
+		fmt.Fprintln(stdout, "idp", version)
+		return nil
+	}
+	level, _ := parseLevel(c.logLevel)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	db, err := boltdb.Open(c.data, time.Second)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on --addr %s: %w", c.addr, err)
+	}
+	defer ln.Close()
+	if c.issuer == "" {
+		c.issuer = "http://" + ln.Addr().String()
+	}
+
+	maxAge := c.jwksMaxAge
+	if c.keyRotation > 0 && c.keyRotation < maxAge {
+		maxAge = c.keyRotation
+	}
+	km, err := keys.New(ctx, db, keys.Options{
+		Bits: c.keyBits, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "keys"),
+		// A retired key stays published past its last token's expiry for verifiers' clock leeway
+		// and for their JWKS caches.
+		Policy: keys.Policy{Period: c.keyRotation, TokenTTL: c.tokenTTL, Leeway: 2*maxAge + time.Minute},
+	})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "idp_logins_total", Help: "Logins by outcome."}, []string{"outcome"})
+	slotWait := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "idp_password_hash_slot_wait_seconds", Help: "Time a password hash waited for a slot.",
+		Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	reg.MustRegister(logins, slotWait)
+
+	hasher, err := password.NewHasher(c.argon, c.hashSlots, c.hashWait, rand.Reader)
+	if err != nil {
+		return err
+	}
+	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
+
+	issuer := &token.Issuer{
+		Issuer: c.issuer, Audience: splitList(c.audience), TTL: c.tokenTTL, ClientID: "idp",
+		Keys: km, Now: time.Now, Random: rand.Reader,
+	}
+	svc := &auth.Service{
+		Users: db, Families: db, Hasher: hasher, Issuer: issuer, Scope: strings.Join(strings.Fields(c.scope), " "),
+		RefreshTTL: c.refreshTTL, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "auth"),
+		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+	}
+	ready := web.NewReadiness(db.Ping)
+	handler := httpapi.NewServer(httpapi.Deps{
+		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge,
+		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: 30 * time.Second, Keys: jwtauth.StaticKeys(km.PublicKey)}),
+	})
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go km.Run(bg)
+
+	kid, _ := km.Signer()
+	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data, "kid", kid)
+	err = web.Serve(ctx, web.NewServer(handler, logger), ln, ready, 10*time.Second, logger)
+	stopBG()
+	logger.Info("stopped")
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+// Package jwtauth verifies the IdP's RS256 access tokens for any Go service: a Verifier over a
+// key source, HTTP middleware with RFC 6750 answers, scope checks and context accessors. Keys
+// come from the issuer's JWKS through RemoteKeys (keyfunc/v3); header parameters that point at
+// keys (jku, x5u, jwk, x5c) are never followed.
+package jwtauth
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenBytes caps the Authorization value before any parsing.
+const MaxTokenBytes = 8 << 10
+
+// Claims are the access-token claims a service may rely on once verified.
+type Claims struct {
+	jwt.RegisteredClaims
+	ClientID          string `json:"client_id"`
+	Scope             string `json:"scope"`
+	PreferredUsername string `json:"preferred_username"`
+}
+
+// HasScope reports whether the token grants scope.
+func (c *Claims) HasScope(scope string) bool {
+	return slices.Contains(strings.Fields(c.Scope), scope)
+}
+
+// KeySource finds the public key for a kid.
+type KeySource interface {
+	// Key returns the RSA public key published under kid. It returns an error wrapping
+	// ErrUnknownKey when there is none, and ErrKeysUnavailable when no keys are known yet.
+	Key(ctx context.Context, kid string) (*rsa.PublicKey, error)
+}
+
+var (
+	// ErrNoToken: the request carries no access token.
+	ErrNoToken = errors.New("no access token")
+	// ErrInvalidToken: the token is malformed, forged, expired or not for us.
+	ErrInvalidToken = errors.New("invalid access token")
+	// ErrUnknownKey: no published key has the token's kid.
+	ErrUnknownKey = errors.New("unknown signing key")
+	// ErrKeysUnavailable: the issuer's keys could not be loaded yet.
+	ErrKeysUnavailable = errors.New("identity provider unavailable")
+)
+
+// Config configures a Verifier.
+type Config struct {
+	Issuer   string        // required: iss must equal it
+	Audience string        // aud must contain it; "" skips the check (the IdP's own endpoints)
+	Leeway   time.Duration // clock skew allowed on exp, nbf and iat
+	Keys     KeySource
+	Now      func() time.Time // defaults to time.Now
+}
+
+// Verifier checks access tokens.
+type Verifier struct {
+	cfg    Config
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a Verifier for cfg.
+func NewVerifier(cfg Config) *Verifier {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+}
+
+// Verify checks raw and returns its claims. Errors wrap ErrInvalidToken, or ErrKeysUnavailable
+// when the answer cannot be known yet.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if raw == "" {
+		return nil, ErrNoToken
+	}
+	if len(raw) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	var claims Claims
+	var keyErr error
+	_, err := v.parser.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+			return nil, errors.New("typ is not at+jwt")
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("crit header not supported")
+		}
+		kid, ok := t.Header["kid"].(string)
+		if !ok || kid == "" {
+			return nil, errors.New("no kid")
+		}
+		key, err := v.cfg.Keys.Key(ctx, kid)
+		if err != nil {
+			keyErr = err
+			return nil, err
+		}
+		return key, nil
+	})
+	if errors.Is(keyErr, ErrKeysUnavailable) {
+		return nil, ErrKeysUnavailable
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if claims.Subject == "" {
+		return nil, fmt.Errorf("%w: no sub", ErrInvalidToken)
+	}
+	return &claims, nil
+}
+
+// StaticKeys is a KeySource over a fixed or locally managed set, such as the IdP's own keys.
+type StaticKeys func(kid string) (*rsa.PublicKey, bool)
+
+// Key implements KeySource.
+func (f StaticKeys) Key(_ context.Context, kid string) (*rsa.PublicKey, error) {
+	if k, ok := f(kid); ok {
+		return k, nil
+	}
+	return nil, ErrUnknownKey
+}

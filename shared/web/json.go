@@ -1,0 +1,229 @@
+// Package web holds what both services' HTTP layers share: the app envelope of API.md, strict
+// JSON decoding, the one table that maps error codes to statuses, middleware, health checks and
+// a server with graceful shutdown.
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"jwtidp/shared/apperr"
+)
+
+// MaxBodyBytes is the largest request body either service reads (API.md: 64 KiB).
+const MaxBodyBytes = 64 << 10
+
+// maxJSONDepth bounds nesting so a deeply nested body cannot make the decoder work hard; no
+// request of the contract nests at all.
+const maxJSONDepth = 8
+
+// Validator is implemented by request types: Valid returns the problems of a decoded value,
+// field name to message, or nil.
+type Validator interface {
+	Valid() map[string]string
+}
+
+// Decode reads one JSON object from r into v: application/json only, at most MaxBodyBytes,
+// no unknown fields, nothing after the object, and v's own rules. Its errors are *apperr.Error
+// with a message that says what is wrong.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	if r.ContentLength > MaxBodyBytes {
+		// Refuse before reading a byte, and make sure the connection is not reused for the rest.
+		w.Header().Set("Connection", "close")
+		return tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge()
+		}
+		return apperr.Wrap(apperr.EINVALID, err, "Could not read the request body")
+	}
+	if err := checkDepth(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apperr.Errorf(apperr.EINVALID, "%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return apperr.Errorf(apperr.EINVALID, "Request body must hold a single JSON object")
+	}
+	if val, ok := v.(Validator); ok {
+		if problems := val.Valid(); len(problems) > 0 {
+			return apperr.Errorf(apperr.EINVALID, "%s", joinProblems(problems))
+		}
+	}
+	return nil
+}
+
+func tooLarge() error {
+	return apperr.Errorf(apperr.ETOOLARGE, "Request body is larger than %d bytes", MaxBodyBytes)
+}
+
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return apperr.Errorf(apperr.EUNSUPPORTED, "Content-Type must be application/json")
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return apperr.Errorf(apperr.EUNSUPPORTED, "Content-Type must be application/json")
+	}
+	return nil
+}
+
+func checkDepth(body []byte) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxJSONDepth {
+				return apperr.Errorf(apperr.EINVALID, "Request body is nested too deeply")
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "Request body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "Request body is not valid JSON: it ends early"
+	case errors.As(err, &syn):
+		return fmt.Sprintf("Request body is not valid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return "Request body must be a JSON object"
+		}
+		return fmt.Sprintf("Field %q must be a %s", typ.Field, jsonTypeName(typ.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	default:
+		return "Request body is not valid JSON"
+	}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "int", "int64", "uint64", "float64":
+		return "number"
+	default:
+		return kind
+	}
+}
+
+func joinProblems(p map[string]string) string {
+	// Deterministic order so the same request always gets the same message.
+	keys := slices.Sorted(maps.Keys(p))
+	msgs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		msgs = append(msgs, p[k])
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"Status":"Error","result":"Internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// Envelope is the app response of the Flask-JWT design.
+type Envelope struct {
+	Status string `json:"Status"`
+	Result any    `json:"result"`
+}
+
+// Success writes {"Status":"Success","result":result}.
+func Success(w http.ResponseWriter, status int, result any) {
+	WriteJSON(w, status, Envelope{Status: "Success", Result: result})
+}
+
+// Status maps an error code to an HTTP status: the one table of the project.
+func Status(code string) int {
+	switch code {
+	case apperr.EINVALID:
+		return http.StatusBadRequest
+	case apperr.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case apperr.EFORBIDDEN:
+		return http.StatusForbidden
+	case apperr.ENOTFOUND:
+		return http.StatusNotFound
+	case apperr.ECONFLICT:
+		return http.StatusConflict
+	case apperr.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case apperr.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case apperr.ETHROTTLED:
+		return http.StatusTooManyRequests
+	case apperr.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Error writes err in the app envelope with the status of its code. Internal errors are logged
+// with the request id and answered with a generic message.
+func Error(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := apperr.Code(err)
+	if code == apperr.EINTERNAL {
+		logger.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
+	}
+	SetRetryAfter(w, apperr.RetryAfter(err))
+	WriteJSON(w, Status(code), Envelope{Status: "Error", Result: apperr.Message(err)})
+}
+
+// SetRetryAfter sets Retry-After in whole seconds, rounded up; nothing for d <= 0.
+func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+}
