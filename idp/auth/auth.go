@@ -139,7 +139,7 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 
 // issue makes an access token and starts a refresh family for u.
 func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
-	access, exp, err := s.Issuer.Access(token.Subject{ID: u.ID, Username: u.Username}, s.Scope)
+	access, _, err := s.Issuer.Access(token.Subject{ID: u.ID, Username: u.Username}, s.Scope)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -162,7 +162,7 @@ func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
 	return Tokens{
 		AccessToken:  access,
 		RefreshToken: refresh,
-		ExpiresIn:    int(exp.Sub(s.Now()).Round(time.Second).Seconds()),
+		ExpiresIn:    int(s.Issuer.TTL.Seconds()),
 		Scope:        s.Scope,
 	}, nil
 }

@@ -1,0 +1,193 @@
+// Package proctest builds this module's binaries and runs them as a user would, on port 0 with
+// a temporary data folder, for end-to-end tests. It is imported by tests only.
+package proctest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles the package at pkg (e.g. "jwtidp/idp") into dir and returns the binary's path.
+func Build(dir, pkg string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// Proc is a running binary.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Addr string // host:port it listens on
+	URL  string // http://Addr
+	log  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Log returns everything the process has written to stderr so far.
+func (p *Proc) Log() string { return p.log.String() }
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// Start runs bin with args and extra environment, waits for its "listening" log line and stops
+// it when the test ends.
+func Start(t testing.TB, bin string, args []string, env ...string) *Proc {
+	t.Helper()
+	p, err := StartErr(bin, args, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// StartErr is Start without a test: it returns an error when the process exits or does not
+// listen within 30 s.
+func StartErr(bin string, args []string, env ...string) (*Proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	cmd.Stdout = io.Discard
+	p := &Proc{Cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.log.WriteLine(line)
+			if m := listening.FindStringSubmatch(line); m != nil && !sent {
+				addrc <- m[1]
+				sent = true
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	select {
+	case p.Addr = <-addrc:
+		p.URL = "http://" + p.Addr
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before listening: %v\n%s", filepath.Base(bin), p.err, p.log.String())
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		return nil, fmt.Errorf("%s did not listen within 30s\n%s", filepath.Base(bin), p.log.String())
+	}
+}
+
+// cleanEnv drops the services' own variables from the test's environment, so a developer's
+// settings cannot change what a test runs.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "IDP_") || strings.HasPrefix(kv, "WORKITEMS_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Wait waits for the process to exit (at most timeout) and returns its exit error.
+func (p *Proc) Wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		return fmt.Errorf("process did not exit within %s", timeout)
+	}
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *Proc) Stop() error {
+	p.Signal(syscall.SIGTERM)
+	return p.Wait(20 * time.Second)
+}
+
+// Kill ends the process at once (kill -9) and waits for it.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.Cmd.Process.Kill()
+	<-p.done
+}
+
+// Run runs bin to completion and returns its combined output and exit error.
+func Run(bin string, args []string, env ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+	b.buf.WriteByte('\n')
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// WaitReady polls url+"/readyz" until it answers 200 or timeout passes.
+func WaitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s (last: %v)", url, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FastArgon are argon2id settings that keep end-to-end tests quick; the defaults are tested
+// where cost matters.
+var FastArgon = []string{"--argon2-memory", "1024", "--argon2-time", "1"}
