@@ -6,17 +6,14 @@ package boltdb
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/boltfile"
 )
 
 // FileName is the bbolt file inside the data folder.
@@ -41,33 +38,11 @@ type DB struct {
 // A second process on the same folder gets an error naming the folder after lockTimeout
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data folder %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data folder %s: %w", dir, err)
-	}
-	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("data folder %s is in use by another process: could not lock %s within %s", dir, path, lockTimeout)
-	}
+	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("initialise store %s: %w", path, err)
-	}
-	return &DB{db: db, path: path}, nil
+	return &DB{db: db, path: db.Path()}, nil
 }
 
 // Close closes the file and releases its lock.

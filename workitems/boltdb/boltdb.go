@@ -1,0 +1,159 @@
+// Package boltdb keeps work items in a bbolt file: one nested bucket per owner, keyed by the
+// big-endian id, so a user's items list in creation order and another user's are out of reach.
+package boltdb
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/boltfile"
+	"jwtidp/workitems/workitem"
+)
+
+// FileName is the bbolt file inside the data folder.
+const FileName = "workitems.db"
+
+var bucketItems = []byte("items") // sequence for ids; owner → (id → Item)
+
+// DB implements workitem.Store.
+type DB struct{ db *bolt.DB }
+
+// Open opens (creating if needed) the store in dir (0700, file 0600). A second process on the
+// same folder gets an error naming it after lockTimeout.
+func Open(dir string, lockTimeout time.Duration) (*DB, error) {
+	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketItems)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the file.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping reports whether the store is open, for readiness.
+func (s *DB) Ping(context.Context) error { return s.db.View(func(*bolt.Tx) error { return nil }) }
+
+func key(id uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], id)
+	return b[:]
+}
+
+func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not found") }
+
+// Create implements workitem.Store.
+func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketItems)
+		id, err := root.NextSequence()
+		if err != nil {
+			return err
+		}
+		it.ID = id
+		b, err := root.CreateBucketIfNotExists([]byte(it.Owner))
+		if err != nil {
+			return err
+		}
+		data, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		return b.Put(key(id), data)
+	})
+	if err != nil {
+		return workitem.Item{}, fmt.Errorf("create item: %w", err)
+	}
+	return it, nil
+}
+
+func read(b *bolt.Bucket, owner string, id uint64) (workitem.Item, error) {
+	if b == nil {
+		return workitem.Item{}, notFound()
+	}
+	data := b.Get(key(id))
+	if data == nil {
+		return workitem.Item{}, notFound()
+	}
+	var it workitem.Item
+	if err := json.Unmarshal(data, &it); err != nil {
+		return workitem.Item{}, fmt.Errorf("read item %d: %w", id, err)
+	}
+	it.Owner = owner
+	return it, nil
+}
+
+// Get implements workitem.Store.
+func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, error) {
+	var it workitem.Item
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		it, err = read(tx.Bucket(bucketItems).Bucket([]byte(owner)), owner, id)
+		return err
+	})
+	return it, err
+}
+
+// List implements workitem.Store.
+func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, error) {
+	items := []workitem.Item{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketItems).Bucket([]byte(f.Owner))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(key(f.After + 1)); k != nil && len(items) < f.Limit; k, v = c.Next() {
+			var it workitem.Item
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("read item: %w", err)
+			}
+			it.Owner = f.Owner
+			items = append(items, it)
+		}
+		return nil
+	})
+	return items, err
+}
+
+// Patch implements workitem.Store.
+func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Update, now time.Time) (workitem.Item, error) {
+	var it workitem.Item
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
+		var err error
+		if it, err = read(b, owner, id); err != nil {
+			return err
+		}
+		if u.Title != nil {
+			it.Title = *u.Title
+		}
+		if u.Done != nil {
+			it.Done = *u.Done
+		}
+		it.UpdatedAt = now
+		data, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		return b.Put(key(id), data)
+	})
+	return it, err
+}
+
+// Delete implements workitem.Store.
+func (s *DB) Delete(ctx context.Context, owner string, id uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
+		if b == nil || b.Get(key(id)) == nil {
+			return notFound()
+		}
+		return b.Delete(key(id))
+	})
+}
