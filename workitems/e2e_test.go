@@ -301,7 +301,7 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 	f := &fakeIssuer{key: key, kid: "test-key-1"}
 	f.mode.Store("ok")
 	stall := make(chan struct{})
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/.well-known/openid-configuration":
 			json.NewEncoder(w).Encode(map[string]string{"issuer": f.srv.URL, "jwks_uri": f.srv.URL + "/jwks"})
@@ -330,6 +330,7 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 			http.NotFound(w, r)
 		}
 	}))
+	f.srv.Start()
 	t.Cleanup(func() { close(stall); f.srv.Close() })
 	return f
 }
