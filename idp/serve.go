@@ -210,6 +210,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go km.Run(bg)
+	go svc.CollectGarbage(bg, time.Hour)
 
 	kid, _ := km.Signer()
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data, "kid", kid)

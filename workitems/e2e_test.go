@@ -557,3 +557,17 @@ func TestConcurrentCreatesAllStored(t *testing.T) {
 		t.Fatalf("%d items listed after 30 creates", n)
 	}
 }
+
+func TestRefreshTokenIsNotAnAccessToken(t *testing.T) {
+	idp, wi := system(t)
+	creds := map[string]string{"username": "rita", "password": "correct-horse-9"}
+	call(t, "POST", idp.URL+"/signup", "", creds)
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	json.Unmarshal(call(t, "POST", idp.URL+"/auth", "", creds).body, &tok)
+	a := call(t, "GET", wi.URL+"/workitems", "Bearer "+tok.RefreshToken, nil)
+	if a.status != 401 || !strings.Contains(a.header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Fatalf("refresh token as Bearer: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	}
+}

@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,13 +20,12 @@ import (
 type Users interface {
 	CreateUser(ctx context.Context, u identity.User) error
 	UserByName(ctx context.Context, username string) (identity.User, error)
+	UserByID(ctx context.Context, id string) (identity.User, error)
 	SetPasswordHash(ctx context.Context, id, old, new string) error
 }
 
 // Families is what the use cases need of the refresh-token store.
-type Families interface {
-	CreateFamily(ctx context.Context, f identity.Family) error
-}
+type Families = identity.FamilyStore
 
 // Tokens is a successful login's answer.
 type Tokens struct {
@@ -139,7 +139,7 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 
 // issue makes an access token and starts a refresh family for u.
 func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
-	access, _, err := s.Issuer.Access(token.Subject{ID: u.ID, Username: u.Username}, s.Scope)
+	access, err := s.access(u, s.Scope)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -159,10 +159,133 @@ func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
-	return Tokens{
-		AccessToken:  access,
-		RefreshToken: refresh,
-		ExpiresIn:    int(s.Issuer.TTL.Seconds()),
-		Scope:        s.Scope,
-	}, nil
+	return s.tokens(access, refresh, s.Scope), nil
+}
+
+func (s *Service) access(u identity.User, scope string) (string, error) {
+	access, _, err := s.Issuer.Access(token.Subject{ID: u.ID, Username: u.Username}, scope)
+	return access, err
+}
+
+func (s *Service) tokens(access, refresh, scope string) Tokens {
+	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.Issuer.TTL.Seconds()), Scope: scope}
+}
+
+// Refresh spends a refresh token and returns a new access token and the family's next refresh
+// token. Every failure — unknown, spent (which revokes the family), revoked, expired, or a user
+// who no longer exists — is identity.ErrInvalidGrant to the caller.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	next, nextHash, err := token.NewRefresh(s.Random)
+	if err != nil {
+		return Tokens{}, err
+	}
+	presented := token.HashRefresh(refreshToken)
+	f, err := s.Families.UpdateFamilyByToken(ctx, presented, func(f identity.Family) (identity.Family, error) {
+		return f.Refresh(presented, nextHash, s.Now())
+	})
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		s.Logger.InfoContext(ctx, "refresh refused", "reason", "unknown token")
+		return Tokens{}, identity.ErrInvalidGrant
+	case errors.Is(err, identity.ErrReuse):
+		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
+		return Tokens{}, identity.ErrInvalidGrant
+	case apperr.Code(err) == apperr.EUNAUTHORIZED:
+		s.Logger.InfoContext(ctx, "refresh refused", "sub", f.UserID, "family", f.ID, "reason", err)
+		return Tokens{}, identity.ErrInvalidGrant
+	case err != nil:
+		return Tokens{}, err
+	}
+	u, err := s.Users.UserByID(ctx, f.UserID)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		s.revoke(ctx, nextHash)
+		s.Logger.InfoContext(ctx, "refresh refused", "sub", f.UserID, "reason", "user gone")
+		return Tokens{}, identity.ErrInvalidGrant
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	access, err := s.access(u, f.Scope)
+	if err != nil {
+		return Tokens{}, err
+	}
+	s.Logger.InfoContext(ctx, "refreshed", "sub", u.ID, "family", f.ID)
+	return s.tokens(access, next, f.Scope), nil
+}
+
+// Revoke ends the family of a refresh token (RFC 7009). Unknown tokens are not an error: the
+// answer must not tell whether a token existed.
+func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
+	return s.revoke(ctx, token.HashRefresh(refreshToken))
+}
+
+func (s *Service) revoke(ctx context.Context, hash string) error {
+	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family) (identity.Family, error) { return f.Revoke() })
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.Logger.InfoContext(ctx, "refresh family revoked", "sub", f.UserID, "family", f.ID)
+	return nil
+}
+
+// ChangePassword checks the current password, sets the new one (which must pass the signup
+// policy) and revokes every refresh family of the user, so every other session ends. A wrong
+// current password is ErrInvalidCredentials.
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
+	u, err := s.Users.UserByID(ctx, userID)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return ErrInvalidCredentials
+	}
+	if err != nil {
+		return err
+	}
+	if len(current) > password.MaxBytes {
+		return ErrInvalidCredentials
+	}
+	if err := password.CheckPolicy(u.Username, next); err != nil {
+		return err
+	}
+	ok, _, err := s.Hasher.Verify(ctx, u.PasswordHash, current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.Logger.InfoContext(ctx, "password change refused", "sub", u.ID, "reason", "wrong current password")
+		return ErrInvalidCredentials
+	}
+	hash, err := s.Hasher.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	if err := s.Users.SetPasswordHash(ctx, u.ID, u.PasswordHash, hash); err != nil {
+		return err
+	}
+	if err := s.Families.RevokeUserFamilies(ctx, u.ID); err != nil {
+		return fmt.Errorf("revoke sessions after password change: %w", err)
+	}
+	s.Logger.InfoContext(ctx, "password changed; sessions revoked", "sub", u.ID)
+	return nil
+}
+
+// CollectGarbage removes dead families every interval until ctx ends, so the store does not
+// grow without bound.
+func (s *Service) CollectGarbage(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Families.DeleteDeadFamilies(ctx, s.Now())
+		if err != nil {
+			s.Logger.ErrorContext(ctx, "refresh-family garbage collection", "err", err)
+		} else if n > 0 {
+			s.Logger.InfoContext(ctx, "refresh families removed", "count", n)
+		}
+	}
 }

@@ -25,6 +25,8 @@ var (
 	bucketKeys      = []byte("keys")      // kid → SigningKey
 	bucketFamilies  = []byte("families")  // family id → Family
 	bucketTokens    = []byte("tokens")    // refresh-token hash → family id
+	bucketFamTokens = []byte("famtokens") // family id → (token hash → nil), for deletion
+	bucketUserFams  = []byte("userfams")  // user id → (family id → nil), for revocation
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore and
@@ -38,7 +40,7 @@ type DB struct {
 // A second process on the same folder gets an error naming the folder after lockTimeout
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
-	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens)
+	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams)
 	if err != nil {
 		return nil, err
 	}
@@ -198,13 +200,141 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		fams := tx.Bucket(bucketFamilies)
-		if fams.Get([]byte(f.ID)) != nil {
+		if tx.Bucket(bucketFamilies).Get([]byte(f.ID)) != nil {
 			return fmt.Errorf("create family: id %s already taken", f.ID)
 		}
-		if err := tx.Bucket(bucketTokens).Put([]byte(f.Current), []byte(f.ID)); err != nil {
+		ub, err := tx.Bucket(bucketUserFams).CreateBucketIfNotExists([]byte(f.UserID))
+		if err != nil {
 			return err
 		}
-		return put(fams, f.ID, f)
+		if err := ub.Put([]byte(f.ID), nil); err != nil {
+			return err
+		}
+		return putFamily(tx, f)
 	})
+}
+
+// putFamily stores f and indexes its live token.
+func putFamily(tx *bolt.Tx, f identity.Family) error {
+	if err := put(tx.Bucket(bucketFamilies), f.ID, f); err != nil {
+		return err
+	}
+	tb, err := tx.Bucket(bucketFamTokens).CreateBucketIfNotExists([]byte(f.ID))
+	if err != nil {
+		return err
+	}
+	if err := tb.Put([]byte(f.Current), nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketTokens).Put([]byte(f.Current), []byte(f.ID))
+}
+
+func getFamily(tx *bolt.Tx, id string) (identity.Family, error) {
+	var f identity.Family
+	ok, err := get(tx.Bucket(bucketFamilies), id, &f)
+	if err != nil {
+		return f, fmt.Errorf("read family %s: %w", id, err)
+	}
+	if !ok {
+		return f, apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
+	}
+	return f, nil
+}
+
+// UpdateFamilyByToken implements identity.FamilyStore.
+func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family) (identity.Family, error)) (identity.Family, error) {
+	var out identity.Family
+	var stepErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
+		if id == nil {
+			return apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
+		}
+		f, err := getFamily(tx, string(id))
+		if err != nil {
+			return err
+		}
+		out, stepErr = step(f)
+		if out.ID != f.ID || out.UserID != f.UserID {
+			return fmt.Errorf("update family %s: step changed its identity", f.ID)
+		}
+		return putFamily(tx, out)
+	})
+	if err != nil {
+		return identity.Family{}, err
+	}
+	return out, stepErr
+}
+
+// RevokeUserFamilies implements identity.FamilyStore.
+func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ub := tx.Bucket(bucketUserFams).Bucket([]byte(userID))
+		if ub == nil {
+			return nil
+		}
+		return ub.ForEach(func(k, _ []byte) error {
+			f, err := getFamily(tx, string(k))
+			if apperr.Code(err) == apperr.ENOTFOUND {
+				return nil
+			}
+			if err != nil || f.Revoked {
+				return err
+			}
+			f.Revoked = true
+			return put(tx.Bucket(bucketFamilies), f.ID, f)
+		})
+	})
+}
+
+// DeleteDeadFamilies implements identity.FamilyStore.
+func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var dead []identity.Family
+		err := tx.Bucket(bucketFamilies).ForEach(func(k, v []byte) error {
+			var f identity.Family
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("read family %s: %w", k, err)
+			}
+			if f.Dead(now) {
+				dead = append(dead, f)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, f := range dead {
+			if tb := tx.Bucket(bucketFamTokens).Bucket([]byte(f.ID)); tb != nil {
+				if err := tb.ForEach(func(h, _ []byte) error { return tx.Bucket(bucketTokens).Delete(h) }); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bucketFamTokens).DeleteBucket([]byte(f.ID)); err != nil {
+					return err
+				}
+			}
+			if ub := tx.Bucket(bucketUserFams).Bucket([]byte(f.UserID)); ub != nil {
+				if err := ub.Delete([]byte(f.ID)); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bucketFamilies).Delete([]byte(f.ID)); err != nil {
+				return err
+			}
+		}
+		n = len(dead)
+		return nil
+	})
+	return n, err
+}
+
+// Counts reports how many families and token hashes are stored, for tests of garbage collection.
+func (s *DB) Counts() (families, tokens int) {
+	s.db.View(func(tx *bolt.Tx) error {
+		families = tx.Bucket(bucketFamilies).Stats().KeyN
+		tokens = tx.Bucket(bucketTokens).Stats().KeyN
+		return nil
+	})
+	return families, tokens
 }

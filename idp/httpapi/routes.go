@@ -12,6 +12,9 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /signup", handleSignup(d.Logger, d.Auth))
 	mux.Handle("POST /auth", handleAuth(d.Logger, d.Auth))
+	mux.Handle("POST /token", handleToken(d.Logger, d.Auth))
+	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
+	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(handlePassword(d.Logger, d.Auth)))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer))
 	mux.Handle("GET /userinfo", d.Verifier.Require("idp", "")(handleUserinfo()))

@@ -95,6 +95,16 @@ type Family struct {
 type FamilyStore interface {
 	// CreateFamily stores a new family whose live token has the hash f.Current.
 	CreateFamily(ctx context.Context, f Family) error
+	// UpdateFamilyByToken finds the family that issued the token with hash tokenHash and, in one
+	// transaction, stores what step returns — even when step also returns an error, so that a
+	// revocation decided by step is kept — and indexes its new Current token. It returns step's
+	// result. ENOTFOUND when no family issued that token.
+	UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(Family) (Family, error)) (Family, error)
+	// RevokeUserFamilies revokes every family of the user.
+	RevokeUserFamilies(ctx context.Context, userID string) error
+	// DeleteDeadFamilies removes revoked families and those expired at now, with their token
+	// hashes, and returns how many it removed.
+	DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error)
 }
 
 // Validate checks a family's invariants before it is stored.
@@ -103,4 +113,38 @@ func (f Family) Validate() error {
 		return fmt.Errorf("family: id, user and current token are required")
 	}
 	return nil
+}
+
+// Dead reports whether no token of the family may be used any more.
+func (f Family) Dead(now time.Time) bool { return f.Revoked || !now.Before(f.ExpiresAt) }
+
+// ErrInvalidGrant is the answer for every refresh token that cannot be used: unknown, spent,
+// revoked or expired. The reason goes to the log, never to the client.
+var ErrInvalidGrant = apperr.Errorf(apperr.EUNAUTHORIZED, "Refresh token is invalid, expired or revoked")
+
+// Refresh spends the presented token (by hash) and makes next the family's live token. A
+// presented token that is not the live one was already spent: that is reuse, the mark of a
+// stolen token, so the family is revoked — the newest token included — and the revoked family
+// is returned with the error for the store to keep.
+func (f Family) Refresh(presented, next string, now time.Time) (Family, error) {
+	switch {
+	case f.Revoked:
+		return f, fmt.Errorf("%w: family revoked", ErrInvalidGrant)
+	case !now.Before(f.ExpiresAt):
+		return f, fmt.Errorf("%w: family expired", ErrInvalidGrant)
+	case presented != f.Current:
+		f.Revoked = true
+		return f, fmt.Errorf("%w: %w", ErrInvalidGrant, ErrReuse)
+	}
+	f.Current = next
+	return f, nil
+}
+
+// ErrReuse marks a refresh that presented an already-spent token.
+var ErrReuse = fmt.Errorf("refresh token reuse: family revoked")
+
+// Revoke ends the family.
+func (f Family) Revoke() (Family, error) {
+	f.Revoked = true
+	return f, nil
 }

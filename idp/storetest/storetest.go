@@ -29,6 +29,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("KeysUpdate", func(t *testing.T) { testKeysUpdate(t, newStore(t)) })
 	t.Run("KeysUpdateErrorChangesNothing", func(t *testing.T) { testKeysUpdateError(t, newStore(t)) })
 	t.Run("CreateFamily", func(t *testing.T) { testCreateFamily(t, newStore(t)) })
+	t.Run("RefreshChainAndReuse", func(t *testing.T) { testRefreshChain(t, newStore(t)) })
+	t.Run("ConcurrentRefreshOneWinner", func(t *testing.T) { testConcurrentRefresh(t, newStore(t)) })
+	t.Run("RevokeUserFamilies", func(t *testing.T) { testRevokeUser(t, newStore(t)) })
+	t.Run("DeleteDeadFamilies", func(t *testing.T) { testDeleteDead(t, newStore(t)) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -170,5 +174,113 @@ func testCreateFamily(t *testing.T, s Store) {
 	}
 	if err := s.CreateFamily(ctx, identity.Family{ID: "f2"}); err == nil {
 		t.Fatal("a family without user and token was accepted")
+	}
+}
+
+func refresh(s Store, presented, next string, now time.Time) (identity.Family, error) {
+	return s.UpdateFamilyByToken(context.Background(), presented, func(f identity.Family) (identity.Family, error) {
+		return f.Refresh(presented, next, now)
+	})
+}
+
+func family(id, user, current string, now time.Time) identity.Family {
+	return identity.Family{ID: id, UserID: user, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Current: current}
+}
+
+func testRefreshChain(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := time.Unix(1700000000, 0).UTC()
+	if err := s.CreateFamily(ctx, family("f1", "u1", "r0", now)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(s, "r0", "r1", now); err != nil {
+		t.Fatalf("r0 → r1: %v", err)
+	}
+	if _, err := refresh(s, "r1", "r2", now); err != nil {
+		t.Fatalf("r1 → r2: %v", err)
+	}
+	// Replaying r0 is reuse: refused, and the revocation is stored, so r2 is dead too.
+	if _, err := refresh(s, "r0", "x", now); !errors.Is(err, identity.ErrReuse) {
+		t.Fatalf("replayed r0: %v, want reuse", err)
+	}
+	if _, err := refresh(s, "r2", "r3", now); apperr.Code(err) != apperr.EUNAUTHORIZED {
+		t.Fatalf("r2 after reuse: %v, want invalid grant", err)
+	}
+	_, err := refresh(s, "never-issued", "x", now)
+	wantCode(t, err, apperr.ENOTFOUND)
+}
+
+func testConcurrentRefresh(t *testing.T, s Store) {
+	now := time.Unix(1700000000, 0).UTC()
+	if err := s.CreateFamily(context.Background(), family("f1", "u1", "r0", now)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := refresh(s, "r0", string(rune('A'+i)), now); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d concurrent refreshes of one token succeeded, want exactly 1", wins)
+	}
+}
+
+func testRevokeUser(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := time.Unix(1700000000, 0).UTC()
+	for _, f := range []identity.Family{family("a", "u1", "ra", now), family("b", "u1", "rb", now), family("c", "u2", "rc", now)} {
+		if err := s.CreateFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeUserFamilies(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"ra", "rb"} {
+		if _, err := refresh(s, tok, tok+"1", now); apperr.Code(err) != apperr.EUNAUTHORIZED {
+			t.Fatalf("%s after the user's families were revoked: %v", tok, err)
+		}
+	}
+	if _, err := refresh(s, "rc", "rc1", now); err != nil {
+		t.Fatalf("another user's family was revoked: %v", err)
+	}
+	if err := s.RevokeUserFamilies(ctx, "nobody"); err != nil {
+		t.Fatalf("revoking a user without families: %v", err)
+	}
+}
+
+func testDeleteDead(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := time.Unix(1700000000, 0).UTC()
+	live, expired, revoked := family("live", "u", "l0", now), family("exp", "u", "e0", now), family("rev", "u", "v0", now)
+	expired.ExpiresAt = now.Add(time.Minute)
+	for _, f := range []identity.Family{live, expired, revoked} {
+		if err := s.CreateFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh(s, "e0", "e1", now)
+	s.UpdateFamilyByToken(ctx, "v0", func(f identity.Family) (identity.Family, error) { return f.Revoke() })
+	n, err := s.DeleteDeadFamilies(ctx, now.Add(2*time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteDeadFamilies = %d, %v; want 2", n, err)
+	}
+	for _, tok := range []string{"e0", "e1", "v0"} {
+		if _, err := refresh(s, tok, "z", now); apperr.Code(err) != apperr.ENOTFOUND {
+			t.Fatalf("token %s of a deleted family: %v, want ENOTFOUND", tok, err)
+		}
+	}
+	if _, err := refresh(s, "l0", "l1", now); err != nil {
+		t.Fatalf("the live family was touched: %v", err)
 	}
 }

@@ -1,0 +1,128 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"jwtidp/idp/boltdb"
+	"jwtidp/idp/identity"
+	"jwtidp/idp/keys"
+	"jwtidp/idp/password"
+	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+func newService(t *testing.T) (*Service, *boltdb.DB, *clock) {
+	t.Helper()
+	db, err := boltdb.Open(t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	log := slog.New(slog.DiscardHandler)
+	km, err := keys.New(context.Background(), db, keys.Options{Bits: 2048, Now: c.now, Random: rand.Reader, Logger: log,
+		Policy: keys.Policy{TokenTTL: 15 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 2, time.Second, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{
+		Users: db, Families: db, Hasher: h, Scope: "s",
+		Issuer:     &token.Issuer{Issuer: "http://idp", Audience: []string{"a"}, TTL: 15 * time.Minute, Keys: km, Now: c.now, Random: rand.Reader},
+		RefreshTTL: 24 * time.Hour, Now: c.now, Random: rand.Reader, Logger: log,
+	}
+	return svc, db, c
+}
+
+func TestRefreshFamilyExpiresAtItsAbsoluteLifetime(t *testing.T) {
+	svc, _, c := newService(t)
+	ctx := context.Background()
+	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := svc.Login(ctx, "alice", "correct-horse-9", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refreshing every 12 hours does not extend the family past 24 hours.
+	c.add(12 * time.Hour)
+	if tok, err = svc.Refresh(ctx, tok.RefreshToken); err != nil {
+		t.Fatalf("refresh at 12h: %v", err)
+	}
+	c.add(12*time.Hour - time.Second)
+	if tok, err = svc.Refresh(ctx, tok.RefreshToken); err != nil {
+		t.Fatalf("refresh a second before 24h: %v", err)
+	}
+	c.add(time.Second)
+	if _, err = svc.Refresh(ctx, tok.RefreshToken); err != identity.ErrInvalidGrant {
+		t.Fatalf("refresh at 24h: %v, want invalid grant", err)
+	}
+}
+
+func TestGarbageCollectionRemovesDeadFamilies(t *testing.T) {
+	svc, db, c := newService(t)
+	ctx := context.Background()
+	svc.Signup(ctx, "bob", "correct-horse-9")
+	old, _ := svc.Login(ctx, "bob", "correct-horse-9", "test")
+	svc.Refresh(ctx, old.RefreshToken)
+	c.add(23 * time.Hour)
+	live, _ := svc.Login(ctx, "bob", "correct-horse-9", "test")
+	revoked, _ := svc.Login(ctx, "bob", "correct-horse-9", "test")
+	svc.Revoke(ctx, revoked.RefreshToken)
+	if f, tk := db.Counts(); f != 3 || tk != 4 {
+		t.Fatalf("before: %d families, %d tokens", f, tk)
+	}
+	c.add(2 * time.Hour) // the first family is past its 24 h
+	gcCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { svc.CollectGarbage(gcCtx, time.Millisecond); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if f, tk := db.Counts(); f == 1 && tk == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			f, tk := db.Counts()
+			t.Fatalf("after GC: %d families, %d tokens; want the live one alone", f, tk)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	<-done // the goroutine stops with its context
+	if _, err := svc.Refresh(ctx, live.RefreshToken); err != nil {
+		t.Fatalf("the live family was collected: %v", err)
+	}
+}
+
+func TestDeletedUsersFamilyDies(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	svc.Signup(ctx, "carol", "correct-horse-9")
+	tok, _ := svc.Login(ctx, "carol", "correct-horse-9", "test")
+	svc.Users = goneUsers{svc.Users}
+	if _, err := svc.Refresh(ctx, tok.RefreshToken); err != identity.ErrInvalidGrant {
+		t.Fatalf("refresh for a deleted user: %v", err)
+	}
+}
+
+type goneUsers struct{ Users }
+
+func (goneUsers) UserByID(context.Context, string) (identity.User, error) {
+	return identity.User{}, apperr.Errorf(apperr.ENOTFOUND, "User not found")
+}

@@ -1,0 +1,145 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"jwtidp/idp/auth"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
+)
+
+// oauthError is an RFC 6749 §5.2 error answer.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	web.WriteJSON(w, status, oauthError{Error: code, Description: desc})
+}
+
+// readForm parses a form-encoded body of at most web.MaxBodyBytes. Parameters may not repeat
+// (RFC 6749 §3.2).
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, string) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, "Content-Type must be application/x-www-form-urlencoded"
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, web.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, "request body is too large"
+		}
+		return nil, "request body is not a valid form"
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, "parameter " + k + " is repeated"
+		}
+	}
+	return r.PostForm, ""
+}
+
+func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, problem := readForm(w, r)
+		switch {
+		case problem != "":
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			return
+		case form.Get("grant_type") == "":
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+			return
+		case form.Get("grant_type") != "refresh_token":
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the refresh_token grant is supported")
+			return
+		case form.Get("refresh_token") == "":
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+			return
+		}
+		t, err := svc.Refresh(r.Context(), form.Get("refresh_token"))
+		switch apperr.Code(err) {
+		case "":
+		case apperr.EUNAUTHORIZED:
+			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked")
+			return
+		case apperr.EUNAVAILABLE, apperr.ETHROTTLED:
+			web.SetRetryAfter(w, apperr.RetryAfter(err))
+			writeOAuthError(w, web.Status(apperr.Code(err)), "temporarily_unavailable", apperr.Message(err))
+			return
+		default:
+			logger.ErrorContext(r.Context(), "refresh", "request_id", web.RequestID(r.Context()), "err", err)
+			writeOAuthError(w, http.StatusInternalServerError, "server_error", "")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		web.WriteJSON(w, http.StatusOK, tokenResponse{
+			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, Scope: t.Scope,
+		})
+	})
+}
+
+// handleRevoke is RFC 7009: 200 whether or not the token was known, so the answer tells an
+// attacker nothing.
+func handleRevoke(logger *slog.Logger, svc *auth.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, problem := readForm(w, r)
+		if problem == "" && form.Get("token") == "" {
+			problem = "token is required"
+		}
+		if problem != "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			return
+		}
+		// Only refresh tokens are revocable; an access token (or anything else) matches no family
+		// and is answered 200 like any unknown token (RFC 7009 §2.2).
+		if err := svc.Revoke(r.Context(), form.Get("token")); err != nil {
+			logger.ErrorContext(r.Context(), "revoke", "request_id", web.RequestID(r.Context()), "err", err)
+			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+type passwordChange struct {
+	Current string `json:"current_password"`
+	New     string `json:"new_password"`
+}
+
+func (p passwordChange) Valid() map[string]string {
+	m := map[string]string{}
+	if p.Current == "" {
+		m["current_password"] = `Field "current_password" is required`
+	}
+	if p.New == "" {
+		m["new_password"] = `Field "new_password" is required`
+	}
+	return m
+}
+
+func handlePassword(logger *slog.Logger, svc *auth.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req passwordChange
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		c, _ := jwtauth.FromContext(r.Context())
+		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
