@@ -26,16 +26,21 @@ func main() {
 // run is the whole program, so tests can run it as a user would.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && rest[0] == "--version" {
+		cmd, rest = "version", nil
+	}
 	if len(rest) > 0 && (rest[0] == "" || rest[0][0] != '-') {
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "idp", version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (commands: serve, version)", cmd)
+		return fmt.Errorf("unknown command %q (commands: serve, keys, version)", cmd)
 	}
 }

@@ -203,7 +203,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	ready := web.NewReadiness(db.Ping)
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge,
+		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken,
 		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: 30 * time.Second, Keys: jwtauth.StaticKeys(km.PublicKey)}),
 	})
 

@@ -26,6 +26,9 @@ func main() {
 // run is the whole program, so tests can run it as a user would.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && rest[0] == "--version" {
+		cmd, rest = "version", nil
+	}
 	if len(rest) > 0 && (rest[0] == "" || rest[0][0] != '-') {
 		cmd, rest = rest[0], rest[1:]
 	}

@@ -12,6 +12,7 @@ import (
 
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
+	"jwtidp/idp/keys"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
@@ -21,6 +22,7 @@ type Keys interface {
 	JWKS() ([]byte, string)
 	Keys() []identity.SigningKey
 	Rotate(ctx context.Context) error
+	Policy() keys.Policy
 }
 
 // Deps are the server's dependencies.
@@ -33,6 +35,7 @@ type Deps struct {
 	Ready      *web.Readiness
 	Issuer     string
 	JWKSMaxAge time.Duration
+	AdminToken string // "" disables the admin routes
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

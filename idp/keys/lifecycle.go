@@ -134,3 +134,18 @@ func NextEvent(keys []identity.SigningKey, pol Policy) time.Time {
 	}
 	return t
 }
+
+// Plan returns when k is due to stop signing (retire) and to leave the JWKS (delete), as far as
+// the state and the schedule say; zero when unknown (no schedule).
+func Plan(k identity.SigningKey, pol Policy) (retires, deletes time.Time) {
+	switch k.State {
+	case identity.KeyRetired:
+		return k.RetiredAt, k.DeleteAt
+	default:
+		if pol.Period <= 0 || k.SignsFrom.IsZero() {
+			return time.Time{}, time.Time{}
+		}
+		retires = k.SignsFrom.Add(pol.Period)
+		return retires, retires.Add(pol.TokenTTL + pol.Leeway)
+	}
+}

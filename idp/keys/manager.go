@@ -192,6 +192,9 @@ func (m *Manager) Keys() []identity.SigningKey {
 	return slices.Clone(m.snap.Load().keys)
 }
 
+// Policy is the policy the manager runs.
+func (m *Manager) Policy() Policy { return m.opt.Policy }
+
 // Rotate promotes the next key, retires the current one and makes a new next key.
 func (m *Manager) Rotate(ctx context.Context) error {
 	before, _ := m.Signer()
