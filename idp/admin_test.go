@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"jwtidp/shared/proctest"
 )
@@ -66,5 +70,37 @@ func TestKeysCommand(t *testing.T) {
 	out, err = proctest.Run(idpBin, []string{"keys", "list", "--url", p.URL})
 	if err == nil || !strings.Contains(out, "IDP_ADMIN_TOKEN") {
 		t.Fatalf("no token: %v\n%s", err, out)
+	}
+}
+
+func TestScheduledRotation(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--key-rotation", "2s")
+	signup(t, p.URL, "sched", "correct-horse-9")
+	first := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
+	a := do(t, "GET", p.URL+"/.well-known/jwks.json", "", nil)
+	if cc := a.header.Get("Cache-Control"); cc != "public, max-age=2" {
+		t.Fatalf("Cache-Control %q: max-age must not exceed the 2s pre-publication lead", cc)
+	}
+	kid := func(tok string) string {
+		h, _ := jwt.NewParser().DecodeSegment(strings.Split(tok, ".")[0])
+		var m map[string]any
+		json.Unmarshal(h, &m)
+		return m["kid"].(string)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tok := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
+		if kid(tok) != kid(first) {
+			// The old key is still published for the first token.
+			keys, _ := jwksKeys(t, p.URL)
+			if keys[kid(first)] == nil || keys[kid(tok)] == nil {
+				t.Fatalf("after a scheduled rotation the JWKS lacks a needed key")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled rotation within 15s of a 2s period\n%s", p.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
