@@ -30,7 +30,9 @@ import (
 // config is every setting of `idp serve`.
 type config struct {
 	addr, issuer, data, audience, adminToken, scope, logLevel string
+	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
 	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
+	sessionTTL, leeway                                        time.Duration
 	keyBits, hashSlots                                        int
 	argon                                                     password.Params
 	version                                                   bool
@@ -55,6 +57,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	threads := fs.Int("argon2-threads", "IDP_ARGON2_THREADS", int(password.DefaultParams.Threads), "argon2id parallelism")
 	hashSlots := fs.Int("hash-concurrency", "IDP_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), "password hashes running at once")
 	hashWait := fs.Duration("hash-wait", "IDP_HASH_WAIT", 2*time.Second, "longest wait for a hashing slot before 503")
+	sessionTTL := fs.Duration("session-ttl", "IDP_SESSION_TTL", 12*time.Hour, "browser session lifetime (absolute; the cookie is renewed within it)")
+	cookieDomain := fs.String("cookie-domain", "IDP_COOKIE_DOMAIN", "", "session cookie Domain, to share it with sibling hosts (e.g. example.com)")
+	redirectHosts := fs.String("redirect-hosts", "IDP_REDIRECT_HOSTS", "", "hosts a login may return to (comma-separated; .example.com for subdomains)")
+	loginURL := fs.String("login-url", "IDP_LOGIN_URL", "/login", "login page that /verify sends browsers to")
+	defaultRedirect := fs.String("default-redirect", "IDP_DEFAULT_REDIRECT", "/", "where a login goes when rd is missing or not allowed")
+	leeway := fs.Duration("leeway", "IDP_LEEWAY", 30*time.Second, "clock skew allowed on exp, nbf and iat when the IdP checks its own tokens")
 	logLevel := fs.String("log-level", "IDP_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
@@ -64,6 +72,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		addr: *addr, issuer: *issuer, data: *data, audience: *audience, adminToken: *adminToken, scope: *scope,
 		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, keyRotation: *keyRotation,
 		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
+		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
+		defaultRedirect: *defaultRedirect, leeway: *leeway,
 	}
 	if c.version {
 		return c, nil
@@ -109,6 +119,21 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.hashWait <= 0 {
 		return c, fmt.Errorf("invalid --hash-wait (IDP_HASH_WAIT) %s: must be positive", c.hashWait)
+	}
+	if c.sessionTTL < time.Second {
+		return c, fmt.Errorf("invalid --session-ttl (IDP_SESSION_TTL) %s: must be at least 1s", c.sessionTTL)
+	}
+	if c.leeway < 0 || c.leeway > 10*time.Minute {
+		return c, fmt.Errorf("invalid --leeway (IDP_LEEWAY) %s: must be between 0 and 10m", c.leeway)
+	}
+	if strings.ContainsAny(c.cookieDomain, " ;,/") {
+		return c, fmt.Errorf("invalid --cookie-domain (IDP_COOKIE_DOMAIN) %q", c.cookieDomain)
+	}
+	if c.loginURL == "" || (c.loginURL[0] != '/' && validateIssuer(c.loginURL) != nil) {
+		return c, fmt.Errorf("invalid --login-url (IDP_LOGIN_URL) %q: must be a path or an http(s) URL", c.loginURL)
+	}
+	if d := c.defaultRedirect; !(strings.HasPrefix(d, "/") && !strings.HasPrefix(d, "//")) && validateIssuer(d) != nil {
+		return c, fmt.Errorf("invalid --default-redirect (IDP_DEFAULT_REDIRECT) %q: must be a path or an http(s) URL", d)
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return c, fmt.Errorf("invalid --log-level (IDP_LOG_LEVEL) %q: %v", c.logLevel, err)
@@ -204,7 +229,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ready := web.NewReadiness(db.Ping)
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken,
-		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: 30 * time.Second, Keys: jwtauth.StaticKeys(km.PublicKey)}),
+		Now: time.Now, LoginURL: c.loginURL,
+		Session: httpapi.SessionConfig{
+			CookieName: "jwtidp_session", Domain: c.cookieDomain, TTL: c.sessionTTL,
+			Secure: strings.HasPrefix(c.issuer, "https://"),
+		},
+		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
+		Verifier:  jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Keys: jwtauth.StaticKeys(km.PublicKey)}),
 	})
 
 	bg, stopBG := context.WithCancel(ctx)

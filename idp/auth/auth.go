@@ -33,6 +33,7 @@ type Tokens struct {
 	RefreshToken string
 	ExpiresIn    int // seconds
 	Scope        string
+	SessionEnds  time.Time // the refresh family's absolute expiry
 }
 
 // Service runs the use cases.
@@ -81,7 +82,12 @@ func (s *Service) Signup(ctx context.Context, username, pw string) error {
 // Login checks a username and password and issues tokens. A wrong password and an unknown user
 // both answer ErrInvalidCredentials after the same work (a dummy hash for the unknown user).
 func (s *Service) Login(ctx context.Context, username, pw, client string) (Tokens, error) {
-	tokens, sub, err := s.login(ctx, username, pw)
+	return s.LoginFor(ctx, username, pw, client, s.RefreshTTL)
+}
+
+// LoginFor is Login with a refresh family that lives for ttl: a browser session's lifetime.
+func (s *Service) LoginFor(ctx context.Context, username, pw, client string, ttl time.Duration) (Tokens, error) {
+	tokens, sub, err := s.login(ctx, username, pw, ttl)
 	outcome := "success"
 	switch apperr.Code(err) {
 	case "":
@@ -97,7 +103,7 @@ func (s *Service) Login(ctx context.Context, username, pw, client string) (Token
 	return tokens, err
 }
 
-func (s *Service) login(ctx context.Context, username, pw string) (Tokens, string, error) {
+func (s *Service) login(ctx context.Context, username, pw string, ttl time.Duration) (Tokens, string, error) {
 	if len(pw) > password.MaxBytes || len(username) > 64 {
 		// Nothing this long was ever accepted at signup: refuse without spending a hash on it.
 		return Tokens{}, "", ErrInvalidCredentials
@@ -120,7 +126,7 @@ func (s *Service) login(ctx context.Context, username, pw string) (Tokens, strin
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	t, err := s.issue(ctx, u)
+	t, err := s.issue(ctx, u, ttl)
 	return t, u.ID, err
 }
 
@@ -138,7 +144,7 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 }
 
 // issue makes an access token and starts a refresh family for u.
-func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
+func (s *Service) issue(ctx context.Context, u identity.User, ttl time.Duration) (Tokens, error) {
 	access, err := s.access(u, s.Scope)
 	if err != nil {
 		return Tokens{}, err
@@ -154,12 +160,14 @@ func (s *Service) issue(ctx context.Context, u identity.User) (Tokens, error) {
 	now := s.Now().UTC()
 	err = s.Families.CreateFamily(ctx, identity.Family{
 		ID: famID, UserID: u.ID, ClientID: s.Issuer.ClientID, Scope: s.Scope,
-		CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash,
+		CreatedAt: now, ExpiresAt: now.Add(ttl), Current: hash,
 	})
 	if err != nil {
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
-	return s.tokens(access, refresh, s.Scope), nil
+	t := s.tokens(access, refresh, s.Scope)
+	t.SessionEnds = now.Add(ttl)
+	return t, nil
 }
 
 func (s *Service) access(u identity.User, scope string) (string, error) {
@@ -210,7 +218,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		return Tokens{}, err
 	}
 	s.Logger.InfoContext(ctx, "refreshed", "sub", u.ID, "family", f.ID)
-	return s.tokens(access, next, f.Scope), nil
+	t := s.tokens(access, next, f.Scope)
+	t.SessionEnds = f.ExpiresAt
+	return t, nil
 }
 
 // Revoke ends the family of a refresh token (RFC 7009). Unknown tokens are not an error: the

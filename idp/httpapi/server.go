@@ -36,6 +36,10 @@ type Deps struct {
 	Issuer     string
 	JWKSMaxAge time.Duration
 	AdminToken string // "" disables the admin routes
+	Session    SessionConfig
+	Redirects  Redirects
+	LoginURL   string // where /verify sends a browser without a session
+	Now        func() time.Time
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"net"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"jwtidp/shared/proctest"
+)
+
+// startCaddy runs caddy with deploy/caddy/Caddyfile pointed at this test's servers.
+func startCaddy(t *testing.T, listen, idpAddr, appAddr string) string {
+	t.Helper()
+	bin := need(t, "caddy")
+	conf, err := os.ReadFile("../caddy/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := string(conf)
+	for old, repl := range map[string]string{"127.0.0.1:8080": idpAddr, "127.0.0.1:9000": appAddr, "http://127.0.0.1:8000": "http://" + listen} {
+		if !strings.Contains(c, old) {
+			t.Fatalf("deploy/caddy/Caddyfile no longer has %q", old)
+		}
+		c = strings.ReplaceAll(c, old, repl)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(path, []byte(c), 0o644)
+	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		logf.Close()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if conn, err := net.Dial("tcp", listen); err == nil {
+			conn.Close()
+			return "http://" + listen
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("caddy did not listen: %s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCaddyForwardAuth(t *testing.T) {
+	need(t, "caddy")
+	a := newApp(t)
+	listen := freeAddr(t)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--redirect-hosts", listen,
+		"--token-ttl", "1s", "--leeway", "0s"}, proctest.FastArgon...)
+	idp := proctest.Start(t, idpBin, args)
+	proxy := startCaddy(t, listen, idp.Addr, strings.TrimPrefix(a.srv.URL, "http://"))
+	c := client(nil)
+
+	resp, _ := get(t, c, proxy+"/reports?x=1")
+	if resp.StatusCode != 302 || !strings.Contains(resp.Header.Get("Location"), "/login?rd=") {
+		t.Fatalf("no session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	access, _ := signupAndToken(t, idp.URL, "gus")
+	resp, body := get(t, c, proxy+"/hello", "Authorization", "Bearer "+access, "X-Auth-User", "root", "Remote-User", "root")
+	if resp.StatusCode != 200 || !strings.Contains(body, ">gus<") {
+		t.Fatalf("bearer: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, c, proxy+"/hello", "Authorization", "Bearer forged.token.here"); resp.StatusCode != 401 {
+		t.Fatalf("forged bearer: %d, want 401", resp.StatusCode)
+	}
+	// A forged identity without any token never reaches the app either.
+	if resp, _ := get(t, c, proxy+"/hello", "X-Auth-User", "root"); resp.StatusCode != 302 {
+		t.Fatalf("forged header alone: %d", resp.StatusCode)
+	}
+
+	jar, _ := cookiejar.New(nil)
+	bc := client(jar)
+	if r := browserLogin(t, bc, proxy, "gus", "correct-horse-9", proxy+"/page"); r.StatusCode != 303 || r.Header.Get("Location") != proxy+"/page" {
+		t.Fatalf("login: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	pu, _ := url.Parse(proxy)
+	before := jar.Cookies(pu)
+	time.Sleep(1500 * time.Millisecond) // the access token in the cookie has expired
+	resp, body = get(t, bc, proxy+"/page", "Cookie", "theme=dark")
+	if resp.StatusCode != 200 || !strings.Contains(body, ">gus<") {
+		t.Fatalf("renewal through caddy: %d %s", resp.StatusCode, body)
+	}
+	renewed := false
+	for _, ck := range resp.Cookies() {
+		renewed = renewed || (ck.Name == "jwtidp_session" && ck.Value != before[0].Value)
+	}
+	if !renewed {
+		t.Fatalf("caddy did not pass the renewed session cookie to the browser: %v", resp.Header.Values("Set-Cookie"))
+	}
+	for _, h := range a.requests() {
+		if ck := h.Get("Cookie"); h.Get("X-Auth-User") != "gus" || h.Get("Remote-User") != "gus" || strings.Contains(ck, "eyJ") || strings.Contains(ck, before[0].Value) {
+			t.Fatalf("the app saw %v", h)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"jwtidp/shared/jwtauth"
+)
+
+// handleVerify is the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and
+// Caddy forward_auth: 200 with the identity headers, or 401 with X-Auth-Redirect naming the
+// login page. Both answers have no body, since a body on the subrequest's answer makes nginx
+// drop its keep-alive connection to us. It verifies in memory; only a session whose access
+// token has run out touches the store, to renew it. It never answers 5xx for a bad token: nginx
+// turns anything but 2xx, 401 and 403 into a 500 for the user.
+//
+// With ?redirect=1 — for Traefik and Caddy, which hand a non-2xx answer straight to the
+// client — a browser (a request without Authorization) gets a 302 to the login page instead;
+// API clients still get the 401.
+func handleVerify(s *sessions, loginURL string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Length", "0")
+		var claims *jwtauth.Claims
+		err := errors.New("no credentials")
+		bearer := r.Header.Get("Authorization") != ""
+		if raw, ok := jwtauth.TokenFromHeader(r); ok {
+			claims, err = s.verifier.Verify(r.Context(), raw)
+		} else if c, cerr := r.Cookie(s.cfg.CookieName); cerr == nil {
+			var renewed *http.Cookie
+			claims, renewed, err = s.check(r.Context(), c.Value)
+			if renewed != nil {
+				http.SetCookie(w, renewed)
+			}
+		}
+		if err != nil {
+			login := loginURL + "?rd=" + url.QueryEscape(originalURL(r))
+			h.Set("X-Auth-Redirect", login)
+			if !bearer && r.URL.Query().Get("redirect") == "1" {
+				h.Set("Location", login)
+				w.WriteHeader(http.StatusFound)
+				return
+			}
+			if bearer {
+				h.Set("WWW-Authenticate", `Bearer realm="jwtidp"`)
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		h.Set("X-Auth-Subject", claims.Subject)
+		h.Set("X-Auth-User", claims.PreferredUsername)
+		h.Set("Remote-User", claims.PreferredUsername)
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// originalURL rebuilds the URL the user asked the proxy for, from the X-Forwarded-* headers
+// that nginx (by our config), Traefik and Caddy send. It only becomes a login page's rd, which
+// is checked against the allowed hosts before anyone is sent there.
+func originalURL(r *http.Request) string {
+	uri := r.Header.Get("X-Forwarded-Uri")
+	if !strings.HasPrefix(uri, "/") {
+		uri = "/"
+	}
+	host := r.Header.Get("X-Forwarded-Host")
+	proto := r.Header.Get("X-Forwarded-Proto")
+	if host == "" || (proto != "http" && proto != "https") {
+		return uri
+	}
+	return proto + "://" + host + uri
+}
