@@ -9,7 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"jwtidp/shared/ops"
 )
+
+const defaultAddr = "127.0.0.1:8080"
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -37,10 +41,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return ops.Healthcheck(ctx, "idp", "IDP_ADDR", defaultAddr, rest, getenv, stdout, stderr)
+	case "backup":
+		return ops.Backup(ctx, "idp", "IDP_ADDR", defaultAddr, "IDP_ADMIN_TOKEN", rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "idp", version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (commands: serve, keys, version)", cmd)
+		return fmt.Errorf("unknown command %q (commands: serve, keys, healthcheck, backup, version)", cmd)
 	}
 }

@@ -41,7 +41,7 @@ type config struct {
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
 	fs := envflag.New("idp serve", stderr)
-	addr := fs.String("addr", "IDP_ADDR", "127.0.0.1:8080", "listen address")
+	addr := fs.String("addr", "IDP_ADDR", defaultAddr, "listen address")
 	issuer := fs.String("issuer", "IDP_ISSUER", "", "issuer URL (default http:// + the listen address)")
 	data := fs.String("data", "IDP_DATA", "./data/idp", "data folder (the bbolt file lives inside)")
 	tokenTTL := fs.Duration("token-ttl", "IDP_TOKEN_TTL", 15*time.Minute, "access-token lifetime")
@@ -228,7 +228,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	ready := web.NewReadiness(db.Ping)
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken,
+		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken, Store: db,
 		Now: time.Now, LoginURL: c.loginURL,
 		Session: httpapi.SessionConfig{
 			CookieName: "jwtidp_session", Domain: c.cookieDomain, TTL: c.sessionTTL,

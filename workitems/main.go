@@ -9,7 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"jwtidp/shared/ops"
 )
+
+const defaultAddr = "127.0.0.1:8081"
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -35,10 +39,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return ops.Healthcheck(ctx, "workitems", "WORKITEMS_ADDR", defaultAddr, rest, getenv, stdout, stderr)
+	case "backup":
+		return ops.Backup(ctx, "workitems", "WORKITEMS_ADDR", defaultAddr, "WORKITEMS_ADMIN_TOKEN", rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "workitems", version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (commands: serve, version)", cmd)
+		return fmt.Errorf("unknown command %q (commands: serve, healthcheck, backup, version)", cmd)
 	}
 }

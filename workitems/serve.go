@@ -21,27 +21,28 @@ import (
 )
 
 type config struct {
-	addr, issuer, jwksURL, audience, data, logLevel string
-	leeway, jwksRefresh                             time.Duration
-	version                                         bool
+	addr, issuer, jwksURL, audience, data, logLevel, adminToken string
+	leeway, jwksRefresh                                         time.Duration
+	version                                                     bool
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	fs := envflag.New("workitems serve", stderr)
-	addr := fs.String("addr", "WORKITEMS_ADDR", "127.0.0.1:8081", "listen address")
+	addr := fs.String("addr", "WORKITEMS_ADDR", defaultAddr, "listen address")
 	issuer := fs.String("issuer", "WORKITEMS_ISSUER", "http://127.0.0.1:8080", "the IdP's issuer: tokens' iss must equal it")
 	jwksURL := fs.String("jwks-url", "WORKITEMS_JWKS_URL", "", "JWKS URL (default: jwks_uri of the issuer's discovery document)")
 	audience := fs.String("audience", "WORKITEMS_AUDIENCE", "workitems", "tokens' aud must contain it")
 	leeway := fs.Duration("leeway", "WORKITEMS_LEEWAY", 30*time.Second, "clock skew allowed on exp, nbf and iat")
 	data := fs.String("data", "WORKITEMS_DATA", "./data/workitems", "data folder (the bbolt file lives inside)")
 	refresh := fs.Duration("jwks-refresh", "WORKITEMS_JWKS_REFRESH", 5*time.Minute, "scheduled JWKS refresh interval")
+	adminToken := fs.String("admin-token", "WORKITEMS_ADMIN_TOKEN", "", "admin credential for /admin/backup (404 until set)")
 	logLevel := fs.String("log-level", "WORKITEMS_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
 		return config{}, err
 	}
 	c := config{addr: *addr, issuer: *issuer, jwksURL: *jwksURL, audience: *audience, data: *data,
-		logLevel: *logLevel, leeway: *leeway, jwksRefresh: *refresh, version: *ver}
+		logLevel: *logLevel, leeway: *leeway, adminToken: *adminToken, jwksRefresh: *refresh, version: *ver}
 	if c.version {
 		return c, nil
 	}
@@ -123,6 +124,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ready := web.NewReadiness(db.Ping, keys.Ready)
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: reg, Items: db, Verifier: verifier, Ready: ready, Now: time.Now,
+		AdminToken: c.adminToken, Store: db,
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data)
 	err = web.Serve(ctx, web.NewServer(handler, logger), ln, ready, 10*time.Second, logger)

@@ -18,14 +18,17 @@ import (
 	"jwtidp/shared/proctest"
 )
 
-var idpBin string
+var idpBin, wiBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "e2e-bin-")
 	if err != nil {
 		panic(err)
 	}
-	if idpBin, err = proctest.Build(dir, "jwtidp/idp"); err != nil {
+	if idpBin, err = proctest.Build(dir, "jwtidp/idp"); err == nil {
+		wiBin, err = proctest.Build(dir, "jwtidp/workitems")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -95,24 +98,31 @@ type stack struct {
 // servers, and returns its base URL.
 func startNginx(t *testing.T, listen, idpAddr, appAddr string) string {
 	t.Helper()
+	return runNginx(t, "../nginx/nginx.conf", listen, map[string]string{
+		"server 127.0.0.1:8080;": "server " + idpAddr + ";",
+		"server 127.0.0.1:9000;": "server " + appAddr + ";",
+		"listen 127.0.0.1:8000;": "listen " + listen + ";",
+	})
+}
+
+// runNginx runs nginx with the config file at path, after the given replacements (each must
+// be found, so the test notices when the config drifts).
+func runNginx(t *testing.T, path, listen string, replace map[string]string) string {
+	t.Helper()
 	bin := need(t, "nginx")
-	conf, err := os.ReadFile("../nginx/nginx.conf")
+	conf, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := string(conf)
-	for old, repl := range map[string]string{
-		"server 127.0.0.1:8080;": "server " + idpAddr + ";",
-		"server 127.0.0.1:9000;": "server " + appAddr + ";",
-		"listen 127.0.0.1:8000;": "listen " + listen + ";",
-	} {
+	for old, repl := range replace {
 		if !strings.Contains(c, old) {
-			t.Fatalf("deploy/nginx/nginx.conf no longer has %q", old)
+			t.Fatalf("%s no longer has %q", path, old)
 		}
 		c = strings.Replace(c, old, repl, 1)
 	}
 	dir := t.TempDir()
-	path := filepath.Join(dir, "nginx.conf")
+	path = filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(c), 0o644); err != nil {
 		t.Fatal(err)
 	}

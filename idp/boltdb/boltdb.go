@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,6 +46,17 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 		return nil, err
 	}
 	return &DB{db: db, path: db.Path()}, nil
+}
+
+// Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
+func (s *DB) Snapshot(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // Close closes the file and releases its lock.

@@ -1,39 +1,13 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"jwtidp/idp/keys"
-	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
-
-// requireAdmin lets a request through only with "Authorization: Bearer <admin token>". With no
-// admin token configured the routes do not exist (404). The comparison is constant-time over
-// hashes, so neither the token's content nor its length leaks through timing.
-func requireAdmin(adminToken string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(adminToken))
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if adminToken == "" {
-				web.NotFound().ServeHTTP(w, r)
-				return
-			}
-			given, _ := jwtauth.TokenFromHeader(r)
-			got := sha256.Sum256([]byte(given))
-			if given == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="idp-admin"`)
-				web.WriteJSON(w, http.StatusUnauthorized, web.Envelope{Status: "Error", Result: "Invalid admin token"})
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
 
 // KeyInfo is a signing key as the admin routes show it: never its private part.
 type KeyInfo struct {

@@ -36,6 +36,7 @@ type Deps struct {
 	Issuer     string
 	JWKSMaxAge time.Duration
 	AdminToken string // "" disables the admin routes
+	Store      web.Snapshotter
 	Session    SessionConfig
 	Redirects  Redirects
 	LoginURL   string // where /verify sends a browser without a session

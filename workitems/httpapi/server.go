@@ -26,6 +26,9 @@ type Deps struct {
 	Verifier *jwtauth.Verifier
 	Ready    *web.Readiness
 	Now      func() time.Time
+	// AdminToken enables GET /admin/backup; "" leaves it answering 404.
+	AdminToken string
+	Store      web.Snapshotter
 }
 
 // Scopes of API.md.
@@ -45,6 +48,7 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /workitems/{id}", read(handleGet(d)))
 	mux.Handle("PATCH /workitems/{id}", write(handlePatch(d)))
 	mux.Handle("DELETE /workitems/{id}", write(handleDelete(d)))
+	mux.Handle("GET /admin/backup", web.RequireAdmin(d.AdminToken)(web.HandleBackup(d.Store, "workitems")))
 	mux.Handle("GET /healthz", web.HandleHealthz())
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
