@@ -450,7 +450,7 @@ func TestConfiguration(t *testing.T) {
 
 // Logins wait for a hashing slot; whatever the queue, every answer is one the contract allows.
 func TestConcurrentLoginsBoundedAnswers(t *testing.T) {
-	p := startIDP(t, t.TempDir(), "--hash-concurrency", "2", "--hash-wait", "200ms")
+	p := startIDP(t, t.TempDir(), "--hash-concurrency", "2", "--hash-wait", "200ms", "--rate-limit", "0")
 	signup(t, p.URL, "judy", "correct-horse-9")
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -33,6 +34,10 @@ type config struct {
 	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
 	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
 	sessionTTL, leeway                                        time.Duration
+	throttle                                                  auth.ThrottlePolicy
+	rateLimit                                                 float64
+	rateBurst                                                 int
+	trusted                                                   []netip.Prefix
 	keyBits, hashSlots                                        int
 	argon                                                     password.Params
 	version                                                   bool
@@ -63,6 +68,13 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	loginURL := fs.String("login-url", "IDP_LOGIN_URL", "/login", "login page that /verify sends browsers to")
 	defaultRedirect := fs.String("default-redirect", "IDP_DEFAULT_REDIRECT", "/", "where a login goes when rd is missing or not allowed")
 	leeway := fs.Duration("leeway", "IDP_LEEWAY", 30*time.Second, "clock skew allowed on exp, nbf and iat when the IdP checks its own tokens")
+	thFailures := fs.Int("throttle-failures", "IDP_THROTTLE_FAILURES", auth.DefaultThrottle.Failures, "failed logins per account before it is locked (0 turns throttling off)")
+	thWindow := fs.Duration("throttle-window", "IDP_THROTTLE_WINDOW", auth.DefaultThrottle.Window, "window in which the failures count")
+	thWait := fs.Duration("throttle-wait", "IDP_THROTTLE_WAIT", auth.DefaultThrottle.Wait, "first lockout; each further one doubles")
+	thMax := fs.Duration("throttle-max-wait", "IDP_THROTTLE_MAX_WAIT", auth.DefaultThrottle.MaxWait, "longest lockout")
+	rateLimit := fs.Int("rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /token, /login (0 turns it off)")
+	rateBurst := fs.Int("rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
+	trusted := fs.String("trusted-proxies", "IDP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs)")
 	logLevel := fs.String("log-level", "IDP_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
@@ -74,6 +86,21 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
 		defaultRedirect: *defaultRedirect, leeway: *leeway,
+		throttle:  auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax},
+		rateLimit: float64(*rateLimit), rateBurst: *rateBurst,
+	}
+	if c.version {
+		return c, nil
+	}
+	var err error
+	if c.trusted, err = web.ParsePrefixes(*trusted); err != nil {
+		return c, fmt.Errorf("invalid --trusted-proxies (IDP_TRUSTED_PROXIES) %q: %v", *trusted, err)
+	}
+	if t := c.throttle; t.Failures < 0 || (t.Failures > 0 && (t.Window <= 0 || t.Wait <= 0 || t.MaxWait < t.Wait)) {
+		return c, errors.New("invalid --throttle-*: failures must be 0 or more; window and wait positive; max wait at least the wait")
+	}
+	if *rateLimit < 0 || (*rateLimit > 0 && *rateBurst < 1) {
+		return c, errors.New("invalid --rate-limit/--rate-burst: the rate must be 0 or more, the burst at least 1")
 	}
 	if c.version {
 		return c, nil
@@ -224,12 +251,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	svc := &auth.Service{
 		Users: db, Families: db, Hasher: hasher, Issuer: issuer, Scope: strings.Join(strings.Fields(c.scope), " "),
 		RefreshTTL: c.refreshTTL, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "auth"),
-		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+		Throttle: auth.NewThrottle(c.throttle, time.Now),
 	}
+	clients := web.ClientAddrs{Trusted: c.trusted}
 	ready := web.NewReadiness(db.Ping)
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken, Store: db,
-		Now: time.Now, LoginURL: c.loginURL,
+		Now: time.Now, LoginURL: c.loginURL, Clients: clients,
+		Limiter: web.NewRateLimiter(c.rateLimit, c.rateBurst, clients, time.Now),
 		Session: httpapi.SessionConfig{
 			CookieName: "jwtidp_session", Domain: c.cookieDomain, TTL: c.sessionTTL,
 			Secure: strings.HasPrefix(c.issuer, "https://"),

@@ -47,7 +47,8 @@ type Service struct {
 	Now        func() time.Time
 	Random     io.Reader
 	Logger     *slog.Logger
-	OnLogin    func(outcome string) // metrics: "success", "invalid", "error"
+	OnLogin    func(outcome string) // metrics: "success", "invalid", "throttled", "error"
+	Throttle   *Throttle            // per-account brute-force protection; nil: none
 }
 
 // ErrInvalidCredentials is the one answer for a wrong password and an unknown user alike.
@@ -93,6 +94,8 @@ func (s *Service) LoginFor(ctx context.Context, username, pw, client string, ttl
 	case "":
 	case apperr.EUNAUTHORIZED:
 		outcome = "invalid"
+	case apperr.ETHROTTLED:
+		outcome = "throttled"
 	default:
 		outcome = "error"
 	}
@@ -104,8 +107,16 @@ func (s *Service) LoginFor(ctx context.Context, username, pw, client string, ttl
 }
 
 func (s *Service) login(ctx context.Context, username, pw string, ttl time.Duration) (Tokens, string, error) {
-	if len(pw) > password.MaxBytes || len(username) > 64 {
-		// Nothing this long was ever accepted at signup: refuse without spending a hash on it.
+	if len(username) > 64 {
+		// No such username was ever accepted at signup: refuse without spending a hash on it.
+		return Tokens{}, "", ErrInvalidCredentials
+	}
+	// A locked account is refused before any hashing, the correct password included.
+	if err := s.Throttle.Allow(username); err != nil {
+		return Tokens{}, "", err
+	}
+	if len(pw) > password.MaxBytes {
+		s.Throttle.Failure(username)
 		return Tokens{}, "", ErrInvalidCredentials
 	}
 	u, err := s.Users.UserByName(ctx, username)
@@ -121,8 +132,10 @@ func (s *Service) login(ctx context.Context, username, pw string, ttl time.Durat
 		return Tokens{}, u.ID, err
 	}
 	if !ok {
+		s.Throttle.Failure(username)
 		return Tokens{}, u.ID, ErrInvalidCredentials
 	}
+	s.Throttle.Success(username)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
@@ -252,7 +265,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	if err != nil {
 		return err
 	}
+	if err := s.Throttle.Allow(u.Username); err != nil {
+		return err
+	}
 	if len(current) > password.MaxBytes {
+		s.Throttle.Failure(u.Username)
 		return ErrInvalidCredentials
 	}
 	if err := password.CheckPolicy(u.Username, next); err != nil {
@@ -263,9 +280,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 		return err
 	}
 	if !ok {
+		s.Throttle.Failure(u.Username)
 		s.Logger.InfoContext(ctx, "password change refused", "sub", u.ID, "reason", "wrong current password")
 		return ErrInvalidCredentials
 	}
+	s.Throttle.Success(u.Username)
 	hash, err := s.Hasher.Hash(ctx, next)
 	if err != nil {
 		return err

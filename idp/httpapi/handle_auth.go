@@ -47,14 +47,14 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-func handleAuth(logger *slog.Logger, svc *auth.Service) http.Handler {
+func handleAuth(logger *slog.Logger, svc *auth.Service, clients web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req credentials
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		t, err := svc.Login(r.Context(), req.Username, req.Password, web.ClientIP(r))
+		t, err := svc.Login(r.Context(), req.Username, req.Password, clients.Of(r))
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return

@@ -76,7 +76,15 @@ func handleLoginForm(sess *sessions, rv Redirects) http.Handler {
 	})
 }
 
-func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redirects) http.Handler {
+// refuseLogin answers a browser over the per-client limit with the form and a message.
+func refuseLogin(sess *sessions) func(http.ResponseWriter, *http.Request, time.Duration) {
+	return func(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+		web.SetRetryAfter(w, wait)
+		renderLogin(w, r, sess.cfg.Secure, http.StatusTooManyRequests, loginView{Error: "Too many attempts. Please wait a moment and try again."})
+	}
+}
+
+func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redirects, clients web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, problem := readForm(w, r)
 		if problem != "" {
@@ -91,7 +99,7 @@ func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redi
 			renderLogin(w, r, sess.cfg.Secure, http.StatusForbidden, view)
 			return
 		}
-		t, err := svc.LoginFor(r.Context(), form.Get("username"), form.Get("password"), web.ClientIP(r), sess.cfg.TTL)
+		t, err := svc.LoginFor(r.Context(), form.Get("username"), form.Get("password"), clients.Of(r), sess.cfg.TTL)
 		if err != nil {
 			code := apperr.Code(err)
 			switch code {

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"jwtidp/idp/auth"
 	"jwtidp/shared/apperr"
@@ -46,6 +47,12 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, string) {
 		}
 	}
 	return r.PostForm, ""
+}
+
+// refuseOAuth answers a client over the per-client limit in the shape of RFC 6749 §5.2.
+func refuseOAuth(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	web.SetRetryAfter(w, wait)
+	writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests; slow down")
 }
 
 func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {

@@ -10,9 +10,10 @@ import (
 
 // addRoutes lists every route of the IdP.
 func addRoutes(mux *http.ServeMux, d Deps) {
-	mux.Handle("POST /signup", handleSignup(d.Logger, d.Auth))
-	mux.Handle("POST /auth", handleAuth(d.Logger, d.Auth))
-	mux.Handle("POST /token", handleToken(d.Logger, d.Auth))
+	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
+	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
+	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.Clients)))
+	mux.Handle("POST /token", d.Limiter.Limit(handleToken(d.Logger, d.Auth), refuseOAuth))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
 	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(handlePassword(d.Logger, d.Auth)))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
@@ -21,7 +22,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	sess := newSessions(d.Session, d.Auth, d.Verifier, d.Logger, d.Now)
 	mux.Handle("/verify", handleVerify(sess, d.LoginURL))
 	mux.Handle("GET /login", handleLoginForm(sess, d.Redirects))
-	mux.Handle("POST /login", handleLogin(d.Logger, d.Auth, sess, d.Redirects))
+	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(d.Logger, d.Auth, sess, d.Redirects, d.Clients), refuseLogin(sess)))
 	mux.Handle("POST /logout", handleLogout(d.Logger, d.Auth, sess, d.Redirects, d.LoginURL))
 	admin := web.RequireAdmin(d.AdminToken)
 	mux.Handle("GET /admin/keys", admin(handleKeysList(d.Keys)))

@@ -39,7 +39,9 @@ type Deps struct {
 	Store      web.Snapshotter
 	Session    SessionConfig
 	Redirects  Redirects
-	LoginURL   string // where /verify sends a browser without a session
+	LoginURL   string           // where /verify sends a browser without a session
+	Limiter    *web.RateLimiter // per client, on /signup, /auth, /token and POST /login
+	Clients    web.ClientAddrs
 	Now        func() time.Time
 }
 

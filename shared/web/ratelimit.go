@@ -1,0 +1,178 @@
+package web
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ClientAddrs tells who a request's client is: the connection's peer, or, when the peer is a
+// trusted proxy, the nearest X-Forwarded-For hop that is not itself trusted. Nothing else a
+// client sends is believed.
+type ClientAddrs struct {
+	Trusted []netip.Prefix
+}
+
+// ParsePrefixes parses a comma-separated list of addresses and CIDR prefixes.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func (c ClientAddrs) trusted(a netip.Addr) bool {
+	return slices.ContainsFunc(c.Trusted, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
+}
+
+// Of returns the client address of r.
+func (c ClientAddrs) Of(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !c.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing further left
+		}
+		if !c.trusted(a) {
+			return a.Unmap().String()
+		}
+	}
+	return host
+}
+
+// maxClients bounds the per-client limiter table.
+const maxClients = 100_000
+
+// RateLimiter is a token bucket per client address (golang.org/x/time/rate). Idle entries are
+// dropped, and the table never holds more than maxClients, so a flood from many addresses
+// cannot grow it without limit.
+type RateLimiter struct {
+	limit   rate.Limit
+	burst   int
+	addrs   ClientAddrs
+	now     func() time.Time
+	mu      sync.Mutex
+	clients map[string]*clientBucket
+}
+
+type clientBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// NewRateLimiter allows perSecond requests a second per client with bursts of burst; a
+// perSecond of 0 turns it off.
+func NewRateLimiter(perSecond float64, burst int, addrs ClientAddrs, now func() time.Time) *RateLimiter {
+	return &RateLimiter{limit: rate.Limit(perSecond), burst: burst, addrs: addrs, now: now, clients: map[string]*clientBucket{}}
+}
+
+// Allow reports whether client may make a request now, and if not, how long to wait.
+func (l *RateLimiter) Allow(client string) (bool, time.Duration) {
+	if l == nil || l.limit <= 0 {
+		return true, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.clients[client]
+	if b == nil {
+		l.sweep(now)
+		b = &clientBucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.clients[client] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// idleAfter is how long an untouched bucket is kept: by then it has refilled anyway.
+func (l *RateLimiter) idleAfter() time.Duration {
+	d := time.Duration(float64(l.burst) / float64(l.limit) * float64(time.Second))
+	return max(d, time.Second)
+}
+
+func (l *RateLimiter) sweep(now time.Time) {
+	if len(l.clients) < maxClients {
+		return
+	}
+	idle := l.idleAfter()
+	for k, b := range l.clients {
+		if now.Sub(b.seen) > idle {
+			delete(l.clients, k)
+		}
+	}
+	// Still full of active clients: drop the least recent tenth (they lose their debt, which
+	// only errs on the side of letting them in).
+	if len(l.clients) >= maxClients {
+		stamps := make([]time.Time, 0, len(l.clients))
+		for _, b := range l.clients {
+			stamps = append(stamps, b.seen)
+		}
+		slices.SortFunc(stamps, func(a, b time.Time) int { return a.Compare(b) })
+		cutoff := stamps[len(stamps)/10]
+		for k, b := range l.clients {
+			if !b.seen.After(cutoff) && len(l.clients) > maxClients*9/10 {
+				delete(l.clients, k)
+			}
+		}
+	}
+}
+
+// Len is the number of clients tracked.
+func (l *RateLimiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.clients)
+}
+
+// Limit wraps next: over the limit, refused answers 429 through refuse with the wait.
+func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter, r *http.Request, wait time.Duration)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := l.Allow(l.addrs.Of(r)); !ok {
+			refuse(w, r, wait)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// RefuseEnvelope answers 429 in the app envelope.
+func RefuseEnvelope(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	SetRetryAfter(w, wait)
+	WriteJSON(w, http.StatusTooManyRequests, Envelope{Status: "Error", Result: "Too many requests; slow down"})
+}
