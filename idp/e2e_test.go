@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -521,5 +522,16 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	}
 	if err := p.Wait(20 * time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Log())
+	}
+}
+
+// need skips when a tool is missing, or fails where integration is required (CI).
+func need(t *testing.T, tool string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("%s is missing", tool)
+		}
+		t.Skipf("%s is missing", tool)
 	}
 }

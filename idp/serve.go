@@ -33,7 +33,7 @@ type config struct {
 	addr, issuer, data, audience, adminToken, scope, logLevel string
 	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
 	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
-	sessionTTL, leeway                                        time.Duration
+	sessionTTL, leeway, readHeader                            time.Duration
 	throttle                                                  auth.ThrottlePolicy
 	rateLimit                                                 float64
 	rateBurst                                                 int
@@ -75,6 +75,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	rateLimit := fs.Int("rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /token, /login (0 turns it off)")
 	rateBurst := fs.Int("rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	trusted := fs.String("trusted-proxies", "IDP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs)")
+	readHeader := fs.Duration("read-header-timeout", "IDP_READ_HEADER_TIMEOUT", 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	logLevel := fs.String("log-level", "IDP_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
@@ -85,7 +86,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, keyRotation: *keyRotation,
 		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
-		defaultRedirect: *defaultRedirect, leeway: *leeway,
+		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader,
 		throttle:  auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax},
 		rateLimit: float64(*rateLimit), rateBurst: *rateBurst,
 	}
@@ -147,6 +148,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.hashWait <= 0 {
 		return c, fmt.Errorf("invalid --hash-wait (IDP_HASH_WAIT) %s: must be positive", c.hashWait)
 	}
+	if c.readHeader < 100*time.Millisecond {
+		return c, fmt.Errorf("invalid --read-header-timeout (IDP_READ_HEADER_TIMEOUT) %s: at least 100ms", c.readHeader)
+	}
 	if c.sessionTTL < time.Second {
 		return c, fmt.Errorf("invalid --session-ttl (IDP_SESSION_TTL) %s: must be at least 1s", c.sessionTTL)
 	}
@@ -205,6 +209,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer db.Close()
+	db.SetLogger(logger.With("component", "store"))
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -275,7 +280,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	kid, _ := km.Signer()
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data, "kid", kid)
-	err = web.Serve(ctx, web.NewServer(handler, logger), ln, ready, 10*time.Second, logger)
+	err = web.Serve(ctx, web.NewServer(handler, logger, c.readHeader), ln, ready, 10*time.Second, logger)
 	stopBG()
 	logger.Info("stopped")
 	return err

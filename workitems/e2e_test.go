@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"jwtidp/shared/proctest"
+	"jwtidp/workitems/workitem"
 )
 
 var idpBin, wiBin string
@@ -55,8 +56,40 @@ func startIDP(t *testing.T, extra ...string) *proctest.Proc {
 
 func startWI(t *testing.T, issuer string, extra ...string) *proctest.Proc {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", issuer}, extra...)
+	return startWIDir(t, issuer, t.TempDir(), extra...)
+}
+
+func startWIDir(t *testing.T, issuer, dir string, extra ...string) *proctest.Proc {
+	t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--issuer", issuer}, extra...)
 	return proctest.Start(t, wiBin, args)
+}
+
+// tryCall is call without failing the test when the server is gone.
+func tryCall(url, auth string, body any) (answer, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, out}, err
+}
+
+func decode(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// ownerOf is the store key of the token's user: its issuer and subject.
+func ownerOf(t *testing.T, bearer, issuer string) string {
+	t.Helper()
+	c := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(strings.TrimPrefix(bearer, "Bearer "), c); err != nil {
+		t.Fatal(err)
+	}
+	return workitem.Owner(c["iss"].(string), c["sub"].(string))
 }
 
 // system starts an IdP and a work-item service that trusts it, and waits until it is ready.

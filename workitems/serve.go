@@ -22,7 +22,7 @@ import (
 
 type config struct {
 	addr, issuer, jwksURL, audience, data, logLevel, adminToken string
-	leeway, jwksRefresh                                         time.Duration
+	leeway, jwksRefresh, readHeader                             time.Duration
 	version                                                     bool
 }
 
@@ -36,13 +36,14 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	data := fs.String("data", "WORKITEMS_DATA", "./data/workitems", "data folder (the bbolt file lives inside)")
 	refresh := fs.Duration("jwks-refresh", "WORKITEMS_JWKS_REFRESH", 5*time.Minute, "scheduled JWKS refresh interval")
 	adminToken := fs.String("admin-token", "WORKITEMS_ADMIN_TOKEN", "", "admin credential for /admin/backup (404 until set)")
+	readHeader := fs.Duration("read-header-timeout", "WORKITEMS_READ_HEADER_TIMEOUT", 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	logLevel := fs.String("log-level", "WORKITEMS_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
 		return config{}, err
 	}
 	c := config{addr: *addr, issuer: *issuer, jwksURL: *jwksURL, audience: *audience, data: *data,
-		logLevel: *logLevel, leeway: *leeway, adminToken: *adminToken, jwksRefresh: *refresh, version: *ver}
+		logLevel: *logLevel, leeway: *leeway, adminToken: *adminToken, readHeader: *readHeader, jwksRefresh: *refresh, version: *ver}
 	if c.version {
 		return c, nil
 	}
@@ -65,6 +66,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.jwksRefresh < 10*time.Millisecond {
 		return c, fmt.Errorf("invalid --jwks-refresh (WORKITEMS_JWKS_REFRESH) %s: too short", c.jwksRefresh)
+	}
+	if c.readHeader < 100*time.Millisecond {
+		return c, fmt.Errorf("invalid --read-header-timeout (WORKITEMS_READ_HEADER_TIMEOUT) %s: at least 100ms", c.readHeader)
 	}
 	if c.data == "" {
 		return c, errors.New("invalid --data (WORKITEMS_DATA): must name a folder")
@@ -105,6 +109,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer db.Close()
+	db.SetLogger(logger.With("component", "store"))
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("listen on --addr %s: %w", c.addr, err)
@@ -127,7 +132,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AdminToken: c.adminToken, Store: db,
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data)
-	err = web.Serve(ctx, web.NewServer(handler, logger), ln, ready, 10*time.Second, logger)
+	err = web.Serve(ctx, web.NewServer(handler, logger, c.readHeader), ln, ready, 10*time.Second, logger)
 	stopBG()
 	logger.Info("stopped")
 	return err

@@ -175,6 +175,14 @@ func (s *Service) issue(ctx context.Context, u identity.User, ttl time.Duration)
 		ID: famID, UserID: u.ID, ClientID: s.Issuer.ClientID, Scope: s.Scope,
 		CreatedAt: now, ExpiresAt: now.Add(ttl), Current: hash,
 	})
+	if apperr.Code(err) == apperr.EUNAVAILABLE {
+		// The disk is failing: the login still succeeds, with an access token and no session to
+		// refresh, rather than locking every user out.
+		s.Logger.WarnContext(ctx, "login without refresh token: storage unavailable", "sub", u.ID)
+		t := s.tokens(access, "", s.Scope)
+		t.SessionEnds = s.Now().Add(s.Issuer.TTL)
+		return t, nil
+	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}

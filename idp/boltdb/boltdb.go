@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,7 @@ var (
 type DB struct {
 	db   *bolt.DB
 	path string
+	wf   *boltfile.WriteFailures
 }
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
@@ -45,7 +47,7 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, path: db.Path()}, nil
+	return &DB{db: db, path: db.Path(), wf: &boltfile.WriteFailures{Path: db.Path()}}, nil
 }
 
 // Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
@@ -58,6 +60,16 @@ func (s *DB) Snapshot(w io.Writer) (int64, error) {
 	})
 	return n, err
 }
+
+// update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
+// burst to logger.
+func (s *DB) update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.db.Update(fn)) }
+
+// SetLogger sets where storage failures are reported.
+func (s *DB) SetLogger(l *slog.Logger) { s.wf.Logger = l }
+
+// Check runs bbolt's consistency check over the whole store.
+func (s *DB) Check() error { return boltfile.Check(s.db) }
 
 // Close closes the file and releases its lock.
 func (s *DB) Close() error { return s.db.Close() }
@@ -89,7 +101,7 @@ func get(b *bolt.Bucket, key string, v any) (bool, error) {
 
 // CreateUser implements identity.UserStore.
 func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		name := identity.NormalizeUsername(u.Username)
 		if names.Get([]byte(name)) != nil {
@@ -139,7 +151,7 @@ func getUser(tx *bolt.Tx, id string, u *identity.User) error {
 
 // SetPasswordHash implements identity.UserStore.
 func (s *DB) SetPasswordHash(ctx context.Context, id, old, new string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		var u identity.User
 		if err := getUser(tx, id, &u); err != nil {
 			return err
@@ -178,7 +190,7 @@ func readKeys(tx *bolt.Tx) ([]identity.SigningKey, error) {
 
 // UpdateKeys implements identity.KeyStore: the stored set is replaced by update's result.
 func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) ([]identity.SigningKey, error)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		keys, err := readKeys(tx)
 		if err != nil {
 			return err
@@ -211,7 +223,7 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketFamilies).Get([]byte(f.ID)) != nil {
 			return fmt.Errorf("create family: id %s already taken", f.ID)
 		}
@@ -257,7 +269,7 @@ func getFamily(tx *bolt.Tx, id string) (identity.Family, error) {
 func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family) (identity.Family, error)) (identity.Family, error) {
 	var out identity.Family
 	var stepErr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
 		if id == nil {
 			return apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
@@ -280,7 +292,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 // RevokeUserFamilies implements identity.FamilyStore.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		ub := tx.Bucket(bucketUserFams).Bucket([]byte(userID))
 		if ub == nil {
 			return nil
@@ -302,7 +314,7 @@ func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
 // DeleteDeadFamilies implements identity.FamilyStore.
 func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var dead []identity.Family
 		err := tx.Bucket(bucketFamilies).ForEach(func(k, v []byte) error {
 			var f identity.Family

@@ -116,7 +116,11 @@ func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redi
 			renderLogin(w, r, sess.cfg.Secure, web.Status(code), view)
 			return
 		}
-		http.SetCookie(w, sess.cfg.cookie(t.AccessToken+cookieSep+t.RefreshToken, time.Until(t.SessionEnds)))
+		value := t.AccessToken
+		if t.RefreshToken != "" {
+			value += cookieSep + t.RefreshToken
+		}
+		http.SetCookie(w, sess.cfg.cookie(value, time.Until(t.SessionEnds)))
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 	})

@@ -6,9 +6,16 @@ package boltfile
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"jwtidp/shared/apperr"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -43,4 +50,50 @@ func Open(dir, name string, lockTimeout time.Duration, buckets ...[]byte) (*bolt
 		return nil, fmt.Errorf("initialise store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// WriteFailures turns the errors of a failing disk (full, read-only, over a size limit, I/O
+// errors) into EUNAVAILABLE — a 503 with a clear message, so the service stays up and serves
+// what it can — and logs them once per burst rather than once per request.
+type WriteFailures struct {
+	Logger *slog.Logger
+	Path   string
+	every  rate.Sometimes
+}
+
+// storageErrnos are the errors of the storage, not of the request or the code.
+var storageErrnos = []error{syscall.ENOSPC, syscall.EROFS, syscall.EFBIG, syscall.EDQUOT, syscall.EIO, syscall.EACCES, syscall.EPERM}
+
+// Classify returns err unchanged unless it is a storage failure.
+func (w *WriteFailures) Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	storage := false
+	for _, e := range storageErrnos {
+		// bbolt formats some errors with %s ("file resize error: ... file too large"), so the
+		// errno's text is matched too.
+		storage = storage || errors.Is(err, e) || strings.Contains(err.Error(), e.Error())
+	}
+	if !storage {
+		return err
+	}
+	w.every.Interval = time.Minute
+	w.every.Do(func() {
+		if w.Logger != nil {
+			w.Logger.Error("storage writes are failing; answering 503 to writes (logged once a minute)", "path", w.Path, "err", err)
+		}
+	})
+	return &apperr.Error{Code: apperr.EUNAVAILABLE, Message: "Storage is unavailable: writes are failing. Try again later.", RetryAfter: 30 * time.Second, Err: err}
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func Check(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -12,10 +12,10 @@ import (
 
 // NewServer returns an http.Server with every timeout and the header limit set, so slow or
 // greedy clients cannot hold connections or memory.
-func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
+func NewServer(h http.Handler, logger *slog.Logger, readHeader time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeader,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,

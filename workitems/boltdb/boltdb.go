@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +24,10 @@ const FileName = "workitems.db"
 var bucketItems = []byte("items") // sequence for ids; owner → (id → Item)
 
 // DB implements workitem.Store.
-type DB struct{ db *bolt.DB }
+type DB struct {
+	db *bolt.DB
+	wf *boltfile.WriteFailures
+}
 
 // Open opens (creating if needed) the store in dir (0700, file 0600). A second process on the
 // same folder gets an error naming it after lockTimeout.
@@ -32,7 +36,7 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, wf: &boltfile.WriteFailures{Path: db.Path()}}, nil
 }
 
 // Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
@@ -45,6 +49,16 @@ func (s *DB) Snapshot(w io.Writer) (int64, error) {
 	})
 	return n, err
 }
+
+// update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
+// burst to logger.
+func (s *DB) update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.db.Update(fn)) }
+
+// SetLogger sets where storage failures are reported.
+func (s *DB) SetLogger(l *slog.Logger) { s.wf.Logger = l }
+
+// Check runs bbolt's consistency check over the whole store.
+func (s *DB) Check() error { return boltfile.Check(s.db) }
 
 // Close closes the file.
 func (s *DB) Close() error { return s.db.Close() }
@@ -62,7 +76,7 @@ func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not fo
 
 // Create implements workitem.Store.
 func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketItems)
 		id, err := root.NextSequence()
 		if err != nil {
@@ -137,7 +151,7 @@ func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, erro
 // Patch implements workitem.Store.
 func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Update, now time.Time) (workitem.Item, error) {
 	var it workitem.Item
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
 		var err error
 		if it, err = read(b, owner, id); err != nil {
@@ -161,7 +175,7 @@ func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Upda
 
 // Delete implements workitem.Store.
 func (s *DB) Delete(ctx context.Context, owner string, id uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
 		if b == nil || b.Get(key(id)) == nil {
 			return notFound()
