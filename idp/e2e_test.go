@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := proctest.CheckLogs(m.Run())
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -92,6 +92,7 @@ func postJSON(t *testing.T, url string, v any) answer {
 
 func signup(t *testing.T, base, user, pw string) {
 	t.Helper()
+	proctest.Secret(pw)
 	if a := postJSON(t, base+"/signup", map[string]string{"username": user, "password": pw}); a.status != 201 {
 		t.Fatalf("signup %s: %d %s", user, a.status, a.body)
 	}
@@ -103,7 +104,11 @@ func login(t *testing.T, base, user, pw string) map[string]any {
 	if a.status != 200 {
 		t.Fatalf("auth %s: %d %s", user, a.status, a.body)
 	}
-	return a.json(t)
+	m := a.json(t)
+	at, _ := m["access_token"].(string)
+	rt, _ := m["refresh_token"].(string)
+	proctest.Secret(pw, at, rt)
+	return m
 }
 
 // jwksKeys decodes the served JWKS document itself, not anything the IdP holds in memory.

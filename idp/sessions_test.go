@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+
+	"jwtidp/shared/proctest"
 )
 
 func postForm(t *testing.T, u string, v url.Values) answer {
@@ -14,7 +17,14 @@ func postForm(t *testing.T, u string, v url.Values) answer {
 
 func refreshGrant(t *testing.T, base, rt string) answer {
 	t.Helper()
-	return postForm(t, base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	a := postForm(t, base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	var m map[string]any
+	if json.Unmarshal(a.body, &m) == nil {
+		at, _ := m["access_token"].(string)
+		nrt, _ := m["refresh_token"].(string)
+		proctest.Secret(at, nrt)
+	}
+	return a
 }
 
 func wantGrantError(t *testing.T, a answer, code string) {

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	code := m.Run()
+	code := proctest.CheckLogs(m.Run())
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -149,6 +149,7 @@ func call(t *testing.T, method, url, auth string, body any) answer {
 func token(t *testing.T, idpURL, user string) string {
 	t.Helper()
 	creds := map[string]string{"username": user, "password": "correct-horse-9"}
+	proctest.Secret(creds["password"])
 	if a := call(t, "POST", idpURL+"/signup", "", creds); a.status != 201 {
 		t.Fatalf("signup: %d %s", a.status, a.body)
 	}
@@ -159,6 +160,7 @@ func token(t *testing.T, idpURL, user string) string {
 	if json.Unmarshal(a.body, &tok); a.status != 200 || tok.AccessToken == "" {
 		t.Fatalf("auth: %d %s", a.status, a.body)
 	}
+	proctest.Secret(tok.AccessToken)
 	return tok.AccessToken
 }
 

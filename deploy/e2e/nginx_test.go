@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"jwtidp/shared/proctest"
 )
 
 // noRedirect is a client that shows redirects instead of following them.
@@ -50,6 +52,7 @@ func signupAndToken(t *testing.T, idpURL, user string) (access, refresh string) 
 	json.NewDecoder(r.Body).Decode(&raw)
 	tok.AccessToken, _ = raw["access_token"].(string)
 	tok.RefreshToken, _ = raw["refresh_token"].(string)
+	proctest.Secret("correct-horse-9", tok.AccessToken, tok.RefreshToken)
 	return tok.AccessToken, tok.RefreshToken
 }
 

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := proctest.CheckLogs(m.Run())
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -171,6 +171,10 @@ const maxDecodeMemory = 4 << 20
 
 // Decode parses a PHC argon2id string: $argon2id$v=19$m=…,t=…,p=…$salt$hash.
 func Decode(s string) (Params, []byte, []byte, error) {
+	// Go's base64 decoders skip CR and LF even in strict mode; a stored hash has neither.
+	if strings.ContainsAny(s, "\r\n") {
+		return Params{}, nil, nil, errFormat
+	}
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
 		return Params{}, nil, nil, errFormat

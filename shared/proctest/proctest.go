@@ -92,6 +92,7 @@ func StartErr(bin string, args []string, env ...string) (*Proc, error) {
 	select {
 	case p.Addr = <-addrc:
 		p.URL = "http://" + p.Addr
+		remember(p)
 		return p, nil
 	case <-p.done:
 		return nil, fmt.Errorf("%s exited before listening: %v\n%s", filepath.Base(bin), p.err, p.log.String())
@@ -191,3 +192,65 @@ func WaitReady(url string, timeout time.Duration) error {
 // FastArgon are argon2id settings that keep end-to-end tests quick; the defaults are tested
 // where cost matters.
 var FastArgon = []string{"--argon2-memory", "1024", "--argon2-time", "1"}
+
+// The secrets the tests used (passwords, tokens) and every process they started, so that after
+// the whole suite LeakedSecrets can look for any secret in any log.
+var registry struct {
+	sync.Mutex
+	procs   []*Proc
+	secrets map[string]bool
+}
+
+func remember(p *Proc) {
+	registry.Lock()
+	defer registry.Unlock()
+	registry.procs = append(registry.procs, p)
+}
+
+// Secret records values that must never appear in a log.
+func Secret(values ...string) {
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.secrets == nil {
+		registry.secrets = map[string]bool{}
+	}
+	for _, v := range values {
+		if len(v) >= 8 {
+			registry.secrets[v] = true
+		}
+	}
+}
+
+// LeakedSecrets lists each recorded secret found in the log of any process the tests ran.
+func LeakedSecrets() []string {
+	registry.Lock()
+	defer registry.Unlock()
+	var leaks []string
+	for _, p := range registry.procs {
+		log := p.Log()
+		for s := range registry.secrets {
+			if strings.Contains(log, s) {
+				leaks = append(leaks, fmt.Sprintf("%s… (%d bytes) in the log of %s", s[:4], len(s), filepath.Base(p.Cmd.Path)))
+			}
+		}
+	}
+	return leaks
+}
+
+// CheckLogs is for TestMain, after m.Run: it fails the run when any secret reached any log.
+func CheckLogs(code int) int {
+	leaks := LeakedSecrets()
+	for _, l := range leaks {
+		fmt.Fprintln(os.Stderr, "secret leaked:", l)
+	}
+	if len(leaks) > 0 && code == 0 {
+		return 1
+	}
+	registry.Lock()
+	n, s := len(registry.procs), len(registry.secrets)
+	registry.Unlock()
+	if os.Getenv("JWTIDP_VERBOSE_LEAKCHECK") != "" {
+		fmt.Fprintf(os.Stderr, "leak check: %d secrets against %d process logs\n", s, n)
+	}
+	return code
+}
