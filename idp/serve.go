@@ -270,7 +270,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Secure: strings.HasPrefix(c.issuer, "https://"),
 		},
 		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
-		Verifier:  jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Keys: jwtauth.StaticKeys(km.PublicKey)}),
+		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway,
+			Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000}),
 	})
 
 	bg, stopBG := context.WithCancel(ctx)

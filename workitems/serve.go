@@ -122,7 +122,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Issuer: c.issuer, JWKSURL: c.jwksURL, RefreshInterval: c.jwksRefresh,
 		Logger: logger.With("component", "jwks"),
 	})
-	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys})
+	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys, CacheSize: 10000})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -36,8 +36,12 @@ type Manager struct {
 	store   identity.KeyStore
 	opt     Options
 	snap    atomic.Pointer[snapshot]
+	gen     atomic.Uint64
 	changed chan struct{}
 }
+
+// Generation changes whenever the key set does.
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
 
 type snapshot struct {
 	keys   []identity.SigningKey // without private parts
@@ -162,6 +166,7 @@ func (m *Manager) reload(ctx context.Context) error {
 	sum := sha256.Sum256(s.jwks)
 	s.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
 	m.snap.Store(s)
+	m.gen.Add(1)
 	select {
 	case m.changed <- struct{}{}:
 	default:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,24 @@ type RemoteKeys struct {
 	client *http.Client
 	kf     atomic.Pointer[keyfunc.Keyfunc]
 	stop   context.CancelFunc
+	gen    atomic.Uint64 // bumped whenever the set of cached kids changes
+	kids   atomic.Value  // string: the sorted kids of the cached set
+}
+
+// Generation implements Generational: it changes whenever a refresh changes the set of keys.
+func (rk *RemoteKeys) Generation() uint64 { return rk.gen.Load() }
+
+func (rk *RemoteKeys) keysReplaced(given []jwkset.JWK) {
+	ids := make([]string, 0, len(given))
+	for _, k := range given {
+		ids = append(ids, k.Marshal().KID)
+	}
+	slices.Sort(ids)
+	joined := strings.Join(ids, " ")
+	if old, _ := rk.kids.Load().(string); old != joined {
+		rk.kids.Store(joined)
+		rk.gen.Add(1)
+	}
 }
 
 // NewRemoteKeys starts loading keys in the background; it stops when ctx ends.
@@ -103,7 +122,7 @@ func (rk *RemoteKeys) start(ctx context.Context) error {
 		Ctx:             attempt,
 		HTTPTimeout:     rk.cfg.HTTPTimeout,
 		RefreshInterval: rk.cfg.RefreshInterval,
-		Storage:         guardedStorage{Storage: jwkset.NewMemoryStorage()},
+		Storage:         guardedStorage{Storage: jwkset.NewMemoryStorage(), replaced: rk.keysReplaced},
 		RefreshErrorHandler: func(_ context.Context, err error) {
 			rk.cfg.Logger.Warn("JWKS refresh failed; keeping the cached keys", "url", jwksURL, "err", err)
 		},
@@ -193,13 +212,20 @@ func (rk *RemoteKeys) Key(ctx context.Context, kid string) (*rsa.PublicKey, erro
 // guardedStorage refuses to replace the cached keys with a set that holds no usable RS256
 // signing key, so an issuer answering {"keys":[]} (a bug, a bad deploy) cannot lock everyone
 // out; the refresh fails instead and the old keys stay.
-type guardedStorage struct{ jwkset.Storage }
+type guardedStorage struct {
+	jwkset.Storage
+	replaced func([]jwkset.JWK)
+}
 
 func (g guardedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	for _, k := range given {
 		m := k.Marshal()
 		if _, ok := k.Key().(*rsa.PublicKey); ok && m.KTY == jwkset.KtyRSA && (m.USE == "" || m.USE == jwkset.UseSig) {
-			return g.Storage.KeyReplaceAll(ctx, given)
+			if err := g.Storage.KeyReplaceAll(ctx, given); err != nil {
+				return err
+			}
+			g.replaced(given)
+			return nil
 		}
 	}
 	return errors.New("JWKS holds no usable RS256 signing key")

@@ -57,12 +57,17 @@ type Config struct {
 	Leeway   time.Duration // clock skew allowed on exp, nbf and iat
 	Keys     KeySource
 	Now      func() time.Time // defaults to time.Now
+	// CacheSize bounds the verified-token cache; 0 turns it off. The cache is only used when
+	// Keys is Generational, so that it can forget tokens whose key has left the set.
+	CacheSize int
 }
 
 // Verifier checks access tokens.
 type Verifier struct {
 	cfg    Config
 	parser *jwt.Parser
+	cache  *tokenCache
+	gen    Generational
 }
 
 // NewVerifier returns a Verifier for cfg.
@@ -82,7 +87,11 @@ func NewVerifier(cfg Config) *Verifier {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+	v := &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+	if g, ok := cfg.Keys.(Generational); ok {
+		v.gen, v.cache = g, newTokenCache(cfg.CacheSize)
+	}
+	return v
 }
 
 // Verify checks raw and returns its claims. Errors wrap ErrInvalidToken, or ErrKeysUnavailable
@@ -93,6 +102,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	if len(raw) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	var gen uint64
+	if v.cache != nil {
+		gen = v.gen.Generation()
+		if c, ok := v.cache.get(raw, gen, v.cfg.Now()); ok {
+			return c, nil
+		}
 	}
 	var claims Claims
 	var keyErr error
@@ -123,8 +139,27 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub", ErrInvalidToken)
 	}
+	if v.cache != nil {
+		// Never past exp (with the same leeway the parser allows), never past a key change.
+		v.cache.put(raw, &claims, claims.ExpiresAt.Add(v.cfg.Leeway), gen, v.cfg.Now())
+	}
 	return &claims, nil
 }
+
+// LocalKeys is a KeySource over keys held in this process (the IdP's own), with a generation
+// that changes whenever they do, so the verified-token cache can be used with them.
+type LocalKeys struct {
+	Lookup func(kid string) (*rsa.PublicKey, bool)
+	Gen    func() uint64
+}
+
+// Key implements KeySource.
+func (l LocalKeys) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+	return StaticKeys(l.Lookup).Key(ctx, kid)
+}
+
+// Generation implements Generational.
+func (l LocalKeys) Generation() uint64 { return l.Gen() }
 
 // StaticKeys is a KeySource over a fixed or locally managed set, such as the IdP's own keys.
 type StaticKeys func(kid string) (*rsa.PublicKey, bool)
