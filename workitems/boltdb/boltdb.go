@@ -76,7 +76,8 @@ func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not fo
 
 // Create implements workitem.Store.
 func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
-	err := s.update(func(tx *bolt.Tx) error {
+	// Batched: concurrent creates share one commit; a re-run takes a fresh id, so it is safe.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketItems)
 		id, err := root.NextSequence()
 		if err != nil {
@@ -93,7 +94,7 @@ func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error
 		}
 		return b.Put(key(id), data)
 	})
-	if err != nil {
+	if err := s.wf.Classify(err); err != nil {
 		return workitem.Item{}, fmt.Errorf("create item: %w", err)
 	}
 	return it, nil
