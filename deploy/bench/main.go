@@ -1,0 +1,559 @@
+// Command bench measures the system on this machine and prints one table of absolute figures
+// and the ratios that BENCHMARKS.md tracks, all taken in the same run (the machines are shared
+// and noisy, so only ratios within one run mean anything). It builds and starts the real
+// binaries on loopback and drives them with its own load generator (keep-alive, fixed
+// concurrency and duration). It asserts nothing: -short runs it in a second or two per figure,
+// as CI does, so it cannot rot.
+//
+//	go run ./deploy/bench            # the full run (about two minutes)
+//	go run ./deploy/bench -short     # CI
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+var (
+	short    = flag.Bool("short", false, "a second or two per figure (CI)")
+	duration = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
+	conc     = flag.Int("concurrency", 32, "concurrent connections of the load generator")
+	logins   = flag.Int("logins", 1000, "concurrent logins for the memory figure")
+)
+
+func main() {
+	flag.Parse()
+	if *short {
+		*duration, *logins = 1500*time.Millisecond, 300
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct {
+	name, value, ratio, target, verdict string
+}
+
+var rows []row
+
+func record(name, value string) { rows = append(rows, row{name: name, value: value}) }
+
+func ratio(name string, num, den float64, target float64) {
+	r := num / den
+	verdict := "met"
+	if r < target {
+		verdict = "MISSED"
+	}
+	rows = append(rows, row{name: name, ratio: fmt.Sprintf("%.2f", r), target: fmt.Sprintf("≥ %.2f", target), verdict: verdict})
+}
+
+func limit(name string, got, max float64, unit string) {
+	verdict := "met"
+	if got > max {
+		verdict = "MISSED"
+	}
+	rows = append(rows, row{name: name, value: fmt.Sprintf("%.1f %s", got, unit), target: fmt.Sprintf("≤ %.0f %s", max, unit), verdict: verdict})
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "jwtidp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	idpBin, wiBin := filepath.Join(dir, "idp"), filepath.Join(dir, "workitems")
+	for bin, pkg := range map[string]string{idpBin: "./idp", wiBin: "./workitems"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc)
+
+	idpData := filepath.Join(dir, "idp-data")
+	idpArgs := []string{"serve", "--addr", "127.0.0.1:0", "--data", idpData, "--rate-limit", "0", "--throttle-failures", "0"}
+	idp, err := start(idpBin, idpArgs...)
+	if err != nil {
+		return err
+	}
+	defer idp.stop()
+	wi, err := start(wiBin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "wi-data"), "--issuer", idp.url)
+	if err != nil {
+		return err
+	}
+	defer wi.stop()
+	if err := waitReady(wi.url, 10*time.Second); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	limit("5. idle RSS, idp", rssMB(idp.cmd.Process.Pid, "VmRSS"), 20, "MB")
+	limit("5. idle RSS, workitems", rssMB(wi.cmd.Process.Pid, "VmRSS"), 20, "MB")
+
+	c := newClient(*conc)
+	if err := post(c, idp.url+"/signup", `{"username":"bench","password":"bench-password-123"}`, ""); err != nil {
+		return err
+	}
+	access, refresh, err := login(c, idp.url)
+	if err != nil {
+		return err
+	}
+	_ = refresh
+	for i := range 10 {
+		if err := post(c, wi.url+"/workitems", fmt.Sprintf(`{"title":"item %d"}`, i), "Bearer "+access); err != nil {
+			return err
+		}
+	}
+
+	// 1 and 7: served requests against the same service's /healthz.
+	wiHealth := load(c, *conc, *duration, func() *http.Request { return get(wi.url+"/healthz", "") })
+	wiList := load(c, *conc, *duration, func() *http.Request { return get(wi.url+"/workitems", "Bearer "+access) })
+	record("workitems /healthz", wiHealth.String())
+	record("GET /workitems (10 items, valid token)", wiList.String())
+	ratio("1. GET /workitems / workitems /healthz", wiList.rps, wiHealth.rps, 0.6)
+	idpHealth := load(c, *conc, *duration, func() *http.Request { return get(idp.url+"/healthz", "") })
+	jwks := load(c, *conc, *duration, func() *http.Request { return get(idp.url+"/.well-known/jwks.json", "") })
+	record("idp /healthz", idpHealth.String())
+	record("GET /.well-known/jwks.json", jwks.String())
+	ratio("7. JWKS / idp /healthz", jwks.rps, idpHealth.rps, 0.8)
+
+	// 3: refresh grants against raw RSA-2048 signatures on every core.
+	signs := rsaSignsPerSecond(*duration)
+	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))
+	chains := make([]string, *conc)
+	for i := range chains {
+		if _, chains[i], err = login(c, idp.url); err != nil {
+			return err
+		}
+	}
+	var next atomic.Int64
+	refreshes := loadFn(*conc, *duration, func(w int) int {
+		_ = next.Add(1)
+		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=refresh_token&refresh_token="+url.QueryEscape(chains[w])))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		var m struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&m)
+		if m.RefreshToken != "" {
+			chains[w] = m.RefreshToken
+		}
+		return resp.StatusCode
+	})
+	record("refresh grants (POST /token)", refreshes.String())
+	ratio("3. refresh grants / RSA signatures", refreshes.rps, signs, 0.7)
+
+	// 4: logins against raw argon2id hashes at the same parameters, on every core.
+	hashes := argonPerSecond(*duration)
+	record("raw argon2id m=19456,t=2,p=1 (all cores)", fmt.Sprintf("%.1f/s", hashes))
+	loginLoad := loadFn(runtime.NumCPU()*2, *duration, func(int) int {
+		resp, err := c.Do(jsonReq(idp.url+"/auth", `{"username":"bench","password":"bench-password-123"}`))
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	})
+	record("logins (POST /auth)", loginLoad.String())
+	ratio("4. logins / argon2id hashes", loginLoad.rps, hashes, 0.85)
+
+	// 2: nginx forward auth against the same nginx with no auth.
+	if err := nginxFigures(c, dir, idp, access); err != nil {
+		record("2. nginx", "skipped: "+err.Error())
+	}
+
+	// 5: peak memory under a burst of concurrent logins, and only allowed answers.
+	statuses := burstLogins(idp.url, *logins)
+	slots := runtime.NumCPU()
+	limit(fmt.Sprintf("5. peak RSS, idp, %d concurrent logins", *logins), rssMB(idp.cmd.Process.Pid, "VmHWM"), 64+float64(slots)*19, "MB")
+	record("   answers to those logins", fmtStatuses(statuses))
+
+	// 6: start to ready on an existing store.
+	idp.stop()
+	var starts []time.Duration
+	for range 3 {
+		t0 := time.Now()
+		p, err := start(idpBin, idpArgs...)
+		if err != nil {
+			return err
+		}
+		if err := waitReadyFast(p.url, 10*time.Second); err != nil {
+			return err
+		}
+		starts = append(starts, time.Since(t0))
+		p.stop()
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	limit("6. start to ready, existing store (median of 3)", float64(starts[1].Microseconds())/1000, 100, "ms")
+
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tvalue\tratio\ttarget\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.value, r.ratio, r.target, r.verdict)
+	}
+	return tw.Flush()
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	if m := regexp.MustCompile(`model name\s*:\s*(.*)`).FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return "unknown CPU"
+}
+
+// proc is a started binary.
+type proc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func start(bin string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+			go io.Copy(io.Discard, stderr)
+			return &proc{cmd: cmd, url: "http://" + m[1]}, nil
+		}
+	}
+	cmd.Wait()
+	return nil, fmt.Errorf("%s exited before listening", filepath.Base(bin))
+}
+
+func (p *proc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+}
+
+func waitReady(u string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready", u)
+}
+
+func waitReadyFast(u string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready", u)
+}
+
+func rssMB(pid int, field string) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m := regexp.MustCompile(field + `:\s*(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb / 1024
+}
+
+func newClient(n int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: n * 4, MaxIdleConnsPerHost: n * 4, IdleConnTimeout: time.Minute,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}}
+}
+
+func get(u, auth string) *http.Request {
+	req, _ := http.NewRequest("GET", u, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return req
+}
+
+func jsonReq(u, body string) *http.Request {
+	req, _ := http.NewRequest("POST", u, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+func post(c *http.Client, u, body, auth string) error {
+	req := jsonReq(u, body)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST %s: %d %s", u, resp.StatusCode, b)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+func login(c *http.Client, base string) (access, refresh string, err error) {
+	resp, err := c.Do(jsonReq(base+"/auth", `{"username":"bench","password":"bench-password-123"}`))
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	var m struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.AccessToken == "" {
+		return "", "", fmt.Errorf("login: %d %v", resp.StatusCode, err)
+	}
+	return m.AccessToken, m.RefreshToken, nil
+}
+
+// result is one throughput figure.
+type result struct {
+	rps      float64
+	statuses map[int]int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%.0f/s (%s)", r.rps, fmtStatuses(r.statuses))
+}
+
+func fmtStatuses(s map[int]int) string {
+	var keys []int
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var parts []string
+	for _, k := range keys {
+		name := strconv.Itoa(k)
+		if k == 0 {
+			name = "error"
+		}
+		parts = append(parts, fmt.Sprintf("%s×%d", name, s[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// load runs n workers sending mk() for d and counts answers per second.
+func load(c *http.Client, n int, d time.Duration, mk func() *http.Request) result {
+	return loadFn(n, d, func(int) int {
+		resp, err := c.Do(mk())
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	})
+}
+
+func loadFn(n int, d time.Duration, do func(worker int) int) result {
+	// A short warm-up, so connection set-up is not measured.
+	warm, cancelWarm := context.WithTimeout(context.Background(), d/10)
+	runWorkers(warm, n, do, nil)
+	cancelWarm()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	t0 := time.Now()
+	runWorkers(ctx, n, do, func(code int) {
+		mu.Lock()
+		statuses[code]++
+		mu.Unlock()
+	})
+	elapsed := time.Since(t0).Seconds()
+	ok := 0
+	for code, k := range statuses {
+		if code >= 200 && code < 300 {
+			ok += k
+		}
+	}
+	return result{rps: float64(ok) / elapsed, statuses: statuses}
+}
+
+func runWorkers(ctx context.Context, n int, do func(int) int, count func(int)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				code := do(w)
+				if count != nil && ctx.Err() == nil {
+					count(code)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func rsaSignsPerSecond(d time.Duration) float64 {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	sum := sha256.Sum256([]byte("benchmark"))
+	return parallelRate(d, func() { rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:]) })
+}
+
+func argonPerSecond(d time.Duration) float64 {
+	salt := make([]byte, 16)
+	return parallelRate(d, func() { argon2.IDKey([]byte("bench-password-123"), salt, 2, 19456, 1, 32) })
+}
+
+func parallelRate(d time.Duration, f func()) float64 {
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				f()
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(t0).Seconds()
+}
+
+func burstLogins(base string, n int) map[int]int {
+	c := newClient(n)
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code := 0
+			if resp, err := c.Do(jsonReq(base+"/auth", `{"username":"bench","password":"bench-password-123"}`)); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				code = resp.StatusCode
+				if code == 503 && resp.Header.Get("Retry-After") == "" {
+					code = -503 // a 503 without Retry-After is not an allowed answer
+				}
+			}
+			mu.Lock()
+			statuses[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return statuses
+}
+
+// nginxFigures measures nginx → auth_request → /verify → upstream against the same nginx
+// proxying to the same upstream with no auth at all.
+func nginxFigures(c *http.Client, dir string, idp *proc, access string) error {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		return errors.New("nginx is not installed")
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go app.Serve(appLn)
+	defer app.Close()
+	conf, err := os.ReadFile("deploy/nginx/nginx.conf")
+	if err != nil {
+		return err
+	}
+	authListen, plainListen := freeAddr(), freeAddr()
+	c2 := strings.NewReplacer("server 127.0.0.1:8080;", "server "+strings.TrimPrefix(idp.url, "http://")+";",
+		"server 127.0.0.1:9000;", "server "+appLn.Addr().String()+";",
+		"listen 127.0.0.1:8000;", "listen "+authListen+";").Replace(string(conf))
+	// The same nginx, one more server block: the app with no auth.
+	c2 = strings.Replace(c2, "    server {\n        listen "+authListen, "    server {\n        listen "+plainListen+";\n        location / {\n            proxy_pass http://app;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n        }\n    }\n\n    server {\n        listen "+authListen, 1)
+	// One worker: both servers then share the same CPU budget.
+	c2 = strings.Replace(c2, "worker_processes auto;", "worker_processes 1;", 1)
+	ndir := filepath.Join(dir, "nginx")
+	os.MkdirAll(ndir, 0o755)
+	path := filepath.Join(ndir, "nginx.conf")
+	os.WriteFile(path, []byte(c2), 0o644)
+	cmd := exec.Command(bin, "-p", ndir, "-c", path, "-g", "daemon off; pid "+filepath.Join(ndir, "pid")+";")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	for range 200 {
+		if conn, err := net.Dial("tcp", authListen); err == nil {
+			conn.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+"/", "") })
+	authed := load(c, *conc, *duration, func() *http.Request { return get("http://"+authListen+"/", "Bearer "+access) })
+	record("nginx → app, no auth", plain.String())
+	record("nginx → auth_request /verify → app", authed.String())
+	ratio("2. nginx with forward auth / without", authed.rps, plain.rps, 0.5)
+	return nil
+}
+
+func freeAddr() string {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	return ln.Addr().String()
+}
