@@ -32,6 +32,7 @@ import (
 type config struct {
 	addr, issuer, data, audience, adminToken, scope, logLevel string
 	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
+	pprofAddr                                                 string
 	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
 	sessionTTL, leeway, readHeader                            time.Duration
 	throttle                                                  auth.ThrottlePolicy
@@ -76,6 +77,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	rateBurst := fs.Int("rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	trusted := fs.String("trusted-proxies", "IDP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs)")
 	readHeader := fs.Duration("read-header-timeout", "IDP_READ_HEADER_TIMEOUT", 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
+	pprofAddr := fs.String("pprof-addr", "IDP_PPROF_ADDR", "", "serve Go profiling (pprof) on this address; off when empty")
 	logLevel := fs.String("log-level", "IDP_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
@@ -86,7 +88,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, keyRotation: *keyRotation,
 		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
-		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader,
+		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader, pprofAddr: *pprofAddr,
 		throttle:  auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax},
 		rateLimit: float64(*rateLimit), rateBurst: *rateBurst,
 	}
@@ -276,6 +278,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	if c.pprofAddr != "" {
+		if err := web.ServePprof(bg, c.pprofAddr, logger); err != nil {
+			return err
+		}
+	}
 	go km.Run(bg)
 	go svc.CollectGarbage(bg, time.Hour)
 

@@ -21,9 +21,9 @@ import (
 )
 
 type config struct {
-	addr, issuer, jwksURL, audience, data, logLevel, adminToken string
-	leeway, jwksRefresh, readHeader                             time.Duration
-	version                                                     bool
+	addr, issuer, jwksURL, audience, data, logLevel, adminToken, pprofAddr string
+	leeway, jwksRefresh, readHeader                                        time.Duration
+	version                                                                bool
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -37,13 +37,14 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	refresh := fs.Duration("jwks-refresh", "WORKITEMS_JWKS_REFRESH", 5*time.Minute, "scheduled JWKS refresh interval")
 	adminToken := fs.String("admin-token", "WORKITEMS_ADMIN_TOKEN", "", "admin credential for /admin/backup (404 until set)")
 	readHeader := fs.Duration("read-header-timeout", "WORKITEMS_READ_HEADER_TIMEOUT", 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
+	pprofAddr := fs.String("pprof-addr", "WORKITEMS_PPROF_ADDR", "", "serve Go profiling (pprof) on this address; off when empty")
 	logLevel := fs.String("log-level", "WORKITEMS_LOG_LEVEL", "info", "debug, info, warn or error")
 	ver := fs.Bool("version", "", false, "print the version and exit")
 	if err := fs.Parse(args, getenv); err != nil {
 		return config{}, err
 	}
 	c := config{addr: *addr, issuer: *issuer, jwksURL: *jwksURL, audience: *audience, data: *data,
-		logLevel: *logLevel, leeway: *leeway, adminToken: *adminToken, readHeader: *readHeader, jwksRefresh: *refresh, version: *ver}
+		logLevel: *logLevel, leeway: *leeway, adminToken: *adminToken, readHeader: *readHeader, pprofAddr: *pprofAddr, jwksRefresh: *refresh, version: *ver}
 	if c.version {
 		return c, nil
 	}
@@ -118,6 +119,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	if c.pprofAddr != "" {
+		if err := web.ServePprof(bg, c.pprofAddr, logger); err != nil {
+			return err
+		}
+	}
 	keys := jwtauth.NewRemoteKeys(bg, jwtauth.RemoteConfig{
 		Issuer: c.issuer, JWKSURL: c.jwksURL, RefreshInterval: c.jwksRefresh,
 		Logger: logger.With("component", "jwks"),

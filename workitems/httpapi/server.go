@@ -95,7 +95,15 @@ func handleList(d Deps) http.Handler {
 			web.Error(w, r, d.Logger, err)
 			return
 		}
-		web.Success(w, http.StatusOK, items)
+		buf := make([]byte, 0, 64+160*len(items))
+		buf = append(buf, '[')
+		for i, it := range items {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = it.AppendJSON(buf)
+		}
+		web.SuccessRaw(w, http.StatusOK, append(buf, ']'))
 	})
 }
 

@@ -1,0 +1,67 @@
+package workitem
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the item as the JSON object clients see — the same bytes encoding/json
+// would make — without reflection: listing is the service's hot path, and generic encoding was
+// a quarter of its CPU.
+func (it Item) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendUint(b, it.ID, 10)
+	b = append(b, `,"title":`...)
+	b = AppendJSONString(b, it.Title)
+	b = append(b, `,"done":`...)
+	b = strconv.AppendBool(b, it.Done)
+	b = append(b, `,"created_at":"`...)
+	b = it.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","updated_at":"`...)
+	b = it.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+// MarshalJSON makes encoding/json use the same encoding.
+func (it Item) MarshalJSON() ([]byte, error) { return it.AppendJSON(nil), nil }
+
+const hex = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string, escaped as encoding/json escapes it (HTML
+// characters and U+2028/U+2029 included; invalid UTF-8 becomes U+FFFD).
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
