@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -285,6 +286,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	go km.Run(bg)
 	go svc.CollectGarbage(bg, time.Hour)
+	go func() {
+		// The start-up hash's 19 MiB is garbage once made: hand it back, so an idle IdP is small.
+		hasher.Warm()
+		debug.FreeOSMemory()
+	}()
 
 	kid, _ := km.Signer()
 	logger.Info("listening", "addr", ln.Addr().String(), "issuer", c.issuer, "data", c.data, "kid", kid)

@@ -80,9 +80,15 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 	need := 0
 	now := m.opt.Now()
 	for ; need < 4; need++ {
-		if _, err := up(slices.Clone(current), now, m.opt.Policy, &pool{fresh: make([]identity.SigningKey, need)}); !errors.Is(err, errNeedKey) {
-			break
+		next, err := up(cloneKeys(current), now, m.opt.Policy, &pool{fresh: make([]identity.SigningKey, need)})
+		if errors.Is(err, errNeedKey) {
+			continue
 		}
+		if err == nil && need == 0 && sameKeys(current, next) {
+			// Nothing to change (every start on a store in order): no write, no fsync.
+			return m.reload(ctx)
+		}
+		break
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		fresh := make([]identity.SigningKey, need)
@@ -105,6 +111,26 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 		return m.reload(ctx)
 	}
 	return fmt.Errorf("update signing keys: the key set kept changing")
+}
+
+func cloneKeys(keys []identity.SigningKey) []identity.SigningKey { return slices.Clone(keys) }
+
+// sameKeys reports whether two key sets have the same keys in the same states and schedule.
+func sameKeys(a, b []identity.SigningKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	byID := map[string]identity.SigningKey{}
+	for _, k := range a {
+		byID[k.ID] = k
+	}
+	for _, k := range b {
+		o, ok := byID[k.ID]
+		if !ok || o.State != k.State || !o.SignsFrom.Equal(k.SignsFrom) || !o.DeleteAt.Equal(k.DeleteAt) || !o.RetiredAt.Equal(k.RetiredAt) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) generate() (identity.SigningKey, error) {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -59,7 +60,7 @@ type Hasher struct {
 	slots   chan struct{}
 	wait    time.Duration
 	random  io.Reader
-	dummy   string
+	dummy   func() string              // ready once the start-up hash is done
 	OnSlot  func(waited time.Duration) // observes how long each hash waited for a slot
 	OnStart func()                     // called as a hash starts and
 	OnEnd   func()                     // as it ends, for tests and metrics
@@ -83,13 +84,21 @@ func NewHasher(p Params, slots int, wait time.Duration, random io.Reader) (*Hash
 	if _, err := io.ReadFull(random, pw[:]); err != nil {
 		return nil, err
 	}
-	dummy, err := h.hash(string(pw[:]))
-	if err != nil {
-		return nil, err
-	}
-	h.dummy = dummy
+	// The dummy hash takes one full hash to make; it is made in the background so start-up does
+	// not wait for it, and an unknown user's check waits for it instead (once).
+	h.dummy = sync.OnceValue(func() string {
+		d, err := h.hash(string(pw[:]))
+		if err != nil {
+			panic(err) // only a failing random source, which NewHasher has just read from
+		}
+		return d
+	})
+	go h.dummy()
 	return h, nil
 }
+
+// Warm returns once the dummy hash exists.
+func (h *Hasher) Warm() { h.dummy() }
 
 func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	start := time.Now()
@@ -141,7 +150,7 @@ func (h *Hasher) hash(password string) (string, error) {
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
 	unknown := encoded == ""
 	if unknown {
-		encoded = h.dummy
+		encoded = h.dummy()
 	}
 	p, salt, want, err := Decode(encoded)
 	if err != nil {
