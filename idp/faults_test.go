@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,4 +202,43 @@ func TestKill9DuringRefreshesLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("an acknowledged refresh token is unknown after kill -9:\n%s", p2.Log())
 	}
 	t.Logf("%d acknowledged refreshes; every last token known after kill -9", acked.Load())
+}
+
+// readOnly bind-mounts dir read-only over itself (root ignores file modes, so a read-only
+// mount is the honest way to make a folder unwritable) and undoes it when the test ends.
+func bindMount(t *testing.T, dir string) func(ro bool) {
+	t.Helper()
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("bind mount: %v %s", err, out)
+		}
+		t.Skipf("cannot bind-mount here: %s", out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return func(ro bool) {
+		opt := "remount,bind,rw"
+		if ro {
+			opt = "remount,bind,ro"
+		}
+		if out, err := exec.Command("mount", "-o", opt, dir).CombinedOutput(); err != nil {
+			t.Fatalf("mount -o %s: %v %s", opt, err, out)
+		}
+	}
+}
+
+// A start on a data folder that is read-only (a read-only mount: it cannot be made so under a
+// running process, which holds the file open for writing, so the running case is the full-disk
+// test's) exits with a message that names the folder.
+func TestReadOnlyDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	p := startIDP(t, dir)
+	signup(t, p.URL, "reader", "correct-horse-9")
+	p.Stop()
+	setRO := bindMount(t, dir)
+	setRO(true)
+	out, err := proctest.Run(idpBin, []string{"--addr", "127.0.0.1:0", "--data", dir})
+	if err == nil || !strings.Contains(out, dir) {
+		t.Fatalf("start on a read-only folder: %v %s; want an error naming it", err, out)
+	}
+	setRO(false)
 }
