@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,9 +32,8 @@ var (
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore and
 // identity.FamilyStore.
 type DB struct {
-	db   *bolt.DB
+	boltfile.Store
 	path string
-	wf   *boltfile.WriteFailures
 }
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
@@ -47,44 +44,11 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, path: db.Path(), wf: &boltfile.WriteFailures{Path: db.Path()}}, nil
+	return &DB{Store: boltfile.NewStore(db), path: db.Path()}, nil
 }
-
-// Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
-func (s *DB) Snapshot(w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
-// update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
-// burst to logger.
-func (s *DB) update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.db.Update(fn)) }
-
-// batch is update for hot, independent writes: bbolt coalesces concurrent calls into one
-// transaction and one commit, and returns only once it is on disk. fn may run more than once.
-func (s *DB) batch(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.db.Batch(fn)) }
-
-// SetLogger sets where storage failures are reported.
-func (s *DB) SetLogger(l *slog.Logger) { s.wf.Logger = l }
-
-// Check runs bbolt's consistency check over the whole store.
-func (s *DB) Check() error { return boltfile.Check(s.db) }
-
-// Close closes the file and releases its lock.
-func (s *DB) Close() error { return s.db.Close() }
 
 // Path is the bbolt file's path.
 func (s *DB) Path() string { return s.path }
-
-// Ping reports whether the store is open, for readiness.
-func (s *DB) Ping(ctx context.Context) error {
-	return s.db.View(func(tx *bolt.Tx) error { return nil })
-}
 
 func put(b *bolt.Bucket, key string, v any) error {
 	data, err := json.Marshal(v)
@@ -105,7 +69,7 @@ func get(b *bolt.Bucket, key string, v any) (bool, error) {
 
 // CreateUser implements identity.UserStore.
 func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		name := identity.NormalizeUsername(u.Username)
 		if names.Get([]byte(name)) != nil {
@@ -125,7 +89,7 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 // UserByName implements identity.UserStore.
 func (s *DB) UserByName(ctx context.Context, username string) (identity.User, error) {
 	var u identity.User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.DB.View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketUsernames).Get([]byte(identity.NormalizeUsername(username)))
 		if id == nil {
 			return apperr.Errorf(apperr.ENOTFOUND, "User not found")
@@ -138,7 +102,7 @@ func (s *DB) UserByName(ctx context.Context, username string) (identity.User, er
 // UserByID implements identity.UserStore.
 func (s *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 	var u identity.User
-	err := s.db.View(func(tx *bolt.Tx) error { return getUser(tx, id, &u) })
+	err := s.DB.View(func(tx *bolt.Tx) error { return getUser(tx, id, &u) })
 	return u, err
 }
 
@@ -155,7 +119,7 @@ func getUser(tx *bolt.Tx, id string, u *identity.User) error {
 
 // SetPasswordHash implements identity.UserStore.
 func (s *DB) SetPasswordHash(ctx context.Context, id, old, new string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		var u identity.User
 		if err := getUser(tx, id, &u); err != nil {
 			return err
@@ -171,7 +135,7 @@ func (s *DB) SetPasswordHash(ctx context.Context, id, old, new string) error {
 // Keys implements identity.KeyStore.
 func (s *DB) Keys(ctx context.Context) ([]identity.SigningKey, error) {
 	var keys []identity.SigningKey
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.DB.View(func(tx *bolt.Tx) error {
 		var err error
 		keys, err = readKeys(tx)
 		return err
@@ -194,7 +158,7 @@ func readKeys(tx *bolt.Tx) ([]identity.SigningKey, error) {
 
 // UpdateKeys implements identity.KeyStore: the stored set is replaced by update's result.
 func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) ([]identity.SigningKey, error)) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		keys, err := readKeys(tx)
 		if err != nil {
 			return err
@@ -227,7 +191,7 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	return s.batch(func(tx *bolt.Tx) error {
+	return s.Batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketFamilies).Get([]byte(f.ID)) != nil {
 			return fmt.Errorf("create family: id %s already taken", f.ID)
 		}
@@ -275,7 +239,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 	var stepErr error
 	// Batched: concurrent refreshes share one commit (and one fsync) instead of one each. The
 	// closure reads everything it decides on inside the transaction, so a re-run is safe.
-	err := s.batch(func(tx *bolt.Tx) error {
+	err := s.Batch(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
 		if id == nil {
 			return apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
@@ -298,7 +262,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 // RevokeUserFamilies implements identity.FamilyStore.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		ub := tx.Bucket(bucketUserFams).Bucket([]byte(userID))
 		if ub == nil {
 			return nil
@@ -320,7 +284,7 @@ func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
 // DeleteDeadFamilies implements identity.FamilyStore.
 func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error) {
 	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.Update(func(tx *bolt.Tx) error {
 		var dead []identity.Family
 		err := tx.Bucket(bucketFamilies).ForEach(func(k, v []byte) error {
 			var f identity.Family
@@ -361,7 +325,7 @@ func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error)
 
 // Counts reports how many families and token hashes are stored, for tests of garbage collection.
 func (s *DB) Counts() (families, tokens int) {
-	s.db.View(func(tx *bolt.Tx) error {
+	s.DB.View(func(tx *bolt.Tx) error {
 		families = tx.Bucket(bucketFamilies).Stats().KeyN
 		tokens = tx.Bucket(bucketTokens).Stats().KeyN
 		return nil

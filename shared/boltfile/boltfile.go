@@ -4,8 +4,10 @@
 package boltfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -97,3 +99,43 @@ func Check(db *bolt.DB) error {
 		return errors.Join(errs...)
 	})
 }
+
+// Store is what every service's bbolt store has in common; the stores embed it.
+type Store struct {
+	DB *bolt.DB
+	wf *WriteFailures
+}
+
+// NewStore wraps an open file.
+func NewStore(db *bolt.DB) Store { return Store{DB: db, wf: &WriteFailures{Path: db.Path()}} }
+
+// Update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
+// burst.
+func (s Store) Update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.DB.Update(fn)) }
+
+// Batch is Update for hot, independent writes: bbolt coalesces concurrent calls into one
+// transaction and one commit, and returns only once it is on disk. fn may run more than once.
+func (s Store) Batch(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.DB.Batch(fn)) }
+
+// SetLogger sets where storage failures are reported.
+func (s Store) SetLogger(l *slog.Logger) { s.wf.Logger = l }
+
+// Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
+func (s Store) Snapshot(w io.Writer) (int64, error) {
+	var n int64
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// Check runs bbolt's consistency check over the whole store.
+func (s Store) Check() error { return Check(s.DB) }
+
+// Ping reports whether the store is open, for readiness.
+func (s Store) Ping(context.Context) error { return s.DB.View(func(*bolt.Tx) error { return nil }) }
+
+// Close closes the file and releases its lock.
+func (s Store) Close() error { return s.DB.Close() }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,10 +21,7 @@ const FileName = "workitems.db"
 var bucketItems = []byte("items") // sequence for ids; owner → (id → Item)
 
 // DB implements workitem.Store.
-type DB struct {
-	db *bolt.DB
-	wf *boltfile.WriteFailures
-}
+type DB struct{ boltfile.Store }
 
 // Open opens (creating if needed) the store in dir (0700, file 0600). A second process on the
 // same folder gets an error naming it after lockTimeout.
@@ -35,35 +30,8 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, wf: &boltfile.WriteFailures{Path: db.Path()}}, nil
+	return &DB{Store: boltfile.NewStore(db)}, nil
 }
-
-// Snapshot writes a consistent copy of the whole file to w while the store keeps serving.
-func (s *DB) Snapshot(w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
-// update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
-// burst to logger.
-func (s *DB) update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.db.Update(fn)) }
-
-// SetLogger sets where storage failures are reported.
-func (s *DB) SetLogger(l *slog.Logger) { s.wf.Logger = l }
-
-// Check runs bbolt's consistency check over the whole store.
-func (s *DB) Check() error { return boltfile.Check(s.db) }
-
-// Close closes the file.
-func (s *DB) Close() error { return s.db.Close() }
-
-// Ping reports whether the store is open, for readiness.
-func (s *DB) Ping(context.Context) error { return s.db.View(func(*bolt.Tx) error { return nil }) }
 
 func key(id uint64) []byte {
 	var b [8]byte
@@ -105,7 +73,7 @@ func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not fo
 // Create implements workitem.Store.
 func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
 	// Batched: concurrent creates share one commit; a re-run takes a fresh id, so it is safe.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.Batch(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketItems)
 		id, err := root.NextSequence()
 		if err != nil {
@@ -118,7 +86,7 @@ func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error
 		}
 		return b.Put(key(id), encodeItem(it))
 	})
-	if err := s.wf.Classify(err); err != nil {
+	if err != nil {
 		return workitem.Item{}, fmt.Errorf("create item: %w", err)
 	}
 	return it, nil
@@ -138,7 +106,7 @@ func read(b *bolt.Bucket, owner string, id uint64) (workitem.Item, error) {
 // Get implements workitem.Store.
 func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, error) {
 	var it workitem.Item
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.DB.View(func(tx *bolt.Tx) error {
 		var err error
 		it, err = read(tx.Bucket(bucketItems).Bucket([]byte(owner)), owner, id)
 		return err
@@ -149,7 +117,7 @@ func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, e
 // List implements workitem.Store.
 func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, error) {
 	items := []workitem.Item{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.DB.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(f.Owner))
 		if b == nil {
 			return nil
@@ -170,7 +138,7 @@ func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, erro
 // Patch implements workitem.Store.
 func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Update, now time.Time) (workitem.Item, error) {
 	var it workitem.Item
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
 		var err error
 		if it, err = read(b, owner, id); err != nil {
@@ -190,7 +158,7 @@ func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Upda
 
 // Delete implements workitem.Store.
 func (s *DB) Delete(ctx context.Context, owner string, id uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
 		if b == nil || b.Get(key(id)) == nil {
 			return notFound()
