@@ -106,9 +106,6 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	if *rateLimit < 0 || (*rateLimit > 0 && *rateBurst < 1) {
 		return c, errors.New("invalid --rate-limit/--rate-burst: the rate must be 0 or more, the burst at least 1")
 	}
-	if c.version {
-		return c, nil
-	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		return c, fmt.Errorf("invalid --addr (IDP_ADDR) %q: %v", c.addr, err)
 	}

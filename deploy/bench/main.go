@@ -111,7 +111,7 @@ func run() error {
 		return err
 	}
 	defer wi.stop()
-	if err := waitReady(wi.url, 10*time.Second); err != nil {
+	if err := waitReady(wi.url, 10*time.Second, 20*time.Millisecond); err != nil {
 		return err
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -122,11 +122,10 @@ func run() error {
 	if err := post(c, idp.url+"/signup", `{"username":"bench","password":"bench-password-123"}`, ""); err != nil {
 		return err
 	}
-	access, refresh, err := login(c, idp.url)
+	access, _, err := login(c, idp.url)
 	if err != nil {
 		return err
 	}
-	_ = refresh
 	for i := range 10 {
 		if err := post(c, wi.url+"/workitems", fmt.Sprintf(`{"title":"item %d"}`, i), "Bearer "+access); err != nil {
 			return err
@@ -156,9 +155,7 @@ func run() error {
 			return err
 		}
 	}
-	var next atomic.Int64
 	refreshes := loadFn(len(chains), *duration, func(w int) int {
-		_ = next.Add(1)
 		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=refresh_token&refresh_token="+url.QueryEscape(chains[w])))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp, err := c.Do(req)
@@ -213,7 +210,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if err := waitReadyFast(p.url, 10*time.Second); err != nil {
+		if err := waitReady(p.url, 10*time.Second, time.Millisecond); err != nil {
 			return err
 		}
 		starts = append(starts, time.Since(t0))
@@ -271,7 +268,8 @@ func (p *proc) stop() {
 	p.cmd.Wait()
 }
 
-func waitReady(u string, timeout time.Duration) error {
+// waitReady polls u/readyz every poll until it answers 200.
+func waitReady(u string, timeout, poll time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(u + "/readyz"); err == nil {
@@ -280,21 +278,7 @@ func waitReady(u string, timeout time.Duration) error {
 				return nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready", u)
-}
-
-func waitReadyFast(u string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(poll)
 	}
 	return fmt.Errorf("%s not ready", u)
 }

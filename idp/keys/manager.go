@@ -80,7 +80,7 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 	need := 0
 	now := m.opt.Now()
 	for ; need < 4; need++ {
-		next, err := up(cloneKeys(current), now, m.opt.Policy, &pool{fresh: make([]identity.SigningKey, need)})
+		next, err := up(slices.Clone(current), now, m.opt.Policy, &pool{fresh: make([]identity.SigningKey, need)})
 		if errors.Is(err, errNeedKey) {
 			continue
 		}
@@ -112,8 +112,6 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 	}
 	return fmt.Errorf("update signing keys: the key set kept changing")
 }
-
-func cloneKeys(keys []identity.SigningKey) []identity.SigningKey { return slices.Clone(keys) }
 
 // sameKeys reports whether two key sets have the same keys in the same states and schedule.
 func sameKeys(a, b []identity.SigningKey) bool {

@@ -76,29 +76,6 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 	return nil
 }
 
-// IsSet reports whether the setting came from its flag or its variable.
-func (s *Set) IsSet(name string) bool {
-	set := false
-	s.fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
-}
-
-// Vars lists every environment variable of the set, for checks that configuration files only
-// set variables the binary knows.
-func (s *Set) Vars() []string {
-	var out []string
-	for _, env := range s.env {
-		if env != "" {
-			out = append(out, env)
-		}
-	}
-	return out
-}
-
 func lookup(getenv func(string) string, env string) (string, bool) {
 	v := getenv(env)
 	return v, v != ""

@@ -246,11 +246,5 @@ func CheckLogs(code int) int {
 	if len(leaks) > 0 && code == 0 {
 		return 1
 	}
-	registry.Lock()
-	n, s := len(registry.procs), len(registry.secrets)
-	registry.Unlock()
-	if os.Getenv("JWTIDP_VERBOSE_LEAKCHECK") != "" {
-		fmt.Fprintf(os.Stderr, "leak check: %d secrets against %d process logs\n", s, n)
-	}
 	return code
 }
