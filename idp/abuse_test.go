@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,9 +37,10 @@ func TestBruteForceThrottling(t *testing.T) {
 	if metric(t, p.URL, "idp_password_hash_slot_wait_seconds_count") != before {
 		t.Fatal("a throttled attempt spent a password hash")
 	}
-	// The browser login shares the lockout.
-	if a := do(t, "POST", p.URL+"/login", "application/x-www-form-urlencoded", strings.NewReader("username=alice")); a.status == 200 {
-		t.Fatalf("browser login during lockout: %d", a.status)
+	// The browser login shares the lockout: a well-formed form post (CSRF token and all) with
+	// the correct password is refused too.
+	if code, body := browserLogin(t, p.URL, "alice", "correct-horse-9"); code != 429 || !strings.Contains(body, "Too many attempts") {
+		t.Fatalf("browser login during lockout: %d", code)
 	}
 	time.Sleep(1100 * time.Millisecond)
 	login(t, p.URL, "alice", "correct-horse-9") // the wait is over; the success resets the count
@@ -110,4 +115,37 @@ func TestForwardedForIgnoredFromUntrustedPeers(t *testing.T) {
 	if codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("answers %v: a forged X-Forwarded-For escaped the limit", codes)
 	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// browserLogin posts the login form as a browser does, with the CSRF cookie and field from
+// GET /login, and returns the answer's status and body (redirects not followed).
+func browserLogin(t *testing.T, base, user, pw string) (int, string) {
+	t.Helper()
+	resp, body := browserLoginResp(t, base, user, pw)
+	return resp.StatusCode, body
+}
+
+func browserLoginResp(t *testing.T, base, user, pw string) (*http.Response, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF field on the login page")
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "username": {user}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

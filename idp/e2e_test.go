@@ -540,3 +540,35 @@ func need(t *testing.T, tool string) {
 		t.Skipf("%s is missing", tool)
 	}
 }
+
+// The session cookie of API.md: HttpOnly, SameSite=Lax, Secure when the issuer is https, and the
+// configured parent Domain.
+func TestSessionCookieAttributes(t *testing.T) {
+	for _, tt := range []struct {
+		issuer, domain string
+		secure         bool
+	}{
+		{"https://login.example.test", "example.test", true},
+		{"http://login.example.test", "", false},
+	} {
+		args := []string{"--issuer", tt.issuer}
+		if tt.domain != "" {
+			args = append(args, "--cookie-domain", tt.domain)
+		}
+		p := startIDP(t, t.TempDir(), args...)
+		signup(t, p.URL, "cookie-user", "correct-horse-9")
+		resp, _ := browserLoginResp(t, p.URL, "cookie-user", "correct-horse-9")
+		var c *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "jwtidp_session" {
+				c = ck
+			}
+		}
+		if resp.StatusCode != 303 || c == nil {
+			t.Fatalf("%s: login %d, cookie %v", tt.issuer, resp.StatusCode, c)
+		}
+		if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Domain != tt.domain || c.MaxAge <= 0 {
+			t.Fatalf("%s: cookie %+v", tt.issuer, c)
+		}
+	}
+}
