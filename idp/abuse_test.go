@@ -149,3 +149,18 @@ func browserLoginResp(t *testing.T, base, user, pw string) (*http.Response, stri
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
 }
+
+// Behind a trusted proxy the access log and the login log name the real client, not the proxy;
+// from anyone else, X-Forwarded-For is not believed.
+func TestLogsNameTheRealClient(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--trusted-proxies", "127.0.0.1")
+	authAs(t, p.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
+	if !strings.Contains(p.Log(), "msg=request") || strings.Count(p.Log(), "client=198.51.100.23") < 2 {
+		t.Fatalf("the logs do not name the client behind the trusted proxy:\n%s", p.Log())
+	}
+	q := startIDP(t, t.TempDir())
+	authAs(t, q.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
+	if strings.Contains(q.Log(), "198.51.100.23") {
+		t.Fatal("an untrusted peer's X-Forwarded-For reached the logs as the client")
+	}
+}

@@ -49,5 +49,5 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry))
+	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.Clients)
 }

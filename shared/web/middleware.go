@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -76,7 +75,8 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // Middleware wraps a service's router: a request id, recovery from panics (answered 500 in the
 // envelope, logged with the stack's cause), one access-log line and the request metrics. The
 // route label is the mux pattern, never the raw path, so metrics cannot be blown up by clients.
-func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics) http.Handler {
+// The logged client is the one clients resolves (behind a trusted proxy, the real client).
+func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, clients ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
@@ -106,19 +106,10 @@ func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics) ht
 				metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			}
 			logger.Info("request", "request_id", id, "method", r.Method, "route", route,
-				"status", status, "duration", d.Round(time.Microsecond), "client", ClientIP(r))
+				"status", status, "duration", d.Round(time.Microsecond), "client", clients.Of(r))
 		}()
 		next.ServeHTTP(rec, r)
 	})
-}
-
-// ClientIP is the address of the connection's peer, without the port.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // NotFound answers every unrouted path with the envelope.

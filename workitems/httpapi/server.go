@@ -53,7 +53,7 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", web.NotFound())
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry))
+	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), web.ClientAddrs{})
 }
 
 func owner(r *http.Request) string {
