@@ -11,19 +11,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"jwtidp/shared/jwtauth"
 )
 
 // Signer gives the current signing key.
 type Signer interface {
 	Signer() (kid string, key *rsa.PrivateKey)
-}
-
-// Claims are an access token's claims (RFC 9068 §2.2).
-type Claims struct {
-	jwt.RegisteredClaims
-	ClientID          string `json:"client_id"`
-	Scope             string `json:"scope"`
-	PreferredUsername string `json:"preferred_username"`
 }
 
 // Subject is who a token is for.
@@ -51,7 +45,8 @@ func (i *Issuer) Access(sub Subject, scope string) (string, time.Time, error) {
 	}
 	now := i.Now().Truncate(time.Second)
 	exp := now.Add(i.TTL)
-	claims := Claims{
+	// One claim set for the issuer and every verifier (shared/jwtauth), so they cannot drift.
+	claims := jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.Issuer,
 			Subject:   sub.ID,
