@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,20 +25,7 @@ import (
 
 var idpBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "idp-bin-")
-	if err != nil {
-		panic(err)
-	}
-	idpBin, err = proctest.Build(dir, "jwtidp/idp")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := proctest.CheckLogs(m.Run())
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp"}) }
 
 // startIDP runs the real binary on port 0 with its data in dir.
 func startIDP(t *testing.T, dir string, extra ...string) *proctest.Proc {
@@ -531,15 +517,7 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 }
 
 // need skips when a tool is missing, or fails where integration is required (CI).
-func need(t *testing.T, tool string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("%s is missing", tool)
-		}
-		t.Skipf("%s is missing", tool)
-	}
-}
+func need(t *testing.T, tool string) { proctest.Need(t, tool) }
 
 // The session cookie of API.md: HttpOnly, SameSite=Lax, Secure when the issuer is https, and the
 // configured parent Domain.

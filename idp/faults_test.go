@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -214,10 +213,7 @@ func TestKill9DuringRefreshesLosesNothingAcknowledged(t *testing.T) {
 func bindMount(t *testing.T, dir string) func(ro bool) {
 	t.Helper()
 	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
-		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("bind mount: %v %s", err, out)
-		}
-		t.Skipf("cannot bind-mount here: %s", out)
+		proctest.Integration(t, "cannot bind-mount here: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	return func(ro bool) {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,22 +27,7 @@ import (
 var idpBin, wiBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wi-bin-")
-	if err != nil {
-		panic(err)
-	}
-	for _, b := range []struct {
-		dst *string
-		pkg string
-	}{{&idpBin, "jwtidp/idp"}, {&wiBin, "jwtidp/workitems"}} {
-		if *b.dst, err = proctest.Build(dir, b.pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	code := proctest.CheckLogs(m.Run())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp", &wiBin: "jwtidp/workitems"})
 }
 
 func startIDP(t *testing.T, extra ...string) *proctest.Proc {

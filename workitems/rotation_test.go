@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"jwtidp/shared/proctest"
 )
 
 func kidOf(t *testing.T, tok string) string {
@@ -169,12 +171,7 @@ func TestRotationUnderLoadHasNoFailures(t *testing.T) {
 // The README's rotation demo runs against real processes, so it cannot rot.
 func TestRotationDemoScript(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "base64"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s is missing", tool)
-			}
-			t.Skipf("%s is missing", tool)
-		}
+		proctest.Need(t, tool)
 	}
 	idp, wi := system(t, "--admin-token", "demo")
 	cmd := exec.Command("bash", "../deploy/rotation-demo.sh")

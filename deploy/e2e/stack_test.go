@@ -21,34 +21,11 @@ import (
 var idpBin, wiBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "e2e-bin-")
-	if err != nil {
-		panic(err)
-	}
-	if idpBin, err = proctest.Build(dir, "jwtidp/idp"); err == nil {
-		wiBin, err = proctest.Build(dir, "jwtidp/workitems")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := proctest.CheckLogs(m.Run())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp", &wiBin: "jwtidp/workitems"})
 }
 
 // need skips the test when a tool is missing, or fails it where integration is required.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("%s is not installed and JWTIDP_REQUIRE_INTEGRATION is set", tool)
-		}
-		t.Skipf("%s is not installed", tool)
-	}
-	return p
-}
+func need(t *testing.T, tool string) string { return proctest.Need(t, tool) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

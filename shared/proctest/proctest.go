@@ -248,3 +248,47 @@ func CheckLogs(code int) int {
 	}
 	return code
 }
+
+// Need returns the path of an external tool a test uses (nginx, chromium, bash…). When it is
+// missing the test skips — or fails where JWTIDP_REQUIRE_INTEGRATION is set, as in CI, so CI
+// never skips silently. This is the one place that rule lives.
+func Need(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("%s is not installed and JWTIDP_REQUIRE_INTEGRATION is set", tool)
+		}
+		t.Skipf("%s is not installed", tool)
+	}
+	return p
+}
+
+// Integration reports a missing capability other than a tool (a bind mount, say) the same way.
+func Integration(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Main is a TestMain for end-to-end packages: it builds each package into *dst (e.g.
+// {&idpBin: "jwtidp/idp"}), runs the tests, then fails the run if any secret reached a log.
+func Main(m *testing.M, binaries map[*string]string) {
+	dir, err := os.MkdirTemp("", "jwtidp-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for dst, pkg := range binaries {
+		if *dst, err = Build(dir, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := CheckLogs(m.Run())
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
