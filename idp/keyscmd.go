@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"jwtidp/idp/httpapi"
 	"jwtidp/shared/envflag"
 )
 
@@ -57,14 +58,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("the IdP at %s answered %s", *base, resp.Status)
 	}
 	var env struct {
-		Result []struct {
-			KID       string     `json:"kid"`
-			State     string     `json:"state"`
-			CreatedAt time.Time  `json:"created_at"`
-			SignsFrom *time.Time `json:"signs_from"`
-			RetiresAt *time.Time `json:"retires_at"`
-			DeleteAt  *time.Time `json:"delete_at"`
-		} `json:"result"`
+		Result []httpapi.KeyInfo `json:"result"` // the admin route's own type: they cannot drift
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return fmt.Errorf("unexpected answer from %s: %v", url, err)

@@ -42,11 +42,7 @@ func (c *tokenCache) get(raw string, gen uint64, now time.Time) (*Claims, bool) 
 	k := sha256.Sum256([]byte(raw))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		clear(c.m)
-		c.gen = gen
-		return nil, false
-	}
+	c.sync(gen)
 	e, ok := c.m[k]
 	if !ok {
 		return nil, false
@@ -65,10 +61,7 @@ func (c *tokenCache) put(raw string, claims *Claims, until time.Time, gen uint64
 	k := sha256.Sum256([]byte(raw))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		clear(c.m)
-		c.gen = gen
-	}
+	c.sync(gen)
 	if len(c.m) >= c.max {
 		// Full: drop what has expired, then, if still full, an arbitrary tenth (map order).
 		for key, e := range c.m {
@@ -84,6 +77,14 @@ func (c *tokenCache) put(raw string, claims *Claims, until time.Time, gen uint64
 		}
 	}
 	c.m[k] = cached{claims: claims, until: until}
+}
+
+// sync forgets every entry when the key set has changed since they were cached. c.mu is held.
+func (c *tokenCache) sync(gen uint64) {
+	if gen != c.gen {
+		clear(c.m)
+		c.gen = gen
+	}
 }
 
 func (c *tokenCache) len() int {
