@@ -1,6 +1,7 @@
 // Package password hashes and checks passwords with argon2id, stored as PHC strings, and
 // bounds how many hashes run at once: each takes the configured memory (19 MiB by default),
-// so an unbounded login flood would exhaust the machine.
+// so an unbounded login flood would exhaust the machine. Passwords are NFKC-normalised before
+// they are hashed or checked.
 package password
 
 import (
@@ -64,6 +65,8 @@ type Hasher struct {
 	OnSlot  func(waited time.Duration) // observes how long each hash waited for a slot
 	OnStart func()                     // called as a hash starts and
 	OnEnd   func()                     // as it ends, for tests and metrics
+
+	onVerify func() // called as Verify hashes, for tests
 }
 
 // ErrBusy is returned when no hashing slot frees up within the wait.
@@ -125,16 +128,18 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	}, nil
 }
 
-// Hash returns the PHC string of password under the configured parameters.
+// Hash returns the PHC string of password's NFKC form under the configured parameters.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	return h.hash(password)
+	return h.hash(normalize(password))
 }
 
+// hash hashes password as given, without normalising it: what Hash did before passwords were
+// NFKC-normalised, and what the stored hashes of that time are of.
 func (h *Hasher) hash(password string) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := io.ReadFull(h.random, salt); err != nil {
@@ -144,9 +149,14 @@ func (h *Hasher) hash(password string) (string, error) {
 	return encode(h.params, salt, key), nil
 }
 
-// Verify reports whether password matches encoded, and whether encoded should be replaced
-// because its parameters are weaker than the configured ones. An empty encoded (an unknown
-// user) is checked against the dummy hash, so it costs the same and never matches.
+// Verify reports whether password matches encoded, and whether encoded should be replaced by
+// Hash(password): because its parameters are weaker than the configured ones, or because it is a
+// hash of the password as typed, made before passwords were NFKC-normalised. An empty encoded (an
+// unknown user) is checked against the dummy hash, so it costs the same and never matches.
+//
+// The NFKC form is checked first. If it does not match and the password is not in NFKC form, the
+// password as typed is checked too: a wrong password that is not in NFKC form (rare: full-width or
+// compatibility characters, decomposed accents) costs two hashes, for a known user or not alike.
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
 	unknown := encoded == ""
 	if unknown {
@@ -161,9 +171,23 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, reha
 		return false, false, err
 	}
 	defer release()
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
-	match := subtle.ConstantTimeCompare(got, want) == 1
-	return match && !unknown, match && !unknown && p.weakerThan(h.params), nil
+	matches := func(pw string) bool {
+		if h.onVerify != nil {
+			h.onVerify()
+		}
+		got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+		return subtle.ConstantTimeCompare(got, want) == 1
+	}
+	nfkc := normalize(password)
+	match, legacy := matches(nfkc), false
+	if !match && nfkc != password {
+		match = matches(password)
+		legacy = match
+	}
+	if unknown {
+		return false, false, nil
+	}
+	return match, match && (legacy || p.weakerThan(h.params)), nil
 }
 
 func encode(p Params, salt, key []byte) string {

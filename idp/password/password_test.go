@@ -127,13 +127,34 @@ func TestPolicy(t *testing.T) {
 	}{
 		{"short", "alice", "abc1234", "at least 8"},
 		{"short in characters though long in bytes", "alice", "☃☃☃☃☃☃☃", "at least 8"},
+		// r, e + combining acute, s, u, m, e + combining acute, s: 9 characters typed, 7 in NFKC.
+		{"short once accents compose", "alice", "re\u0301sume\u0301s", "at least 8"},
+		{"long enough once ligatures expand", "alice", "ab\ufb00cd\ufb03", ""}, // abffcdffi
 		{"too long", "alice", strings.Repeat("x", 1025), "at most 1024"},
+		{"1024 bytes ok though longer in NFKC", "alice", strings.Repeat("\ufdfa", 341) + "z", ""},
 		{"equals username", "alice.smith", "Alice.Smith", "username"},
+		{"username in full-width letters", "alice.smith", "Ａｌｉｃｅ．Ｓｍｉｔｈ", "username"},
+		{"username with spaces around", "alice.smith", " alice.smith\t", "username"},
+		{"one character repeated", "alice", "aaaaaaaa", "one character repeated"},
+		{"one letter repeated in both cases", "alice", "ZzZzZzZz", "one character repeated"},
+		{"Kelvin signs and k", "alice", "\u212aK\u212ak\u212aK\u212ak", "one character repeated"},
+		{"emoji repeated", "alice", "🙂🙂🙂🙂🙂🙂🙂🙂", "one character repeated"},
+		{"spaces only", "alice", " \t        ", "only spaces"},
 		{"common", "alice", "password1", "common"},
 		{"common any case", "alice", "PassWord1", "common"},
+		{"common with spaces around", "alice", "  password1 \t", "common"},
+		{"common short once trimmed", "alice", "    abc123    ", "common"},
+		{"common in full-width letters", "alice", "ｐａｓｓｗｏｒｄ１", "common"},
+		{"common with a Kelvin sign", "alice", "\u212aATHERINE", "common"},
+		{"common word", "alice", "Basketball", "common"},
+		{"common name", "alice", "jennifer", "common"},
+		{"zxcvbn's passwords only", "alice", "Liverpool1", "common"},
+		{"zxcvbn's words only", "alice", "university", "common"},
+		{"Openwall only", "alice", "hellohello", "common"},
 		{"ok", "alice", "tr0ub4dor&3-staple", ""},
 		{"unicode ok", "alice", "пароль-надёжный", ""},
-		{"1024 bytes ok", "alice", strings.Repeat("y", 1024), ""},
+		{"accents ok", "alice", "cafe\u0301-au-lait", ""},
+		{"1024 bytes ok", "alice", strings.Repeat("xy", 512), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +170,100 @@ func TestPolicy(t *testing.T) {
 			}
 		})
 	}
-	if len(common) < 3000 {
-		t.Fatalf("common list has %d entries", len(common))
+}
+
+// The search in place finds every line of the list and nothing else.
+func TestBlocklist(t *testing.T) {
+	if !strings.HasSuffix(blocklist, "\n") {
+		t.Fatal("blocklist.txt does not end in a newline")
+	}
+	lines := strings.Split(strings.TrimSuffix(blocklist, "\n"), "\n")
+	if len(lines) < 90000 {
+		t.Fatalf("blocklist has %d entries", len(lines))
+	}
+	set := make(map[string]bool, len(lines))
+	for i, l := range lines {
+		if i > 0 && lines[i-1] >= l {
+			t.Fatalf("line %d %q is not after %q", i+1, l, lines[i-1])
+		}
+		if l == "" || l != blocklistKey(normalize(l)) {
+			t.Fatalf("line %d %q is not in normal form", i+1, l)
+		}
+		set[l] = true
+	}
+	for _, l := range lines {
+		for _, w := range []string{l, l[:len(l)-1], l + "!", l + "\xff", "\x00" + l, l[1:]} {
+			if got := inBlocklist(blocklist, w); got != set[w] {
+				t.Fatalf("inBlocklist(%q) = %v", w, got)
+			}
+		}
+	}
+	for _, w := range []string{"", "\x00", "\xff\xff", "~~~~~~~~~~~~"} {
+		if inBlocklist(blocklist, w) != set[w] {
+			t.Fatalf("inBlocklist(%q) wrong", w)
+		}
+	}
+	if inBlocklist("", "x") || !inBlocklist("x\n", "x") || inBlocklist("x\n", "") {
+		t.Fatal("inBlocklist on a one-line list")
+	}
+}
+
+// A password hashed as typed, before passwords were normalised, still verifies, asks for a rehash,
+// and the rehash is of the NFKC form, which any way of typing the password then matches.
+func TestLegacyHashOfUnnormalisedPassword(t *testing.T) {
+	ctx := context.Background()
+	h := newHasher(t, fast, 1, time.Second)
+	for _, raw := range []string{
+		"\u212aelvin-secret-1",    // Kelvin sign
+		"ｓｅｃｒｅｔ-full-width",       // full-width letters
+		"cafe\u0301-au-lait-1984", // e + combining acute
+	} {
+		legacy, err := h.hash(raw) // the old Hash
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, rehash, err := h.Verify(ctx, legacy, raw)
+		if !ok || !rehash || err != nil {
+			t.Fatalf("Verify(legacy hash of %q) = %v, %v, %v; want a match that asks for a rehash", raw, ok, rehash, err)
+		}
+		if ok, rehash, _ := h.Verify(ctx, legacy, raw+"x"); ok || rehash {
+			t.Fatalf("a wrong password verified against the legacy hash of %q", raw)
+		}
+		fresh, err := h.Hash(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typed := range []string{raw, normalize(raw)} {
+			if ok, rehash, err := h.Verify(ctx, fresh, typed); !ok || rehash || err != nil {
+				t.Fatalf("Verify(new hash of %q, %q) = %v, %v, %v; want a match, no rehash", raw, typed, ok, rehash, err)
+			}
+		}
+		if ok, rehash, err := h.Verify(ctx, "", raw); ok || rehash || err != nil {
+			t.Fatalf("unknown user: %v, %v, %v", ok, rehash, err)
+		}
+	}
+}
+
+// A wrong password not in NFKC form costs two hashes, for a known user and an unknown one alike;
+// one in NFKC form costs one.
+func TestVerifyWork(t *testing.T) {
+	ctx := context.Background()
+	h := newHasher(t, fast, 1, time.Second)
+	enc, _ := h.Hash(ctx, "right-password")
+	var hashes int
+	for _, tt := range []struct {
+		encoded, pw string
+		want        int
+	}{
+		{enc, "wrong-password", 1}, {"", "wrong-password", 1},
+		{enc, "ｗｒｏｎｇ-password", 2}, {"", "ｗｒｏｎｇ-password", 2},
+		{enc, "ｒｉｇｈｔ-password", 1},
+	} {
+		hashes = 0
+		h.onVerify = func() { hashes++ }
+		h.Verify(ctx, tt.encoded, tt.pw)
+		if hashes != tt.want {
+			t.Errorf("Verify(%q, %q) hashed %d times, want %d", tt.encoded, tt.pw, hashes, tt.want)
+		}
 	}
 }
