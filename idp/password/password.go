@@ -1,7 +1,7 @@
 // Package password hashes and checks passwords with argon2id, stored as PHC strings, and
 // bounds how many hashes run at once: each takes the configured memory (19 MiB by default),
-// so an unbounded login flood would exhaust the machine. Passwords are NFKC-normalised before
-// they are hashed or checked.
+// so an unbounded login flood would exhaust the machine. When the hashing goes quiet, it hands
+// that memory back to the OS. Passwords are NFKC-normalised before they are hashed or checked.
 package password
 
 import (
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +56,19 @@ func (p Params) weakerThan(q Params) bool {
 	return p.Memory < q.Memory || p.Time < q.Time || p.Threads < q.Threads
 }
 
+// DefaultIdleDelay is how long the hashing slots stay unused before the hashes' memory is handed
+// back to the OS.
+const DefaultIdleDelay = time.Second
+
 // Hasher hashes and verifies passwords with at most a fixed number of hashes at once.
+//
+// Each hash allocates its memory parameter (19 MiB by default) afresh; the garbage collector would
+// keep that memory, unused, for minutes once logins stop. So when the last running hash ends and
+// none starts within IdleDelay, the Hasher runs debug.FreeOSMemory once: a burst of logins is
+// one quiet period, not one per login, and no hash runs while it does (one that would start waits
+// for it, a few milliseconds).
+//
+// The exported fields are set before the Hasher is first used.
 type Hasher struct {
 	params  Params
 	slots   chan struct{}
@@ -66,7 +79,20 @@ type Hasher struct {
 	OnStart func()                     // called as a hash starts and
 	OnEnd   func()                     // as it ends, for tests and metrics
 
-	onVerify func() // called as Verify hashes, for tests
+	// IdleDelay is how long the slots must stay unused, after a hash, before the memory is handed
+	// back; negative: never. NewHasher sets DefaultIdleDelay.
+	IdleDelay time.Duration
+	// OnIdle is called after the memory was handed back, for tests and metrics.
+	OnIdle func()
+
+	mu        sync.Mutex // held by begin, end and idle; idle holds it while it frees memory
+	running   int        // hashes running, the start-up hash included
+	hashed    bool       // a hash through a slot ended since the memory was last handed back
+	idleGen   uint64     // changes as a hash starts and as memory is handed back: a stale timer sees it
+	stopIdle  func() bool
+	afterFunc func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests fake it
+	freeOS    func()                                         // debug.FreeOSMemory; tests count it
+	onVerify  func()                                         // called as Verify hashes, for tests
 }
 
 // ErrBusy is returned when no hashing slot frees up within the wait.
@@ -82,7 +108,8 @@ func NewHasher(p Params, slots int, wait time.Duration, random io.Reader) (*Hash
 	if slots < 1 {
 		return nil, fmt.Errorf("hash concurrency must be at least 1")
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, slots), wait: wait, random: random}
+	h := &Hasher{params: p, slots: make(chan struct{}, slots), wait: wait, random: random,
+		IdleDelay: DefaultIdleDelay, afterFunc: afterFunc, freeOS: debug.FreeOSMemory}
 	var pw [16]byte
 	if _, err := io.ReadFull(random, pw[:]); err != nil {
 		return nil, err
@@ -90,6 +117,8 @@ func NewHasher(p Params, slots int, wait time.Duration, random io.Reader) (*Hash
 	// The dummy hash takes one full hash to make; it is made in the background so start-up does
 	// not wait for it, and an unknown user's check waits for it instead (once).
 	h.dummy = sync.OnceValue(func() string {
+		h.begin()
+		defer h.end(false)
 		d, err := h.hash(string(pw[:]))
 		if err != nil {
 			panic(err) // only a failing random source, which NewHasher has just read from
@@ -114,6 +143,7 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	case <-ctx.Done():
 		return nil, ErrBusy
 	}
+	h.begin()
 	if h.OnSlot != nil {
 		h.OnSlot(time.Since(start))
 	}
@@ -124,8 +154,56 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 		if h.OnEnd != nil {
 			h.OnEnd()
 		}
+		h.end(true)
 		<-h.slots
 	}, nil
+}
+
+func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
+// begin counts a hash that starts, and disarms the idle timer. It waits while idle frees memory.
+func (h *Hasher) begin() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running++
+	h.idleGen++
+	if h.stopIdle != nil {
+		h.stopIdle()
+		h.stopIdle = nil
+	}
+}
+
+// end counts a hash that ends and, when it was the last one running, arms the idle timer. The
+// start-up hash (slot false) arms it only if a hash through a slot ended while it ran: it reads no
+// exported field on its own, as it runs while the caller of NewHasher may still be setting them
+// (cmd serve frees the start-up hash's memory itself).
+func (h *Hasher) end(slot bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running--
+	h.hashed = h.hashed || slot
+	if h.running > 0 || !h.hashed || h.IdleDelay < 0 {
+		return
+	}
+	gen := h.idleGen
+	h.stopIdle = h.afterFunc(h.IdleDelay, func() { h.idle(gen) })
+}
+
+// idle hands the memory back to the OS unless a hash started since the timer was armed at gen.
+func (h *Hasher) idle(gen uint64) {
+	h.mu.Lock()
+	if gen != h.idleGen {
+		h.mu.Unlock()
+		return
+	}
+	h.idleGen++
+	h.stopIdle = nil
+	h.hashed = false
+	h.freeOS()
+	h.mu.Unlock()
+	if h.OnIdle != nil {
+		h.OnIdle()
+	}
 }
 
 // Hash returns the PHC string of password's NFKC form under the configured parameters.

@@ -3,6 +3,8 @@ package password
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,3 +269,182 @@ func TestVerifyWork(t *testing.T) {
 		}
 	}
 }
+
+// fakeTimers stands in for time.AfterFunc: the test fires the timers.
+type fakeTimers struct {
+	mu     sync.Mutex
+	armed  []func()
+	delays []time.Duration
+}
+
+func (f *fakeTimers) afterFunc(d time.Duration, fn func()) func() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed = append(f.armed, fn)
+	f.delays = append(f.delays, d)
+	return func() bool { return true }
+}
+
+// fireAll fires every timer armed so far, stopped or not (a Stop can lose the race with the
+// timer), and reports how many there were.
+func (f *fakeTimers) fireAll() int {
+	f.mu.Lock()
+	armed := f.armed
+	f.mu.Unlock()
+	for _, fn := range armed {
+		fn()
+	}
+	return len(armed)
+}
+
+func (f *fakeTimers) last() func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.armed) == 0 {
+		return nil
+	}
+	return f.armed[len(f.armed)-1]
+}
+
+// A burst of hashes hands the memory back once, after the last one, never while one runs.
+func TestIdleFreesOnceAfterABurst(t *testing.T) {
+	h := newHasher(t, fast, 4, 30*time.Second)
+	h.Warm()
+	timers := &fakeTimers{}
+	h.afterFunc = timers.afterFunc
+	h.IdleDelay = 750 * time.Millisecond
+	var frees, idles, running atomic.Int32
+	h.freeOS = func() {
+		frees.Add(1)
+		if n := running.Load(); n != 0 {
+			t.Errorf("memory freed while %d hashes run", n)
+		}
+	}
+	h.OnIdle = func() { idles.Add(1) }
+	h.OnStart = func() { running.Add(1) }
+	h.OnEnd = func() { running.Add(-1) }
+
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := h.Hash(context.Background(), "burst-password"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if frees.Load() != 0 {
+		t.Fatal("memory freed before the quiet period")
+	}
+	if n := timers.fireAll(); n == 0 {
+		t.Fatal("no idle timer armed after the burst")
+	}
+	if f, i := frees.Load(), idles.Load(); f != 1 || i != 1 {
+		t.Fatalf("after the burst: %d frees, %d OnIdle calls; want 1 each", f, i)
+	}
+	if timers.fireAll(); frees.Load() != 1 {
+		t.Fatal("a timer fired twice freed twice")
+	}
+	for _, d := range timers.delays {
+		if d != 750*time.Millisecond {
+			t.Fatalf("timer armed for %v, want IdleDelay", d)
+		}
+	}
+
+	// A timer that fires while a hash runs (it started after the timer was armed) does nothing.
+	h.Hash(context.Background(), "one-more-password")
+	stale := timers.last() // armed by the hash that just ended
+	h.OnStart = func() { running.Add(1); stale() }
+	h.Hash(context.Background(), "and-another-one")
+	if frees.Load() != 1 {
+		t.Fatal("a stale timer freed memory while a hash ran")
+	}
+	timers.last()()
+	if frees.Load() != 2 {
+		t.Fatal("no free after the last hash")
+	}
+}
+
+func TestIdleDisabled(t *testing.T) {
+	h := newHasher(t, fast, 1, time.Second)
+	timers := &fakeTimers{}
+	h.afterFunc = timers.afterFunc
+	h.IdleDelay = -1
+	h.Hash(context.Background(), "some-password")
+	h.Verify(context.Background(), "", "some-password")
+	if timers.last() != nil {
+		t.Fatal("idle timer armed though IdleDelay < 0")
+	}
+}
+
+// With the real timer: OnIdle comes after a hash.
+func TestIdleHookRealTimer(t *testing.T) {
+	h := newHasher(t, fast, 1, time.Second)
+	h.IdleDelay = time.Millisecond
+	idle := make(chan struct{}, 1)
+	h.OnIdle = func() {
+		select {
+		case idle <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := h.Hash(context.Background(), "some-password"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-idle:
+	case <-time.After(30 * time.Second): // a bound for a broken build, not a wait
+		t.Fatal("no OnIdle after a hash")
+	}
+}
+
+// heapHeld is the heap memory the process keeps from the OS: live and dead objects, and free
+// pages not yet returned.
+func heapHeld() (held, free uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+	}
+	metrics.Read(s)
+	for _, x := range s {
+		held += x.Value.Uint64()
+	}
+	return held, s[2].Value.Uint64()
+}
+
+// After a few logins at the default cost (19 MiB each), the heap goes back to the OS once the
+// hashing is quiet, instead of staying held for minutes.
+func TestIdleReturnsMemory(t *testing.T) {
+	h := newHasher(t, DefaultParams, 2, time.Minute)
+	timers := &fakeTimers{}
+	h.afterFunc = timers.afterFunc
+	idle := make(chan struct{})
+	h.OnIdle = func() { close(idle) }
+	h.Warm()
+
+	enc, err := h.Hash(context.Background(), "first-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 7 {
+		wg.Go(func() {
+			if _, _, err := h.Verify(context.Background(), enc, fmt.Sprint("attempt-", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	peak, _ := heapHeld()
+	go timers.last()() // as the timer would, on its own goroutine
+	<-idle
+	held, free := heapHeld()
+	t.Logf("heap held from the OS: %.1f MiB after 8 hashes, %.1f MiB once idle (%.1f MiB of it free pages)",
+		mib(peak), mib(held), mib(free))
+	if held > 8<<20 {
+		t.Fatalf("heap held once idle = %.1f MiB (free pages %.1f MiB); want < 8 MiB", mib(held), mib(free))
+	}
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
