@@ -107,11 +107,17 @@ func newManager(t *testing.T, dir string, now func() time.Time) (*Manager, *bolt
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(context.Background(), db, Options{Bits: 2048, Policy: pol, Now: now, Random: rand.Reader, Logger: slog.New(slog.DiscardHandler)})
+	return managerOn(t, db, now, slog.New(slog.DiscardHandler)), db
+}
+
+// managerOn starts a Manager on store: several on one store are processes sharing it.
+func managerOn(t *testing.T, store identity.KeyStore, now func() time.Time, logger *slog.Logger) *Manager {
+	t.Helper()
+	m, err := New(context.Background(), store, Options{Bits: 2048, Policy: pol, Now: now, Random: rand.Reader, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, db
+	return m
 }
 
 func TestManagerRestartAndConcurrentRotations(t *testing.T) {

@@ -97,6 +97,23 @@ func Rotate(keys []identity.SigningKey, now time.Time, pol Policy, p *pool) ([]i
 	return Ensure(keys, now, pol, p)
 }
 
+// RotateIfDue is the schedule's updater: it rotates only if the keys it is given — the stored
+// ones, inside the transaction — are due for a rotation at now, and otherwise only puts the set
+// in order (Ensure: drops the retired keys whose time has come). Deciding from the stored keys
+// rather than from a process's snapshot is what makes schedulers racing each other, or racing
+// an admin rotation that has just happened, rotate once per due date: the transaction after
+// the winner's sees a current key that is not due yet (as Dex's errAlreadyRotated).
+func RotateIfDue(keys []identity.SigningKey, now time.Time, pol Policy, p *pool) ([]identity.SigningKey, error) {
+	keys, err := Ensure(keys, now, pol, p)
+	if err != nil {
+		return nil, err
+	}
+	if !Due(keys, now, pol) {
+		return keys, nil
+	}
+	return Rotate(keys, now, pol, p)
+}
+
 // Due reports whether the schedule calls for a rotation at now.
 func Due(keys []identity.SigningKey, now time.Time, pol Policy) bool {
 	if pol.Period <= 0 {

@@ -61,7 +61,7 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 		return nil, fmt.Errorf("key size must be 2048, 3072 or 4096 bits, not %d", opt.Bits)
 	}
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
-	if err := m.apply(ctx, Ensure); err != nil {
+	if _, err := m.apply(ctx, Ensure); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -69,13 +69,21 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 
 type updater func([]identity.SigningKey, time.Time, Policy, *pool) ([]identity.SigningKey, error)
 
+// errUnchanged aborts a transaction whose updater changed nothing, so that nothing is written.
+var errUnchanged = errors.New("keys: nothing to change")
+
+// change is what a committed update did to the current key: its kid before and after; zero
+// when nothing was written.
+type change struct{ from, to string }
+
 // apply runs up under the store's transaction with freshly generated keys ready for it. It
 // first learns, without a transaction, how many fresh keys the update needs, so a start on a
 // store in order generates none; if the set changed meanwhile and needs more, it tries again.
-func (m *Manager) apply(ctx context.Context, up updater) error {
+// An update that changes nothing writes nothing.
+func (m *Manager) apply(ctx context.Context, up updater) (change, error) {
 	current, err := m.store.Keys(ctx)
 	if err != nil {
-		return fmt.Errorf("read signing keys: %w", err)
+		return change{}, fmt.Errorf("read signing keys: %w", err)
 	}
 	need := 0
 	now := m.opt.Now()
@@ -86,7 +94,7 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 		}
 		if err == nil && need == 0 && sameKeys(current, next) {
 			// Nothing to change (every start on a store in order): no write, no fsync.
-			return m.reload(ctx)
+			return change{}, m.reload(ctx)
 		}
 		break
 	}
@@ -94,23 +102,43 @@ func (m *Manager) apply(ctx context.Context, up updater) error {
 		fresh := make([]identity.SigningKey, need)
 		for i := range fresh {
 			if fresh[i], err = m.generate(); err != nil {
-				return err
+				return change{}, err
 			}
 		}
 		now := m.opt.Now()
+		var ch change
 		err = m.store.UpdateKeys(ctx, func(keys []identity.SigningKey) ([]identity.SigningKey, error) {
-			return up(keys, now, m.opt.Policy, &pool{fresh: slices.Clone(fresh)})
+			next, err := up(slices.Clone(keys), now, m.opt.Policy, &pool{fresh: slices.Clone(fresh)})
+			if err != nil {
+				return nil, err
+			}
+			if sameKeys(keys, next) {
+				// Another process got there first (it rotated for this due date, say).
+				return nil, errUnchanged
+			}
+			ch = change{from: kidIn(keys, identity.KeyCurrent), to: kidIn(next, identity.KeyCurrent)}
+			return next, nil
 		})
 		if errors.Is(err, errNeedKey) {
 			need++
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("update signing keys: %w", err)
+		if errors.Is(err, errUnchanged) {
+			return change{}, m.reload(ctx)
 		}
-		return m.reload(ctx)
+		if err != nil {
+			return change{}, fmt.Errorf("update signing keys: %w", err)
+		}
+		return ch, m.reload(ctx)
 	}
-	return fmt.Errorf("update signing keys: the key set kept changing")
+	return change{}, fmt.Errorf("update signing keys: the key set kept changing")
+}
+
+func kidIn(keys []identity.SigningKey, s identity.KeyState) string {
+	if i := find(keys, s); i >= 0 {
+		return keys[i].ID
+	}
+	return ""
 }
 
 // sameKeys reports whether two key sets have the same keys in the same states and schedule.
@@ -224,14 +252,29 @@ func (m *Manager) Keys() []identity.SigningKey {
 // Policy is the policy the manager runs.
 func (m *Manager) Policy() Policy { return m.opt.Policy }
 
-// Rotate promotes the next key, retires the current one and makes a new next key.
+// Rotate promotes the next key, retires the current one and makes a new next key, whether or
+// not a rotation is due: the admin's explicit rotation. The schedule uses Tick.
 func (m *Manager) Rotate(ctx context.Context) error {
-	before, _ := m.Signer()
-	if err := m.apply(ctx, Rotate); err != nil {
+	ch, err := m.apply(ctx, Rotate)
+	if err != nil {
 		return err
 	}
-	after, _ := m.Signer()
-	m.opt.Logger.Info("signing keys rotated", "from_kid", before, "to_kid", after)
+	m.opt.Logger.Info("signing keys rotated", "from_kid", ch.from, "to_kid", ch.to)
+	return nil
+}
+
+// Tick is one step of the schedule: it rotates if the stored keys are due for a rotation and
+// deletes the retired keys whose time has come. The decision is taken inside the store's
+// transaction (RotateIfDue), so processes sharing the store, or a Tick just after an admin
+// rotation, rotate once per due date.
+func (m *Manager) Tick(ctx context.Context) error {
+	ch, err := m.apply(ctx, RotateIfDue)
+	if err != nil {
+		return err
+	}
+	if ch.from != ch.to {
+		m.opt.Logger.Info("signing keys rotated on schedule", "from_kid", ch.from, "to_kid", ch.to)
+	}
 	return nil
 }
 
@@ -252,13 +295,7 @@ func (m *Manager) Run(ctx context.Context) {
 			continue
 		case <-timer.C:
 		}
-		var err error
-		if Due(m.snap.Load().keys, m.opt.Now(), m.opt.Policy) {
-			err = m.Rotate(ctx)
-		} else {
-			err = m.apply(ctx, Ensure)
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
 			m.opt.Logger.Error("key schedule", "err", err)
 			select {
 			case <-ctx.Done():
