@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,29 +16,41 @@ import (
 	"jwtidp/shared/envflag"
 )
 
-// keysCmd runs `idp keys list|rotate`: it calls the admin routes of a running IdP.
+const keysUsage = "usage: idp keys list|rotate|revoke KID [--url URL] [--admin-token TOKEN]"
+
+// keysCmd runs `idp keys list|rotate|revoke KID`: it calls the admin routes of a running IdP.
 func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		return errors.New("usage: idp keys list|rotate [--url URL] [--admin-token TOKEN]")
+	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "revoke") {
+		return errors.New(keysUsage)
 	}
-	sub := args[0]
+	sub, rest := args[0], args[1:]
+	var kid string
+	if sub == "revoke" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return errors.New("idp keys revoke needs the kid of the key to revoke (see idp keys list)\n" + keysUsage)
+		}
+		kid, rest = rest[0], rest[1:]
+	}
 	fs := envflag.New("idp keys "+sub, stderr)
 	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
 	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
-	if err := fs.Parse(args[1:], getenv); err != nil {
+	if err := fs.Parse(rest, getenv); err != nil {
 		return err
 	}
 	if *token == "" {
 		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
 	}
 	method, path := http.MethodGet, "/admin/keys"
-	if sub == "rotate" {
+	switch sub {
+	case "rotate":
 		method, path = http.MethodPost, "/admin/keys/rotate"
+	case "revoke":
+		method, path = http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/revoke"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	url := strings.TrimSuffix(*base, "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	endpoint := strings.TrimSuffix(*base, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, endpoint, nil)
 	if err != nil {
 		return fmt.Errorf("invalid --url %q: %v", *base, err)
 	}
@@ -53,6 +66,14 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	case http.StatusUnauthorized:
 		return fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or IDP_ADMIN_TOKEN)", *base)
 	case http.StatusNotFound:
+		// The revoke route answers 404 for an unknown kid with its own message; a missing route
+		// (admin routes off) is the generic "Not found".
+		var e struct {
+			Result string `json:"result"`
+		}
+		if sub == "revoke" && json.Unmarshal(body, &e) == nil && e.Result != "" && e.Result != "Not found" {
+			return fmt.Errorf("the IdP at %s has no signing key %q (see idp keys list)", *base, kid)
+		}
 		return fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", *base)
 	default:
 		return fmt.Errorf("the IdP at %s answered %s", *base, resp.Status)
@@ -61,10 +82,13 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		Result []httpapi.KeyInfo `json:"result"` // the admin route's own type: they cannot drift
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("unexpected answer from %s: %v", url, err)
+		return fmt.Errorf("unexpected answer from %s: %v", endpoint, err)
 	}
-	if sub == "rotate" {
+	switch sub {
+	case "rotate":
 		fmt.Fprintln(stdout, "rotated; keys now:")
+	case "revoke":
+		fmt.Fprintf(stdout, "revoked %s: it has left the JWKS; verifiers drop it at their next JWKS refresh. Keys now:\n", kid)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tDELETED")

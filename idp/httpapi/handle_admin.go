@@ -54,3 +54,15 @@ func handleKeysRotate(logger *slog.Logger, k Keys) http.Handler {
 		web.Success(w, http.StatusOK, keyInfos(k))
 	})
 }
+
+// handleKeysRevoke removes a compromised key from the JWKS at once (keys.Revoke) and answers
+// with the key list after it; an unknown kid is a 404.
+func handleKeysRevoke(logger *slog.Logger, k Keys) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := k.Revoke(r.Context(), r.PathValue("kid")); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusOK, keyInfos(k))
+	})
+}

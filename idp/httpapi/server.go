@@ -22,6 +22,7 @@ type Keys interface {
 	JWKS() ([]byte, string)
 	Keys() []identity.SigningKey
 	Rotate(ctx context.Context) error
+	Revoke(ctx context.Context, kid string) error
 	Policy() keys.Policy
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
 )
 
 // Policy is what the state machine needs to know.
@@ -112,6 +113,25 @@ func RotateIfDue(keys []identity.SigningKey, now time.Time, pol Policy, p *pool)
 		return keys, nil
 	}
 	return Rotate(keys, now, pol, p)
+}
+
+// Revoke returns the updater that removes the key kid from the set, for a key that is
+// compromised: it leaves the JWKS as soon as the set is stored, and its private part is deleted
+// with it. Revoking the current key makes the next key, already published, sign from now on;
+// revoking the current or the next key adds a fresh next key from p; revoking a retired key
+// only deletes it. An unknown kid is ENOTFOUND.
+func Revoke(kid string) func([]identity.SigningKey, time.Time, Policy, *pool) ([]identity.SigningKey, error) {
+	return func(keys []identity.SigningKey, now time.Time, pol Policy, p *pool) ([]identity.SigningKey, error) {
+		// Looked up before Ensure prunes, so a retired key past its time is still found.
+		i := slices.IndexFunc(keys, func(k identity.SigningKey) bool { return k.ID == kid })
+		if i < 0 {
+			return nil, apperr.Errorf(apperr.ENOTFOUND, "No signing key has this kid")
+		}
+		keys = slices.Delete(slices.Clone(keys), i, i+1)
+		// With the current key gone, Ensure promotes the next key (signing from now) and, with
+		// the next key gone, it adds a fresh one, due a period after the current key started.
+		return Ensure(keys, now, pol, p)
+	}
 }
 
 // Due reports whether the schedule calls for a rotation at now.

@@ -278,6 +278,16 @@ func (m *Manager) Tick(ctx context.Context) error {
 	return nil
 }
 
+// Revoke removes the key kid at once, for a compromised key (see the Revoke updater): it leaves
+// this process's JWKS and key lookups now. An unknown kid is ENOTFOUND.
+func (m *Manager) Revoke(ctx context.Context, kid string) error {
+	if _, err := m.apply(ctx, Revoke(kid)); err != nil {
+		return err
+	}
+	m.opt.Logger.Warn("signing key revoked", "kid", kid)
+	return nil
+}
+
 // Run rotates on the schedule and deletes retired keys when their time comes, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	for {
