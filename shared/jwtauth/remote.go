@@ -63,6 +63,13 @@ func (rk *RemoteKeys) keysReplaced(given []jwkset.JWK) {
 
 // NewRemoteKeys starts loading keys in the background; it stops when ctx ends.
 func NewRemoteKeys(ctx context.Context, cfg RemoteConfig) *RemoteKeys {
+	rk := newRemoteKeys(cfg)
+	go rk.load(ctx)
+	return rk
+}
+
+// newRemoteKeys applies the defaults; nothing is loaded yet.
+func newRemoteKeys(cfg RemoteConfig) *RemoteKeys {
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = 5 * time.Minute
 	}
@@ -87,7 +94,6 @@ func NewRemoteKeys(ctx context.Context, cfg RemoteConfig) *RemoteKeys {
 		// The JWKS location is configuration: a redirect to elsewhere is not followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	go rk.load(ctx)
 	return rk
 }
 
