@@ -2,8 +2,10 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http/httptest"
 	"testing"
+	"unicode/utf8"
 
 	"jwtidp/shared/apperr"
 )
@@ -22,10 +24,13 @@ func (r fuzzReq) Valid() map[string]string {
 }
 
 // FuzzDecode: any body and content type gets either a decoded value or a client error with a
-// message — never a panic, never an internal error.
+// message — never a panic, never an internal error. What is accepted is valid UTF-8 and names
+// only the fields, spelt exactly as tagged.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"username":"a","password":"b"}`, `{"username":"a","done":true}`, `{`, `[]`, `null`,
-		`{"username":"a"}{}`, `{"x":1}`, `[[[[[[[[[[]]]]]]]]]]`, `{"username":"\ud800"}`, `{"username":1}`, ""} {
+		`{"username":"a"}{}`, `{"x":1}`, `[[[[[[[[[[]]]]]]]]]]`, `{"username":"\ud800"}`, `{"username":1}`, "",
+		`{"USERNAME":"a"}`, `{"username":"a","Password":"b"}`, `{"username":"a","username":"b"}`, "{\"username\":\"a\xff\"}",
+		`{"username":"\ud83d\ude00"}`, `{"username":"a"}}`} {
 		f.Add([]byte(s), "application/json")
 	}
 	f.Add([]byte(`{"username":"a"}`), "application/json; charset=utf-8")
@@ -38,6 +43,18 @@ func FuzzDecode(f *testing.F) {
 		if err == nil {
 			if v.Username == "" {
 				t.Fatalf("decoded %q without its required field", body)
+			}
+			if !utf8.Valid(body) {
+				t.Fatalf("accepted invalid UTF-8 %q", body)
+			}
+			var members map[string]json.RawMessage
+			if err := json.Unmarshal(body, &members); err != nil {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+			for name := range members {
+				if name != "username" && name != "password" && name != "done" {
+					t.Fatalf("accepted %q with the member %q", body, name)
+				}
 			}
 			return
 		}

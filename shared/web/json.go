@@ -14,10 +14,13 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"jwtidp/shared/apperr"
 )
@@ -36,8 +39,10 @@ type Validator interface {
 }
 
 // Decode reads one JSON object from r into v: application/json only, at most MaxBodyBytes,
-// no unknown fields, nothing after the object, and v's own rules. Its errors are *apperr.Error
-// with a message that says what is wrong.
+// valid UTF-8 (no lone surrogate escapes either), member names exactly as v's json tags spell
+// them (a case variant is an unknown field), no member twice in any object, nothing after the
+// object, and v's own rules. Its errors are *apperr.Error with a message that says what is
+// wrong.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := requireJSON(r); err != nil {
 		return err
@@ -55,7 +60,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return apperr.Wrap(apperr.EINVALID, err, "Could not read the request body")
 	}
-	if err := checkDepth(body); err != nil {
+	if !utf8.Valid(body) {
+		return apperr.Errorf(apperr.EINVALID, "Request body is not valid UTF-8")
+	}
+	if err := scanBody(body); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -63,8 +71,13 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return apperr.Errorf(apperr.EINVALID, "%s", describeJSONError(err))
 	}
-	if dec.More() {
+	if strings.TrimLeft(string(body[dec.InputOffset():]), " \t\r\n") != "" {
 		return apperr.Errorf(apperr.EINVALID, "Request body must hold a single JSON object")
+	}
+	// encoding/json matches member names case-insensitively and keeps the last of duplicates;
+	// a second pass over the (now known to be valid) body holds it to the exact names.
+	if err := checkMembers(body, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	if val, ok := v.(Validator); ok {
 		if problems := val.Valid(); len(problems) > 0 {
@@ -90,15 +103,32 @@ func requireJSON(r *http.Request) error {
 	return nil
 }
 
-func checkDepth(body []byte) error {
+// scanBody bounds the nesting depth and refuses \u escapes that are half of a UTF-16 surrogate
+// pair, which encoding/json would quietly turn into U+FFFD (so "\ud800" and "\ud801" would
+// decode to the same string). It runs before the body is known to be valid JSON; whatever else
+// is wrong is the decoder's to report.
+func scanBody(body []byte) error {
 	depth := 0
-	inString, escaped := false, false
-	for _, c := range body {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
 		switch {
-		case escaped:
-			escaped = false
 		case inString && c == '\\':
-			escaped = true
+			i++ // the escaped byte: a quote or backslash there does not end or escape anything
+			if i < len(body) && body[i] == 'u' {
+				hi, ok := hex4(body, i+1)
+				if !ok || !utf16.IsSurrogate(hi) {
+					continue
+				}
+				lo, ok := rune(0), false
+				if i+6 < len(body) && body[i+5] == '\\' && body[i+6] == 'u' {
+					lo, ok = hex4(body, i+7)
+				}
+				if !ok || utf16.DecodeRune(hi, lo) == utf8.RuneError {
+					return apperr.Errorf(apperr.EINVALID, "Request body is not valid UTF-8: %s at byte %d is half a surrogate pair", body[i-1:i+5], i-1)
+				}
+				i += 10 // past the low half's escape
+			}
 		case c == '"':
 			inString = !inString
 		case inString:
@@ -112,6 +142,27 @@ func checkDepth(body []byte) error {
 		}
 	}
 	return nil
+}
+
+// hex4 parses the four hex digits at b[i:], if they are there.
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func describeJSONError(err error) string {
