@@ -13,7 +13,28 @@ import (
 // RequireAdmin lets a request through only with "Authorization: Bearer <admin token>". With no
 // admin token configured the routes do not exist (404). The comparison is constant-time over
 // SHA-256 digests, so neither the token's content nor its length leaks through timing.
+// It does not limit guesses: NewAdminGuard does.
 func RequireAdmin(adminToken string) func(http.Handler) http.Handler {
+	return adminGuard(adminToken, ClientAddrs{}, nil)
+}
+
+// adminFailureBurst failed admin-token attempts are allowed per client and minute.
+const adminFailureBurst = 5
+
+// NewAdminGuard is RequireAdmin that also limits guessing: each client (by ClientKey of
+// clients.Of) may fail at most 5 times a minute (a token bucket of 5, refilled at one every
+// 12 seconds). Beyond that it is answered 429 with Retry-After, without its token being looked
+// at. Only failures count, and only against the client that made them, so the right token from
+// another client is never refused because of them. The table of clients is bounded like
+// RateLimiter's. A nil now is time.Now.
+func NewAdminGuard(adminToken string, clients ClientAddrs, now func() time.Time) func(http.Handler) http.Handler {
+	if now == nil {
+		now = time.Now
+	}
+	return adminGuard(adminToken, clients, NewRateLimiter(float64(adminFailureBurst)/time.Minute.Seconds(), adminFailureBurst, clients, now))
+}
+
+func adminGuard(adminToken string, clients ClientAddrs, failures *RateLimiter) func(http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(adminToken))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -21,13 +42,21 @@ func RequireAdmin(adminToken string) func(http.Handler) http.Handler {
 				NotFound().ServeHTTP(w, r)
 				return
 			}
+			ok, wait, settle := failures.attempt(ClientKey(clients.Of(r)))
+			if !ok {
+				SetRetryAfter(w, wait)
+				WriteJSON(w, http.StatusTooManyRequests, Envelope{Status: "Error", Result: "Too many failed admin attempts; retry later"})
+				return
+			}
 			scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			got := sha256.Sum256([]byte(given))
 			if !strings.EqualFold(scheme, "Bearer") || given == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				settle(true)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="admin"`)
 				WriteJSON(w, http.StatusUnauthorized, Envelope{Status: "Error", Result: "Invalid admin token"})
 				return
 			}
+			settle(false)
 			next.ServeHTTP(w, r)
 		})
 	}

@@ -71,12 +71,28 @@ func (c ClientAddrs) Of(r *http.Request) string {
 	return host
 }
 
+// ClientKey is what a client is counted by, given its address as ClientAddrs.Of returns it:
+// an IPv4 address (also when written IPv4-mapped) as itself, an IPv6 address by its /64,
+// since one host, or one customer of an ISP, is commonly handed a whole /64 and can pick a
+// fresh address from it for every request. Anything that is not an IP address is its own key.
+func ClientKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
 // maxClients bounds the per-client limiter table.
 const maxClients = 100_000
 
-// RateLimiter is a token bucket per client address (golang.org/x/time/rate). Idle entries are
-// dropped, and the table never holds more than maxClients, so a flood from many addresses
-// cannot grow it without limit.
+// RateLimiter is a token bucket per client (golang.org/x/time/rate), keyed by whatever string
+// Allow is given; Limit keys by ClientKey. Idle entries are dropped, and the table never holds
+// more than maxClients, so a flood from many addresses cannot grow it without limit.
 type RateLimiter struct {
 	limit   rate.Limit
 	burst   int
@@ -87,8 +103,9 @@ type RateLimiter struct {
 }
 
 type clientBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
+	lim      *rate.Limiter
+	seen     time.Time
+	inflight int // tokens held by attempts not yet settled
 }
 
 // NewRateLimiter allows perSecond requests a second per client with bursts of burst; a
@@ -105,6 +122,17 @@ func (l *RateLimiter) Allow(client string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(client, now)
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// bucket returns client's bucket, made if need be, marked as seen now. l.mu must be held.
+func (l *RateLimiter) bucket(client string, now time.Time) *clientBucket {
 	b := l.clients[client]
 	if b == nil {
 		l.sweep(now)
@@ -112,12 +140,36 @@ func (l *RateLimiter) Allow(client string) (bool, time.Duration) {
 		l.clients[client] = b
 	}
 	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
+	return b
+}
+
+// attempt is Allow for an event whose cost is known only afterwards, such as a guess that may
+// be right: when client has a token to spare it is held, and settle(true) spends it while
+// settle(false) releases it. Held tokens count as spent until settled, so concurrent attempts
+// cannot overdraw the bucket. When there is none, ok is false with the wait.
+func (l *RateLimiter) attempt(client string) (ok bool, wait time.Duration, settle func(spend bool)) {
+	if l == nil || l.limit <= 0 {
+		return true, 0, func(bool) {}
 	}
-	return true, 0
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(client, now)
+	if spare := b.lim.TokensAt(now) - float64(b.inflight); spare < 1 {
+		return false, time.Duration((1 - spare) / float64(l.limit) * float64(time.Second)), nil
+	}
+	b.inflight++
+	return true, 0, func(spend bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		b.inflight--
+		if spend {
+			// ReserveN, unlike AllowN, takes the token even if the clock has moved oddly, so a
+			// failure is never left uncounted. (Should the table have dropped b meanwhile, the
+			// client starts afresh, as any dropped client does.)
+			b.lim.ReserveN(l.now(), 1)
+		}
+	}
 }
 
 // idleAfter is how long an untouched bucket is kept: by then it has refilled anyway.
@@ -160,10 +212,11 @@ func (l *RateLimiter) Len() int {
 	return len(l.clients)
 }
 
-// Limit wraps next: over the limit, refused answers 429 through refuse with the wait.
+// Limit wraps next, counting each client by ClientKey: over the limit, refused answers 429
+// through refuse with the wait.
 func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter, r *http.Request, wait time.Duration)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := l.Allow(l.addrs.Of(r)); !ok {
+		if ok, wait := l.Allow(ClientKey(l.addrs.Of(r))); !ok {
 			refuse(w, r, wait)
 			return
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -70,5 +71,54 @@ func TestClientAddrsTrustOnlyListedProxies(t *testing.T) {
 	}
 	if _, err := ParsePrefixes("10.0.0.0/33"); err == nil {
 		t.Fatal("a bad prefix was accepted")
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"203.0.113.9", "203.0.113.9"},
+		{"::ffff:203.0.113.9", "203.0.113.9"},
+		{"2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not-an-ip", "not-an-ip"},
+		{"", ""},
+	} {
+		if got := ClientKey(tt.addr); got != tt.want {
+			t.Errorf("ClientKey(%q) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// The limiter counts an IPv6 client by its /64, an IPv4 client by its address.
+func TestRateLimiterKeysByClient(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewRateLimiter(1, 2, ClientAddrs{}, func() time.Time { return now })
+	h := l.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), RefuseEnvelope)
+	status := func(peer string) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, tt := range []struct {
+		peer string
+		want int
+	}{
+		{"[2001:db8:1:2::1]:1000", 200},
+		{"[2001:db8:1:2:ffff::2]:1000", 200}, // the same /64: the burst of 2 is spent
+		{"[2001:db8:1:2::3]:1000", 429},
+		{"[2001:db8:1:3::1]:1000", 200}, // the next /64 is another client
+		{"192.0.2.1:1000", 200},
+		{"192.0.2.1:1001", 200},
+		{"[::ffff:192.0.2.1]:1000", 429}, // the same IPv4 client, written mapped
+		{"192.0.2.2:1000", 200},          // the neighbouring IPv4 address is another client
+	} {
+		if got := status(tt.peer); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.peer, got, tt.want)
+		}
 	}
 }
