@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +23,14 @@ func TestAdminRoutes(t *testing.T) {
 	if a := do(t, "POST", off.URL+"/admin/keys/rotate", "", nil); a.status != 404 {
 		t.Fatalf("rotate with no admin token configured: %d", a.status)
 	}
-	p := startIDP(t, t.TempDir(), "--admin-token", "s3cret-admin")
-	for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret-admin-but-longer", "Bearer s3cret-admi", "Basic s3cret-admin"} {
-		if a := do(t, "GET", p.URL+"/admin/keys", "", nil, "Authorization", auth); a.status != 401 {
+	p := startIDP(t, t.TempDir(), "--admin-token", "s3cret-admin", "--trusted-proxies", "127.0.0.1")
+	for i, auth := range []string{"", "Bearer wrong", "Bearer s3cret-admin-but-longer", "Bearer s3cret-admi", "Basic s3cret-admin"} {
+		// Each from its own client: failed admin attempts are rate-limited per client.
+		xff := []string{"X-Forwarded-For", "198.51.100." + string(rune('1'+i))}
+		if a := do(t, "GET", p.URL+"/admin/keys", "", nil, append([]string{"Authorization", auth}, xff...)...); a.status != 401 {
 			t.Errorf("list with %q: %d, want 401", auth, a.status)
 		}
-		if a := do(t, "POST", p.URL+"/admin/keys/rotate", "", nil, "Authorization", auth); a.status != 401 {
+		if a := do(t, "POST", p.URL+"/admin/keys/rotate", "", nil, append([]string{"Authorization", auth}, xff...)...); a.status != 401 {
 			t.Errorf("rotate with %q: %d, want 401", auth, a.status)
 		}
 	}
@@ -102,5 +106,69 @@ func TestScheduledRotation(t *testing.T) {
 			t.Fatalf("no scheduled rotation within 15s of a 2s period\n%s", p.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Finding 6: the admin token can come from a file (not the command line), and guessing it is
+// rate-limited per client without locking out the admin elsewhere.
+func TestAdminTokenFileAndGuessing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startIDP(t, t.TempDir(), "--admin-token-file", file, "--trusted-proxies", "127.0.0.1")
+	if strings.Contains(p.Log(), "from-a-file") {
+		t.Fatal("the admin token reached the log")
+	}
+	guess := func(token, client string) int {
+		return do(t, "GET", p.URL+"/admin/keys", "", nil, "Authorization", "Bearer "+token, "X-Forwarded-For", client).status
+	}
+	codes := []int{}
+	for range 7 {
+		codes = append(codes, guess("guess", "203.0.113.7"))
+	}
+	if codes[0] != 401 || codes[6] != 429 {
+		t.Fatalf("seven guesses from one client: %v, want 401s then 429", codes)
+	}
+	if code := guess("from-a-file", "198.51.100.1"); code != 200 {
+		t.Fatalf("the admin from another client during the guessing: %d", code)
+	}
+	if _, err := proctest.Run(idpBin, []string{"serve", "--admin-token", "x", "--admin-token-file", file}); err == nil {
+		t.Fatal("both --admin-token and --admin-token-file were accepted")
+	}
+}
+
+// Finding 7: a compromised key leaves the JWKS at once, and the IdP stops accepting what it
+// signed; new tokens are signed by the key that was already published as next.
+func TestKeysRevoke(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin")
+	signup(t, p.URL, "rita", "correct-horse-9")
+	old := login(t, p.URL, "rita", "correct-horse-9")["access_token"].(string)
+	tok, _, err := jwt.NewParser().ParseUnverified(old, jwt.MapClaims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := tok.Header["kid"].(string)
+	if a := do(t, "GET", p.URL+"/verify", "", nil, "Authorization", "Bearer "+old); a.status != 200 {
+		t.Fatalf("before the revocation: %d", a.status)
+	}
+	out, err := proctest.Run(idpBin, []string{"keys", "revoke", kid, "--url", p.URL, "--admin-token", "cli-admin"})
+	if err != nil {
+		t.Fatalf("keys revoke: %v\n%s", err, out)
+	}
+	keys, _ := jwksKeys(t, p.URL)
+	if keys[kid] != nil || len(keys) != 2 {
+		t.Fatalf("after revoking %s the JWKS has %d keys, including it: %v", kid, len(keys), keys[kid] != nil)
+	}
+	if a := do(t, "GET", p.URL+"/verify", "", nil, "Authorization", "Bearer "+old); a.status != 401 {
+		t.Fatalf("a token of the revoked key: %d, want 401", a.status)
+	}
+	fresh := login(t, p.URL, "rita", "correct-horse-9")["access_token"].(string)
+	claims := verifyWithJWKS(t, p.URL, p.URL, fresh)
+	if claims["sub"] == nil {
+		t.Fatal("a new token does not verify against the JWKS")
+	}
+	if out, err := proctest.Run(idpBin, []string{"keys", "revoke", "no-such-kid", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil {
+		t.Fatalf("revoking an unknown kid succeeded:\n%s", out)
 	}
 }

@@ -279,7 +279,8 @@ func TestLimits(t *testing.T) {
 	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "frank", "password": long}); a.status != 400 {
 		t.Fatalf("1025-byte password at signup: %d", a.status)
 	}
-	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "frank", "password": long}); a.status != 401 {
+	// No account can have it: a 400 before anything is looked up, hashed or counted.
+	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "frank", "password": long}); a.status != 400 {
 		t.Fatalf("1025-byte password at login: %d", a.status)
 	}
 	if after := metric(t, p.URL, "idp_password_hash_slot_wait_seconds_count"); after != before {
@@ -519,15 +520,17 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 // need skips when a tool is missing, or fails where integration is required (CI).
 func need(t *testing.T, tool string) { proctest.Need(t, tool) }
 
-// The session cookie of API.md: HttpOnly, SameSite=Lax, Secure when the issuer is https, and the
-// configured parent Domain.
+// The session cookie of API.md: HttpOnly, SameSite=Lax, Secure when the issuer is https, the
+// configured parent Domain, the __Host- prefix when https has no Domain, and a value that is
+// only an opaque id.
 func TestSessionCookieAttributes(t *testing.T) {
 	for _, tt := range []struct {
-		issuer, domain string
-		secure         bool
+		issuer, domain, name string
+		secure               bool
 	}{
-		{"https://login.example.test", "example.test", true},
-		{"http://login.example.test", "", false},
+		{"https://login.example.test", "example.test", "jwtidp_session", true},
+		{"https://login.example.test", "", "__Host-jwtidp_session", true},
+		{"http://login.example.test", "", "jwtidp_session", false},
 	} {
 		args := []string{"--issuer", tt.issuer}
 		if tt.domain != "" {
@@ -538,14 +541,15 @@ func TestSessionCookieAttributes(t *testing.T) {
 		resp, _ := browserLoginResp(t, p.URL, "cookie-user", "correct-horse-9")
 		var c *http.Cookie
 		for _, ck := range resp.Cookies() {
-			if ck.Name == "jwtidp_session" {
+			if ck.Name == tt.name {
 				c = ck
 			}
 		}
 		if resp.StatusCode != 303 || c == nil {
 			t.Fatalf("%s: login %d, cookie %v", tt.issuer, resp.StatusCode, c)
 		}
-		if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Domain != tt.domain || c.MaxAge <= 0 {
+		if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Domain != tt.domain || c.MaxAge <= 0 ||
+			c.Path != "/" || len(c.Value) != 43 || strings.ContainsAny(c.Value, ".~") {
 			t.Fatalf("%s: cookie %+v", tt.issuer, c)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -35,10 +36,10 @@ type config struct {
 	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
 	pprofAddr                                                 string
 	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
-	sessionTTL, leeway, readHeader                            time.Duration
+	sessionTTL, sessionIdle, sessionCache, leeway, readHeader time.Duration
 	throttle                                                  auth.ThrottlePolicy
-	rateLimit                                                 float64
-	rateBurst                                                 int
+	rateLimit, tokenRateLimit                                 float64
+	rateBurst, tokenRateBurst                                 int
 	trusted                                                   []netip.Prefix
 	keyBits, hashSlots                                        int
 	argon                                                     password.Params
@@ -59,12 +60,15 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	keyBits := fs.Int("key-bits", "IDP_KEY_BITS", 2048, "RSA key size: 2048, 3072 or 4096")
 	jwksMaxAge := fs.Duration("jwks-max-age", "IDP_JWKS_MAX_AGE", 5*time.Minute, "JWKS Cache-Control max-age (capped at the rotation period)")
 	adminToken := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential (admin routes answer 404 until set)")
+	adminTokenFile := fs.String("admin-token-file", "IDP_ADMIN_TOKEN_FILE", "", "file holding the admin credential, so it is not on the command line")
 	mem := fs.Int("argon2-memory", "IDP_ARGON2_MEMORY", int(password.DefaultParams.Memory), "argon2id memory in KiB")
 	iter := fs.Int("argon2-time", "IDP_ARGON2_TIME", int(password.DefaultParams.Time), "argon2id iterations")
 	threads := fs.Int("argon2-threads", "IDP_ARGON2_THREADS", int(password.DefaultParams.Threads), "argon2id parallelism")
 	hashSlots := fs.Int("hash-concurrency", "IDP_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), "password hashes running at once")
 	hashWait := fs.Duration("hash-wait", "IDP_HASH_WAIT", 2*time.Second, "longest wait for a hashing slot before 503")
-	sessionTTL := fs.Duration("session-ttl", "IDP_SESSION_TTL", 12*time.Hour, "browser session lifetime (absolute; the cookie is renewed within it)")
+	sessionTTL := fs.Duration("session-ttl", "IDP_SESSION_TTL", 12*time.Hour, "browser session lifetime (absolute)")
+	sessionIdle := fs.Duration("session-idle-ttl", "IDP_SESSION_IDLE_TTL", 2*time.Hour, "a browser session unused this long ends (0: never)")
+	sessionCache := fs.Duration("session-cache-ttl", "IDP_SESSION_CACHE_TTL", 5*time.Second, "longest a process believes a session without reading the store: the delay before a logout elsewhere takes effect")
 	cookieDomain := fs.String("cookie-domain", "IDP_COOKIE_DOMAIN", "", "session cookie Domain, to share it with sibling hosts (e.g. example.com)")
 	redirectHosts := fs.String("redirect-hosts", "IDP_REDIRECT_HOSTS", "", "hosts a login may return to (comma-separated; .example.com for subdomains)")
 	loginURL := fs.String("login-url", "IDP_LOGIN_URL", "/login", "login page that /verify sends browsers to")
@@ -74,8 +78,13 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	thWindow := fs.Duration("throttle-window", "IDP_THROTTLE_WINDOW", auth.DefaultThrottle.Window, "window in which the failures count")
 	thWait := fs.Duration("throttle-wait", "IDP_THROTTLE_WAIT", auth.DefaultThrottle.Wait, "first lockout; each further one doubles")
 	thMax := fs.Duration("throttle-max-wait", "IDP_THROTTLE_MAX_WAIT", auth.DefaultThrottle.MaxWait, "longest lockout")
-	rateLimit := fs.Int("rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /token, /login (0 turns it off)")
+	thAccount := fs.Int("throttle-account-failures", "IDP_THROTTLE_ACCOUNT_FAILURES", auth.DefaultThrottle.AccountFailures, "failures for one account from all clients without its device cookie before attempts are spaced out (0: never)")
+	thDelay := fs.Duration("throttle-account-delay", "IDP_THROTTLE_ACCOUNT_DELAY", auth.DefaultThrottle.AccountDelay, "spacing of such attempts once the account count is reached")
+	thClient := fs.Int("throttle-client-failures", "IDP_THROTTLE_CLIENT_FAILURES", auth.DefaultThrottle.ClientFailures, "failures from one client across accounts before it is locked out (0: never)")
+	rateLimit := fs.Int("rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /login (0 turns it off)")
 	rateBurst := fs.Int("rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
+	tokenRateLimit := fs.Int("token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
+	tokenRateBurst := fs.Int("token-rate-burst", "IDP_TOKEN_RATE_BURST", 200, "burst per client on /token")
 	trusted := fs.String("trusted-proxies", "IDP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs)")
 	readHeader := fs.Duration("read-header-timeout", "IDP_READ_HEADER_TIMEOUT", 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	pprofAddr := fs.String("pprof-addr", "IDP_PPROF_ADDR", "", "serve Go profiling (pprof) on this address; off when empty")
@@ -90,8 +99,11 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
 		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader, pprofAddr: *pprofAddr,
-		throttle:  auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax},
+		throttle: auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax,
+			AccountFailures: *thAccount, AccountDelay: *thDelay, ClientFailures: *thClient},
 		rateLimit: float64(*rateLimit), rateBurst: *rateBurst,
+		tokenRateLimit: float64(*tokenRateLimit), tokenRateBurst: *tokenRateBurst,
+		sessionIdle: *sessionIdle, sessionCache: *sessionCache,
 	}
 	if c.version {
 		return c, nil
@@ -100,11 +112,32 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.trusted, err = web.ParsePrefixes(*trusted); err != nil {
 		return c, fmt.Errorf("invalid --trusted-proxies (IDP_TRUSTED_PROXIES) %q: %v", *trusted, err)
 	}
-	if t := c.throttle; t.Failures < 0 || (t.Failures > 0 && (t.Window <= 0 || t.Wait <= 0 || t.MaxWait < t.Wait)) {
-		return c, errors.New("invalid --throttle-*: failures must be 0 or more; window and wait positive; max wait at least the wait")
+	if err := c.throttle.Validate(); err != nil {
+		return c, fmt.Errorf("invalid --throttle-*: %v", err)
 	}
 	if *rateLimit < 0 || (*rateLimit > 0 && *rateBurst < 1) {
 		return c, errors.New("invalid --rate-limit/--rate-burst: the rate must be 0 or more, the burst at least 1")
+	}
+	if *tokenRateLimit < 0 || (*tokenRateLimit > 0 && *tokenRateBurst < 1) {
+		return c, errors.New("invalid --token-rate-limit/--token-rate-burst: the rate must be 0 or more, the burst at least 1")
+	}
+	if *adminTokenFile != "" {
+		if c.adminToken != "" {
+			return c, errors.New("invalid --admin-token-file (IDP_ADMIN_TOKEN_FILE): set it or --admin-token (IDP_ADMIN_TOKEN), not both")
+		}
+		b, err := os.ReadFile(*adminTokenFile)
+		if err != nil {
+			return c, fmt.Errorf("invalid --admin-token-file (IDP_ADMIN_TOKEN_FILE): %v", err)
+		}
+		if c.adminToken = strings.TrimSpace(string(b)); c.adminToken == "" {
+			return c, fmt.Errorf("invalid --admin-token-file (IDP_ADMIN_TOKEN_FILE) %s: the file is empty", *adminTokenFile)
+		}
+	}
+	if c.sessionIdle < 0 {
+		return c, fmt.Errorf("invalid --session-idle-ttl (IDP_SESSION_IDLE_TTL) %s: must not be negative", c.sessionIdle)
+	}
+	if c.sessionCache < 0 || c.sessionCache > time.Minute {
+		return c, fmt.Errorf("invalid --session-cache-ttl (IDP_SESSION_CACHE_TTL) %s: must be between 0 and 1m", c.sessionCache)
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		return c, fmt.Errorf("invalid --addr (IDP_ADDR) %q: %v", c.addr, err)
@@ -261,13 +294,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	clients := web.ClientAddrs{Trusted: c.trusted}
 	ready := web.NewReadiness(db.Ping)
+	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
+	if err != nil {
+		return fmt.Errorf("browser key: %w", err)
+	}
+	secure := strings.HasPrefix(c.issuer, "https://")
+	sessions := &auth.Sessions{
+		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
+		Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken, Store: db,
-		Now: time.Now, LoginURL: c.loginURL, Clients: clients,
-		Limiter: web.NewRateLimiter(c.rateLimit, c.rateBurst, clients, time.Now),
+		Now: time.Now, LoginURL: c.loginURL, Clients: clients, Sessions: sessions, BrowserKey: browserKey,
+		Limiter:      web.NewRateLimiter(c.rateLimit, c.rateBurst, clients, time.Now),
+		TokenLimiter: web.NewRateLimiter(c.tokenRateLimit, c.tokenRateBurst, clients, time.Now),
 		Session: httpapi.SessionConfig{
-			CookieName: "jwtidp_session", Domain: c.cookieDomain, TTL: c.sessionTTL,
-			Secure: strings.HasPrefix(c.issuer, "https://"),
+			CookieName: httpapi.CookieNameFor(secure, c.cookieDomain), Domain: c.cookieDomain, TTL: c.sessionTTL,
+			Secure: secure,
 		},
 		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
 		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway,
@@ -283,6 +326,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	go km.Run(bg)
 	go svc.CollectGarbage(bg, time.Hour)
+	go sessions.CollectGarbage(bg, time.Hour)
 	go func() {
 		// The start-up hash's 19 MiB is garbage once made: hand it back, so an idle IdP is small.
 		hasher.Warm()
@@ -295,6 +339,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	stopBG()
 	logger.Info("stopped")
 	return err
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }
 
 func splitList(s string) []string {

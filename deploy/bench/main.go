@@ -144,6 +144,22 @@ func run() error {
 	record("GET /.well-known/jwks.json", jwks.String())
 	ratio("7. JWKS / idp /healthz", jwks.rps, idpHealth.rps, 0.8)
 
+	// 8: forward auth with a browser session (resolved through the IdP's session cache) against
+	// forward auth with a bearer token (verified in memory, statelessly).
+	cookie, err := browserSession(idp.url)
+	if err != nil {
+		return err
+	}
+	verifyBearer := load(c, *conc, *duration, func() *http.Request { return get(idp.url+"/verify", "Bearer "+access) })
+	verifyCookie := load(c, *conc, *duration, func() *http.Request {
+		r := get(idp.url+"/verify", "")
+		r.AddCookie(cookie)
+		return r
+	})
+	record("GET /verify, bearer token", verifyBearer.String())
+	record("GET /verify, session cookie", verifyCookie.String())
+	ratio("8. /verify session cookie / bearer", verifyCookie.rps, verifyBearer.rps, 0.8)
+
 	// 3: refresh grants against raw RSA-2048 signatures on every core.
 	signs := rsaSignsPerSecond(*duration)
 	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))
@@ -200,6 +216,10 @@ func run() error {
 	slots := runtime.NumCPU()
 	limit(fmt.Sprintf("5. peak RSS, idp, %d concurrent logins", *logins), rssMB(idp.cmd.Process.Pid, "VmHWM"), 64+float64(slots)*19, "MB")
 	record("   answers to those logins", fmtStatuses(statuses))
+	// Idle again: the hashes' memory is handed back once hashing has been quiet for a second.
+	// (This figure is about wall time itself, so the bench waits for it.)
+	time.Sleep(3 * time.Second)
+	limit("5. RSS 3 s after the burst, idp", rssMB(idp.cmd.Process.Pid, "VmRSS"), 25, "MB")
 
 	// 6: start to ready on an existing store.
 	idp.stop()
@@ -330,6 +350,40 @@ func post(c *http.Client, u, body, auth string) error {
 	}
 	io.Copy(io.Discard, resp.Body)
 	return nil
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// browserSession signs in through the login form, as a browser does, and returns the session
+// cookie.
+func browserSession(base string) (*http.Cookie, error) {
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindSubmatch(page)
+	if m == nil || len(resp.Cookies()) == 0 {
+		return nil, errors.New("login page: no CSRF field or cookie")
+	}
+	form := url.Values{"csrf": {string(m[1])}, "username": {"bench"}, "password": {"bench-password-123"}}
+	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, ck := range resp.Cookies() {
+		req.AddCookie(ck)
+	}
+	if resp, err = c.Do(req); err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "jwtidp_session" {
+			return &http.Cookie{Name: ck.Name, Value: ck.Value}, nil
+		}
+	}
+	return nil, fmt.Errorf("browser login: %d, no session cookie", resp.StatusCode)
 }
 
 func login(c *http.Client, base string) (access, refresh string, err error) {

@@ -63,7 +63,10 @@ func TestBrowserLoginThroughNginx(t *testing.T) {
 	if user, url := value(chromedp.Text(`#user`)), value(chromedp.Location()); user != "frida" || url != page {
 		t.Fatalf("after sign-in: at %s showing %q; want %s showing frida", url, user, page)
 	}
-	step("log out", chromedp.Click(`#logout`), chromedp.WaitVisible(`#username`))
+	// The app's plain "log out" button leads to the IdP's confirmation page (its form carries
+	// the session's CSRF token), and confirming signs out.
+	step("log out", chromedp.Click(`#logout`), chromedp.WaitVisible(`#confirm-logout`))
+	step("confirm", chromedp.Click(`#confirm-logout`), chromedp.WaitVisible(`#username`))
 	step("open the page again", chromedp.Navigate(page), chromedp.WaitVisible(`#username`))
 	if url := value(chromedp.Location()); !strings.Contains(url, "/login?rd=") {
 		t.Fatalf("after logout the protected page shows %s, want the login form", url)

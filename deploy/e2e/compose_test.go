@@ -110,8 +110,10 @@ func TestComposeTopology(t *testing.T) {
 	if resp, _ := get(t, client(nil), proxy+"/app/"); resp.StatusCode != 302 {
 		t.Fatalf("/app/ without a session: %d", resp.StatusCode)
 	}
-	if resp, _ := get(t, client(nil), proxy+"/admin/keys"); resp.StatusCode != 404 {
-		t.Fatalf("admin routes published: %d", resp.StatusCode)
+	for _, path := range []string{"/admin/keys", "/metrics"} {
+		if resp, _ := get(t, client(nil), proxy+path); resp.StatusCode != 404 {
+			t.Fatalf("%s published through nginx: %d, want 404", path, resp.StatusCode)
+		}
 	}
 	var disc map[string]any
 	_, d := get(t, client(nil), proxy+"/.well-known/openid-configuration")

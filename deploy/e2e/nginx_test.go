@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
+
 	"testing"
 	"time"
 
@@ -156,11 +156,14 @@ func TestNginxBrowserSessionAndOpenRedirects(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, ">carol<") {
 		t.Fatalf("with the session: %d %s", resp.StatusCode, body)
 	}
-	// The session cookie (it carries a refresh token) never reaches the app; other cookies do.
+	// The session cookie never reaches the app (hygiene: it is only an id); other cookies do.
 	for _, h := range s.app.requests() {
 		if strings.Contains(h.Get("Cookie"), "jwtidp_session") || strings.Contains(h.Get("Cookie"), "jwtidp_csrf") {
 			t.Fatalf("the app saw the session cookie: %q", h.Get("Cookie"))
 		}
+	}
+	if !strings.Contains(s.app.requests()[0].Get("Cookie"), "theme=dark") {
+		t.Fatalf("the app lost its own cookie: %q", s.app.requests()[0].Get("Cookie"))
 	}
 	// A failed login re-renders the form with a generic message.
 	_, page := get(t, c, s.proxy+"/login")
@@ -187,13 +190,16 @@ func TestNginxBrowserSessionAndOpenRedirects(t *testing.T) {
 			t.Errorf("rd=%q: %d → %q, want the default /", rd, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	// Logout: the cookie is cleared and the family revoked; the old cookie no longer works.
-	r, err := c.Post(s.proxy+"/logout", "application/x-www-form-urlencoded", nil)
-	if err != nil {
-		t.Fatal(err)
+	// Login CSRF: a cookie and a field that merely agree are refused; only the IdP can make a pair.
+	forged := url.Values{"csrf": {strings.Repeat("x", 43)}, "username": {"carol"}, "password": {"correct-horse-9"}}
+	req, _ := http.NewRequest("POST", s.proxy+"/login", strings.NewReader(forged.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "jwtidp_csrf="+strings.Repeat("x", 43))
+	if r, err := client(nil).Do(req); err != nil || r.StatusCode != 403 {
+		t.Fatalf("login with a forged cookie/field pair: %v %v, want 403", r, err)
 	}
-	r.Body.Close()
-	if r.StatusCode != 303 {
+	// Logout: the confirmation page, then the cookie is cleared and the session ended.
+	if r := logout(t, c, s.proxy); r.StatusCode != 303 {
 		t.Fatalf("logout: %d", r.StatusCode)
 	}
 	if resp, _ := get(t, c, s.proxy+"/dashboard"); resp.StatusCode != 302 {
@@ -201,92 +207,105 @@ func TestNginxBrowserSessionAndOpenRedirects(t *testing.T) {
 	}
 }
 
-// The session outlives the access token: /verify renews the cookie through the proxy, once even
-// for parallel requests, until the session's own lifetime ends.
-func TestNginxSessionRenewalAndEnd(t *testing.T) {
-	s := startStack(t, "--token-ttl", "1s", "--leeway", "0s", "--session-ttl", "6s")
-	signupAndToken(t, s.idp.URL, "dave")
-	jar, _ := cookiejar.New(nil)
-	c := client(jar)
-	if resp := browserLogin(t, c, s.proxy, "dave", "correct-horse-9", "/"); resp.StatusCode != 303 {
-		t.Fatalf("login: %d", resp.StatusCode)
+// logout signs out through the proxy as a browser does: the app's plain form gets the IdP's
+// confirmation page, whose form carries the session's CSRF token.
+func logout(t *testing.T, c *http.Client, proxy string) *http.Response {
+	t.Helper()
+	r, err := c.Post(proxy+"/logout", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	pu, _ := url.Parse(s.proxy)
-	first := jar.Cookies(pu)
-	time.Sleep(1500 * time.Millisecond) // the access token in the cookie has expired
-	// Parallel requests with the same expired cookie all pass, and all get the same renewal.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	renewed := map[string]bool{}
-	codes := map[int]int{}
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest("GET", s.proxy+"/page", nil)
-			for _, ck := range first {
-				req.AddCookie(ck)
-			}
-			resp, err := client(nil).Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			mu.Lock()
-			codes[resp.StatusCode]++
-			for _, ck := range resp.Cookies() {
-				if ck.Name == "jwtidp_session" {
-					renewed[ck.Value] = true
-				}
-			}
-			mu.Unlock()
-		}()
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	m := csrfField.FindStringSubmatch(string(b))
+	if r.StatusCode != 200 || m == nil {
+		t.Fatalf("logout without a token: %d, want the confirmation page:\n%s", r.StatusCode, b)
 	}
-	wg.Wait()
-	if codes[200] != 8 || len(renewed) != 1 {
-		t.Fatalf("parallel requests with an expired access token: %v, %d distinct renewals; want 8×200 and one renewal", codes, len(renewed))
+	if resp, _ := get(t, c, proxy+"/page"); resp.StatusCode != 200 {
+		t.Fatalf("the confirmation page signed out already: %d", resp.StatusCode)
 	}
-	// The browser keeps going on the renewed cookie past several access-token lifetimes.
-	for range 3 {
-		if resp, _ := get(t, c, s.proxy+"/page"); resp.StatusCode != 200 {
-			t.Fatalf("within the session: %d", resp.StatusCode)
-		}
-		time.Sleep(1100 * time.Millisecond)
-	}
-	// Past the session's lifetime, it is over.
-	time.Sleep(3 * time.Second)
-	if resp, _ := get(t, c, s.proxy+"/page"); resp.StatusCode != 302 {
-		t.Fatalf("after the session's end: %d, want a redirect to login", resp.StatusCode)
-	}
-}
-
-// Logout revokes the session's refresh family: once the stateless access token in an old copy
-// of the cookie expires, that copy cannot be renewed.
-func TestNginxLogoutEndsRenewal(t *testing.T) {
-	s := startStack(t, "--token-ttl", "1s", "--leeway", "0s")
-	signupAndToken(t, s.idp.URL, "erin")
-	jar, _ := cookiejar.New(nil)
-	c := client(jar)
-	browserLogin(t, c, s.proxy, "erin", "correct-horse-9", "/")
-	pu, _ := url.Parse(s.proxy)
-	stale := jar.Cookies(pu)
-	r, err := c.Post(s.proxy+"/logout", "application/x-www-form-urlencoded", nil)
+	r, err = c.PostForm(proxy+"/logout", url.Values{"csrf": {m[1]}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Body.Close()
-	time.Sleep(1500 * time.Millisecond)
-	req, _ := http.NewRequest("GET", s.proxy+"/page", nil)
-	for _, ck := range stale {
-		req.AddCookie(ck)
-	}
-	resp, err := client(nil).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 302 {
-		t.Fatalf("a logged-out cookie was renewed: %d", resp.StatusCode)
+	return r
+}
+
+// The session lives in the IdP: logging out, or changing the password from an API client, ends
+// it for every copy of the cookie at once; the cookie holds nothing but an opaque id; and a
+// request carrying two session cookies (one may be planted by a sibling host) has none.
+func TestNginxSessionEndsEverywhere(t *testing.T) {
+	s := startStack(t, "--session-cache-ttl", "0s")
+	access, _ := signupAndToken(t, s.idp.URL, "dave")
+	for _, step := range []string{"logout", "password change"} {
+		jar, _ := cookiejar.New(nil)
+		c := client(jar)
+		if resp := browserLogin(t, c, s.proxy, "dave", "correct-horse-9", "/"); resp.StatusCode != 303 {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		pu, _ := url.Parse(s.proxy)
+		copied := jar.Cookies(pu)
+		var session *http.Cookie
+		for _, ck := range copied {
+			if ck.Name == "jwtidp_session" {
+				session = ck
+			}
+		}
+		if session == nil || len(session.Value) != 43 || strings.Contains(session.Value, ".") {
+			t.Fatalf("the session cookie is not an opaque id: %+v", session)
+		}
+		withCookies := func(cks ...*http.Cookie) int {
+			req, _ := http.NewRequest("GET", s.proxy+"/page", nil)
+			for _, ck := range cks {
+				req.AddCookie(ck)
+			}
+			resp, err := client(nil).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := withCookies(session); code != 200 {
+			t.Fatalf("a copy of the cookie: %d", code)
+		}
+		if code := withCookies(session, &http.Cookie{Name: "jwtidp_session", Value: session.Value}); code != 302 {
+			t.Fatalf("two session cookies: %d, want the login redirect", code)
+		}
+		// With a bearer token beside two session cookies the app is reached, and sees neither.
+		req, _ := http.NewRequest("GET", s.proxy+"/page", nil)
+		req.Header.Set("Authorization", "Bearer "+access)
+		req.Header.Set("Cookie", "jwtidp_session="+session.Value+"; a=1; jwtidp_session="+session.Value+"; b=2")
+		if resp, err := client(nil).Do(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("bearer with two session cookies: %v %v", resp, err)
+		}
+		for _, h := range s.app.requests() {
+			if ck := h.Get("Cookie"); strings.Contains(ck, session.Value) {
+				t.Fatalf("the app saw a session cookie: %q", ck)
+			}
+		}
+		switch step {
+		case "logout":
+			if r := logout(t, c, s.proxy); r.StatusCode != 303 {
+				t.Fatalf("logout: %d", r.StatusCode)
+			}
+		case "password change":
+			req, _ := http.NewRequest("POST", s.idp.URL+"/account/password",
+				strings.NewReader(`{"current_password":"correct-horse-9","new_password":"battery-staple-77"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+access)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 204 {
+				t.Fatalf("password change: %d", resp.StatusCode)
+			}
+		}
+		if code := withCookies(session); code != 302 {
+			t.Fatalf("after the %s, a copy of the old cookie: %d, want the login redirect", step, code)
+		}
 	}
 }

@@ -17,12 +17,7 @@ import (
 )
 
 // Users is what the use cases need of the user store.
-type Users interface {
-	CreateUser(ctx context.Context, u identity.User) error
-	UserByName(ctx context.Context, username string) (identity.User, error)
-	UserByID(ctx context.Context, id string) (identity.User, error)
-	SetPasswordHash(ctx context.Context, id, old, new string) error
-}
+type Users = identity.UserStore
 
 // Families is what the use cases need of the refresh-token store.
 type Families = identity.FamilyStore
@@ -80,15 +75,32 @@ func (s *Service) Signup(ctx context.Context, username, pw string) error {
 	return nil
 }
 
-// Login checks a username and password and issues tokens. A wrong password and an unknown user
-// both answer ErrInvalidCredentials after the same work (a dummy hash for the unknown user).
-func (s *Service) Login(ctx context.Context, username, pw, client string) (Tokens, error) {
-	return s.LoginFor(ctx, username, pw, client, s.RefreshTTL)
+// Credentials are a login attempt: what the user typed, and where it came from.
+type Credentials struct {
+	Username   string
+	Password   string
+	RemoteAddr string // the client's address, for the log
+	Client     string // the client's throttling key (its address, or its /64 for IPv6)
+	Device     string // id of a valid device cookie for this username, "" if none
 }
 
-// LoginFor is Login with a refresh family that lives for ttl: a browser session's lifetime.
-func (s *Service) LoginFor(ctx context.Context, username, pw, client string, ttl time.Duration) (Tokens, error) {
-	tokens, sub, err := s.login(ctx, username, pw, ttl)
+func (c Credentials) attempt() Attempt {
+	return Attempt{Account: c.Username, Client: c.Client, Device: c.Device}
+}
+
+// Authentication is who proved to be whom, and how.
+type Authentication struct {
+	User     identity.User // as read when the password was checked: its Epoch binds what is made from it
+	AMR      []string      // RFC 8176 methods: "pwd"
+	AuthTime time.Time
+}
+
+// Authenticate checks a username and password. A wrong password and an unknown user both
+// answer ErrInvalidCredentials after the same work (a dummy hash for the unknown user). Input
+// no account can have — a username outside the signup rules, an over-long password — is
+// EINVALID before anything is looked up, hashed or counted.
+func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authentication, error) {
+	a, err := s.authenticate(ctx, c)
 	outcome := "success"
 	switch apperr.Code(err) {
 	case "":
@@ -96,51 +108,65 @@ func (s *Service) LoginFor(ctx context.Context, username, pw, client string, ttl
 		outcome = "invalid"
 	case apperr.ETHROTTLED:
 		outcome = "throttled"
+	case apperr.EINVALID:
+		outcome = "malformed"
 	default:
 		outcome = "error"
 	}
 	if s.OnLogin != nil {
 		s.OnLogin(outcome)
 	}
-	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", sub, "client", client)
-	return tokens, err
+	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
+	return a, err
 }
 
-func (s *Service) login(ctx context.Context, username, pw string, ttl time.Duration) (Tokens, string, error) {
-	if len(username) > 64 {
-		// No such username was ever accepted at signup: refuse without spending a hash on it.
-		return Tokens{}, "", ErrInvalidCredentials
+func (s *Service) authenticate(ctx context.Context, c Credentials) (Authentication, error) {
+	if err := identity.ValidateUsername(c.Username); err != nil {
+		return Authentication{}, err
 	}
-	// A locked account is refused before any hashing, the correct password included.
-	if err := s.Throttle.Allow(username); err != nil {
-		return Tokens{}, "", err
+	if len(c.Password) > password.MaxBytes {
+		return Authentication{}, apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
-	if len(pw) > password.MaxBytes {
-		s.Throttle.Failure(username)
-		return Tokens{}, "", ErrInvalidCredentials
+	// A locked attempt is refused before any hashing, the correct password included.
+	if err := s.Throttle.Allow(c.attempt()); err != nil {
+		return Authentication{}, err
 	}
-	u, err := s.Users.UserByName(ctx, username)
+	u, err := s.Users.UserByName(ctx, c.Username)
 	switch apperr.Code(err) {
 	case "":
 	case apperr.ENOTFOUND:
 		u = identity.User{} // verified against the dummy hash below
 	default:
-		return Tokens{}, "", err
+		return Authentication{}, err
 	}
-	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, pw)
+	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
 	if err != nil {
-		return Tokens{}, u.ID, err
+		return Authentication{}, err
 	}
 	if !ok {
-		s.Throttle.Failure(username)
-		return Tokens{}, u.ID, ErrInvalidCredentials
+		s.Throttle.Failure(c.attempt())
+		return Authentication{User: identity.User{ID: u.ID}}, ErrInvalidCredentials
 	}
-	s.Throttle.Success(username)
+	s.Throttle.Success(c.attempt())
 	if rehash {
-		s.rehash(ctx, u, pw)
+		s.rehash(ctx, u, c.Password)
 	}
-	t, err := s.issue(ctx, u, ttl)
-	return t, u.ID, err
+	return Authentication{User: u, AMR: []string{"pwd"}, AuthTime: s.Now().UTC()}, nil
+}
+
+// Login authenticates and issues tokens with a refresh family: the first-party API login.
+func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
+	a, err := s.Authenticate(ctx, c)
+	if err != nil {
+		return Tokens{}, err
+	}
+	t, err := s.issue(ctx, a.User, s.RefreshTTL)
+	if errors.Is(err, identity.ErrStaleCredentials) {
+		// The password changed while this login checked the old one.
+		s.Logger.WarnContext(ctx, "login refused: credentials changed during sign-in", "sub", a.User.ID)
+		return Tokens{}, ErrInvalidCredentials
+	}
+	return t, err
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.
@@ -172,7 +198,7 @@ func (s *Service) issue(ctx context.Context, u identity.User, ttl time.Duration)
 	}
 	now := s.Now().UTC()
 	err = s.Families.CreateFamily(ctx, identity.Family{
-		ID: famID, UserID: u.ID, ClientID: s.Issuer.ClientID, Scope: s.Scope,
+		ID: famID, UserID: u.ID, ClientID: s.Issuer.ClientID, Scope: s.Scope, Epoch: u.Epoch,
 		CreatedAt: now, ExpiresAt: now.Add(ttl), Current: hash,
 	})
 	if apperr.Code(err) == apperr.EUNAVAILABLE {
@@ -209,8 +235,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		return Tokens{}, err
 	}
 	presented := token.HashRefresh(refreshToken)
-	f, err := s.Families.UpdateFamilyByToken(ctx, presented, func(f identity.Family) (identity.Family, error) {
-		return f.Refresh(presented, nextHash, s.Now())
+	var u identity.User
+	f, err := s.Families.UpdateFamilyByToken(ctx, presented, func(f identity.Family, owner identity.User) (identity.Family, error) {
+		u = owner
+		return f.Refresh(presented, nextHash, owner, s.Now())
 	})
 	switch {
 	case apperr.Code(err) == apperr.ENOTFOUND:
@@ -223,15 +251,6 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		s.Logger.InfoContext(ctx, "refresh refused", "sub", f.UserID, "family", f.ID, "reason", err)
 		return Tokens{}, identity.ErrInvalidGrant
 	case err != nil:
-		return Tokens{}, err
-	}
-	u, err := s.Users.UserByID(ctx, f.UserID)
-	if apperr.Code(err) == apperr.ENOTFOUND {
-		s.revoke(ctx, nextHash)
-		s.Logger.InfoContext(ctx, "refresh refused", "sub", f.UserID, "reason", "user gone")
-		return Tokens{}, identity.ErrInvalidGrant
-	}
-	if err != nil {
 		return Tokens{}, err
 	}
 	access, err := s.access(u, f.Scope)
@@ -251,7 +270,7 @@ func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
 }
 
 func (s *Service) revoke(ctx context.Context, hash string) error {
-	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family) (identity.Family, error) { return f.Revoke() })
+	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family, _ identity.User) (identity.Family, error) { return f.Revoke() })
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return nil
 	}
@@ -263,9 +282,10 @@ func (s *Service) revoke(ctx context.Context, hash string) error {
 }
 
 // ChangePassword checks the current password, sets the new one (which must pass the signup
-// policy) and revokes every refresh family of the user, so every other session ends. A wrong
-// current password is ErrInvalidCredentials.
-func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
+// policy) and, in the same transaction, ends every session and refresh family of the user —
+// even one a login racing the change is about to make. A wrong current password is
+// ErrInvalidCredentials and counts toward throttling as a failed login from that client.
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next, client string) error {
 	u, err := s.Users.UserByID(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -273,12 +293,12 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	if err != nil {
 		return err
 	}
-	if err := s.Throttle.Allow(u.Username); err != nil {
-		return err
-	}
 	if len(current) > password.MaxBytes {
-		s.Throttle.Failure(u.Username)
-		return ErrInvalidCredentials
+		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
+	}
+	at := Attempt{Account: u.Username, Client: client}
+	if err := s.Throttle.Allow(at); err != nil {
+		return err
 	}
 	if err := password.CheckPolicy(u.Username, next); err != nil {
 		return err
@@ -288,22 +308,19 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 		return err
 	}
 	if !ok {
-		s.Throttle.Failure(u.Username)
+		s.Throttle.Failure(at)
 		s.Logger.InfoContext(ctx, "password change refused", "sub", u.ID, "reason", "wrong current password")
 		return ErrInvalidCredentials
 	}
-	s.Throttle.Success(u.Username)
+	s.Throttle.Success(at)
 	hash, err := s.Hasher.Hash(ctx, next)
 	if err != nil {
 		return err
 	}
-	if err := s.Users.SetPasswordHash(ctx, u.ID, u.PasswordHash, hash); err != nil {
-		return err
+	if err := s.Users.ChangePassword(ctx, u.ID, u.PasswordHash, hash); err != nil {
+		return fmt.Errorf("change password: %w", err)
 	}
-	if err := s.Families.RevokeUserFamilies(ctx, u.ID); err != nil {
-		return fmt.Errorf("revoke sessions after password change: %w", err)
-	}
-	s.Logger.InfoContext(ctx, "password changed; sessions revoked", "sub", u.ID)
+	s.Logger.InfoContext(ctx, "password changed; sessions ended", "sub", u.ID)
 	return nil
 }
 

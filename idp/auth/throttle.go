@@ -9,29 +9,147 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-// ThrottlePolicy is the brute-force rule: after Failures failed attempts for one account within
-// Window, attempts are refused for Wait; each further lockout doubles the wait, up to MaxWait.
-// A success resets the account.
+// ThrottlePolicy is the brute-force rule, after OWASP's "device cookie" pattern, so that an
+// attacker can neither guess fast nor lock a real user out cheaply:
+//
+//   - Failures within Window for one account from one client (or from one browser that holds
+//     a device cookie for the account) lock that pair for Wait, doubling per lockout up to
+//     MaxWait. Others' failures never lock out a browser that has logged in to the account
+//     before: its device cookie puts it in a pair of its own.
+//   - AccountFailures within Window for one account from clients without its device cookie
+//     (distributed guessing) do not block; they space such attempts AccountDelay apart.
+//   - ClientFailures within Window from one client across all accounts (password spraying)
+//     lock that client out of every account it has no device cookie for.
+//
+// A success resets its pair.
 type ThrottlePolicy struct {
-	Failures int
-	Window   time.Duration
-	Wait     time.Duration
-	MaxWait  time.Duration
+	Failures        int
+	Window          time.Duration
+	Wait            time.Duration
+	MaxWait         time.Duration
+	AccountFailures int
+	AccountDelay    time.Duration
+	ClientFailures  int
 }
 
-// DefaultThrottle: 5 failures in 15 minutes, then 1 minute, doubling up to 15 minutes.
-var DefaultThrottle = ThrottlePolicy{Failures: 5, Window: 15 * time.Minute, Wait: time.Minute, MaxWait: 15 * time.Minute}
+// DefaultThrottle: 5 failures in 15 minutes lock a client out of an account for 1 minute,
+// doubling up to 15; 100 failures for one account space attempts 10 s apart; 30 failures from
+// one client lock that client out.
+var DefaultThrottle = ThrottlePolicy{
+	Failures: 5, Window: 15 * time.Minute, Wait: time.Minute, MaxWait: 15 * time.Minute,
+	AccountFailures: 100, AccountDelay: 10 * time.Second, ClientFailures: 30,
+}
 
-// maxThrottled bounds the accounts tracked at once, so a flood of made-up usernames cannot
-// grow memory without limit; past it the oldest entries are dropped.
+// Validate checks the policy; a zero Failures turns throttling off.
+func (p ThrottlePolicy) Validate() error {
+	if p.Failures < 0 || p.AccountFailures < 0 || p.ClientFailures < 0 {
+		return apperr.Errorf(apperr.EINVALID, "throttle failure counts must be 0 or more")
+	}
+	if p.Failures > 0 && (p.Window <= 0 || p.Wait <= 0 || p.MaxWait < p.Wait || p.AccountDelay < 0) {
+		return apperr.Errorf(apperr.EINVALID, "throttle window and wait must be positive, max wait at least the wait")
+	}
+	return nil
+}
+
+// Attempt is one login attempt as the throttle sees it.
+type Attempt struct {
+	Account string // the username as sent; compared normalized
+	Client  string // the client's key (web.ClientKey of its address)
+	Device  string // id of a valid device cookie for this account, "" if none
+}
+
+// maxThrottled bounds each table, so a flood of made-up usernames or addresses cannot grow
+// memory without limit; past it the oldest entries are dropped.
 const maxThrottled = 100_000
 
-// Throttle counts failed logins per account — by normalized username, so "Alice" and "alice"
-// share a counter, and unknown usernames are counted exactly like real ones (throttling must
-// not reveal which accounts exist).
+// Throttle counts failed logins. Usernames are normalized, so "Alice" and "alice" share
+// counters, and unknown usernames are counted exactly like real ones (throttling must not
+// reveal which accounts exist).
 type Throttle struct {
-	pol ThrottlePolicy
-	now func() time.Time
+	pol      ThrottlePolicy
+	now      func() time.Time
+	pairs    *lockTable // account × client or device
+	clients  *lockTable // client across accounts
+	accounts *lockTable // account across untrusted clients: spacing, not locks
+}
+
+// NewThrottle returns a Throttle; a zero Failures turns throttling off.
+func NewThrottle(pol ThrottlePolicy, now func() time.Time) *Throttle {
+	return &Throttle{
+		pol: pol, now: now,
+		pairs:    newLockTable(pol.Failures, pol),
+		clients:  newLockTable(pol.ClientFailures, pol),
+		accounts: &lockTable{limit: pol.AccountFailures, pol: pol, spacing: true, entries: map[string]*throttleEntry{}},
+	}
+}
+
+func (t *Throttle) off() bool { return t == nil || t.pol.Failures <= 0 }
+
+func pairKey(a Attempt) string {
+	acct := identity.NormalizeUsername(a.Account)
+	if a.Device != "" {
+		return acct + "\x00d" + a.Device
+	}
+	return acct + "\x00c" + a.Client
+}
+
+func throttled(wait time.Duration) error {
+	return &apperr.Error{Code: apperr.ETHROTTLED, Message: "Too many failed attempts; try again later", RetryAfter: wait}
+}
+
+// Allow returns ETHROTTLED, with the time to wait, when the attempt may not be made now. It
+// is called before any password is hashed, so a refused attempt costs nothing.
+func (t *Throttle) Allow(a Attempt) error {
+	if t.off() {
+		return nil
+	}
+	now := t.now()
+	if wait := t.pairs.locked(pairKey(a), now); wait > 0 {
+		return throttled(wait)
+	}
+	if a.Device != "" {
+		return nil // a browser that has logged in here before: only its own failures count
+	}
+	if wait := t.clients.locked(a.Client, now); wait > 0 {
+		return throttled(wait)
+	}
+	if wait := t.accounts.space(identity.NormalizeUsername(a.Account), now, t.pol.AccountDelay); wait > 0 {
+		return throttled(wait)
+	}
+	return nil
+}
+
+// Failure records a failed attempt.
+func (t *Throttle) Failure(a Attempt) {
+	if t.off() {
+		return
+	}
+	now := t.now()
+	t.pairs.fail(pairKey(a), now)
+	if a.Device == "" {
+		t.clients.fail(a.Client, now)
+		t.accounts.fail(identity.NormalizeUsername(a.Account), now)
+	}
+}
+
+// Success resets the attempt's pair. The account-wide and per-client counts stay: a success
+// says nothing about the other clients.
+func (t *Throttle) Success(a Attempt) {
+	if t.off() {
+		return
+	}
+	t.pairs.reset(pairKey(a))
+}
+
+// Len is how many entries are tracked, for tests of the bound.
+func (t *Throttle) Len() int { return t.pairs.len() + t.clients.len() + t.accounts.len() }
+
+// lockTable counts failures per key within a window and locks a key for a doubling wait when
+// they reach the limit (a zero limit: never; a spacing table: never, see space).
+type lockTable struct {
+	limit   int
+	pol     ThrottlePolicy
+	spacing bool // count only, for space(): never lock
 
 	mu      sync.Mutex
 	entries map[string]*throttleEntry
@@ -42,55 +160,63 @@ type throttleEntry struct {
 	failures  int
 	lockouts  int       // lockouts since the last success, for the doubling
 	until     time.Time // locked until
+	last      time.Time // the last spaced attempt (accounts table)
 	touchedAt time.Time
 }
 
-// NewThrottle returns a Throttle; a zero Failures turns throttling off.
-func NewThrottle(pol ThrottlePolicy, now func() time.Time) *Throttle {
-	return &Throttle{pol: pol, now: now, entries: map[string]*throttleEntry{}}
+func newLockTable(limit int, pol ThrottlePolicy) *lockTable {
+	return &lockTable{limit: limit, pol: pol, entries: map[string]*throttleEntry{}}
 }
 
-// Allow returns ETHROTTLED, with the time to wait, while the account is locked.
-func (t *Throttle) Allow(username string) error {
-	if t == nil || t.pol.Failures <= 0 {
-		return nil
+func (l *lockTable) locked(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.entries[key]; e != nil {
+		return e.until.Sub(now)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e := t.entries[identity.NormalizeUsername(username)]
-	if e == nil {
-		return nil
-	}
-	if wait := e.until.Sub(t.now()); wait > 0 {
-		return &apperr.Error{Code: apperr.ETHROTTLED, Message: "Too many failed attempts; try again later", RetryAfter: wait}
-	}
-	return nil
+	return 0
 }
 
-// Failure records a failed attempt.
-func (t *Throttle) Failure(username string) {
-	if t == nil || t.pol.Failures <= 0 {
+// space lets one attempt through per delay while the key's failures in the window are at the
+// limit, and returns how long the others must wait.
+func (l *lockTable) space(key string, now time.Time, delay time.Duration) time.Duration {
+	if l.limit <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[key]
+	if e == nil || e.failures < l.limit || now.Sub(e.first) > l.pol.Window {
+		return 0
+	}
+	if wait := e.last.Add(delay).Sub(now); wait > 0 {
+		return wait
+	}
+	e.last = now
+	return 0
+}
+
+func (l *lockTable) fail(key string, now time.Time) {
+	if l.limit <= 0 {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	key := identity.NormalizeUsername(username)
-	e := t.entries[key]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[key]
 	if e == nil {
-		t.evict(now)
+		l.evict(now)
 		e = &throttleEntry{}
-		t.entries[key] = e
+		l.entries[key] = e
 	}
 	e.touchedAt = now
-	if e.failures == 0 || now.Sub(e.first) > t.pol.Window {
+	if e.failures == 0 || now.Sub(e.first) > l.pol.Window {
 		e.first, e.failures = now, 0
 	}
 	e.failures++
-	if e.failures >= t.pol.Failures {
-		wait := t.pol.Wait << e.lockouts
-		if wait > t.pol.MaxWait || wait <= 0 {
-			wait = t.pol.MaxWait
+	if e.failures >= l.limit && !l.spacing {
+		wait := l.pol.Wait << e.lockouts
+		if wait > l.pol.MaxWait || wait <= 0 {
+			wait = l.pol.MaxWait
 		}
 		e.until = now.Add(wait)
 		e.lockouts++
@@ -98,48 +224,43 @@ func (t *Throttle) Failure(username string) {
 	}
 }
 
-// Success resets the account.
-func (t *Throttle) Success(username string) {
-	if t == nil || t.pol.Failures <= 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.entries, identity.NormalizeUsername(username))
+func (l *lockTable) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.entries, key)
 }
 
-// Len is how many accounts are tracked.
-func (t *Throttle) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.entries)
+func (l *lockTable) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
 }
 
 // evict makes room when the table is full: entries that no longer matter go first (not
 // locked, window over), then the least recently touched, down to 90% so that the sweep runs
 // once per many inserts rather than on each.
-func (t *Throttle) evict(now time.Time) {
-	if len(t.entries) < maxThrottled {
+func (l *lockTable) evict(now time.Time) {
+	if len(l.entries) < maxThrottled {
 		return
 	}
-	for k, e := range t.entries {
-		if !now.Before(e.until) && now.Sub(e.first) > t.pol.Window {
-			delete(t.entries, k)
+	for k, e := range l.entries {
+		if !now.Before(e.until) && now.Sub(e.first) > l.pol.Window {
+			delete(l.entries, k)
 		}
 	}
 	target := maxThrottled * 9 / 10
-	if len(t.entries) <= target {
+	if len(l.entries) <= target {
 		return
 	}
-	stamps := make([]time.Time, 0, len(t.entries))
-	for _, e := range t.entries {
+	stamps := make([]time.Time, 0, len(l.entries))
+	for _, e := range l.entries {
 		stamps = append(stamps, e.touchedAt)
 	}
 	slices.SortFunc(stamps, func(a, b time.Time) int { return a.Compare(b) })
 	cutoff := stamps[len(stamps)-target]
-	for k, e := range t.entries {
-		if !e.touchedAt.After(cutoff) && len(t.entries) > target {
-			delete(t.entries, k)
+	for k, e := range l.entries {
+		if !e.touchedAt.After(cutoff) && len(l.entries) > target {
+			delete(l.entries, k)
 		}
 	}
 }

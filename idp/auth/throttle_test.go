@@ -8,40 +8,43 @@ import (
 	"jwtidp/shared/apperr"
 )
 
+// at is an attempt on account from one client without a device cookie.
+func at(account string) Attempt { return Attempt{Account: account, Client: "192.0.2.1"} }
+
 func TestThrottleLocksDoublesAndResets(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
 	for i := range 4 {
-		th.Failure("Alice")
-		if err := th.Allow("alice"); err != nil {
+		th.Failure(at("Alice"))
+		if err := th.Allow(at("alice")); err != nil {
 			t.Fatalf("locked after %d failures", i+1)
 		}
 	}
-	th.Failure("ALICE") // the fifth, in another letter case: same account
-	err := th.Allow("alice")
+	th.Failure(at("ALICE")) // the fifth, in another letter case: same account
+	err := th.Allow(at("alice"))
 	if apperr.Code(err) != apperr.ETHROTTLED || apperr.RetryAfter(err) != time.Minute {
 		t.Fatalf("after 5 failures: %v (retry after %s), want a 1-minute lockout", err, apperr.RetryAfter(err))
 	}
 	// The waits double: 1, 2, 4, 8 minutes, then stay at 15.
 	for _, want := range []time.Duration{2, 4, 8, 15, 15} {
-		c.add(apperr.RetryAfter(th.Allow("alice")))
-		if err := th.Allow("alice"); err != nil {
+		c.add(apperr.RetryAfter(th.Allow(at("alice"))))
+		if err := th.Allow(at("alice")); err != nil {
 			t.Fatalf("still locked when the wait is over: %v", err)
 		}
 		for range 5 {
-			th.Failure("alice")
+			th.Failure(at("alice"))
 		}
-		if got := apperr.RetryAfter(th.Allow("alice")); got != want*time.Minute {
+		if got := apperr.RetryAfter(th.Allow(at("alice"))); got != want*time.Minute {
 			t.Fatalf("lockout wait %s, want %s", got, want*time.Minute)
 		}
 	}
 	// A success resets the account.
 	c.add(15 * time.Minute)
-	th.Success("alice")
+	th.Success(at("alice"))
 	for range 4 {
-		th.Failure("alice")
+		th.Failure(at("alice"))
 	}
-	if err := th.Allow("alice"); err != nil {
+	if err := th.Allow(at("alice")); err != nil {
 		t.Fatalf("a success did not reset the counter: %v", err)
 	}
 }
@@ -51,19 +54,19 @@ func TestThrottleWindowAndUnknownUsers(t *testing.T) {
 	th := NewThrottle(DefaultThrottle, c.now)
 	// Failures spread wider than the window never lock.
 	for range 20 {
-		th.Failure("bob")
+		th.Failure(at("bob"))
 		c.add(4 * time.Minute)
 	}
-	if err := th.Allow("bob"); err == nil {
+	if err := th.Allow(at("bob")); err == nil {
 		// 4 failures per 16 minutes: expected never to lock
 	} else {
 		t.Fatalf("failures spread over the window locked the account: %v", err)
 	}
 	// A username that does not exist is throttled exactly the same.
 	for range 5 {
-		th.Failure("nobody-by-that-name")
+		th.Failure(at("nobody-by-that-name"))
 	}
-	if apperr.Code(th.Allow("nobody-by-that-name")) != apperr.ETHROTTLED {
+	if apperr.Code(th.Allow(at("nobody-by-that-name"))) != apperr.ETHROTTLED {
 		t.Fatal("unknown usernames are not throttled")
 	}
 }
@@ -72,9 +75,89 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
 	for i := range maxThrottled + 5000 {
-		th.Failure(fmt.Sprint("user", i))
+		th.Failure(at(fmt.Sprint("user", i)))
 	}
-	if n := th.Len(); n > maxThrottled {
-		t.Fatalf("%d accounts tracked, bound is %d", n, maxThrottled)
+	for name, l := range map[string]*lockTable{"pairs": th.pairs, "clients": th.clients, "accounts": th.accounts} {
+		if n := l.len(); n > maxThrottled {
+			t.Fatalf("%s: %d entries tracked, bound is %d", name, n, maxThrottled)
+		}
 	}
+}
+
+func wantLocked(t *testing.T, th *Throttle, a Attempt, locked bool) {
+	t.Helper()
+	err := th.Allow(a)
+	if got := apperr.Code(err) == apperr.ETHROTTLED; got != locked {
+		t.Fatalf("Allow(%+v) = %v; want locked=%v", a, err, locked)
+	}
+}
+
+// Finding 2: an attacker's failures lock out the attacker's client, not the account. The owner,
+// from another address or from a browser with the account's device cookie (even behind the
+// attacker's address), still gets in.
+func TestThrottleLocksTheClientNotTheAccount(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := NewThrottle(DefaultThrottle, c.now)
+	attacker := Attempt{Account: "alice", Client: "203.0.113.7"}
+	for range 5 {
+		th.Failure(attacker)
+	}
+	wantLocked(t, th, attacker, true)
+	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.1"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Client: "203.0.113.7", Device: "dev1"}, false)
+	// The lock renews for the attacker only, however long it keeps trying.
+	for range 10 {
+		c.add(apperr.RetryAfter(th.Allow(attacker)))
+		for range 5 {
+			th.Failure(attacker)
+		}
+	}
+	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.1"}, false)
+	// A device's own failures lock that device.
+	dev := Attempt{Account: "alice", Client: "198.51.100.1", Device: "dev2"}
+	for range 5 {
+		th.Failure(dev)
+	}
+	wantLocked(t, th, dev, true)
+}
+
+// Distributed guessing, one failure per address: past AccountFailures the account spaces out
+// attempts from clients without its device cookie (a delay, never a block), and a device
+// cookie goes straight through.
+func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := NewThrottle(DefaultThrottle, c.now)
+	for i := range DefaultThrottle.AccountFailures {
+		a := Attempt{Account: "alice", Client: fmt.Sprint("10.0.", i/250, ".", i%250)}
+		if err := th.Allow(a); err != nil {
+			t.Fatalf("attempt %d refused before the account count: %v", i, err)
+		}
+		th.Failure(a)
+	}
+	fresh := Attempt{Account: "alice", Client: "198.51.100.1"}
+	wantLocked(t, th, fresh, false) // one goes through…
+	err := th.Allow(Attempt{Account: "alice", Client: "198.51.100.2"})
+	if apperr.Code(err) != apperr.ETHROTTLED || apperr.RetryAfter(err) != DefaultThrottle.AccountDelay {
+		t.Fatalf("the next one at once: %v; want a %s delay", err, DefaultThrottle.AccountDelay)
+	}
+	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2", Device: "dev"}, false)
+	c.add(DefaultThrottle.AccountDelay)
+	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2"}, false) // …and one per delay
+	wantLocked(t, th, Attempt{Account: "bob", Client: "198.51.100.2"}, false)  // other accounts untouched
+	c.add(DefaultThrottle.Window + time.Second)
+	wantLocked(t, th, fresh, false)
+	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.3"}, false)
+}
+
+// Password spraying: one client failing across many accounts is locked out of all of them,
+// except where it holds the account's device cookie.
+func TestThrottleSprayingLocksTheClient(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := NewThrottle(DefaultThrottle, c.now)
+	for i := range DefaultThrottle.ClientFailures {
+		th.Failure(Attempt{Account: fmt.Sprint("user", i), Client: "203.0.113.7"})
+	}
+	wantLocked(t, th, Attempt{Account: "someone-new", Client: "203.0.113.7"}, true)
+	wantLocked(t, th, Attempt{Account: "someone-new", Client: "203.0.113.8"}, false)
+	wantLocked(t, th, Attempt{Account: "mine", Client: "203.0.113.7", Device: "dev"}, false)
 }

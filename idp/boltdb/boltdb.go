@@ -27,10 +27,14 @@ var (
 	bucketTokens    = []byte("tokens")    // refresh-token hash → family id
 	bucketFamTokens = []byte("famtokens") // family id → (token hash → nil), for deletion
 	bucketUserFams  = []byte("userfams")  // user id → (family id → nil), for revocation
+	bucketSessions  = []byte("sessions")  // session id → Session
+	bucketSessToks  = []byte("sesstoks")  // session token hash → session id
+	bucketUserSess  = []byte("usersess")  // user id → (session id → nil), for ending them all
+	bucketSecrets   = []byte("secrets")   // name → the IdP's own secret bytes
 )
 
-// DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore and
-// identity.FamilyStore.
+// DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
+// identity.FamilyStore, identity.SessionStore and identity.SecretStore.
 type DB struct {
 	boltfile.Store
 	path string
@@ -40,7 +44,8 @@ type DB struct {
 // A second process on the same folder gets an error naming the folder after lockTimeout
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
-	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams)
+	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets)
 	if err != nil {
 		return nil, err
 	}
@@ -120,16 +125,49 @@ func getUser(tx *bolt.Tx, id string, u *identity.User) error {
 // SetPasswordHash implements identity.UserStore.
 func (s *DB) SetPasswordHash(ctx context.Context, id, old, new string) error {
 	return s.Update(func(tx *bolt.Tx) error {
-		var u identity.User
-		if err := getUser(tx, id, &u); err != nil {
+		_, err := replaceHash(tx, id, old, new)
+		return err
+	})
+}
+
+// ChangePassword implements identity.UserStore.
+func (s *DB) ChangePassword(ctx context.Context, id, old, new string) error {
+	return s.Update(func(tx *bolt.Tx) error {
+		u, err := replaceHash(tx, id, old, new)
+		if err != nil {
 			return err
 		}
-		if u.PasswordHash != old {
-			return apperr.Errorf(apperr.ECONFLICT, "Password was changed concurrently")
+		u.Epoch++
+		if err := put(tx.Bucket(bucketUsers), id, u); err != nil {
+			return err
 		}
-		u.PasswordHash = new
-		return put(tx.Bucket(bucketUsers), id, u)
+		if err := revokeUserFamilies(tx, id); err != nil {
+			return err
+		}
+		return endUserSessions(tx, id)
 	})
+}
+
+func replaceHash(tx *bolt.Tx, id, old, new string) (identity.User, error) {
+	var u identity.User
+	if err := getUser(tx, id, &u); err != nil {
+		return u, err
+	}
+	if u.PasswordHash != old {
+		return u, apperr.Errorf(apperr.ECONFLICT, "Password was changed concurrently")
+	}
+	u.PasswordHash = new
+	return u, put(tx.Bucket(bucketUsers), id, u)
+}
+
+// checkEpoch refuses to make a session or family for credentials older than the user's.
+func checkEpoch(tx *bolt.Tx, userID string, epoch int64) error {
+	var u identity.User
+	err := getUser(tx, userID, &u)
+	if apperr.Code(err) == apperr.ENOTFOUND || (err == nil && u.Epoch != epoch) {
+		return identity.ErrStaleCredentials
+	}
+	return err
 }
 
 // Keys implements identity.KeyStore.
@@ -192,6 +230,9 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 		return err
 	}
 	return s.Batch(func(tx *bolt.Tx) error {
+		if err := checkEpoch(tx, f.UserID, f.Epoch); err != nil {
+			return err
+		}
 		if tx.Bucket(bucketFamilies).Get([]byte(f.ID)) != nil {
 			return fmt.Errorf("create family: id %s already taken", f.ID)
 		}
@@ -234,7 +275,7 @@ func getFamily(tx *bolt.Tx, id string) (identity.Family, error) {
 }
 
 // UpdateFamilyByToken implements identity.FamilyStore.
-func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family) (identity.Family, error)) (identity.Family, error) {
+func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	var out identity.Family
 	var stepErr error
 	// Batched: concurrent refreshes share one commit (and one fsync) instead of one each. The
@@ -248,7 +289,11 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if err != nil {
 			return err
 		}
-		out, stepErr = step(f)
+		var u identity.User
+		if err := getUser(tx, f.UserID, &u); err != nil && apperr.Code(err) != apperr.ENOTFOUND {
+			return err
+		}
+		out, stepErr = step(f, u)
 		if out.ID != f.ID || out.UserID != f.UserID {
 			return fmt.Errorf("update family %s: step changed its identity", f.ID)
 		}
@@ -262,22 +307,26 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 // RevokeUserFamilies implements identity.FamilyStore.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	return s.Update(func(tx *bolt.Tx) error {
-		ub := tx.Bucket(bucketUserFams).Bucket([]byte(userID))
-		if ub == nil {
+	return s.Update(func(tx *bolt.Tx) error { return revokeUserFamilies(tx, userID) })
+}
+
+// revokeUserFamilies revokes the user's families, or only those bound to one session when
+// sessionID is given.
+func revokeUserFamilies(tx *bolt.Tx, userID string, sessionID ...string) error {
+	ub := tx.Bucket(bucketUserFams).Bucket([]byte(userID))
+	if ub == nil {
+		return nil
+	}
+	return ub.ForEach(func(k, _ []byte) error {
+		f, err := getFamily(tx, string(k))
+		if apperr.Code(err) == apperr.ENOTFOUND {
 			return nil
 		}
-		return ub.ForEach(func(k, _ []byte) error {
-			f, err := getFamily(tx, string(k))
-			if apperr.Code(err) == apperr.ENOTFOUND {
-				return nil
-			}
-			if err != nil || f.Revoked {
-				return err
-			}
-			f.Revoked = true
-			return put(tx.Bucket(bucketFamilies), f.ID, f)
-		})
+		if err != nil || f.Revoked || (len(sessionID) > 0 && f.SessionID != sessionID[0]) {
+			return err
+		}
+		f.Revoked = true
+		return put(tx.Bucket(bucketFamilies), f.ID, f)
 	})
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -47,18 +48,30 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-func handleAuth(logger *slog.Logger, svc *auth.Service, clients web.ClientAddrs) http.Handler {
+// Loginer is what /auth needs of the use cases.
+type Loginer interface {
+	Login(ctx context.Context, c auth.Credentials) (auth.Tokens, error)
+}
+
+// handleAuth is the first-party API login. A client that keeps cookies gets a device cookie,
+// which keeps others' failed guesses from locking it out of the account.
+func handleAuth(logger *slog.Logger, svc Loginer, clients web.ClientAddrs, keys browserKeys, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req credentials
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		t, err := svc.Login(r.Context(), req.Username, req.Password, clients.Of(r))
+		remote := clients.Of(r)
+		t, err := svc.Login(r.Context(), auth.Credentials{
+			Username: req.Username, Password: req.Password, RemoteAddr: remote,
+			Client: web.ClientKey(remote), Device: keys.device(r, req.Username),
+		})
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
+		http.SetCookie(w, keys.deviceCookieFor(r, req.Username, secure, func() string { return randomID(16) }))
 		w.Header().Set("Cache-Control", "no-store")
 		web.WriteJSON(w, http.StatusOK, tokenResponse{
 			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken,

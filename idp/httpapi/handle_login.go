@@ -1,14 +1,15 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"jwtidp/idp/auth"
@@ -16,10 +17,13 @@ import (
 	"jwtidp/shared/web"
 )
 
-//go:embed templates/login.html
+//go:embed templates/login.html templates/logout.html
 var templates embed.FS
 
-var loginPage = template.Must(template.ParseFS(templates, "templates/login.html"))
+var (
+	loginPage  = template.Must(template.ParseFS(templates, "templates/login.html"))
+	logoutPage = template.Must(template.ParseFS(templates, "templates/logout.html"))
+)
 
 // The page's only style is inline; the CSP allows exactly it by hash and nothing else.
 const loginStyle = `body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}` +
@@ -43,22 +47,30 @@ type loginView struct {
 	Error    string
 }
 
-// renderLogin writes the form with a CSRF token bound to a cookie (double submit): a login
-// form posted from another site lacks the cookie's value, so nobody can log a victim into the
-// attacker's account (login CSRF).
-func renderLogin(w http.ResponseWriter, r *http.Request, secure bool, status int, v loginView) {
-	token := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
-		token = c.Value
-	} else {
-		var b [32]byte
-		rand.Read(b[:])
-		token = base64.RawURLEncoding.EncodeToString(b[:])
-	}
-	// Scoped to the login path: the apps behind the proxy never see it.
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: r.URL.Path, HttpOnly: true, Secure: secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
-	v.CSRF, v.Style, v.Action = token, template.CSS(loginStyle), "login"
+// browser is what the login and logout pages need.
+type browser struct {
+	cfg      SessionConfig
+	keys     browserKeys
+	sessions *auth.Sessions
+	auth     Authenticator
+	rv       Redirects
+	clients  web.ClientAddrs
+	loginURL string
+	logger   *slog.Logger
+}
+
+// Authenticator is what the browser login needs of the use cases.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c auth.Credentials) (auth.Authentication, error)
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func pageHeaders(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", loginCSP)
@@ -67,39 +79,69 @@ func renderLogin(w http.ResponseWriter, r *http.Request, secure bool, status int
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+}
+
+// renderLogin writes the form with a CSRF token bound to this browser: the browser's random
+// secret lives in a cookie, and the form carries its HMAC under the IdP's key.
+func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int, v loginView) {
+	secret := ""
+	if c, err := r.Cookie(csrfCookie); err == nil && auth.ValidSecret(c.Value) {
+		secret = c.Value
+	} else {
+		secret = randomID(32)
+	}
+	// Scoped to the login path: the apps behind the proxy never see it.
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: secret, Path: r.URL.Path, HttpOnly: true, Secure: b.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
+	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login"
+	pageHeaders(w, status)
 	loginPage.Execute(w, v)
 }
 
-func handleLoginForm(sess *sessions, rv Redirects) http.Handler {
+// loginCSRFOK checks the posted token against the browser's CSRF cookie.
+func (b *browser) loginCSRFOK(r *http.Request, token string) bool {
+	c, err := r.Cookie(csrfCookie)
+	return err == nil && auth.ValidSecret(c.Value) && token != "" && b.keys.equal(token, b.keys.loginCSRF(c.Value))
+}
+
+func handleLoginForm(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		renderLogin(w, r, sess.cfg.Secure, http.StatusOK, loginView{RD: rv.Safe(r.URL.Query().Get("rd"))})
+		b.renderLogin(w, r, http.StatusOK, loginView{RD: b.rv.Safe(r.URL.Query().Get("rd"))})
 	})
 }
 
 // refuseLogin answers a browser over the per-client limit with the form and a message.
-func refuseLogin(sess *sessions) func(http.ResponseWriter, *http.Request, time.Duration) {
+func refuseLogin(b *browser) func(http.ResponseWriter, *http.Request, time.Duration) {
 	return func(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 		web.SetRetryAfter(w, wait)
-		renderLogin(w, r, sess.cfg.Secure, http.StatusTooManyRequests, loginView{Error: "Too many attempts. Please wait a moment and try again."})
+		b.renderLogin(w, r, http.StatusTooManyRequests, loginView{Error: "Too many attempts. Please wait a moment and try again."})
 	}
 }
 
-func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redirects, clients web.ClientAddrs) http.Handler {
+func handleLogin(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, problem := readForm(w, r)
-		if problem != "" {
-			renderLogin(w, r, sess.cfg.Secure, http.StatusBadRequest, loginView{Error: "The form could not be read. Please try again."})
+		form, err := web.DecodeForm(w, r)
+		if err != nil {
+			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{Error: "The form could not be read. Please try again."})
 			return
 		}
-		rd := rv.Safe(form.Get("rd"))
-		view := loginView{RD: rd, Username: form.Get("username")}
-		c, err := r.Cookie(csrfCookie)
-		if err != nil || form.Get("csrf") == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(form.Get("csrf"))) != 1 {
+		rd := b.rv.Safe(form.Get("rd"))
+		username := form.Get("username")
+		view := loginView{RD: rd, Username: username}
+		if !b.loginCSRFOK(r, form.Get("csrf")) {
 			view.Error = "Your sign-in form expired. Please try again."
-			renderLogin(w, r, sess.cfg.Secure, http.StatusForbidden, view)
+			b.renderLogin(w, r, http.StatusForbidden, view)
 			return
 		}
-		t, err := svc.LoginFor(r.Context(), form.Get("username"), form.Get("password"), clients.Of(r), sess.cfg.TTL)
+		remote := b.clients.Of(r)
+		a, err := b.auth.Authenticate(r.Context(), auth.Credentials{
+			Username: username, Password: form.Get("password"), RemoteAddr: remote,
+			Client: web.ClientKey(remote), Device: b.keys.device(r, username),
+		})
+		var secret string
+		if err == nil {
+			secret, _, err = b.sessions.Start(r.Context(), a, remote, r.UserAgent())
+		}
 		if err != nil {
 			code := apperr.Code(err)
 			switch code {
@@ -110,39 +152,73 @@ func handleLogin(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redi
 				view.Error = "Too many attempts or the server is busy. Please wait a moment and try again."
 				web.SetRetryAfter(w, apperr.RetryAfter(err))
 			default:
-				logger.ErrorContext(r.Context(), "browser login", "request_id", web.RequestID(r.Context()), "err", err)
+				b.logger.ErrorContext(r.Context(), "browser login", "request_id", web.RequestID(r.Context()), "err", err)
 				view.Error = "Something went wrong. Please try again."
 			}
-			renderLogin(w, r, sess.cfg.Secure, web.Status(code), view)
+			b.renderLogin(w, r, web.Status(code), view)
 			return
 		}
-		value := t.AccessToken
-		if t.RefreshToken != "" {
-			value += cookieSep + t.RefreshToken
-		}
-		http.SetCookie(w, sess.cfg.cookie(value, time.Until(t.SessionEnds)))
+		http.SetCookie(w, b.keys.deviceCookieFor(r, username, b.cfg.Secure, func() string { return randomID(16) }))
+		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 	})
 }
 
-// handleLogout revokes the session's refresh family and clears the cookie. Its cookie is
-// SameSite=Lax, so another site's form cannot log a user out.
-func handleLogout(logger *slog.Logger, svc *auth.Service, sess *sessions, rv Redirects, loginURL string) http.Handler {
+type logoutView struct {
+	Style    template.CSS
+	Action   string
+	CSRF     string
+	RD       string
+	Username string
+}
+
+// handleLogout ends the browser session and every refresh family bound to it, and clears the
+// cookie — but only when the form carries the session's CSRF token. Anything else (a link, an
+// app's plain "log out" button, another site's form) gets a page asking to confirm, whose form
+// carries the token: so no other site can sign a user out, and apps need no token of their own.
+func handleLogout(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sess.cfg.CookieName); err == nil {
-			if _, refresh := splitSession(c.Value); refresh != "" {
-				if err := svc.Revoke(r.Context(), refresh); err != nil {
-					logger.ErrorContext(r.Context(), "logout", "request_id", web.RequestID(r.Context()), "err", err)
-				}
+		var form url.Values
+		if r.Method == http.MethodPost && r.ContentLength != 0 {
+			f, err := web.DecodeForm(w, r)
+			if err != nil {
+				http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
+				return
 			}
+			form = f
 		}
-		http.SetCookie(w, sess.cfg.cookie("", 0))
+		rd := form.Get("rd")
+		if rd == "" {
+			rd = r.URL.Query().Get("rd")
+		}
+		to := b.loginURL
+		if rd != "" {
+			to = b.rv.Safe(rd)
+		}
+		secret := b.cfg.secret(r)
+		s, err := b.sessions.Resolve(r.Context(), secret)
+		if err != nil {
+			// No live session: nothing to end, and nothing for another site to abuse.
+			http.SetCookie(w, b.cfg.cookie("", 0))
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		token := form.Get("csrf")
+		if r.Method != http.MethodPost || token == "" || !b.keys.equal(token, b.keys.logoutCSRF(secret)) {
+			pageHeaders(w, http.StatusOK)
+			logoutPage.Execute(w, logoutView{Style: template.CSS(loginStyle), Action: "logout",
+				CSRF: b.keys.logoutCSRF(secret), RD: rd, Username: s.Username})
+			return
+		}
+		if err := b.sessions.End(r.Context(), secret); err != nil {
+			b.logger.ErrorContext(r.Context(), "logout", "request_id", web.RequestID(r.Context()), "err", err)
+			http.Error(w, "Could not sign out; please try again.", http.StatusServiceUnavailable)
+			return
+		}
+		http.SetCookie(w, b.cfg.cookie("", 0))
 		w.Header().Set("Cache-Control", "no-store")
-		to := loginURL
-		if rd := r.URL.Query().Get("rd"); rd != "" {
-			to = rv.Safe(rd)
-		}
 		http.Redirect(w, r, to, http.StatusSeeOther)
 	})
 }

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"errors"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"time"
@@ -26,27 +24,19 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	web.WriteJSON(w, status, oauthError{Error: code, Description: desc})
 }
 
-// readForm parses a form-encoded body of at most web.MaxBodyBytes. Parameters may not repeat
-// (RFC 6749 §3.2).
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, string) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, "Content-Type must be application/x-www-form-urlencoded"
+// readForm decodes a form body strictly (web.DecodeForm) and says what is wrong in words an
+// OAuth client can show, with the status to answer.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, int, string) {
+	form, err := web.DecodeForm(w, r)
+	switch apperr.Code(err) {
+	case "":
+		return form, 0, ""
+	case apperr.ETOOLARGE:
+		return nil, http.StatusRequestEntityTooLarge, apperr.Message(err)
+	default:
+		// RFC 6749 §5.2: every malformed request, a wrong Content-Type included, is a 400.
+		return nil, http.StatusBadRequest, apperr.Message(err)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, web.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, "request body is too large"
-		}
-		return nil, "request body is not a valid form"
-	}
-	for k, v := range r.PostForm {
-		if len(v) > 1 {
-			return nil, "parameter " + k + " is repeated"
-		}
-	}
-	return r.PostForm, ""
 }
 
 // refuseOAuth answers a client over the per-client limit in the shape of RFC 6749 §5.2.
@@ -57,10 +47,10 @@ func refuseOAuth(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 
 func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, problem := readForm(w, r)
+		form, status, problem := readForm(w, r)
 		switch {
 		case problem != "":
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			writeOAuthError(w, status, "invalid_request", problem)
 			return
 		case form.Get("grant_type") == "":
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
@@ -99,12 +89,12 @@ func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {
 // attacker nothing.
 func handleRevoke(logger *slog.Logger, svc *auth.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, problem := readForm(w, r)
+		form, status, problem := readForm(w, r)
 		if problem == "" && form.Get("token") == "" {
-			problem = "token is required"
+			status, problem = http.StatusBadRequest, "token is required"
 		}
 		if problem != "" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			writeOAuthError(w, status, "invalid_request", problem)
 			return
 		}
 		// Only refresh tokens are revocable; an access token (or anything else) matches no family
@@ -135,7 +125,7 @@ func (p passwordChange) Valid() map[string]string {
 	return m
 }
 
-func handlePassword(logger *slog.Logger, svc *auth.Service) http.Handler {
+func handlePassword(logger *slog.Logger, svc *auth.Service, clients web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req passwordChange
 		if err := web.Decode(w, r, &req); err != nil {
@@ -143,7 +133,7 @@ func handlePassword(logger *slog.Logger, svc *auth.Service) http.Handler {
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New); err != nil {
+		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New, web.ClientKey(clients.Of(r))); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}

@@ -2,38 +2,46 @@ package httpapi
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"jwtidp/idp/auth"
 	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
 )
 
 // handleVerify is the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and
 // Caddy forward_auth: 200 with the identity headers, or 401 with X-Auth-Redirect naming the
 // login page. Both answers have no body, since a body on the subrequest's answer makes nginx
-// drop its keep-alive connection to us. It verifies in memory; only a session whose access
-// token has run out touches the store, to renew it. It never answers 5xx for a bad token: nginx
-// turns anything but 2xx, 401 and 403 into a 500 for the user.
+// drop its keep-alive connection to us. Bearer tokens are verified in memory, statelessly; a
+// session cookie is resolved through the sessions' short cache, so the store is read at most
+// once per session per cache period. It never answers 5xx: nginx turns anything but 2xx, 401
+// and 403 into a 500 for the user.
 //
 // With ?redirect=1 — for Traefik and Caddy, which hand a non-2xx answer straight to the
 // client — a browser (a request without Authorization) gets a 302 to the login page instead;
 // API clients still get the 401.
-func handleVerify(s *sessions, loginURL string) http.Handler {
+func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions *auth.Sessions, cfg SessionConfig, loginURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Length", "0")
-		var claims *jwtauth.Claims
+		var sub, user string
 		err := errors.New("no credentials")
 		bearer := r.Header.Get("Authorization") != ""
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
-			claims, err = s.verifier.Verify(r.Context(), raw)
-		} else if c, cerr := r.Cookie(s.cfg.CookieName); cerr == nil {
-			var renewed *http.Cookie
-			claims, renewed, err = s.check(r.Context(), c.Value)
-			if renewed != nil {
-				http.SetCookie(w, renewed)
+			var claims *jwtauth.Claims
+			if claims, err = v.Verify(r.Context(), raw); err == nil {
+				sub, user = claims.Subject, claims.PreferredUsername
+			}
+		} else if secret := cfg.secret(r); secret != "" {
+			var s auth.Resolved
+			if s, err = sessions.Resolve(r.Context(), secret); err == nil {
+				sub, user = s.UserID, s.Username
+			} else if !errors.Is(err, auth.ErrNoSession) {
+				logger.ErrorContext(r.Context(), "verify: resolve session", "request_id", web.RequestID(r.Context()), "err", err)
 			}
 		}
 		if err != nil {
@@ -50,9 +58,9 @@ func handleVerify(s *sessions, loginURL string) http.Handler {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		h.Set("X-Auth-Subject", claims.Subject)
-		h.Set("X-Auth-User", claims.PreferredUsername)
-		h.Set("Remote-User", claims.PreferredUsername)
+		h.Set("X-Auth-Subject", sub)
+		h.Set("X-Auth-User", user)
+		h.Set("Remote-User", user)
 		w.WriteHeader(http.StatusOK)
 	})
 }

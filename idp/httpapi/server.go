@@ -28,22 +28,25 @@ type Keys interface {
 
 // Deps are the server's dependencies.
 type Deps struct {
-	Logger     *slog.Logger
-	Registry   *prometheus.Registry
-	Auth       *auth.Service
-	Keys       Keys
-	Verifier   *jwtauth.Verifier // the IdP's own tokens, for /userinfo
-	Ready      *web.Readiness
-	Issuer     string
-	JWKSMaxAge time.Duration
-	AdminToken string // "" disables the admin routes
-	Store      web.Snapshotter
-	Session    SessionConfig
-	Redirects  Redirects
-	LoginURL   string           // where /verify sends a browser without a session
-	Limiter    *web.RateLimiter // per client, on /signup, /auth, /token and POST /login
-	Clients    web.ClientAddrs
-	Now        func() time.Time
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry
+	Auth         *auth.Service
+	Keys         Keys
+	Verifier     *jwtauth.Verifier // the IdP's own tokens, for /userinfo
+	Ready        *web.Readiness
+	Issuer       string
+	JWKSMaxAge   time.Duration
+	AdminToken   string // "" disables the admin routes
+	Store        web.Snapshotter
+	Session      SessionConfig
+	Sessions     *auth.Sessions
+	BrowserKey   []byte // signs CSRF tokens and device cookies; from the store, shared by every process
+	Redirects    Redirects
+	LoginURL     string           // where /verify sends a browser without a session
+	Limiter      *web.RateLimiter // per client, on /signup, /auth and POST /login
+	TokenLimiter *web.RateLimiter // per client, on /token: looser
+	Clients      web.ClientAddrs
+	Now          func() time.Time
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

@@ -1,33 +1,32 @@
 package httpapi
 
 import (
-	"context"
-	"log/slog"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"jwtidp/idp/auth"
-	"jwtidp/shared/jwtauth"
+	"jwtidp/idp/identity"
 )
 
-// SessionConfig shapes the browser session cookie.
+// SessionConfig shapes the browser cookies.
 type SessionConfig struct {
-	CookieName string        // "jwtidp_session"
+	CookieName string        // "jwtidp_session", or "__Host-jwtidp_session" (see CookieNameFor)
 	Domain     string        // optional parent domain, so app.example.com and login.example.com share it
 	Secure     bool          // set when the issuer is https
 	TTL        time.Duration // the session's absolute lifetime
 }
 
-// The cookie holds the session's access token and its refresh token, separated by "~" (a
-// character neither can contain). /verify checks the access token without touching the store
-// and only uses the refresh token when the access token no longer passes.
-const cookieSep = "~"
-
-func splitSession(v string) (access, refresh string) {
-	access, refresh, _ = strings.Cut(v, cookieSep)
-	return access, refresh
+// CookieNameFor is the session cookie's name: with the __Host- prefix when the browser will
+// enforce what it promises (https, no Domain, Path=/), so no sibling host can plant one.
+func CookieNameFor(secure bool, domain string) string {
+	if secure && domain == "" {
+		return "__Host-jwtidp_session"
+	}
+	return "jwtidp_session"
 }
 
 func (c SessionConfig) cookie(value string, maxAge time.Duration) *http.Cookie {
@@ -42,66 +41,83 @@ func (c SessionConfig) cookie(value string, maxAge time.Duration) *http.Cookie {
 	return ck
 }
 
-// sessions verifies session cookies and renews them, at most once per refresh token: the
-// browser's parallel requests for one page all reach /verify with the same expired cookie, and
-// spending the refresh token once per request would look like reuse and end the session. So
-// the first renewal's answer is remembered for a short grace period and handed to the others.
-type sessions struct {
-	cfg      SessionConfig
-	svc      *auth.Service
-	verifier *jwtauth.Verifier
-	logger   *slog.Logger
-	now      func() time.Time
-
-	mu        sync.Mutex
-	renewed   map[string]renewal // presented cookie value → its replacement
-	lastPrune time.Time
-}
-
-type renewal struct {
-	value  string
-	ends   time.Time
-	claims *jwtauth.Claims
-	until  time.Time
-}
-
-const renewalGrace = 30 * time.Second
-
-func newSessions(cfg SessionConfig, svc *auth.Service, v *jwtauth.Verifier, logger *slog.Logger, now func() time.Time) *sessions {
-	return &sessions{cfg: cfg, svc: svc, verifier: v, logger: logger, now: now, renewed: map[string]renewal{}}
-}
-
-// check returns the claims of a session cookie's value and, when it had to be renewed, the
-// cookie to set. An error means there is no valid session.
-func (s *sessions) check(ctx context.Context, value string) (*jwtauth.Claims, *http.Cookie, error) {
-	access, refresh := splitSession(value)
-	claims, err := s.verifier.Verify(ctx, access)
-	if err == nil || refresh == "" {
-		return claims, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if r, ok := s.renewed[value]; ok && now.Before(r.until) {
-		return r.claims, s.cfg.cookie(r.value, r.ends.Sub(now)), nil
-	}
-	t, err := s.svc.Refresh(ctx, refresh)
-	if err != nil {
-		return nil, nil, err
-	}
-	claims, err = s.verifier.Verify(ctx, t.AccessToken)
-	if err != nil {
-		return nil, nil, err
-	}
-	next := t.AccessToken + cookieSep + t.RefreshToken
-	if now.Sub(s.lastPrune) > renewalGrace {
-		for k, r := range s.renewed {
-			if !now.Before(r.until) {
-				delete(s.renewed, k)
-			}
+// secret returns the session cookie's value, or "" when the request carries none or more than
+// one: with two, one may have been planted by a sibling host, and neither can be trusted.
+func (c SessionConfig) secret(r *http.Request) string {
+	v, n := "", 0
+	for _, ck := range r.Cookies() {
+		if ck.Name == c.CookieName {
+			v, n = ck.Value, n+1
 		}
-		s.lastPrune = now
 	}
-	s.renewed[value] = renewal{value: next, ends: t.SessionEnds, claims: claims, until: now.Add(renewalGrace)}
-	return claims, s.cfg.cookie(next, t.SessionEnds.Sub(now)), nil
+	if n != 1 {
+		return ""
+	}
+	return v
+}
+
+// browserKeys sign what the IdP gives browsers to hand back: the login form's CSRF token, the
+// logout form's, and device cookies. The key comes from the store, so every process agrees.
+type browserKeys struct{ key []byte }
+
+func (k browserKeys) mac(purpose string, parts ...string) string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(purpose))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (k browserKeys) equal(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }
+
+// loginCSRF is the login form's token for the browser whose CSRF cookie holds browserSecret:
+// a form whose token does not match the cookie's is refused, and nobody but the IdP can make a
+// matching pair — a cookie and field that merely agree ("x" and "x") do not pass.
+func (k browserKeys) loginCSRF(browserSecret string) string {
+	return k.mac("login-csrf", browserSecret)
+}
+
+// logoutCSRF is the logout form's token, bound to the session it ends.
+func (k browserKeys) logoutCSRF(sessionSecret string) string {
+	return k.mac("logout-csrf", auth.HashSecret(sessionSecret))
+}
+
+const deviceCookie = "jwtidp_device"
+
+// device returns the id of the request's device cookie when it is valid for username: a
+// browser that has logged in to that account before (OWASP's device cookie), which others'
+// failed logins cannot lock out.
+func (k browserKeys) device(r *http.Request, username string) string {
+	c, err := r.Cookie(deviceCookie)
+	if err != nil {
+		return ""
+	}
+	user, rest, ok1 := strings.Cut(c.Value, ".")
+	nonce, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || len(nonce) != 22 {
+		return ""
+	}
+	name, err := base64.RawURLEncoding.DecodeString(user)
+	if err != nil || string(name) != identity.NormalizeUsername(username) {
+		return ""
+	}
+	if !k.equal(sig, k.mac("device", string(name), nonce)) {
+		return ""
+	}
+	return nonce
+}
+
+// deviceCookieFor makes the device cookie for username, keeping the browser's id when it
+// already had a valid one. It lives a year, on the path it was set on.
+func (k browserKeys) deviceCookieFor(r *http.Request, username string, secure bool, newID func() string) *http.Cookie {
+	name := identity.NormalizeUsername(username)
+	nonce := k.device(r, username)
+	if nonce == "" {
+		nonce = newID()
+	}
+	value := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + nonce + "." + k.mac("device", name, nonce)
+	return &http.Cookie{Name: deviceCookie, Value: value, Path: r.URL.Path, HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int((365 * 24 * time.Hour).Seconds())}
 }

@@ -18,6 +18,9 @@ type User struct {
 	Username     string // as the user typed it at signup
 	PasswordHash string // PHC string
 	CreatedAt    time.Time
+	// Epoch counts the changes of the user's credentials. Sessions and refresh families carry
+	// the epoch they were made in; one from an older epoch is dead.
+	Epoch int64
 }
 
 // NormalizeUsername is the form usernames are compared in: case-insensitive.
@@ -45,8 +48,14 @@ type UserStore interface {
 	// UserByID finds a user by id. ENOTFOUND when there is none.
 	UserByID(ctx context.Context, id string) (User, error)
 	// SetPasswordHash replaces a user's hash, but only if it is still old, so a concurrent
-	// password change is never overwritten by a rehash. ENOTFOUND when the user is gone.
+	// password change is never overwritten by a rehash; the credential epoch stays (the
+	// password is the same). ENOTFOUND when the user is gone, ECONFLICT when the hash changed.
 	SetPasswordHash(ctx context.Context, id, old, new string) error
+	// ChangePassword replaces the hash if it is still old, moves the user to the next
+	// credential epoch, revokes every refresh family and ends every session of the user — all
+	// in one transaction, so nothing made with the old password survives it, not even a login
+	// that was racing it. ENOTFOUND when the user is gone, ECONFLICT when the hash changed.
+	ChangePassword(ctx context.Context, id, old, new string) error
 }
 
 // KeyState is where a signing key is in its life: next → current → retired → deleted.
@@ -85,6 +94,8 @@ type Family struct {
 	UserID    string
 	ClientID  string
 	Scope     string
+	SessionID string // the browser session it belongs to, if any: ending that ends the family
+	Epoch     int64  // the user's credential epoch when the family was made
 	CreatedAt time.Time
 	ExpiresAt time.Time // absolute: refreshing does not extend it
 	Current   string    // hash of the one live token
@@ -93,13 +104,16 @@ type Family struct {
 
 // FamilyStore keeps refresh-token families, indexed by the hashes of every token they issued.
 type FamilyStore interface {
-	// CreateFamily stores a new family whose live token has the hash f.Current.
+	// CreateFamily stores a new family whose live token has the hash f.Current, but only if
+	// its user still exists with the credential epoch f.Epoch — checked in the same
+	// transaction — else ErrStaleCredentials (ECONFLICT).
 	CreateFamily(ctx context.Context, f Family) error
-	// UpdateFamilyByToken finds the family that issued the token with hash tokenHash and, in one
-	// transaction, stores what step returns — even when step also returns an error, so that a
-	// revocation decided by step is kept — and indexes its new Current token. It returns step's
-	// result. ENOTFOUND when no family issued that token.
-	UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(Family) (Family, error)) (Family, error)
+	// UpdateFamilyByToken finds the family that issued the token with hash tokenHash and its
+	// user as stored now (the zero User when the user is gone) and, in one transaction, stores
+	// what step returns — even when step also returns an error, so that a revocation decided by
+	// step is kept — and indexes its new Current token. It returns step's result. ENOTFOUND when
+	// no family issued that token.
+	UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(Family, User) (Family, error)) (Family, error)
 	// RevokeUserFamilies revokes every family of the user.
 	RevokeUserFamilies(ctx context.Context, userID string) error
 	// DeleteDeadFamilies removes revoked families and those expired at now, with their token
@@ -122,16 +136,24 @@ func (f Family) Dead(now time.Time) bool { return f.Revoked || !now.Before(f.Exp
 // revoked or expired. The reason goes to the log, never to the client.
 var ErrInvalidGrant = apperr.Errorf(apperr.EUNAUTHORIZED, "Refresh token is invalid, expired or revoked")
 
-// Refresh spends the presented token (by hash) and makes next the family's live token. A
-// presented token that is not the live one was already spent: that is reuse, the mark of a
-// stolen token, so the family is revoked — the newest token included — and the revoked family
-// is returned with the error for the store to keep.
-func (f Family) Refresh(presented, next string, now time.Time) (Family, error) {
+// Refresh spends the presented token (by hash) and makes next the family's live token. u is the
+// family's user as stored now (zero when gone). A presented token that is not the live one was
+// already spent: that is reuse, the mark of a stolen token, so the family is revoked — the
+// newest token included — and the revoked family is returned with the error for the store to
+// keep. A family of a user who is gone or whose credentials changed since it was made is
+// revoked too.
+func (f Family) Refresh(presented, next string, u User, now time.Time) (Family, error) {
 	switch {
 	case f.Revoked:
 		return f, fmt.Errorf("%w: family revoked", ErrInvalidGrant)
 	case !now.Before(f.ExpiresAt):
 		return f, fmt.Errorf("%w: family expired", ErrInvalidGrant)
+	case u.ID != f.UserID:
+		f.Revoked = true
+		return f, fmt.Errorf("%w: user gone", ErrInvalidGrant)
+	case u.Epoch != f.Epoch:
+		f.Revoked = true
+		return f, fmt.Errorf("%w: credentials changed since the family was made", ErrInvalidGrant)
 	case presented != f.Current:
 		f.Revoked = true
 		return f, fmt.Errorf("%w: %w", ErrInvalidGrant, ErrReuse)

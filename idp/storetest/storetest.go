@@ -18,6 +18,8 @@ type Store interface {
 	identity.UserStore
 	identity.KeyStore
 	identity.FamilyStore
+	identity.SessionStore
+	identity.SecretStore
 }
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest.
@@ -33,6 +35,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("ConcurrentRefreshOneWinner", func(t *testing.T) { testConcurrentRefresh(t, newStore(t)) })
 	t.Run("RevokeUserFamilies", func(t *testing.T) { testRevokeUser(t, newStore(t)) })
 	t.Run("DeleteDeadFamilies", func(t *testing.T) { testDeleteDead(t, newStore(t)) })
+	t.Run("FamilyNeedsCurrentCredentials", func(t *testing.T) { testFamilyEpoch(t, newStore(t)) })
+	t.Run("ChangePasswordEndsEverything", func(t *testing.T) { testChangePassword(t, newStore(t)) })
+	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, newStore(t)) })
+	t.Run("EndSessionRevokesItsFamilies", func(t *testing.T) { testEndSession(t, newStore(t)) })
+	t.Run("DeleteDeadSessions", func(t *testing.T) { testDeleteDeadSessions(t, newStore(t)) })
+	t.Run("SecretFirstWriterWins", func(t *testing.T) { testSecret(t, newStore(t)) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -164,6 +172,7 @@ func testKeysUpdateError(t *testing.T, s Store) {
 
 func testCreateFamily(t *testing.T, s Store) {
 	ctx := context.Background()
+	users(t, s, "u1")
 	now := time.Unix(1700000000, 0).UTC()
 	f := identity.Family{ID: "f1", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour), Current: "hash0"}
 	if err := s.CreateFamily(ctx, f); err != nil {
@@ -178,9 +187,19 @@ func testCreateFamily(t *testing.T, s Store) {
 }
 
 func refresh(s Store, presented, next string, now time.Time) (identity.Family, error) {
-	return s.UpdateFamilyByToken(context.Background(), presented, func(f identity.Family) (identity.Family, error) {
-		return f.Refresh(presented, next, now)
+	return s.UpdateFamilyByToken(context.Background(), presented, func(f identity.Family, u identity.User) (identity.Family, error) {
+		return f.Refresh(presented, next, u, now)
 	})
+}
+
+// users creates users with these ids (families and sessions need theirs to exist).
+func users(t *testing.T, s Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := s.CreateUser(context.Background(), identity.User{ID: id, Username: "user-" + id, PasswordHash: "h-" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func family(id, user, current string, now time.Time) identity.Family {
@@ -189,6 +208,7 @@ func family(id, user, current string, now time.Time) identity.Family {
 
 func testRefreshChain(t *testing.T, s Store) {
 	ctx := context.Background()
+	users(t, s, "u1")
 	now := time.Unix(1700000000, 0).UTC()
 	if err := s.CreateFamily(ctx, family("f1", "u1", "r0", now)); err != nil {
 		t.Fatal(err)
@@ -211,6 +231,7 @@ func testRefreshChain(t *testing.T, s Store) {
 }
 
 func testConcurrentRefresh(t *testing.T, s Store) {
+	users(t, s, "u1")
 	now := time.Unix(1700000000, 0).UTC()
 	if err := s.CreateFamily(context.Background(), family("f1", "u1", "r0", now)); err != nil {
 		t.Fatal(err)
@@ -237,6 +258,7 @@ func testConcurrentRefresh(t *testing.T, s Store) {
 
 func testRevokeUser(t *testing.T, s Store) {
 	ctx := context.Background()
+	users(t, s, "u1", "u2")
 	now := time.Unix(1700000000, 0).UTC()
 	for _, f := range []identity.Family{family("a", "u1", "ra", now), family("b", "u1", "rb", now), family("c", "u2", "rc", now)} {
 		if err := s.CreateFamily(ctx, f); err != nil {
@@ -261,6 +283,7 @@ func testRevokeUser(t *testing.T, s Store) {
 
 func testDeleteDead(t *testing.T, s Store) {
 	ctx := context.Background()
+	users(t, s, "u")
 	now := time.Unix(1700000000, 0).UTC()
 	live, expired, revoked := family("live", "u", "l0", now), family("exp", "u", "e0", now), family("rev", "u", "v0", now)
 	expired.ExpiresAt = now.Add(time.Minute)
@@ -269,8 +292,12 @@ func testDeleteDead(t *testing.T, s Store) {
 			t.Fatal(err)
 		}
 	}
-	refresh(s, "e0", "e1", now)
-	s.UpdateFamilyByToken(ctx, "v0", func(f identity.Family) (identity.Family, error) { return f.Revoke() })
+	if _, err := refresh(s, "e0", "e1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateFamilyByToken(ctx, "v0", func(f identity.Family, _ identity.User) (identity.Family, error) { return f.Revoke() }); err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.DeleteDeadFamilies(ctx, now.Add(2*time.Minute))
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteDeadFamilies = %d, %v; want 2", n, err)

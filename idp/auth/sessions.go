@@ -1,0 +1,226 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
+)
+
+// SessionStore is what browser sessions need of the store.
+type SessionStore = identity.SessionStore
+
+// Sessions starts, resolves and ends browser sessions. The cookie holds only a random secret
+// (256 bits); the store keeps its hash and the session. Resolving goes through a small cache
+// so /verify stays in memory on the hot path; an entry lives at most CacheTTL, which bounds how
+// long an ended session (logout, password change) keeps working on another process. Nothing a
+// client sends takes a lock that other requests wait on across a store call: the cache's mutex
+// guards map operations only.
+type Sessions struct {
+	Store    SessionStore
+	TTL      time.Duration // absolute lifetime
+	IdleTTL  time.Duration // ends after this long unused; 0: never
+	CacheTTL time.Duration // longest time a resolved session is believed without the store
+	Now      func() time.Time
+	Random   io.Reader
+	Logger   *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cachedSession // token hash → what it resolved to
+}
+
+// Resolved is a live session as /verify needs it.
+type Resolved struct {
+	SessionID string
+	UserID    string
+	Username  string
+	AuthTime  time.Time
+	AMR       []string
+}
+
+type cachedSession struct {
+	r     Resolved
+	until time.Time
+}
+
+// maxCachedSessions bounds the cache; past it, expired entries go first, then arbitrary ones.
+const maxCachedSessions = 100_000
+
+// touchEvery is how stale LastSeenAt may get: the idle timer's resolution, and at most one
+// store write per session per this interval.
+const touchEvery = time.Minute
+
+// ErrNoSession is every failure to resolve a cookie: unknown, expired, ended, or from before
+// the user's credentials changed.
+var ErrNoSession = apperr.Errorf(apperr.EUNAUTHORIZED, "No valid session")
+
+// SecretLen is the length of a session cookie's value: 32 random bytes in base64url.
+const SecretLen = 43
+
+// ValidSecret reports whether v has the shape of a session secret, so garbage is refused
+// without a store read.
+func ValidSecret(v string) bool {
+	if len(v) != SecretLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// 43 characters carry 258 bits; the last one may use only the top 4 of its 6.
+	return base64URLLastOK(v[SecretLen-1])
+}
+
+func base64URLLastOK(c byte) bool {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		if alphabet[i] == c {
+			return i&3 == 0
+		}
+	}
+	return false
+}
+
+// HashSecret is the form a session secret is stored under (the secret has 256 random bits,
+// so a plain SHA-256 suffices).
+func HashSecret(secret string) string { return token.HashRefresh(secret) }
+
+// Start makes a session for a, returning the cookie's secret and the session. It fails with
+// ErrInvalidCredentials when the user's credentials changed after a was checked.
+func (s *Sessions) Start(ctx context.Context, a Authentication, remoteAddr, userAgent string) (string, identity.Session, error) {
+	secret, err := token.RandomString(s.Random, 32)
+	if err != nil {
+		return "", identity.Session{}, err
+	}
+	id, err := token.RandomString(s.Random, 16)
+	if err != nil {
+		return "", identity.Session{}, err
+	}
+	if len(userAgent) > 256 {
+		userAgent = userAgent[:256]
+	}
+	now := s.Now().UTC()
+	sess := identity.Session{
+		ID: id, TokenHash: HashSecret(secret), UserID: a.User.ID, Epoch: a.User.Epoch,
+		AuthTime: a.AuthTime, AMR: a.AMR, CreatedAt: now, LastSeenAt: now, IdleTTL: s.IdleTTL,
+		ExpiresAt: now.Add(s.TTL), RemoteAddr: remoteAddr, UserAgent: userAgent,
+	}
+	if err := s.Store.CreateSession(ctx, sess); err != nil {
+		if errors.Is(err, identity.ErrStaleCredentials) {
+			s.Logger.WarnContext(ctx, "session refused: credentials changed during sign-in", "sub", a.User.ID)
+			return "", identity.Session{}, ErrInvalidCredentials
+		}
+		return "", identity.Session{}, err
+	}
+	s.Logger.InfoContext(ctx, "session started", "sub", a.User.ID, "sid", id)
+	return secret, sess, nil
+}
+
+// Resolve returns the live session of a cookie's secret, from the cache when it was resolved
+// less than CacheTTL ago. ErrNoSession when there is none.
+func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error) {
+	if !ValidSecret(secret) {
+		return Resolved{}, ErrNoSession
+	}
+	hash := HashSecret(secret)
+	now := s.Now()
+	s.mu.Lock()
+	c, ok := s.cache[hash]
+	s.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.r, nil
+	}
+	sess, u, err := s.Store.SessionByToken(ctx, hash)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return Resolved{}, ErrNoSession
+	}
+	if err != nil {
+		return Resolved{}, err
+	}
+	if !sess.Live(u, now) {
+		return Resolved{}, ErrNoSession
+	}
+	if s.IdleTTL > 0 && now.Sub(sess.LastSeenAt) >= touchEvery {
+		if err := s.Store.TouchSession(ctx, sess.ID, now.UTC()); err != nil {
+			// The session still works; only its idle timer is not renewed this time.
+			s.Logger.WarnContext(ctx, "session last-seen not updated", "sid", sess.ID, "err", err)
+		}
+	}
+	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, AuthTime: sess.AuthTime, AMR: sess.AMR}
+	until := now.Add(s.CacheTTL)
+	if sess.ExpiresAt.Before(until) {
+		until = sess.ExpiresAt
+	}
+	s.remember(hash, cachedSession{r: r, until: until}, now)
+	return r, nil
+}
+
+func (s *Sessions) remember(hash string, c cachedSession, now time.Time) {
+	if s.CacheTTL <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = map[string]cachedSession{}
+	}
+	if len(s.cache) >= maxCachedSessions {
+		for k, v := range s.cache {
+			if !now.Before(v.until) || len(s.cache) >= maxCachedSessions*9/10 {
+				delete(s.cache, k)
+			}
+		}
+	}
+	s.cache[hash] = c
+}
+
+// End ends the session of a cookie's secret and every refresh family bound to it. An unknown
+// secret is not an error: there is nothing to end.
+func (s *Sessions) End(ctx context.Context, secret string) error {
+	if !ValidSecret(secret) {
+		return nil
+	}
+	hash := HashSecret(secret)
+	s.mu.Lock()
+	delete(s.cache, hash)
+	s.mu.Unlock()
+	sess, _, err := s.Store.SessionByToken(ctx, hash)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.EndSession(ctx, sess.ID); err != nil && apperr.Code(err) != apperr.ENOTFOUND {
+		return err
+	}
+	s.Logger.InfoContext(ctx, "session ended", "sub", sess.UserID, "sid", sess.ID)
+	return nil
+}
+
+// CollectGarbage removes dead sessions every interval until ctx ends.
+func (s *Sessions) CollectGarbage(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Store.DeleteDeadSessions(ctx, s.Now())
+		if err != nil {
+			s.Logger.ErrorContext(ctx, "session garbage collection", "err", err)
+		} else if n > 0 {
+			s.Logger.InfoContext(ctx, "sessions removed", "count", n)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"jwtidp/shared/apperr"
+)
+
+// Session is a browser's sign-in, held by the IdP: the browser's cookie carries only a random
+// secret whose hash is TokenHash. Ending a session (logout, a password change, later a disable
+// or a delete) takes effect for every request that resolves it, unlike a token in a cookie.
+type Session struct {
+	ID         string    // opaque handle, safe to show (the OIDC sid, the account page's id)
+	TokenHash  string    // SHA-256 of the cookie's secret; the secret itself is never stored
+	UserID     string    //
+	Epoch      int64     // the user's credential epoch when the session was made
+	AuthTime   time.Time // when the user proved who they are
+	AMR        []string  // how: "pwd", later "otp", "hwk"…
+	CreatedAt  time.Time //
+	LastSeenAt time.Time // renewed at most once a minute while the session is used
+	IdleTTL    time.Duration
+	ExpiresAt  time.Time // absolute: using the session does not extend it
+	RemoteAddr string    // client address and user agent when it was made, for the account page
+	UserAgent  string
+}
+
+// Validate checks a session's invariants before it is stored.
+func (s Session) Validate() error {
+	if s.ID == "" || s.TokenHash == "" || s.UserID == "" || s.ExpiresAt.IsZero() {
+		return fmt.Errorf("session: id, token hash, user and expiry are required")
+	}
+	return nil
+}
+
+// Live reports whether the session may be used at now by u, the user as stored now. A session
+// made before the user's credentials last changed is dead, even if its creation raced with the
+// change.
+func (s Session) Live(u User, now time.Time) bool {
+	return u.ID == s.UserID && u.Epoch == s.Epoch && now.Before(s.ExpiresAt) &&
+		(s.IdleTTL <= 0 || now.Before(s.LastSeenAt.Add(s.IdleTTL)))
+}
+
+// Dead is the garbage collector's test, for when the user is not at hand.
+func (s Session) Dead(now time.Time) bool {
+	return !now.Before(s.ExpiresAt) || (s.IdleTTL > 0 && !now.Before(s.LastSeenAt.Add(s.IdleTTL)))
+}
+
+// ErrStaleCredentials refuses to make a session or a refresh family for credentials that were
+// checked before the user's password changed (a login racing a password change).
+var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed during sign-in")
+
+// SessionStore keeps browser sessions.
+type SessionStore interface {
+	// CreateSession stores s, but only if its user still exists with the credential epoch
+	// s.Epoch — checked in the same transaction — else ErrStaleCredentials (ECONFLICT).
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByToken returns the session whose cookie secret hashes to tokenHash and its user as
+	// stored now, read in one transaction. ENOTFOUND when there is no such session or user.
+	SessionByToken(ctx context.Context, tokenHash string) (Session, User, error)
+	// TouchSession sets the session's LastSeenAt to at if that is later. No error if the
+	// session is gone.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// EndSession deletes the session and revokes every refresh family bound to it, in one
+	// transaction, and returns it. ENOTFOUND when there is none.
+	EndSession(ctx context.Context, id string) (Session, error)
+	// DeleteDeadSessions removes sessions dead at now and returns how many.
+	DeleteDeadSessions(ctx context.Context, now time.Time) (int, error)
+}
+
+// SecretStore keeps the IdP's own secrets (the key that signs CSRF and device cookies), so
+// every process on one store uses the same ones.
+type SecretStore interface {
+	// Secret returns the secret named name, storing fresh (made by the caller beforehand) if
+	// there is none yet; processes racing on the first start all get the one that was stored.
+	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
+}
