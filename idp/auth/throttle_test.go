@@ -143,7 +143,7 @@ func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2", Device: "dev"}, false)
 	c.add(DefaultThrottle.AccountDelay)
 	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2"}, false) // …and one per delay
-	wantLocked(t, th, Attempt{Account: "bob", Client: "198.51.100.2"}, false)  // other accounts untouched
+	wantLocked(t, th, Attempt{Account: "bob", Client: "198.51.100.2"}, false)   // other accounts untouched
 	c.add(DefaultThrottle.Window + time.Second)
 	wantLocked(t, th, fresh, false)
 	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.3"}, false)
