@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -155,4 +156,19 @@ func TestSlowLookupsBlockNobodyElse(t *testing.T) {
 	}
 	close(bs.release)
 	wg.Wait()
+}
+
+// FuzzValidSecret: a session secret is accepted exactly when it is the canonical unpadded
+// base64url form of 32 bytes, so nothing else ever costs a store read.
+func FuzzValidSecret(f *testing.F) {
+	for _, s := range []string{strings.Repeat("A", SecretLen), strings.Repeat("A", SecretLen-1) + "B", "", "a~b", strings.Repeat("_", SecretLen)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(v)
+		canonical := err == nil && len(b) == 32 && base64.RawURLEncoding.EncodeToString(b) == v
+		if got := ValidSecret(v); got != canonical {
+			t.Fatalf("ValidSecret(%q) = %v, want %v", v, got, canonical)
+		}
+	})
 }

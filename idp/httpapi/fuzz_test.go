@@ -1,10 +1,16 @@
 package httpapi
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"jwtidp/idp/auth"
 )
+
+var validSecretShape = auth.ValidSecret
 
 // FuzzRedirectsSafe: whatever rd is, the login sends the browser either to the default or to a
 // same-host path or an allowed host — never anywhere else.
@@ -33,6 +39,85 @@ func FuzzRedirectsSafe(f *testing.F) {
 			}
 		} else if !strings.HasPrefix(got, "/") {
 			t.Fatalf("Safe(%q) = %q: neither a path nor an allowed URL", rd, got)
+		}
+	})
+}
+
+// FuzzSessionCookie: whatever Cookie header a request carries, the session secret read from it
+// is the value of the one cookie of that name, or nothing when there is none or more than one.
+func FuzzSessionCookie(f *testing.F) {
+	for _, s := range []string{"", "jwtidp_session=abc", "a=1; jwtidp_session=x; b=2", "jwtidp_session=x; jwtidp_session=y",
+		"jwtidp_session=x;jwtidp_session=x", `jwtidp_session="q"`, "__Host-jwtidp_session=z", "JWTIDP_SESSION=x"} {
+		f.Add(s)
+	}
+	cfg := SessionConfig{CookieName: "jwtidp_session"}
+	f.Fuzz(func(t *testing.T, header string) {
+		r := &http.Request{Header: http.Header{"Cookie": {header}}}
+		got := cfg.secret(r)
+		n, val := 0, ""
+		for _, c := range r.Cookies() {
+			if c.Name == cfg.CookieName {
+				n, val = n+1, c.Value
+			}
+		}
+		if (n == 1 && got != val) || (n != 1 && got != "") {
+			t.Fatalf("Cookie %q: secret %q, with %d session cookies", header, got, n)
+		}
+	})
+}
+
+var fuzzKeys = browserKeys{key: []byte("0123456789abcdef0123456789abcdef")}
+
+// FuzzDeviceCookie: a device cookie is accepted for a username only if it is, byte for byte, the
+// cookie the IdP itself makes for that username and id — it cannot be forged or bent to another
+// account.
+func FuzzDeviceCookie(f *testing.F) {
+	good := func(user string) string {
+		r := httptest.NewRequest("POST", "/login", nil)
+		return fuzzKeys.deviceCookieFor(r, user, false, func() string { return "AAAAAAAAAAAAAAAAAAAAAA" }).Value
+	}
+	f.Add(good("alice"), "alice")
+	f.Add(good("alice"), "ALICE")
+	f.Add(good("alice"), "bob")
+	f.Add("YWxpY2U.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
+	f.Add("..", "")
+	f.Fuzz(func(t *testing.T, value, user string) {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.Header.Set("Cookie", deviceCookie+"="+value)
+		id := fuzzKeys.device(r, user)
+		if id == "" {
+			return
+		}
+		c, err := r.Cookie(deviceCookie)
+		if err != nil {
+			t.Fatalf("accepted %q without a cookie", value)
+		}
+		want := fuzzKeys.deviceCookieFor(httptest.NewRequest("POST", "/login", nil), user, false, func() string { return id }).Value
+		if c.Value != want {
+			t.Fatalf("device cookie %q accepted for %q (id %q); the IdP makes %q", c.Value, user, id, want)
+		}
+	})
+}
+
+// FuzzLoginCSRF: a login form passes only with the token the IdP derives from the browser's own
+// CSRF cookie; a cookie and a field that merely agree do not.
+func FuzzLoginCSRF(f *testing.F) {
+	secret := strings.Repeat("A", 43)
+	f.Add(secret, fuzzKeys.loginCSRF(secret))
+	f.Add(secret, secret)
+	f.Add("x", "x")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, cookie, token string) {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: cookie})
+		b := &browser{keys: fuzzKeys}
+		c, err := r.Cookie(csrfCookie)
+		ok := b.loginCSRFOK(r, token)
+		if ok && (err != nil || token != fuzzKeys.loginCSRF(c.Value) || len(c.Value) != 43) {
+			t.Fatalf("cookie %q and token %q passed the CSRF check", cookie, token)
+		}
+		if !ok && err == nil && c.Value == cookie && len(cookie) == 43 && token == fuzzKeys.loginCSRF(cookie) && validSecretShape(cookie) {
+			t.Fatalf("the IdP's own pair (%q, %q) was refused", cookie, token)
 		}
 	})
 }
