@@ -80,7 +80,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	thMax := fs.Duration("throttle-max-wait", "IDP_THROTTLE_MAX_WAIT", auth.DefaultThrottle.MaxWait, "longest lockout")
 	thAccount := fs.Int("throttle-account-failures", "IDP_THROTTLE_ACCOUNT_FAILURES", auth.DefaultThrottle.AccountFailures, "failures for one account from all clients without its device cookie before attempts are spaced out (0: never)")
 	thDelay := fs.Duration("throttle-account-delay", "IDP_THROTTLE_ACCOUNT_DELAY", auth.DefaultThrottle.AccountDelay, "spacing of such attempts once the account count is reached")
-	thClient := fs.Int("throttle-client-failures", "IDP_THROTTLE_CLIENT_FAILURES", auth.DefaultThrottle.ClientFailures, "failures from one client across accounts before it is locked out (0: never)")
+	thClient := fs.Int("throttle-client-failures", "IDP_THROTTLE_CLIENT_FAILURES", auth.DefaultThrottle.RemoteFailures, "failures from one client across accounts before it is locked out (0: never)")
 	rateLimit := fs.Int("rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /login (0 turns it off)")
 	rateBurst := fs.Int("rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	tokenRateLimit := fs.Int("token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
@@ -100,7 +100,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
 		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader, pprofAddr: *pprofAddr,
 		throttle: auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax,
-			AccountFailures: *thAccount, AccountDelay: *thDelay, ClientFailures: *thClient},
+			AccountFailures: *thAccount, AccountDelay: *thDelay, RemoteFailures: *thClient},
 		rateLimit: float64(*rateLimit), rateBurst: *rateBurst,
 		tokenRateLimit: float64(*tokenRateLimit), tokenRateBurst: *tokenRateBurst,
 		sessionIdle: *sessionIdle, sessionCache: *sessionCache,
@@ -282,12 +282,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
 
-	issuer := &token.Issuer{
-		Issuer: c.issuer, Audience: splitList(c.audience), TTL: c.tokenTTL, ClientID: "idp",
-		Keys: km, Now: time.Now, Random: rand.Reader,
-	}
+	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: time.Now, Random: rand.Reader}
 	svc := &auth.Service{
-		Users: db, Families: db, Hasher: hasher, Issuer: issuer, Scope: strings.Join(strings.Fields(c.scope), " "),
+		Users: db, Families: db, Hasher: hasher, Issuer: issuer,
+		// The first-party client: /auth and the browser login act for it.
+		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle: auth.NewThrottle(c.throttle, time.Now),
@@ -305,7 +304,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken, Store: db,
-		Now: time.Now, LoginURL: c.loginURL, Clients: clients, Sessions: sessions, BrowserKey: browserKey,
+		Now: time.Now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(c.rateLimit, c.rateBurst, clients, time.Now),
 		TokenLimiter: web.NewRateLimiter(c.tokenRateLimit, c.tokenRateBurst, clients, time.Now),
 		Session: httpapi.SessionConfig{

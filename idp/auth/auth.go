@@ -1,5 +1,8 @@
-// Package auth holds the IdP's use cases, free of HTTP: sign up and log in. Every entry point
-// (/auth, the browser login, later /token) goes through these, so the rules live once.
+// Package auth holds the IdP's use cases, free of HTTP. Two steps make every sign-in:
+// Authenticate says who the user is and how they proved it; Issue mints tokens for a Grant —
+// which user or client, through which client, for which scopes and audience, with or without a
+// refresh family, in which session. /auth, the browser login, /token and (later) the OpenID
+// Connect endpoints are thin callers of these, so the rules live once.
 package auth
 
 import (
@@ -22,13 +25,30 @@ type Users = identity.UserStore
 // Families is what the use cases need of the refresh-token store.
 type Families = identity.FamilyStore
 
-// Tokens is a successful login's answer.
+// Tokens is what Issue mints.
 type Tokens struct {
 	AccessToken  string
-	RefreshToken string
-	ExpiresIn    int // seconds
+	RefreshToken string // empty when the grant asked for no refresh family
+	ExpiresIn    int    // seconds
 	Scope        string
 	SessionEnds  time.Time // the refresh family's absolute expiry
+}
+
+// Client is an OAuth client as the use cases see it: the first-party client that /auth and
+// the browser login act for, and later the registered OpenID Connect clients.
+type Client struct {
+	ID       string
+	Scope    string   // what it is granted
+	Audience []string // whom its access tokens are for
+}
+
+// Grant is what Issue mints tokens for.
+type Grant struct {
+	User      identity.User // the subject, as read when it authenticated (its Epoch binds a family)
+	Client    Client
+	Scope     string // defaults to the client's
+	Refresh   bool   // start a refresh family
+	SessionID string // the browser session the family belongs to, if any
 }
 
 // Service runs the use cases.
@@ -37,7 +57,7 @@ type Service struct {
 	Families   Families
 	Hasher     *password.Hasher
 	Issuer     *token.Issuer
-	Scope      string        // granted to every login
+	FirstParty Client        // the client /auth and the browser login act for
 	RefreshTTL time.Duration // a family's absolute lifetime
 	Now        func() time.Time
 	Random     io.Reader
@@ -79,13 +99,13 @@ func (s *Service) Signup(ctx context.Context, username, pw string) error {
 type Credentials struct {
 	Username   string
 	Password   string
-	RemoteAddr string // the client's address, for the log
-	Client     string // the client's throttling key (its address, or its /64 for IPv6)
+	RemoteAddr string // where the attempt came from, for the log
+	RemoteKey  string // the throttling key of that address (the address, or its /64 for IPv6)
 	Device     string // id of a valid device cookie for this username, "" if none
 }
 
 func (c Credentials) attempt() Attempt {
-	return Attempt{Account: c.Username, Client: c.Client, Device: c.Device}
+	return Attempt{Account: c.Username, Remote: c.RemoteKey, Device: c.Device}
 }
 
 // Authentication is who proved to be whom, and how.
@@ -154,19 +174,14 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	return Authentication{User: u, AMR: []string{"pwd"}, AuthTime: s.Now().UTC()}, nil
 }
 
-// Login authenticates and issues tokens with a refresh family: the first-party API login.
+// Login authenticates and issues tokens with a refresh family for the first-party client: the
+// API login.
 func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 	a, err := s.Authenticate(ctx, c)
 	if err != nil {
 		return Tokens{}, err
 	}
-	t, err := s.issue(ctx, a.User, s.RefreshTTL)
-	if errors.Is(err, identity.ErrStaleCredentials) {
-		// The password changed while this login checked the old one.
-		s.Logger.WarnContext(ctx, "login refused: credentials changed during sign-in", "sub", a.User.ID)
-		return Tokens{}, ErrInvalidCredentials
-	}
-	return t, err
+	return s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true})
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.
@@ -182,11 +197,16 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 	s.Logger.InfoContext(ctx, "password rehashed with current parameters", "sub", u.ID)
 }
 
-// issue makes an access token and starts a refresh family for u.
-func (s *Service) issue(ctx context.Context, u identity.User, ttl time.Duration) (Tokens, error) {
-	access, err := s.access(u, s.Scope)
-	if err != nil {
-		return Tokens{}, err
+// Issue mints an access token for g and, when g asks for one, starts a refresh family. A family
+// is made only if the user's credentials are still those g.User was read with: a login that
+// raced a password change gets ErrInvalidCredentials, nothing else.
+func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
+	if g.Scope == "" {
+		g.Scope = g.Client.Scope
+	}
+	access, err := s.access(g.User, g.Client.ID, g.Scope, g.Client.Audience)
+	if err != nil || !g.Refresh {
+		return s.tokens(access, "", g.Scope), err
 	}
 	refresh, hash, err := token.NewRefresh(s.Random)
 	if err != nil {
@@ -198,27 +218,30 @@ func (s *Service) issue(ctx context.Context, u identity.User, ttl time.Duration)
 	}
 	now := s.Now().UTC()
 	err = s.Families.CreateFamily(ctx, identity.Family{
-		ID: famID, UserID: u.ID, ClientID: s.Issuer.ClientID, Scope: s.Scope, Epoch: u.Epoch,
-		CreatedAt: now, ExpiresAt: now.Add(ttl), Current: hash,
+		ID: famID, UserID: g.User.ID, ClientID: g.Client.ID, Scope: g.Scope, Audience: g.Client.Audience,
+		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash,
 	})
-	if apperr.Code(err) == apperr.EUNAVAILABLE {
+	switch {
+	case errors.Is(err, identity.ErrStaleCredentials):
+		s.Logger.WarnContext(ctx, "refresh family refused: credentials changed during sign-in", "sub", g.User.ID)
+		return Tokens{}, ErrInvalidCredentials
+	case apperr.Code(err) == apperr.EUNAVAILABLE:
 		// The disk is failing: the login still succeeds, with an access token and no session to
 		// refresh, rather than locking every user out.
-		s.Logger.WarnContext(ctx, "login without refresh token: storage unavailable", "sub", u.ID)
-		t := s.tokens(access, "", s.Scope)
+		s.Logger.WarnContext(ctx, "login without refresh token: storage unavailable", "sub", g.User.ID)
+		t := s.tokens(access, "", g.Scope)
 		t.SessionEnds = s.Now().Add(s.Issuer.TTL)
 		return t, nil
-	}
-	if err != nil {
+	case err != nil:
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
-	t := s.tokens(access, refresh, s.Scope)
-	t.SessionEnds = now.Add(ttl)
+	t := s.tokens(access, refresh, g.Scope)
+	t.SessionEnds = now.Add(s.RefreshTTL)
 	return t, nil
 }
 
-func (s *Service) access(u identity.User, scope string) (string, error) {
-	access, _, err := s.Issuer.Access(token.Subject{ID: u.ID, Username: u.Username}, scope)
+func (s *Service) access(u identity.User, clientID, scope string, audience []string) (string, error) {
+	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: u.Username, ClientID: clientID, Scope: scope, Audience: audience})
 	return access, err
 }
 
@@ -253,7 +276,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	case err != nil:
 		return Tokens{}, err
 	}
-	access, err := s.access(u, f.Scope)
+	audience := f.Audience
+	if len(audience) == 0 {
+		audience = s.FirstParty.Audience // a family made before families kept their audience
+	}
+	access, err := s.access(u, f.ClientID, f.Scope, audience)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -284,8 +311,8 @@ func (s *Service) revoke(ctx context.Context, hash string) error {
 // ChangePassword checks the current password, sets the new one (which must pass the signup
 // policy) and, in the same transaction, ends every session and refresh family of the user —
 // even one a login racing the change is about to make. A wrong current password is
-// ErrInvalidCredentials and counts toward throttling as a failed login from that client.
-func (s *Service) ChangePassword(ctx context.Context, userID, current, next, client string) error {
+// ErrInvalidCredentials and counts toward throttling as a failed login from that address.
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next, remoteKey string) error {
 	u, err := s.Users.UserByID(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -296,7 +323,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, cli
 	if len(current) > password.MaxBytes {
 		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
-	at := Attempt{Account: u.Username, Client: client}
+	at := Attempt{Account: u.Username, Remote: remoteKey}
 	if err := s.Throttle.Allow(at); err != nil {
 		return err
 	}

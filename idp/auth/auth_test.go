@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"jwtidp/idp/boltdb"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
@@ -42,8 +44,8 @@ func newService(t *testing.T) (*Service, *boltdb.DB, *clock) {
 		t.Fatal(err)
 	}
 	svc := &Service{
-		Users: db, Families: db, Hasher: h, Scope: "s",
-		Issuer:     &token.Issuer{Issuer: "http://idp", Audience: []string{"a"}, TTL: 15 * time.Minute, Keys: km, Now: c.now, Random: rand.Reader},
+		Users: db, Families: db, Hasher: h, FirstParty: Client{ID: "idp", Scope: "s", Audience: []string{"a"}},
+		Issuer:     &token.Issuer{Issuer: "http://idp", TTL: 15 * time.Minute, Keys: km, Now: c.now, Random: rand.Reader},
 		RefreshTTL: 24 * time.Hour, Now: c.now, Random: rand.Reader, Logger: log,
 	}
 	return svc, db, c
@@ -110,5 +112,54 @@ func TestGarbageCollectionRemovesDeadFamilies(t *testing.T) {
 }
 
 func creds(user, pw string) Credentials {
-	return Credentials{Username: user, Password: pw, RemoteAddr: "192.0.2.1", Client: "192.0.2.1"}
+	return Credentials{Username: user, Password: pw, RemoteAddr: "192.0.2.1", RemoteKey: "192.0.2.1"}
+}
+
+func claimsOf(t *testing.T, raw string) jwt.MapClaims {
+	t.Helper()
+	c := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A grant names the client, scope and audience its tokens are for, and a refresh keeps them.
+func TestIssueForAGrant(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	svc.Signup(ctx, "dora", "correct-horse-9")
+	a, err := svc.Authenticate(ctx, creds("dora", "correct-horse-9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grafana := Client{ID: "grafana", Scope: "openid profile", Audience: []string{"grafana", "workitems"}}
+	tok, err := svc.Issue(ctx, Grant{User: a.User, Client: grafana, Scope: "openid", Refresh: true})
+	if err != nil || tok.RefreshToken == "" || tok.Scope != "openid" {
+		t.Fatalf("Issue = %+v, %v", tok.Scope, err)
+	}
+	check := func(raw string) {
+		t.Helper()
+		c := claimsOf(t, raw)
+		aud, _ := c.GetAudience()
+		if c["client_id"] != "grafana" || c["scope"] != "openid" || len(aud) != 2 || aud[0] != "grafana" || c["sub"] != a.User.ID {
+			t.Fatalf("claims %v", c)
+		}
+	}
+	check(tok.AccessToken)
+	next, err := svc.Refresh(ctx, tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(next.AccessToken)
+	// Without Refresh, no family; the client's own scope when the grant names none.
+	tok, err = svc.Issue(ctx, Grant{User: a.User, Client: grafana})
+	if err != nil || tok.RefreshToken != "" || tok.Scope != "openid profile" {
+		t.Fatalf("Issue without refresh = %q, %q, %v", tok.RefreshToken, tok.Scope, err)
+	}
+	// The first-party login keeps its defaults.
+	tok, _ = svc.Login(ctx, creds("dora", "correct-horse-9"))
+	if c := claimsOf(t, tok.AccessToken); c["client_id"] != "idp" || c["scope"] != "s" {
+		t.Fatalf("first-party claims %v", c)
+	}
 }

@@ -18,8 +18,8 @@ import (
 //     before: its device cookie puts it in a pair of its own.
 //   - AccountFailures within Window for one account from clients without its device cookie
 //     (distributed guessing) do not block; they space such attempts AccountDelay apart.
-//   - ClientFailures within Window from one client across all accounts (password spraying)
-//     lock that client out of every account it has no device cookie for.
+//   - RemoteFailures within Window from one address across all accounts (password spraying)
+//     lock that address out of every account it has no device cookie for.
 //
 // A success resets its pair.
 type ThrottlePolicy struct {
@@ -29,7 +29,7 @@ type ThrottlePolicy struct {
 	MaxWait         time.Duration
 	AccountFailures int
 	AccountDelay    time.Duration
-	ClientFailures  int
+	RemoteFailures  int
 }
 
 // DefaultThrottle: 5 failures in 15 minutes lock a client out of an account for 1 minute,
@@ -37,12 +37,12 @@ type ThrottlePolicy struct {
 // one client lock that client out.
 var DefaultThrottle = ThrottlePolicy{
 	Failures: 5, Window: 15 * time.Minute, Wait: time.Minute, MaxWait: 15 * time.Minute,
-	AccountFailures: 100, AccountDelay: 10 * time.Second, ClientFailures: 30,
+	AccountFailures: 100, AccountDelay: 10 * time.Second, RemoteFailures: 30,
 }
 
 // Validate checks the policy; a zero Failures turns throttling off.
 func (p ThrottlePolicy) Validate() error {
-	if p.Failures < 0 || p.AccountFailures < 0 || p.ClientFailures < 0 {
+	if p.Failures < 0 || p.AccountFailures < 0 || p.RemoteFailures < 0 {
 		return apperr.Errorf(apperr.EINVALID, "throttle failure counts must be 0 or more")
 	}
 	if p.Failures > 0 && (p.Window <= 0 || p.Wait <= 0 || p.MaxWait < p.Wait || p.AccountDelay < 0) {
@@ -54,7 +54,7 @@ func (p ThrottlePolicy) Validate() error {
 // Attempt is one login attempt as the throttle sees it.
 type Attempt struct {
 	Account string // the username as sent; compared normalized
-	Client  string // the client's key (web.ClientKey of its address)
+	Remote  string // the throttling key of the address it came from (web.ClientKey)
 	Device  string // id of a valid device cookie for this account, "" if none
 }
 
@@ -69,7 +69,7 @@ type Throttle struct {
 	pol      ThrottlePolicy
 	now      func() time.Time
 	pairs    *lockTable // account × client or device
-	clients  *lockTable // client across accounts
+	remotes  *lockTable // one address across accounts
 	accounts *lockTable // account across untrusted clients: spacing, not locks
 }
 
@@ -78,7 +78,7 @@ func NewThrottle(pol ThrottlePolicy, now func() time.Time) *Throttle {
 	return &Throttle{
 		pol: pol, now: now,
 		pairs:    newLockTable(pol.Failures, pol),
-		clients:  newLockTable(pol.ClientFailures, pol),
+		remotes:  newLockTable(pol.RemoteFailures, pol),
 		accounts: &lockTable{limit: pol.AccountFailures, pol: pol, spacing: true, entries: map[string]*throttleEntry{}},
 	}
 }
@@ -90,7 +90,7 @@ func pairKey(a Attempt) string {
 	if a.Device != "" {
 		return acct + "\x00d" + a.Device
 	}
-	return acct + "\x00c" + a.Client
+	return acct + "\x00c" + a.Remote
 }
 
 func throttled(wait time.Duration) error {
@@ -110,7 +110,7 @@ func (t *Throttle) Allow(a Attempt) error {
 	if a.Device != "" {
 		return nil // a browser that has logged in here before: only its own failures count
 	}
-	if wait := t.clients.locked(a.Client, now); wait > 0 {
+	if wait := t.remotes.locked(a.Remote, now); wait > 0 {
 		return throttled(wait)
 	}
 	if wait := t.accounts.space(identity.NormalizeUsername(a.Account), now, t.pol.AccountDelay); wait > 0 {
@@ -127,7 +127,7 @@ func (t *Throttle) Failure(a Attempt) {
 	now := t.now()
 	t.pairs.fail(pairKey(a), now)
 	if a.Device == "" {
-		t.clients.fail(a.Client, now)
+		t.remotes.fail(a.Remote, now)
 		t.accounts.fail(identity.NormalizeUsername(a.Account), now)
 	}
 }
@@ -142,7 +142,7 @@ func (t *Throttle) Success(a Attempt) {
 }
 
 // Len is how many entries are tracked, for tests of the bound.
-func (t *Throttle) Len() int { return t.pairs.len() + t.clients.len() + t.accounts.len() }
+func (t *Throttle) Len() int { return t.pairs.len() + t.remotes.len() + t.accounts.len() }
 
 // lockTable counts failures per key within a window and locks a key for a doubling wait when
 // they reach the limit (a zero limit: never; a spacing table: never, see space).

@@ -9,7 +9,7 @@ import (
 )
 
 // at is an attempt on account from one client without a device cookie.
-func at(account string) Attempt { return Attempt{Account: account, Client: "192.0.2.1"} }
+func at(account string) Attempt { return Attempt{Account: account, Remote: "192.0.2.1"} }
 
 func TestThrottleLocksDoublesAndResets(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -77,7 +77,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	for i := range maxThrottled + 5000 {
 		th.Failure(at(fmt.Sprint("user", i)))
 	}
-	for name, l := range map[string]*lockTable{"pairs": th.pairs, "clients": th.clients, "accounts": th.accounts} {
+	for name, l := range map[string]*lockTable{"pairs": th.pairs, "remotes": th.remotes, "accounts": th.accounts} {
 		if n := l.len(); n > maxThrottled {
 			t.Fatalf("%s: %d entries tracked, bound is %d", name, n, maxThrottled)
 		}
@@ -98,13 +98,13 @@ func wantLocked(t *testing.T, th *Throttle, a Attempt, locked bool) {
 func TestThrottleLocksTheClientNotTheAccount(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
-	attacker := Attempt{Account: "alice", Client: "203.0.113.7"}
+	attacker := Attempt{Account: "alice", Remote: "203.0.113.7"}
 	for range 5 {
 		th.Failure(attacker)
 	}
 	wantLocked(t, th, attacker, true)
-	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.1"}, false)
-	wantLocked(t, th, Attempt{Account: "alice", Client: "203.0.113.7", Device: "dev1"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.1"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "203.0.113.7", Device: "dev1"}, false)
 	// The lock renews for the attacker only, however long it keeps trying.
 	for range 10 {
 		c.add(apperr.RetryAfter(th.Allow(attacker)))
@@ -112,9 +112,9 @@ func TestThrottleLocksTheClientNotTheAccount(t *testing.T) {
 			th.Failure(attacker)
 		}
 	}
-	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.1"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.1"}, false)
 	// A device's own failures lock that device.
-	dev := Attempt{Account: "alice", Client: "198.51.100.1", Device: "dev2"}
+	dev := Attempt{Account: "alice", Remote: "198.51.100.1", Device: "dev2"}
 	for range 5 {
 		th.Failure(dev)
 	}
@@ -128,25 +128,25 @@ func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
 	for i := range DefaultThrottle.AccountFailures {
-		a := Attempt{Account: "alice", Client: fmt.Sprint("10.0.", i/250, ".", i%250)}
+		a := Attempt{Account: "alice", Remote: fmt.Sprint("10.0.", i/250, ".", i%250)}
 		if err := th.Allow(a); err != nil {
 			t.Fatalf("attempt %d refused before the account count: %v", i, err)
 		}
 		th.Failure(a)
 	}
-	fresh := Attempt{Account: "alice", Client: "198.51.100.1"}
+	fresh := Attempt{Account: "alice", Remote: "198.51.100.1"}
 	wantLocked(t, th, fresh, false) // one goes through…
-	err := th.Allow(Attempt{Account: "alice", Client: "198.51.100.2"})
+	err := th.Allow(Attempt{Account: "alice", Remote: "198.51.100.2"})
 	if apperr.Code(err) != apperr.ETHROTTLED || apperr.RetryAfter(err) != DefaultThrottle.AccountDelay {
 		t.Fatalf("the next one at once: %v; want a %s delay", err, DefaultThrottle.AccountDelay)
 	}
-	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2", Device: "dev"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.2", Device: "dev"}, false)
 	c.add(DefaultThrottle.AccountDelay)
-	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.2"}, false) // …and one per delay
-	wantLocked(t, th, Attempt{Account: "bob", Client: "198.51.100.2"}, false)   // other accounts untouched
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.2"}, false) // …and one per delay
+	wantLocked(t, th, Attempt{Account: "bob", Remote: "198.51.100.2"}, false)   // other accounts untouched
 	c.add(DefaultThrottle.Window + time.Second)
 	wantLocked(t, th, fresh, false)
-	wantLocked(t, th, Attempt{Account: "alice", Client: "198.51.100.3"}, false)
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.3"}, false)
 }
 
 // Password spraying: one client failing across many accounts is locked out of all of them,
@@ -154,10 +154,10 @@ func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 func TestThrottleSprayingLocksTheClient(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
-	for i := range DefaultThrottle.ClientFailures {
-		th.Failure(Attempt{Account: fmt.Sprint("user", i), Client: "203.0.113.7"})
+	for i := range DefaultThrottle.RemoteFailures {
+		th.Failure(Attempt{Account: fmt.Sprint("user", i), Remote: "203.0.113.7"})
 	}
-	wantLocked(t, th, Attempt{Account: "someone-new", Client: "203.0.113.7"}, true)
-	wantLocked(t, th, Attempt{Account: "someone-new", Client: "203.0.113.8"}, false)
-	wantLocked(t, th, Attempt{Account: "mine", Client: "203.0.113.7", Device: "dev"}, false)
+	wantLocked(t, th, Attempt{Account: "someone-new", Remote: "203.0.113.7"}, true)
+	wantLocked(t, th, Attempt{Account: "someone-new", Remote: "203.0.113.8"}, false)
+	wantLocked(t, th, Attempt{Account: "mine", Remote: "203.0.113.7", Device: "dev"}, false)
 }

@@ -25,7 +25,12 @@ func (c credentials) Valid() map[string]string {
 	return p
 }
 
-func handleSignup(logger *slog.Logger, svc *auth.Service) http.Handler {
+// Signer is what /signup needs of the use cases.
+type Signer interface {
+	Signup(ctx context.Context, username, password string) error
+}
+
+func handleSignup(logger *slog.Logger, svc Signer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req credentials
 		if err := web.Decode(w, r, &req); err != nil {
@@ -55,17 +60,17 @@ type Loginer interface {
 
 // handleAuth is the first-party API login. A client that keeps cookies gets a device cookie,
 // which keeps others' failed guesses from locking it out of the account.
-func handleAuth(logger *slog.Logger, svc Loginer, clients web.ClientAddrs, keys browserKeys, secure bool) http.Handler {
+func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys browserKeys, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req credentials
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		remote := clients.Of(r)
+		remote := remotes.Of(r)
 		t, err := svc.Login(r.Context(), auth.Credentials{
 			Username: req.Username, Password: req.Password, RemoteAddr: remote,
-			Client: web.ClientKey(remote), Device: keys.device(r, req.Username),
+			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username),
 		})
 		if err != nil {
 			web.Error(w, r, logger, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"jwtidp/idp/auth"
+	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/web"
 )
@@ -51,12 +52,19 @@ type loginView struct {
 type browser struct {
 	cfg      SessionConfig
 	keys     browserKeys
-	sessions *auth.Sessions
+	sessions Sessions
 	auth     Authenticator
 	rv       Redirects
-	clients  web.ClientAddrs
+	remotes  web.ClientAddrs
 	loginURL string
 	logger   *slog.Logger
+}
+
+// Sessions is what the browser pages need of the session use cases.
+type Sessions interface {
+	Start(ctx context.Context, a auth.Authentication, remoteAddr, userAgent string) (string, identity.Session, error)
+	Resolve(ctx context.Context, secret string) (auth.Resolved, error)
+	End(ctx context.Context, secret string) error
 }
 
 // Authenticator is what the browser login needs of the use cases.
@@ -133,10 +141,10 @@ func handleLogin(b *browser) http.Handler {
 			b.renderLogin(w, r, http.StatusForbidden, view)
 			return
 		}
-		remote := b.clients.Of(r)
+		remote := b.remotes.Of(r)
 		a, err := b.auth.Authenticate(r.Context(), auth.Credentials{
 			Username: username, Password: form.Get("password"), RemoteAddr: remote,
-			Client: web.ClientKey(remote), Device: b.keys.device(r, username),
+			RemoteKey: web.ClientKey(remote), Device: b.keys.device(r, username),
 		})
 		var secret string
 		if err == nil {

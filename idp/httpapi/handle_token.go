@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -45,7 +46,12 @@ func refuseOAuth(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests; slow down")
 }
 
-func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {
+// Refresher is what the refresh grant needs of the use cases.
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string) (auth.Tokens, error)
+}
+
+func handleToken(logger *slog.Logger, svc Refresher) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, status, problem := readForm(w, r)
 		switch {
@@ -87,7 +93,12 @@ func handleToken(logger *slog.Logger, svc *auth.Service) http.Handler {
 
 // handleRevoke is RFC 7009: 200 whether or not the token was known, so the answer tells an
 // attacker nothing.
-func handleRevoke(logger *slog.Logger, svc *auth.Service) http.Handler {
+// Revoker is what /revoke needs of the use cases.
+type Revoker interface {
+	Revoke(ctx context.Context, refreshToken string) error
+}
+
+func handleRevoke(logger *slog.Logger, svc Revoker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, status, problem := readForm(w, r)
 		if problem == "" && form.Get("token") == "" {
@@ -125,7 +136,12 @@ func (p passwordChange) Valid() map[string]string {
 	return m
 }
 
-func handlePassword(logger *slog.Logger, svc *auth.Service, clients web.ClientAddrs) http.Handler {
+// PasswordChanger is what /account/password needs of the use cases.
+type PasswordChanger interface {
+	ChangePassword(ctx context.Context, userID, current, next, remoteKey string) error
+}
+
+func handlePassword(logger *slog.Logger, svc PasswordChanger, remotes web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req passwordChange
 		if err := web.Decode(w, r, &req); err != nil {
@@ -133,7 +149,7 @@ func handlePassword(logger *slog.Logger, svc *auth.Service, clients web.ClientAd
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New, web.ClientKey(clients.Of(r))); err != nil {
+		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New, web.ClientKey(remotes.Of(r))); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}

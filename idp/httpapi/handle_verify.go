@@ -23,7 +23,7 @@ import (
 // With ?redirect=1 — for Traefik and Caddy, which hand a non-2xx answer straight to the
 // client — a browser (a request without Authorization) gets a 302 to the login page instead;
 // API clients still get the 401.
-func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions *auth.Sessions, cfg SessionConfig, loginURL string) http.Handler {
+func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, cfg SessionConfig, loginURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")

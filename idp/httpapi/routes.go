@@ -13,13 +13,13 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth, rv: d.Redirects,
-		clients: d.Clients, loginURL: d.LoginURL, logger: d.Logger}
+		remotes: d.RemoteAddrs, loginURL: d.LoginURL, logger: d.Logger}
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
-	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.Clients, keys, d.Session.Secure)))
+	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.RemoteAddrs, keys, d.Session.Secure)))
 	// Its own, looser limit: a server refreshing for many users from one address is normal.
 	mux.Handle("POST /token", d.TokenLimiter.Limit(handleToken(d.Logger, d.Auth), refuseOAuth))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
-	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(handlePassword(d.Logger, d.Auth, d.Clients)))
+	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(handlePassword(d.Logger, d.Auth, d.RemoteAddrs)))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer))
 	mux.Handle("GET /userinfo", d.Verifier.Require("idp", "")(handleUserinfo()))
@@ -28,7 +28,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), refuseLogin(b)))
 	mux.Handle("GET /logout", handleLogout(b))
 	mux.Handle("POST /logout", handleLogout(b))
-	admin := web.NewAdminGuard(d.AdminToken, d.Clients, d.Now)
+	admin := web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)
 	mux.Handle("GET /admin/keys", admin(handleKeysList(d.Keys)))
 	mux.Handle("POST /admin/keys/rotate", admin(handleKeysRotate(d.Logger, d.Keys)))
 	mux.Handle("POST /admin/keys/{kid}/revoke", admin(handleKeysRevoke(d.Logger, d.Keys)))

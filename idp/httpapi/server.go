@@ -45,7 +45,7 @@ type Deps struct {
 	LoginURL     string           // where /verify sends a browser without a session
 	Limiter      *web.RateLimiter // per client, on /signup, /auth and POST /login
 	TokenLimiter *web.RateLimiter // per client, on /token: looser
-	Clients      web.ClientAddrs
+	RemoteAddrs  web.ClientAddrs  // who a request comes from (trusted proxies' X-Forwarded-For)
 	Now          func() time.Time
 }
 
@@ -53,5 +53,5 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.Clients)
+	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs)
 }

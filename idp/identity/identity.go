@@ -94,7 +94,8 @@ type Family struct {
 	UserID    string
 	ClientID  string
 	Scope     string
-	SessionID string // the browser session it belongs to, if any: ending that ends the family
+	Audience  []string // of the access tokens it issues
+	SessionID string   // the browser session it belongs to, if any: ending that ends the family
 	Epoch     int64  // the user's credential epoch when the family was made
 	CreatedAt time.Time
 	ExpiresAt time.Time // absolute: refreshing does not extend it

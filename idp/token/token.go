@@ -20,25 +20,26 @@ type Signer interface {
 	Signer() (kid string, key *rsa.PrivateKey)
 }
 
-// Subject is who a token is for.
-type Subject struct {
-	ID       string
-	Username string
+// Access is what an access token says: whom it is for, through which client, for what.
+type Access struct {
+	Subject  string // the user's opaque id, or the client's own id for a client's grant
+	Username string // preferred_username; empty for a client
+	ClientID string
+	Scope    string
+	Audience []string
 }
 
 // Issuer mints access tokens.
 type Issuer struct {
-	Issuer   string
-	Audience []string
-	TTL      time.Duration
-	ClientID string
-	Keys     Signer
-	Now      func() time.Time
-	Random   io.Reader
+	Issuer string
+	TTL    time.Duration
+	Keys   Signer
+	Now    func() time.Time
+	Random io.Reader
 }
 
-// Access returns a signed access token for sub with the given scope, and its expiry.
-func (i *Issuer) Access(sub Subject, scope string) (string, time.Time, error) {
+// Access returns a signed access token saying a, and its expiry.
+func (i *Issuer) Access(a Access) (string, time.Time, error) {
 	jti, err := RandomString(i.Random, 16)
 	if err != nil {
 		return "", time.Time{}, err
@@ -49,16 +50,16 @@ func (i *Issuer) Access(sub Subject, scope string) (string, time.Time, error) {
 	claims := jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.Issuer,
-			Subject:   sub.ID,
-			Audience:  jwt.ClaimStrings(i.Audience),
+			Subject:   a.Subject,
+			Audience:  jwt.ClaimStrings(a.Audience),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		ClientID:          i.ClientID,
-		Scope:             scope,
-		PreferredUsername: sub.Username,
+		ClientID:          a.ClientID,
+		Scope:             a.Scope,
+		PreferredUsername: a.Username,
 	}
 	kid, key := i.Keys.Signer()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
