@@ -151,7 +151,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	if err := s.Throttle.Allow(c.attempt()); err != nil {
 		return Authentication{}, err
 	}
-	u, err := s.Users.UserByName(ctx, c.Username)
+	u, err := s.Users.GetUserByName(ctx, c.Username)
 	switch apperr.Code(err) {
 	case "":
 	case apperr.ENOTFOUND:
@@ -188,7 +188,10 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 	h, err := s.Hasher.Hash(ctx, pw)
 	if err == nil {
-		err = s.Users.SetPasswordHash(ctx, u.ID, u.PasswordHash, h)
+		// Only if the hash is still the one just checked: a concurrent password change wins.
+		_, err = s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+			return cur.ReplacePasswordHash(u.PasswordHash, h)
+		})
 	}
 	if err != nil {
 		s.Logger.WarnContext(ctx, "password rehash skipped", "sub", u.ID, "err", err)
@@ -313,7 +316,7 @@ func (s *Service) revoke(ctx context.Context, hash string) error {
 // even one a login racing the change is about to make. A wrong current password is
 // ErrInvalidCredentials and counts toward throttling as a failed login from that address.
 func (s *Service) ChangePassword(ctx context.Context, userID, current, next, remoteKey string) error {
-	u, err := s.Users.UserByID(ctx, userID)
+	u, err := s.Users.GetUser(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
 	}
@@ -344,7 +347,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 	if err != nil {
 		return err
 	}
-	if err := s.Users.ChangePassword(ctx, u.ID, u.PasswordHash, hash); err != nil {
+	// Refused (ECONFLICT) if the hash is no longer the one just checked: another change won.
+	_, err = s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+		return cur.ReplacePasswordHash(u.PasswordHash, hash)
+	})
+	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
 	s.Logger.InfoContext(ctx, "password changed; sessions ended", "sub", u.ID)

@@ -45,7 +45,7 @@ func TestLoginRacingPasswordChangeGetsNothing(t *testing.T) {
 	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
 		t.Fatal(err)
 	}
-	alice, _ := db.UserByName(ctx, "alice")
+	alice, _ := db.GetUserByName(ctx, "alice")
 	g := &gate{FamilyStore: db, SessionStore: db, waiting: make(chan struct{}), open: make(chan struct{})}
 	svc.Families = g
 	sessions := newSessions(svc, g, c)
@@ -93,7 +93,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 	if err := svc.Signup(ctx, "alice", pw[0]); err != nil {
 		t.Fatal(err)
 	}
-	alice, _ := db.UserByName(ctx, "alice")
+	alice, _ := db.GetUserByName(ctx, "alice")
 	sessions := newSessions(svc, db, c)
 	for round := range 20 {
 		old, next := pw[round%2], pw[(round+1)%2]

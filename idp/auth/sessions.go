@@ -149,7 +149,8 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 		return Resolved{}, ErrNoSession
 	}
 	if s.IdleTTL > 0 && now.Sub(sess.LastSeenAt) >= touchEvery {
-		if err := s.Store.TouchSession(ctx, sess.ID, now.UTC()); err != nil {
+		_, err := s.Store.UpdateSession(ctx, sess.ID, touch(now.UTC()))
+		if err != nil && !errors.Is(err, identity.ErrUnchanged) && apperr.Code(err) != apperr.ENOTFOUND {
 			// The session still works; only its idle timer is not renewed this time.
 			s.Logger.WarnContext(ctx, "session last-seen not updated", "sid", sess.ID, "err", err)
 		}
@@ -161,6 +162,18 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 	}
 	s.remember(hash, cachedSession{r: r, until: until}, now)
 	return r, nil
+}
+
+// touch is the updater that renews a session's idle timer: LastSeenAt only ever moves forward,
+// so a slow request cannot set it back behind a later one, and an earlier time writes nothing.
+func touch(at time.Time) func(identity.Session) (identity.Session, error) {
+	return func(sess identity.Session) (identity.Session, error) {
+		if !at.After(sess.LastSeenAt) {
+			return sess, identity.ErrUnchanged
+		}
+		sess.LastSeenAt = at
+		return sess, nil
+	}
 }
 
 func (s *Sessions) remember(hash string, c cachedSession, now time.Time) {

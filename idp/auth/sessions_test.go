@@ -172,3 +172,41 @@ func FuzzValidSecret(f *testing.F) {
 		}
 	})
 }
+
+// Renewing the idle timer only moves LastSeenAt forward: of touches racing, the latest stays,
+// and an earlier one changes nothing.
+func TestTouchOnlyMovesLastSeenForward(t *testing.T) {
+	svc, db, c := newService(t)
+	ctx := context.Background()
+	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.Authenticate(ctx, creds("alice", "correct-horse-9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sess, err := newSessions(svc, db, c).Start(ctx, a, "192.0.2.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			_, err := db.UpdateSession(ctx, sess.ID, touch(sess.LastSeenAt.Add(time.Duration(i+1)*time.Minute)))
+			if err != nil && !errors.Is(err, identity.ErrUnchanged) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := db.UpdateSession(ctx, sess.ID, touch(sess.LastSeenAt.Add(time.Minute))); !errors.Is(err, identity.ErrUnchanged) {
+		t.Fatalf("an earlier touch: %v, want it to change nothing", err)
+	}
+	got, err := db.GetSession(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sess.LastSeenAt.Add(10 * time.Minute); !got.LastSeenAt.Equal(want) {
+		t.Fatalf("LastSeenAt = %s, want the latest touch %s", got.LastSeenAt, want)
+	}
+}

@@ -1,9 +1,11 @@
 package boltdb
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,6 +16,26 @@ import (
 
 var errNoSession = apperr.Errorf(apperr.ENOTFOUND, "Session not found")
 
+func decodeSession(data []byte) (identity.Session, error) {
+	var s identity.Session
+	err := json.Unmarshal(data, &s)
+	s.AuthTime, s.CreatedAt = s.AuthTime.UTC(), s.CreatedAt.UTC()
+	s.LastSeenAt, s.ExpiresAt = s.LastSeenAt.UTC(), s.ExpiresAt.UTC()
+	return s, err
+}
+
+func getSession(tx *bolt.Tx, id string) (identity.Session, error) {
+	data := tx.Bucket(bucketSessions).Get([]byte(id))
+	if data == nil {
+		return identity.Session{}, errNoSession
+	}
+	sess, err := decodeSession(data)
+	if err != nil {
+		return sess, fmt.Errorf("read session %s: %w", id, err)
+	}
+	return sess, nil
+}
+
 // CreateSession implements identity.SessionStore.
 func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 	if err := sess.Validate(); err != nil {
@@ -23,14 +45,13 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 		if err := checkEpoch(tx, sess.UserID, sess.Epoch); err != nil {
 			return err
 		}
-		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil || tx.Bucket(bucketSessToks).Get([]byte(sess.TokenHash)) != nil {
-			return fmt.Errorf("create session: id or token already taken")
+		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
+			return apperr.Errorf(apperr.ECONFLICT, "Session id already taken")
 		}
-		ub, err := tx.Bucket(bucketUserSess).CreateBucketIfNotExists([]byte(sess.UserID))
-		if err != nil {
-			return err
+		if tx.Bucket(bucketSessToks).Get([]byte(sess.TokenHash)) != nil {
+			return apperr.Errorf(apperr.ECONFLICT, "Session token already taken")
 		}
-		if err := ub.Put([]byte(sess.ID), nil); err != nil {
+		if err := index(tx.Bucket(bucketUserSess), sess.UserID, sess.ID); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketSessToks).Put([]byte(sess.TokenHash), []byte(sess.ID)); err != nil {
@@ -40,16 +61,15 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 	})
 }
 
-func getSession(tx *bolt.Tx, id string) (identity.Session, error) {
+// GetSession implements identity.SessionStore.
+func (s *DB) GetSession(ctx context.Context, id string) (identity.Session, error) {
 	var sess identity.Session
-	ok, err := get(tx.Bucket(bucketSessions), id, &sess)
-	if err != nil {
-		return sess, fmt.Errorf("read session %s: %w", id, err)
-	}
-	if !ok {
-		return sess, errNoSession
-	}
-	return sess, nil
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		var err error
+		sess, err = getSession(tx, id)
+		return err
+	})
+	return sess, err
 }
 
 // SessionByToken implements identity.SessionStore.
@@ -65,24 +85,88 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 		if sess, err = getSession(tx, string(id)); err != nil {
 			return err
 		}
-		return getUser(tx, sess.UserID, &u)
+		u, err = getUser(tx, sess.UserID)
+		return err
 	})
-	return sess, u, err
+	if err != nil {
+		return identity.Session{}, identity.User{}, err
+	}
+	return sess, u, nil
 }
 
-// TouchSession implements identity.SessionStore.
-func (s *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
-	return s.Batch(func(tx *bolt.Tx) error {
-		sess, err := getSession(tx, id)
-		if apperr.Code(err) == apperr.ENOTFOUND || (err == nil && !at.After(sess.LastSeenAt)) {
-			return nil
-		}
+// ListSessions implements identity.SessionStore.
+func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
+	out := []identity.Session{}
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		ids, err := members(tx.Bucket(bucketUserSess), userID)
 		if err != nil {
 			return err
 		}
-		sess.LastSeenAt = at
-		return put(tx.Bucket(bucketSessions), id, sess)
+		for _, id := range ids {
+			sess, err := getSession(tx, id)
+			if apperr.Code(err) == apperr.ENOTFOUND {
+				continue // a stale index entry
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b identity.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// UpdateSession implements identity.SessionStore.
+func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Session) (identity.Session, error)) (identity.Session, error) {
+	var out identity.Session
+	// Batched: every request of a user renews LastSeenAt through here.
+	err := s.Batch(func(tx *bolt.Tx) error {
+		old, err := getSession(tx, id)
+		if err != nil {
+			return err
+		}
+		if out, err = fn(old); err != nil {
+			return err
+		}
+		if out.ID != id || out.UserID != old.UserID || out.Epoch != old.Epoch {
+			return apperr.Errorf(apperr.EINVALID, "An update may not change a session's id, user or epoch")
+		}
+		if err := out.Validate(); err != nil {
+			return err
+		}
+		if out.TokenHash != old.TokenHash {
+			toks := tx.Bucket(bucketSessToks)
+			if toks.Get([]byte(out.TokenHash)) != nil {
+				return apperr.Errorf(apperr.ECONFLICT, "Session token already taken")
+			}
+			if err := toks.Delete([]byte(old.TokenHash)); err != nil {
+				return err
+			}
+			if err := toks.Put([]byte(out.TokenHash), []byte(id)); err != nil {
+				return err
+			}
+		}
+		data, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketSessions).Put([]byte(id), data); err != nil {
+			return err
+		}
+		out, err = decodeSession(data) // as every later read sees it
+		return err
+	})
+	if err != nil {
+		return identity.Session{}, err
+	}
+	return out, nil
 }
 
 // EndSession implements identity.SessionStore.
@@ -93,12 +177,15 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 		if sess, err = getSession(tx, id); err != nil {
 			return err
 		}
-		if err := revokeUserFamilies(tx, sess.UserID, sess.ID); err != nil {
+		if err := revokeFamilies(tx, sess.UserID, sess.ID); err != nil {
 			return err
 		}
 		return deleteSession(tx, sess)
 	})
-	return sess, err
+	if err != nil {
+		return identity.Session{}, err
+	}
+	return sess, nil
 }
 
 func deleteSession(tx *bolt.Tx, sess identity.Session) error {
@@ -115,23 +202,18 @@ func deleteSession(tx *bolt.Tx, sess identity.Session) error {
 
 // endUserSessions deletes every session of the user.
 func endUserSessions(tx *bolt.Tx, userID string) error {
-	ub := tx.Bucket(bucketUserSess).Bucket([]byte(userID))
-	if ub == nil {
-		return nil
+	ids, err := members(tx.Bucket(bucketUserSess), userID)
+	if err != nil || ids == nil {
+		return err
 	}
-	var all []identity.Session
-	err := ub.ForEach(func(k, _ []byte) error {
-		sess, err := getSession(tx, string(k))
+	for _, id := range ids {
+		sess, err := getSession(tx, id)
 		if apperr.Code(err) == apperr.ENOTFOUND {
-			return nil
+			continue // a stale index entry
 		}
-		all = append(all, sess)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for _, sess := range all {
+		if err != nil {
+			return err
+		}
 		if err := deleteSession(tx, sess); err != nil {
 			return err
 		}
@@ -145,8 +227,8 @@ func (s *DB) DeleteDeadSessions(ctx context.Context, now time.Time) (int, error)
 	err := s.Update(func(tx *bolt.Tx) error {
 		var dead []identity.Session
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var sess identity.Session
-			if err := json.Unmarshal(v, &sess); err != nil {
+			sess, err := decodeSession(v)
+			if err != nil {
 				return fmt.Errorf("read session %s: %w", k, err)
 			}
 			if sess.Dead(now) {
@@ -172,26 +254,32 @@ func (s *DB) DeleteDeadSessions(ctx context.Context, now time.Time) (int, error)
 func (s *DB) Secret(ctx context.Context, name string, fresh []byte) ([]byte, error) {
 	var out []byte
 	// Read first: every start but the first finds it, and a read costs no write or fsync.
-	s.DB.View(func(tx *bolt.Tx) error {
+	err := s.DB.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketSecrets).Get([]byte(name)); v != nil {
 			out = append([]byte(nil), v...)
 		}
 		return nil
 	})
-	if out != nil {
-		return out, nil
+	if err != nil || out != nil {
+		return out, err
 	}
-	err := s.Update(func(tx *bolt.Tx) error {
+	err = s.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		if v := b.Get([]byte(name)); v != nil {
 			out = append([]byte(nil), v...)
 			return nil
 		}
 		if len(fresh) == 0 {
-			return fmt.Errorf("secret %s: nothing to store", name)
+			return apperr.Errorf(apperr.EINVALID, "Secret %s: nothing to store", name)
+		}
+		if err := b.Put([]byte(name), append([]byte(nil), fresh...)); err != nil {
+			return err
 		}
 		out = append([]byte(nil), fresh...)
-		return b.Put([]byte(name), out)
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

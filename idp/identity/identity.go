@@ -1,10 +1,19 @@
-// Package identity is the IdP's domain: users, signing keys and refresh-token families, the
-// rules that govern them, and the interfaces of the stores that keep them. It imports no
-// storage, HTTP or JWT library.
+// Package identity is the IdP's domain: users, signing keys, refresh-token families, browser
+// sessions, the rules that govern them, and the interfaces of the stores that keep them. It
+// imports no storage, HTTP or JWT library.
+//
+// The stores speak per entity — create, get, list, Update(id, func(old) (new, error)), delete —
+// plus the few operations that must be one transaction across entities (a credential change
+// ends the user's families and sessions; deleting a user removes them). Decisions are made in
+// the updater closures, from what the transaction read, so any number of processes can share a
+// store; an updater may run more than once and must not have side effects. Every error a store
+// method is documented to return carries an apperr code; times come back in UTC, to the
+// microsecond at least. idp/storetest holds every backend to this.
 package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,23 +48,82 @@ func ValidateUsername(username string) error {
 	return nil
 }
 
+// Validate checks a user's invariants before it is stored: an id, and a username within the
+// signup rules (so usernames are ASCII, and every store orders them alike). EINVALID.
+func (u User) Validate() error {
+	if u.ID == "" {
+		return apperr.Errorf(apperr.EINVALID, "User id is required")
+	}
+	return ValidateUsername(u.Username)
+}
+
+// ErrPasswordChanged refuses to replace a password hash that is no longer the one the caller
+// checked: a concurrent change won, and must not be overwritten.
+var ErrPasswordChanged = apperr.Errorf(apperr.ECONFLICT, "Password was changed concurrently")
+
+// ReplacePasswordHash sets the hash to new if it is still old, else ErrPasswordChanged (ECONFLICT).
+// It is the updater of a rehash and of a password change.
+func (u User) ReplacePasswordHash(old, new string) (User, error) {
+	if u.PasswordHash != old {
+		return u, ErrPasswordChanged
+	}
+	u.PasswordHash = new
+	return u, nil
+}
+
+// MaxListLimit is the largest page a store lists.
+const MaxListLimit = 1000
+
+// ListOptions selects a page of users in the order of their normalized usernames, compared
+// byte by byte. Prefix and After are normalized too, so any letter case works; the next page
+// starts After the last username of this one.
+type ListOptions struct {
+	Prefix string // only usernames that start with it
+	After  string // only usernames that sort after it
+	Limit  int    // 1..MaxListLimit
+}
+
+// Validate refuses a page size outside 1..MaxListLimit. EINVALID.
+func (o ListOptions) Validate() error {
+	if o.Limit < 1 || o.Limit > MaxListLimit {
+		return apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", MaxListLimit)
+	}
+	return nil
+}
+
+// ErrUnchanged is what an updater returns when it has nothing to change: the store writes
+// nothing, and the caller treats it as success.
+var ErrUnchanged = errors.New("nothing to change")
+
 // UserStore keeps users.
 type UserStore interface {
-	// CreateUser stores u. ECONFLICT when the username is taken in any letter case.
+	// CreateUser stores u. EINVALID when u breaks User.Validate; ECONFLICT when its id is
+	// taken or its username is, in any letter case.
 	CreateUser(ctx context.Context, u User) error
-	// UserByName finds a user by username in any letter case. ENOTFOUND when there is none.
-	UserByName(ctx context.Context, username string) (User, error)
-	// UserByID finds a user by id. ENOTFOUND when there is none.
-	UserByID(ctx context.Context, id string) (User, error)
-	// SetPasswordHash replaces a user's hash, but only if it is still old, so a concurrent
-	// password change is never overwritten by a rehash; the credential epoch stays (the
-	// password is the same). ENOTFOUND when the user is gone, ECONFLICT when the hash changed.
-	SetPasswordHash(ctx context.Context, id, old, new string) error
-	// ChangePassword replaces the hash if it is still old, moves the user to the next
-	// credential epoch, revokes every refresh family and ends every session of the user — all
-	// in one transaction, so nothing made with the old password survives it, not even a login
-	// that was racing it. ENOTFOUND when the user is gone, ECONFLICT when the hash changed.
-	ChangePassword(ctx context.Context, id, old, new string) error
+	// GetUser returns the user with this id. ENOTFOUND when there is none.
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByName returns the user with this username in any letter case. ENOTFOUND when
+	// there is none.
+	GetUserByName(ctx context.Context, username string) (User, error)
+	// ListUsers returns a page of users ordered by normalized username: empty, never nil, past
+	// the last. EINVALID when opt breaks ListOptions.Validate.
+	ListUsers(ctx context.Context, opt ListOptions) ([]User, error)
+	// UpdateUser runs fn on the user as stored now and stores its result, in one transaction,
+	// and returns what it stored. fn may run more than once; when it returns an error nothing
+	// changes and that error is returned. ENOTFOUND when there is no such user (fn is not
+	// called); EINVALID when fn's result changes the id or the credential epoch (only
+	// ChangeCredentials moves that) or breaks User.Validate; ECONFLICT when it renames the user
+	// to a username another user has in any letter case.
+	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// ChangeCredentials is UpdateUser for a change of credentials: in the same transaction it
+	// moves the user to the next epoch, revokes every refresh family and ends every session of
+	// the user, so nothing made with the old credentials survives it — not even a login racing
+	// it. The errors of UpdateUser; when fn fails, no family or session is touched either.
+	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// DeleteUser removes the user, their refresh families with every token hash those issued,
+	// and their sessions, in one transaction; the username is free again. ENOTFOUND when there
+	// is no such user.
+	DeleteUser(ctx context.Context, id string) error
 }
 
 // KeyState is where a signing key is in its life: next → current → retired → deleted.
@@ -78,12 +146,16 @@ type SigningKey struct {
 	DeleteAt   time.Time // zero unless retired: removed from the JWKS then
 }
 
-// KeyStore keeps signing keys.
+// KeyStore keeps signing keys. The set is updated as a whole through a pure updater, so a
+// rotation reads the set, decides and writes in one transaction (Dex's rotation pattern).
 type KeyStore interface {
-	// Keys returns every stored key.
+	// Keys returns every stored key, ordered by ID; empty, never nil, when there is none.
 	Keys(ctx context.Context) ([]SigningKey, error)
-	// UpdateKeys runs update on the stored keys and stores its result, all in one transaction,
-	// so concurrent updates leave one consistent set. update must be pure: it may run again.
+	// UpdateKeys runs update on the stored keys (ordered by ID) and replaces the stored set by
+	// its result — a key left out is deleted — in one transaction, so concurrent updates leave
+	// one consistent set. update must be pure: it may run again. When it returns an error
+	// nothing changes and that error is returned. EINVALID when the result has a key without
+	// an ID or two keys with one ID; nothing changes then either.
 	UpdateKeys(ctx context.Context, update func([]SigningKey) ([]SigningKey, error)) error
 }
 
@@ -96,7 +168,7 @@ type Family struct {
 	Scope     string
 	Audience  []string // of the access tokens it issues
 	SessionID string   // the browser session it belongs to, if any: ending that ends the family
-	Epoch     int64  // the user's credential epoch when the family was made
+	Epoch     int64    // the user's credential epoch when the family was made
 	CreatedAt time.Time
 	ExpiresAt time.Time // absolute: refreshing does not extend it
 	Current   string    // hash of the one live token
@@ -105,27 +177,37 @@ type Family struct {
 
 // FamilyStore keeps refresh-token families, indexed by the hashes of every token they issued.
 type FamilyStore interface {
-	// CreateFamily stores a new family whose live token has the hash f.Current, but only if
-	// its user still exists with the credential epoch f.Epoch — checked in the same
-	// transaction — else ErrStaleCredentials (ECONFLICT).
+	// CreateFamily stores a new family and indexes its live token f.Current, but only if its
+	// user still exists with the credential epoch f.Epoch — checked in the same transaction —
+	// else ErrStaleCredentials (ECONFLICT). EINVALID when f breaks Family.Validate; ECONFLICT
+	// when its id is taken or another family issued f.Current.
 	CreateFamily(ctx context.Context, f Family) error
-	// UpdateFamilyByToken finds the family that issued the token with hash tokenHash and its
-	// user as stored now (the zero User when the user is gone) and, in one transaction, stores
+	// UpdateFamilyByToken finds the family that issued the token with hash tokenHash, and its
+	// user as stored now (the zero User when the user is gone), and in one transaction stores
 	// what step returns — even when step also returns an error, so that a revocation decided by
-	// step is kept — and indexes its new Current token. It returns step's result. ENOTFOUND when
-	// no family issued that token.
+	// step is kept — and indexes its new Current token; the hashes it issued before still find
+	// it. It returns the family as stored and step's error. step may run more than once. ENOTFOUND when no
+	// family issued that token. When step returns the zero Family with its error, nothing
+	// changes. EINVALID when step's result changes the family's ID or UserID or breaks
+	// Family.Validate, ECONFLICT when its Current was issued by another family; nothing changes
+	// then.
 	UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(Family, User) (Family, error)) (Family, error)
-	// RevokeUserFamilies revokes every family of the user.
+	// ListFamilies returns every stored family of the user — live, revoked or expired, until
+	// DeleteDeadFamilies removes them — oldest first (by CreatedAt, then ID); empty, never nil,
+	// when there is none.
+	ListFamilies(ctx context.Context, userID string) ([]Family, error)
+	// RevokeUserFamilies revokes every family of the user, in one transaction. A user without
+	// families is not an error.
 	RevokeUserFamilies(ctx context.Context, userID string) error
-	// DeleteDeadFamilies removes revoked families and those expired at now, with their token
+	// DeleteDeadFamilies removes the families dead at now (Family.Dead), with their token
 	// hashes, and returns how many it removed.
 	DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error)
 }
 
-// Validate checks a family's invariants before it is stored.
+// Validate checks a family's invariants before it is stored. EINVALID.
 func (f Family) Validate() error {
 	if f.ID == "" || f.UserID == "" || f.Current == "" {
-		return fmt.Errorf("family: id, user and current token are required")
+		return apperr.Errorf(apperr.EINVALID, "Refresh family: id, user and current token are required")
 	}
 	return nil
 }

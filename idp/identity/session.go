@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"jwtidp/shared/apperr"
@@ -26,10 +25,10 @@ type Session struct {
 	UserAgent  string
 }
 
-// Validate checks a session's invariants before it is stored.
+// Validate checks a session's invariants before it is stored. EINVALID.
 func (s Session) Validate() error {
 	if s.ID == "" || s.TokenHash == "" || s.UserID == "" || s.ExpiresAt.IsZero() {
-		return fmt.Errorf("session: id, token hash, user and expiry are required")
+		return apperr.Errorf(apperr.EINVALID, "Session: id, token hash, user and expiry are required")
 	}
 	return nil
 }
@@ -51,21 +50,31 @@ func (s Session) Dead(now time.Time) bool {
 // checked before the user's password changed (a login racing a password change).
 var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed during sign-in")
 
-// SessionStore keeps browser sessions.
+// SessionStore keeps browser sessions, indexed by the hash of their cookie's secret.
 type SessionStore interface {
 	// CreateSession stores s, but only if its user still exists with the credential epoch
 	// s.Epoch — checked in the same transaction — else ErrStaleCredentials (ECONFLICT).
+	// EINVALID when s breaks Session.Validate; ECONFLICT when its id or token hash is taken.
 	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session with this id. ENOTFOUND when there is none.
+	GetSession(ctx context.Context, id string) (Session, error)
 	// SessionByToken returns the session whose cookie secret hashes to tokenHash and its user as
 	// stored now, read in one transaction. ENOTFOUND when there is no such session or user.
 	SessionByToken(ctx context.Context, tokenHash string) (Session, User, error)
-	// TouchSession sets the session's LastSeenAt to at if that is later. No error if the
-	// session is gone.
-	TouchSession(ctx context.Context, id string, at time.Time) error
+	// ListSessions returns every stored session of the user, oldest first (by CreatedAt, then
+	// ID); empty, never nil, when there is none.
+	ListSessions(ctx context.Context, userID string) ([]Session, error)
+	// UpdateSession runs fn on the session as stored now and stores its result, in one
+	// transaction, and returns what it stored; a new TokenHash replaces the old one in the index.
+	// fn may run more than once; when it returns an error nothing changes and that error is
+	// returned. ENOTFOUND when there is no such session (fn is not called); EINVALID when fn's
+	// result changes the ID, UserID or Epoch or breaks Session.Validate; ECONFLICT when its
+	// TokenHash is another session's.
+	UpdateSession(ctx context.Context, id string, fn func(Session) (Session, error)) (Session, error)
 	// EndSession deletes the session and revokes every refresh family bound to it, in one
 	// transaction, and returns it. ENOTFOUND when there is none.
 	EndSession(ctx context.Context, id string) (Session, error)
-	// DeleteDeadSessions removes sessions dead at now and returns how many.
+	// DeleteDeadSessions removes the sessions dead at now (Session.Dead) and returns how many.
 	DeleteDeadSessions(ctx context.Context, now time.Time) (int, error)
 }
 
@@ -74,5 +83,6 @@ type SessionStore interface {
 type SecretStore interface {
 	// Secret returns the secret named name, storing fresh (made by the caller beforehand) if
 	// there is none yet; processes racing on the first start all get the one that was stored.
+	// The caller owns the returned bytes. EINVALID when there is none yet and fresh is empty.
 	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
 }

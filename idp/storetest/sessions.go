@@ -1,8 +1,9 @@
 package storetest
 
 import (
-	"context"
-	"reflect"
+	"bytes"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,185 +12,259 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-func session(id, user string, epoch int64, now time.Time) identity.Session {
-	return identity.Session{
-		ID: id, TokenHash: "th-" + id, UserID: user, Epoch: epoch, AuthTime: now.Add(-time.Second),
-		AMR: []string{"pwd"}, CreatedAt: now, LastSeenAt: now, IdleTTL: time.Hour, ExpiresAt: now.Add(12 * time.Hour),
-		RemoteAddr: "192.0.2.1", UserAgent: "test/1.0",
-	}
-}
-
-func testFamilyEpoch(t *testing.T, s Store) {
-	ctx := context.Background()
-	now := time.Unix(1700000000, 0).UTC()
-	users(t, s, "u1")
-	stale := family("f1", "u1", "r0", now)
-	stale.Epoch = 1 // the user is at epoch 0
-	if err := s.CreateFamily(ctx, stale); apperr.Code(err) != apperr.ECONFLICT {
-		t.Fatalf("family for another epoch: %v, want ECONFLICT", err)
-	}
-	if err := s.CreateFamily(ctx, family("f2", "nobody", "r1", now)); apperr.Code(err) != apperr.ECONFLICT {
-		t.Fatalf("family for a missing user: %v, want ECONFLICT", err)
-	}
-	if _, err := refresh(s, "r0", "x", now); apperr.Code(err) != apperr.ENOTFOUND {
-		t.Fatalf("a refused family was stored: %v", err)
-	}
-}
-
-func testChangePassword(t *testing.T, s Store) {
-	ctx := context.Background()
-	now := time.Unix(1700000000, 0).UTC()
-	users(t, s, "u1", "u2")
-	for _, f := range []identity.Family{family("a", "u1", "ra", now), family("b", "u2", "rb", now)} {
-		if err := s.CreateFamily(ctx, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, sess := range []identity.Session{session("s1", "u1", 0, now), session("s2", "u2", 0, now)} {
-		if err := s.CreateSession(ctx, sess); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantCode(t, s.ChangePassword(ctx, "u1", "wrong-old-hash", "h2"), apperr.ECONFLICT)
-	wantCode(t, s.ChangePassword(ctx, "nobody", "", "h2"), apperr.ENOTFOUND)
-	if err := s.ChangePassword(ctx, "u1", "h-u1", "h2"); err != nil {
-		t.Fatal(err)
-	}
-	u, err := s.UserByID(ctx, "u1")
-	if err != nil || u.PasswordHash != "h2" || u.Epoch != 1 {
-		t.Fatalf("after the change: %+v, %v; want the new hash at epoch 1", u, err)
-	}
-	if _, err := refresh(s, "ra", "ra1", now); apperr.Code(err) != apperr.EUNAUTHORIZED {
-		t.Fatalf("the user's family after the change: %v, want invalid grant", err)
-	}
-	if _, _, err := s.SessionByToken(ctx, "th-s1"); apperr.Code(err) != apperr.ENOTFOUND {
-		t.Fatalf("the user's session after the change: %v, want ENOTFOUND", err)
-	}
-	if _, err := refresh(s, "rb", "rb1", now); err != nil {
-		t.Fatalf("another user's family: %v", err)
-	}
-	if _, _, err := s.SessionByToken(ctx, "th-s2"); err != nil {
-		t.Fatalf("another user's session: %v", err)
-	}
-	// A session for the old epoch is refused; one for the new is taken. A rehash keeps the epoch.
-	if err := s.CreateSession(ctx, session("s3", "u1", 0, now)); apperr.Code(err) != apperr.ECONFLICT {
-		t.Fatalf("session for the old epoch: %v, want ECONFLICT", err)
-	}
-	if err := s.CreateSession(ctx, session("s4", "u1", 1, now)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetPasswordHash(ctx, "u1", "h2", "h3"); err != nil {
-		t.Fatal(err)
-	}
-	if u, _ := s.UserByID(ctx, "u1"); u.Epoch != 1 {
-		t.Fatalf("a rehash moved the epoch to %d", u.Epoch)
-	}
-}
-
 func testSessionRoundTrip(t *testing.T, s Store) {
-	ctx := context.Background()
-	now := time.Unix(1700000000, 0).UTC()
-	users(t, s, "u1")
-	want := session("s1", "u1", 0, now)
-	if err := s.CreateSession(ctx, want); err != nil {
-		t.Fatal(err)
+	u := user("u1")
+	u.Epoch = 2
+	check(t, s.CreateUser(ctx, u))
+	sess := identity.Session{
+		ID: "s1", TokenHash: "th-s1", UserID: "u1", Epoch: 2, AuthTime: t0.Add(-time.Second).In(zone),
+		AMR: []string{"pwd", "otp"}, CreatedAt: t0.In(zone), LastSeenAt: t0.Add(time.Minute), IdleTTL: 2 * time.Hour,
+		ExpiresAt: t0.Add(12 * time.Hour).In(zone), RemoteAddr: "2001:db8::1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)",
 	}
-	got, u, err := s.SessionByToken(ctx, "th-s1")
-	if err != nil || !reflect.DeepEqual(got, want) || u.ID != "u1" || u.Username != "user-u1" {
-		t.Fatalf("SessionByToken = %+v, %+v, %v; want %+v and its user", got, u, err, want)
-	}
-	if err := s.CreateSession(ctx, want); err == nil {
-		t.Fatal("a second session with the same id and token was accepted")
-	}
-	if err := s.CreateSession(ctx, identity.Session{ID: "x", UserID: "u1"}); err == nil {
-		t.Fatal("a session without token hash and expiry was accepted")
-	}
+	check(t, s.CreateSession(ctx, sess))
+	want := sess
+	want.AMR = []string{"pwd", "otp"}
+	want.AuthTime, want.CreatedAt, want.ExpiresAt = t0.Add(-time.Second), t0, t0.Add(12*time.Hour)
+	equal(t, "GetSession", getSession(t, s, "s1"), want)
+	got, owner, err := s.SessionByToken(ctx, "th-s1")
+	check(t, err)
+	equal(t, "SessionByToken's session", got, want)
+	equal(t, "SessionByToken's user", owner, u)
+	equal(t, "ListSessions", listSessions(t, s, "u1"), []identity.Session{want})
+	equal(t, "ListSessions of a user without sessions", listSessions(t, s, "nobody"), []identity.Session{})
+
+	// The AMR is the store's own: changing what was given or returned changes nothing.
+	sess.AMR[0] = "evil"
+	getSession(t, s, "s1").AMR[0] = "evil"
+	equal(t, "GetSession after changing slices outside the store", getSession(t, s, "s1"), want)
+
+	_, err = s.GetSession(ctx, "s-unknown")
+	wantCode(t, "GetSession of no session", err, apperr.ENOTFOUND)
 	_, _, err = s.SessionByToken(ctx, "th-unknown")
-	wantCode(t, err, apperr.ENOTFOUND)
-	// Touch only moves LastSeenAt forward, and concurrent touches leave the latest.
+	wantCode(t, "SessionByToken of no session", err, apperr.ENOTFOUND)
+}
+
+func testCreateSessionRefusals(t *testing.T, s Store) {
+	users(t, s, "u1")
+	s1 := session("s1", "u1", 0)
+	createSessions(t, s, s1)
+	sameID := session("s1", "u1", 0)
+	sameID.TokenHash = "th-other"
+	sameToken := session("s2", "u1", 0)
+	sameToken.TokenHash = "th-s1"
+	noExpiry := session("s3", "u1", 0)
+	noExpiry.ExpiresAt = time.Time{}
+	for _, tt := range []struct {
+		name string
+		sess identity.Session
+		code string
+		is   error
+	}{
+		{"id taken", sameID, apperr.ECONFLICT, nil},
+		{"token hash taken", sameToken, apperr.ECONFLICT, nil},
+		{"no expiry", noExpiry, apperr.EINVALID, nil},
+		{"no token hash", identity.Session{ID: "s4", UserID: "u1", ExpiresAt: t0}, apperr.EINVALID, nil},
+		{"no id", identity.Session{TokenHash: "th-s5", UserID: "u1", ExpiresAt: t0}, apperr.EINVALID, nil},
+		{"no user", identity.Session{ID: "s6", TokenHash: "th-s6", ExpiresAt: t0}, apperr.EINVALID, nil},
+		{"an older epoch", session("s7", "u1", -1), apperr.ECONFLICT, identity.ErrStaleCredentials},
+		{"a later epoch", session("s8", "u1", 1), apperr.ECONFLICT, identity.ErrStaleCredentials},
+		{"a user who does not exist", session("s9", "nobody", 0), apperr.ECONFLICT, identity.ErrStaleCredentials},
+	} {
+		err := s.CreateSession(ctx, tt.sess)
+		wantCode(t, tt.name, err, tt.code)
+		if tt.is != nil {
+			wantIs(t, tt.name, err, tt.is)
+		}
+	}
+	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{s1})
+	equal(t, "s1", getSession(t, s, "s1"), s1)
+	for _, id := range []string{"s2", "s3", "s4", "s6", "s7", "s8", "s9"} {
+		_, err := s.GetSession(ctx, id)
+		wantCode(t, "GetSession of refused "+id, err, apperr.ENOTFOUND)
+	}
+	for _, tok := range []string{"th-other", "th-s3", "th-s5", "th-s7", "th-s8", "th-s9"} {
+		_, _, err := s.SessionByToken(ctx, tok)
+		wantCode(t, "SessionByToken of refused "+tok, err, apperr.ENOTFOUND)
+	}
+	equal(t, "the sessions of a user who does not exist", listSessions(t, s, "nobody"), []identity.Session{})
+}
+
+func testUpdateSession(t *testing.T, s Store) {
+	users(t, s, "u1", "u2")
+	s1, s2 := session("s1", "u1", 0), session("s2", "u2", 0)
+	createSessions(t, s, s1, s2)
+
+	var seen identity.Session
+	got, err := s.UpdateSession(ctx, "s1", func(sess identity.Session) (identity.Session, error) {
+		seen = sess
+		sess.AuthTime, sess.AMR, sess.CreatedAt = t0.Add(time.Minute).In(zone), append(sess.AMR, "hwk"), t0.Add(time.Second)
+		sess.LastSeenAt, sess.IdleTTL, sess.ExpiresAt = t0.Add(5*time.Minute).In(zone), 3*time.Hour, t0.Add(24*time.Hour)
+		sess.RemoteAddr, sess.UserAgent = "198.51.100.7", "curl/8"
+		return sess, nil
+	})
+	check(t, err)
+	equal(t, "what the updater was given", seen, s1)
+	want := identity.Session{ID: "s1", TokenHash: "th-s1", UserID: "u1", AuthTime: t0.Add(time.Minute), AMR: []string{"pwd", "hwk"},
+		CreatedAt: t0.Add(time.Second), LastSeenAt: t0.Add(5 * time.Minute), IdleTTL: 3 * time.Hour, ExpiresAt: t0.Add(24 * time.Hour),
+		RemoteAddr: "198.51.100.7", UserAgent: "curl/8"}
+	equal(t, "UpdateSession's result", got, want)
+	equal(t, "GetSession after the update", getSession(t, s, "s1"), want)
+	byToken, _, err := s.SessionByToken(ctx, "th-s1")
+	check(t, err)
+	equal(t, "SessionByToken after the update", byToken, want)
+
+	// A new token hash replaces the old one.
+	got, err = s.UpdateSession(ctx, "s1", func(sess identity.Session) (identity.Session, error) { sess.TokenHash = "th-s1-new"; return sess, nil })
+	check(t, err)
+	want.TokenHash = "th-s1-new"
+	equal(t, "the session with a new token hash", got, want)
+	byToken, _, err = s.SessionByToken(ctx, "th-s1-new")
+	check(t, err)
+	equal(t, "SessionByToken of the new hash", byToken, want)
+	_, _, err = s.SessionByToken(ctx, "th-s1")
+	wantCode(t, "SessionByToken of the replaced hash", err, apperr.ENOTFOUND)
+
+	// Refusals change nothing.
+	for _, tt := range []struct {
+		name string
+		fn   func(identity.Session) (identity.Session, error)
+		code string
+	}{
+		{"another session's token hash", func(sess identity.Session) (identity.Session, error) { sess.TokenHash = "th-s2"; return sess, nil }, apperr.ECONFLICT},
+		{"a change of id", func(sess identity.Session) (identity.Session, error) { sess.ID = "s9"; return sess, nil }, apperr.EINVALID},
+		{"a change of user", func(sess identity.Session) (identity.Session, error) { sess.UserID = "u2"; return sess, nil }, apperr.EINVALID},
+		{"a change of epoch", func(sess identity.Session) (identity.Session, error) { sess.Epoch = 1; return sess, nil }, apperr.EINVALID},
+		{"no expiry", func(sess identity.Session) (identity.Session, error) { sess.ExpiresAt = time.Time{}; return sess, nil }, apperr.EINVALID},
+		{"no token hash", func(sess identity.Session) (identity.Session, error) { sess.TokenHash = ""; return sess, nil }, apperr.EINVALID},
+	} {
+		_, err := s.UpdateSession(ctx, "s1", tt.fn)
+		wantCode(t, tt.name, err, tt.code)
+		equal(t, "s1 after "+tt.name, getSession(t, s, "s1"), want)
+		equal(t, "s2 after "+tt.name, getSession(t, s, "s2"), s2)
+	}
+	_, err = s.UpdateSession(ctx, "s1", func(sess identity.Session) (identity.Session, error) {
+		sess.LastSeenAt = t0.Add(time.Hour)
+		return sess, errBoom
+	})
+	wantIs(t, "an updater's error", err, errBoom)
+	equal(t, "s1 after a failed updater", getSession(t, s, "s1"), want)
+	for tok, id := range map[string]string{"th-s1-new": "s1", "th-s2": "s2"} {
+		sess, _, err := s.SessionByToken(ctx, tok)
+		check(t, err)
+		if sess.ID != id {
+			t.Fatalf("%s finds %s after the refusals, want %s", tok, sess.ID, id)
+		}
+	}
+	for _, id := range []string{"s9"} {
+		_, err := s.GetSession(ctx, id)
+		wantCode(t, "the id an update tried", err, apperr.ENOTFOUND)
+	}
+	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{s2})
+
+	called := false
+	_, err = s.UpdateSession(ctx, "nope", func(sess identity.Session) (identity.Session, error) { called = true; return sess, nil })
+	wantCode(t, "UpdateSession of no session", err, apperr.ENOTFOUND)
+	if called {
+		t.Fatal("the updater was called for a session that does not exist")
+	}
+}
+
+// Twenty updaters each add a method to one session's AMR: none is lost.
+func testConcurrentUpdateSession(t *testing.T, s Store) {
+	users(t, s, "u1")
+	createSessions(t, s, session("s1", "u1", 0))
 	var wg sync.WaitGroup
-	for i := range 10 {
+	for i := range 20 {
 		wg.Go(func() {
-			if err := s.TouchSession(ctx, "s1", now.Add(time.Duration(i+1)*time.Minute)); err != nil {
-				t.Error(err)
+			_, err := s.UpdateSession(ctx, "s1", func(sess identity.Session) (identity.Session, error) {
+				sess.AMR = append(slices.Clone(sess.AMR), fmt.Sprintf("m%02d", i))
+				return sess, nil
+			})
+			if err != nil {
+				t.Errorf("update %d: %v", i, err)
 			}
 		})
 	}
 	wg.Wait()
-	if err := s.TouchSession(ctx, "s1", now); err != nil {
-		t.Fatal(err)
+	want := []string{"pwd"}
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("m%02d", i))
 	}
-	got, _, _ = s.SessionByToken(ctx, "th-s1")
-	if !got.LastSeenAt.Equal(now.Add(10 * time.Minute)) {
-		t.Fatalf("LastSeenAt = %s, want the latest touch", got.LastSeenAt)
-	}
-	if err := s.TouchSession(ctx, "gone", now); err != nil {
-		t.Fatalf("touching a missing session: %v", err)
-	}
+	got := getSession(t, s, "s1").AMR
+	slices.Sort(got)
+	slices.Sort(want)
+	equal(t, "the AMR after 20 concurrent appends", got, want)
+}
+
+func testListSessions(t *testing.T, s Store) {
+	users(t, s, "u1", "u2")
+	at := func(sess identity.Session, d time.Duration) identity.Session { sess.CreatedAt = t0.Add(d); return sess }
+	// Created out of order; listed by CreatedAt, then ID.
+	b, c, a, d := at(session("b", "u1", 0), 2*time.Hour), at(session("c", "u1", 0), 0), at(session("a", "u1", 0), 2*time.Hour), at(session("d", "u1", 0), time.Hour)
+	e := session("e", "u2", 0)
+	createSessions(t, s, b, c, e, a, d)
+	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{c, d, a, b})
+	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{e})
 }
 
 func testEndSession(t *testing.T, s Store) {
-	ctx := context.Background()
-	now := time.Unix(1700000000, 0).UTC()
 	users(t, s, "u1")
-	if err := s.CreateSession(ctx, session("s1", "u1", 0, now)); err != nil {
-		t.Fatal(err)
-	}
-	bound, other := family("a", "u1", "ra", now), family("b", "u1", "rb", now)
-	bound.SessionID = "s1"
-	for _, f := range []identity.Family{bound, other} {
-		if err := s.CreateFamily(ctx, f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s1, s2 := session("s1", "u1", 0), session("s2", "u1", 0)
+	createSessions(t, s, s1, s2)
+	bound, boundElsewhere, unbound := family("a", "u1", "ra"), family("b", "u1", "rb"), family("c", "u1", "rc")
+	bound.SessionID, boundElsewhere.SessionID = "s1", "s2"
+	createFamilies(t, s, bound, boundElsewhere, unbound)
+
 	got, err := s.EndSession(ctx, "s1")
-	if err != nil || got.ID != "s1" {
-		t.Fatalf("EndSession = %+v, %v", got, err)
-	}
-	if _, _, err := s.SessionByToken(ctx, "th-s1"); apperr.Code(err) != apperr.ENOTFOUND {
-		t.Fatalf("ended session still found: %v", err)
-	}
-	if _, err := refresh(s, "ra", "ra1", now); apperr.Code(err) != apperr.EUNAUTHORIZED {
-		t.Fatalf("the session's family: %v, want invalid grant", err)
-	}
-	if _, err := refresh(s, "rb", "rb1", now); err != nil {
-		t.Fatalf("a family of no session: %v", err)
-	}
+	check(t, err)
+	equal(t, "EndSession's result", got, s1)
+	_, err = s.GetSession(ctx, "s1")
+	wantCode(t, "GetSession of an ended session", err, apperr.ENOTFOUND)
+	_, _, err = s.SessionByToken(ctx, "th-s1")
+	wantCode(t, "SessionByToken of an ended session", err, apperr.ENOTFOUND)
+	equal(t, "the sessions left", listSessions(t, s, "u1"), []identity.Session{s2})
+	bound.Revoked = true
+	equal(t, "the families after the end: only the bound one revoked", listFamilies(t, s, "u1"), []identity.Family{bound, boundElsewhere, unbound})
 	_, err = s.EndSession(ctx, "s1")
-	wantCode(t, err, apperr.ENOTFOUND)
+	wantCode(t, "a second EndSession", err, apperr.ENOTFOUND)
 }
 
 func testDeleteDeadSessions(t *testing.T, s Store) {
-	ctx := context.Background()
-	now := time.Unix(1700000000, 0).UTC()
 	users(t, s, "u1")
-	live, idle, expired := session("live", "u1", 0, now), session("idle", "u1", 0, now), session("exp", "u1", 0, now)
-	live.LastSeenAt = now.Add(2 * time.Hour)
-	expired.ExpiresAt = now.Add(time.Minute)
-	expired.IdleTTL = 0
-	for _, sess := range []identity.Session{live, idle, expired} {
-		if err := s.CreateSession(ctx, sess); err != nil {
-			t.Fatal(err)
-		}
+	now := t0.Add(3 * time.Hour)
+	live, idle, expired, idleEdge, expiryEdge, noIdle := session("live", "u1", 0), session("idle", "u1", 0), session("exp", "u1", 0),
+		session("idle-edge", "u1", 0), session("exp-edge", "u1", 0), session("no-idle", "u1", 0)
+	live.LastSeenAt = now.Add(-time.Hour + time.Microsecond) // a microsecond from idle
+	idle.LastSeenAt = now.Add(-2 * time.Hour)
+	idleEdge.LastSeenAt = now.Add(-time.Hour) // idle at now
+	expired.ExpiresAt, expired.IdleTTL = now.Add(-time.Minute), 0
+	expiryEdge.ExpiresAt, expiryEdge.LastSeenAt = now, now // expired at now
+	noIdle.IdleTTL = 0                                     // unused for hours, but has no idle limit
+	createSessions(t, s, live, idle, expired, idleEdge, expiryEdge, noIdle)
+	n, err := s.DeleteDeadSessions(ctx, now)
+	check(t, err)
+	if n != 4 {
+		t.Fatalf("DeleteDeadSessions removed %d, want 4", n)
 	}
-	n, err := s.DeleteDeadSessions(ctx, now.Add(2*time.Hour))
-	if err != nil || n != 2 {
-		t.Fatalf("DeleteDeadSessions = %d, %v; want 2", n, err)
+	equal(t, "the sessions left", listSessions(t, s, "u1"), []identity.Session{live, noIdle})
+	for _, id := range []string{"idle", "exp", "idle-edge", "exp-edge"} {
+		_, _, err := s.SessionByToken(ctx, "th-"+id)
+		wantCode(t, "SessionByToken of collected "+id, err, apperr.ENOTFOUND)
 	}
-	for tok, want := range map[string]string{"th-live": "", "th-idle": apperr.ENOTFOUND, "th-exp": apperr.ENOTFOUND} {
-		if _, _, err := s.SessionByToken(ctx, tok); apperr.Code(err) != want {
-			t.Fatalf("%s after GC: %v, want %q", tok, err, want)
-		}
-	}
+	// Removed entirely: the id and token hash are free again.
+	again := session("idle", "u1", 0)
+	check(t, s.CreateSession(ctx, again))
+	equal(t, "the sessions after making one again", listSessions(t, s, "u1"), []identity.Session{again, live, noIdle})
 }
 
 func testSecret(t *testing.T, s Store) {
-	ctx := context.Background()
+	_, err := s.Secret(ctx, "k", nil)
+	wantCode(t, "Secret with nothing to store", err, apperr.EINVALID)
 	var wg sync.WaitGroup
 	got := make([][]byte, 10)
 	for i := range got {
 		wg.Go(func() {
-			v, err := s.Secret(ctx, "k", []byte{byte(i + 1)})
+			v, err := s.Secret(ctx, "k", []byte{byte(i + 1), 0xff})
 			if err != nil {
 				t.Error(err)
 			}
@@ -198,11 +273,25 @@ func testSecret(t *testing.T, s Store) {
 	}
 	wg.Wait()
 	for _, v := range got {
-		if len(v) != 1 || v[0] != got[0][0] {
+		if len(v) != 2 || !bytes.Equal(v, got[0]) {
 			t.Fatalf("processes racing on the first start got different secrets: %v", got)
 		}
 	}
-	if v, err := s.Secret(ctx, "k", []byte{99}); err != nil || v[0] != got[0][0] {
-		t.Fatalf("a later start replaced the secret: %v, %v", v, err)
-	}
+	stored := bytes.Clone(got[0])
+	got[0][0] = 0 // the caller owns what it was given
+	v, err := s.Secret(ctx, "k", []byte{99})
+	check(t, err)
+	equal(t, "the secret at a later start", v, stored)
+	// Another name is another secret, and what the caller gave stays the caller's.
+	fresh := []byte{7, 8, 9}
+	v, err = s.Secret(ctx, "other", fresh)
+	check(t, err)
+	equal(t, "a second secret", v, []byte{7, 8, 9})
+	fresh[0] = 0
+	v, err = s.Secret(ctx, "other", nil)
+	check(t, err)
+	equal(t, "the second secret, read again", v, []byte{7, 8, 9})
+	v, err = s.Secret(ctx, "k", nil)
+	check(t, err)
+	equal(t, "the first secret, read again", v, stored)
 }

@@ -1,0 +1,231 @@
+package boltdb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+
+func decodeUser(data []byte) (identity.User, error) {
+	var u identity.User
+	err := json.Unmarshal(data, &u)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, err
+}
+
+func getUser(tx *bolt.Tx, id string) (identity.User, error) {
+	data := tx.Bucket(bucketUsers).Get([]byte(id))
+	if data == nil {
+		return identity.User{}, errNoUser
+	}
+	u, err := decodeUser(data)
+	if err != nil {
+		return u, fmt.Errorf("read user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// CreateUser implements identity.UserStore.
+func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	return s.Update(func(tx *bolt.Tx) error {
+		names := tx.Bucket(bucketUsernames)
+		name := identity.NormalizeUsername(u.Username)
+		if names.Get([]byte(name)) != nil {
+			return apperr.Errorf(apperr.ECONFLICT, "User already exists")
+		}
+		users := tx.Bucket(bucketUsers)
+		if users.Get([]byte(u.ID)) != nil {
+			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
+		}
+		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
+			return err
+		}
+		return put(users, u.ID, u)
+	})
+}
+
+// GetUser implements identity.UserStore.
+func (s *DB) GetUser(ctx context.Context, id string) (identity.User, error) {
+	var u identity.User
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getUser(tx, id)
+		return err
+	})
+	return u, err
+}
+
+// GetUserByName implements identity.UserStore.
+func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User, error) {
+	var u identity.User
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketUsernames).Get([]byte(identity.NormalizeUsername(username)))
+		if id == nil {
+			return errNoUser
+		}
+		var err error
+		u, err = getUser(tx, string(id))
+		return err
+	})
+	return u, err
+}
+
+// ListUsers implements identity.UserStore: a walk of the username index, which bbolt keeps in
+// byte order.
+func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identity.User, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	prefix := []byte(identity.NormalizeUsername(opt.Prefix))
+	after := []byte(identity.NormalizeUsername(opt.After))
+	start := prefix
+	if bytes.Compare(after, start) > 0 {
+		start = after
+	}
+	out := []identity.User{}
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsernames).Cursor()
+		for k, id := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(out) < opt.Limit; k, id = c.Next() {
+			if len(after) > 0 && bytes.Compare(k, after) <= 0 {
+				continue
+			}
+			u, err := getUser(tx, string(id))
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateUser implements identity.UserStore.
+func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+	var out identity.User
+	err := s.Update(func(tx *bolt.Tx) error {
+		var err error
+		out, err = updateUser(tx, id, fn, false)
+		return err
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return out, nil
+}
+
+// ChangeCredentials implements identity.UserStore.
+func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+	var out identity.User
+	err := s.Update(func(tx *bolt.Tx) error {
+		var err error
+		if out, err = updateUser(tx, id, fn, true); err != nil {
+			return err
+		}
+		if err := revokeFamilies(tx, id, ""); err != nil {
+			return err
+		}
+		return endUserSessions(tx, id)
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return out, nil
+}
+
+// updateUser runs fn on the stored user, checks what it returns and stores it, moving the
+// credential epoch on when nextEpoch is set.
+func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, error), nextEpoch bool) (identity.User, error) {
+	old, err := getUser(tx, id)
+	if err != nil {
+		return old, err
+	}
+	u, err := fn(old)
+	if err != nil {
+		return u, err
+	}
+	if u.ID != old.ID || u.Epoch != old.Epoch {
+		return u, apperr.Errorf(apperr.EINVALID, "An update may not change a user's id or credential epoch")
+	}
+	if err := u.Validate(); err != nil {
+		return u, err
+	}
+	if nextEpoch {
+		u.Epoch++
+	}
+	oldName, newName := identity.NormalizeUsername(old.Username), identity.NormalizeUsername(u.Username)
+	if oldName != newName {
+		names := tx.Bucket(bucketUsernames)
+		if names.Get([]byte(newName)) != nil {
+			return u, apperr.Errorf(apperr.ECONFLICT, "User already exists")
+		}
+		if err := names.Delete([]byte(oldName)); err != nil {
+			return u, err
+		}
+		if err := names.Put([]byte(newName), []byte(id)); err != nil {
+			return u, err
+		}
+	}
+	data, err := json.Marshal(u)
+	if err != nil {
+		return u, err
+	}
+	if err := tx.Bucket(bucketUsers).Put([]byte(id), data); err != nil {
+		return u, err
+	}
+	return decodeUser(data) // as every later read sees it
+}
+
+// DeleteUser implements identity.UserStore.
+func (s *DB) DeleteUser(ctx context.Context, id string) error {
+	return s.Update(func(tx *bolt.Tx) error {
+		u, err := getUser(tx, id)
+		if err != nil {
+			return err
+		}
+		fams, err := members(tx.Bucket(bucketUserFams), id)
+		if err != nil {
+			return err
+		}
+		for _, fid := range fams {
+			if err := deleteFamily(tx, fid, id); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(bucketUserFams).Bucket([]byte(id)) != nil {
+			if err := tx.Bucket(bucketUserFams).DeleteBucket([]byte(id)); err != nil {
+				return err
+			}
+		}
+		if err := endUserSessions(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsernames).Delete([]byte(identity.NormalizeUsername(u.Username))); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Delete([]byte(id))
+	})
+}
+
+// checkEpoch refuses to make a session or family for credentials older than the user's.
+func checkEpoch(tx *bolt.Tx, userID string, epoch int64) error {
+	u, err := getUser(tx, userID)
+	if apperr.Code(err) == apperr.ENOTFOUND || (err == nil && u.Epoch != epoch) {
+		return identity.ErrStaleCredentials
+	}
+	return err
+}
