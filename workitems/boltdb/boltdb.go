@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +23,8 @@ var bucketItems = []byte("items") // sequence for ids; owner → (id → Item)
 
 // DB implements workitem.Store.
 type DB struct{ boltfile.Store }
+
+var _ workitem.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the store in dir (0700, file 0600). A second process on the
 // same folder gets an error naming it after lockTimeout.
@@ -72,24 +75,33 @@ func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not fo
 
 // Create implements workitem.Store.
 func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
+	if err := it.Validate(); err != nil {
+		return workitem.Item{}, err
+	}
+	var out workitem.Item
 	// Batched: concurrent creates share one commit; a re-run takes a fresh id, so it is safe.
+	// The sequence is the root bucket's and only grows, so a deleted item's id never returns.
 	err := s.Batch(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketItems)
 		id, err := root.NextSequence()
 		if err != nil {
 			return err
 		}
-		it.ID = id
 		b, err := root.CreateBucketIfNotExists([]byte(it.Owner))
 		if err != nil {
 			return err
 		}
-		return b.Put(key(id), encodeItem(it))
+		data := encodeItem(it)
+		if err := b.Put(key(id), data); err != nil {
+			return err
+		}
+		out, err = decodeItem(id, it.Owner, data) // as every later read sees it
+		return err
 	})
 	if err != nil {
 		return workitem.Item{}, fmt.Errorf("create item: %w", err)
 	}
-	return it, nil
+	return out, nil
 }
 
 func read(b *bolt.Bucket, owner string, id uint64) (workitem.Item, error) {
@@ -111,15 +123,21 @@ func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, e
 		it, err = read(tx.Bucket(bucketItems).Bucket([]byte(owner)), owner, id)
 		return err
 	})
-	return it, err
+	if err != nil {
+		return workitem.Item{}, err
+	}
+	return it, nil
 }
 
 // List implements workitem.Store.
 func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	items := []workitem.Item{}
 	err := s.DB.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(f.Owner))
-		if b == nil {
+		if b == nil || f.After == math.MaxUint64 {
 			return nil
 		}
 		c := b.Cursor()
@@ -132,33 +150,48 @@ func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, erro
 		}
 		return nil
 	})
-	return items, err
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-// Patch implements workitem.Store.
-func (s *DB) Patch(ctx context.Context, owner string, id uint64, u workitem.Update, now time.Time) (workitem.Item, error) {
-	var it workitem.Item
-	err := s.Update(func(tx *bolt.Tx) error {
+// Update implements workitem.Store. (It hides the embedded boltfile.Store's Update, the write
+// transaction, which this package calls as s.Store.Update.)
+func (s *DB) Update(ctx context.Context, owner string, id uint64, fn func(workitem.Item) (workitem.Item, error)) (workitem.Item, error) {
+	var out workitem.Item
+	err := s.Store.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
-		var err error
-		if it, err = read(b, owner, id); err != nil {
+		old, err := read(b, owner, id)
+		if err != nil {
 			return err
 		}
-		if u.Title != nil {
-			it.Title = *u.Title
+		it, err := fn(old)
+		if err != nil {
+			return err
 		}
-		if u.Done != nil {
-			it.Done = *u.Done
+		if it.ID != id || it.Owner != owner {
+			return apperr.Errorf(apperr.EINVALID, "An update may not change an item's id or owner")
 		}
-		it.UpdatedAt = now
-		return b.Put(key(id), encodeItem(it))
+		if err := it.Validate(); err != nil {
+			return err
+		}
+		data := encodeItem(it)
+		if err := b.Put(key(id), data); err != nil {
+			return err
+		}
+		out, err = decodeItem(id, owner, data) // as every later read sees it
+		return err
 	})
-	return it, err
+	if err != nil {
+		return workitem.Item{}, err
+	}
+	return out, nil
 }
 
 // Delete implements workitem.Store.
 func (s *DB) Delete(ctx context.Context, owner string, id uint64) error {
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.Store.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketItems).Bucket([]byte(owner))
 		if b == nil || b.Get(key(id)) == nil {
 			return notFound()

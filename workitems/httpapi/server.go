@@ -201,7 +201,8 @@ func handlePatch(d Deps) http.Handler {
 			web.Error(w, r, d.Logger, err)
 			return
 		}
-		it, err := d.Items.Patch(r.Context(), owner(r), id, workitem.Update{Title: req.Title, Done: req.Done}, d.Now().UTC())
+		u, now := workitem.Update{Title: req.Title, Done: req.Done}, d.Now().UTC()
+		it, err := d.Items.Update(r.Context(), owner(r), id, func(it workitem.Item) (workitem.Item, error) { return it.Apply(u, now), nil })
 		if err != nil {
 			web.Error(w, r, d.Logger, err)
 			return

@@ -39,10 +39,33 @@ type Filter struct {
 	Limit int    // 1..MaxLimit
 }
 
+// Validate refuses a filter without owner or with a page size outside 1..MaxLimit. EINVALID.
+func (f Filter) Validate() error {
+	if f.Owner == "" {
+		return apperr.Errorf(apperr.EINVALID, "An owner is required")
+	}
+	if f.Limit < 1 || f.Limit > MaxLimit {
+		return apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", MaxLimit)
+	}
+	return nil
+}
+
 // Update is a partial change; nil fields are left alone.
 type Update struct {
 	Title *string
 	Done  *bool
+}
+
+// Apply returns it changed by u at now: the updater of a PATCH.
+func (it Item) Apply(u Update, now time.Time) Item {
+	if u.Title != nil {
+		it.Title = *u.Title
+	}
+	if u.Done != nil {
+		it.Done = *u.Done
+	}
+	it.UpdatedAt = now
+	return it
 }
 
 // ValidateTitle enforces 1–500 characters, not all blank.
@@ -59,16 +82,37 @@ func ValidateTitle(title string) error {
 	return nil
 }
 
-// Store keeps items.
+// Validate checks an item's invariants before it is stored: an owner, a valid title, and both
+// timestamps. EINVALID.
+func (it Item) Validate() error {
+	if it.Owner == "" {
+		return apperr.Errorf(apperr.EINVALID, "An owner is required")
+	}
+	if it.CreatedAt.IsZero() || it.UpdatedAt.IsZero() {
+		return apperr.Errorf(apperr.EINVALID, "Creation and update times are required")
+	}
+	return ValidateTitle(it.Title)
+}
+
+// Store keeps items. Every method is scoped to one owner: another owner's item is ENOTFOUND,
+// exactly like one that does not exist, and is never shown to an updater. Times come back in
+// UTC, to the microsecond at least; workitems/storetest holds every backend to this.
 type Store interface {
-	// Create stores a new item, assigning its ID; when it returns, the item is on disk.
+	// Create stores a new item with the next id — ids only grow and are never reused, not even
+	// after a delete; it.ID is ignored — and returns it as stored. When it returns, the item
+	// is durable. EINVALID when it breaks Item.Validate.
 	Create(ctx context.Context, it Item) (Item, error)
 	// Get returns an item. ENOTFOUND if it does not exist or is not owner's.
 	Get(ctx context.Context, owner string, id uint64) (Item, error)
-	// List returns a page of f.Owner's items, oldest first.
+	// List returns a page of f.Owner's items in id order (oldest first): empty, never nil, past
+	// the last. EINVALID when f breaks Filter.Validate.
 	List(ctx context.Context, f Filter) ([]Item, error)
-	// Patch applies u at time now. ENOTFOUND if it does not exist or is not owner's.
-	Patch(ctx context.Context, owner string, id uint64, u Update, now time.Time) (Item, error)
+	// Update runs fn on the item as stored now and stores its result, in one transaction, and
+	// returns what it stored. fn may run more than once; when it returns an error nothing
+	// changes and that error is returned. ENOTFOUND if the item does not exist or is not
+	// owner's (fn is not called); EINVALID when fn's result changes the ID or Owner or breaks
+	// Item.Validate.
+	Update(ctx context.Context, owner string, id uint64, fn func(Item) (Item, error)) (Item, error)
 	// Delete removes an item. ENOTFOUND if it does not exist or is not owner's.
 	Delete(ctx context.Context, owner string, id uint64) error
 }
