@@ -172,3 +172,9 @@ func TestKeysRevoke(t *testing.T) {
 		t.Fatalf("revoking an unknown kid succeeded:\n%s", out)
 	}
 }
+
+func TestKeysRevokeTakesAKidThatLooksLikeAFlag(t *testing.T) {
+	if !isKeysFlag("--url") || !isKeysFlag("-admin-token=x") || isKeysFlag("-Tf3xQ") || isKeysFlag("abc") {
+		t.Fatal("isKeysFlag")
+	}
+}

@@ -18,6 +18,11 @@ import (
 
 const keysUsage = "usage: idp keys list|rotate|revoke KID [--url URL] [--admin-token TOKEN]"
 
+func isKeysFlag(arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return strings.HasPrefix(arg, "-") && (name == "url" || name == "admin-token" || name == "h" || name == "help")
+}
+
 // keysCmd runs `idp keys list|rotate|revoke KID`: it calls the admin routes of a running IdP.
 func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "revoke") {
@@ -26,7 +31,8 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	sub, rest := args[0], args[1:]
 	var kid string
 	if sub == "revoke" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+		// A kid is base64url and may well start with "-": only a flag of this command is not one.
+		if len(rest) == 0 || isKeysFlag(rest[0]) {
 			return errors.New("idp keys revoke needs the kid of the key to revoke (see idp keys list)\n" + keysUsage)
 		}
 		kid, rest = rest[0], rest[1:]

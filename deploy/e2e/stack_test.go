@@ -147,7 +147,7 @@ func startStack(t *testing.T, idpArgs ...string) *stack {
 	need(t, "nginx")
 	s := &stack{app: newApp(t)}
 	listen := freeAddr(t)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--redirect-hosts", listen}, proctest.FastArgon...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--redirect-hosts", listen, "--trusted-proxies", "127.0.0.1"}, proctest.FastArgon...)
 	s.idp = proctest.Start(t, idpBin, append(args, idpArgs...))
 	s.proxy = startNginx(t, listen, s.idp.Addr, strings.TrimPrefix(s.app.srv.URL, "http://"))
 	return s

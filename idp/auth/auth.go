@@ -101,11 +101,19 @@ type Credentials struct {
 	Password   string
 	RemoteAddr string // where the attempt came from, for the log
 	RemoteKey  string // the throttling key of that address (the address, or its /64 for IPv6)
-	Device     string // id of a valid device cookie for this username, "" if none
+	Device     Device // the browser's device cookie for this username, if it has a validly signed one
+}
+
+// Device is a device cookie's content (OWASP's device cookie): a browser that has logged in to
+// the account before, under its current credentials. Its signature is checked by the HTTP
+// layer; whether it is still good for the user is decided here.
+type Device struct {
+	ID    string
+	Epoch int64 // the user's credential epoch when it was issued: a password change voids it
 }
 
 func (c Credentials) attempt() Attempt {
-	return Attempt{Account: c.Username, Remote: c.RemoteKey, Device: c.Device}
+	return Attempt{Account: c.Username, Remote: c.RemoteKey, Device: c.Device.ID}
 }
 
 // Authentication is who proved to be whom, and how.
@@ -147,16 +155,19 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	if len(c.Password) > password.MaxBytes {
 		return Authentication{}, apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
-	// A locked attempt is refused before any hashing, the correct password included.
-	if err := s.Throttle.Allow(c.attempt()); err != nil {
-		return Authentication{}, err
-	}
 	u, err := s.Users.GetUserByName(ctx, c.Username)
 	switch apperr.Code(err) {
 	case "":
 	case apperr.ENOTFOUND:
 		u = identity.User{} // verified against the dummy hash below
 	default:
+		return Authentication{}, err
+	}
+	if u.ID == "" || u.Epoch != c.Device.Epoch {
+		c.Device = Device{} // issued before the password changed (or for nobody): no exemption
+	}
+	// A locked attempt is refused before any hashing, the correct password included.
+	if err := s.Throttle.Allow(c.attempt()); err != nil {
 		return Authentication{}, err
 	}
 	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
@@ -176,12 +187,13 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 
 // Login authenticates and issues tokens with a refresh family for the first-party client: the
 // API login.
-func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
+func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authentication, error) {
 	a, err := s.Authenticate(ctx, c)
 	if err != nil {
-		return Tokens{}, err
+		return Tokens{}, a, err
 	}
-	return s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true})
+	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true})
+	return t, a, err
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.

@@ -57,7 +57,7 @@ func TestRefreshFamilyExpiresAtItsAbsoluteLifetime(t *testing.T) {
 	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := svc.Login(ctx, creds("alice", "correct-horse-9"))
+	tok, _, err := svc.Login(ctx, creds("alice", "correct-horse-9"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +80,11 @@ func TestGarbageCollectionRemovesDeadFamilies(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
 	svc.Signup(ctx, "bob", "correct-horse-9")
-	old, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
+	old, _, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
 	svc.Refresh(ctx, old.RefreshToken)
 	c.add(23 * time.Hour)
-	live, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
-	revoked, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
+	live, _, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
+	revoked, _, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
 	svc.Revoke(ctx, revoked.RefreshToken)
 	if f, tk := db.Counts(); f != 3 || tk != 4 {
 		t.Fatalf("before: %d families, %d tokens", f, tk)
@@ -158,7 +158,7 @@ func TestIssueForAGrant(t *testing.T) {
 		t.Fatalf("Issue without refresh = %q, %q, %v", tok.RefreshToken, tok.Scope, err)
 	}
 	// The first-party login keeps its defaults.
-	tok, _ = svc.Login(ctx, creds("dora", "correct-horse-9"))
+	tok, _, _ = svc.Login(ctx, creds("dora", "correct-horse-9"))
 	if c := claimsOf(t, tok.AccessToken); c["client_id"] != "idp" || c["scope"] != "s" {
 		t.Fatalf("first-party claims %v", c)
 	}

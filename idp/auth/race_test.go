@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
 )
 
 func newSessions(svc *Service, db SessionStore, c *clock) *Sessions {
@@ -57,7 +58,7 @@ func TestLoginRacingPasswordChangeGetsNothing(t *testing.T) {
 	}
 	apiLogin, browserLogin := make(chan result, 1), make(chan result, 1)
 	go func() {
-		t, err := svc.Login(ctx, creds("alice", "correct-horse-9"))
+		t, _, err := svc.Login(ctx, creds("alice", "correct-horse-9"))
 		apiLogin <- result{tokens: t, err: err}
 	}()
 	go func() {
@@ -109,7 +110,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 						return
 					default:
 					}
-					if t, err := svc.Login(ctx, creds("alice", old)); err == nil {
+					if t, _, err := svc.Login(ctx, creds("alice", old)); err == nil {
 						mu.Lock()
 						refresh = append(refresh, t.RefreshToken)
 						mu.Unlock()
@@ -139,5 +140,41 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 				t.Fatalf("round %d: a session from the old password survived the change", round)
 			}
 		}
+	}
+}
+
+// A device cookie exempts a browser from others' failures only under the credentials it was
+// issued with: one collected before a password change is an ordinary client afterwards.
+func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
+	svc, db, c := newService(t)
+	svc.Throttle = NewThrottle(DefaultThrottle, c.now)
+	ctx := context.Background()
+	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := db.GetUserByName(ctx, "alice")
+	withDevice := func(pw string, epoch int64) Credentials {
+		cr := creds("alice", pw)
+		cr.Device = Device{ID: "dev1", Epoch: epoch}
+		return cr
+	}
+	for range 5 {
+		svc.Authenticate(ctx, creds("alice", "wrong-password-1"))
+	}
+	if _, err := svc.Authenticate(ctx, creds("alice", "correct-horse-9")); apperr.Code(err) != apperr.ETHROTTLED {
+		t.Fatalf("the locked address without a device cookie: %v", err)
+	}
+	if _, err := svc.Authenticate(ctx, withDevice("correct-horse-9", 0)); err != nil {
+		t.Fatalf("the device cookie from the locked address: %v", err)
+	}
+	if err := svc.ChangePassword(ctx, alice.ID, "correct-horse-9", "battery-staple-7", "198.51.100.9"); err != nil {
+		t.Fatal(err)
+	}
+	// The old cookie is now one more client at the locked address.
+	if _, err := svc.Authenticate(ctx, withDevice("battery-staple-7", 0)); apperr.Code(err) != apperr.ETHROTTLED {
+		t.Fatal("a device cookie from before the password change still exempts its holder")
+	}
+	if _, err := svc.Authenticate(ctx, withDevice("battery-staple-7", 1)); err != nil {
+		t.Fatalf("a device cookie of the current credentials: %v", err)
 	}
 }

@@ -215,6 +215,10 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 	if _, err := s.Store.EndSession(ctx, sess.ID); err != nil && apperr.Code(err) != apperr.ENOTFOUND {
 		return err
 	}
+	// Again: a Resolve racing this End may have cached the session in between.
+	s.mu.Lock()
+	delete(s.cache, hash)
+	s.mu.Unlock()
 	s.Logger.InfoContext(ctx, "session ended", "sub", sess.UserID, "sid", sess.ID)
 	return nil
 }

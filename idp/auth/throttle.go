@@ -16,8 +16,10 @@ import (
 //     a device cookie for the account) lock that pair for Wait, doubling per lockout up to
 //     MaxWait. Others' failures never lock out a browser that has logged in to the account
 //     before: its device cookie puts it in a pair of its own.
-//   - AccountFailures within Window for one account from clients without its device cookie
-//     (distributed guessing) do not block; they space such attempts AccountDelay apart.
+//   - AccountFailures within Window for one account (distributed guessing) do not block: from
+//     then on each client without the account's device cookie may try that account once per
+//     AccountDelay. Spacing per client, not one slot for the account, so an attacker polling
+//     the account cannot crowd its owner out.
 //   - RemoteFailures within Window from one address across all accounts (password spraying)
 //     lock that address out of every account it has no device cookie for.
 //
@@ -70,7 +72,8 @@ type Throttle struct {
 	now      func() time.Time
 	pairs    *lockTable // account × client or device
 	remotes  *lockTable // one address across accounts
-	accounts *lockTable // account across untrusted clients: spacing, not locks
+	accounts *lockTable // failures per account, from every client: counted, never locked
+	spacing  *lockTable // account × client, once the account is over its count: last attempt
 }
 
 // NewThrottle returns a Throttle; a zero Failures turns throttling off.
@@ -79,7 +82,8 @@ func NewThrottle(pol ThrottlePolicy, now func() time.Time) *Throttle {
 		pol: pol, now: now,
 		pairs:    newLockTable(pol.Failures, pol),
 		remotes:  newLockTable(pol.RemoteFailures, pol),
-		accounts: &lockTable{limit: pol.AccountFailures, pol: pol, spacing: true, entries: map[string]*throttleEntry{}},
+		accounts: &lockTable{limit: pol.AccountFailures, pol: pol, countOnly: true, entries: map[string]*throttleEntry{}},
+		spacing:  &lockTable{limit: 1, pol: pol, countOnly: true, entries: map[string]*throttleEntry{}},
 	}
 }
 
@@ -113,8 +117,10 @@ func (t *Throttle) Allow(a Attempt) error {
 	if wait := t.remotes.locked(a.Remote, now); wait > 0 {
 		return throttled(wait)
 	}
-	if wait := t.accounts.space(identity.NormalizeUsername(a.Account), now, t.pol.AccountDelay); wait > 0 {
-		return throttled(wait)
+	if t.accounts.over(identity.NormalizeUsername(a.Account), now) {
+		if wait := t.spacing.space(pairKey(a), now, t.pol.AccountDelay); wait > 0 {
+			return throttled(wait)
+		}
 	}
 	return nil
 }
@@ -126,9 +132,9 @@ func (t *Throttle) Failure(a Attempt) {
 	}
 	now := t.now()
 	t.pairs.fail(pairKey(a), now)
+	t.accounts.fail(identity.NormalizeUsername(a.Account), now)
 	if a.Device == "" {
 		t.remotes.fail(a.Remote, now)
-		t.accounts.fail(identity.NormalizeUsername(a.Account), now)
 	}
 }
 
@@ -142,14 +148,16 @@ func (t *Throttle) Success(a Attempt) {
 }
 
 // Len is how many entries are tracked, for tests of the bound.
-func (t *Throttle) Len() int { return t.pairs.len() + t.remotes.len() + t.accounts.len() }
+func (t *Throttle) Len() int {
+	return t.pairs.len() + t.remotes.len() + t.accounts.len() + t.spacing.len()
+}
 
 // lockTable counts failures per key within a window and locks a key for a doubling wait when
-// they reach the limit (a zero limit: never; a spacing table: never, see space).
+// they reach the limit (a zero limit: never; a count-only table: never, see over and space).
 type lockTable struct {
-	limit   int
-	pol     ThrottlePolicy
-	spacing bool // count only, for space(): never lock
+	limit     int
+	pol       ThrottlePolicy
+	countOnly bool // count only (over, space): never lock
 
 	mu      sync.Mutex
 	entries map[string]*throttleEntry
@@ -177,22 +185,30 @@ func (l *lockTable) locked(key string, now time.Time) time.Duration {
 	return 0
 }
 
-// space lets one attempt through per delay while the key's failures in the window are at the
-// limit, and returns how long the others must wait.
-func (l *lockTable) space(key string, now time.Time, delay time.Duration) time.Duration {
+// over reports whether the key's failures within the window have reached the limit.
+func (l *lockTable) over(key string, now time.Time) bool {
 	if l.limit <= 0 {
-		return 0
+		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entries[key]
-	if e == nil || e.failures < l.limit || now.Sub(e.first) > l.pol.Window {
-		return 0
-	}
-	if wait := e.last.Add(delay).Sub(now); wait > 0 {
+	return e != nil && e.failures >= l.limit && now.Sub(e.first) <= l.pol.Window
+}
+
+// space lets the key through once per delay and returns how long it must wait otherwise.
+func (l *lockTable) space(key string, now time.Time, delay time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[key]
+	if e == nil {
+		l.evict(now)
+		e = &throttleEntry{}
+		l.entries[key] = e
+	} else if wait := e.last.Add(delay).Sub(now); wait > 0 {
 		return wait
 	}
-	e.last = now
+	e.last, e.touchedAt, e.first = now, now, now
 	return 0
 }
 
@@ -212,8 +228,13 @@ func (l *lockTable) fail(key string, now time.Time) {
 	if e.failures == 0 || now.Sub(e.first) > l.pol.Window {
 		e.first, e.failures = now, 0
 	}
+	if e.lockouts > 0 && now.Sub(e.until) > l.pol.Window {
+		// Quiet for a whole window since its last lockout ended: the doubling starts over, so
+		// an address that was locked once (a NAT, a shared proxy) is not at the maximum forever.
+		e.lockouts = 0
+	}
 	e.failures++
-	if e.failures >= l.limit && !l.spacing {
+	if e.failures >= l.limit && !l.countOnly {
 		wait := l.pol.Wait << e.lockouts
 		if wait > l.pol.MaxWait || wait <= 0 {
 			wait = l.pol.MaxWait

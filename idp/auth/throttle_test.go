@@ -77,7 +77,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	for i := range maxThrottled + 5000 {
 		th.Failure(at(fmt.Sprint("user", i)))
 	}
-	for name, l := range map[string]*lockTable{"pairs": th.pairs, "remotes": th.remotes, "accounts": th.accounts} {
+	for name, l := range map[string]*lockTable{"pairs": th.pairs, "remotes": th.remotes, "accounts": th.accounts, "spacing": th.spacing} {
 		if n := l.len(); n > maxThrottled {
 			t.Fatalf("%s: %d entries tracked, bound is %d", name, n, maxThrottled)
 		}
@@ -122,8 +122,8 @@ func TestThrottleLocksTheClientNotTheAccount(t *testing.T) {
 }
 
 // Distributed guessing, one failure per address: past AccountFailures the account spaces out
-// attempts from clients without its device cookie (a delay, never a block), and a device
-// cookie goes straight through.
+// each client's attempts (a delay, never a block). Spacing is per client, so an attacker
+// polling the account cannot crowd out its owner; a device cookie goes straight through.
 func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now)
@@ -134,19 +134,41 @@ func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 		}
 		th.Failure(a)
 	}
-	fresh := Attempt{Account: "alice", Remote: "198.51.100.1"}
-	wantLocked(t, th, fresh, false) // one goes through…
-	err := th.Allow(Attempt{Account: "alice", Remote: "198.51.100.2"})
+	attacker, owner := Attempt{Account: "alice", Remote: "203.0.113.7"}, Attempt{Account: "alice", Remote: "198.51.100.1"}
+	wantLocked(t, th, attacker, false) // one goes through…
+	err := th.Allow(attacker)
 	if apperr.Code(err) != apperr.ETHROTTLED || apperr.RetryAfter(err) != DefaultThrottle.AccountDelay {
-		t.Fatalf("the next one at once: %v; want a %s delay", err, DefaultThrottle.AccountDelay)
+		t.Fatalf("the same client again at once: %v; want a %s delay", err, DefaultThrottle.AccountDelay)
 	}
-	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.2", Device: "dev"}, false)
+	wantLocked(t, th, owner, false) // the attacker's polling does not take the owner's turn
+	wantLocked(t, th, Attempt{Account: "alice", Remote: "203.0.113.7", Device: "dev"}, false)
+	wantLocked(t, th, Attempt{Account: "bob", Remote: "203.0.113.7"}, false) // other accounts untouched
 	c.add(DefaultThrottle.AccountDelay)
-	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.2"}, false) // …and one per delay
-	wantLocked(t, th, Attempt{Account: "bob", Remote: "198.51.100.2"}, false)   // other accounts untouched
+	wantLocked(t, th, attacker, false) // …and one per delay
 	c.add(DefaultThrottle.Window + time.Second)
-	wantLocked(t, th, fresh, false)
-	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.3"}, false)
+	wantLocked(t, th, attacker, false)
+	wantLocked(t, th, attacker, false) // the window has passed: no more spacing
+}
+
+// A client address locked once is not locked at the maximum forever: after a quiet window
+// the doubling starts over.
+func TestThrottleLockoutsDecay(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := NewThrottle(DefaultThrottle, c.now)
+	a := at("alice")
+	for range 4 { // four lockouts: 1, 2, 4, 8 minutes
+		for range 5 {
+			th.Failure(a)
+		}
+		c.add(apperr.RetryAfter(th.Allow(a)))
+	}
+	c.add(DefaultThrottle.Window + time.Minute)
+	for range 5 {
+		th.Failure(a)
+	}
+	if got := apperr.RetryAfter(th.Allow(a)); got != DefaultThrottle.Wait {
+		t.Fatalf("after a quiet window the lockout is %s, want the first wait again", got)
+	}
 }
 
 // Password spraying: one client failing across many accounts is locked out of all of them,

@@ -51,6 +51,9 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 		if tx.Bucket(bucketSessToks).Get([]byte(sess.TokenHash)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "Session token already taken")
 		}
+		if err := makeRoom(tx, sess.UserID); err != nil {
+			return err
+		}
 		if err := index(tx.Bucket(bucketUserSess), sess.UserID, sess.ID); err != nil {
 			return err
 		}
@@ -198,6 +201,38 @@ func deleteSession(tx *bolt.Tx, sess identity.Session) error {
 		}
 	}
 	return tx.Bucket(bucketSessions).Delete([]byte(sess.ID))
+}
+
+// makeRoom ends the user's oldest sessions (and their families) until a new one fits under
+// identity.MaxSessionsPerUser, so logging in again and again cannot grow the store without bound.
+func makeRoom(tx *bolt.Tx, userID string) error {
+	ids, err := members(tx.Bucket(bucketUserSess), userID)
+	if err != nil || len(ids) < identity.MaxSessionsPerUser {
+		return err
+	}
+	all := make([]identity.Session, 0, len(ids))
+	for _, id := range ids {
+		sess, err := getSession(tx, id)
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			continue // a stale index entry
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, sess)
+	}
+	slices.SortFunc(all, func(a, b identity.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	for _, sess := range all[:max(0, len(all)-identity.MaxSessionsPerUser+1)] {
+		if err := revokeFamilies(tx, sess.UserID, sess.ID); err != nil {
+			return err
+		}
+		if err := deleteSession(tx, sess); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // endUserSessions deletes every session of the user.

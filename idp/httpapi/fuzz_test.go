@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"jwtidp/idp/auth"
+	"jwtidp/idp/identity"
 )
 
 var validSecretShape = auth.ValidSecret
@@ -69,32 +70,34 @@ func FuzzSessionCookie(f *testing.F) {
 var fuzzKeys = browserKeys{key: []byte("0123456789abcdef0123456789abcdef")}
 
 // FuzzDeviceCookie: a device cookie is accepted for a username only if it is, byte for byte, the
-// cookie the IdP itself makes for that username and id — it cannot be forged or bent to another
-// account.
+// cookie the IdP itself makes for that username, epoch and id — it cannot be forged or bent to
+// another account or another credential epoch.
 func FuzzDeviceCookie(f *testing.F) {
-	good := func(user string) string {
+	good := func(user string, epoch int64) string {
 		r := httptest.NewRequest("POST", "/login", nil)
-		return fuzzKeys.deviceCookieFor(r, user, false, func() string { return "AAAAAAAAAAAAAAAAAAAAAA" }).Value
+		return fuzzKeys.deviceCookieFor(r, identity.User{Username: user, Epoch: epoch}, false, func() string { return "AAAAAAAAAAAAAAAAAAAAAA" }).Value
 	}
-	f.Add(good("alice"), "alice")
-	f.Add(good("alice"), "ALICE")
-	f.Add(good("alice"), "bob")
-	f.Add("YWxpY2U.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
-	f.Add("..", "")
+	f.Add(good("alice", 0), "alice")
+	f.Add(good("alice", 3), "ALICE")
+	f.Add(good("alice", 0), "bob")
+	f.Add("YWxpY2U.0.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
+	f.Add("YWxpY2U.+0.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
+	f.Add("...", "")
 	f.Fuzz(func(t *testing.T, value, user string) {
 		r := httptest.NewRequest("POST", "/login", nil)
 		r.Header.Set("Cookie", deviceCookie+"="+value)
-		id := fuzzKeys.device(r, user)
-		if id == "" {
+		d := fuzzKeys.device(r, user)
+		if d.ID == "" {
 			return
 		}
 		c, err := r.Cookie(deviceCookie)
 		if err != nil {
 			t.Fatalf("accepted %q without a cookie", value)
 		}
-		want := fuzzKeys.deviceCookieFor(httptest.NewRequest("POST", "/login", nil), user, false, func() string { return id }).Value
+		u := identity.User{Username: user, Epoch: d.Epoch}
+		want := fuzzKeys.deviceCookieFor(httptest.NewRequest("POST", "/login", nil), u, false, func() string { return d.ID }).Value
 		if c.Value != want {
-			t.Fatalf("device cookie %q accepted for %q (id %q); the IdP makes %q", c.Value, user, id, want)
+			t.Fatalf("device cookie %q accepted for %q (%+v); the IdP makes %q", c.Value, user, d, want)
 		}
 	})
 }
@@ -109,9 +112,9 @@ func FuzzLoginCSRF(f *testing.F) {
 	f.Add("", "")
 	f.Fuzz(func(t *testing.T, cookie, token string) {
 		r := httptest.NewRequest("POST", "/login", nil)
-		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: cookie})
 		b := &browser{keys: fuzzKeys}
-		c, err := r.Cookie(csrfCookie)
+		r.AddCookie(&http.Cookie{Name: b.cfg.csrfCookieName(), Value: cookie})
+		c, err := r.Cookie(b.cfg.csrfCookieName())
 		ok := b.loginCSRFOK(r, token)
 		if ok && (err != nil || token != fuzzKeys.loginCSRF(c.Value) || len(c.Value) != 43) {
 			t.Fatalf("cookie %q and token %q passed the CSRF check", cookie, token)

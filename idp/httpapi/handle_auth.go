@@ -55,7 +55,7 @@ type tokenResponse struct {
 
 // Loginer is what /auth needs of the use cases.
 type Loginer interface {
-	Login(ctx context.Context, c auth.Credentials) (auth.Tokens, error)
+	Login(ctx context.Context, c auth.Credentials) (auth.Tokens, auth.Authentication, error)
 }
 
 // handleAuth is the first-party API login. A client that keeps cookies gets a device cookie,
@@ -68,7 +68,7 @@ func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys 
 			return
 		}
 		remote := remotes.Of(r)
-		t, err := svc.Login(r.Context(), auth.Credentials{
+		t, a, err := svc.Login(r.Context(), auth.Credentials{
 			Username: req.Username, Password: req.Password, RemoteAddr: remote,
 			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username),
 		})
@@ -76,7 +76,7 @@ func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys 
 			web.Error(w, r, logger, err)
 			return
 		}
-		http.SetCookie(w, keys.deviceCookieFor(r, req.Username, secure, func() string { return randomID(16) }))
+		http.SetCookie(w, keys.deviceCookieFor(r, a.User, secure, func() string { return randomID(16) }))
 		w.Header().Set("Cache-Control", "no-store")
 		web.WriteJSON(w, http.StatusOK, tokenResponse{
 			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken,

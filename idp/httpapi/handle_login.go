@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -36,8 +37,6 @@ var loginCSP = func() string {
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
 		"'; frame-ancestors 'none'; base-uri 'none'"
 }()
-
-const csrfCookie = "jwtidp_csrf"
 
 type loginView struct {
 	Style    template.CSS
@@ -92,24 +91,29 @@ func pageHeaders(w http.ResponseWriter, status int) {
 // renderLogin writes the form with a CSRF token bound to this browser: the browser's random
 // secret lives in a cookie, and the form carries its HMAC under the IdP's key.
 func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int, v loginView) {
-	secret := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && auth.ValidSecret(c.Value) {
-		secret = c.Value
-	} else {
+	name := b.cfg.csrfCookieName()
+	secret, ok := single(r, name)
+	if !ok || !auth.ValidSecret(secret) {
 		secret = randomID(32)
 	}
-	// Scoped to the login path: the apps behind the proxy never see it.
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: secret, Path: r.URL.Path, HttpOnly: true, Secure: b.cfg.Secure,
+	// Over http, scoped to the login path, so the apps behind the proxy never see it; over https
+	// the __Host- prefix demands Path=/.
+	path := r.URL.Path
+	if b.cfg.Secure {
+		path = "/"
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: secret, Path: path, HttpOnly: true, Secure: b.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
 	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login"
 	pageHeaders(w, status)
 	loginPage.Execute(w, v)
 }
 
-// loginCSRFOK checks the posted token against the browser's CSRF cookie.
+// loginCSRFOK checks the posted token against the browser's one CSRF cookie, and that the
+// browser does not say the post came from elsewhere.
 func (b *browser) loginCSRFOK(r *http.Request, token string) bool {
-	c, err := r.Cookie(csrfCookie)
-	return err == nil && auth.ValidSecret(c.Value) && token != "" && b.keys.equal(token, b.keys.loginCSRF(c.Value))
+	secret, ok := single(r, b.cfg.csrfCookieName())
+	return ok && sameOrigin(r) && auth.ValidSecret(secret) && token != "" && b.keys.equal(token, b.keys.loginCSRF(secret))
 }
 
 func handleLoginForm(b *browser) http.Handler {
@@ -166,7 +170,7 @@ func handleLogin(b *browser) http.Handler {
 			b.renderLogin(w, r, web.Status(code), view)
 			return
 		}
-		http.SetCookie(w, b.keys.deviceCookieFor(r, username, b.cfg.Secure, func() string { return randomID(16) }))
+		http.SetCookie(w, b.keys.deviceCookieFor(r, a.User, b.cfg.Secure, func() string { return randomID(16) }))
 		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd, http.StatusSeeOther)
@@ -206,6 +210,12 @@ func handleLogout(b *browser) http.Handler {
 		}
 		secret := b.cfg.secret(r)
 		s, err := b.sessions.Resolve(r.Context(), secret)
+		if err != nil && !errors.Is(err, auth.ErrNoSession) {
+			// The store failed: the session may still be live, so saying "signed out" would lie.
+			b.logger.ErrorContext(r.Context(), "logout: resolve session", "err", err)
+			http.Error(w, "Could not sign out; please try again.", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			// No live session: nothing to end, and nothing for another site to abuse.
 			http.SetCookie(w, b.cfg.cookie("", 0))
@@ -214,7 +224,7 @@ func handleLogout(b *browser) http.Handler {
 			return
 		}
 		token := form.Get("csrf")
-		if r.Method != http.MethodPost || token == "" || !b.keys.equal(token, b.keys.logoutCSRF(secret)) {
+		if r.Method != http.MethodPost || token == "" || !sameOrigin(r) || !b.keys.equal(token, b.keys.logoutCSRF(secret)) {
 			pageHeaders(w, http.StatusOK)
 			logoutPage.Execute(w, logoutView{Style: template.CSS(loginStyle), Action: "logout",
 				CSRF: b.keys.logoutCSRF(secret), RD: rd, Username: s.Username})

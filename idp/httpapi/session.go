@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,16 +46,17 @@ func (c SessionConfig) cookie(value string, maxAge time.Duration) *http.Cookie {
 // secret returns the session cookie's value, or "" when the request carries none or more than
 // one: with two, one may have been planted by a sibling host, and neither can be trusted.
 func (c SessionConfig) secret(r *http.Request) string {
-	v, n := "", 0
-	for _, ck := range r.Cookies() {
-		if ck.Name == c.CookieName {
-			v, n = ck.Value, n+1
-		}
-	}
-	if n != 1 {
-		return ""
-	}
+	v, _ := single(r, c.CookieName)
 	return v
+}
+
+// csrfCookieName is the login form's CSRF cookie: __Host- on https, so no sibling host can
+// plant one (it then lives on Path=/, which the proxies keep from the apps with the rest).
+func (c SessionConfig) csrfCookieName() string {
+	if c.Secure {
+		return "__Host-jwtidp_csrf"
+	}
+	return "jwtidp_csrf"
 }
 
 // browserKeys sign what the IdP gives browsers to hand back: the login form's CSRF token, the
@@ -86,38 +89,75 @@ func (k browserKeys) logoutCSRF(sessionSecret string) string {
 
 const deviceCookie = "jwtidp_device"
 
-// device returns the id of the request's device cookie when it is valid for username: a
-// browser that has logged in to that account before (OWASP's device cookie), which others'
-// failed logins cannot lock out.
-func (k browserKeys) device(r *http.Request, username string) string {
-	c, err := r.Cookie(deviceCookie)
-	if err != nil {
-		return ""
+// device returns the request's device cookie when it is validly signed for username: a browser
+// that has logged in to that account before (OWASP's device cookie), which others' failed logins
+// cannot lock out. Whether it is still good (the user's credential epoch) is auth's to decide.
+func (k browserKeys) device(r *http.Request, username string) auth.Device {
+	v, ok := single(r, deviceCookie)
+	if !ok {
+		return auth.Device{}
 	}
-	user, rest, ok1 := strings.Cut(c.Value, ".")
-	nonce, sig, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || len(nonce) != 22 {
-		return ""
+	parts := strings.Split(v, ".")
+	if len(parts) != 4 || len(parts[2]) != 22 {
+		return auth.Device{}
 	}
-	name, err := base64.RawURLEncoding.DecodeString(user)
+	name, err := base64.RawURLEncoding.DecodeString(parts[0])
 	if err != nil || string(name) != identity.NormalizeUsername(username) {
-		return ""
+		return auth.Device{}
 	}
-	if !k.equal(sig, k.mac("device", string(name), nonce)) {
-		return ""
+	epoch, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || strconv.FormatInt(epoch, 10) != parts[1] {
+		return auth.Device{}
 	}
-	return nonce
+	if !k.equal(parts[3], k.mac("device", string(name), parts[1], parts[2])) {
+		return auth.Device{}
+	}
+	return auth.Device{ID: parts[2], Epoch: epoch}
 }
 
-// deviceCookieFor makes the device cookie for username, keeping the browser's id when it
-// already had a valid one. It lives a year, on the path it was set on.
-func (k browserKeys) deviceCookieFor(r *http.Request, username string, secure bool, newID func() string) *http.Cookie {
-	name := identity.NormalizeUsername(username)
-	nonce := k.device(r, username)
-	if nonce == "" {
-		nonce = newID()
+// deviceCookieFor makes the device cookie for u under its current credentials, keeping the
+// browser's id when it already had a valid one. It lives a year, on the path it was set on.
+func (k browserKeys) deviceCookieFor(r *http.Request, u identity.User, secure bool, newID func() string) *http.Cookie {
+	name := identity.NormalizeUsername(u.Username)
+	id := k.device(r, u.Username).ID
+	if id == "" {
+		id = newID()
 	}
-	value := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + nonce + "." + k.mac("device", name, nonce)
+	epoch := strconv.FormatInt(u.Epoch, 10)
+	value := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + epoch + "." + id + "." + k.mac("device", name, epoch, id)
 	return &http.Cookie{Name: deviceCookie, Value: value, Path: r.URL.Path, HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int((365 * 24 * time.Hour).Seconds())}
+}
+
+// single returns the value of the request's one cookie named name; false when there is none or
+// more than one (a sibling host may have planted a second).
+func single(r *http.Request, name string) (string, bool) {
+	v, n := "", 0
+	for _, ck := range r.Cookies() {
+		if ck.Name == name {
+			v, n = ck.Value, n+1
+		}
+	}
+	if n != 1 {
+		return "", false
+	}
+	return v, true
+}
+
+// sameOrigin refuses a state-changing form post that a browser says came from another site or
+// another origin (Sec-Fetch-Site, Origin), on top of the CSRF token: a sibling host that can plant
+// cookies still cannot post the form. Clients that send neither header (curl, old browsers) rely
+// on the token alone.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		// "null": the page's Referrer-Policy is no-referrer, so browsers hide the origin of its
+		// own form posts; Sec-Fetch-Site above still spoke for them.
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }

@@ -46,6 +46,10 @@ func (s Session) Dead(now time.Time) bool {
 	return !now.Before(s.ExpiresAt) || (s.IdleTTL > 0 && !now.Before(s.LastSeenAt.Add(s.IdleTTL)))
 }
 
+// MaxSessionsPerUser bounds a user's browser sessions: a new one beyond it ends the oldest (and
+// its families), so signing in again and again cannot grow the store without bound.
+const MaxSessionsPerUser = 50
+
 // ErrStaleCredentials refuses to make a session or a refresh family for credentials that were
 // checked before the user's password changed (a login racing a password change).
 var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed during sign-in")
@@ -53,7 +57,9 @@ var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed d
 // SessionStore keeps browser sessions, indexed by the hash of their cookie's secret.
 type SessionStore interface {
 	// CreateSession stores s, but only if its user still exists with the credential epoch
-	// s.Epoch — checked in the same transaction — else ErrStaleCredentials (ECONFLICT).
+	// s.Epoch — checked in the same transaction — else ErrStaleCredentials (ECONFLICT). When the
+	// user already has MaxSessionsPerUser sessions, the oldest (by CreatedAt) end, with their
+	// families, in the same transaction.
 	// EINVALID when s breaks Session.Validate; ECONFLICT when its id or token hash is taken.
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession returns the session with this id. ENOTFOUND when there is none.

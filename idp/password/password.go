@@ -85,7 +85,7 @@ type Hasher struct {
 	// OnIdle is called after the memory was handed back, for tests and metrics.
 	OnIdle func()
 
-	mu        sync.Mutex // held by begin, end and idle; idle holds it while it frees memory
+	mu        sync.Mutex // held by begin, end and idle (never while memory is freed)
 	running   int        // hashes running, the start-up hash included
 	hashed    bool       // a hash through a slot ended since the memory was last handed back
 	idleGen   uint64     // changes as a hash starts and as memory is handed back: a stale timer sees it
@@ -199,8 +199,10 @@ func (h *Hasher) idle(gen uint64) {
 	h.idleGen++
 	h.stopIdle = nil
 	h.hashed = false
-	h.freeOS()
 	h.mu.Unlock()
+	// Outside the lock: a forced collection takes milliseconds, and a login arriving meanwhile
+	// must not wait for it (its hash simply allocates afresh).
+	h.freeOS()
 	if h.OnIdle != nil {
 		h.OnIdle()
 	}

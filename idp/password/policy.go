@@ -41,13 +41,13 @@ func CheckPolicy(username, password string) error {
 		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", MaxBytes)
 	}
 	pw := normalize(password)
-	if utf8.RuneCountInString(pw) < MinChars {
-		return apperr.Errorf(apperr.EINVALID, "Password must be at least %d characters long", MinChars)
-	}
 	key := blocklistKey(pw)
 	switch {
-	case key == "":
+	case key == "" && pw != "":
 		return apperr.Errorf(apperr.EINVALID, "Password must not be only spaces")
+	case utf8.RuneCountInString(strings.TrimSpace(pw)) < MinChars:
+		// Counted without surrounding spaces: "      xy" is two characters of password.
+		return apperr.Errorf(apperr.EINVALID, "Password must be at least %d characters long", MinChars)
 	case strings.EqualFold(key, strings.TrimSpace(normalize(username))):
 		return apperr.Errorf(apperr.EINVALID, "Password must not be the username")
 	case oneRuneRepeated(key):

@@ -295,3 +295,29 @@ func testSecret(t *testing.T, s Store) {
 	check(t, err)
 	equal(t, "the first secret, read again", v, stored)
 }
+
+// A user's sessions are bounded: the one past MaxSessionsPerUser ends the oldest, with its
+// families, in the same transaction.
+func testSessionsPerUserBounded(t *testing.T, s Store) {
+	users(t, s, "u1", "u2")
+	var all []identity.Session
+	for i := range identity.MaxSessionsPerUser {
+		sess := session(fmt.Sprintf("s%03d", i), "u1", 0)
+		sess.CreatedAt = t0.Add(time.Duration(i) * time.Minute)
+		all = append(all, sess)
+	}
+	createSessions(t, s, all...)
+	oldest := family("f", "u1", "rf")
+	oldest.SessionID = all[0].ID
+	createFamilies(t, s, oldest)
+	createSessions(t, s, session("other-user", "u2", 0))
+	newest := session("newest", "u1", 0)
+	newest.CreatedAt = t0.Add(24 * time.Hour)
+	createSessions(t, s, newest)
+	equal(t, "u1's sessions past the bound", listSessions(t, s, "u1"), append(all[1:], newest))
+	equal(t, "u2's sessions", len(listSessions(t, s, "u2")), 1)
+	oldest.Revoked = true
+	equal(t, "the oldest session's family", listFamilies(t, s, "u1"), []identity.Family{oldest})
+	_, _, err := s.SessionByToken(ctx, all[0].TokenHash)
+	wantCode(t, "the oldest session's token", err, apperr.ENOTFOUND)
+}

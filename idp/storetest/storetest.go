@@ -67,6 +67,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ListSessionsOrder", testListSessions},
 		{"EndSessionRevokesItsFamilies", testEndSession},
 		{"DeleteDeadSessions", testDeleteDeadSessions},
+		{"SessionsPerUserBounded", testSessionsPerUserBounded},
 
 		{"Secret", testSecret},
 	} {
