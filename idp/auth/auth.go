@@ -375,11 +375,17 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 func (s *Service) CollectGarbage(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	s.collectOn(ctx, t.C)
+}
+
+// collectOn collects once per tick until ctx ends; one collection finishes before the next tick
+// is taken.
+func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		n, err := s.Families.DeleteDeadFamilies(ctx, s.Now())
 		if err != nil {

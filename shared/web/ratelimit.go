@@ -215,6 +215,9 @@ func (l *RateLimiter) Len() int {
 // Limit wraps next, counting each client by ClientKey: over the limit, refused answers 429
 // through refuse with the wait.
 func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter, r *http.Request, wait time.Duration)) http.Handler {
+	if l == nil {
+		return next // no limiter: nothing to limit
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(ClientKey(l.addrs.Of(r))); !ok {
 			refuse(w, r, wait)
