@@ -99,26 +99,34 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 
 // ListSessions implements identity.SessionStore.
 func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
-	out := []identity.Session{}
+	var out []identity.Session
 	err := s.DB.View(func(tx *bolt.Tx) error {
-		ids, err := members(tx.Bucket(bucketUserSess), userID)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			sess, err := getSession(tx, id)
-			if apperr.Code(err) == apperr.ENOTFOUND {
-				continue // a stale index entry
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, sess)
-		}
-		return nil
+		var err error
+		out, err = userSessions(tx, userID)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// userSessions reads the user's sessions, oldest first (then by id).
+func userSessions(tx *bolt.Tx, userID string) ([]identity.Session, error) {
+	out := []identity.Session{}
+	ids, err := members(tx.Bucket(bucketUserSess), userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		sess, err := getSession(tx, id)
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			continue // a stale index entry
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
 	}
 	slices.SortFunc(out, func(a, b identity.Session) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
@@ -206,25 +214,11 @@ func deleteSession(tx *bolt.Tx, sess identity.Session) error {
 // makeRoom ends the user's oldest sessions (and their families) until a new one fits under
 // identity.MaxSessionsPerUser, so logging in again and again cannot grow the store without bound.
 func makeRoom(tx *bolt.Tx, userID string) error {
-	ids, err := members(tx.Bucket(bucketUserSess), userID)
-	if err != nil || len(ids) < identity.MaxSessionsPerUser {
+	all, err := userSessions(tx, userID)
+	if err != nil || len(all) < identity.MaxSessionsPerUser {
 		return err
 	}
-	all := make([]identity.Session, 0, len(ids))
-	for _, id := range ids {
-		sess, err := getSession(tx, id)
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			continue // a stale index entry
-		}
-		if err != nil {
-			return err
-		}
-		all = append(all, sess)
-	}
-	slices.SortFunc(all, func(a, b identity.Session) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	for _, sess := range all[:max(0, len(all)-identity.MaxSessionsPerUser+1)] {
+	for _, sess := range all[:len(all)-identity.MaxSessionsPerUser+1] {
 		if err := revokeFamilies(tx, sess.UserID, sess.ID); err != nil {
 			return err
 		}
@@ -237,18 +231,11 @@ func makeRoom(tx *bolt.Tx, userID string) error {
 
 // endUserSessions deletes every session of the user.
 func endUserSessions(tx *bolt.Tx, userID string) error {
-	ids, err := members(tx.Bucket(bucketUserSess), userID)
-	if err != nil || ids == nil {
+	all, err := userSessions(tx, userID)
+	if err != nil || tx.Bucket(bucketUserSess).Bucket([]byte(userID)) == nil {
 		return err
 	}
-	for _, id := range ids {
-		sess, err := getSession(tx, id)
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			continue // a stale index entry
-		}
-		if err != nil {
-			return err
-		}
+	for _, sess := range all {
 		if err := deleteSession(tx, sess); err != nil {
 			return err
 		}
