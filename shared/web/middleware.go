@@ -22,6 +22,50 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// RequestIDHandler wraps h so that every record logged with the context of a request the
+// middleware serves carries its request_id, first — the access-log line and every line logged
+// while serving it (InfoContext and the like) then join on it, and no handler passes the id by
+// hand. A record that already has a request_id keeps its own; under a WithGroup the id is in
+// that group. Wrapping twice wraps once.
+func RequestIDHandler(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestIDHandler); ok {
+		return h
+	}
+	return requestIDHandler{h}
+}
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	id := RequestID(ctx)
+	if id == "" {
+		return h.Handler.Handle(ctx, r)
+	}
+	has := false
+	r.Attrs(func(a slog.Attr) bool {
+		has = a.Key == "request_id"
+		return !has
+	})
+	if has {
+		return h.Handler.Handle(ctx, r)
+	}
+	withID := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	withID.AddAttrs(slog.String("request_id", id))
+	r.Attrs(func(a slog.Attr) bool {
+		withID.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, withID)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
 func newRequestID() string {
 	var b [8]byte
 	rand.Read(b[:])
@@ -76,18 +120,20 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // envelope, logged with the stack's cause), one access-log line and the request metrics. The
 // route label is the mux pattern, never the raw path, so metrics cannot be blown up by clients.
 // The logged client is the one clients resolves (behind a trusted proxy, the real client).
+// The request id is on every line logged with the request's context (RequestIDHandler).
 func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, clients ClientAddrs) http.Handler {
+	logger = slog.New(RequestIDHandler(logger.Handler()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, newRequestID()))
+		ctx := r.Context()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				logger.Error("panic serving request", "request_id", id, "panic", p)
+				logger.ErrorContext(ctx, "panic serving request", "panic", p)
 				if rec.status == 0 {
 					WriteJSON(rec, http.StatusInternalServerError, Envelope{Status: "Error", Result: "Internal error"})
 				}
@@ -105,7 +151,7 @@ func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, cl
 				metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 				metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			}
-			logger.Info("request", "request_id", id, "method", r.Method, "route", route,
+			logger.InfoContext(ctx, "request", "method", r.Method, "route", route,
 				"status", status, "duration", d.Round(time.Microsecond), "client", clients.Of(r))
 		}()
 		next.ServeHTTP(rec, r)
