@@ -35,13 +35,14 @@ type config struct {
 	addr, issuer, data, audience, adminToken, scope, logLevel string
 	cookieDomain, redirectHosts, loginURL, defaultRedirect    string
 	pprofAddr                                                 string
-	tokenTTL, refreshTTL, keyRotation, jwksMaxAge, hashWait   time.Duration
+	tokenTTL, refreshTTL, hashWait                            time.Duration
 	sessionTTL, sessionIdle, sessionCache, leeway, readHeader time.Duration
 	throttle                                                  auth.ThrottlePolicy
 	rateLimit, tokenRateLimit                                 float64
 	rateBurst, tokenRateBurst                                 int
 	trusted                                                   []netip.Prefix
-	keyBits, hashSlots                                        int
+	keys                                                      keys.Config
+	hashSlots                                                 int
 	argon                                                     password.Params
 	version                                                   bool
 }
@@ -95,8 +96,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c = config{
 		addr: *addr, issuer: *issuer, data: *data, audience: *audience, adminToken: *adminToken, scope: *scope,
-		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, keyRotation: *keyRotation,
-		jwksMaxAge: *jwksMaxAge, hashWait: *hashWait, keyBits: *keyBits, hashSlots: *hashSlots, version: *ver,
+		logLevel: *logLevel, tokenTTL: *tokenTTL, refreshTTL: *refreshTTL, hashWait: *hashWait, hashSlots: *hashSlots, version: *ver,
+		keys:       keys.Config{Bits: *keyBits, Rotation: *keyRotation, JWKSMaxAge: *jwksMaxAge},
 		sessionTTL: *sessionTTL, cookieDomain: *cookieDomain, redirectHosts: *redirectHosts, loginURL: *loginURL,
 		defaultRedirect: *defaultRedirect, leeway: *leeway, readHeader: *readHeader, pprofAddr: *pprofAddr,
 		throttle: auth.ThrottlePolicy{Failures: *thFailures, Window: *thWindow, Wait: *thWait, MaxWait: *thMax,
@@ -162,14 +163,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	if strings.TrimSpace(c.scope) == "" {
 		return c, errors.New("invalid --scope (IDP_SCOPE): must not be empty")
 	}
-	if c.keyRotation < 0 || (c.keyRotation > 0 && c.keyRotation < time.Second) {
-		return c, fmt.Errorf("invalid --key-rotation (IDP_KEY_ROTATION) %s: must be 0 or at least 1s", c.keyRotation)
-	}
-	if c.keyBits != 2048 && c.keyBits != 3072 && c.keyBits != 4096 {
-		return c, fmt.Errorf("invalid --key-bits (IDP_KEY_BITS) %d: must be 2048, 3072 or 4096", c.keyBits)
-	}
-	if c.jwksMaxAge < 0 {
-		return c, fmt.Errorf("invalid --jwks-max-age (IDP_JWKS_MAX_AGE) %s: must not be negative", c.jwksMaxAge)
+	if err := c.keys.Validate(); err != nil {
+		return c, fmt.Errorf("invalid --key-bits/--key-rotation/--jwks-max-age: %v", err)
 	}
 	if *mem < 64 || *mem > 4<<20 || *iter < 1 || *iter > 64 || *threads < 1 || *threads > 255 {
 		return c, errors.New("invalid --argon2-memory/--argon2-time/--argon2-threads: memory 64 KiB to 4 GiB, time 1 to 64, threads 1 to 255")
@@ -253,15 +248,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		c.issuer = "http://" + ln.Addr().String()
 	}
 
-	maxAge := c.jwksMaxAge
-	if c.keyRotation > 0 && c.keyRotation < maxAge {
-		maxAge = c.keyRotation
-	}
 	km, err := keys.New(ctx, db, keys.Options{
-		Bits: c.keyBits, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "keys"),
-		// A retired key stays published past its last token's expiry for verifiers' clock leeway
-		// and for their JWKS caches.
-		Policy: keys.Policy{Period: c.keyRotation, TokenTTL: c.tokenTTL, Leeway: 2*maxAge + time.Minute},
+		Bits: c.keys.Bits, Policy: c.keys.Policy(c.tokenTTL),
+		Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "keys"),
 	})
 	if err != nil {
 		return err
@@ -303,7 +292,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: maxAge, AdminToken: c.adminToken, Store: db,
+		Logger: logger, Registry: reg, Auth: svc, Keys: km, Ready: ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: db,
 		Now: time.Now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(c.rateLimit, c.rateBurst, clients, time.Now),
 		TokenLimiter: web.NewRateLimiter(c.tokenRateLimit, c.tokenRateBurst, clients, time.Now),

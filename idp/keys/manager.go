@@ -55,10 +55,8 @@ type snapshot struct {
 // New loads the stored keys and makes the missing ones (a current and a next key on the first
 // start).
 func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, error) {
-	switch opt.Bits {
-	case 2048, 3072, 4096:
-	default:
-		return nil, fmt.Errorf("key size must be 2048, 3072 or 4096 bits, not %d", opt.Bits)
+	if err := checkBits(opt.Bits); err != nil {
+		return nil, err
 	}
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
 	if _, err := m.apply(ctx, Ensure); err != nil {
