@@ -58,6 +58,11 @@ func NewReadiness(checks ...func(context.Context) error) *Readiness {
 	return &Readiness{checks: checks}
 }
 
+// Add adds checks. It is for start-up, before the service serves: Check does not lock.
+func (r *Readiness) Add(checks ...func(context.Context) error) {
+	r.checks = append(r.checks, checks...)
+}
+
 // Stopping makes /readyz answer 503 from now on.
 func (r *Readiness) Stopping() { r.stopping.Store(true) }
 
