@@ -29,6 +29,9 @@ type Deps struct {
 	// AdminToken enables GET /admin/backup; "" leaves it answering 404.
 	AdminToken string
 	Store      web.Snapshotter
+	// RemoteAddrs tells who a request comes from (trusted proxies' X-Forwarded-For), for the
+	// access log and the admin guard's count of failures.
+	RemoteAddrs web.ClientAddrs
 }
 
 // Scopes of API.md.
@@ -48,15 +51,14 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /workitems/{id}", read(handleGet(d)))
 	mux.Handle("PATCH /workitems/{id}", write(handlePatch(d)))
 	mux.Handle("DELETE /workitems/{id}", write(handleDelete(d)))
-	// Failed admin-token attempts are limited per client, named as the access log names them
-	// (the service trusts no proxy, so by the connection's peer).
-	admin := web.NewAdminGuard(d.AdminToken, web.ClientAddrs{}, d.Now)
+	// Failed admin-token attempts are limited per client, named as the access log names them.
+	admin := web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)
 	mux.Handle("GET /admin/backup", admin(web.HandleBackup(d.Store, "workitems")))
 	mux.Handle("GET /healthz", web.HandleHealthz())
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", web.NotFound())
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), web.ClientAddrs{})
+	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs)
 }
 
 func owner(r *http.Request) string {
