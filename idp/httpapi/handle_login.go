@@ -164,7 +164,7 @@ func handleLogin(b *browser) http.Handler {
 				view.Error = "Too many attempts or the server is busy. Please wait a moment and try again."
 				web.SetRetryAfter(w, apperr.RetryAfter(err))
 			default:
-				b.logger.ErrorContext(r.Context(), "browser login", "request_id", web.RequestID(r.Context()), "err", err)
+				b.logger.ErrorContext(r.Context(), "browser login", "err", err)
 				view.Error = "Something went wrong. Please try again."
 			}
 			b.renderLogin(w, r, web.Status(code), view)
@@ -231,7 +231,7 @@ func handleLogout(b *browser) http.Handler {
 			return
 		}
 		if err := b.sessions.End(r.Context(), secret); err != nil {
-			b.logger.ErrorContext(r.Context(), "logout", "request_id", web.RequestID(r.Context()), "err", err)
+			b.logger.ErrorContext(r.Context(), "logout", "err", err)
 			http.Error(w, "Could not sign out; please try again.", http.StatusServiceUnavailable)
 			return
 		}

@@ -79,7 +79,7 @@ func handleToken(logger *slog.Logger, svc Refresher) http.Handler {
 			writeOAuthError(w, web.Status(apperr.Code(err)), "temporarily_unavailable", apperr.Message(err))
 			return
 		default:
-			logger.ErrorContext(r.Context(), "refresh", "request_id", web.RequestID(r.Context()), "err", err)
+			logger.ErrorContext(r.Context(), "refresh", "err", err)
 			writeOAuthError(w, http.StatusInternalServerError, "server_error", "")
 			return
 		}
@@ -111,7 +111,7 @@ func handleRevoke(logger *slog.Logger, svc Revoker) http.Handler {
 		// Only refresh tokens are revocable; an access token (or anything else) matches no family
 		// and is answered 200 like any unknown token (RFC 7009 §2.2).
 		if err := svc.Revoke(r.Context(), form.Get("token")); err != nil {
-			logger.ErrorContext(r.Context(), "revoke", "request_id", web.RequestID(r.Context()), "err", err)
+			logger.ErrorContext(r.Context(), "revoke", "err", err)
 			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
 			return
 		}

@@ -9,7 +9,6 @@ import (
 
 	"jwtidp/idp/auth"
 	"jwtidp/shared/jwtauth"
-	"jwtidp/shared/web"
 )
 
 // handleVerify is the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and
@@ -41,7 +40,7 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, c
 			if s, err = sessions.Resolve(r.Context(), secret); err == nil {
 				sub, user = s.UserID, s.Username
 			} else if !errors.Is(err, auth.ErrNoSession) {
-				logger.ErrorContext(r.Context(), "verify: resolve session", "request_id", web.RequestID(r.Context()), "err", err)
+				logger.ErrorContext(r.Context(), "verify: resolve session", "err", err)
 			}
 		}
 		if err != nil {

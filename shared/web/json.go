@@ -277,7 +277,7 @@ func Status(code string) int {
 func Error(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	code := apperr.Code(err)
 	if code == apperr.EINTERNAL {
-		logger.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
+		logger.ErrorContext(r.Context(), "internal error", "err", err)
 	}
 	SetRetryAfter(w, apperr.RetryAfter(err))
 	WriteJSON(w, Status(code), Envelope{Status: "Error", Result: apperr.Message(err)})
