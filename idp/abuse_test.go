@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"jwtidp/shared/proctest"
 )
 
 func authAs(t *testing.T, base, user, pw string, hdr ...string) answer {
@@ -151,18 +153,13 @@ func TestLogsNameTheRealClient(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--trusted-proxies", "127.0.0.1")
 	authAs(t, p.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
 	// The access-log line is written after the answer has gone out: give it a moment.
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(p.Log(), "client=198.51.100.23") < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.Eventually(5*time.Second, func() bool { return strings.Count(p.Log(), "client=198.51.100.23") >= 2 })
 	if !strings.Contains(p.Log(), `route="POST /auth" status=401`) || strings.Count(p.Log(), "client=198.51.100.23") < 2 {
 		t.Fatalf("the logs do not name the client behind the trusted proxy:\n%s", p.Log())
 	}
 	q := startIDP(t, t.TempDir())
 	authAs(t, q.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
-	for !strings.Contains(q.Log(), `route="POST /auth"`) && time.Now().Before(deadline.Add(5*time.Second)) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.Eventually(5*time.Second, func() bool { return strings.Contains(q.Log(), `route="POST /auth"`) })
 	if strings.Contains(q.Log(), "198.51.100.23") {
 		t.Fatal("an untrusted peer's X-Forwarded-For reached the logs as the client")
 	}

@@ -426,11 +426,7 @@ func TestCachedKeysSurviveBadJWKSAnswers(t *testing.T) {
 	for _, mode := range []string{"500", "garbage", "empty"} {
 		f.mode.Store(mode)
 		seen := f.jwks.Load()
-		deadline := time.Now().Add(10 * time.Second)
-		for f.jwks.Load() < seen+3 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if f.jwks.Load() < seen+3 {
+		if !proctest.Eventually(10*time.Second, func() bool { return f.jwks.Load() >= seen+3 }) {
 			t.Fatalf("%s: the JWKS was not refreshed", mode)
 		}
 		if a := call(t, "GET", wi.URL+"/workitems", tok, nil); a.status != 200 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
@@ -46,18 +45,11 @@ func startCaddy(t *testing.T, listen, idpAddr, appAddr string) string {
 		cmd.Wait()
 		logf.Close()
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if conn, err := net.Dial("tcp", listen); err == nil {
-			conn.Close()
-			return "http://" + listen
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("caddy did not listen: %s", b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !proctest.Listening(listen, 15*time.Second) {
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("caddy did not listen: %s", b)
 	}
+	return "http://" + listen
 }
 
 func TestCaddyForwardAuth(t *testing.T) {

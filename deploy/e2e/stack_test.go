@@ -127,18 +127,11 @@ func runNginx(t *testing.T, path, listen string, replace map[string]string) stri
 		logf.Close()
 	})
 	base := "http://" + listen
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", listen); err == nil {
-			c.Close()
-			return base
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("nginx did not listen: %s", b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !proctest.Listening(listen, 10*time.Second) {
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("nginx did not listen: %s", b)
 	}
+	return base
 }
 
 // startStack runs the IdP (allowing logins to return to the proxy), the app and nginx.

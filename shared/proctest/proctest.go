@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -171,22 +172,52 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// WaitReady polls url+"/readyz" until it answers 200 or timeout passes.
-func WaitReady(url string, timeout time.Duration) error {
+// Eventually checks cond until it holds or timeout passes, and reports whether it held. It is
+// the one place the tests poll: for what has no event to wait on (another process's port or
+// readiness, a counter kept elsewhere); it checks at once, then every 10ms.
+func Eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if cond() {
+			return true
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s (last: %v)", url, timeout, err)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
+}
+
+// WaitReady polls url+"/readyz" until it answers 200 or timeout passes.
+func WaitReady(url string, timeout time.Duration) error {
+	var err error
+	ok := Eventually(timeout, func() bool {
+		var resp *http.Response
+		resp, err = http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ok {
+		return fmt.Errorf("%s not ready within %s (last: %v)", url, timeout, err)
+	}
+	return nil
+}
+
+// Listening waits until addr accepts a TCP connection, or timeout passes.
+func Listening(addr string, timeout time.Duration) bool {
+	return Eventually(timeout, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 }
 
 // FastArgon are argon2id settings that keep end-to-end tests quick; the defaults are tested
