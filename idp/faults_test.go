@@ -49,7 +49,12 @@ func TestKill9DuringSignupsLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill once the load is well under way (twice the acknowledgements the test needs).
+	proctest.Eventually(10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 40
+	})
 	p.Kill()
 	stop.Store(true)
 	wg.Wait()
@@ -190,7 +195,8 @@ func TestKill9DuringRefreshesLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill once the load is well under way (twice the acknowledgements the test needs).
+	proctest.Eventually(10*time.Second, func() bool { return acked.Load() >= 100 })
 	p.Kill()
 	stop.Store(true)
 	wg.Wait()

@@ -47,7 +47,12 @@ func TestKill9DuringWritesLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill once the load is well under way (twice the acknowledgements the test needs).
+	proctest.Eventually(10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 40
+	})
 	wi.Kill()
 	stop.Store(true)
 	wg.Wait()
