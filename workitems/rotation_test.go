@@ -130,9 +130,15 @@ func TestRotationUnderLoadHasNoFailures(t *testing.T) {
 		}
 	}()
 
+	// Between rotations, and after the last, let a stretch of traffic and JWKS checks run:
+	// measured in requests, not in wall time.
+	traffic := func() {
+		c, j := calls.Load(), jwksChecks.Load()
+		proctest.Eventually(20*time.Second, func() bool { return calls.Load() >= c+40 && jwksChecks.Load() >= j+20 })
+	}
 	seen := map[string]bool{kidOf(t, old): true}
 	for r := range 3 {
-		time.Sleep(time.Second)
+		traffic()
 		req, _ := http.NewRequest("POST", idp.URL+"/admin/keys/rotate", nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		resp, err := http.DefaultClient.Do(req)
@@ -156,7 +162,7 @@ func TestRotationUnderLoadHasNoFailures(t *testing.T) {
 		}
 		fresh.Store(tok.AccessToken)
 	}
-	time.Sleep(500 * time.Millisecond)
+	traffic()
 	close(stop)
 	wg.Wait()
 	if failures.Load() != 0 {
