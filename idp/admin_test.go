@@ -78,7 +78,8 @@ func TestKeysCommand(t *testing.T) {
 }
 
 func TestScheduledRotation(t *testing.T) {
-	p := startIDP(t, t.TempDir(), "--key-rotation", "2s")
+	// No rate limit: the test logs in every few milliseconds until the key changes.
+	p := startIDP(t, t.TempDir(), "--key-rotation", "2s", "--rate-limit", "0")
 	signup(t, p.URL, "sched", "correct-horse-9")
 	first := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
 	a := do(t, "GET", p.URL+"/.well-known/jwks.json", "", nil)
@@ -91,21 +92,18 @@ func TestScheduledRotation(t *testing.T) {
 		json.Unmarshal(h, &m)
 		return m["kid"].(string)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		tok := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
-		if kid(tok) != kid(first) {
-			// The old key is still published for the first token.
-			keys, _ := jwksKeys(t, p.URL)
-			if keys[kid(first)] == nil || keys[kid(tok)] == nil {
-				t.Fatalf("after a scheduled rotation the JWKS lacks a needed key")
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no scheduled rotation within 15s of a 2s period\n%s", p.Log())
-		}
-		time.Sleep(200 * time.Millisecond)
+	var tok string
+	rotated := proctest.Eventually(15*time.Second, func() bool {
+		tok = login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
+		return kid(tok) != kid(first)
+	})
+	if !rotated {
+		t.Fatalf("no scheduled rotation within 15s of a 2s period\n%s", p.Log())
+	}
+	// The old key is still published for the first token.
+	keys, _ := jwksKeys(t, p.URL)
+	if keys[kid(first)] == nil || keys[kid(tok)] == nil {
+		t.Fatalf("after a scheduled rotation the JWKS lacks a needed key")
 	}
 }
 

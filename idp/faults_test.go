@@ -140,6 +140,8 @@ func TestSlowClientsCutOff(t *testing.T) {
 	if a := do(t, "GET", p.URL+"/.well-known/jwks.json", "", nil); a.status != 200 {
 		t.Fatalf("a real request while slow clients hang: %d", a.status)
 	}
+	// Wall time is the subject: the 1s read-header timeout must run out on the server's own
+	// clock before the slow connections are checked.
 	time.Sleep(1500 * time.Millisecond)
 	closed := 0
 	for _, c := range conns {

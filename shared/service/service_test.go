@@ -45,7 +45,9 @@ func program(store *fakeStore, buildErr error) *service.Program {
 				r.Go(func(ctx context.Context) {
 					store.bgRunning.Store(true)
 					<-ctx.Done()
-					time.Sleep(10 * time.Millisecond) // still working as the service stops
+					// Wall time is the subject: the worker is still busy for a while after the
+					// service is told to stop, and stopping must wait for it.
+					time.Sleep(10 * time.Millisecond)
 					store.bgRunning.Store(false)
 				})
 				h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(greeting)) })
