@@ -501,7 +501,13 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	for range 10 {
 		<-started
 	}
-	time.Sleep(50 * time.Millisecond) // let the requests reach the server
+	// The server has all ten requests: in flight (the scrape itself is one more) or answered.
+	reached := func() float64 {
+		return metric(t, p.URL, "http_requests_in_flight") - 1 + metric(t, p.URL, `http_requests_total{route="POST /auth",status="200"}`)
+	}
+	if !proctest.Eventually(10*time.Second, func() bool { return reached() >= 10 }) {
+		t.Fatalf("only %v of the logins reached the server", reached())
+	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,7 @@ func newRequestID() string {
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 // NewHTTPMetrics registers the request metrics on reg.
@@ -90,8 +91,12 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 			Help:    "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_requests_in_flight",
+			Help: "HTTP requests being served, this scrape included.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.inFlight)
 	return m
 }
 
@@ -128,6 +133,10 @@ func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, cl
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, newRequestID()))
 		ctx := r.Context()
 		rec := &statusRecorder{ResponseWriter: w}
+		if metrics != nil {
+			metrics.inFlight.Inc()
+			defer metrics.inFlight.Dec()
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
