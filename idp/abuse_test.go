@@ -44,6 +44,8 @@ func TestBruteForceThrottling(t *testing.T) {
 	if code, body := browserLogin(t, p.URL, "alice", "correct-horse-9"); code != 429 || !strings.Contains(body, "Too many attempts") {
 		t.Fatalf("browser login during lockout: %d", code)
 	}
+	// Wall time is the subject while the IdP runs as a binary: the 1s lockout must run out on
+	// its own clock (no clock can be injected into another process).
 	time.Sleep(1100 * time.Millisecond)
 	login(t, p.URL, "alice", "correct-horse-9") // the wait is over; the success resets the count
 	for range 4 {

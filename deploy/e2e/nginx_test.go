@@ -128,6 +128,8 @@ func TestNginxForwardAuth(t *testing.T) {
 func TestNginxExpiredTokenRefused(t *testing.T) {
 	s := startStack(t, "--token-ttl", "1s", "--leeway", "0s")
 	access, _ := signupAndToken(t, s.idp.URL, "bob")
+	// Wall time is the subject: the 1s token must expire on the clock of the verifier behind
+	// nginx, another process, with no leeway.
 	time.Sleep(2100 * time.Millisecond)
 	if resp, _ := get(t, client(nil), s.proxy+"/x", "Authorization", "Bearer "+access); resp.StatusCode != 401 {
 		t.Fatalf("expired token: %d, want 401", resp.StatusCode)
