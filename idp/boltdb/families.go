@@ -119,26 +119,34 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 // ListFamilies implements identity.FamilyStore.
 func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
-	out := []identity.Family{}
+	var out []identity.Family
 	err := s.DB.View(func(tx *bolt.Tx) error {
-		ids, err := members(tx.Bucket(bucketUserFams), userID)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			f, err := getFamily(tx, id)
-			if apperr.Code(err) == apperr.ENOTFOUND {
-				continue // a stale index entry
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, f)
-		}
-		return nil
+		var err error
+		out, err = userFamilies(tx, userID)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// userFamilies reads the user's families, oldest first (then by id).
+func userFamilies(tx *bolt.Tx, userID string) ([]identity.Family, error) {
+	out := []identity.Family{}
+	ids, err := members(tx.Bucket(bucketUserFams), userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		f, err := getFamily(tx, id)
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			continue // a stale index entry
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
 	}
 	slices.SortFunc(out, func(a, b identity.Family) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
@@ -154,18 +162,11 @@ func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
 // revokeFamilies revokes the user's families, or only those bound to the session sessionID
 // when it is not empty.
 func revokeFamilies(tx *bolt.Tx, userID, sessionID string) error {
-	ids, err := members(tx.Bucket(bucketUserFams), userID)
+	all, err := userFamilies(tx, userID)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		f, err := getFamily(tx, id)
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			continue // a stale index entry: nothing to revoke
-		}
-		if err != nil {
-			return err
-		}
+	for _, f := range all {
 		if f.Revoked || (sessionID != "" && f.SessionID != sessionID) {
 			continue
 		}
