@@ -153,6 +153,14 @@ func TestLogout(t *testing.T) {
 	if w.Code != 200 || m == nil || s.ended != 0 {
 		t.Fatalf("logout without a token: %d, ended %d", w.Code, s.ended)
 	}
+	// GET /logout (a link, RP-initiated logout without a hint) asks too, and ends nothing.
+	r := httptest.NewRequest("GET", "/logout?csrf="+url.QueryEscape(m[1]), nil)
+	r.AddCookie(session)
+	g := httptest.NewRecorder()
+	handleLogout(b).ServeHTTP(g, r)
+	if g.Code != 200 || !csrfInPage.MatchString(g.Body.String()) || s.ended != 0 {
+		t.Fatalf("GET /logout: %d, ended %d; want the confirmation page", g.Code, s.ended)
+	}
 	if w := postLogout(b, url.Values{"csrf": {"forged"}}, session); w.Code != 200 || s.ended != 0 {
 		t.Fatalf("logout with a forged token: %d, ended %d", w.Code, s.ended)
 	}
