@@ -1,0 +1,277 @@
+// Package pgdb opens a service's PostgreSQL store the one way both services want it: a pgx pool
+// with bounded size, connect and statement timeouts; the service's versioned SQL schema,
+// embedded in the binary, applied under an advisory lock so replicas starting together
+// migrate once; transactions retried on serialization failures and deadlocks; and database
+// errors turned into the apperr codes the stores document (a database that is down is
+// EUNAVAILABLE: a 503 with Retry-After, never a hang).
+package pgdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"jwtidp/shared/apperr"
+)
+
+// Config is how a service reaches its database.
+type Config struct {
+	URL              string        // postgres://user@host:port/db?…
+	MaxConns         int32         // pool size; 0 is pgxpool's default (max(4, cores))
+	ConnectTimeout   time.Duration // per connection attempt; 0 is 5s
+	StatementTimeout time.Duration // server-side, per statement; 0 is 5s
+}
+
+// IsURL reports whether s names a PostgreSQL database rather than a data folder.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Schema is a service's migrations: the files NNNNN_name.sql in FS (goose's format), applied
+// in order and recorded in Table, so two services may share one database.
+type Schema struct {
+	FS    fs.FS
+	Table string // e.g. "idp_schema_version"
+}
+
+// Open connects, checks the server answers and migrates the schema. A server that does not
+// answer within the connect timeout is an error naming the host, never a hang.
+func Open(ctx context.Context, cfg Config, schema Schema, logger *slog.Logger) (*pgxpool.Pool, error) {
+	pool, err := Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool, schema, logger); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// Connect opens the pool and pings the server, without migrating.
+func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %v", redact(err)) // the URL may hold a password
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	connect := cmp(cfg.ConnectTimeout, 5*time.Second)
+	pc.ConnConfig.ConnectTimeout = connect
+	pc.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(cmp(cfg.StatementTimeout, 5*time.Second).Milliseconds())
+	// An idle transaction must not hold locks for long if a client vanishes mid-way.
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "30000"
+	pc.ConnConfig.RuntimeParams["application_name"] = "jwtidp"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %v", pc.ConnConfig.Host, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, connect+time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s:%d does not answer: %v", pc.ConnConfig.Host, pc.ConnConfig.Port, redact(err))
+	}
+	return pool, nil
+}
+
+// Migrate applies the schema's pending migrations under a session-level advisory lock keyed
+// by the schema's table, so replicas starting together migrate once and the others wait.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema Schema, logger *slog.Logger) error {
+	h := fnv.New64a()
+	h.Write([]byte("jwtidp:" + schema.Table))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, schema.FS,
+		goose.WithSessionLocker(locker), goose.WithTableName(schema.Table), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	for _, r := range results {
+		if logger != nil {
+			logger.Info("schema migrated", "table", schema.Table, "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+		}
+	}
+	return nil
+}
+
+// Version returns the schema's applied version (0 before any migration).
+func Version(ctx context.Context, pool *pgxpool.Pool, schema Schema) (int64, error) {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, schema.FS,
+		goose.WithTableName(schema.Table), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return 0, err
+	}
+	return p.GetDBVersion(ctx)
+}
+
+func cmp(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// redact keeps a password that a connection error might quote out of the message.
+func redact(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "password="); i >= 0 {
+		end := strings.IndexAny(s[i:], " &")
+		if end < 0 {
+			end = len(s) - i
+		}
+		s = s[:i] + "password=xxxxx" + s[i+end:]
+	}
+	return s
+}
+
+// maxAttempts bounds the retries of a transaction that lost a serialization race.
+const maxAttempts = 10
+
+// InTx runs fn in a transaction at the given isolation level and commits it, retrying the
+// whole transaction when PostgreSQL reports a serialization failure or a deadlock (fn may
+// therefore run more than once and must not have side effects outside tx). When fn returns an
+// error the transaction is rolled back and that error returned — unless keep is true for it,
+// for a decision fn recorded that must stand although fn reports it as an error.
+func InTx(ctx context.Context, pool *pgxpool.Pool, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+	return InTxKeep(ctx, pool, iso, fn, nil)
+}
+
+// InTxKeep is InTx, but an error of fn for which keep returns true is committed (the
+// transaction's writes stand) and then returned.
+func InTxKeep(ctx context.Context, pool *pgxpool.Pool, iso pgx.TxIsoLevel, fn func(pgx.Tx) error, keep func(error) bool) error {
+	var err error
+	for attempt := range maxAttempts {
+		err = once(ctx, pool, iso, fn, keep)
+		if !Retryable(err) {
+			break
+		}
+		if attempt > 1 { // back off a little once two attempts collided
+			t := time.NewTimer(time.Duration(attempt) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Err(ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+	return Err(err)
+}
+
+func once(ctx context.Context, pool *pgxpool.Pool, iso pgx.TxIsoLevel, fn func(pgx.Tx) error, keep func(error) bool) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	ferr := fn(tx)
+	if ferr != nil && (keep == nil || !keep(ferr) || Retryable(ferr)) {
+		return ferr
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Retryable reports a serialization failure or a deadlock: the transaction may simply be run
+// again.
+func Retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// UniqueViolation reports a unique or primary-key constraint refusal, naming the constraint.
+func UniqueViolation(err error) (constraint string, ok bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName, true
+	}
+	return "", false
+}
+
+// ForeignKeyViolation reports a foreign-key refusal.
+func ForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+// RetryAfter is what a client is told to wait when the database is unreachable.
+const RetryAfter = 5 * time.Second
+
+// Err maps a database error to the store's vocabulary: an *apperr.Error passes unchanged;
+// a database that cannot be reached, is shutting down, refuses connections or timed out is
+// EUNAVAILABLE with Retry-After; anything else is internal (logged, never shown).
+func Err(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if Unavailable(err) {
+		return &apperr.Error{Code: apperr.EUNAVAILABLE, Message: "The database is unavailable; try again shortly", RetryAfter: RetryAfter, Err: err}
+	}
+	return err
+}
+
+// Unavailable reports an error that says the database is out of reach rather than that the
+// request was wrong: connection failures, timeouts, cancellation by the server, admin
+// shutdown, too many connections, a read-only or recovering server.
+func Unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "57014": // query_canceled: statement_timeout
+			return true
+		case strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "57P"), strings.HasPrefix(pe.Code, "53"):
+			return true // connection exception, shutdown/cannot connect now, insufficient resources
+		case pe.Code == "25006": // read_only_sql_transaction: a standby
+			return true
+		}
+		return false
+	}
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "conn closed") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "broken pipe") ||
+		strings.Contains(s, "connection reset") || strings.Contains(s, "failed to connect")
+}
