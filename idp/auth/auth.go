@@ -167,7 +167,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 		c.Device = Device{} // issued before the password changed (or for nobody): no exemption
 	}
 	// A locked attempt is refused before any hashing, the correct password included.
-	if err := s.Throttle.Allow(c.attempt()); err != nil {
+	if err := s.Throttle.Allow(ctx, c.attempt()); err != nil {
 		return Authentication{}, err
 	}
 	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
@@ -175,10 +175,14 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 		return Authentication{}, err
 	}
 	if !ok {
-		s.Throttle.Failure(c.attempt())
+		if err := s.Throttle.Failure(ctx, c.attempt()); err != nil {
+			return Authentication{}, err
+		}
 		return Authentication{User: identity.User{ID: u.ID}}, ErrInvalidCredentials
 	}
-	s.Throttle.Success(c.attempt())
+	if err := s.Throttle.Success(ctx, c.attempt()); err != nil {
+		return Authentication{}, err
+	}
 	if rehash {
 		s.rehash(ctx, u, c.Password)
 	}
@@ -339,7 +343,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
 	at := Attempt{Account: u.Username, Remote: remoteKey}
-	if err := s.Throttle.Allow(at); err != nil {
+	if err := s.Throttle.Allow(ctx, at); err != nil {
 		return err
 	}
 	if err := password.CheckPolicy(u.Username, next); err != nil {
@@ -350,11 +354,15 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 		return err
 	}
 	if !ok {
-		s.Throttle.Failure(at)
+		if err := s.Throttle.Failure(ctx, at); err != nil {
+			return err
+		}
 		s.Logger.InfoContext(ctx, "password change refused", "sub", u.ID, "reason", "wrong current password")
 		return ErrInvalidCredentials
 	}
-	s.Throttle.Success(at)
+	if err := s.Throttle.Success(ctx, at); err != nil {
+		return err
+	}
 	hash, err := s.Hasher.Hash(ctx, next)
 	if err != nil {
 		return err
@@ -392,6 +400,9 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 			s.Logger.ErrorContext(ctx, "refresh-family garbage collection", "err", err)
 		} else if n > 0 {
 			s.Logger.InfoContext(ctx, "refresh families removed", "count", n)
+		}
+		if _, err := s.Throttle.CollectStale(ctx); err != nil {
+			s.Logger.ErrorContext(ctx, "throttle garbage collection", "err", err)
 		}
 	}
 }

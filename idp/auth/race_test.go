@@ -147,7 +147,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 // issued with: one collected before a password change is an ordinary client afterwards.
 func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
 	svc, db, c := newService(t)
-	svc.Throttle = NewThrottle(DefaultThrottle, c.now)
+	svc.Throttle = NewThrottle(DefaultThrottle, c.now, nil)
 	ctx := context.Background()
 	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -60,42 +61,45 @@ type Attempt struct {
 	Device  string // id of a valid device cookie for this account, "" if none
 }
 
-// maxThrottled bounds each table, so a flood of made-up usernames or addresses cannot grow
-// memory without limit; past it the oldest entries are dropped.
-const maxThrottled = 100_000
-
-// Throttle counts failed logins. Usernames are normalized, so "Alice" and "alice" share
-// counters, and unknown usernames are counted exactly like real ones (throttling must not
-// reveal which accounts exist).
+// Throttle counts failed logins in a ThrottleStore: in memory for a store only one process
+// opens, in the database when replicas share it. Usernames are normalized, so "Alice" and
+// "alice" share counters, and unknown usernames are counted exactly like real ones (throttling
+// must not reveal which accounts exist).
 type Throttle struct {
-	pol      ThrottlePolicy
-	now      func() time.Time
-	pairs    *lockTable // account × client or device
-	remotes  *lockTable // one address across accounts
-	accounts *lockTable // failures per account, from every client: counted, never locked
-	spacing  *lockTable // account × client, once the account is over its count: last attempt
+	pol   ThrottlePolicy
+	now   func() time.Time
+	store identity.ThrottleStore
 }
 
-// NewThrottle returns a Throttle; a zero Failures turns throttling off.
-func NewThrottle(pol ThrottlePolicy, now func() time.Time) *Throttle {
-	return &Throttle{
-		pol: pol, now: now,
-		pairs:    newLockTable(pol.Failures, pol),
-		remotes:  newLockTable(pol.RemoteFailures, pol),
-		accounts: &lockTable{limit: pol.AccountFailures, pol: pol, countOnly: true, entries: map[string]*throttleEntry{}},
-		spacing:  &lockTable{limit: 1, pol: pol, countOnly: true, entries: map[string]*throttleEntry{}},
+// NewThrottle returns a Throttle keeping its counters in store (nil: in this process's
+// memory); a zero Failures turns throttling off.
+func NewThrottle(pol ThrottlePolicy, now func() time.Time, store identity.ThrottleStore) *Throttle {
+	if store == nil {
+		store = NewMemoryThrottle(pol.Window)
 	}
+	return &Throttle{pol: pol, now: now, store: store}
 }
 
 func (t *Throttle) off() bool { return t == nil || t.pol.Failures <= 0 }
 
+// The four kinds of counter, by key prefix.
+const (
+	kindPair    = "p:" // account × client or device: locked at Failures
+	kindRemote  = "r:" // one address across accounts: locked at RemoteFailures
+	kindAccount = "a:" // one account from every client: counted, never locked
+	kindSpacing = "s:" // account × client once the account is over its count: last attempt
+)
+
 func pairKey(a Attempt) string {
 	acct := identity.NormalizeUsername(a.Account)
 	if a.Device != "" {
-		return acct + "\x00d" + a.Device
+		return kindPair + acct + "\x00d" + a.Device
 	}
-	return acct + "\x00c" + a.Remote
+	return kindPair + acct + "\x00c" + a.Remote
 }
+
+func accountKey(a Attempt) string { return kindAccount + identity.NormalizeUsername(a.Account) }
+func spacingKey(a Attempt) string { return kindSpacing + pairKey(a)[len(kindPair):] }
 
 func throttled(wait time.Duration) error {
 	return &apperr.Error{Code: apperr.ETHROTTLED, Message: "Too many failed attempts; try again later", RetryAfter: wait}
@@ -103,185 +107,217 @@ func throttled(wait time.Duration) error {
 
 // Allow returns ETHROTTLED, with the time to wait, when the attempt may not be made now. It
 // is called before any password is hashed, so a refused attempt costs nothing.
-func (t *Throttle) Allow(a Attempt) error {
+func (t *Throttle) Allow(ctx context.Context, a Attempt) error {
 	if t.off() {
 		return nil
 	}
 	now := t.now()
-	if wait := t.pairs.locked(pairKey(a), now); wait > 0 {
+	keys := []string{pairKey(a)}
+	if a.Device == "" {
+		keys = append(keys, kindRemote+a.Remote, accountKey(a))
+	}
+	cs, err := t.store.ThrottleCounters(ctx, keys...)
+	if err != nil {
+		return err
+	}
+	if wait := cs[pairKey(a)].Until.Sub(now); wait > 0 {
 		return throttled(wait)
 	}
 	if a.Device != "" {
 		return nil // a browser that has logged in here before: only its own failures count
 	}
-	if wait := t.remotes.locked(a.Remote, now); wait > 0 {
+	if wait := cs[kindRemote+a.Remote].Until.Sub(now); wait > 0 {
 		return throttled(wait)
 	}
-	if t.accounts.over(identity.NormalizeUsername(a.Account), now) {
-		if wait := t.spacing.space(pairKey(a), now, t.pol.AccountDelay); wait > 0 {
-			return throttled(wait)
+	if !t.over(cs[accountKey(a)], t.pol.AccountFailures, now) {
+		return nil
+	}
+	// Over the account's count: this client may try once per AccountDelay, decided in the
+	// store's transaction so that replicas share the spacing.
+	var wait time.Duration
+	err = t.store.UpdateThrottle(ctx, []string{spacingKey(a)}, func(_ string, c identity.ThrottleCounter) identity.ThrottleCounter {
+		if wait = c.Last.Add(t.pol.AccountDelay).Sub(now); !c.Last.IsZero() && wait > 0 {
+			return c
 		}
+		wait = 0
+		return identity.ThrottleCounter{First: now, Last: now, Touched: now}
+	})
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return throttled(wait)
 	}
 	return nil
 }
 
+// over reports whether a counter's failures within the window have reached limit.
+func (t *Throttle) over(c identity.ThrottleCounter, limit int, now time.Time) bool {
+	return limit > 0 && c.Failures >= limit && now.Sub(c.First) <= t.pol.Window
+}
+
 // Failure records a failed attempt.
-func (t *Throttle) Failure(a Attempt) {
+func (t *Throttle) Failure(ctx context.Context, a Attempt) error {
 	if t.off() {
-		return
+		return nil
 	}
 	now := t.now()
-	t.pairs.fail(pairKey(a), now)
-	t.accounts.fail(identity.NormalizeUsername(a.Account), now)
+	keys := []string{pairKey(a), accountKey(a)}
 	if a.Device == "" {
-		t.remotes.fail(a.Remote, now)
+		keys = append(keys, kindRemote+a.Remote)
 	}
+	return t.store.UpdateThrottle(ctx, keys, func(key string, c identity.ThrottleCounter) identity.ThrottleCounter {
+		switch key[:len(kindPair)] {
+		case kindPair:
+			return t.fail(c, now, t.pol.Failures, true)
+		case kindRemote:
+			return t.fail(c, now, t.pol.RemoteFailures, true)
+		default:
+			return t.fail(c, now, t.pol.AccountFailures, false)
+		}
+	})
+}
+
+// fail counts one failure on c; reaching limit locks the key for a doubling wait when lock is
+// set. A zero limit counts nothing.
+func (t *Throttle) fail(c identity.ThrottleCounter, now time.Time, limit int, lock bool) identity.ThrottleCounter {
+	if limit <= 0 {
+		return c
+	}
+	c.Touched = now
+	if c.Failures == 0 || now.Sub(c.First) > t.pol.Window {
+		c.First, c.Failures = now, 0
+	}
+	if c.Lockouts > 0 && now.Sub(c.Until) > t.pol.Window {
+		// Quiet for a whole window since its last lockout ended: the doubling starts over, so
+		// an address that was locked once (a NAT, a shared proxy) is not at the maximum forever.
+		c.Lockouts = 0
+	}
+	c.Failures++
+	if c.Failures >= limit && lock {
+		wait := t.pol.Wait << c.Lockouts
+		if wait > t.pol.MaxWait || wait <= 0 {
+			wait = t.pol.MaxWait
+		}
+		c.Until = now.Add(wait)
+		c.Lockouts++
+		c.Failures = 0
+	}
+	return c
 }
 
 // Success resets the attempt's pair. The account-wide and per-client counts stay: a success
 // says nothing about the other clients.
-func (t *Throttle) Success(a Attempt) {
+func (t *Throttle) Success(ctx context.Context, a Attempt) error {
 	if t.off() {
-		return
+		return nil
 	}
-	t.pairs.reset(pairKey(a))
+	return t.store.UpdateThrottle(ctx, []string{pairKey(a)}, func(string, identity.ThrottleCounter) identity.ThrottleCounter {
+		return identity.ThrottleCounter{}
+	})
 }
 
-// Len is how many entries are tracked, for tests of the bound.
-func (t *Throttle) Len() int {
-	return t.pairs.len() + t.remotes.len() + t.accounts.len() + t.spacing.len()
+// CollectStale removes the counters untouched for longer than a window and the longest wait:
+// they no longer lock or count anything.
+func (t *Throttle) CollectStale(ctx context.Context) (int, error) {
+	if t.off() {
+		return 0, nil
+	}
+	return t.store.DeleteStaleThrottles(ctx, t.now().Add(-t.pol.Window-t.pol.MaxWait))
 }
 
-// lockTable counts failures per key within a window and locks a key for a doubling wait when
-// they reach the limit (a zero limit: never; a count-only table: never, see over and space).
-type lockTable struct {
-	limit     int
-	pol       ThrottlePolicy
-	countOnly bool // count only (over, space): never lock
+// maxThrottled bounds the memory store, so a flood of made-up usernames or addresses cannot
+// grow memory without limit; past it the oldest entries are dropped.
+const maxThrottled = 400_000
 
+// MemoryThrottle is a ThrottleStore in this process's memory: right for a store that only one
+// process opens (bbolt), and bounded.
+type MemoryThrottle struct {
+	window  time.Duration
 	mu      sync.Mutex
-	entries map[string]*throttleEntry
+	entries map[string]identity.ThrottleCounter
 }
 
-type throttleEntry struct {
-	first     time.Time // start of the current window of failures
-	failures  int
-	lockouts  int       // lockouts since the last success, for the doubling
-	until     time.Time // locked until
-	last      time.Time // the last spaced attempt (accounts table)
-	touchedAt time.Time
+// NewMemoryThrottle returns an empty store; entries quiet for window and not locked are the
+// first to go when it is full.
+func NewMemoryThrottle(window time.Duration) *MemoryThrottle {
+	return &MemoryThrottle{window: window, entries: map[string]identity.ThrottleCounter{}}
 }
 
-func newLockTable(limit int, pol ThrottlePolicy) *lockTable {
-	return &lockTable{limit: limit, pol: pol, entries: map[string]*throttleEntry{}}
-}
-
-func (l *lockTable) locked(key string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if e := l.entries[key]; e != nil {
-		return e.until.Sub(now)
-	}
-	return 0
-}
-
-// over reports whether the key's failures within the window have reached the limit.
-func (l *lockTable) over(key string, now time.Time) bool {
-	if l.limit <= 0 {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.entries[key]
-	return e != nil && e.failures >= l.limit && now.Sub(e.first) <= l.pol.Window
-}
-
-// space lets the key through once per delay and returns how long it must wait otherwise.
-func (l *lockTable) space(key string, now time.Time, delay time.Duration) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.entries[key]
-	if e == nil {
-		l.evict(now)
-		e = &throttleEntry{}
-		l.entries[key] = e
-	} else if wait := e.last.Add(delay).Sub(now); wait > 0 {
-		return wait
-	}
-	e.last, e.touchedAt, e.first = now, now, now
-	return 0
-}
-
-func (l *lockTable) fail(key string, now time.Time) {
-	if l.limit <= 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.entries[key]
-	if e == nil {
-		l.evict(now)
-		e = &throttleEntry{}
-		l.entries[key] = e
-	}
-	e.touchedAt = now
-	if e.failures == 0 || now.Sub(e.first) > l.pol.Window {
-		e.first, e.failures = now, 0
-	}
-	if e.lockouts > 0 && now.Sub(e.until) > l.pol.Window {
-		// Quiet for a whole window since its last lockout ended: the doubling starts over, so
-		// an address that was locked once (a NAT, a shared proxy) is not at the maximum forever.
-		e.lockouts = 0
-	}
-	e.failures++
-	if e.failures >= l.limit && !l.countOnly {
-		wait := l.pol.Wait << e.lockouts
-		if wait > l.pol.MaxWait || wait <= 0 {
-			wait = l.pol.MaxWait
+func (m *MemoryThrottle) ThrottleCounters(_ context.Context, keys ...string) (map[string]identity.ThrottleCounter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]identity.ThrottleCounter, len(keys))
+	for _, k := range keys {
+		if c, ok := m.entries[k]; ok {
+			out[k] = c
 		}
-		e.until = now.Add(wait)
-		e.lockouts++
-		e.failures = 0
 	}
+	return out, nil
 }
 
-func (l *lockTable) reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.entries, key)
+func (m *MemoryThrottle) UpdateThrottle(_ context.Context, keys []string, fn func(string, identity.ThrottleCounter) identity.ThrottleCounter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		c := fn(k, m.entries[k])
+		if c == (identity.ThrottleCounter{}) {
+			delete(m.entries, k)
+			continue
+		}
+		if _, ok := m.entries[k]; !ok {
+			m.evict(c.Touched)
+		}
+		m.entries[k] = c
+	}
+	return nil
 }
 
-func (l *lockTable) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.entries)
+func (m *MemoryThrottle) DeleteStaleThrottles(_ context.Context, before time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, c := range m.entries {
+		if c.Touched.Before(before) {
+			delete(m.entries, k)
+			n++
+		}
+	}
+	return n, nil
 }
 
-// evict makes room when the table is full: entries that no longer matter go first (not
+// Len is how many counters are kept, for tests of the bound.
+func (m *MemoryThrottle) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.entries)
+}
+
+// evict makes room when the store is full: entries that no longer matter go first (not
 // locked, window over), then the least recently touched, down to 90% so that the sweep runs
 // once per many inserts rather than on each.
-func (l *lockTable) evict(now time.Time) {
-	if len(l.entries) < maxThrottled {
+func (m *MemoryThrottle) evict(now time.Time) {
+	if len(m.entries) < maxThrottled {
 		return
 	}
-	for k, e := range l.entries {
-		if !now.Before(e.until) && now.Sub(e.first) > l.pol.Window {
-			delete(l.entries, k)
+	for k, c := range m.entries {
+		if !now.Before(c.Until) && now.Sub(c.First) > m.window {
+			delete(m.entries, k)
 		}
 	}
 	target := maxThrottled * 9 / 10
-	if len(l.entries) <= target {
+	if len(m.entries) <= target {
 		return
 	}
-	stamps := make([]time.Time, 0, len(l.entries))
-	for _, e := range l.entries {
-		stamps = append(stamps, e.touchedAt)
+	stamps := make([]time.Time, 0, len(m.entries))
+	for _, c := range m.entries {
+		stamps = append(stamps, c.Touched)
 	}
 	slices.SortFunc(stamps, func(a, b time.Time) int { return a.Compare(b) })
 	cutoff := stamps[len(stamps)-target]
-	for k, e := range l.entries {
-		if !e.touchedAt.After(cutoff) && len(l.entries) > target {
-			delete(l.entries, k)
+	for k, c := range m.entries {
+		if !c.Touched.After(cutoff) && len(m.entries) > target {
+			delete(m.entries, k)
 		}
 	}
 }

@@ -92,3 +92,25 @@ type SecretStore interface {
 	// The caller owns the returned bytes. EINVALID when there is none yet and fresh is empty.
 	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
 }
+
+// ThrottleCounter is the failed-login count of one throttling key (an account, an address, an
+// account from one client): the current window's start and failures, the lockouts since the
+// last success, the end of the current lockout, the last spaced attempt, and when it was last
+// touched.
+type ThrottleCounter struct {
+	First, Until, Last, Touched time.Time
+	Failures, Lockouts          int
+}
+
+// ThrottleStore keeps throttle counters where every process serving the store sees them, so
+// that N replicas do not give an attacker N times the guesses.
+type ThrottleStore interface {
+	// ThrottleCounters returns the counters stored under keys; a key without one is absent.
+	ThrottleCounters(ctx context.Context, keys ...string) (map[string]ThrottleCounter, error)
+	// UpdateThrottle runs fn on each key's counter as stored now (the zero counter when there
+	// is none) and stores what it returns — the zero counter deletes it — for all keys in one
+	// transaction. fn may run more than once.
+	UpdateThrottle(ctx context.Context, keys []string, fn func(key string, c ThrottleCounter) ThrottleCounter) error
+	// DeleteStaleThrottles removes the counters not touched since before and returns how many.
+	DeleteStaleThrottles(ctx context.Context, before time.Time) (int, error)
+}
