@@ -193,7 +193,7 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
-		Throttle: auth.NewThrottle(c.throttle, time.Now),
+		Throttle: auth.NewThrottle(c.throttle, time.Now, nil),
 	}
 	clients := r.Settings.Clients
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
