@@ -165,9 +165,10 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	if c.issuer == "" {
 		c.issuer = "http://" + r.Addr
 	}
+	now := r.Clock.Now
 	km, err := keys.New(ctx, db, keys.Options{
 		Bits: c.keys.Bits, Policy: c.keys.Policy(c.tokenTTL),
-		Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "keys"),
+		Now: now, After: r.Clock.After, Random: rand.Reader, Logger: logger.With("component", "keys"),
 	})
 	if err != nil {
 		return service.App{}, err
@@ -186,14 +187,14 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	}
 	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
 
-	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: time.Now, Random: rand.Reader}
+	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	svc := &auth.Service{
 		Users: db, Families: db, Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
-		RefreshTTL: c.refreshTTL, Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "auth"),
+		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
-		Throttle: auth.NewThrottle(c.throttle, time.Now, nil),
+		Throttle: auth.NewThrottle(c.throttle, now, nil),
 	}
 	clients := r.Settings.Clients
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
@@ -203,19 +204,19 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	secure := strings.HasPrefix(c.issuer, "https://")
 	sessions := &auth.Sessions{
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
-		Now: time.Now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
+		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: db,
-		Now: time.Now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
-		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, time.Now),
-		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, time.Now),
+		Now: now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
+		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
+		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),
 		Session: httpapi.SessionConfig{
 			CookieName: httpapi.CookieNameFor(secure, c.cookieDomain), Domain: c.cookieDomain, TTL: c.sessionTTL,
 			Secure: secure,
 		},
 		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
-		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway,
+		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Now: now,
 			Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000}),
 	})
 

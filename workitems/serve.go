@@ -59,9 +59,9 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 		Logger: r.Logger.With("component", "jwks"),
 	})
 	r.Ready.Add(keys.Ready)
-	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys, CacheSize: 10000})
+	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys, CacheSize: 10000, Now: r.Clock.Now})
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: time.Now,
+		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: r.Clock.Now,
 		AdminToken: c.adminToken, Store: r.Store, RemoteAddrs: r.Settings.Clients,
 	})
 	return service.App{Handler: handler, Log: []any{"issuer", c.issuer, "data", r.Settings.Data}}, nil

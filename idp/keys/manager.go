@@ -26,6 +26,9 @@ type Options struct {
 	Bits   int // RSA modulus size: 2048, 3072 or 4096
 	Policy Policy
 	Now    func() time.Time
+	// After waits for the schedule (time.After when nil); with Now it is the clock Run reads,
+	// so a test can advance a fake one.
+	After  func(time.Duration) <-chan time.Time
 	Random io.Reader
 	Logger *slog.Logger
 }
@@ -57,6 +60,9 @@ type snapshot struct {
 func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, error) {
 	if err := checkBits(opt.Bits); err != nil {
 		return nil, err
+	}
+	if opt.After == nil {
+		opt.After = time.After
 	}
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
 	if _, err := m.apply(ctx, Ensure); err != nil {
@@ -293,22 +299,19 @@ func (m *Manager) Run(ctx context.Context) {
 		if t := NextEvent(m.snap.Load().keys, m.opt.Policy); !t.IsZero() {
 			wait = max(t.Sub(m.opt.Now()), 0)
 		}
-		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return
 		case <-m.changed:
-			timer.Stop()
 			continue
-		case <-timer.C:
+		case <-m.opt.After(wait):
 		}
 		if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
 			m.opt.Logger.Error("key schedule", "err", err)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Minute):
+			case <-m.opt.After(time.Minute):
 			}
 		}
 	}

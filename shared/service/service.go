@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"jwtidp/shared/clock"
 	"jwtidp/shared/envflag"
 	"jwtidp/shared/ops"
 	"jwtidp/shared/web"
@@ -44,6 +45,9 @@ type Env struct {
 	// connections: tests start it on port 0 and learn the address here, not from the log. It
 	// is called on the serving goroutine and must not block.
 	Ready func(addr string)
+	// Clock is the time the service reads (token lifetimes, lockouts, sessions, the key
+	// schedule); nil is the wall clock. Tests pass a clock.Fake and advance it.
+	Clock clock.Clock
 }
 
 // Func is a subcommand of a program; args are those after its name.
@@ -209,6 +213,7 @@ type Running[S Store] struct {
 	Logger   *slog.Logger         // adds request_id to lines logged with a request's context
 	Registry *prometheus.Registry // this service's own, with the Go and process collectors
 	Ready    *web.Readiness       // checks the store; Build adds its own checks (Add)
+	Clock    clock.Clock          // Env.Clock, or the wall clock: what Build passes as "now"
 	ctx      context.Context
 	wg       *sync.WaitGroup
 }
@@ -271,7 +276,7 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := &Running[S]{
 		Settings: set, Addr: ln.Addr().String(), Store: store, Logger: logger, Registry: reg,
-		Ready: web.NewReadiness(store.Ping), ctx: bg, wg: &wg,
+		Ready: web.NewReadiness(store.Ping), Clock: clock.Or(env.Clock), ctx: bg, wg: &wg,
 	}
 	app, err := s.Build(bg, r)
 	if err != nil {
