@@ -1,0 +1,33 @@
+package boltdb
+
+import (
+	"context"
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/workitems/workitem"
+)
+
+// Export calls fn with every item of every owner (by owner, then id), and returns the id
+// sequence: the largest id ever handed out, deleted items' included, so that a copy of the
+// store never hands one out again. It reads one consistent snapshot.
+func (s *DB) Export(ctx context.Context, fn func(workitem.Item) error) (sequence uint64, err error) {
+	err = s.DB.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketItems)
+		sequence = root.Sequence()
+		return root.ForEachBucket(func(owner []byte) error {
+			return root.Bucket(owner).ForEach(func(k, v []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				it, err := decodeItem(binary.BigEndian.Uint64(k), string(owner), v)
+				if err != nil {
+					return err
+				}
+				return fn(it)
+			})
+		})
+	})
+	return sequence, err
+}
