@@ -99,6 +99,7 @@ func TestErrorAnswers(t *testing.T) {
 		{"no title", "POST", "/workitems", "Bearer " + alice, "application/json", `{}`, 400, ""},
 		{"an empty title", "POST", "/workitems", "Bearer " + alice, "application/json", `{"title":""}`, 400, ""},
 		{"a title over 500 characters", "POST", "/workitems", "Bearer " + alice, "application/json", `{"title":"` + strings.Repeat("é", 501) + `"}`, 400, ""},
+		{"a title with a NUL", "POST", "/workitems", "Bearer " + alice, "application/json", `{"title":"a\u0000b"}`, 400, ""},
 		{"an unknown field", "POST", "/workitems", "Bearer " + alice, "application/json", `{"title":"x","color":"red"}`, 400, ""},
 		{"a field in another case", "POST", "/workitems", "Bearer " + alice, "application/json", `{"Title":"x"}`, 400, ""},
 		{"a duplicate field", "POST", "/workitems", "Bearer " + alice, "application/json", `{"title":"x","title":"y"}`, 400, ""},

@@ -68,7 +68,7 @@ func (it Item) Apply(u Update, now time.Time) Item {
 	return it
 }
 
-// ValidateTitle enforces 1–500 characters, not all blank.
+// ValidateTitle enforces 1–500 characters, not all blank, no NUL.
 func ValidateTitle(title string) error {
 	if strings.TrimSpace(title) == "" {
 		return apperr.Errorf(apperr.EINVALID, "Title must not be empty")
@@ -78,6 +78,10 @@ func ValidateTitle(title string) error {
 	}
 	if !utf8.ValidString(title) {
 		return apperr.Errorf(apperr.EINVALID, "Title must be valid UTF-8")
+	}
+	if strings.ContainsRune(title, 0) {
+		// No store can keep it alike (PostgreSQL text cannot hold NUL), and no title needs it.
+		return apperr.Errorf(apperr.EINVALID, "Title must not contain a NUL character")
 	}
 	return nil
 }
