@@ -3,6 +3,10 @@ package boltdb
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -30,4 +34,13 @@ func (s *DB) Export(ctx context.Context, fn func(workitem.Item) error) (sequence
 		})
 	})
 	return sequence, err
+}
+
+// OpenExisting opens the store in dir like Open, but refuses a folder that holds no store
+// rather than creating one: a copy from a mistyped path must fail, not copy nothing.
+func OpenExisting(dir string, lockTimeout time.Duration) (*DB, error) {
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		return nil, fmt.Errorf("%s holds no work-item store (%s): %w", dir, FileName, err)
+	}
+	return Open(dir, lockTimeout)
 }

@@ -311,3 +311,19 @@ func (s *DB) Empty(ctx context.Context) (bool, error) {
 	}
 	return empty, nil
 }
+
+// ReserveIDs moves the id sequence to at least n, never back: after a copy, the ids the source
+// had handed out (deleted items' included) are never handed out again.
+func (s *DB) ReserveIDs(ctx context.Context, n uint64) error {
+	v, ok := dbID(n)
+	if !ok {
+		return apperr.Errorf(apperr.EINVALID, "Work item id %d is out of range", n)
+	}
+	return s.err(pgdb.InTx(ctx, s.pool, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE workitems IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT setval('workitems_id_seq', greatest($1, last_value)) FROM workitems_id_seq`, v)
+		return err
+	}))
+}
