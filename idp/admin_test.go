@@ -10,7 +10,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"jwtidp/shared/clock"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 )
 
 func TestAdminRoutes(t *testing.T) {
@@ -55,31 +57,33 @@ func TestAdminRoutes(t *testing.T) {
 
 func TestKeysCommand(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin")
-	out, err := proctest.Run(idpBin, []string{"keys", "list", "--url", p.URL}, "IDP_ADMIN_TOKEN=cli-admin")
+	out, err := runIDP([]string{"keys", "list", "--url", p.URL}, "IDP_ADMIN_TOKEN=cli-admin")
 	if err != nil || !strings.Contains(out, "current") || !strings.Contains(out, "next") || !strings.Contains(out, "SIGNS FROM") {
 		t.Fatalf("keys list: %v\n%s", err, out)
 	}
-	out, err = proctest.Run(idpBin, []string{"keys", "rotate", "--url", p.URL, "--admin-token", "cli-admin"})
+	out, err = runIDP([]string{"keys", "rotate", "--url", p.URL, "--admin-token", "cli-admin"})
 	if err != nil || !strings.Contains(out, "retired") {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
-	out, err = proctest.Run(idpBin, []string{"keys", "list", "--url", p.URL, "--admin-token", "wrong"})
+	out, err = runIDP([]string{"keys", "list", "--url", p.URL, "--admin-token", "wrong"})
 	if err == nil || !strings.Contains(out, "refused the admin token") {
 		t.Fatalf("wrong token: %v\n%s", err, out)
 	}
-	out, err = proctest.Run(idpBin, []string{"keys", "list", "--url", "http://127.0.0.1:1", "--admin-token", "x"})
+	out, err = runIDP([]string{"keys", "list", "--url", "http://127.0.0.1:1", "--admin-token", "x"})
 	if err == nil || !strings.Contains(out, "cannot reach the IdP") {
 		t.Fatalf("unreachable: %v\n%s", err, out)
 	}
-	out, err = proctest.Run(idpBin, []string{"keys", "list", "--url", p.URL})
+	out, err = runIDP([]string{"keys", "list", "--url", p.URL})
 	if err == nil || !strings.Contains(out, "IDP_ADMIN_TOKEN") {
 		t.Fatalf("no token: %v\n%s", err, out)
 	}
 }
 
 func TestScheduledRotation(t *testing.T) {
-	// No rate limit: the test logs in every few milliseconds until the key changes.
-	p := startIDP(t, t.TempDir(), "--key-rotation", "2s", "--rate-limit", "0")
+	// The IdP's clock is a fake one the test moves; nothing waits on wall time for the schedule.
+	start := time.Now()
+	clk := clock.NewFake(start)
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--key-rotation", "2s", "--rate-limit", "0")
 	signup(t, p.URL, "sched", "correct-horse-9")
 	first := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
 	a := do(t, "GET", p.URL+"/.well-known/jwks.json", "", nil)
@@ -92,13 +96,22 @@ func TestScheduledRotation(t *testing.T) {
 		json.Unmarshal(h, &m)
 		return m["kid"].(string)
 	}
+	// Short of the period, the key stays.
+	clk.BlockUntil(1) // the schedule is waiting
+	clk.Advance(1900 * time.Millisecond)
+	if tok := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string); kid(tok) != kid(first) {
+		t.Fatal("the key rotated before its period")
+	}
+	// Past it, the schedule rotates. The test moves the clock on a little at each check, so a
+	// wait the schedule computed just before an Advance still comes due.
 	var tok string
-	rotated := proctest.Eventually(15*time.Second, func() bool {
+	rotated := proctest.Eventually(5*time.Second, func() bool {
+		clk.Advance(100 * time.Millisecond)
 		tok = login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string)
 		return kid(tok) != kid(first)
 	})
 	if !rotated {
-		t.Fatalf("no scheduled rotation within 15s of a 2s period\n%s", p.Log())
+		t.Fatalf("no scheduled rotation with the clock %s past a 2s period\n%s", clk.Now().Sub(start), p.Log())
 	}
 	// The old key is still published for the first token.
 	keys, _ := jwksKeys(t, p.URL)
@@ -131,7 +144,7 @@ func TestAdminTokenFileAndGuessing(t *testing.T) {
 	if code := guess("from-a-file", "198.51.100.1"); code != 200 {
 		t.Fatalf("the admin from another client during the guessing: %d", code)
 	}
-	if _, err := proctest.Run(idpBin, []string{"serve", "--admin-token", "x", "--admin-token-file", file}); err == nil {
+	if _, err := runIDP([]string{"serve", "--admin-token", "x", "--admin-token-file", file}); err == nil {
 		t.Fatal("both --admin-token and --admin-token-file were accepted")
 	}
 }
@@ -150,7 +163,7 @@ func TestKeysRevoke(t *testing.T) {
 	if a := do(t, "GET", p.URL+"/verify", "", nil, "Authorization", "Bearer "+old); a.status != 200 {
 		t.Fatalf("before the revocation: %d", a.status)
 	}
-	out, err := proctest.Run(idpBin, []string{"keys", "revoke", kid, "--url", p.URL, "--admin-token", "cli-admin"})
+	out, err := runIDP([]string{"keys", "revoke", kid, "--url", p.URL, "--admin-token", "cli-admin"})
 	if err != nil {
 		t.Fatalf("keys revoke: %v\n%s", err, out)
 	}
@@ -166,7 +179,7 @@ func TestKeysRevoke(t *testing.T) {
 	if claims["sub"] == nil {
 		t.Fatal("a new token does not verify against the JWKS")
 	}
-	if out, err := proctest.Run(idpBin, []string{"keys", "revoke", "no-such-kid", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil {
+	if out, err := runIDP([]string{"keys", "revoke", "no-such-kid", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil {
 		t.Fatalf("revoking an unknown kid succeeded:\n%s", out)
 	}
 }

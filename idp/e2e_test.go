@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
@@ -21,17 +22,60 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
+	"jwtidp/shared/service/servicetest"
 )
 
+// idpBin is the built binary, for the tests whose subject is the process itself: kill -9, a
+// signal, a second process on the same folder, a file-size limit. The rest run in-process.
 var idpBin string
 
 func TestMain(m *testing.M) { proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp"}) }
 
-// startIDP runs the real binary on port 0 with its data in dir.
-func startIDP(t *testing.T, dir string, extra ...string) *proctest.Proc {
+// startIDP runs `idp serve` in this process on port 0 with its data in dir, until the test
+// ends or it is stopped (Stop).
+func startIDP(t *testing.T, dir string, extra ...string) *servicetest.Instance {
+	t.Helper()
+	return startIDPEnv(t, dir, service.Env{}, extra...)
+}
+
+// startIDPEnv is startIDP with an environment: variables (Getenv) and a clock.
+func startIDPEnv(t *testing.T, dir string, env service.Env, extra ...string) *servicetest.Instance {
+	t.Helper()
+	args := append([]string{"idp", "serve", "--addr", "127.0.0.1:0", "--data", dir}, proctest.FastArgon...)
+	return servicetest.StartEnv(t, context.Background(), program(), env, append(args, extra...)...)
+}
+
+// startIDPBinary runs the real binary on port 0 with its data in dir.
+func startIDPBinary(t *testing.T, dir string, extra ...string) *proctest.Proc {
 	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir}, proctest.FastArgon...)
 	return proctest.Start(t, idpBin, append(args, extra...))
+}
+
+// runIDP runs one idp command (args after the program's name) in this process, as main would:
+// its output, with the error last as main prints it, and the error.
+func runIDP(args []string, env ...string) (string, error) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := program().Run(ctx, append([]string{"idp"}, args...), service.Env{
+		Getenv: getenv(env...), Stdout: &out, Stderr: &out,
+	})
+	if err != nil {
+		fmt.Fprintf(&out, "idp: %v\n", err)
+	}
+	return out.String(), err
+}
+
+// getenv is an environment of the given KEY=value pairs.
+func getenv(kvs ...string) func(string) string {
+	vars := map[string]string{}
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return func(k string) string { return vars[k] }
 }
 
 type answer struct {
@@ -335,7 +379,7 @@ func TestRestartKeepsTokenValidWithFixedIssuer(t *testing.T) {
 
 func TestSecondProcessOnSameFolderExits(t *testing.T) {
 	dir := t.TempDir()
-	startIDP(t, dir)
+	startIDPBinary(t, dir)
 	out, err := proctest.Run(idpBin, []string{"--addr", "127.0.0.1:0", "--data", dir})
 	if err == nil {
 		t.Fatal("second process started on a locked folder")
@@ -401,8 +445,8 @@ func TestJWKSAndDiscovery(t *testing.T) {
 func TestConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	// The variable works, and the flag wins over it.
-	p := proctest.Start(t, idpBin, append([]string{"--addr", "127.0.0.1:0", "--data", dir, "--token-ttl", "2m"}, proctest.FastArgon...),
-		"IDP_TOKEN_TTL=5m", "IDP_AUDIENCE=a1,a2", "IDP_ISSUER=http://issuer.example.test")
+	p := startIDPEnv(t, dir, service.Env{Getenv: getenv("IDP_TOKEN_TTL=5m", "IDP_AUDIENCE=a1,a2", "IDP_ISSUER=http://issuer.example.test")},
+		"--token-ttl", "2m")
 	signup(t, p.URL, "ivan", "correct-horse-9")
 	tok := login(t, p.URL, "ivan", "correct-horse-9")
 	if tok["expires_in"] != float64(120) {
@@ -434,7 +478,7 @@ func TestConfiguration(t *testing.T) {
 		if bad.env != "" {
 			env = append(env, bad.env)
 		}
-		out, err := proctest.Run(idpBin, args, env...)
+		out, err := runIDP(args, env...)
 		if err == nil || !strings.Contains(out, bad.want) {
 			t.Errorf("%v %v: err %v, output %q; want a failure naming %s", bad.args, bad.env, err, out, bad.want)
 		}

@@ -23,7 +23,7 @@ import (
 // restart, and the store checks clean.
 func TestKill9DuringSignupsLosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
-	p := startIDP(t, dir, "--rate-limit", "0")
+	p := startIDPBinary(t, dir, "--rate-limit", "0")
 	var mu sync.Mutex
 	var acked []string
 	var stop atomic.Bool
@@ -118,7 +118,7 @@ func TestDiskFull(t *testing.T) {
 
 func TestStartOnUnwritableFolderNamesIt(t *testing.T) {
 	bad := "/dev/null/idp-data"
-	out, err := proctest.Run(idpBin, []string{"--addr", "127.0.0.1:0", "--data", bad})
+	out, err := runIDP([]string{"--addr", "127.0.0.1:0", "--data", bad})
 	if err == nil || !strings.Contains(out, bad) {
 		t.Fatalf("start on %s: %v %s; want an error naming the folder", bad, err, out)
 	}
@@ -166,7 +166,7 @@ func TestSlowClientsCutOff(t *testing.T) {
 // its answer was lost — and never unknown, which would mean a lost write.
 func TestKill9DuringRefreshesLosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
-	p := startIDP(t, dir, "--rate-limit", "0")
+	p := startIDPBinary(t, dir, "--rate-limit", "0")
 	signup(t, p.URL, "refresher", "correct-horse-9")
 	const workers = 8
 	last := make([]string, workers)
@@ -245,7 +245,7 @@ func TestReadOnlyDataFolder(t *testing.T) {
 	p.Stop()
 	setRO := bindMount(t, dir)
 	setRO(true)
-	out, err := proctest.Run(idpBin, []string{"--addr", "127.0.0.1:0", "--data", dir})
+	out, err := runIDP([]string{"--addr", "127.0.0.1:0", "--data", dir})
 	if err == nil || !strings.Contains(out, dir) {
 		t.Fatalf("start on a read-only folder: %v %s; want an error naming it", err, out)
 	}

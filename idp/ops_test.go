@@ -6,24 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"jwtidp/shared/proctest"
 )
 
 func TestHealthcheck(t *testing.T) {
 	p := startIDP(t, t.TempDir())
-	if out, err := proctest.Run(idpBin, []string{"healthcheck", "--url", p.URL}); err != nil {
+	if out, err := runIDP([]string{"healthcheck", "--url", p.URL}); err != nil {
 		t.Fatalf("against a ready IdP: %v %s", err, out)
 	}
 	// The default URL comes from IDP_ADDR, as in a container.
-	if out, err := proctest.Run(idpBin, []string{"healthcheck"}, "IDP_ADDR="+p.Addr); err != nil {
+	if out, err := runIDP([]string{"healthcheck"}, "IDP_ADDR="+p.Addr); err != nil {
 		t.Fatalf("with IDP_ADDR: %v %s", err, out)
 	}
 	p.Stop()
-	if out, err := proctest.Run(idpBin, []string{"healthcheck", "--url", p.URL}); err == nil || !strings.Contains(out, "not reachable") {
+	if out, err := runIDP([]string{"healthcheck", "--url", p.URL}); err == nil || !strings.Contains(out, "not reachable") {
 		t.Fatalf("against a stopped IdP: %v %s", err, out)
 	}
-	if out, err := proctest.Run(idpBin, []string{"--version"}); err != nil || !strings.HasPrefix(out, "idp ") {
+	if out, err := runIDP([]string{"--version"}); err != nil || !strings.HasPrefix(out, "idp ") {
 		t.Fatalf("--version: %v %q", err, out)
 	}
 }
@@ -33,7 +31,7 @@ func TestBackupRestores(t *testing.T) {
 	signup(t, p.URL, "walt", "correct-horse-9")
 	_, jwks := jwksKeys(t, p.URL)
 	restored := t.TempDir()
-	out, err := proctest.Run(idpBin, []string{"backup", "--url", p.URL, "--out", filepath.Join(restored, "idp.db")}, "IDP_ADMIN_TOKEN=bk")
+	out, err := runIDP([]string{"backup", "--url", p.URL, "--out", filepath.Join(restored, "idp.db")}, "IDP_ADMIN_TOKEN=bk")
 	if err != nil {
 		t.Fatalf("backup: %v %s", err, out)
 	}
@@ -52,7 +50,7 @@ func TestBackupRestores(t *testing.T) {
 		{"backup", "--url", p.URL, "--out", filepath.Join(t.TempDir(), "x"), "--admin-token", "wrong"},
 		{"backup", "--url", p.URL, "--admin-token", "bk"},
 	} {
-		if out, err := proctest.Run(idpBin, bad); err == nil {
+		if out, err := runIDP(bad); err == nil {
 			t.Errorf("%v succeeded: %s", bad, out)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -21,9 +22,12 @@ import (
 
 	"jwtidp/shared/jwtauth/forge"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service/servicetest"
 	"jwtidp/workitems/workitem"
 )
 
+// The IdP is a package main of its own, so it runs here as its binary; the work-item service
+// runs in this process, except where the process is the subject (kill -9).
 var idpBin, wiBin string
 
 func TestMain(m *testing.M) {
@@ -36,12 +40,16 @@ func startIDP(t *testing.T, extra ...string) *proctest.Proc {
 	return proctest.Start(t, idpBin, append(args, extra...))
 }
 
-func startWI(t *testing.T, issuer string, extra ...string) *proctest.Proc {
+// startWI runs `workitems serve` in this process on port 0, trusting issuer, until the test
+// ends.
+func startWI(t *testing.T, issuer string, extra ...string) *servicetest.Instance {
 	t.Helper()
-	return startWIDir(t, issuer, t.TempDir(), extra...)
+	args := append([]string{"workitems", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", issuer}, extra...)
+	return servicetest.Start(t, context.Background(), program(), args...)
 }
 
-func startWIDir(t *testing.T, issuer, dir string, extra ...string) *proctest.Proc {
+// startWIBinary runs the real binary with its data in dir.
+func startWIBinary(t *testing.T, issuer, dir string, extra ...string) *proctest.Proc {
 	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--issuer", issuer}, extra...)
 	return proctest.Start(t, wiBin, args)
@@ -75,7 +83,7 @@ func ownerOf(t *testing.T, bearer, issuer string) string {
 }
 
 // system starts an IdP and a work-item service that trusts it, and waits until it is ready.
-func system(t *testing.T, idpArgs ...string) (idp, wi *proctest.Proc) {
+func system(t *testing.T, idpArgs ...string) (idp *proctest.Proc, wi *servicetest.Instance) {
 	t.Helper()
 	idp = startIDP(t, idpArgs...)
 	wi = startWI(t, idp.URL)

@@ -17,7 +17,7 @@ import (
 func TestKill9DuringWritesLosesNothingAcknowledged(t *testing.T) {
 	idp := startIDP(t)
 	dir := t.TempDir()
-	wi := startWIDir(t, idp.URL, dir)
+	wi := startWIBinary(t, idp.URL, dir)
 	if err := proctest.WaitReady(wi.URL, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

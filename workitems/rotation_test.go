@@ -179,8 +179,13 @@ func TestRotationDemoScript(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "base64"} {
 		proctest.Need(t, tool)
 	}
+	const script = "../deploy/rotation-demo.sh"
+	// Read here, so that Go's test cache reruns this test when the script changes.
+	if _, err := os.ReadFile(script); err != nil {
+		t.Fatal(err)
+	}
 	idp, wi := system(t, "--admin-token", "demo")
-	cmd := exec.Command("bash", "../deploy/rotation-demo.sh")
+	cmd := exec.Command("bash", script)
 	cmd.Env = append(os.Environ(), "IDP_URL="+idp.URL, "WORKITEMS_URL="+wi.URL, "IDP_ADMIN_TOKEN=demo")
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Count(string(out), "answers 200") != 3 {

@@ -28,7 +28,37 @@ func Build(dir, pkg string) (string, error) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
+	files, err := exec.Command("go", "list", "-deps", "-f",
+		`{{if and .Module .Module.Main}}{{range .GoFiles}}{{$.Dir}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$.Dir}}/{{.}}{{"\n"}}{{end}}{{end}}`, pkg).Output()
+	if err != nil {
+		return "", fmt.Errorf("go list %s: %v", pkg, err)
+	}
+	sources.Lock()
+	sources.files = append(sources.files, strings.Fields(string(files))...)
+	sources.Unlock()
 	return out, nil
+}
+
+// sources are the module's files the built binaries are made of. Go's test cache knows the
+// files a test opens, not what a subprocess it runs was built from, so the first test that runs
+// a binary opens them all (readSources): a change to any of them then reruns the package's
+// tests, as a change to its own code does, and `go test` needs no -count=1.
+var sources struct {
+	sync.Mutex
+	files []string
+	once  sync.Once
+}
+
+func readSources() {
+	sources.once.Do(func() {
+		sources.Lock()
+		defer sources.Unlock()
+		for _, f := range sources.files {
+			if fh, err := os.Open(f); err == nil {
+				fh.Close()
+			}
+		}
+	})
 }
 
 // Proc is a running binary.
@@ -61,6 +91,7 @@ func Start(t testing.TB, bin string, args []string, env ...string) *Proc {
 // StartErr is Start without a test: it returns an error when the process exits or does not
 // listen within 30 s.
 func StartErr(bin string, args []string, env ...string) (*Proc, error) {
+	readSources()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cleanEnv(), env...)
 	pr, pw := io.Pipe()
@@ -148,6 +179,7 @@ func (p *Proc) Kill() {
 
 // Run runs bin to completion and returns its combined output and exit error.
 func Run(bin string, args []string, env ...string) (string, error) {
+	readSources()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cleanEnv(), env...)
 	out, err := cmd.CombinedOutput()
@@ -224,18 +256,28 @@ func Listening(addr string, timeout time.Duration) bool {
 // where cost matters.
 var FastArgon = []string{"--argon2-memory", "1024", "--argon2-time", "1"}
 
-// The secrets the tests used (passwords, tokens) and every process they started, so that after
-// the whole suite LeakedSecrets can look for any secret in any log.
+// The secrets the tests used (passwords, tokens) and the log of every process and in-process
+// service they started, so that after the whole suite LeakedSecrets can look for any secret in
+// any log.
 var registry struct {
 	sync.Mutex
-	procs   []*Proc
+	logs    []namedLog
 	secrets map[string]bool
 }
 
-func remember(p *Proc) {
+type namedLog struct {
+	name string
+	log  func() string
+}
+
+func remember(p *Proc) { RememberLog(filepath.Base(p.Cmd.Path), p.Log) }
+
+// RememberLog adds a log to those LeakedSecrets searches: servicetest adds each service it
+// runs in the test's process, name saying which in a report.
+func RememberLog(name string, log func() string) {
 	registry.Lock()
 	defer registry.Unlock()
-	registry.procs = append(registry.procs, p)
+	registry.logs = append(registry.logs, namedLog{name, log})
 }
 
 // Secret records values that must never appear in a log.
@@ -257,11 +299,11 @@ func LeakedSecrets() []string {
 	registry.Lock()
 	defer registry.Unlock()
 	var leaks []string
-	for _, p := range registry.procs {
-		log := p.Log()
+	for _, l := range registry.logs {
+		log := l.log()
 		for s := range registry.secrets {
 			if strings.Contains(log, s) {
-				leaks = append(leaks, fmt.Sprintf("%s… (%d bytes) in the log of %s", s[:4], len(s), filepath.Base(p.Cmd.Path)))
+				leaks = append(leaks, fmt.Sprintf("%s… (%d bytes) in the log of %s", s[:4], len(s), l.name))
 			}
 		}
 	}

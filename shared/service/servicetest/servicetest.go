@@ -6,44 +6,80 @@ package servicetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
 )
 
 // Instance is a program serving in this process.
 type Instance struct {
-	Addr string // host:port it listens on
-	URL  string // http://Addr
-	log  *logBuffer
-	done chan error
+	Addr    string // host:port it listens on
+	URL     string // http://Addr
+	log     *logBuffer
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed once Run has returned, err then set
+	err     error
 }
 
 // Log returns everything the program has written to stdout and stderr so far.
 func (in *Instance) Log() string { return in.log.String() }
 
 // Start runs p with args (args[0] the program's name, then e.g. "serve", "--addr",
-// "127.0.0.1:0") until ctx ends, and returns once it listens: the address comes from
-// service.Env.Ready, not from the log. It fails t if the program stops or is not ready within
-// 30 s.
+// "127.0.0.1:0") until ctx ends or the test ends, and returns once it listens: the address
+// comes from service.Env.Ready, not from the log. It fails t if the program stops or is not
+// ready within 30 s.
 func Start(t testing.TB, ctx context.Context, p *service.Program, args ...string) *Instance {
 	t.Helper()
-	in := &Instance{log: &logBuffer{}, done: make(chan error, 1)}
+	return StartEnv(t, ctx, p, service.Env{}, args...)
+}
+
+// StartEnv is Start with an environment: env.Getenv and env.Clock (a clock.Fake the test
+// advances) are passed on; the instance's log and ready signal replace env's Stdout, Stderr
+// and Ready. The instance's log is searched for proctest.Secret values after the package's
+// tests (proctest.CheckLogs), like a binary's.
+func StartEnv(t testing.TB, ctx context.Context, p *service.Program, env service.Env, args ...string) *Instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	in := &Instance{log: &logBuffer{}, cancel: cancel, stopped: make(chan struct{})}
 	addr := make(chan string, 1)
-	env := service.Env{Stdout: in.log, Stderr: in.log, Ready: func(a string) { addr <- a }}
-	go func() { in.done <- p.Run(ctx, args, env) }()
+	env.Stdout, env.Stderr, env.Ready = in.log, in.log, func(a string) { addr <- a }
+	go func() {
+		in.err = p.Run(ctx, args, env)
+		close(in.stopped)
+	}()
+	proctest.RememberLog(p.Name+" (in-process)", in.Log)
+	// When the test ends the program stops, and has stopped before the test's temporary
+	// folders are removed (cleanups run last-registered first).
+	t.Cleanup(func() {
+		cancel()
+		<-in.stopped
+	})
 	select {
 	case in.Addr = <-addr:
 		in.URL = "http://" + in.Addr
 		return in
-	case err := <-in.done:
-		t.Fatalf("%s returned before it was ready: %v\n%s", p.Name, err, in.Log())
+	case <-in.stopped:
+		t.Fatalf("%s returned before it was ready: %v\n%s", p.Name, in.err, in.Log())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s not ready within 30s\n%s", p.Name, in.Log())
 	}
 	return nil
+}
+
+// Stop cancels the program's context and waits (at most 20 s) for Run to return; it returns
+// Run's error, nil on a clean stop.
+func (in *Instance) Stop() error {
+	in.cancel()
+	select {
+	case <-in.stopped:
+		return in.err
+	case <-time.After(20 * time.Second):
+		return errors.New("Run did not return within 20s")
+	}
 }
 
 // Stopped waits (at most 20 s) for the program to return after its context was cancelled, and
@@ -51,9 +87,9 @@ func Start(t testing.TB, ctx context.Context, p *service.Program, args ...string
 func (in *Instance) Stopped(t testing.TB) {
 	t.Helper()
 	select {
-	case err := <-in.done:
-		if err != nil {
-			t.Fatalf("Run returned %v\n%s", err, in.Log())
+	case <-in.stopped:
+		if in.err != nil {
+			t.Fatalf("Run returned %v\n%s", in.err, in.Log())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("Run did not return within 20s\n%s", in.Log())
