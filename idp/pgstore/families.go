@@ -1,0 +1,213 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/pgdb"
+)
+
+var errNoFamily = apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
+
+// familyCols are the columns of a family, of the table aliased f.
+const familyCols = `f.id, f.user_id, f.client_id, f.scope, f.audience, COALESCE(f.session_id, ''), f.epoch,
+	f.created_at, f.expires_at, f.current_token, f.revoked`
+
+func familyDest(f *identity.Family) []any {
+	return []any{&f.ID, &f.UserID, &f.ClientID, &f.Scope, &f.Audience, &f.SessionID, &f.Epoch,
+		&f.CreatedAt, &f.ExpiresAt, &f.Current, &f.Revoked}
+}
+
+func scanFamily(row pgx.Row, more ...any) (identity.Family, error) {
+	var f identity.Family
+	if err := row.Scan(append(familyDest(&f), more...)...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return identity.Family{}, errNoFamily
+		}
+		return identity.Family{}, err
+	}
+	f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC()
+	return f, nil
+}
+
+// storedFamily is f as it is written and as every later read sees it: its free text made
+// storable, its times UTC to the microsecond, its audience a copy of its own.
+func storedFamily(f identity.Family) identity.Family {
+	f.ClientID, f.Scope, f.Audience = text(f.ClientID), text(f.Scope), texts(f.Audience)
+	f.CreatedAt, f.ExpiresAt = ts(f.CreatedAt), ts(f.ExpiresAt)
+	return f
+}
+
+// familyArgs are the values of the columns of insertFamily, in its order.
+func familyArgs(f identity.Family) []any {
+	return []any{f.ID, f.UserID, f.ClientID, f.Scope, f.Audience, nullStr(f.SessionID), f.Epoch,
+		f.CreatedAt, f.ExpiresAt, f.Current, f.Revoked}
+}
+
+const insertFamily = `INSERT INTO refresh_families
+	(id, user_id, client_id, scope, audience, session_id, epoch, created_at, expires_at, current_token, revoked)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+// CreateFamily implements identity.FamilyStore. The user's row is locked FOR SHARE from the
+// epoch check to the commit, so a credential change (which locks it FOR UPDATE) either
+// committed before — and the check refuses — or starts after, and revokes this family.
+func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if _, ok := key(f.UserID); !ok {
+		return identity.ErrStaleCredentials
+	}
+	f = storedFamily(f)
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUserEpoch(ctx, tx, f.UserID, f.Epoch, "SHARE"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertFamily, familyArgs(f)...); err != nil {
+			return conflict(err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, f.Current, f.ID)
+		return conflict(err)
+	})
+}
+
+// errKeep marks a transaction whose writes stand although step failed.
+var errKeep = errors.New("keep the step's result")
+
+// UpdateFamilyByToken implements identity.FamilyStore. The family's row is locked FOR UPDATE
+// as it is read, so concurrent refreshes of one token queue: the first moves Current on, and
+// every later one reads the moved family, sees its token spent and stores the revocation.
+// The user is read without a lock (a credential change locks the user, then the families:
+// reading the user under a family's lock must not wait for it).
+func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
+	tokenHash, ok := key(tokenHash)
+	if !ok {
+		return identity.Family{}, errNoFamily
+	}
+	var out identity.Family
+	var stepErr error
+	err := pgdb.InTxKeep(ctx, s.pool, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		f, err := scanFamily(tx.QueryRow(ctx, `SELECT `+familyCols+`
+			FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+			WHERE t.token_hash = $1 FOR UPDATE OF f`, tokenHash))
+		if err != nil {
+			return err
+		}
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, f.UserID))
+		if err != nil && !errors.Is(err, errNoUser) {
+			return err
+		}
+		out, stepErr = step(f, u)
+		if stepErr != nil && out.ID == "" {
+			return nil // nothing to keep
+		}
+		if out.ID != f.ID || out.UserID != f.UserID {
+			return apperr.Errorf(apperr.EINVALID, "An update may not change a refresh family's id or user")
+		}
+		if err := out.Validate(); err != nil {
+			return err
+		}
+		out = storedFamily(out)
+		if out.Current != f.Current {
+			if err := indexToken(ctx, tx, out.Current, f.ID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
+			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11
+			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
+		if err == nil && stepErr != nil {
+			return errKeep
+		}
+		return err
+	}, func(err error) bool { return err == errKeep })
+	if err != nil && err != errKeep {
+		return identity.Family{}, s.fail(err)
+	}
+	return out, stepErr
+}
+
+// indexToken records that the family issued tokenHash. ECONFLICT when another family did.
+func indexToken(ctx context.Context, tx pgx.Tx, tokenHash, familyID string) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2) ON CONFLICT (token_hash) DO NOTHING`,
+		tokenHash, familyID)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	var owner string
+	if err := tx.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE token_hash = $1`, tokenHash).Scan(&owner); err != nil {
+		return err
+	}
+	if owner != familyID {
+		return apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
+	}
+	return nil // a token this family issued before
+}
+
+// ListFamilies implements identity.FamilyStore.
+func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
+	out := []identity.Family{}
+	userID, ok := key(userID)
+	if !ok {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`, userID)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f, err := scanFamily(rows)
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}
+
+// RevokeUserFamilies implements identity.FamilyStore: one statement, one transaction.
+func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
+	userID, ok := key(userID)
+	if !ok {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
+	return s.fail(err)
+}
+
+// gcBatch bounds the rows one garbage-collection statement removes, so a long backlog never
+// runs into the statement timeout or holds many locks at once.
+const gcBatch = 1000
+
+// DeleteDeadFamilies implements identity.FamilyStore: batches of dead families go with their
+// token hashes (ON DELETE CASCADE). A family locked by a refresh or revocation in flight is
+// skipped, for the next run: replicas collecting at once neither wait for each other nor for
+// requests.
+func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error) {
+	return s.collect(ctx, `DELETE FROM refresh_families WHERE id IN (
+		SELECT id FROM refresh_families WHERE revoked OR expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, now)
+}
+
+// collect runs a garbage-collecting DELETE of at most gcBatch rows until it removes fewer.
+func (s *DB) collect(ctx context.Context, del string, now time.Time) (int, error) {
+	n := 0
+	for {
+		tag, err := s.pool.Exec(ctx, del, now, gcBatch)
+		if err != nil {
+			return n, s.fail(err)
+		}
+		n += int(tag.RowsAffected())
+		if tag.RowsAffected() < gcBatch {
+			return n, nil
+		}
+	}
+}

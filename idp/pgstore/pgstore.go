@@ -1,0 +1,191 @@
+// Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
+// sessions and secrets in PostgreSQL, so several IdP processes can share one store.
+//
+// Every decision an updater makes is made inside the transaction that reads what it decides
+// on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
+// updaters of one row queue, and each sees what the one before it stored. The operations that
+// must see a user's credential epoch (creating a session or a refresh family) lock the user's
+// row against a concurrent credential change in the same transaction; UpdateKeys serializes on
+// a lock of the key table. Transactions that hit a deadlock are retried by pgdb.InTx, so
+// updaters may run more than once, as the identity contracts allow. A database that cannot be
+// reached is EUNAVAILABLE (pgdb.Err).
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/time/rate"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/pgdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Schema is the IdP's versioned schema, recorded in idp_schema_version so the work-item
+// service's schema can share the database. `idp migrate` applies it alone.
+var Schema = pgdb.Schema{FS: mustSub(migrations, "migrations"), Table: "idp_schema_version"}
+
+// DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
+// identity.FamilyStore, identity.SessionStore and identity.SecretStore.
+type DB struct {
+	pool   *pgxpool.Pool
+	logger atomic.Pointer[slog.Logger]
+	every  rate.Sometimes // logs an unreachable database once a minute, not once a request
+}
+
+var (
+	_ identity.UserStore    = (*DB)(nil)
+	_ identity.KeyStore     = (*DB)(nil)
+	_ identity.FamilyStore  = (*DB)(nil)
+	_ identity.SessionStore = (*DB)(nil)
+	_ identity.SecretStore  = (*DB)(nil)
+)
+
+// Open connects to the database cfg names and migrates the schema (under an advisory lock,
+// so replicas starting together migrate once). A server that does not answer within the
+// connect timeout is an error naming the host.
+func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error) {
+	pool, err := pgdb.Open(ctx, cfg, Schema, logger)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{pool: pool, every: rate.Sometimes{Interval: time.Minute}}
+	db.SetLogger(logger)
+	return db, nil
+}
+
+// Pool is the connection pool, for the work that shares it (migrations, tests).
+func (s *DB) Pool() *pgxpool.Pool { return s.pool }
+
+// SetLogger sets where storage failures are reported.
+func (s *DB) SetLogger(l *slog.Logger) { s.logger.Store(l) }
+
+// Ping reports whether the database answers: readiness.
+func (s *DB) Ping(ctx context.Context) error { return s.fail(s.pool.Ping(ctx)) }
+
+// Close closes the pool.
+func (s *DB) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// fail turns a database error into the store's vocabulary (pgdb.Err) and logs, at most once
+// a minute, that the database is out of reach.
+func (s *DB) fail(err error) error {
+	err = pgdb.Err(err)
+	if err != nil && apperr.Code(err) == apperr.EUNAVAILABLE {
+		s.every.Do(func() {
+			if l := s.logger.Load(); l != nil {
+				l.Error("the database is unavailable; answering 503 (logged once a minute)", "err", errors.Unwrap(err))
+			}
+		})
+	}
+	return err
+}
+
+// tx runs fn in one READ COMMITTED transaction, retried on deadlock.
+func (s *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.fail(pgdb.InTx(ctx, s.pool, pgx.ReadCommitted, fn))
+}
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the directory is embedded: it exists
+	}
+	return sub
+}
+
+// conflict maps a unique-constraint refusal to ECONFLICT, naming what is taken; any other
+// error passes unchanged.
+func conflict(err error) error {
+	c, ok := pgdb.UniqueViolation(err)
+	if !ok {
+		return err
+	}
+	msg, ok := conflicts[c]
+	if !ok {
+		msg = "Already exists"
+	}
+	return apperr.Wrap(apperr.ECONFLICT, err, msg)
+}
+
+var conflicts = map[string]string{
+	"users_pkey":                    "User id already taken",
+	"users_username_normalized_key": "User already exists",
+	"signing_keys_pkey":             "Signing key id already taken",
+	"refresh_families_pkey":         "Refresh family id already taken",
+	"refresh_tokens_pkey":           "Refresh token already issued",
+	"sessions_pkey":                 "Session id already taken",
+	"sessions_token_hash_key":       "Session token already taken",
+}
+
+// ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this
+// does), without a monotonic reading. Stores return what they stored in this form.
+func ts(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
+
+// nullTime is t for a nullable column: NULL when zero.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// fromNull reads a nullable time column: zero when NULL.
+func fromNull(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// nullStr is s for a nullable column: NULL when empty.
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// text is s as a PostgreSQL text column can hold it: valid UTF-8 without NUL (the bbolt
+// store's JSON coerces invalid UTF-8 alike). Free text from requests (a user agent, a scope)
+// may be neither; identifiers and hashes the IdP makes are ASCII and pass unchanged.
+func text(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// texts is text of every element, in a new slice; nil stays nil.
+func texts(l []string) []string {
+	if l == nil {
+		return nil
+	}
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = text(s)
+	}
+	return out
+}
+
+// key is s as a key column can be looked up: a value PostgreSQL cannot hold (NUL, invalid
+// UTF-8) was never stored, so ok is false and the lookup finds nothing.
+func key(s string) (string, bool) {
+	return s, utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}

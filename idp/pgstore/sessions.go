@@ -1,0 +1,219 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+var errNoSession = apperr.Errorf(apperr.ENOTFOUND, "Session not found")
+
+// sessionCols are the columns of a session, of the table aliased s.
+const sessionCols = `s.id, s.token_hash, s.user_id, s.epoch, s.auth_time, s.amr, s.created_at, s.last_seen_at,
+	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent`
+
+func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
+	var s identity.Session
+	dest := []any{&s.ID, &s.TokenHash, &s.UserID, &s.Epoch, &s.AuthTime, &s.AMR, &s.CreatedAt, &s.LastSeenAt,
+		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent}
+	if err := row.Scan(append(dest, more...)...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return identity.Session{}, errNoSession
+		}
+		return identity.Session{}, err
+	}
+	s.AuthTime, s.CreatedAt = s.AuthTime.UTC(), s.CreatedAt.UTC()
+	s.LastSeenAt, s.ExpiresAt = s.LastSeenAt.UTC(), s.ExpiresAt.UTC()
+	return s, nil
+}
+
+// storedSession is sess as it is written and as every later read sees it: free text made
+// storable, times UTC to the microsecond, the idle limit to the microsecond (an interval's
+// precision), the AMR a copy of its own.
+func storedSession(sess identity.Session) identity.Session {
+	sess.AMR, sess.RemoteAddr, sess.UserAgent = texts(sess.AMR), text(sess.RemoteAddr), text(sess.UserAgent)
+	sess.AuthTime, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt = ts(sess.AuthTime), ts(sess.CreatedAt), ts(sess.LastSeenAt), ts(sess.ExpiresAt)
+	sess.IdleTTL = sess.IdleTTL.Truncate(time.Microsecond)
+	return sess
+}
+
+func sessionArgs(sess identity.Session) []any {
+	return []any{sess.ID, sess.TokenHash, sess.UserID, sess.Epoch, sess.AuthTime, sess.AMR, sess.CreatedAt, sess.LastSeenAt,
+		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent}
+}
+
+const insertSession = `INSERT INTO sessions
+	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+// CreateSession implements identity.SessionStore. The user's row is locked FOR NO KEY UPDATE
+// from the epoch check to the commit: a credential change (FOR UPDATE) either committed
+// before — and the check refuses — or waits and then ends this session; and a user's session
+// creations queue, so two logins past the bound do not both end the same oldest session and
+// leave one too many. (Foreign-key checks take FOR KEY SHARE, which this lock does not block.)
+func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
+	if err := sess.Validate(); err != nil {
+		return err
+	}
+	if _, ok := key(sess.UserID); !ok {
+		return identity.ErrStaleCredentials
+	}
+	sess = storedSession(sess)
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUserEpoch(ctx, tx, sess.UserID, sess.Epoch, "NO KEY UPDATE"); err != nil {
+			return err
+		}
+		// The sessions past the newest MaxSessionsPerUser-1 end, with their families, to make
+		// room for this one (none, almost always).
+		rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2`,
+			sess.UserID, identity.MaxSessionsPerUser-1)
+		if err != nil {
+			return err
+		}
+		old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(old) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true
+				WHERE user_id = $1 AND session_id = ANY($2) AND NOT revoked`, sess.UserID, old); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = ANY($1)`, old); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, insertSession, sessionArgs(sess)...)
+		return conflict(err)
+	})
+}
+
+// GetSession implements identity.SessionStore.
+func (s *DB) GetSession(ctx context.Context, id string) (identity.Session, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.Session{}, errNoSession
+	}
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1`, id))
+	return sess, s.fail(err)
+}
+
+// SessionByToken implements identity.SessionStore: one statement, one snapshot.
+func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Session, identity.User, error) {
+	tokenHash, ok := key(tokenHash)
+	if !ok {
+		return identity.Session{}, identity.User{}, errNoSession
+	}
+	var u identity.User
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+`, `+userColsOf("u")+`
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, tokenHash), userDest(&u)...)
+	if err != nil {
+		return identity.Session{}, identity.User{}, s.fail(err)
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	return sess, u, nil
+}
+
+// ListSessions implements identity.SessionStore.
+func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
+	out := []identity.Session{}
+	userID, ok := key(userID)
+	if !ok {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`, userID)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		out = append(out, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}
+
+// UpdateSession implements identity.SessionStore: the session's row is locked FOR UPDATE as
+// it is read, so concurrent updaters queue.
+func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Session) (identity.Session, error)) (identity.Session, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.Session{}, errNoSession
+	}
+	var out identity.Session
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		old, err := scanSession(tx.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if out, err = fn(old); err != nil {
+			return err
+		}
+		if out.ID != id || out.UserID != old.UserID || out.Epoch != old.Epoch {
+			return apperr.Errorf(apperr.EINVALID, "An update may not change a session's id, user or epoch")
+		}
+		if err := out.Validate(); err != nil {
+			return err
+		}
+		out = storedSession(out)
+		_, err = tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
+			last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12
+			WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(out)...)
+		return conflict(err)
+	})
+	if err != nil {
+		return identity.Session{}, err
+	}
+	return out, nil
+}
+
+// EndSession implements identity.SessionStore. The families bound to the session are revoked
+// before the session's row is deleted, the order a credential change takes its locks in
+// (families, then sessions), so the two do not deadlock.
+func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.Session{}, errNoSession
+	}
+	var sess identity.Session
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var userID string
+		err := tx.QueryRow(ctx, `SELECT user_id FROM sessions WHERE id = $1`, id).Scan(&userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoSession
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND session_id = $2 AND NOT revoked`,
+			userID, id); err != nil {
+			return err
+		}
+		// Ended meanwhile by another: this transaction rolls back, its revocations with it.
+		sess, err = scanSession(tx.QueryRow(ctx, `DELETE FROM sessions s WHERE s.id = $1 RETURNING `+sessionCols, id))
+		return err
+	})
+	if err != nil {
+		return identity.Session{}, err
+	}
+	return sess, nil
+}
+
+// DeleteDeadSessions implements identity.SessionStore, in batches as DeleteDeadFamilies.
+func (s *DB) DeleteDeadSessions(ctx context.Context, now time.Time) (int, error) {
+	return s.collect(ctx, `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions
+		WHERE expires_at <= $1 OR (idle_ttl > interval '0' AND last_seen_at + idle_ttl <= $1)
+		LIMIT $2 FOR UPDATE SKIP LOCKED)`, now)
+}

@@ -1,0 +1,213 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+
+const userCols = `id, username, password_hash, created_at, epoch`
+
+// userColsOf is userCols of the table aliased a.
+func userColsOf(a string) string {
+	return a + ".id, " + a + ".username, " + a + ".password_hash, " + a + ".created_at, " + a + ".epoch"
+}
+
+func userDest(u *identity.User) []any {
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch}
+}
+
+func scanUser(row pgx.Row) (identity.User, error) {
+	var u identity.User
+	if err := row.Scan(userDest(&u)...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return identity.User{}, errNoUser
+		}
+		return identity.User{}, err
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, nil
+}
+
+// stored is u as every later read sees it.
+func storedUser(u identity.User) identity.User {
+	u.CreatedAt = ts(u.CreatedAt)
+	return u
+}
+
+// CreateUser implements identity.UserStore.
+func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`, username_normalized) VALUES ($1, $2, $3, $4, $5, $6)`,
+		u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, identity.NormalizeUsername(u.Username))
+	return s.fail(conflict(err))
+}
+
+// GetUser implements identity.UserStore.
+func (s *DB) GetUser(ctx context.Context, id string) (identity.User, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.User{}, errNoUser
+	}
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
+	return u, s.fail(err)
+}
+
+// GetUserByName implements identity.UserStore.
+func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User, error) {
+	name, ok := key(identity.NormalizeUsername(username))
+	if !ok {
+		return identity.User{}, errNoUser
+	}
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE username_normalized = $1`, name))
+	return u, s.fail(err)
+}
+
+// ListUsers implements identity.UserStore: a walk of the unique index on the normalized
+// username, which is COLLATE "C", so the order is the bytes' (the bbolt store's).
+func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identity.User, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	out := []identity.User{}
+	prefix, ok := key(identity.NormalizeUsername(opt.Prefix))
+	if !ok {
+		return out, nil // no username holds what PostgreSQL cannot
+	}
+	after := identity.NormalizeUsername(opt.After)
+	if i := strings.IndexByte(after, 0); i >= 0 {
+		// Usernames hold no NUL, so those after "x\x00…" are those after "x".
+		after = after[:i]
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users
+		WHERE username_normalized LIKE $1 AND username_normalized > $2
+		ORDER BY username_normalized COLLATE "C" LIMIT $3`, likePrefix(prefix), after, opt.Limit)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			rows.Close()
+			return nil, s.fail(err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}
+
+// likePrefix is the LIKE pattern of the strings that start with p: its wildcards escaped (a
+// username may hold '_'), so the index on a COLLATE "C" column bounds the scan.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+}
+
+// UpdateUser implements identity.UserStore.
+func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+	var out identity.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = updateUser(ctx, tx, id, fn, false)
+		return err
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return out, nil
+}
+
+// ChangeCredentials implements identity.UserStore. The user's row stays locked from the read
+// to the commit, so a session or family made for the old epoch either committed before (and
+// is ended here) or waits and sees the new epoch (and is refused).
+func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+	var out identity.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if out, err = updateUser(ctx, tx, id, fn, true); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return out, nil
+}
+
+// updateUser locks the stored user, runs fn on it, checks what it returns and stores it,
+// moving the credential epoch on when nextEpoch is set.
+func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User) (identity.User, error), nextEpoch bool) (identity.User, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.User{}, errNoUser
+	}
+	old, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return old, err
+	}
+	u, err := fn(old)
+	if err != nil {
+		return u, err
+	}
+	if u.ID != old.ID || u.Epoch != old.Epoch {
+		return u, apperr.Errorf(apperr.EINVALID, "An update may not change a user's id or credential epoch")
+	}
+	if err := u.Validate(); err != nil {
+		return u, err
+	}
+	if nextEpoch {
+		u.Epoch++
+	}
+	u.PasswordHash = text(u.PasswordHash)
+	_, err = tx.Exec(ctx, `UPDATE users SET username = $2, username_normalized = $3, password_hash = $4, created_at = $5, epoch = $6
+		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch)
+	if err != nil {
+		return u, conflict(err)
+	}
+	return storedUser(u), nil
+}
+
+// DeleteUser implements identity.UserStore: the user's families (with their token hashes)
+// and sessions go with the row, by ON DELETE CASCADE, in the one statement.
+func (s *DB) DeleteUser(ctx context.Context, id string) error {
+	id, ok := key(id)
+	if !ok {
+		return errNoUser
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	if err != nil {
+		return s.fail(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errNoUser
+	}
+	return nil
+}
+
+// lockUserEpoch checks, in tx, that the user exists with the credential epoch, and locks the
+// user's row with the given strength against a concurrent credential change or delete until
+// tx ends. ErrStaleCredentials otherwise.
+func lockUserEpoch(ctx context.Context, tx pgx.Tx, userID string, epoch int64, strength string) error {
+	var stored int64
+	err := tx.QueryRow(ctx, `SELECT epoch FROM users WHERE id = $1 FOR `+strength, userID).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && stored != epoch) {
+		return identity.ErrStaleCredentials
+	}
+	return err
+}
