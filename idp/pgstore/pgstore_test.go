@@ -392,3 +392,17 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 		t.Fatalf("%d winners, want 1", winners)
 	}
 }
+
+func TestThrottleConformance(t *testing.T) {
+	base := pgtest.NewDatabase(t)
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	n := 0
+	storetest.RunThrottleTests(t, func(t *testing.T) identity.ThrottleStore {
+		n++
+		return open(t, inSchema(t, admin, base, fmt.Sprintf("throttle_%02d", n)))
+	})
+}
