@@ -6,8 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"jwtidp/shared/clock"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 )
 
 func postForm(t *testing.T, u string, v url.Values) answer {
@@ -161,5 +164,76 @@ func TestPasswordChangeKillsAllFamilies(t *testing.T) {
 	login(t, p.URL, "olga", "new-horse-battery")
 	if strings.Contains(p.Log(), "new-horse-battery") {
 		t.Fatal("the new password reached the log")
+	}
+}
+
+// Lifetimes run on the IdP's clock, which the test moves: an access token ends at exp (plus
+// the leeway), a refresh family at its absolute lifetime however often it is refreshed, a
+// browser session when unused for the idle TTL, and at its absolute TTL however often it is
+// used.
+func TestLifetimesOnTheIdPsClock(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second)) // a token's times are whole seconds
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--refresh-ttl", "1h", "--rate-limit", "0")
+	signup(t, p.URL, "timo", "correct-horse-9")
+	tok := login(t, p.URL, "timo", "correct-horse-9")
+	at, rt := tok["access_token"].(string), tok["refresh_token"].(string)
+	userinfo := func(at string) int {
+		return do(t, "GET", p.URL+"/userinfo", "", nil, "Authorization", "Bearer "+at).status
+	}
+	session := func() string {
+		t.Helper()
+		resp, _ := browserLoginResp(t, p.URL, "timo", "correct-horse-9")
+		for _, c := range resp.Cookies() {
+			if c.Name == "jwtidp_session" {
+				proctest.Secret(c.Value)
+				return c.Value
+			}
+		}
+		t.Fatalf("browser login: %d, no session cookie", resp.StatusCode)
+		return ""
+	}
+	verify := func(cookie string) int {
+		return do(t, "GET", p.URL+"/verify", "", nil, "Cookie", "jwtidp_session="+cookie).status
+	}
+	a := session()
+	if userinfo(at) != 200 || verify(a) != 200 {
+		t.Fatalf("fresh token: %d, fresh session: %d", userinfo(at), verify(a))
+	}
+
+	clk.Advance(15*time.Minute + 29*time.Second) // within the token's lifetime and the 30s leeway
+	if got := userinfo(at); got != 200 {
+		t.Fatalf("token 1s short of exp + leeway: %d, want 200", got)
+	}
+	clk.Advance(2 * time.Second)
+	if got := userinfo(at); got != 401 {
+		t.Fatalf("token past exp + leeway: %d, want 401", got)
+	}
+	r := refreshGrant(t, p.URL, rt)
+	if r.status != 200 {
+		t.Fatalf("refresh within the family's hour: %d %s", r.status, r.body)
+	}
+	rt = r.json(t)["refresh_token"].(string)
+	if got := verify(a); got != 200 {
+		t.Fatalf("session used 15m ago: %d, want 200", got)
+	}
+
+	clk.Advance(44*time.Minute + 29*time.Second) // an hour since the login: refreshing did not extend it
+	wantGrantError(t, refreshGrant(t, p.URL, rt), "invalid_grant")
+
+	clk.Advance(2*time.Hour + time.Second) // the session's idle TTL, unused
+	if got := verify(a); got != 401 {
+		t.Fatalf("session unused for 2h: %d, want 401", got)
+	}
+
+	b := session() // used every hour, it still ends 12h after the login
+	for i := range 11 {
+		clk.Advance(time.Hour)
+		if got := verify(b); got != 200 {
+			t.Fatalf("session used hourly, after %dh: %d, want 200", i+1, got)
+		}
+	}
+	clk.Advance(time.Hour + time.Second)
+	if got := verify(b); got != 401 {
+		t.Fatalf("session past its 12h: %d, want 401", got)
 	}
 }
