@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"jwtidp/idp/identity"
+	"jwtidp/idp/pgstore"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -45,9 +48,35 @@ func program() *service.Program {
 	c := &config{}
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd},
-		Serve:    service.Service[*boltdb.DB]{Flags: c.flags, Open: boltdb.Open, Build: c.build},
+		Commands: map[string]service.Func{"keys": keysCmd, "store": storeCmd, "migrate": migrateCmd},
+		Serve:    service.Service[store]{Flags: c.flags, Open: openStore, Build: c.build},
 	}
+}
+
+// store is what the IdP keeps its data in: bbolt in --data, or PostgreSQL (--database-url)
+// when several processes serve as replicas of one IdP.
+type store interface {
+	service.Store
+	identity.UserStore
+	identity.KeyStore
+	identity.FamilyStore
+	identity.SessionStore
+	identity.SecretStore
+}
+
+func openStore(ctx context.Context, set service.Settings, lockTimeout time.Duration, logger *slog.Logger) (store, error) {
+	if set.Replicated() {
+		db, err := pgstore.Open(ctx, set.Database, logger)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
+	db, err := boltdb.Open(set.Data, lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 func (c *config) flags(fs *envflag.Set) {
@@ -160,7 +189,7 @@ func httpURL(s string) error {
 }
 
 // build wires the IdP on its open store.
-func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (service.App, error) {
+func (c *config) build(ctx context.Context, r *service.Running[store]) (service.App, error) {
 	db, logger := r.Store, r.Logger
 	if c.issuer == "" {
 		c.issuer = "http://" + r.Addr
@@ -194,7 +223,7 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
-		Throttle: auth.NewThrottle(c.throttle, now, nil),
+		Throttle: auth.NewThrottle(c.throttle, now, throttleStore(db)),
 	}
 	clients := r.Settings.Clients
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
@@ -207,7 +236,7 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: db,
+		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: snapshotter(db),
 		Now: now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),
@@ -221,6 +250,10 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	})
 
 	r.Go(km.Run)
+	if r.Settings.Replicated() {
+		// Another replica may rotate or revoke: follow the stored keys within a second.
+		r.Go(func(ctx context.Context) { km.Follow(ctx, time.Second) })
+	}
 	r.Go(func(ctx context.Context) { svc.CollectGarbage(ctx, time.Hour) })
 	r.Go(func(ctx context.Context) { sessions.CollectGarbage(ctx, time.Hour) })
 	r.Go(func(context.Context) {
@@ -230,7 +263,28 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	})
 
 	kid, _ := km.Signer()
-	return service.App{Handler: handler, Log: []any{"issuer", c.issuer, "data", r.Settings.Data, "kid", kid}}, nil
+	where := []any{"data", r.Settings.Data}
+	if r.Settings.Replicated() {
+		where = []any{"store", "postgres"}
+	}
+	return service.App{Handler: handler, Log: append(append([]any{"issuer", c.issuer}, where...), "kid", kid)}, nil
+}
+
+// throttleStore is where login failures are counted: in the database replicas share, or in
+// this process's memory when it alone opens its store (bbolt).
+func throttleStore(db store) identity.ThrottleStore {
+	if ts, ok := db.(identity.ThrottleStore); ok {
+		return ts
+	}
+	return nil
+}
+
+// snapshotter is the store's online backup for /admin/backup, nil where pg_dump does that job.
+func snapshotter(db store) web.Snapshotter {
+	if s, ok := db.(web.Snapshotter); ok {
+		return s
+	}
+	return nil
 }
 
 func randomBytes(n int) []byte {

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"jwtidp/shared/web"
+	"jwtidp/workitems/pgstore"
+	"jwtidp/workitems/workitem"
+	"log/slog"
 	"time"
 
 	"jwtidp/shared/envflag"
@@ -22,8 +26,9 @@ type config struct {
 func program() *service.Program {
 	c := &config{}
 	return &service.Program{
-		Serve: service.Service[*boltdb.DB]{Flags: c.flags, Open: boltdb.Open, Build: c.build},
-		Name:  "workitems", Version: version, Prefix: "WORKITEMS", DefaultAddr: "127.0.0.1:8081",
+		Serve:    service.Service[store]{Flags: c.flags, Open: openStore, Build: c.build},
+		Commands: map[string]service.Func{"store": storeCmd, "migrate": migrateCmd},
+		Name:     "workitems", Version: version, Prefix: "WORKITEMS", DefaultAddr: "127.0.0.1:8081",
 	}
 }
 
@@ -53,7 +58,7 @@ func (c *config) flags(fs *envflag.Set) {
 
 // build wires the service on its open store: it trusts the issuer's tokens through its JWKS and
 // is ready once the keys are loaded.
-func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (service.App, error) {
+func (c *config) build(ctx context.Context, r *service.Running[store]) (service.App, error) {
 	keys := jwtauth.NewRemoteKeys(ctx, jwtauth.RemoteConfig{
 		Issuer: c.issuer, JWKSURL: c.jwksURL, RefreshInterval: c.jwksRefresh,
 		Logger: r.Logger.With("component", "jwks"),
@@ -62,7 +67,41 @@ func (c *config) build(ctx context.Context, r *service.Running[*boltdb.DB]) (ser
 	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys, CacheSize: 10000, Now: r.Clock.Now})
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: r.Clock.Now,
-		AdminToken: c.adminToken, Store: r.Store, RemoteAddrs: r.Settings.Clients,
+		AdminToken: c.adminToken, Store: snapshotter(r.Store), RemoteAddrs: r.Settings.Clients,
 	})
-	return service.App{Handler: handler, Log: []any{"issuer", c.issuer, "data", r.Settings.Data}}, nil
+	where := []any{"data", r.Settings.Data}
+	if r.Settings.Replicated() {
+		where = []any{"store", "postgres"}
+	}
+	return service.App{Handler: handler, Log: append([]any{"issuer", c.issuer}, where...)}, nil
+}
+
+// store is where work items are kept: bbolt in --data, or PostgreSQL (--database-url) for
+// replicas.
+type store interface {
+	service.Store
+	workitem.Store
+}
+
+func openStore(ctx context.Context, set service.Settings, lockTimeout time.Duration, logger *slog.Logger) (store, error) {
+	if set.Replicated() {
+		db, err := pgstore.Open(ctx, set.Database, logger)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
+	db, err := boltdb.Open(set.Data, lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// snapshotter is the store's online backup for /admin/backup, nil where pg_dump does that job.
+func snapshotter(db store) web.Snapshotter {
+	if s, ok := db.(web.Snapshotter); ok {
+		return s
+	}
+	return nil
 }

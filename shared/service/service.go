@@ -33,6 +33,7 @@ import (
 	"jwtidp/shared/clock"
 	"jwtidp/shared/envflag"
 	"jwtidp/shared/ops"
+	"jwtidp/shared/pgdb"
 	"jwtidp/shared/web"
 )
 
@@ -132,7 +133,13 @@ type Settings struct {
 	PprofAddr  string          // where net/http/pprof is served; "": nowhere
 	Clients    web.ClientAddrs // whose X-Forwarded-For is believed (--trusted-proxies)
 	Version    bool            // print the version instead of serving
+	// Database, when its URL is set, is the PostgreSQL database that replaces the bbolt store
+	// in Data, so that several processes can serve as replicas.
+	Database pgdb.Config
 }
+
+// Replicated reports whether the store is a database other processes may share.
+func (s Settings) Replicated() bool { return s.Database.URL != "" }
 
 func (s *Settings) define(fs *envflag.Set, p *Program) {
 	v := func(name string) string { return p.Prefix + "_" + name }
@@ -143,6 +150,24 @@ func (s *Settings) define(fs *envflag.Set, p *Program) {
 	fs.StringVar(&s.PprofAddr, "pprof-addr", v("PPROF_ADDR"), "", "serve Go profiling (pprof) on this address; off when empty")
 	fs.Var(prefixes{&s.Clients.Trusted}, "trusted-proxies", v("TRUSTED_PROXIES"), "proxies whose X-Forwarded-For is believed (comma-separated `addresses` or CIDRs)")
 	fs.BoolVar(&s.Version, "version", "", false, "print the version and exit")
+	fs.StringVar(&s.Database.URL, "database-url", v("DATABASE_URL"), "", "a postgres:// `URL`: PostgreSQL instead of the bbolt store in --data, so several processes can serve as replicas")
+	fs.Secret("database-url") // it may hold a password
+	var maxConns int
+	fs.IntVar(&maxConns, "database-max-conns", v("DATABASE_MAX_CONNS"), 10, "connections this process keeps open to the database at most")
+	fs.DurationVar(&s.Database.ConnectTimeout, "database-connect-timeout", v("DATABASE_CONNECT_TIMEOUT"), 5*time.Second, "how long connecting to the database may take")
+	fs.DurationVar(&s.Database.StatementTimeout, "database-statement-timeout", v("DATABASE_STATEMENT_TIMEOUT"), 5*time.Second, "how long one database statement may run")
+	fs.Check(func() error {
+		if s.Database.URL != "" && !pgdb.IsURL(s.Database.URL) {
+			return errors.New("must be a postgres:// or postgresql:// URL")
+		}
+		return nil
+	}, "database-url")
+	fs.Require(func() bool {
+		s.Database.MaxConns = int32(min(max(maxConns, 0), 1000))
+		return maxConns >= 1 && maxConns <= 1000
+	}, "be between 1 and 1000", "database-max-conns")
+	fs.Require(func() bool { return s.Database.ConnectTimeout >= 100*time.Millisecond }, "be at least 100ms", "database-connect-timeout")
+	fs.Require(func() bool { return s.Database.StatementTimeout >= 100*time.Millisecond }, "be at least 100ms", "database-statement-timeout")
 	fs.Check(func() error {
 		_, _, err := net.SplitHostPort(s.Addr)
 		return err
@@ -197,9 +222,9 @@ type Service[S Store] struct {
 	// Flags defines the service's own settings beside the common ones, with the rules that
 	// validate them (envflag.Set.Check), so a bad value stops start-up naming its setting.
 	Flags func(fs *envflag.Set)
-	// Open opens the store in the data folder, waiting at most lockTimeout for another process's
-	// lock.
-	Open func(dir string, lockTimeout time.Duration) (S, error)
+	// Open opens the store the settings name: PostgreSQL when set.Database.URL is set, else
+	// the bbolt store in set.Data, waiting at most lockTimeout for another process's lock.
+	Open func(ctx context.Context, set Settings, lockTimeout time.Duration, logger *slog.Logger) (S, error)
 	// Build wires the service once its store is open and it listens. ctx ends when the service
 	// stops; background work runs under Running.Go.
 	Build func(ctx context.Context, r *Running[S]) (App, error)
@@ -247,7 +272,7 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 	}
 	logger := slog.New(web.RequestIDHandler(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: set.LogLevel})))
 
-	store, err := s.Open(set.Data, time.Second)
+	store, err := s.Open(ctx, set, time.Second, logger.With("component", "store"))
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,9 @@ func program(store *fakeStore, buildErr error) *service.Program {
 		Commands: map[string]service.Func{"hello": nil},
 		Serve: service.Service[*fakeStore]{
 			Flags: func(fs *envflag.Set) { fs.StringVar(&greeting, "greeting", "DEMO_GREETING", "hi", "what / answers") },
-			Open:  func(string, time.Duration) (*fakeStore, error) { return store, nil },
+			Open: func(context.Context, service.Settings, time.Duration, *slog.Logger) (*fakeStore, error) {
+				return store, nil
+			},
 			Build: func(ctx context.Context, r *service.Running[*fakeStore]) (service.App, error) {
 				if buildErr != nil {
 					return service.App{}, buildErr
@@ -102,6 +104,10 @@ func TestCommands(t *testing.T) {
 		{[]string{"demo", "--greeting", "x", "--addr", "nonsense"}, `invalid --addr (DEMO_ADDR) "nonsense"`},
 		{[]string{"demo", "--read-header-timeout", "1ms"}, `invalid --read-header-timeout (DEMO_READ_HEADER_TIMEOUT) "1ms": must be at least 100ms`},
 		{[]string{"demo", "--trusted-proxies", "10.0.0.0/8,bad"}, `invalid --trusted-proxies (DEMO_TRUSTED_PROXIES) "10.0.0.0/8,bad"`},
+		// The URL may hold a password: an invalid one is named, never quoted.
+		{[]string{"demo", "--database-url", "mysql://u:hunter2@db/x"}, `invalid --database-url (DEMO_DATABASE_URL): must be a postgres:// or postgresql:// URL`},
+		{[]string{"demo", "--database-max-conns", "0"}, `invalid --database-max-conns (DEMO_DATABASE_MAX_CONNS) "0": must be between 1 and 1000`},
+		{[]string{"demo", "--database-statement-timeout", "1ms"}, `invalid --database-statement-timeout (DEMO_DATABASE_STATEMENT_TIMEOUT) "1ms": must be at least 100ms`},
 	} {
 		var out strings.Builder
 		err := program(store, nil).Run(context.Background(), tc.args, service.Env{Stdout: &out})

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"jwtidp/shared/apperr"
 	"net/http"
 	"strings"
 	"time"
@@ -69,8 +70,13 @@ type Snapshotter interface {
 
 // HandleBackup streams a consistent snapshot of the store (bbolt's Tx.WriteTo inside a read
 // transaction: writers carry on meanwhile) as a file download.
+// A nil s is a store this route cannot copy (PostgreSQL, backed up with pg_dump): 404 saying so.
 func HandleBackup(s Snapshotter, name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s == nil {
+			Error(w, r, nil, apperr.Errorf(apperr.ENOTFOUND, "This %s keeps its data in PostgreSQL: back it up with pg_dump (see the README)", name))
+			return
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.db"`, name, time.Now().UTC().Format("20060102T150405Z")))
 		w.Header().Set("Cache-Control", "no-store")

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"jwtidp/shared/clock"
+	"jwtidp/shared/pgdb/pgtest"
+	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
+	"jwtidp/shared/service/servicetest"
+)
+
+const sharedIssuer = "http://idp.shared.test"
+
+// startReplica runs an IdP in this process on the PostgreSQL database dbURL, with the issuer
+// all replicas share.
+func startReplica(t *testing.T, dbURL string, env service.Env, extra ...string) *servicetest.Instance {
+	t.Helper()
+	args := append([]string{"--database-url", dbURL, "--issuer", sharedIssuer, "--rate-limit", "0"}, extra...)
+	return startIDPEnv(t, t.TempDir(), env, args...)
+}
+
+// Two replicas on one clock and a short schedule: each period rotates once, not once per
+// replica — the due check is made inside the transaction that rotates.
+func TestScheduledRotationAcrossReplicasOncePerPeriod(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	clk := clock.NewFake(time.Now())
+	a := startReplica(t, db, service.Env{Clock: clk}, "--key-rotation", "2s")
+	b := startReplica(t, db, service.Env{Clock: clk}, "--key-rotation", "2s")
+	// Seven seconds of the fake clock in steps of 100 ms, each taken once both schedules are
+	// waiting on it again: rotations are due at 2, 4 and 6 s.
+	for range 70 {
+		clk.BlockUntil(2)
+		clk.Advance(100 * time.Millisecond)
+	}
+	clk.BlockUntil(2)
+	rotated := regexp.MustCompile(`signing keys rotated on schedule`)
+	n := len(rotated.FindAllString(a.Log(), -1)) + len(rotated.FindAllString(b.Log(), -1))
+	if n != 3 {
+		t.Fatalf("%d scheduled rotations by two replicas over three periods, want 3\nA:\n%s\nB:\n%s", n, a.Log(), b.Log())
+	}
+}
+
+// Failed logins count across replicas: three wrong passwords on one and two on the other lock
+// the pair out on both. An attacker does not get a fresh allowance per replica.
+func TestThrottleCountsAcrossReplicas(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	a := startReplica(t, db, service.Env{})
+	b := startReplica(t, db, service.Env{})
+	signup(t, a.URL, "spread", "correct-horse-9")
+	for i := range 5 {
+		if got := authAs(t, []string{a.URL, b.URL}[i%2], "spread", "wrong-password-x"); got.status != 401 {
+			t.Fatalf("failure %d: %d %s", i+1, got.status, got.body)
+		}
+	}
+	for _, in := range []*servicetest.Instance{a, b} {
+		got := authAs(t, in.URL, "spread", "correct-horse-9")
+		if got.status != 429 || got.header.Get("Retry-After") == "" {
+			t.Fatalf("after five failures spread over two replicas: %d %s, want 429 with Retry-After", got.status, got.body)
+		}
+	}
+}
+
+// The database goes away (a TCP proxy between the IdP and PostgreSQL is cut): what needs the
+// store answers 503 with Retry-After, readiness is 503, bearer tokens still verify from memory;
+// when it returns the IdP recovers by itself, with everything acknowledged before still there.
+func TestDatabaseOutage(t *testing.T) {
+	proxy, db := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	p := startReplica(t, db, service.Env{}, "--database-connect-timeout", "1s", "--database-statement-timeout", "2s", "--session-cache-ttl", "0s")
+	signup(t, p.URL, "steady", "correct-horse-9")
+	tokens := login(t, p.URL, "steady", "correct-horse-9")
+	access := tokens["access_token"].(string)
+
+	proxy.Cut()
+	// No request may hang: the client gives up (and the test fails) after 20 s.
+	client := &http.Client{Timeout: 20 * time.Second}
+	get := func(method, path, ctype, body string, hdr ...string) (int, http.Header, string) {
+		req, _ := http.NewRequest(method, p.URL+path, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s during the outage: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		buf := make([]byte, 4096)
+		n, _ := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		return resp.StatusCode, resp.Header, sb.String()
+	}
+	creds := `{"username":"steady","password":"correct-horse-9"}`
+	for _, c := range []struct{ method, path, ctype, body string }{
+		{"POST", "/auth", "application/json", creds},
+		{"POST", "/signup", "application/json", `{"username":"newcomer","password":"correct-horse-9"}`},
+		{"POST", "/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=" + tokens["refresh_token"].(string)},
+	} {
+		status, hdr, body := get(c.method, c.path, c.ctype, c.body)
+		if status != 503 || hdr.Get("Retry-After") == "" {
+			t.Fatalf("%s %s during the outage: %d %s (Retry-After %q), want 503 with Retry-After", c.method, c.path, status, body, hdr.Get("Retry-After"))
+		}
+	}
+	if status, _, _ := get("GET", "/readyz", "", ""); status != 503 {
+		t.Fatalf("readiness during the outage: %d, want 503", status)
+	}
+	if status, _, _ := get("GET", "/verify", "", "", "Authorization", "Bearer "+access); status != 200 {
+		t.Fatalf("bearer verification during the outage: %d, want 200 (keys are in memory)", status)
+	}
+	if status, _, _ := get("GET", "/.well-known/jwks.json", "", ""); status != 200 {
+		t.Fatalf("JWKS during the outage: %d", status)
+	}
+
+	proxy.Restore()
+	if !proctest.Eventually(30*time.Second, func() bool { s, _, _ := get("GET", "/readyz", "", ""); return s == 200 }) {
+		t.Fatalf("not ready again after the database returned\n%s", p.Log())
+	}
+	login(t, p.URL, "steady", "correct-horse-9")
+	if a := refreshGrant(t, p.URL, tokens["refresh_token"].(string)); a.status != 200 {
+		t.Fatalf("the refresh token acknowledged before the outage: %d %s", a.status, a.body)
+	}
+	signup(t, p.URL, "newcomer", "correct-horse-9") // refused during the outage, so not there
+}
