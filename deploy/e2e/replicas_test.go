@@ -291,3 +291,122 @@ func TestRotationAcrossReplicasUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d calls across 3 rotations on two replicas, none failed", calls.Load())
 }
+
+// kill -9 of one IdP replica and one work-item replica while signups, refreshes and item
+// writes go to both: the survivors keep answering every request sent to them, and nothing a
+// client got an answer for is lost.
+func TestKill9OneReplicaUnderLoad(t *testing.T) {
+	r := startReplicas(t)
+	mustSend(t, 201, "POST", r.idp[0].URL+"/signup", "application/json", creds("writer"), "")
+	tok := mustSend(t, 200, "POST", r.idp[1].URL+"/auth", "application/json", creds("writer"), "").field("access_token")
+	proctest.Secret(tok)
+
+	var mu sync.Mutex
+	var signedUp []string         // acknowledged signups
+	chains := map[int]string{}    // worker → its last acknowledged refresh token, "" when unknown
+	items := map[string]bool{}    // acknowledged item titles
+	var survivorFailures []string // requests to the surviving replicas that failed
+	var killed atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	note := func(replica int, what string, a reply, err error) {
+		// Before the kill every request must succeed; after it, only those to replica 1.
+		if replica == 1 || !killed.Load() {
+			mu.Lock()
+			survivorFailures = append(survivorFailures, fmt.Sprintf("%s on replica %d: %d %s %v", what, replica, a.status, a.body, err))
+			mu.Unlock()
+		}
+	}
+	for w := range 6 {
+		wg.Go(func() {
+			rt := ""
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				replica := n % 2
+				switch w % 3 {
+				case 0: // signups
+					name := fmt.Sprintf("user-%d-%d", w, n)
+					a, err := send("POST", r.idp[replica].URL+"/signup", "application/json", creds(name), "")
+					if err == nil && a.status == 201 {
+						mu.Lock()
+						signedUp = append(signedUp, name)
+						mu.Unlock()
+					} else {
+						note(replica, "signup", a, err)
+					}
+				case 1: // a refresh chain
+					if rt == "" {
+						a, err := send("POST", r.idp[replica].URL+"/auth", "application/json", creds("writer"), "")
+						if err != nil || a.status != 200 {
+							note(replica, "login", a, err)
+							continue
+						}
+						rt = a.field("refresh_token")
+						proctest.Secret(rt, a.field("access_token"))
+					} else {
+						a, err := send("POST", r.idp[replica].URL+"/token", form, refreshForm(rt), "")
+						if err != nil || a.status != 200 {
+							// Unanswered: the refresh may have been made, so the chain's state is unknown.
+							note(replica, "refresh", a, err)
+							rt = ""
+						} else {
+							rt = a.field("refresh_token")
+							proctest.Secret(rt, a.field("access_token"))
+						}
+					}
+					mu.Lock()
+					chains[w] = rt
+					mu.Unlock()
+				case 2: // work items
+					title := fmt.Sprintf("item-%d-%d", w, n)
+					a, err := send("POST", r.wi[replica].URL+"/workitems", "application/json", fmt.Sprintf(`{"title":%q}`, title), "Bearer "+tok)
+					if err == nil && a.status == 201 {
+						mu.Lock()
+						items[title] = true
+						mu.Unlock()
+					} else {
+						note(replica, "create", a, err)
+					}
+				}
+			}
+		})
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(signedUp) + len(items)
+	}
+	proctest.Eventually(20*time.Second, func() bool { return count() >= 40 })
+	killed.Store(true)
+	r.idp[0].Kill()
+	r.wi[0].Kill()
+	c := count()
+	proctest.Eventually(20*time.Second, func() bool { return count() >= c+40 })
+	close(stop)
+	wg.Wait()
+	if len(survivorFailures) > 0 {
+		t.Fatalf("%d requests to the surviving replicas failed, e.g. %s", len(survivorFailures), survivorFailures[0])
+	}
+	// Everything acknowledged is there, read through the survivors.
+	for _, name := range signedUp {
+		mustSend(t, 200, "POST", r.idp[1].URL+"/auth", "application/json", creds(name), "")
+	}
+	for w, rt := range chains {
+		if rt != "" {
+			if a, err := send("POST", r.idp[1].URL+"/token", form, refreshForm(rt), ""); err != nil || a.status != 200 {
+				t.Fatalf("worker %d's last acknowledged refresh token: %d %s %v", w, a.status, a.body, err)
+			}
+		}
+	}
+	list := mustSend(t, 200, "GET", r.wi[1].URL+"/workitems?limit=1000", "", "", "Bearer "+tok)
+	for title := range items {
+		if !strings.Contains(string(list.body), `"`+title+`"`) {
+			t.Fatalf("acknowledged item %s is lost", title)
+		}
+	}
+	t.Logf("after kill -9 of one replica each: %d signups, %d items, %d refresh chains checked", len(signedUp), len(items), len(chains))
+}
