@@ -3,9 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"reflect"
 	"strings"
@@ -114,19 +112,14 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	// An open store whose database goes away: cut the TCP proxy between them.
-	u, err := url.Parse(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startProxy(t, u.Host)
-	u.Host = p.addr()
-	db, err := pgstore.Open(ctx, pgdb.Config{URL: u.String(), ConnectTimeout: time.Second, StatementTimeout: time.Second}, nil)
+	p, u := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	db, err := pgstore.Open(ctx, pgdb.Config{URL: u, ConnectTimeout: time.Second, StatementTimeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
-	p.cut()
+	p.Cut()
 	for name, call := range map[string]func() error{
 		"Ping":       func() error { return db.Ping(ctx) },
 		"GetUser":    func() error { return second(db.GetUser(ctx, "u1")) },
@@ -145,76 +138,11 @@ func TestUnreachable(t *testing.T) {
 			t.Fatalf("%s took %v with the database cut off", name, d)
 		}
 	}
-	p.restore()
+	p.Restore()
 	got, err := db.GetUser(ctx, "u1")
 	check(t, err)
 	equal(t, "the user after the database is back", got.Username, "alice")
 }
-
-// proxy forwards TCP connections to a server until cut.
-type proxy struct {
-	t      *testing.T
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-	port   string
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) addr() string { return "127.0.0.1:" + p.port }
-
-func (p *proxy) listen(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	_, p.port, _ = net.SplitHostPort(ln.Addr().String())
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every connection: the port refuses, open connections die.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// restore listens again on the same port.
-func (p *proxy) restore() { p.listen(p.addr()) }
 
 // The importers store an entity as it is, any number of times.
 func TestImport(t *testing.T) {
@@ -377,6 +305,8 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 	for i := range len(conns) {
 		wg.Go(func() {
 			_, err := db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
+				// Wall time is the subject: the step holds the family's lock while the others
+				// queue on it, so their transactions truly overlap.
 				time.Sleep(20 * time.Millisecond)
 				return f.Refresh("r0", fmt.Sprintf("r1-%d", i), u, t0)
 			})

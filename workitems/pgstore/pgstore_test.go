@@ -3,9 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
+	"jwtidp/shared/proctest"
 	"strings"
 	"sync"
 	"testing"
@@ -230,13 +228,8 @@ func TestImportConcurrentWithCreates(t *testing.T) {
 // A database that goes away is EUNAVAILABLE (a 503 with Retry-After), quickly, and the store
 // recovers by itself when it is back. The outage is a cut TCP proxy in front of the server.
 func TestOutageIsUnavailable(t *testing.T) {
-	u, err := url.Parse(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startProxy(t, "127.0.0.1:0", u.Host)
-	u.Host = p.addr
-	db, err := pgstore.Open(ctx, pgdb.Config{URL: u.String(), ConnectTimeout: time.Second, StatementTimeout: time.Second}, nil)
+	p, u := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	db, err := pgstore.Open(ctx, pgdb.Config{URL: u, ConnectTimeout: time.Second, StatementTimeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +240,7 @@ func TestOutageIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.cut()
+	p.Cut()
 	start := time.Now()
 	_, err = db.Get(ctx, "o", it.ID)
 	wantCode(t, "Get while the database is away", err, apperr.EUNAVAILABLE)
@@ -261,67 +254,12 @@ func TestOutageIsUnavailable(t *testing.T) {
 		t.Errorf("the calls during the outage took %v", took)
 	}
 
-	startProxy(t, p.addr, p.target) // back, at the same address
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := db.Get(ctx, "o", it.ID)
-		if err == nil {
-			if got.ID != it.ID {
-				t.Fatalf("after the outage: %+v, want %+v", got, it)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not recovered 5s after the database came back: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	p.Restore()
+	var got workitem.Item
+	if !proctest.Eventually(5*time.Second, func() bool { got, err = db.Get(ctx, "o", it.ID); return err == nil }) {
+		t.Fatalf("not recovered 5s after the database came back: %v", err)
 	}
-}
-
-type proxy struct {
-	addr, target string
-	ln           net.Listener
-	mu           sync.Mutex
-	conns        []net.Conn
-}
-
-// startProxy forwards connections to addr on to target until cut or the test ends.
-func startProxy(t *testing.T, addr, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	if got.ID != it.ID {
+		t.Fatalf("after the outage: %+v, want %+v", got, it)
 	}
-	p := &proxy{addr: ln.Addr().String(), target: target, ln: ln}
-	t.Cleanup(p.cut)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	return p
-}
-
-// cut closes the listener and every connection through it.
-func (p *proxy) cut() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
