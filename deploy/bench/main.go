@@ -5,8 +5,15 @@
 // concurrency and duration). It asserts nothing: -short runs it in a second or two per figure,
 // as CI does, so it cannot rot.
 //
-//	go run ./deploy/bench            # the full run (about two minutes)
-//	go run ./deploy/bench -short     # CI
+// A second table measures the same figures on bbolt and on PostgreSQL, back to back: the bench
+// creates a database of its own (jwtidp_bench_<random>) on the server of
+// JWTIDP_TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres by default) and drops it
+// at the end. Without a server there the PostgreSQL column says "skipped", unless
+// JWTIDP_REQUIRE_INTEGRATION is set: then the run fails.
+//
+//	go run ./deploy/bench                      # the full run (about four minutes)
+//	go run ./deploy/bench -short               # CI
+//	go run ./deploy/bench -stores-only         # only bbolt against PostgreSQL
 package main
 
 import (
@@ -42,10 +49,13 @@ import (
 )
 
 var (
-	short    = flag.Bool("short", false, "a second or two per figure (CI)")
-	duration = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
-	conc     = flag.Int("concurrency", 32, "concurrent connections of the load generator")
-	logins   = flag.Int("logins", 1000, "concurrent logins for the memory figure")
+	short      = flag.Bool("short", false, "a second or two per figure (CI)")
+	duration   = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
+	conc       = flag.Int("concurrency", 32, "concurrent connections of the load generator")
+	logins     = flag.Int("logins", 1000, "concurrent logins for the memory figure")
+	pgConns    = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
+	pgPprof    = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
+	storesOnly = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
 )
 
 func main() {
@@ -98,6 +108,9 @@ func run() error {
 	}
 	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc)
+	if *storesOnly {
+		return storeComparison(dir, idpBin, wiBin)
+	}
 
 	idpData := filepath.Join(dir, "idp-data")
 	idpArgs := []string{"serve", "--addr", "127.0.0.1:0", "--data", idpData, "--rate-limit", "0", "--token-rate-limit", "0", "--throttle-failures", "0"}
@@ -246,7 +259,13 @@ func run() error {
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.value, r.ratio, r.target, r.verdict)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// 9 and 10: the same figures on bbolt and on PostgreSQL.
+	wi.stop()
+	return storeComparison(dir, idpBin, wiBin)
 }
 
 func cpuModel() string {
