@@ -123,6 +123,16 @@ func TestDatabaseOutage(t *testing.T) {
 	if !proctest.Eventually(30*time.Second, func() bool { s, _, _ := get("GET", "/readyz", "", ""); return s == 200 }) {
 		t.Fatalf("not ready again after the database returned\n%s", p.Log())
 	}
+	// A network that drops packets instead of connections: nothing fails, nothing answers. The
+	// statement deadline still ends the request (503), and the client's 20 s guard never fires.
+	proxy.Stall()
+	if status, hdr, body := get("POST", "/auth", "application/json", creds); status != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("login with the database's packets dropped: %d %s, want 503 with Retry-After", status, body)
+	}
+	proxy.Restore()
+	if !proctest.Eventually(30*time.Second, func() bool { s, _, _ := get("GET", "/readyz", "", ""); return s == 200 }) {
+		t.Fatalf("not ready again after the database returned\n%s", p.Log())
+	}
 	login(t, p.URL, "steady", "correct-horse-9")
 	if a := refreshGrant(t, p.URL, tokens["refresh_token"].(string)); a.status != 200 {
 		t.Fatalf("the refresh token acknowledged before the outage: %d %s", a.status, a.body)

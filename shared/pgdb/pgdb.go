@@ -76,6 +76,9 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	// An idle transaction must not hold locks for long if a client vanishes mid-way.
 	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "30000"
 	pc.ConnConfig.RuntimeParams["application_name"] = "jwtidp"
+	// The server ends a slow statement; a deadline on this side ends one whose answer never
+	// comes (a network that drops packets rather than connections), so nothing hangs.
+	pc.ConnConfig.Tracer = deadline(cmp(cfg.StatementTimeout, 5*time.Second) + 2*time.Second)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %v", pc.ConnConfig.Host, err)
@@ -274,4 +277,25 @@ func Unavailable(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "conn closed") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "broken pipe") ||
 		strings.Contains(s, "connection reset") || strings.Contains(s, "failed to connect")
+}
+
+// deadline is a pgx tracer that gives every statement (a query with its rows, an exec, a
+// transaction's begin and commit) a client-side deadline unless its context has a sooner one.
+type deadline time.Duration
+
+type cancelKey struct{}
+
+func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	until := time.Now().Add(time.Duration(d))
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		return ctx
+	}
+	ctx, cancel := context.WithDeadline(ctx, until)
+	return context.WithValue(ctx, cancelKey{}, cancel)
+}
+
+func (deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
 }

@@ -1,7 +1,6 @@
 package pgtest
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -15,6 +14,7 @@ type Proxy struct {
 	target string
 	mu     sync.Mutex
 	cut    bool
+	stall  chan struct{} // closed while forwarding; open (blocking) while stalled
 	conns  map[net.Conn]struct{}
 }
 
@@ -30,11 +30,14 @@ func NewProxy(t testing.TB, dbURL string) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}}
+	flowing := make(chan struct{})
+	close(flowing)
+	p := &Proxy{ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}, stall: flowing}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
 		p.Cut()
+		p.Restore() // releases stalled forwarders; the listener stays closed
 	})
 	u.Host = ln.Addr().String()
 	return p, u.String()
@@ -74,8 +77,8 @@ func (p *Proxy) forward(c net.Conn) {
 	p.conns[up] = struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.copy(up, c); done <- struct{}{} }()
+	go func() { p.copy(c, up); done <- struct{}{} }()
 	<-done
 	p.drop(c)
 	p.drop(up)
@@ -99,9 +102,46 @@ func (p *Proxy) Cut() {
 	clear(p.conns)
 }
 
-// Restore accepts connections again: the database is back.
+// Restore accepts connections and forwards again: the database is back.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
+	select {
+	case <-p.stall:
+	default:
+		close(p.stall)
+	}
 	p.mu.Unlock()
+}
+
+// copy forwards src to dst, holding each chunk while the proxy is stalled.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stall := p.stall
+			p.mu.Unlock()
+			<-stall
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall keeps every connection open but forwards nothing, as a network that drops packets
+// does: nothing fails, nothing answers. Restore undoes it.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.stall:
+		p.stall = make(chan struct{})
+	default:
+	}
 }
