@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/pgstore"
+	"jwtidp/shared/pgdb"
 	"log/slog"
 	"os"
 	"runtime"
@@ -48,8 +49,8 @@ func program() *service.Program {
 	c := &config{}
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "store": storeCmd, "migrate": migrateCmd},
-		Serve:    service.Service[store]{Flags: c.flags, Open: openStore, Build: c.build},
+		Commands: map[string]service.Func{"keys": keysCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 }
 
@@ -62,21 +63,6 @@ type store interface {
 	identity.FamilyStore
 	identity.SessionStore
 	identity.SecretStore
-}
-
-func openStore(ctx context.Context, set service.Settings, lockTimeout time.Duration, logger *slog.Logger) (store, error) {
-	if set.Replicated() {
-		db, err := pgstore.Open(ctx, set.Database, logger)
-		if err != nil {
-			return nil, err
-		}
-		return db, nil
-	}
-	db, err := boltdb.Open(set.Data, lockTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return db, nil
 }
 
 func (c *config) flags(fs *envflag.Set) {
@@ -236,7 +222,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: snapshotter(db),
+		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
 		Now: now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),
@@ -279,14 +265,6 @@ func throttleStore(db store) identity.ThrottleStore {
 	return nil
 }
 
-// snapshotter is the store's online backup for /admin/backup, nil where pg_dump does that job.
-func snapshotter(db store) web.Snapshotter {
-	if s, ok := db.(web.Snapshotter); ok {
-		return s
-	}
-	return nil
-}
-
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -301,4 +279,12 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func openBolt(dir string, lockTimeout time.Duration) (store, error) {
+	return boltdb.Open(dir, lockTimeout)
+}
+
+func openPostgres(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (store, error) {
+	return pgstore.Open(ctx, cfg, logger)
 }

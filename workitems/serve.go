@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"jwtidp/shared/pgdb"
 	"jwtidp/shared/web"
 	"jwtidp/workitems/pgstore"
 	"jwtidp/workitems/workitem"
@@ -26,8 +27,8 @@ type config struct {
 func program() *service.Program {
 	c := &config{}
 	return &service.Program{
-		Serve:    service.Service[store]{Flags: c.flags, Open: openStore, Build: c.build},
-		Commands: map[string]service.Func{"store": storeCmd, "migrate": migrateCmd},
+		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
+		Commands: map[string]service.Func{"store": pgdb.CopyCommand("workitems", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("workitems", "WORKITEMS", pgstore.Schema)},
 		Name:     "workitems", Version: version, Prefix: "WORKITEMS", DefaultAddr: "127.0.0.1:8081",
 	}
 }
@@ -67,7 +68,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	verifier := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Audience: c.audience, Leeway: c.leeway, Keys: keys, CacheSize: 10000, Now: r.Clock.Now})
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: r.Clock.Now,
-		AdminToken: c.adminToken, Store: snapshotter(r.Store), RemoteAddrs: r.Settings.Clients,
+		AdminToken: c.adminToken, Store: web.SnapshotterOf(r.Store), RemoteAddrs: r.Settings.Clients,
 	})
 	where := []any{"data", r.Settings.Data}
 	if r.Settings.Replicated() {
@@ -83,25 +84,10 @@ type store interface {
 	workitem.Store
 }
 
-func openStore(ctx context.Context, set service.Settings, lockTimeout time.Duration, logger *slog.Logger) (store, error) {
-	if set.Replicated() {
-		db, err := pgstore.Open(ctx, set.Database, logger)
-		if err != nil {
-			return nil, err
-		}
-		return db, nil
-	}
-	db, err := boltdb.Open(set.Data, lockTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return db, nil
+func openBolt(dir string, lockTimeout time.Duration) (store, error) {
+	return boltdb.Open(dir, lockTimeout)
 }
 
-// snapshotter is the store's online backup for /admin/backup, nil where pg_dump does that job.
-func snapshotter(db store) web.Snapshotter {
-	if s, ok := db.(web.Snapshotter); ok {
-		return s
-	}
-	return nil
+func openPostgres(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (store, error) {
+	return pgstore.Open(ctx, cfg, logger)
 }

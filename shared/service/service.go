@@ -217,6 +217,19 @@ type Store interface {
 	Close() error
 }
 
+// Stores is a Service's Open for a program with both backends: pg opens PostgreSQL when
+// --database-url is set, bolt the bbolt store in --data otherwise. (A nil store with an error
+// is fine: start-up stops at the error.)
+func Stores[S Store](bolt func(dir string, lockTimeout time.Duration) (S, error),
+	pg func(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (S, error)) func(context.Context, Settings, time.Duration, *slog.Logger) (S, error) {
+	return func(ctx context.Context, set Settings, lockTimeout time.Duration, logger *slog.Logger) (S, error) {
+		if set.Replicated() {
+			return pg(ctx, set.Database, logger)
+		}
+		return bolt(set.Data, lockTimeout)
+	}
+}
+
 // Service is a program's serve command: the service's own settings, its store and its wiring.
 type Service[S Store] struct {
 	// Flags defines the service's own settings beside the common ones, with the rules that

@@ -68,6 +68,15 @@ type Snapshotter interface {
 	Snapshot(w io.Writer) (int64, error)
 }
 
+// SnapshotterOf is store's online backup when it has one (bbolt), nil otherwise (PostgreSQL,
+// which pg_dump backs up): what HandleBackup takes.
+func SnapshotterOf(store any) Snapshotter {
+	if s, ok := store.(Snapshotter); ok {
+		return s
+	}
+	return nil
+}
+
 // HandleBackup streams a consistent snapshot of the store (bbolt's Tx.WriteTo inside a read
 // transaction: writers carry on meanwhile) as a file download.
 // A nil s is a store this route cannot copy (PostgreSQL, backed up with pg_dump): 404 saying so.
