@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +56,7 @@ func StartEnv(t testing.TB, ctx context.Context, p *service.Program, env service
 	// When the test ends the program stops, and has stopped before the test's temporary
 	// folders are removed (cleanups run last-registered first).
 	t.Cleanup(func() {
+		closeIdleConns()
 		cancel()
 		<-in.stopped
 	})
@@ -73,6 +75,7 @@ func StartEnv(t testing.TB, ctx context.Context, p *service.Program, env service
 // Stop cancels the program's context and waits (at most 20 s) for Run to return; it returns
 // Run's error, nil on a clean stop.
 func (in *Instance) Stop() error {
+	closeIdleConns()
 	in.cancel()
 	select {
 	case <-in.stopped:
@@ -93,6 +96,16 @@ func (in *Instance) Stopped(t testing.TB) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("Run did not return within 20s\n%s", in.Log())
+	}
+}
+
+// closeIdleConns closes the test's idle client connections before a service stops. A
+// connection the client dialled but never sent a request on (the transport dials more than it
+// uses under concurrency) is one a graceful shutdown waits for, up to 5 s, as if a request
+// were coming; a killed binary never waited.
+func closeIdleConns() {
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
 	}
 }
 
