@@ -26,16 +26,8 @@ type copied struct{ users, keys, families, sessions, secrets int }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
 	var n copied
-	secrets, err := src.Secrets(ctx)
-	if err != nil {
-		return n, err
-	}
-	for name, v := range secrets {
-		if err := dst.ImportSecret(ctx, name, v); err != nil {
-			return n, fmt.Errorf("secret %s: %w", name, err)
-		}
-		n.secrets++
-	}
+	// Keys first: a target another IdP has made its own keys in is refused before anything
+	// is written into it.
 	keys, err := src.Keys(ctx)
 	if err != nil {
 		return n, err
@@ -52,6 +44,16 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 		return n, err
 	}
 	n.keys = len(keys)
+	secrets, err := src.Secrets(ctx)
+	if err != nil {
+		return n, err
+	}
+	for name, v := range secrets {
+		if err := dst.ImportSecret(ctx, name, v); err != nil {
+			return n, fmt.Errorf("secret %s: %w", name, err)
+		}
+		n.secrets++
+	}
 	after := ""
 	for {
 		page, err := src.ListUsers(ctx, identity.ListOptions{After: after, Limit: identity.MaxListLimit})

@@ -59,6 +59,9 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := proctest.WaitReady(p.URL, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := runWI("store", "copy", "--from", dir, "--to", db, "--force"); err == nil || !strings.Contains(err.Error(), "already served") {
+		t.Fatalf("a copy into a database the service serves from: %v\n%s", err, out)
+	}
 	a := call(t, "GET", p.URL+"/workitems", bearer, nil)
 	for i := range 4 {
 		if !strings.Contains(string(a.body), fmt.Sprintf(`"id":%d,"title":"moved %d"`, i+1, i)) {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"jwtidp/shared/apperr"
 	"jwtidp/workitems/boltdb"
 	"jwtidp/workitems/pgstore"
 	"jwtidp/workitems/workitem"
@@ -14,12 +16,18 @@ import (
 // Copying again adds what is missing; an item that differs from the source's is reported, not
 // overwritten.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
-	n := 0
+	n, differ := 0, 0
 	seq, err := src.Export(ctx, func(it workitem.Item) error {
-		if err := dst.Import(ctx, it); err != nil {
+		// A title from before NUL was refused (PostgreSQL text cannot hold it) is kept legible.
+		it.Title = strings.ReplaceAll(it.Title, "\x00", "\uFFFD")
+		switch err := dst.Import(ctx, it); apperr.Code(err) {
+		case "":
+			n++
+		case apperr.ECONFLICT: // the target holds another item under this id: kept, reported
+			differ++
+		default:
 			return fmt.Errorf("item %d: %w", it.ID, err)
 		}
-		n++
 		return nil
 	})
 	if err != nil {
@@ -29,6 +37,9 @@ func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, er
 		if err := dst.ReserveIDs(ctx, seq); err != nil {
 			return "", err
 		}
+	}
+	if differ > 0 {
+		return "", fmt.Errorf("copied %d work items; %d differ from the target's item with the same id and were left as the target has them", n, differ)
 	}
 	return fmt.Sprintf("copied %d work items; new ids start after %d", n, seq), nil
 }

@@ -12,25 +12,25 @@ import (
 
 // The Import methods are for `idp store copy`: they store an entity as another store holds
 // it, without the rules that govern making one (a family or session of an older credential
-// epoch is copied as it is; no session bound ends another). Each is idempotent — a row that
-// is there already is overwritten with what is imported — so re-running a copy is safe and
-// leaves the target as the source. Keys are copied with UpdateKeys.
+// epoch is copied as it is; no session bound ends another). Each only adds: a row that is
+// there already is kept as the target has it, so re-running a copy — even after replicas have
+// served from the target, changed passwords, revoked families, ended sessions — can never
+// undo any of that. Keys are copied with UpdateKeys.
 
-// ImportUser stores u, or overwrites the user with its id. EINVALID when u breaks
+// ImportUser stores u unless a user with its id is stored. EINVALID when u breaks
 // User.Validate; ECONFLICT when another user has its username.
 func (s *DB) ImportUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`, username_normalized) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, username_normalized = EXCLUDED.username_normalized,
-			password_hash = EXCLUDED.password_hash, created_at = EXCLUDED.created_at, epoch = EXCLUDED.epoch`,
+		ON CONFLICT (id) DO NOTHING`,
 		u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, identity.NormalizeUsername(u.Username))
 	return s.fail(conflict(err))
 }
 
-// ImportFamily stores f, or overwrites the family with its id, and indexes every token hash
-// it issued (hashes; f.Current is indexed whether listed or not). EINVALID when f breaks
+// ImportFamily stores f unless a family with its id is stored, and indexes every token hash
+// it issued that is not indexed yet (hashes; f.Current is indexed whether listed or not). EINVALID when f breaks
 // Family.Validate or its user is not stored (import users first); ECONFLICT when another
 // family issued one of the hashes.
 func (s *DB) ImportFamily(ctx context.Context, f identity.Family, hashes []string) error {
@@ -40,11 +40,7 @@ func (s *DB) ImportFamily(ctx context.Context, f identity.Family, hashes []strin
 	f = storedFamily(f)
 	all := append([]string{f.Current}, hashes...)
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, insertFamily+` ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id,
-			client_id = EXCLUDED.client_id, scope = EXCLUDED.scope, audience = EXCLUDED.audience,
-			session_id = EXCLUDED.session_id, epoch = EXCLUDED.epoch, created_at = EXCLUDED.created_at,
-			expires_at = EXCLUDED.expires_at, current_token = EXCLUDED.current_token, revoked = EXCLUDED.revoked`,
-			familyArgs(f)...)
+		_, err := tx.Exec(ctx, insertFamily+` ON CONFLICT (id) DO NOTHING`, familyArgs(f)...)
 		if pgdb.ForeignKeyViolation(err) {
 			return apperr.Errorf(apperr.EINVALID, "Refresh family %s: its user %s is not stored", f.ID, f.UserID)
 		}
@@ -67,7 +63,7 @@ func (s *DB) ImportFamily(ctx context.Context, f identity.Family, hashes []strin
 	})
 }
 
-// ImportSession stores sess, or overwrites the session with its id. EINVALID when sess breaks
+// ImportSession stores sess unless a session with its id is stored. EINVALID when sess breaks
 // Session.Validate or its user is not stored; ECONFLICT when another session has its token
 // hash.
 func (s *DB) ImportSession(ctx context.Context, sess identity.Session) error {
@@ -75,26 +71,32 @@ func (s *DB) ImportSession(ctx context.Context, sess identity.Session) error {
 		return err
 	}
 	sess = storedSession(sess)
-	_, err := s.pool.Exec(ctx, insertSession+` ON CONFLICT (id) DO UPDATE SET token_hash = EXCLUDED.token_hash,
-		user_id = EXCLUDED.user_id, epoch = EXCLUDED.epoch, auth_time = EXCLUDED.auth_time, amr = EXCLUDED.amr,
-		created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, idle_ttl = EXCLUDED.idle_ttl,
-		expires_at = EXCLUDED.expires_at, remote_addr = EXCLUDED.remote_addr, user_agent = EXCLUDED.user_agent`,
-		sessionArgs(sess)...)
+	_, err := s.pool.Exec(ctx, insertSession+` ON CONFLICT (id) DO NOTHING`, sessionArgs(sess)...)
 	if pgdb.ForeignKeyViolation(err) {
 		return apperr.Errorf(apperr.EINVALID, "Session %s: its user %s is not stored", sess.ID, sess.UserID)
 	}
 	return s.fail(conflict(err))
 }
 
-// ImportSecret stores the secret name, or overwrites it: the copy's processes then sign and
-// check cookies with the source's key. EINVALID when value is empty.
+// ImportSecret stores the secret name unless it is stored: the copy's processes then sign and
+// check cookies with the source's key. EINVALID when value is empty; ECONFLICT when the target
+// holds another value under that name (an IdP made its own there: processes already running
+// on the target would disagree with those started after an overwrite).
 func (s *DB) ImportSecret(ctx context.Context, name string, value []byte) error {
 	if len(value) == 0 {
 		return apperr.Errorf(apperr.EINVALID, "Secret %s: nothing to store", name)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO secrets (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`, name, value)
-	return s.fail(err)
+	var same bool
+	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO secrets (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO NOTHING RETURNING true)
+		SELECT EXISTS (SELECT FROM ins) OR (SELECT value = $2 FROM secrets WHERE name = $1)`, name, value).Scan(&same)
+	if err != nil {
+		return s.fail(err)
+	}
+	if !same {
+		return apperr.Errorf(apperr.ECONFLICT, "Secret %s: the target holds another value", name)
+	}
+	return nil
 }
 
 // Empty reports whether the store holds nothing at all: no user, key, family, session or

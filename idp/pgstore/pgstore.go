@@ -189,3 +189,10 @@ func texts(l []string) []string {
 func key(s string) (string, bool) {
 	return s, utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
+
+// MarkServed records that a service has served from this database (service start-up calls
+// it), after which a store copy into it is refused.
+func (s *DB) MarkServed(ctx context.Context) error { return pgdb.MarkServed(ctx, s.pool, "idp_served") }
+
+// Served reports whether a service has served from this database.
+func (s *DB) Served(ctx context.Context) (bool, error) { return pgdb.Served(ctx, s.pool, "idp_served") }

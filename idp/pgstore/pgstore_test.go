@@ -190,14 +190,39 @@ func TestImport(t *testing.T) {
 		t.Fatalf("Empty after the import = %v, %v", empty, err)
 	}
 
-	// Re-importing what changed in the source overwrites; refusals are coded.
-	u.PasswordHash, f.Revoked = "$argon2id$y", true
+	// A re-run never undoes a change made on the target since: a password changed there, a
+	// family revoked there stay so, whatever the source says. (A deleted row would come back:
+	// that is why store copy refuses a database a service has served from, MarkServed.)
+	changed, err := db.ChangeCredentials(ctx, "u1", func(u identity.User) (identity.User, error) {
+		u.PasswordHash = "$argon2id$changed-on-the-target"
+		return u, nil
+	})
+	check(t, err) // which also revoked the family and ended the session
 	check(t, db.ImportUser(ctx, u))
-	check(t, db.ImportFamily(ctx, f, nil))
+	check(t, db.ImportFamily(ctx, f, []string{"h0", "h1", "h2", "h3"}))
+	check(t, db.ImportSession(ctx, sess))
 	got, _ = db.GetUser(ctx, "u1")
-	equal(t, "re-imported user", got, u)
+	equal(t, "the user after a re-run", got, changed)
 	fams, _ = db.ListFamilies(ctx, "u1")
-	equal(t, "re-imported family", fams, []identity.Family{f})
+	if len(fams) != 1 || !fams[0].Revoked {
+		t.Fatalf("a family revoked on the target came back by a re-run: %+v", fams)
+	}
+	if served, err := db.Served(ctx); err != nil || served {
+		t.Fatalf("Served before any service = %v, %v", served, err)
+	}
+	for range 2 {
+		check(t, db.MarkServed(ctx))
+	}
+	if served, err := db.Served(ctx); err != nil || !served {
+		t.Fatalf("Served after MarkServed = %v, %v", served, err)
+	}
+	_, err = db.UpdateFamilyByToken(ctx, "h3", func(got identity.Family, _ identity.User) (identity.Family, error) {
+		return identity.Family{}, identity.ErrUnchanged
+	})
+	if err != identity.ErrUnchanged {
+		t.Fatalf("a token hash the source added is not indexed by the re-run: %v", err)
+	}
+	wantCode(t, "another value for a stored secret", db.ImportSecret(ctx, "csrf", []byte{7}), apperr.ECONFLICT)
 	other := f
 	other.ID = "f2"
 	wantCode(t, "a family with another's token", db.ImportFamily(ctx, other, []string{"h1"}), apperr.ECONFLICT)

@@ -44,15 +44,17 @@ func MigrateCommand(program, prefix string, schema Schema) Func {
 
 // Target is a store a copy writes into.
 type Target interface {
-	Empty(ctx context.Context) (bool, error) // holds no data yet
+	Empty(ctx context.Context) (bool, error)  // holds no data yet
+	Served(ctx context.Context) (bool, error) // a service has served from it (MarkServed)
 	Close() error
 }
 
 // CopyCommand is `<program> store copy --from DIR --to postgres://… [--force]`: it opens the
 // bbolt store in DIR with openSource (refusing a folder without one; the service must be
 // stopped, as its lock is taken), the database with openTarget, refuses a target that already
-// holds data unless --force (how a copy is re-run: it must then be safe to repeat), and runs
-// copy, which returns a summary for stdout.
+// holds data unless --force (how an interrupted copy is re-run: copy only adds, so it is safe
+// to repeat), refuses any target a service has already served from (a copy would bring back
+// what was ended there since), and runs copy, which returns a summary for stdout.
 func CopyCommand[S io.Closer, T Target](program string,
 	openSource func(dir string, lockTimeout time.Duration) (S, error),
 	openTarget func(ctx context.Context, cfg Config, logger *slog.Logger) (T, error),
@@ -83,6 +85,13 @@ func CopyCommand[S io.Closer, T Target](program string,
 			return err
 		}
 		defer dst.Close()
+		served, err := dst.Served(ctx)
+		if err != nil {
+			return err
+		}
+		if served {
+			return ErrServed
+		}
 		empty, err := dst.Empty(ctx)
 		if err != nil {
 			return err
@@ -100,4 +109,7 @@ func CopyCommand[S io.Closer, T Target](program string,
 }
 
 // ErrNotEmpty is a store copy's refusal of a target that already holds data.
-var ErrNotEmpty = errors.New("the target database already holds data; pass --force to copy into it anyway (safe for a re-run: nothing is lost, rows already there are rewritten as the source has them)")
+var ErrNotEmpty = errors.New("the target database already holds data; pass --force to copy into it anyway (to finish an interrupted copy: a copy only adds what is missing)")
+
+// ErrServed is a store copy's refusal of a target a service has served from.
+var ErrServed = errors.New("a service has already served from the target database: copying into it again could bring back users, sessions, tokens or items ended there since; copy into a new database instead")

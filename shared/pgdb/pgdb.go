@@ -299,3 +299,21 @@ func (deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQuery
 		cancel()
 	}
 }
+
+// MarkServed records, once, that a service has served from the database: table is the
+// service's one-column marker table (first_at timestamptz). Serializable, so two replicas
+// starting together record one row.
+func MarkServed(ctx context.Context, pool *pgxpool.Pool, table string) error {
+	return InTx(ctx, pool, pgx.Serializable, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{table}.Sanitize()+` (first_at)
+			SELECT now() WHERE NOT EXISTS (SELECT FROM `+pgx.Identifier{table}.Sanitize()+`)`)
+		return err
+	})
+}
+
+// Served reports whether MarkServed has run on the database.
+func Served(ctx context.Context, pool *pgxpool.Pool, table string) (bool, error) {
+	var served bool
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+pgx.Identifier{table}.Sanitize()+`)`).Scan(&served)
+	return served, Err(err)
+}

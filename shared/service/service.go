@@ -217,6 +217,12 @@ type Store interface {
 	Close() error
 }
 
+// servedMarker is a shared store that records that a service has served from it, so that a
+// later store copy into it is refused.
+type servedMarker interface {
+	MarkServed(ctx context.Context) error
+}
+
 // Stores is a Service's Open for a program with both backends: pg opens PostgreSQL when
 // --database-url is set, bolt the bbolt store in --data otherwise. (A nil store with an error
 // is fine: start-up stops at the error.)
@@ -291,6 +297,11 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 	}
 	defer store.Close()
 	store.SetLogger(logger.With("component", "store"))
+	if m, ok := any(store).(servedMarker); ok && set.Replicated() {
+		if err := m.MarkServed(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", set.Addr)
 	if err != nil {
