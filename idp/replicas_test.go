@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"sync"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,7 +72,8 @@ func TestThrottleCountsAcrossReplicas(t *testing.T) {
 // when it returns the IdP recovers by itself, with everything acknowledged before still there.
 func TestDatabaseOutage(t *testing.T) {
 	proxy, db := pgtest.NewProxy(t, pgtest.NewDatabase(t))
-	p := startReplica(t, db, service.Env{}, "--database-connect-timeout", "1s", "--database-statement-timeout", "2s", "--session-cache-ttl", "0s")
+	p := startReplica(t, db, service.Env{}, "--database-connect-timeout", "1s", "--database-statement-timeout", "2s",
+		"--session-cache-ttl", "0s", "--database-max-conns", "2")
 	signup(t, p.URL, "steady", "correct-horse-9")
 	tokens := login(t, p.URL, "steady", "correct-horse-9")
 	access := tokens["access_token"].(string)
@@ -88,8 +90,9 @@ func TestDatabaseOutage(t *testing.T) {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s during the outage: %v", method, path, err)
+		if err != nil { // Errorf, not Fatalf: it may run on another goroutine
+			t.Errorf("%s %s during the outage: %v", method, path, err)
+			return 0, http.Header{}, ""
 		}
 		defer resp.Body.Close()
 		var sb strings.Builder
@@ -125,10 +128,18 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	// A network that drops packets instead of connections: nothing fails, nothing answers. The
 	// statement deadline still ends the request (503), and the client's 20 s guard never fires.
+	// Three times as many logins as pooled connections: those waiting for a connection stuck
+	// on the stalled database give up at the same deadline instead of queueing behind it.
 	proxy.Stall()
-	if status, hdr, body := get("POST", "/auth", "application/json", creds); status != 503 || hdr.Get("Retry-After") == "" {
-		t.Fatalf("login with the database's packets dropped: %d %s, want 503 with Retry-After", status, body)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if status, hdr, body := get("POST", "/auth", "application/json", creds); status != 503 || hdr.Get("Retry-After") == "" {
+				t.Errorf("login with the database's packets dropped: %d %s, want 503 with Retry-After", status, body)
+			}
+		})
 	}
+	wg.Wait()
 	proxy.Restore()
 	if !proctest.Eventually(30*time.Second, func() bool { s, _, _ := get("GET", "/readyz", "", ""); return s == 200 }) {
 		t.Fatalf("not ready again after the database returned\n%s", p.Log())

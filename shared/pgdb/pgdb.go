@@ -238,6 +238,10 @@ func Err(err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away mid-query: nobody reads the answer, and it is no fault to log.
+		return &apperr.Error{Code: apperr.EUNAVAILABLE, Message: "Request cancelled", Err: err}
+	}
 	if Unavailable(err) {
 		return &apperr.Error{Code: apperr.EUNAVAILABLE, Message: "The database is unavailable; try again shortly", RetryAfter: RetryAfter, Err: err}
 	}
@@ -280,12 +284,29 @@ func Unavailable(err error) bool {
 }
 
 // deadline is a pgx tracer that gives every statement (a query with its rows, an exec, a
-// transaction's begin and commit) a client-side deadline unless its context has a sooner one.
+// transaction's begin and commit), and every wait for a pooled connection, a client-side
+// deadline unless its context has a sooner one.
 type deadline time.Duration
 
 type cancelKey struct{}
 
 func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return d.start(ctx)
+}
+
+func (d deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) { d.end(ctx) }
+
+// TraceAcquireStart bounds the wait for a free connection: when the database stalls and every
+// pooled connection is stuck, later requests fail at the deadline instead of queueing forever.
+func (d deadline) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	return d.start(ctx)
+}
+
+func (d deadline) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireEndData) {
+	d.end(ctx)
+}
+
+func (d deadline) start(ctx context.Context) context.Context {
 	until := time.Now().Add(time.Duration(d))
 	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
 		return ctx
@@ -294,7 +315,7 @@ func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQ
 	return context.WithValue(ctx, cancelKey{}, cancel)
 }
 
-func (deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+func (deadline) end(ctx context.Context) {
 	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
 		cancel()
 	}
