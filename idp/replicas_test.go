@@ -2,9 +2,9 @@ package main
 
 import (
 	"net/http"
-	"sync"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

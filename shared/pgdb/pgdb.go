@@ -294,7 +294,9 @@ func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQ
 	return d.start(ctx)
 }
 
-func (d deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) { d.end(ctx) }
+func (d deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	d.end(ctx)
+}
 
 // TraceAcquireStart bounds the wait for a free connection: when the database stalls and every
 // pooled connection is stuck, later requests fail at the deadline instead of queueing forever.
