@@ -486,8 +486,9 @@ func TestConfiguration(t *testing.T) {
 }
 
 // Logins wait for a hashing slot; whatever the queue, every answer is one the contract allows.
+// (Throttling off: it would let only five of one account's logins from one client run at once.)
 func TestConcurrentLoginsBoundedAnswers(t *testing.T) {
-	p := startIDP(t, t.TempDir(), "--hash-concurrency", "2", "--hash-wait", "200ms", "--rate-limit", "0")
+	p := startIDP(t, t.TempDir(), "--hash-concurrency", "2", "--hash-wait", "200ms", "--rate-limit", "0", "--throttle-failures", "0")
 	signup(t, p.URL, "judy", "correct-horse-9")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -522,15 +523,19 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	dir := t.TempDir()
 	// Real argon2 cost and one slot: each login takes tens of milliseconds, so a queue forms.
 	p := proctest.Start(t, idpBin, []string{"--addr", "127.0.0.1:0", "--data", dir, "--hash-concurrency", "1", "--hash-wait", "30s"})
-	signup(t, p.URL, "kate", "correct-horse-9")
+	// Ten accounts: the throttle lets at most five attempts on one account from one client run
+	// at once (they count before they finish).
+	for i := range 10 {
+		signup(t, p.URL, fmt.Sprint("kate", i), "correct-horse-9")
+	}
 	var wg sync.WaitGroup
 	results := make(chan int, 10)
 	started := make(chan struct{}, 10)
-	for range 10 {
+	for i := range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := json.Marshal(map[string]string{"username": "kate", "password": "correct-horse-9"})
+			b, _ := json.Marshal(map[string]string{"username": fmt.Sprint("kate", i), "password": "correct-horse-9"})
 			started <- struct{}{}
 			resp, err := http.Post(p.URL+"/auth", "application/json", bytes.NewReader(b))
 			if err != nil {

@@ -105,37 +105,68 @@ func throttled(wait time.Duration) error {
 	return &apperr.Error{Code: apperr.ETHROTTLED, Message: "Too many failed attempts; try again later", RetryAfter: wait}
 }
 
-// Allow returns ETHROTTLED, with the time to wait, when the attempt may not be made now. It
-// is called before any password is hashed, so a refused attempt costs nothing.
+// Allow returns ETHROTTLED, with the time to wait, when the attempt may not be made now, and
+// otherwise counts it against its pair (account × client or device) before any password is
+// hashed — in one step of the store, so that attempts in flight at once, on any number of
+// replicas, cannot all pass a check none of them has counted yet. Success takes the count
+// back; Failure counts the account-wide and per-address failures.
 func (t *Throttle) Allow(ctx context.Context, a Attempt) error {
 	if t.off() {
 		return nil
 	}
 	now := t.now()
+	cs, err := t.locked(ctx, a, now)
+	if err != nil {
+		return err
+	}
+	if a.Device == "" {
+		if t.over(cs[accountKey(a)], t.pol.AccountFailures, now) {
+			if err := t.space(ctx, a, now); err != nil {
+				return err
+			}
+		}
+	}
+	var wait time.Duration
+	err = t.store.UpdateThrottle(ctx, []string{pairKey(a)}, func(_ string, c identity.ThrottleCounter) identity.ThrottleCounter {
+		if wait = c.Until.Sub(now); wait > 0 {
+			return c // locked meanwhile by an attempt counted before this one
+		}
+		return t.fail(c, now, t.pol.Failures, true)
+	})
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return throttled(wait)
+	}
+	return nil
+}
+
+// locked returns ETHROTTLED when the attempt's pair or (without a device cookie) its address
+// is locked out, and otherwise the counters it read: Allow's check, counting nothing.
+func (t *Throttle) locked(ctx context.Context, a Attempt, now time.Time) (map[string]identity.ThrottleCounter, error) {
 	keys := []string{pairKey(a)}
 	if a.Device == "" {
 		keys = append(keys, kindRemote+a.Remote, accountKey(a))
 	}
 	cs, err := t.store.ThrottleCounters(ctx, keys...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if wait := cs[pairKey(a)].Until.Sub(now); wait > 0 {
-		return throttled(wait)
+		return nil, throttled(wait)
 	}
-	if a.Device != "" {
-		return nil // a browser that has logged in here before: only its own failures count
+	if wait := cs[kindRemote+a.Remote].Until.Sub(now); wait > 0 && a.Device == "" {
+		return nil, throttled(wait)
 	}
-	if wait := cs[kindRemote+a.Remote].Until.Sub(now); wait > 0 {
-		return throttled(wait)
-	}
-	if !t.over(cs[accountKey(a)], t.pol.AccountFailures, now) {
-		return nil
-	}
-	// Over the account's count: this client may try once per AccountDelay, decided in the
-	// store's transaction so that replicas share the spacing.
+	return cs, nil
+}
+
+// space lets a client without the account's device cookie try an account over its count
+// once per AccountDelay, decided in the store's transaction so that replicas share it.
+func (t *Throttle) space(ctx context.Context, a Attempt, now time.Time) error {
 	var wait time.Duration
-	err = t.store.UpdateThrottle(ctx, []string{spacingKey(a)}, func(_ string, c identity.ThrottleCounter) identity.ThrottleCounter {
+	err := t.store.UpdateThrottle(ctx, []string{spacingKey(a)}, func(_ string, c identity.ThrottleCounter) identity.ThrottleCounter {
 		if wait = c.Last.Add(t.pol.AccountDelay).Sub(now); !c.Last.IsZero() && wait > 0 {
 			return c
 		}
@@ -156,20 +187,20 @@ func (t *Throttle) over(c identity.ThrottleCounter, limit int, now time.Time) bo
 	return limit > 0 && c.Failures >= limit && now.Sub(c.First) <= t.pol.Window
 }
 
-// Failure records a failed attempt.
+// Failure records that an attempt Allow let through failed: against the account from every
+// client and, without a device cookie, against the address across accounts. (Allow has
+// counted it against its pair already.)
 func (t *Throttle) Failure(ctx context.Context, a Attempt) error {
 	if t.off() {
 		return nil
 	}
 	now := t.now()
-	keys := []string{pairKey(a), accountKey(a)}
+	keys := []string{accountKey(a)}
 	if a.Device == "" {
 		keys = append(keys, kindRemote+a.Remote)
 	}
 	return t.store.UpdateThrottle(ctx, keys, func(key string, c identity.ThrottleCounter) identity.ThrottleCounter {
 		switch key[:len(kindPair)] {
-		case kindPair:
-			return t.fail(c, now, t.pol.Failures, true)
 		case kindRemote:
 			return t.fail(c, now, t.pol.RemoteFailures, true)
 		default:
@@ -206,8 +237,8 @@ func (t *Throttle) fail(c identity.ThrottleCounter, now time.Time, limit int, lo
 	return c
 }
 
-// Success resets the attempt's pair. The account-wide and per-client counts stay: a success
-// says nothing about the other clients.
+// Success resets the attempt's pair, the count Allow made included. The account-wide and
+// per-client counts stay: a success says nothing about the other clients.
 func (t *Throttle) Success(ctx context.Context, a Attempt) error {
 	if t.off() {
 		return nil

@@ -20,26 +20,26 @@ func TestThrottleLocksDoublesAndResets(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now, nil)
 	for i := range 4 {
-		th.Failure(bg, at("Alice"))
-		if err := th.Allow(bg, at("alice")); err != nil {
+		attempt(th, at("Alice"))
+		if err := probe(th, at("alice")); err != nil {
 			t.Fatalf("locked after %d failures", i+1)
 		}
 	}
-	th.Failure(bg, at("ALICE")) // the fifth, in another letter case: same account
-	err := th.Allow(bg, at("alice"))
+	attempt(th, at("ALICE")) // the fifth, in another letter case: same account
+	err := probe(th, at("alice"))
 	if apperr.Code(err) != apperr.ETHROTTLED || apperr.RetryAfter(err) != time.Minute {
 		t.Fatalf("after 5 failures: %v (retry after %s), want a 1-minute lockout", err, apperr.RetryAfter(err))
 	}
 	// The waits double: 1, 2, 4, 8 minutes, then stay at 15.
 	for _, want := range []time.Duration{2, 4, 8, 15, 15} {
-		c.add(apperr.RetryAfter(th.Allow(bg, at("alice"))))
-		if err := th.Allow(bg, at("alice")); err != nil {
+		c.add(apperr.RetryAfter(probe(th, at("alice"))))
+		if err := probe(th, at("alice")); err != nil {
 			t.Fatalf("still locked when the wait is over: %v", err)
 		}
 		for range 5 {
-			th.Failure(bg, at("alice"))
+			attempt(th, at("alice"))
 		}
-		if got := apperr.RetryAfter(th.Allow(bg, at("alice"))); got != want*time.Minute {
+		if got := apperr.RetryAfter(probe(th, at("alice"))); got != want*time.Minute {
 			t.Fatalf("lockout wait %s, want %s", got, want*time.Minute)
 		}
 	}
@@ -47,9 +47,9 @@ func TestThrottleLocksDoublesAndResets(t *testing.T) {
 	c.add(15 * time.Minute)
 	th.Success(bg, at("alice"))
 	for range 4 {
-		th.Failure(bg, at("alice"))
+		attempt(th, at("alice"))
 	}
-	if err := th.Allow(bg, at("alice")); err != nil {
+	if err := probe(th, at("alice")); err != nil {
 		t.Fatalf("a success did not reset the counter: %v", err)
 	}
 }
@@ -59,19 +59,19 @@ func TestThrottleWindowAndUnknownUsers(t *testing.T) {
 	th := NewThrottle(DefaultThrottle, c.now, nil)
 	// Failures spread wider than the window never lock.
 	for range 20 {
-		th.Failure(bg, at("bob"))
+		attempt(th, at("bob"))
 		c.add(4 * time.Minute)
 	}
-	if err := th.Allow(bg, at("bob")); err == nil {
+	if err := probe(th, at("bob")); err == nil {
 		// 4 failures per 16 minutes: expected never to lock
 	} else {
 		t.Fatalf("failures spread over the window locked the account: %v", err)
 	}
 	// A username that does not exist is throttled exactly the same.
 	for range 5 {
-		th.Failure(bg, at("nobody-by-that-name"))
+		attempt(th, at("nobody-by-that-name"))
 	}
-	if apperr.Code(th.Allow(bg, at("nobody-by-that-name"))) != apperr.ETHROTTLED {
+	if apperr.Code(probe(th, at("nobody-by-that-name"))) != apperr.ETHROTTLED {
 		t.Fatal("unknown usernames are not throttled")
 	}
 }
@@ -80,7 +80,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now, nil)
 	for i := range maxThrottled + 5000 {
-		th.Failure(bg, at(fmt.Sprint("user", i)))
+		attempt(th, at(fmt.Sprint("user", i)))
 	}
 	if n := th.store.(*MemoryThrottle).Len(); n > maxThrottled {
 		t.Fatalf("%d counters kept, bound is %d", n, maxThrottled)
@@ -103,23 +103,23 @@ func TestThrottleLocksTheClientNotTheAccount(t *testing.T) {
 	th := NewThrottle(DefaultThrottle, c.now, nil)
 	attacker := Attempt{Account: "alice", Remote: "203.0.113.7"}
 	for range 5 {
-		th.Failure(bg, attacker)
+		attempt(th, attacker)
 	}
 	wantLocked(t, th, attacker, true)
 	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.1"}, false)
 	wantLocked(t, th, Attempt{Account: "alice", Remote: "203.0.113.7", Device: "dev1"}, false)
 	// The lock renews for the attacker only, however long it keeps trying.
 	for range 10 {
-		c.add(apperr.RetryAfter(th.Allow(bg, attacker)))
+		c.add(apperr.RetryAfter(probe(th, attacker)))
 		for range 5 {
-			th.Failure(bg, attacker)
+			attempt(th, attacker)
 		}
 	}
 	wantLocked(t, th, Attempt{Account: "alice", Remote: "198.51.100.1"}, false)
 	// A device's own failures lock that device.
 	dev := Attempt{Account: "alice", Remote: "198.51.100.1", Device: "dev2"}
 	for range 5 {
-		th.Failure(bg, dev)
+		attempt(th, dev)
 	}
 	wantLocked(t, th, dev, true)
 }
@@ -135,7 +135,7 @@ func TestThrottleDistributedGuessingIsSpacedOut(t *testing.T) {
 		if err := th.Allow(bg, a); err != nil {
 			t.Fatalf("attempt %d refused before the account count: %v", i, err)
 		}
-		th.Failure(bg, a)
+		attempt(th, a)
 	}
 	attacker, owner := Attempt{Account: "alice", Remote: "203.0.113.7"}, Attempt{Account: "alice", Remote: "198.51.100.1"}
 	wantLocked(t, th, attacker, false) // one goes through…
@@ -161,15 +161,15 @@ func TestThrottleLockoutsDecay(t *testing.T) {
 	a := at("alice")
 	for range 4 { // four lockouts: 1, 2, 4, 8 minutes
 		for range 5 {
-			th.Failure(bg, a)
+			attempt(th, a)
 		}
-		c.add(apperr.RetryAfter(th.Allow(bg, a)))
+		c.add(apperr.RetryAfter(probe(th, a)))
 	}
 	c.add(DefaultThrottle.Window + time.Minute)
 	for range 5 {
-		th.Failure(bg, a)
+		attempt(th, a)
 	}
-	if got := apperr.RetryAfter(th.Allow(bg, a)); got != DefaultThrottle.Wait {
+	if got := apperr.RetryAfter(probe(th, a)); got != DefaultThrottle.Wait {
 		t.Fatalf("after a quiet window the lockout is %s, want the first wait again", got)
 	}
 }
@@ -180,7 +180,7 @@ func TestThrottleSprayingLocksTheClient(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	th := NewThrottle(DefaultThrottle, c.now, nil)
 	for i := range DefaultThrottle.RemoteFailures {
-		th.Failure(bg, Attempt{Account: fmt.Sprint("user", i), Remote: "203.0.113.7"})
+		attempt(th, Attempt{Account: fmt.Sprint("user", i), Remote: "203.0.113.7"})
 	}
 	wantLocked(t, th, Attempt{Account: "someone-new", Remote: "203.0.113.7"}, true)
 	wantLocked(t, th, Attempt{Account: "someone-new", Remote: "203.0.113.8"}, false)
@@ -214,3 +214,38 @@ func (downThrottle) UpdateThrottle(context.Context, []string, func(string, ident
 	return errDown
 }
 func (downThrottle) DeleteStaleThrottles(context.Context, time.Time) (int, error) { return 0, errDown }
+
+// attempt is a failed login as the service makes it: Allow (which counts it against its pair
+// when it lets it through), then Failure.
+func attempt(th *Throttle, a Attempt) {
+	if th.Allow(bg, a) == nil {
+		th.Failure(bg, a)
+	}
+}
+
+// Attempts in flight at once are counted before any of them has failed: of twenty that pass
+// the check together (twenty replicas, or twenty hash slots), only the pair's five get through.
+func TestThrottleCountsAttemptsBeforeTheyFail(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := NewThrottle(DefaultThrottle, c.now, nil)
+	allowed := 0
+	for range 20 { // none has failed yet: all are still being hashed
+		if th.Allow(bg, at("alice")) == nil {
+			allowed++
+		}
+	}
+	if allowed != DefaultThrottle.Failures {
+		t.Fatalf("%d of 20 concurrent attempts let through, want %d", allowed, DefaultThrottle.Failures)
+	}
+	// A success among them takes the pair's count back.
+	th.Success(bg, at("alice"))
+	if err := th.Allow(bg, at("alice")); err != nil {
+		t.Fatalf("after a success: %v", err)
+	}
+}
+
+// probe asks whether an attempt would be refused now, without making one.
+func probe(th *Throttle, a Attempt) error {
+	_, err := th.locked(bg, a, th.now())
+	return err
+}
