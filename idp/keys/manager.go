@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,9 @@ type Manager struct {
 	snap    atomic.Pointer[snapshot]
 	gen     atomic.Uint64
 	changed chan struct{}
+	// reloading serializes reload: read, parse and store the snapshot as one step. It guards
+	// no hot path (signing and lookups read the snapshot without it).
+	reloading sync.Mutex
 }
 
 // Generation changes whenever the key set does.
@@ -182,6 +186,10 @@ func (m *Manager) generate() (identity.SigningKey, error) {
 
 // reload rebuilds the snapshot from the store: parsed keys, the JWKS bytes and their ETag.
 func (m *Manager) reload(ctx context.Context) error {
+	// One reload at a time, so that a slower one of an older read (Follow's poll racing a
+	// local rotation or revocation) cannot store its snapshot last.
+	m.reloading.Lock()
+	defer m.reloading.Unlock()
 	keys, err := m.store.Keys(ctx)
 	if err != nil {
 		return fmt.Errorf("read signing keys: %w", err)

@@ -180,8 +180,12 @@ func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
 	if !ok {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
-	return s.fail(err)
+	// In a transaction of its own, so that a deadlock with a refresh or a session's end (which
+	// lock the rows in another order) is retried rather than answered 500.
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
+		return err
+	})
 }
 
 // gcBatch bounds the rows one garbage-collection statement removes, so a long backlog never

@@ -190,14 +190,18 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	if !ok {
 		return errNoUser
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-	if err != nil {
-		return s.fail(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return errNoUser
-	}
-	return nil
+	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
+	// the cascade locks the user's families and sessions in another order than they do.
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errNoUser
+		}
+		return nil
+	})
 }
 
 // lockUserEpoch checks, in tx, that the user exists with the credential epoch, and locks the
