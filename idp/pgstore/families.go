@@ -84,11 +84,121 @@ var errKeep = errors.New("keep the step's result")
 // every later one reads the moved family, sees its token spent and stores the revocation.
 // The user is read without a lock (a credential change locks the user, then the families:
 // reading the user under a family's lock must not wait for it).
+//
+// A refresh is the hot path, so it takes two round trips rather than six: the transaction's
+// BEGIN travels with the locking read (which reads the owner too), and the token's index, the
+// family's update and the COMMIT travel together. Anything unusual (a token hash already
+// indexed, an aborted write) falls back to one statement per round trip.
 func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	tokenHash, ok := key(tokenHash)
 	if !ok {
 		return identity.Family{}, errNoFamily
 	}
+	var (
+		out     identity.Family
+		stepErr error
+		err     error
+	)
+	for range 10 {
+		out, stepErr, err = s.refreshPipelined(ctx, tokenHash, step)
+		if !pgdb.Retryable(err) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, errSlowPath):
+		return s.updateFamilyByToken(ctx, tokenHash, step)
+	case err != nil:
+		return identity.Family{}, s.fail(err)
+	}
+	return out, stepErr
+}
+
+// errSlowPath sends a refresh the pipelined path does not handle to the plain one.
+var errSlowPath = errors.New("take the statement-by-statement path")
+
+// refreshPipelined is UpdateFamilyByToken in two round trips on one pooled connection. A
+// connection given back mid-transaction (an error between the batches) is closed by the pool,
+// which ends the transaction.
+func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return identity.Family{}, nil, err
+	}
+	defer conn.Release()
+	rollback := func() { conn.Exec(context.WithoutCancel(ctx), "ROLLBACK") }
+
+	read := &pgx.Batch{}
+	read.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	read.Queue(`SELECT `+familyCols+`, COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
+			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0)
+		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
+		WHERE t.token_hash = $1 FOR UPDATE OF f`, tokenHash)
+	br := conn.SendBatch(ctx, read)
+	var f identity.Family
+	var u identity.User
+	_, err = br.Exec()
+	if err == nil {
+		f, err = scanFamily(br.QueryRow(), userDest(&u)...)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		rollback()
+		return identity.Family{}, nil, err
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	if u.ID == "" {
+		u = identity.User{} // the owner is gone
+	}
+
+	out, stepErr := step(f, u)
+	if stepErr != nil && out.ID == "" {
+		rollback()
+		return out, stepErr, nil // nothing to keep
+	}
+	if out.ID != f.ID || out.UserID != f.UserID {
+		rollback()
+		return identity.Family{}, nil, apperr.Errorf(apperr.EINVALID, "An update may not change a refresh family's id or user")
+	}
+	if err := out.Validate(); err != nil {
+		rollback()
+		return identity.Family{}, nil, err
+	}
+	out = storedFamily(out)
+	write := &pgx.Batch{}
+	indexed := out.Current != f.Current
+	if indexed {
+		// No ON CONFLICT: a hash indexed already aborts the transaction and takes the slow
+		// path, which tells another family's hash (ECONFLICT) from this family's own.
+		write.Queue(`INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, out.Current, f.ID)
+	}
+	write.Queue(`UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
+			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11
+			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
+	write.Queue("COMMIT")
+	br = conn.SendBatch(ctx, write)
+	for range write.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		rollback()
+		if _, dup := pgdb.UniqueViolation(err); dup {
+			return identity.Family{}, nil, errSlowPath
+		}
+		return identity.Family{}, nil, err
+	}
+	return out, stepErr, nil
+}
+
+// updateFamilyByToken is UpdateFamilyByToken one statement per round trip.
+func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	var out identity.Family
 	var stepErr error
 	err := pgdb.InTxKeep(ctx, s.pool, pgx.ReadCommitted, func(tx pgx.Tx) error {
