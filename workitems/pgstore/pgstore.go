@@ -330,7 +330,11 @@ func (s *DB) ReserveIDs(ctx context.Context, n uint64) error {
 
 // MarkServed records that a service has served from this database (service start-up calls
 // it), after which a store copy into it is refused.
-func (s *DB) MarkServed(ctx context.Context) error { return pgdb.MarkServed(ctx, s.pool, "workitems_served") }
+func (s *DB) MarkServed(ctx context.Context) error {
+	return pgdb.MarkServed(ctx, s.pool, "workitems_served")
+}
 
 // Served reports whether a service has served from this database.
-func (s *DB) Served(ctx context.Context) (bool, error) { return pgdb.Served(ctx, s.pool, "workitems_served") }
+func (s *DB) Served(ctx context.Context) (bool, error) {
+	return pgdb.Served(ctx, s.pool, "workitems_served")
+}
