@@ -1,0 +1,139 @@
+package identity
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"jwtidp/shared/apperr"
+)
+
+// Grant types a client may be registered for (RFC 6749).
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// FirstPartyClientID is the IdP's own client: /auth and the browser login act for it. No
+// registered client may take its id.
+const FirstPartyClientID = "idp"
+
+// Client is a registered OAuth 2.0 / OpenID Connect client (an application that logs its users
+// in with the IdP, or a service that calls others with its own token). Confidential clients
+// hold a secret, of which the store keeps only SecretHash; public clients (single-page and
+// native apps) hold none and must use PKCE.
+type Client struct {
+	ID                     string
+	Name                   string
+	Public                 bool
+	SecretHash             string // the hash of the secret (see auth.HashClientSecret); "" for a public client
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
+	Scopes                 []string // the scopes it may be granted
+	FirstParty             bool     // its users are not asked for consent
+	CreatedAt              time.Time
+}
+
+// ValidateClientID enforces 1–128 characters of [A-Za-z0-9._-], and not the IdP's own.
+func ValidateClientID(id string) error {
+	if n := len(id); n < 1 || n > 128 {
+		return apperr.Errorf(apperr.EINVALID, "client_id must be 1 to 128 characters long")
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return apperr.Errorf(apperr.EINVALID, "client_id may contain only letters, digits, '.', '_' and '-'")
+		}
+	}
+	if id == FirstPartyClientID {
+		return apperr.Errorf(apperr.EINVALID, "client_id %q is the IdP's own", id)
+	}
+	return nil
+}
+
+// Validate checks a client's invariants before it is stored. EINVALID, naming what is wrong.
+func (c Client) Validate() error {
+	if err := ValidateClientID(c.ID); err != nil {
+		return err
+	}
+	if len(c.Name) > 200 {
+		return apperr.Errorf(apperr.EINVALID, "name must be at most 200 characters long")
+	}
+	if c.Public && c.SecretHash != "" {
+		return apperr.Errorf(apperr.EINVALID, "A public client has no secret")
+	}
+	if !c.Public && c.SecretHash == "" {
+		return apperr.Errorf(apperr.EINVALID, "A confidential client needs a secret")
+	}
+	if len(c.GrantTypes) == 0 {
+		return apperr.Errorf(apperr.EINVALID, "grant_types must name at least one grant type")
+	}
+	for _, g := range c.GrantTypes {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken:
+		case GrantClientCredentials:
+			if c.Public {
+				return apperr.Errorf(apperr.EINVALID, "A public client cannot use the client_credentials grant")
+			}
+		default:
+			return apperr.Errorf(apperr.EINVALID, "grant_types: %q is not supported", g)
+		}
+	}
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return apperr.Errorf(apperr.EINVALID, "redirect_uris must name at least one URI for the authorization_code grant")
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		if err := ValidateRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") || len(s) > 128 {
+			return apperr.Errorf(apperr.EINVALID, "scopes: %q is not a scope token", s)
+		}
+	}
+	return nil
+}
+
+// ValidateRedirectURI enforces API.md: absolute, without a fragment or user info, https except
+// for a loopback host (a native app's http://127.0.0.1:port/…). Compared exactly later, so it
+// is stored exactly as given.
+func ValidateRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
+		return apperr.Errorf(apperr.EINVALID, "Redirect URI %q must be absolute, without fragment or user info", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+	}
+	return apperr.Errorf(apperr.EINVALID, "Redirect URI %q must use https (http only for a loopback host)", raw)
+}
+
+// ClientStore keeps registered clients.
+type ClientStore interface {
+	// CreateClient stores c. EINVALID when c breaks Client.Validate; ECONFLICT when its id is
+	// taken.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns the client with this id. ENOTFOUND when there is none.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns every client ordered by id; empty, never nil.
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient runs fn on the client as stored now and stores its result, in one
+	// transaction, and returns what it stored; fn may run more than once. ENOTFOUND when there
+	// is no such client (fn is not called); EINVALID when the result changes the id or breaks
+	// Client.Validate; fn's own error changes nothing and is returned.
+	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	// DeleteClient removes the client and, in the same transaction, revokes every refresh
+	// family issued to it. ENOTFOUND when there is none.
+	DeleteClient(ctx context.Context, id string) error
+}
