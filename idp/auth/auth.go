@@ -55,6 +55,7 @@ type Grant struct {
 type Service struct {
 	Users      Users
 	Families   Families
+	Clients    Clients // registered clients; nil: none (the client-credentials grant refuses every client)
 	Hasher     *password.Hasher
 	Issuer     *token.Issuer
 	FirstParty Client        // the client /auth and the browser login act for

@@ -1,0 +1,210 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"slices"
+	"strings"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
+)
+
+// Clients is what the use cases need of the client store.
+type Clients = identity.ClientStore
+
+// MinClientSecretBytes is the shortest secret a clients file may give: a secret is stored as a
+// plain SHA-256, which is right only for a secret nobody can guess.
+const MinClientSecretBytes = 32
+
+// The refusals of the client-credentials grant, in RFC 6749 §5.2's terms.
+var (
+	// ErrInvalidClient: unknown client, wrong or missing secret (one answer for all).
+	ErrInvalidClient = apperr.Errorf(apperr.EUNAUTHORIZED, "Client authentication failed")
+	// ErrUnauthorizedClient: a public client, or one not registered for the grant.
+	ErrUnauthorizedClient = apperr.Errorf(apperr.EFORBIDDEN, "The client is not allowed this grant type")
+	// ErrInvalidScope: a requested scope the client may not have.
+	ErrInvalidScope = apperr.Errorf(apperr.EINVALID, "The requested scope exceeds the client's scopes")
+)
+
+// HashClientSecret is the form a client secret is stored in. A plain SHA-256 (base64url)
+// suffices because secrets are high-entropy (32 random bytes when generated, at least
+// MinClientSecretBytes when given in a file): there is nothing to brute-force.
+func HashClientSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// dummyClient stands in for an unknown client, so a wrong client_id costs the same hash and
+// comparison as a wrong secret.
+var dummyClient = identity.Client{SecretHash: HashClientSecret("no client has this secret")}
+
+// VerifyClientSecret reports whether secret is c's, comparing hashes in constant time. A public
+// client (no hash) never verifies.
+func VerifyClientSecret(c identity.Client, secret string) bool {
+	got := HashClientSecret(secret)
+	ok := subtle.ConstantTimeCompare([]byte(got), []byte(c.SecretHash)) == 1
+	return ok && !c.Public && c.SecretHash != ""
+}
+
+// NewClientSecret returns a generated client secret: 32 random bytes, base64url.
+func (s *Service) NewClientSecret() (string, error) { return token.RandomString(s.Random, 32) }
+
+// ClientCredentials is RFC 6749 §4.4: a confidential client authenticates with its secret and
+// gets an access token for itself — sub and client_id are the client, aud the IdP's configured
+// audience, scope the requested scopes (all of the client's when scope is empty). No refresh
+// family, no ID token.
+func (s *Service) ClientCredentials(ctx context.Context, clientID, secret, scope string) (Tokens, error) {
+	c, err := s.authenticateClient(ctx, clientID, secret)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
+		s.Logger.InfoContext(ctx, "client credentials refused", "client_id", c.ID, "reason", "grant not registered")
+		return Tokens{}, ErrUnauthorizedClient
+	}
+	granted, ok := grantScope(c.Scopes, scope)
+	if !ok {
+		s.Logger.InfoContext(ctx, "client credentials refused", "client_id", c.ID, "reason", "scope not allowed")
+		return Tokens{}, ErrInvalidScope
+	}
+	t, err := s.Issue(ctx, Grant{
+		User:   identity.User{ID: c.ID},
+		Client: Client{ID: c.ID, Scope: granted, Audience: s.FirstParty.Audience},
+		Scope:  granted,
+	})
+	if err != nil {
+		return Tokens{}, err
+	}
+	s.Logger.InfoContext(ctx, "client credentials granted", "client_id", c.ID, "scope", granted)
+	return t, nil
+}
+
+// authenticateClient finds the client and checks its secret: ErrInvalidClient for an unknown
+// client or a wrong secret, after the same work; ErrUnauthorizedClient for a public client,
+// which has no secret to authenticate with and may not use a grant that needs one.
+func (s *Service) authenticateClient(ctx context.Context, clientID, secret string) (identity.Client, error) {
+	var c identity.Client
+	var err error = apperr.Errorf(apperr.ENOTFOUND, "no client store")
+	if s.Clients != nil {
+		c, err = s.Clients.GetClient(ctx, clientID)
+	}
+	switch apperr.Code(err) {
+	case "":
+	case apperr.ENOTFOUND, apperr.EINVALID:
+		VerifyClientSecret(dummyClient, secret)
+		s.Logger.InfoContext(ctx, "client authentication failed", "reason", "unknown client")
+		return identity.Client{}, ErrInvalidClient
+	default:
+		return identity.Client{}, err
+	}
+	if c.Public {
+		VerifyClientSecret(dummyClient, secret)
+		s.Logger.InfoContext(ctx, "client credentials refused", "client_id", c.ID, "reason", "public client")
+		return identity.Client{}, ErrUnauthorizedClient
+	}
+	if !VerifyClientSecret(c, secret) {
+		s.Logger.InfoContext(ctx, "client authentication failed", "client_id", c.ID, "reason", "wrong secret")
+		return identity.Client{}, ErrInvalidClient
+	}
+	return c, nil
+}
+
+// grantScope is the scope a client gets for a request: every requested scope must be one of
+// allowed; none requested means all of allowed. Duplicates are dropped, the order kept.
+func grantScope(allowed []string, requested string) (string, bool) {
+	want := strings.Fields(requested)
+	if len(want) == 0 {
+		want = allowed
+	}
+	var out []string
+	for _, s := range want {
+		if !slices.Contains(allowed, s) {
+			return "", false
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " "), true
+}
+
+// RegisterClient stores a new client. A confidential client gets secret, or a generated one
+// when secret is empty; the secret is returned (to be shown once) and only its hash is stored.
+// EINVALID when c breaks the rules, ECONFLICT when its id is taken.
+func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret string) (identity.Client, string, error) {
+	c, secret, err := s.withSecret(c, secret)
+	if err != nil {
+		return identity.Client{}, "", err
+	}
+	c.CreatedAt = s.Now().UTC()
+	if err := c.Validate(); err != nil {
+		return identity.Client{}, "", err
+	}
+	if err := s.Clients.CreateClient(ctx, c); err != nil {
+		return identity.Client{}, "", err
+	}
+	s.Logger.InfoContext(ctx, "client registered", "client_id", c.ID, "public", c.Public)
+	return c, secret, nil
+}
+
+func (s *Service) withSecret(c identity.Client, secret string) (identity.Client, string, error) {
+	c.SecretHash = ""
+	switch {
+	case c.Public && secret != "":
+		return c, "", apperr.Errorf(apperr.EINVALID, "A public client has no secret")
+	case c.Public:
+		return c, "", nil
+	case secret == "":
+		var err error
+		if secret, err = s.NewClientSecret(); err != nil {
+			return c, "", err
+		}
+	case len(secret) < MinClientSecretBytes:
+		return c, "", apperr.Errorf(apperr.EINVALID, "client_secret must be at least %d characters of random (openssl rand -base64 32)", MinClientSecretBytes)
+	}
+	c.SecretHash = HashClientSecret(secret)
+	return c, secret, nil
+}
+
+// DeclareClient makes the stored client match c with secret (required for a confidential
+// client): created when it does not exist, updated otherwise (keeping its creation time). It
+// reports whether it created the client. This is how a clients file is applied at start-up.
+func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret string) (bool, error) {
+	if !c.Public && secret == "" {
+		return false, apperr.Errorf(apperr.EINVALID, "A confidential client needs its client_secret")
+	}
+	c, secret, err := s.withSecret(c, secret)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.Clients.UpdateClient(ctx, c.ID, func(cur identity.Client) (identity.Client, error) {
+		next := c
+		next.CreatedAt = cur.CreatedAt
+		return next, nil
+	})
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		_, _, err = s.RegisterClient(ctx, c, secret)
+		if apperr.Code(err) == apperr.ECONFLICT {
+			return s.DeclareClient(ctx, c, secret) // created meanwhile (another replica): update it
+		}
+		return err == nil, err
+	}
+	if err != nil {
+		return false, err
+	}
+	s.Logger.InfoContext(ctx, "client updated", "client_id", c.ID)
+	return false, nil
+}
+
+// DeleteClient removes a client and revokes every refresh family issued to it.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	if err := s.Clients.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	s.Logger.InfoContext(ctx, "client deleted", "client_id", id)
+	return nil
+}

@@ -1,0 +1,192 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+// memClients is an in-memory identity.ClientStore with the contract's errors.
+type memClients struct {
+	mu sync.Mutex
+	m  map[string]identity.Client
+}
+
+func newMemClients() *memClients { return &memClients{m: map[string]identity.Client{}} }
+
+func (s *memClients) CreateClient(_ context.Context, c identity.Client) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[c.ID]; ok {
+		return apperr.Errorf(apperr.ECONFLICT, "taken")
+	}
+	s.m[c.ID] = c
+	return nil
+}
+
+func (s *memClients) GetClient(_ context.Context, id string) (identity.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[id]
+	if !ok {
+		return c, apperr.Errorf(apperr.ENOTFOUND, "no client")
+	}
+	return c, nil
+}
+
+func (s *memClients) ListClients(context.Context) ([]identity.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []identity.Client{}
+	for _, c := range s.m {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b identity.Client) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *memClients) UpdateClient(_ context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[id]
+	if !ok {
+		return c, apperr.Errorf(apperr.ENOTFOUND, "no client")
+	}
+	next, err := fn(c)
+	if err != nil {
+		return identity.Client{}, err
+	}
+	if next.ID != id {
+		return identity.Client{}, apperr.Errorf(apperr.EINVALID, "id changed")
+	}
+	if err := next.Validate(); err != nil {
+		return identity.Client{}, err
+	}
+	s.m[id] = next
+	return next, nil
+}
+
+func (s *memClients) DeleteClient(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; !ok {
+		return apperr.Errorf(apperr.ENOTFOUND, "no client")
+	}
+	delete(s.m, id)
+	return nil
+}
+
+func TestClientSecretHashing(t *testing.T) {
+	c := identity.Client{ID: "svc", SecretHash: HashClientSecret("s3cret-of-the-service-0123456789abc")}
+	if !VerifyClientSecret(c, "s3cret-of-the-service-0123456789abc") {
+		t.Fatal("the right secret does not verify")
+	}
+	for _, wrong := range []string{"", "s3cret-of-the-service-0123456789ab", "S3cret-of-the-service-0123456789abc"} {
+		if VerifyClientSecret(c, wrong) {
+			t.Fatalf("%q verifies", wrong)
+		}
+	}
+	if VerifyClientSecret(identity.Client{ID: "spa", Public: true}, "") || VerifyClientSecret(identity.Client{ID: "x"}, "") {
+		t.Fatal("a client without a hash verifies")
+	}
+	if strings.Contains(c.SecretHash, "s3cret") || len(c.SecretHash) != 43 {
+		t.Fatalf("hash %q is not a base64url SHA-256", c.SecretHash)
+	}
+}
+
+func TestClientCredentials(t *testing.T) {
+	svc, _, _ := newService(t)
+	svc.Clients = newMemClients()
+	ctx := context.Background()
+	reg := func(c identity.Client) string {
+		t.Helper()
+		_, secret, err := svc.RegisterClient(ctx, c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	secret := reg(identity.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"workitems:read", "workitems:write"}})
+	if len(secret) != 43 {
+		t.Fatalf("generated secret %q is not 32 bytes base64url", secret)
+	}
+	if c, _ := svc.Clients.GetClient(ctx, "svc"); c.SecretHash != HashClientSecret(secret) || c.CreatedAt.IsZero() {
+		t.Fatalf("stored %+v", c)
+	}
+	other := reg(identity.Client{ID: "web", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://web.example/cb"}})
+	reg(identity.Client{ID: "spa", Public: true, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://spa.example/cb"}})
+
+	tok, err := svc.ClientCredentials(ctx, "svc", secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := claimsOf(t, tok.AccessToken)
+	if c["sub"] != "svc" || c["client_id"] != "svc" || c["scope"] != "workitems:read workitems:write" || tok.Scope != c["scope"] || tok.RefreshToken != "" {
+		t.Fatalf("claims %v, tokens %+v", c, tok)
+	}
+	if aud, _ := c.GetAudience(); len(aud) != 1 || aud[0] != "a" {
+		t.Fatalf("aud %v, want the configured audience", aud)
+	}
+	if tok, err := svc.ClientCredentials(ctx, "svc", secret, "workitems:read workitems:read"); err != nil || tok.Scope != "workitems:read" {
+		t.Fatalf("narrowed: %+v %v", tok, err)
+	}
+	for _, tt := range []struct {
+		name, id, secret, scope string
+		want                    error
+	}{
+		{"unknown client", "nobody", secret, "", ErrInvalidClient},
+		{"wrong secret", "svc", other, "", ErrInvalidClient},
+		{"no secret", "svc", "", "", ErrInvalidClient},
+		{"public client", "spa", "", "", ErrUnauthorizedClient},
+		{"client without the grant", "web", other, "", ErrUnauthorizedClient},
+		{"scope not allowed", "svc", secret, "workitems:read idp:admin", ErrInvalidScope},
+		{"wrong secret and a bad scope", "svc", other, "idp:admin", ErrInvalidClient},
+	} {
+		if _, err := svc.ClientCredentials(ctx, tt.id, tt.secret, tt.scope); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestRegisterAndDeclareClients(t *testing.T) {
+	svc, _, _ := newService(t)
+	svc.Clients = newMemClients()
+	ctx := context.Background()
+	cc := identity.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
+	const given = "a-secret-given-in-the-file-0123456789"
+	if _, _, err := svc.RegisterClient(ctx, identity.Client{ID: "spa", Public: true, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"https://spa.example/cb"}}, "x"); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("a public client with a secret: %v", err)
+	}
+	if _, err := svc.DeclareClient(ctx, cc, ""); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("a declared confidential client without a secret: %v", err)
+	}
+	if _, err := svc.DeclareClient(ctx, cc, "short"); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("a declared client with a short secret: %v", err)
+	}
+	created, err := svc.DeclareClient(ctx, cc, given)
+	if err != nil || !created {
+		t.Fatalf("declare: %v %v", created, err)
+	}
+	first, _ := svc.Clients.GetClient(ctx, "svc")
+	cc.Scopes = []string{"a", "b"}
+	if created, err := svc.DeclareClient(ctx, cc, given+"-rotated"); err != nil || created {
+		t.Fatalf("declare again: %v %v", created, err)
+	}
+	got, _ := svc.Clients.GetClient(ctx, "svc")
+	if !slices.Equal(got.Scopes, []string{"a", "b"}) || !got.CreatedAt.Equal(first.CreatedAt) || !VerifyClientSecret(got, given+"-rotated") || VerifyClientSecret(got, given) {
+		t.Fatalf("after the update: %+v", got)
+	}
+	if _, _, err := svc.RegisterClient(ctx, cc, ""); apperr.Code(err) != apperr.ECONFLICT {
+		t.Fatalf("registering a taken id: %v", err)
+	}
+}
