@@ -1,6 +1,6 @@
-// Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions
-// and secrets in one bbolt file. Every read-modify-write is one transaction; slow work
-// (hashing, key generation) is done by callers before they get here.
+// Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
+// secrets and registered OAuth clients in one bbolt file. Every read-modify-write is one
+// transaction; slow work (hashing, key generation) is done by callers before they get here.
 package boltdb
 
 import (
@@ -28,10 +28,11 @@ var (
 	bucketSessToks  = []byte("sesstoks")  // session token hash → session id
 	bucketUserSess  = []byte("usersess")  // user id → (session id → nil)
 	bucketSecrets   = []byte("secrets")   // name → the IdP's own secret bytes
+	bucketClients   = []byte("clients")   // client id → Client
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore and identity.SecretStore.
+// identity.FamilyStore, identity.SessionStore, identity.SecretStore and identity.ClientStore.
 type DB struct {
 	boltfile.Store
 	path string
@@ -43,6 +44,7 @@ var (
 	_ identity.FamilyStore  = (*DB)(nil)
 	_ identity.SessionStore = (*DB)(nil)
 	_ identity.SecretStore  = (*DB)(nil)
+	_ identity.ClientStore  = (*DB)(nil)
 )
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
@@ -50,7 +52,7 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients)
 	if err != nil {
 		return nil, err
 	}

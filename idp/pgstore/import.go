@@ -99,12 +99,12 @@ func (s *DB) ImportSecret(ctx context.Context, name string, value []byte) error 
 	return nil
 }
 
-// Empty reports whether the store holds nothing at all: no user, key, family, session or
-// secret. A copy refuses a target that is not, unless told.
+// Empty reports whether the store holds nothing at all: no user, key, family, session,
+// secret or client. A copy refuses a target that is not, unless told.
 func (s *DB) Empty(ctx context.Context) (bool, error) {
 	var empty bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM users) AND NOT EXISTS (SELECT FROM signing_keys)
 		AND NOT EXISTS (SELECT FROM refresh_families) AND NOT EXISTS (SELECT FROM sessions)
-		AND NOT EXISTS (SELECT FROM secrets)`).Scan(&empty)
+		AND NOT EXISTS (SELECT FROM secrets) AND NOT EXISTS (SELECT FROM oauth_clients)`).Scan(&empty)
 	return empty, s.fail(err)
 }

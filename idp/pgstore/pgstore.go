@@ -1,5 +1,6 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
-// sessions and secrets in PostgreSQL, so several IdP processes can share one store.
+// sessions, secrets and registered OAuth clients in PostgreSQL, so several IdP processes can
+// share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
@@ -40,7 +41,7 @@ var migrations embed.FS
 var Schema = pgdb.Schema{FS: mustSub(migrations, "migrations"), Table: "idp_schema_version"}
 
 // DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore and identity.SecretStore.
+// identity.FamilyStore, identity.SessionStore, identity.SecretStore and identity.ClientStore.
 type DB struct {
 	pool   *pgxpool.Pool
 	logger atomic.Pointer[slog.Logger]
@@ -53,6 +54,7 @@ var (
 	_ identity.FamilyStore  = (*DB)(nil)
 	_ identity.SessionStore = (*DB)(nil)
 	_ identity.SecretStore  = (*DB)(nil)
+	_ identity.ClientStore  = (*DB)(nil)
 )
 
 // Open connects to the database cfg names and migrates the schema (under an advisory lock,
@@ -132,6 +134,7 @@ var conflicts = map[string]string{
 	"refresh_tokens_pkey":           "Refresh token already issued",
 	"sessions_pkey":                 "Session id already taken",
 	"sessions_token_hash_key":       "Session token already taken",
+	"oauth_clients_pkey":            "Client id already taken",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

@@ -26,6 +26,7 @@ type Store interface {
 	identity.FamilyStore
 	identity.SessionStore
 	identity.SecretStore
+	identity.ClientStore
 }
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
@@ -70,6 +71,13 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"SessionsPerUserBounded", testSessionsPerUserBounded},
 
 		{"Secret", testSecret},
+
+		{"ClientRoundTrip", testClientRoundTrip},
+		{"CreateClientRefusals", testCreateClientRefusals},
+		{"ListClients", testListClients},
+		{"UpdateClient", testUpdateClient},
+		{"ConcurrentUpdateClient", testConcurrentUpdateClient},
+		{"DeleteClientRevokesItsFamilies", testDeleteClient},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
 	}

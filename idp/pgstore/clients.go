@@ -1,0 +1,149 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+var errNoClient = apperr.Errorf(apperr.ENOTFOUND, "Client not found")
+
+const clientCols = `id, name, public, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
+	first_party, created_at`
+
+// scanClient reads a client. pgx reads a NULL array as a nil slice and '{}' as an empty one,
+// so each list reads back as it was stored.
+func scanClient(row pgx.Row) (identity.Client, error) {
+	var c identity.Client
+	if err := row.Scan(&c.ID, &c.Name, &c.Public, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
+		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return identity.Client{}, errNoClient
+		}
+		return identity.Client{}, err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c, nil
+}
+
+// storedClient is c as it is written and as every later read sees it: text made storable
+// (the bbolt store's JSON coerces invalid UTF-8 alike), lists copies of their own (nil stays
+// nil), the time UTC to the microsecond.
+func storedClient(c identity.Client) identity.Client {
+	c.Name, c.SecretHash = text(c.Name), text(c.SecretHash)
+	c.RedirectURIs, c.PostLogoutRedirectURIs = texts(c.RedirectURIs), texts(c.PostLogoutRedirectURIs)
+	c.GrantTypes, c.Scopes = texts(c.GrantTypes), texts(c.Scopes)
+	c.CreatedAt = ts(c.CreatedAt)
+	return c
+}
+
+func clientArgs(c identity.Client) []any {
+	return []any{c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
+		c.FirstParty, c.CreatedAt}
+}
+
+// CreateClient implements identity.ClientStore.
+func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		clientArgs(storedClient(c))...)
+	return s.fail(conflict(err))
+}
+
+// GetClient implements identity.ClientStore.
+func (s *DB) GetClient(ctx context.Context, id string) (identity.Client, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.Client{}, errNoClient
+	}
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`, id))
+	return c, s.fail(err)
+}
+
+// ListClients implements identity.ClientStore: the id is COLLATE "C", so the order is the
+// bytes' (the bbolt store's).
+func (s *DB) ListClients(ctx context.Context) ([]identity.Client, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+clientCols+` FROM oauth_clients ORDER BY id`)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer rows.Close()
+	out := []identity.Client{}
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}
+
+// UpdateClient implements identity.ClientStore: the client's row is locked FOR UPDATE as it is
+// read, so concurrent updaters queue.
+func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
+	id, ok := key(id)
+	if !ok {
+		return identity.Client{}, errNoClient
+	}
+	var out identity.Client
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		old, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		c, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if c.ID != old.ID {
+			return apperr.Errorf(apperr.EINVALID, "An update may not change a client's id")
+		}
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		c = storedClient(c)
+		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $2, public = $3, secret_hash = $4, redirect_uris = $5,
+			post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10
+			WHERE id = $1`, clientArgs(c)...); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return identity.Client{}, err
+	}
+	return out, nil
+}
+
+// DeleteClient implements identity.ClientStore: the row goes, and the families issued to the
+// client are revoked, in one transaction (the index refresh_families_client_idx finds them).
+// A family created for the client after this commits is not revoked: whoever issues one
+// checks that its client is registered.
+func (s *DB) DeleteClient(ctx context.Context, id string) error {
+	id, ok := key(id)
+	if !ok {
+		return errNoClient
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errNoClient
+		}
+		_, err = tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE client_id = $1 AND NOT revoked`, id)
+		return err
+	})
+}
