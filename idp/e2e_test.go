@@ -426,7 +426,8 @@ func TestJWKSAndDiscovery(t *testing.T) {
 			t.Errorf("%s = %q, want an absolute URL under %s", k, u, iss)
 		}
 	}
-	if fmt.Sprint(d["id_token_signing_alg_values_supported"]) != "[RS256]" || fmt.Sprint(d["token_endpoint_auth_methods_supported"]) != "[none]" {
+	if fmt.Sprint(d["id_token_signing_alg_values_supported"]) != "[RS256]" || fmt.Sprint(d["token_endpoint_auth_methods_supported"]) != "[client_secret_basic client_secret_post]" ||
+		fmt.Sprint(d["grant_types_supported"]) != "[refresh_token client_credentials]" || d["authorization_endpoint"] != nil {
 		t.Fatalf("discovery %v", d)
 	}
 	for _, k := range []string{"grant_types_supported", "response_types_supported", "subject_types_supported"} {

@@ -208,3 +208,19 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	s.Logger.InfoContext(ctx, "client deleted", "client_id", id)
 	return nil
 }
+
+// GetClient returns the registered client with this id. ENOTFOUND when there is none.
+func (s *Service) GetClient(ctx context.Context, id string) (identity.Client, error) {
+	if s.Clients == nil {
+		return identity.Client{}, apperr.Errorf(apperr.ENOTFOUND, "No client %q", id)
+	}
+	return s.Clients.GetClient(ctx, id)
+}
+
+// ListClients returns every registered client ordered by id.
+func (s *Service) ListClients(ctx context.Context) ([]identity.Client, error) {
+	if s.Clients == nil {
+		return []identity.Client{}, nil
+	}
+	return s.Clients.ListClients(ctx)
+}

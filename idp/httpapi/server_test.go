@@ -25,6 +25,13 @@ import (
 // newIdP is the whole HTTP layer over real use cases and a real store in a temporary folder.
 func newIdP(t *testing.T) http.Handler {
 	t.Helper()
+	return newIdPWith(t, nil)
+}
+
+// newIdPWith is newIdP with its dependencies adjusted by edit (nil: none), and registered
+// clients in memory.
+func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
+	t.Helper()
 	ctx := context.Background()
 	db, err := boltdb.Open(t.TempDir(), time.Second)
 	if err != nil {
@@ -41,17 +48,21 @@ func newIdP(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &auth.Service{Users: db, Families: db, Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
+	svc := &auth.Service{Users: db, Families: db, Clients: newMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
 		FirstParty: auth.Client{ID: "idp", Scope: "workitems:read", Audience: []string{"workitems"}},
 		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: time.Now, Random: rand.Reader}}
 	sessions := &auth.Sessions{Store: db, TTL: time.Hour, CacheTTL: time.Second, Now: time.Now, Random: rand.Reader, Logger: log}
-	return NewServer(Deps{
+	d := Deps{
 		Logger: log, Registry: prometheus.NewRegistry(), Auth: svc, Keys: km, Ready: web.NewReadiness(), Issuer: "http://idp.test",
 		JWKSMaxAge: time.Minute, Store: db, Sessions: sessions, BrowserKey: []byte("k"), LoginURL: "/login",
 		Session: SessionConfig{CookieName: "jwtidp_session", TTL: time.Hour}, Redirects: Redirects{Default: "/"},
 		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: "http://idp.test", Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}}),
 		Now:      time.Now,
-	})
+	}
+	if edit != nil {
+		edit(&d)
+	}
+	return NewServer(d)
 }
 
 // Every JSON and form route's error answers: the app envelope for the app routes, RFC 6749's
