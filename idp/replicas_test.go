@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"jwtidp/idp/boltdb"
+	"jwtidp/idp/identity"
+	"jwtidp/idp/pgstore"
 	"jwtidp/shared/clock"
+	"jwtidp/shared/pgdb"
 	"jwtidp/shared/pgdb/pgtest"
 	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
@@ -173,12 +179,30 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := old.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	client := identity.Client{ID: "reporter", Name: "Reporter", SecretHash: "c2VjcmV0LWhhc2g", GrantTypes: []string{identity.GrantClientCredentials},
+		Scopes: []string{"workitems:read"}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	bolt, err := boltdb.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bolt.CreateClient(context.Background(), client); err != nil {
+		t.Fatal(err)
+	}
+	bolt.Close()
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 2 users, 3 signing keys, 2 refresh families") {
+	if err != nil || !strings.Contains(out, "copied 2 users, 3 signing keys, 2 refresh families") || !strings.Contains(out, "1 clients") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
+	pg, err := pgstore.Open(context.Background(), pgdb.Config{URL: db}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pg.GetClient(context.Background(), "reporter"); err != nil || !reflect.DeepEqual(got, client) {
+		t.Fatalf("the copied client: %+v, %v; want %+v", got, err, client)
+	}
+	pg.Close()
 	// A second run must be told that the target is not empty; told, it changes nothing.
 	if out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db}); err == nil || !strings.Contains(out, "--force") {
 		t.Fatalf("a second copy without --force: %v\n%s", err, out)

@@ -19,10 +19,10 @@ func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, er
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets", n.users, n.keys, n.families, n.sessions, n.secrets), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients", n.users, n.keys, n.families, n.sessions, n.secrets, n.clients), nil
 }
 
-type copied struct{ users, keys, families, sessions, secrets int }
+type copied struct{ users, keys, families, sessions, secrets, clients int }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
 	var n copied
@@ -53,6 +53,16 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 			return n, fmt.Errorf("secret %s: %w", name, err)
 		}
 		n.secrets++
+	}
+	clients, err := src.ListClients(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, c := range clients {
+		if err := dst.ImportClient(ctx, c); err != nil {
+			return n, fmt.Errorf("client %s: %w", c.ID, err)
+		}
+		n.clients++
 	}
 	after := ""
 	for {

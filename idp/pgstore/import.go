@@ -108,3 +108,14 @@ func (s *DB) Empty(ctx context.Context) (bool, error) {
 		AND NOT EXISTS (SELECT FROM secrets) AND NOT EXISTS (SELECT FROM oauth_clients)`).Scan(&empty)
 	return empty, s.fail(err)
 }
+
+// ImportClient stores c unless a client with its id is stored (store copy). EINVALID when c
+// breaks Client.Validate.
+func (s *DB) ImportClient(ctx context.Context, c identity.Client) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (id) DO NOTHING`, clientArgs(storedClient(c))...)
+	return s.fail(err)
+}
