@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"jwtidp/idp/identity"
@@ -23,6 +25,7 @@ import (
 	"jwtidp/idp/keys"
 	"jwtidp/idp/password"
 	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
 	"jwtidp/shared/envflag"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/service"
@@ -32,6 +35,8 @@ import (
 // config is the IdP's own settings; service.Settings has the common ones.
 type config struct {
 	issuer, audience, scope, adminToken, adminTokenFile    string
+	clientsFile                                            string
+	clients                                                []httpapi.ClientInfo // read from clientsFile
 	cookieDomain, redirectHosts, loginURL, defaultRedirect string
 	tokenTTL, refreshTTL, hashWait                         time.Duration
 	sessionTTL, sessionIdle, sessionCache, leeway          time.Duration
@@ -49,7 +54,7 @@ func program() *service.Program {
 	c := &config{}
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 }
@@ -63,6 +68,7 @@ type store interface {
 	identity.FamilyStore
 	identity.SessionStore
 	identity.SecretStore
+	identity.ClientStore
 }
 
 func (c *config) flags(fs *envflag.Set) {
@@ -101,6 +107,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.IntVar(&c.rateBurst, "rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	fs.IntVar(&c.tokenRateLimit, "token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
 	fs.IntVar(&c.tokenRateBurst, "token-rate-burst", "IDP_TOKEN_RATE_BURST", 200, "burst per client on /token")
+	fs.StringVar(&c.clientsFile, "clients", "IDP_CLIENTS", "", "JSON file of registered OAuth clients, each confidential one with its client_secret; applied at start (created or updated)")
 	fs.Secret("admin-token")
 
 	// The packages that own a value validate it; the rest are the IdP's own rules.
@@ -116,6 +123,7 @@ func (c *config) flags(fs *envflag.Set) {
 		return c.argon.Validate()
 	}, "argon2-memory", "argon2-time", "argon2-threads")
 	fs.Check(c.loadAdminToken, "admin-token-file")
+	fs.Check(c.loadClients, "clients")
 	const rate = "be 0 or more (the rate), at least 1 (the burst)"
 	fs.Require(func() bool { return validRate(c.rateLimit, c.rateBurst) }, rate, "rate-limit", "rate-burst")
 	fs.Require(func() bool { return validRate(c.tokenRateLimit, c.tokenRateBurst) }, rate, "token-rate-limit", "token-rate-burst")
@@ -163,6 +171,70 @@ func (c *config) loadAdminToken() error {
 	return nil
 }
 
+// loadClients reads and checks --clients, if set: a JSON array of client objects (API.md), with
+// no unknown member and no client twice. Errors name the client; none carries a secret.
+func (c *config) loadClients() error {
+	if c.clientsFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.clientsFile)
+	if err != nil {
+		return err
+	}
+	clients, err := parseClients(b)
+	c.clients = clients
+	return err
+}
+
+func parseClients(b []byte) ([]httpapi.ClientInfo, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("not a JSON array of clients: %v", err)
+	}
+	seen := map[string]bool{}
+	out := make([]httpapi.ClientInfo, 0, len(raw))
+	for i, r := range raw {
+		var ci httpapi.ClientInfo
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ci); err != nil {
+			return nil, fmt.Errorf("client %d: %v", i+1, err)
+		}
+		name := fmt.Sprintf("client %d (%q)", i+1, ci.ClientID)
+		if ci.CreatedAt != nil {
+			return nil, fmt.Errorf("%s: created_at is not set in a file", name)
+		}
+		if seen[ci.ClientID] {
+			return nil, fmt.Errorf("%s: declared twice", name)
+		}
+		seen[ci.ClientID] = true
+		probe := ci.Client()
+		switch {
+		case ci.Public && ci.ClientSecret != "":
+			return nil, fmt.Errorf("%s: a public client has no client_secret", name)
+		case !ci.Public && len(ci.ClientSecret) < auth.MinClientSecretBytes:
+			return nil, fmt.Errorf("%s: a confidential client needs a client_secret of at least %d characters (openssl rand -base64 32)", name, auth.MinClientSecretBytes)
+		case !ci.Public:
+			probe.SecretHash = auth.HashClientSecret(ci.ClientSecret)
+		}
+		if err := probe.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %s", name, apperr.Message(err))
+		}
+		out = append(out, ci)
+	}
+	return out, nil
+}
+
+// declareClients makes the stored clients match the clients file: each is created or updated.
+func declareClients(ctx context.Context, svc *auth.Service, clients []httpapi.ClientInfo) error {
+	for _, ci := range clients {
+		if _, err := svc.DeclareClient(ctx, ci.Client(), ci.ClientSecret); err != nil {
+			return fmt.Errorf("--clients (IDP_CLIENTS): client %q: %v", ci.ClientID, err)
+		}
+	}
+	return nil
+}
+
 func validRate(limit, burst int) bool { return limit == 0 || (limit > 0 && burst >= 1) }
 
 // httpURL checks an absolute http(s) URL as the issuer and redirects need it.
@@ -204,12 +276,15 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	svc := &auth.Service{
-		Users: db, Families: db, Hasher: hasher, Issuer: issuer,
+		Users: db, Families: db, Clients: db, Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle: auth.NewThrottle(c.throttle, now, throttleStore(db)),
+	}
+	if err := declareClients(ctx, svc, c.clients); err != nil {
+		return service.App{}, err
 	}
 	clients := r.Settings.Clients
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"jwtidp/idp/httpapi"
+	"jwtidp/shared/envflag"
+)
+
+const clientsUsage = "usage: idp clients add --id ID [--name NAME] [--public] [--redirect-uri URI]... [--post-logout-redirect-uri URI]... " +
+	"--grant-type TYPE... [--scope SCOPE]... [--first-party] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN]"
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.v = append(*l.v, p)
+		}
+	}
+	return nil
+}
+
+// clientsCmd runs `idp clients add|list|show|remove`: it calls the client admin routes of a
+// running IdP. add prints a confidential client's secret, which is shown this once.
+func clientsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(clientsUsage)
+	}
+	sub, rest := args[0], args[1:]
+	var id string
+	switch sub {
+	case "add", "list":
+	case "show", "remove":
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return fmt.Errorf("idp clients %s needs a client id\n%s", sub, clientsUsage)
+		}
+		id, rest = rest[0], rest[1:]
+	default:
+		return errors.New(clientsUsage)
+	}
+	fs := envflag.New("idp clients "+sub, stderr)
+	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
+	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	var c httpapi.ClientInfo
+	if sub == "add" {
+		fs.StringVar(&c.ClientID, "id", "", "", "client_id (1–128 of [A-Za-z0-9._-])")
+		fs.StringVar(&c.Name, "name", "", "", "display name")
+		fs.BoolVar(&c.Public, "public", "", false, "a public client (single-page or native app): no secret, PKCE")
+		fs.Var(listFlag{&c.RedirectURIs}, "redirect-uri", "", "redirect URI (repeatable or comma-separated)")
+		fs.Var(listFlag{&c.PostLogoutRedirectURIs}, "post-logout-redirect-uri", "", "post-logout redirect URI (repeatable or comma-separated)")
+		fs.Var(listFlag{&c.GrantTypes}, "grant-type", "", "authorization_code, refresh_token or client_credentials (repeatable or comma-separated)")
+		fs.Var(listFlag{&c.Scopes}, "scope", "", "a scope the client may be granted (repeatable, comma- or space-separated)")
+		fs.BoolVar(&c.FirstParty, "first-party", "", false, "its users are not asked for consent")
+	}
+	if err := fs.Parse(rest, getenv); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	}
+	var scopes []string
+	for _, s := range c.Scopes {
+		scopes = append(scopes, strings.Fields(s)...)
+	}
+	c.Scopes = scopes
+	method, path, status := http.MethodGet, "/admin/clients", http.StatusOK
+	var body []byte
+	switch sub {
+	case "add":
+		if c.ClientID == "" || len(c.GrantTypes) == 0 {
+			return fmt.Errorf("idp clients add needs --id and --grant-type\n%s", clientsUsage)
+		}
+		c.CreatedAt = nil
+		body, _ = json.Marshal(struct {
+			httpapi.ClientInfo
+			CreatedAt    *struct{} `json:"created_at,omitempty"`
+			ClientSecret *struct{} `json:"client_secret,omitempty"`
+		}{ClientInfo: c})
+		method, status = http.MethodPost, http.StatusCreated
+	case "show":
+		path += "/" + url.PathEscape(id)
+	case "remove":
+		method, path, status = http.MethodDelete, path+"/"+url.PathEscape(id), http.StatusNoContent
+	}
+	result, err := adminCall(ctx, *base, *token, method, path, body, status)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "remove":
+		fmt.Fprintf(stdout, "removed client %s; its refresh tokens are revoked\n", id)
+		return nil
+	case "list":
+		var list []httpapi.ClientInfo
+		if err := json.Unmarshal(result, &list); err != nil {
+			return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANT TYPES\tSCOPES\tCREATED")
+		for _, c := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, orDash(c.Name), kind(c), strings.Join(c.GrantTypes, ","), orDash(strings.Join(c.Scopes, " ")), stamp(c.CreatedAt))
+		}
+		return tw.Flush()
+	}
+	var got httpapi.ClientInfo
+	if err := json.Unmarshal(result, &got); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+	}
+	printClient(stdout, got)
+	if got.ClientSecret != "" {
+		fmt.Fprintf(stdout, "\nclient_secret: %s\nThis secret is shown only now; the IdP keeps only its hash.\n", got.ClientSecret)
+	}
+	return nil
+}
+
+func kind(c httpapi.ClientInfo) string {
+	if c.Public {
+		return "public"
+	}
+	return "confidential"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printClient(w io.Writer, c httpapi.ClientInfo) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "client_id:\t%s\n", c.ClientID)
+	fmt.Fprintf(tw, "name:\t%s\n", orDash(c.Name))
+	fmt.Fprintf(tw, "type:\t%s\n", kind(c))
+	fmt.Fprintf(tw, "first party:\t%v\n", c.FirstParty)
+	fmt.Fprintf(tw, "grant types:\t%s\n", orDash(strings.Join(c.GrantTypes, " ")))
+	fmt.Fprintf(tw, "scopes:\t%s\n", orDash(strings.Join(c.Scopes, " ")))
+	fmt.Fprintf(tw, "redirect URIs:\t%s\n", orDash(strings.Join(c.RedirectURIs, " ")))
+	fmt.Fprintf(tw, "post-logout redirect URIs:\t%s\n", orDash(strings.Join(c.PostLogoutRedirectURIs, " ")))
+	fmt.Fprintf(tw, "created:\t%s\n", stamp(c.CreatedAt))
+	tw.Flush()
+}
+
+// adminCall makes one admin request and returns the envelope's result, or an error that says
+// what the operator should do.
+func adminCall(ctx context.Context, base, token, method, path string, body []byte, want int) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("invalid --url %q: %v", base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the IdP at %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var env struct {
+		Status string          `json:"Status"`
+		Result json.RawMessage `json:"result"`
+	}
+	json.Unmarshal(b, &env)
+	var msg string
+	json.Unmarshal(env.Result, &msg)
+	switch {
+	case resp.StatusCode == want:
+		return env.Result, nil
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or IDP_ADMIN_TOKEN)", base)
+	case resp.StatusCode == http.StatusNotFound && (msg == "" || msg == "Not found"):
+		return nil, fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", base)
+	case msg != "":
+		return nil, fmt.Errorf("the IdP at %s refused: %s", base, msg)
+	default:
+		return nil, fmt.Errorf("the IdP at %s answered %s", base, resp.Status)
+	}
+}
