@@ -213,7 +213,7 @@ func parseClients(b []byte) ([]httpapi.ClientInfo, error) {
 		case ci.Public && ci.ClientSecret != "":
 			return nil, fmt.Errorf("%s: a public client has no client_secret", name)
 		case !ci.Public && len(ci.ClientSecret) < auth.MinClientSecretBytes:
-			return nil, fmt.Errorf("%s: a confidential client needs a client_secret of at least %d characters (openssl rand -base64 32)", name, auth.MinClientSecretBytes)
+			return nil, fmt.Errorf("%s: a confidential client needs a client_secret of at least %d characters (openssl rand -hex 32)", name, auth.MinClientSecretBytes)
 		case !ci.Public:
 			probe.SecretHash = auth.HashClientSecret(ci.ClientSecret)
 		}

@@ -164,7 +164,7 @@ func (s *Service) withSecret(c identity.Client, secret string) (identity.Client,
 			return c, "", err
 		}
 	case len(secret) < MinClientSecretBytes:
-		return c, "", apperr.Errorf(apperr.EINVALID, "client_secret must be at least %d characters of random (openssl rand -base64 32)", MinClientSecretBytes)
+		return c, "", apperr.Errorf(apperr.EINVALID, "client_secret must be at least %d random characters (openssl rand -hex 32)", MinClientSecretBytes)
 	}
 	c.SecretHash = HashClientSecret(secret)
 	return c, secret, nil
