@@ -86,6 +86,7 @@ func TestClientCredentialsWithTheOAuth2Library(t *testing.T) {
 		{[]string{"clients", "add", "--id", "x"}, "--grant-type"},
 		{[]string{"clients", "show", "nobody"}, "refused"},
 		{[]string{"clients", "remove"}, "needs a client id"},
+		{[]string{"clients", "remove", "-nobody"}, "refused"}, // an id, not a flag
 		{[]string{"clients", "frobnicate"}, "usage"},
 	} {
 		out, err := runIDP(append(bad.args, "--url", p.URL, "--admin-token", "cli-admin"))

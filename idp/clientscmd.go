@@ -50,7 +50,8 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	switch sub {
 	case "add", "list":
 	case "show", "remove":
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+		// A client id may start with "-": only a flag of this command is not one.
+		if len(rest) == 0 || isKeysFlag(rest[0]) {
 			return fmt.Errorf("idp clients %s needs a client id\n%s", sub, clientsUsage)
 		}
 		id, rest = rest[0], rest[1:]

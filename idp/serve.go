@@ -48,7 +48,7 @@ type config struct {
 }
 
 // program is the idp command line: `idp` and `idp serve` run the server, `idp keys` manages the
-// signing keys of a running one.
+// signing keys of a running one and `idp clients` its registered OAuth clients.
 // main runs it; a test runs it in its own process with program().Run (servicetest.Start).
 func program() *service.Program {
 	c := &config{}

@@ -144,6 +144,9 @@ func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret 
 	if err := c.Validate(); err != nil {
 		return identity.Client{}, "", err
 	}
+	if err := s.notASubject(ctx, c.ID); err != nil {
+		return identity.Client{}, "", err
+	}
 	if err := s.Clients.CreateClient(ctx, c); err != nil {
 		return identity.Client{}, "", err
 	}
@@ -181,6 +184,9 @@ func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret s
 	if err != nil {
 		return false, err
 	}
+	if err := s.notASubject(ctx, c.ID); err != nil {
+		return false, err
+	}
 	_, err = s.Clients.UpdateClient(ctx, c.ID, func(cur identity.Client) (identity.Client, error) {
 		next := c
 		next.CreatedAt = cur.CreatedAt
@@ -198,6 +204,21 @@ func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret s
 	}
 	s.Logger.InfoContext(ctx, "client updated", "client_id", c.ID)
 	return false, nil
+}
+
+// notASubject refuses a client id that is some user's id: a client's own tokens carry its id as
+// sub, and a resource server must not take them for that user's (RFC 9068 §5). User ids are
+// 128 random bits, so a user made later will not collide with a client.
+func (s *Service) notASubject(ctx context.Context, id string) error {
+	_, err := s.Users.GetUser(ctx, id)
+	switch apperr.Code(err) {
+	case apperr.ENOTFOUND:
+		return nil
+	case "":
+		return apperr.Errorf(apperr.EINVALID, "client_id %q is a user's subject identifier; choose another", id)
+	default:
+		return err
+	}
 }
 
 // DeleteClient removes a client and revokes every refresh family issued to it.

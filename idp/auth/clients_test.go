@@ -189,4 +189,16 @@ func TestRegisterAndDeclareClients(t *testing.T) {
 	if _, _, err := svc.RegisterClient(ctx, cc, ""); apperr.Code(err) != apperr.ECONFLICT {
 		t.Fatalf("registering a taken id: %v", err)
 	}
+	// A client may not take a user's id: its tokens would carry that user's sub.
+	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := svc.Users.GetUserByName(ctx, "alice")
+	cc.ID = u.ID
+	if _, _, err := svc.RegisterClient(ctx, cc, ""); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("registering a user's id: %v", err)
+	}
+	if _, err := svc.DeclareClient(ctx, cc, given); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("declaring a user's id: %v", err)
+	}
 }
