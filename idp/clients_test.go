@@ -14,8 +14,10 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"jwtidp/shared/pgdb/pgtest"
 	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
+	"jwtidp/shared/service/servicetest"
 )
 
 // ccToken gets a token with the real OAuth client library, authenticating as style says.
@@ -251,5 +253,35 @@ func TestClientsFile(t *testing.T) {
 	}
 	if out, err := runIDP([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--clients", filepath.Join(t.TempDir(), "missing.json")}); err == nil || !strings.Contains(out, "clients") {
 		t.Errorf("a missing file: %v %q", err, out)
+	}
+}
+
+// Replicas on one PostgreSQL database start at once with the same clients file: each declares
+// the client (one creates it, the other finds it and updates it), both start, and a token one
+// issues verifies at the other's JWKS.
+func TestClientsFileOnReplicas(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	file := filepath.Join(t.TempDir(), "clients.json")
+	const secret = "replicated-secret-of-the-batch-job-0123456789"
+	proctest.Secret(secret)
+	writeClients(t, file, []any{map[string]any{"client_id": "batch", "grant_types": []string{"client_credentials"},
+		"scopes": []string{"workitems:read"}, "client_secret": secret}})
+	var wg sync.WaitGroup
+	ins := make([]*servicetest.Instance, 3)
+	for i := range ins {
+		wg.Go(func() { ins[i] = startReplica(t, db, service.Env{}, "--clients", file) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, in := range ins {
+		tok, err := ccToken(t, in.URL, "batch", secret, oauth2.AuthStyleInHeader)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", in.URL, err, in.Log())
+		}
+		if c := verifyWithJWKS(t, ins[0].URL, sharedIssuer, tok.AccessToken); c["sub"] != "batch" {
+			t.Fatalf("claims %v", c)
+		}
 	}
 }

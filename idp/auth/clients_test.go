@@ -202,3 +202,36 @@ func TestRegisterAndDeclareClients(t *testing.T) {
 		t.Fatalf("declaring a user's id: %v", err)
 	}
 }
+
+// racingClients is a store where another replica creates the client between this one's
+// UpdateClient (not found) and its CreateClient.
+type racingClients struct {
+	*memClients
+	raced bool
+}
+
+func (s *racingClients) UpdateClient(ctx context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
+	if !s.raced {
+		s.raced = true
+		other := identity.Client{ID: id, SecretHash: HashClientSecret("the other replica's idea, 0123456789abcdef"), GrantTypes: []string{"client_credentials"}}
+		s.memClients.CreateClient(ctx, other)
+		return identity.Client{}, apperr.Errorf(apperr.ENOTFOUND, "no client")
+	}
+	return s.memClients.UpdateClient(ctx, id, fn)
+}
+
+// A declaration that loses the race to create the client updates it instead.
+func TestDeclareClientRacingAnotherReplica(t *testing.T) {
+	svc, _, _ := newService(t)
+	store := &racingClients{memClients: newMemClients()}
+	svc.Clients = store
+	const secret = "a-secret-given-in-the-file-0123456789"
+	c := identity.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
+	if _, err := svc.DeclareClient(context.Background(), c, secret); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := store.GetClient(context.Background(), "svc")
+	if !VerifyClientSecret(got, secret) || !slices.Equal(got.Scopes, []string{"a"}) {
+		t.Fatalf("stored %+v", got)
+	}
+}
