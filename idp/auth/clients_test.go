@@ -133,6 +133,9 @@ func TestClientCredentials(t *testing.T) {
 	if c["sub"] != "svc" || c["client_id"] != "svc" || c["scope"] != "workitems:read workitems:write" || tok.Scope != c["scope"] || tok.RefreshToken != "" {
 		t.Fatalf("claims %v, tokens %+v", c, tok)
 	}
+	if _, ok := c["preferred_username"]; ok {
+		t.Fatalf("a client's token names a user: %v", c)
+	}
 	if aud, _ := c.GetAudience(); len(aud) != 1 || aud[0] != "a" {
 		t.Fatalf("aud %v, want the configured audience", aud)
 	}

@@ -29,6 +29,13 @@ type Access struct {
 	Audience []string
 }
 
+// accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
+// client's own token (client credentials) names no user.
+type accessClaims struct {
+	jwtauth.Claims
+	PreferredUsername string `json:"preferred_username,omitempty"`
+}
+
 // Issuer mints access tokens.
 type Issuer struct {
 	Issuer string
@@ -47,7 +54,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 	now := i.Now().Truncate(time.Second)
 	exp := now.Add(i.TTL)
 	// One claim set for the issuer and every verifier (shared/jwtauth), so they cannot drift.
-	claims := jwtauth.Claims{
+	claims := accessClaims{Claims: jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.Issuer,
 			Subject:   a.Subject,
@@ -57,10 +64,9 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		ClientID:          a.ClientID,
-		Scope:             a.Scope,
-		PreferredUsername: a.Username,
-	}
+		ClientID: a.ClientID,
+		Scope:    a.Scope,
+	}, PreferredUsername: a.Username}
 	kid, key := i.Keys.Signer()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	t.Header["typ"] = "at+jwt"
