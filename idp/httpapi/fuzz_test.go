@@ -124,3 +124,28 @@ func FuzzLoginCSRF(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClientAuth: a client's credentials sent as client_secret_basic, each part
+// form-urlencoded as RFC 6749 §2.3.1 says (what golang.org/x/oauth2 does), come back exactly;
+// and whatever an Authorization header holds, reading it never panics, and a header that is
+// read names the Basic method.
+func FuzzClientAuth(f *testing.F) {
+	for _, s := range [][3]string{{"reporter", "s3cret", "Basic cmVwb3J0ZXI6czNjcmV0"}, {"a:b", "c d+e%", "Basic Og=="},
+		{"", "", "Bearer x"}, {"ü", "\x00", "basic !!!"}, {"id", "x:y", "Basic " + strings.Repeat("A", 300)}} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, id, secret, header string) {
+		r := httptest.NewRequest("POST", "/token", nil)
+		r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		got, bad, problem := readClientAuth(r, url.Values{})
+		if bad || problem != "" || got.id != id || got.secret != secret || !got.basic {
+			t.Fatalf("Basic with (%q, %q) read as %+v, bad %v, %q", id, secret, got, bad, problem)
+		}
+		r = httptest.NewRequest("POST", "/token", nil)
+		r.Header.Set("Authorization", header)
+		got, bad, problem = readClientAuth(r, url.Values{"client_id": {id}})
+		if !bad && problem == "" && !got.basic {
+			t.Fatalf("header %q read as %+v without the Basic method", header, got)
+		}
+	})
+}
