@@ -5,85 +5,12 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"jwtidp/idp/identity"
+	"jwtidp/idp/storetest"
 	"jwtidp/shared/apperr"
 )
-
-// memClients is an in-memory identity.ClientStore with the contract's errors.
-type memClients struct {
-	mu sync.Mutex
-	m  map[string]identity.Client
-}
-
-func newMemClients() *memClients { return &memClients{m: map[string]identity.Client{}} }
-
-func (s *memClients) CreateClient(_ context.Context, c identity.Client) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[c.ID]; ok {
-		return apperr.Errorf(apperr.ECONFLICT, "taken")
-	}
-	s.m[c.ID] = c
-	return nil
-}
-
-func (s *memClients) GetClient(_ context.Context, id string) (identity.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[id]
-	if !ok {
-		return c, apperr.Errorf(apperr.ENOTFOUND, "no client")
-	}
-	return c, nil
-}
-
-func (s *memClients) ListClients(context.Context) ([]identity.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []identity.Client{}
-	for _, c := range s.m {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b identity.Client) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (s *memClients) UpdateClient(_ context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[id]
-	if !ok {
-		return c, apperr.Errorf(apperr.ENOTFOUND, "no client")
-	}
-	next, err := fn(c)
-	if err != nil {
-		return identity.Client{}, err
-	}
-	if next.ID != id {
-		return identity.Client{}, apperr.Errorf(apperr.EINVALID, "id changed")
-	}
-	if err := next.Validate(); err != nil {
-		return identity.Client{}, err
-	}
-	s.m[id] = next
-	return next, nil
-}
-
-func (s *memClients) DeleteClient(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok {
-		return apperr.Errorf(apperr.ENOTFOUND, "no client")
-	}
-	delete(s.m, id)
-	return nil
-}
 
 func TestClientSecretHashing(t *testing.T) {
 	c := identity.Client{ID: "svc", SecretHash: HashClientSecret("s3cret-of-the-service-0123456789abc")}
@@ -105,7 +32,7 @@ func TestClientSecretHashing(t *testing.T) {
 
 func TestClientCredentials(t *testing.T) {
 	svc, _, _ := newService(t)
-	svc.Clients = newMemClients()
+	svc.Clients = storetest.NewMemClients()
 	ctx := context.Background()
 	reg := func(c identity.Client) string {
 		t.Helper()
@@ -162,7 +89,7 @@ func TestClientCredentials(t *testing.T) {
 
 func TestRegisterAndDeclareClients(t *testing.T) {
 	svc, _, _ := newService(t)
-	svc.Clients = newMemClients()
+	svc.Clients = storetest.NewMemClients()
 	ctx := context.Background()
 	cc := identity.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}
 	const given = "a-secret-given-in-the-file-0123456789"
@@ -209,7 +136,7 @@ func TestRegisterAndDeclareClients(t *testing.T) {
 // racingClients is a store where another replica creates the client between this one's
 // UpdateClient (not found) and its CreateClient.
 type racingClients struct {
-	*memClients
+	*storetest.MemClients
 	raced bool
 }
 
@@ -217,16 +144,16 @@ func (s *racingClients) UpdateClient(ctx context.Context, id string, fn func(ide
 	if !s.raced {
 		s.raced = true
 		other := identity.Client{ID: id, SecretHash: HashClientSecret("the other replica's idea, 0123456789abcdef"), GrantTypes: []string{"client_credentials"}}
-		s.memClients.CreateClient(ctx, other)
+		s.MemClients.CreateClient(ctx, other)
 		return identity.Client{}, apperr.Errorf(apperr.ENOTFOUND, "no client")
 	}
-	return s.memClients.UpdateClient(ctx, id, fn)
+	return s.MemClients.UpdateClient(ctx, id, fn)
 }
 
 // A declaration that loses the race to create the client updates it instead.
 func TestDeclareClientRacingAnotherReplica(t *testing.T) {
 	svc, _, _ := newService(t)
-	store := &racingClients{memClients: newMemClients()}
+	store := &racingClients{MemClients: storetest.NewMemClients()}
 	svc.Clients = store
 	const secret = "a-secret-given-in-the-file-0123456789"
 	c := identity.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"a"}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"jwtidp/idp/storetest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -48,7 +49,7 @@ func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &auth.Service{Users: db, Families: db, Clients: newMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
+	svc := &auth.Service{Users: db, Families: db, Clients: storetest.NewMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
 		FirstParty: auth.Client{ID: "idp", Scope: "workitems:read", Audience: []string{"workitems"}},
 		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: time.Now, Random: rand.Reader}}
 	sessions := &auth.Sessions{Store: db, TTL: time.Hour, CacheTTL: time.Second, Now: time.Now, Random: rand.Reader, Logger: log}

@@ -1,4 +1,4 @@
-package httpapi
+package storetest
 
 import (
 	"context"
@@ -10,15 +10,17 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-// memClients is an in-memory identity.ClientStore with the contract's errors.
-type memClients struct {
+// MemClients is an in-memory identity.ClientStore with the contract's errors, for the tests of
+// the packages that use a ClientStore (auth, httpapi): no transactions, one process.
+type MemClients struct {
 	mu sync.Mutex
 	m  map[string]identity.Client
 }
 
-func newMemClients() *memClients { return &memClients{m: map[string]identity.Client{}} }
+// NewMemClients returns an empty MemClients.
+func NewMemClients() *MemClients { return &MemClients{m: map[string]identity.Client{}} }
 
-func (s *memClients) CreateClient(_ context.Context, c identity.Client) error {
+func (s *MemClients) CreateClient(_ context.Context, c identity.Client) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -31,7 +33,7 @@ func (s *memClients) CreateClient(_ context.Context, c identity.Client) error {
 	return nil
 }
 
-func (s *memClients) GetClient(_ context.Context, id string) (identity.Client, error) {
+func (s *MemClients) GetClient(_ context.Context, id string) (identity.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.m[id]
@@ -41,7 +43,7 @@ func (s *memClients) GetClient(_ context.Context, id string) (identity.Client, e
 	return c, nil
 }
 
-func (s *memClients) ListClients(context.Context) ([]identity.Client, error) {
+func (s *MemClients) ListClients(context.Context) ([]identity.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []identity.Client{}
@@ -52,7 +54,7 @@ func (s *memClients) ListClients(context.Context) ([]identity.Client, error) {
 	return out, nil
 }
 
-func (s *memClients) UpdateClient(_ context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
+func (s *MemClients) UpdateClient(_ context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.m[id]
@@ -73,7 +75,7 @@ func (s *memClients) UpdateClient(_ context.Context, id string, fn func(identity
 	return next, nil
 }
 
-func (s *memClients) DeleteClient(_ context.Context, id string) error {
+func (s *MemClients) DeleteClient(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[id]; !ok {
