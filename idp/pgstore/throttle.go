@@ -122,16 +122,6 @@ func counterArgs(k string, c identity.ThrottleCounter) []any {
 // DeleteStaleThrottles implements identity.ThrottleStore, in batches that skip rows a login
 // holds, so replicas collecting at once neither wait on each other nor on logins.
 func (s *DB) DeleteStaleThrottles(ctx context.Context, before time.Time) (int, error) {
-	total := 0
-	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM throttle_counters WHERE key IN (
-			SELECT key FROM throttle_counters WHERE touched_at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)`, ts(before))
-		if err != nil {
-			return total, s.fail(err)
-		}
-		total += int(tag.RowsAffected())
-		if tag.RowsAffected() < 1000 {
-			return total, nil
-		}
-	}
+	return s.collect(ctx, `DELETE FROM throttle_counters WHERE key IN (
+		SELECT key FROM throttle_counters WHERE touched_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, ts(before))
 }
