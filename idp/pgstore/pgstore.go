@@ -15,18 +15,14 @@ package pgstore
 import (
 	"context"
 	"embed"
-	"errors"
-	"io/fs"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/time/rate"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
@@ -38,14 +34,13 @@ var migrations embed.FS
 
 // Schema is the IdP's versioned schema, recorded in idp_schema_version so the work-item
 // service's schema can share the database. `idp migrate` applies it alone.
-var Schema = pgdb.Schema{FS: mustSub(migrations, "migrations"), Table: "idp_schema_version"}
+var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_schema_version"}
 
 // DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
 // identity.FamilyStore, identity.SessionStore, identity.SecretStore and identity.ClientStore.
 type DB struct {
-	pool   *pgxpool.Pool
-	logger atomic.Pointer[slog.Logger]
-	every  rate.Sometimes // logs an unreachable database once a minute, not once a request
+	pool *pgxpool.Pool
+	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
 }
 
 var (
@@ -65,8 +60,7 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{pool: pool, every: rate.Sometimes{Interval: time.Minute}}
-	db.SetLogger(logger)
+	db := &DB{pool: pool, rep: pgdb.NewReporter(logger)}
 	return db, nil
 }
 
@@ -74,7 +68,7 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 func (s *DB) Pool() *pgxpool.Pool { return s.pool }
 
 // SetLogger sets where storage failures are reported.
-func (s *DB) SetLogger(l *slog.Logger) { s.logger.Store(l) }
+func (s *DB) SetLogger(l *slog.Logger) { s.rep.SetLogger(l) }
 
 // Ping reports whether the database answers: readiness.
 func (s *DB) Ping(ctx context.Context) error { return s.fail(s.pool.Ping(ctx)) }
@@ -87,29 +81,11 @@ func (s *DB) Close() error {
 
 // fail turns a database error into the store's vocabulary (pgdb.Err) and logs, at most once
 // a minute, that the database is out of reach.
-func (s *DB) fail(err error) error {
-	err = pgdb.Err(err)
-	if err != nil && apperr.Code(err) == apperr.EUNAVAILABLE {
-		s.every.Do(func() {
-			if l := s.logger.Load(); l != nil {
-				l.Error("the database is unavailable; answering 503 (logged once a minute)", "err", errors.Unwrap(err))
-			}
-		})
-	}
-	return err
-}
+func (s *DB) fail(err error) error { return s.rep.Fail(err) }
 
 // tx runs fn in one READ COMMITTED transaction, retried on deadlock.
 func (s *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.fail(pgdb.InTx(ctx, s.pool, pgx.ReadCommitted, fn))
-}
-
-func mustSub(fsys embed.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // the directory is embedded: it exists
-	}
-	return sub
 }
 
 // conflict maps a unique-constraint refusal to ECONFLICT, naming what is taken; any other

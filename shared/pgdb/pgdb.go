@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"golang.org/x/time/rate"
 
 	"jwtidp/shared/apperr"
 )
@@ -339,4 +341,44 @@ func Served(ctx context.Context, pool *pgxpool.Pool, table string) (bool, error)
 	var served bool
 	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+pgx.Identifier{table}.Sanitize()+`)`).Scan(&served)
 	return served, Err(err)
+}
+
+// Reporter is a store's error path: Fail turns a database error into the store's vocabulary
+// (Err) and logs, at most once a minute, that the database is out of reach — not once per
+// request during an outage. A client that hung up is not reported.
+type Reporter struct {
+	logger atomic.Pointer[slog.Logger]
+	every  rate.Sometimes
+}
+
+// NewReporter returns a Reporter logging to logger (nil: nowhere until SetLogger).
+func NewReporter(logger *slog.Logger) *Reporter {
+	r := &Reporter{every: rate.Sometimes{Interval: time.Minute}}
+	r.SetLogger(logger)
+	return r
+}
+
+// SetLogger sets where an unreachable database is reported.
+func (r *Reporter) SetLogger(l *slog.Logger) { r.logger.Store(l) }
+
+// Fail is Err, reporting an unreachable database.
+func (r *Reporter) Fail(err error) error {
+	err = Err(err)
+	if apperr.Code(err) == apperr.EUNAVAILABLE && !errors.Is(err, context.Canceled) {
+		r.every.Do(func() {
+			if l := r.logger.Load(); l != nil {
+				l.Error("the database is unavailable; answering 503 (logged once a minute)", "err", errors.Unwrap(err))
+			}
+		})
+	}
+	return err
+}
+
+// Sub is fs.Sub for an embedded folder that is known to exist (a schema's migrations).
+func Sub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }

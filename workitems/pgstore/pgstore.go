@@ -12,16 +12,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/time/rate"
 
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/pgdb"
@@ -33,21 +29,12 @@ var migrations embed.FS
 
 // Schema is the service's versioned schema, which Open applies and `workitems migrate` may
 // apply alone.
-var Schema = pgdb.Schema{FS: mustSub(migrations, "migrations"), Table: "workitems_schema_version"}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "workitems_schema_version"}
 
 // DB implements workitem.Store on a pgx pool.
 type DB struct {
-	pool   *pgxpool.Pool
-	logger atomic.Pointer[slog.Logger]
-	down   rate.Sometimes // logs an unreachable database once a minute, not once a request
+	pool *pgxpool.Pool
+	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
 }
 
 var _ workitem.Store = (*DB)(nil)
@@ -60,13 +47,12 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, fmt.Errorf("work-item store: %w", err)
 	}
-	s := &DB{pool: pool, down: rate.Sometimes{Interval: time.Minute}}
-	s.logger.Store(logger)
+	s := &DB{pool: pool, rep: pgdb.NewReporter(logger)}
 	return s, nil
 }
 
 // SetLogger sets where storage failures are reported.
-func (s *DB) SetLogger(l *slog.Logger) { s.logger.Store(l) }
+func (s *DB) SetLogger(l *slog.Logger) { s.rep.SetLogger(l) }
 
 // Ping reports whether the database answers (readiness).
 func (s *DB) Ping(ctx context.Context) error { return s.err(s.pool.Ping(ctx)) }
@@ -82,17 +68,7 @@ func (s *DB) Pool() *pgxpool.Pool { return s.pool }
 
 // err maps a database error to the store's vocabulary (pgdb.Err): an unreachable database is
 // EUNAVAILABLE, reported once a minute.
-func (s *DB) err(err error) error {
-	err = pgdb.Err(err)
-	if apperr.Code(err) == apperr.EUNAVAILABLE {
-		s.down.Do(func() {
-			if l := s.logger.Load(); l != nil {
-				l.Error("the database is unavailable; answering 503 (logged once a minute)", "err", err)
-			}
-		})
-	}
-	return err
-}
+func (s *DB) err(err error) error { return s.rep.Fail(err) }
 
 func notFound() error { return apperr.Errorf(apperr.ENOTFOUND, "Work item not found") }
 
