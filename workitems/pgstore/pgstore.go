@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -80,17 +79,6 @@ func dbID(id uint64) (int64, bool) {
 	return int64(id), true
 }
 
-// validate is it.Validate, and a title PostgreSQL's text can hold. A NUL is valid UTF-8 (and
-// JSON's \u0000), so workitem.ValidateTitle lets it through, but no text value can hold it.
-func validate(it workitem.Item) error {
-	if err := it.Validate(); err != nil {
-		return err
-	}
-	if strings.IndexByte(it.Title, 0) >= 0 {
-		return apperr.Errorf(apperr.EINVALID, "Title must not contain NUL characters")
-	}
-	return nil
-}
 
 // columns are what scan reads; the owner is the caller's, never read back.
 const columns = "id, title, done, created_at, updated_at"
@@ -110,7 +98,7 @@ func scan(row pgx.Row, owner string) (workitem.Item, error) {
 // Create implements workitem.Store. The item is read back as the database stored it (times to
 // the microsecond), as every later read sees it.
 func (s *DB) Create(ctx context.Context, it workitem.Item) (workitem.Item, error) {
-	if err := validate(it); err != nil {
+	if err := it.Validate(); err != nil {
 		return workitem.Item{}, err
 	}
 	out, err := scan(s.pool.QueryRow(ctx,
@@ -194,7 +182,7 @@ func (s *DB) Update(ctx context.Context, owner string, id uint64, fn func(workit
 		if it.ID != id || it.Owner != owner {
 			return apperr.Errorf(apperr.EINVALID, "An update may not change an item's id or owner")
 		}
-		if err := validate(it); err != nil {
+		if err := it.Validate(); err != nil {
 			return err
 		}
 		out, err = scan(tx.QueryRow(ctx,
@@ -237,7 +225,7 @@ func (s *DB) Delete(ctx context.Context, owner string, id uint64) error {
 // Each import takes a table lock that keeps Creates out until it commits: the sequence's check
 // and move are then one step. Reads go on.
 func (s *DB) Import(ctx context.Context, it workitem.Item) error {
-	if err := validate(it); err != nil {
+	if err := it.Validate(); err != nil {
 		return err
 	}
 	n, ok := dbID(it.ID)
