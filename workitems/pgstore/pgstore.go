@@ -79,7 +79,6 @@ func dbID(id uint64) (int64, bool) {
 	return int64(id), true
 }
 
-
 // columns are what scan reads; the owner is the caller's, never read back.
 const columns = "id, title, done, created_at, updated_at"
 
