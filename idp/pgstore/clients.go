@@ -69,23 +69,7 @@ func (s *DB) GetClient(ctx context.Context, id string) (identity.Client, error) 
 // ListClients implements identity.ClientStore: the id is COLLATE "C", so the order is the
 // bytes' (the bbolt store's).
 func (s *DB) ListClients(ctx context.Context) ([]identity.Client, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+clientCols+` FROM oauth_clients ORDER BY id`)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	defer rows.Close()
-	out := []identity.Client{}
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, s.fail(err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(err)
-	}
-	return out, nil
+	return list(ctx, s, scanClient, `SELECT `+clientCols+` FROM oauth_clients ORDER BY id`)
 }
 
 // UpdateClient implements identity.ClientStore: the client's row is locked FOR UPDATE as it is

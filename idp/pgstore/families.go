@@ -261,27 +261,12 @@ func indexToken(ctx context.Context, tx pgx.Tx, tokenHash, familyID string) erro
 
 // ListFamilies implements identity.FamilyStore.
 func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
-	out := []identity.Family{}
 	userID, ok := key(userID)
 	if !ok {
-		return out, nil
+		return []identity.Family{}, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`, userID)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		f, err := scanFamily(rows)
-		if err != nil {
-			return nil, s.fail(err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(err)
-	}
-	return out, nil
+	return list(ctx, s, func(r pgx.Row) (identity.Family, error) { return scanFamily(r) },
+		`SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`, userID)
 }
 
 // RevokeUserFamilies implements identity.FamilyStore: one statement, one transaction.

@@ -175,3 +175,24 @@ func (s *DB) MarkServed(ctx context.Context) error { return pgdb.MarkServed(ctx,
 
 // Served reports whether a service has served from this database.
 func (s *DB) Served(ctx context.Context) (bool, error) { return pgdb.Served(ctx, s.pool, "idp_served") }
+
+// list runs a query and scans every row with scan: empty, never nil, when there is none.
+func list[T any](ctx context.Context, s *DB, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}

@@ -121,27 +121,12 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 
 // ListSessions implements identity.SessionStore.
 func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
-	out := []identity.Session{}
 	userID, ok := key(userID)
 	if !ok {
-		return out, nil
+		return []identity.Session{}, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`, userID)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		sess, err := scanSession(rows)
-		if err != nil {
-			return nil, s.fail(err)
-		}
-		out = append(out, sess)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(err)
-	}
-	return out, nil
+	return list(ctx, s, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		`SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`, userID)
 }
 
 // UpdateSession implements identity.SessionStore: the session's row is locked FOR UPDATE as

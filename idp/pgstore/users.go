@@ -78,34 +78,18 @@ func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identit
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
-	out := []identity.User{}
 	prefix, ok := key(identity.NormalizeUsername(opt.Prefix))
 	if !ok {
-		return out, nil // no username holds what PostgreSQL cannot
+		return []identity.User{}, nil // no username holds what PostgreSQL cannot
 	}
 	after := identity.NormalizeUsername(opt.After)
 	if i := strings.IndexByte(after, 0); i >= 0 {
 		// Usernames hold no NUL, so those after "x\x00…" are those after "x".
 		after = after[:i]
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users
+	return list(ctx, s, scanUser, `SELECT `+userCols+` FROM users
 		WHERE username_normalized LIKE $1 AND username_normalized > $2
 		ORDER BY username_normalized COLLATE "C" LIMIT $3`, likePrefix(prefix), after, opt.Limit)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			rows.Close()
-			return nil, s.fail(err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(err)
-	}
-	return out, nil
 }
 
 // likePrefix is the LIKE pattern of the strings that start with p: its wildcards escaped (a
