@@ -53,42 +53,17 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	case "revoke":
 		method, path = http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/revoke"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	endpoint := strings.TrimSuffix(*base, "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, endpoint, nil)
+	result, err := adminCall(ctx, *base, *token, method, path, nil, http.StatusOK)
 	if err != nil {
-		return fmt.Errorf("invalid --url %q: %v", *base, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+*token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the IdP at %s: %v", *base, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusUnauthorized:
-		return fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or IDP_ADMIN_TOKEN)", *base)
-	case http.StatusNotFound:
-		// The revoke route answers 404 for an unknown kid with its own message; a missing route
-		// (admin routes off) is the generic "Not found".
-		var e struct {
-			Result string `json:"result"`
-		}
-		if sub == "revoke" && json.Unmarshal(body, &e) == nil && e.Result != "" && e.Result != "Not found" {
+		if sub == "revoke" && strings.Contains(err.Error(), "refused: ") {
+			// The revoke route answers 404 with its own message for an unknown kid.
 			return fmt.Errorf("the IdP at %s has no signing key %q (see idp keys list)", *base, kid)
 		}
-		return fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", *base)
-	default:
-		return fmt.Errorf("the IdP at %s answered %s", *base, resp.Status)
+		return err
 	}
-	var env struct {
-		Result []httpapi.KeyInfo `json:"result"` // the admin route's own type: they cannot drift
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("unexpected answer from %s: %v", endpoint, err)
+	var keys []httpapi.KeyInfo // the admin route's own type: they cannot drift
+	if err := json.Unmarshal(result, &keys); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
 	}
 	switch sub {
 	case "rotate":
@@ -98,7 +73,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tDELETED")
-	for _, k := range env.Result {
+	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, stamp(&k.CreatedAt), stamp(k.SignsFrom), stamp(k.RetiresAt), stamp(k.DeleteAt))
 	}
 	return tw.Flush()
