@@ -106,10 +106,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 		if err != nil {
 			return err
 		}
-		if c.ID != old.ID {
-			return apperr.Errorf(apperr.EINVALID, "An update may not change a client's id")
-		}
-		if err := c.Validate(); err != nil {
+		if err := old.CheckUpdate(c); err != nil {
 			return err
 		}
 		out, err = putClient(tx, c)

@@ -99,10 +99,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if stepErr != nil && out.ID == "" {
 			return nil // nothing to keep
 		}
-		if out.ID != f.ID || out.UserID != f.UserID {
-			return apperr.Errorf(apperr.EINVALID, "An update may not change a refresh family's id or user")
-		}
-		if err := out.Validate(); err != nil {
+		if err := f.CheckUpdate(out); err != nil {
 			return err
 		}
 		if owner := tx.Bucket(bucketTokens).Get([]byte(out.Current)); owner != nil && string(owner) != f.ID {

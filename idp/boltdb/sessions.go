@@ -146,10 +146,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		if out, err = fn(old); err != nil {
 			return err
 		}
-		if out.ID != id || out.UserID != old.UserID || out.Epoch != old.Epoch {
-			return apperr.Errorf(apperr.EINVALID, "An update may not change a session's id, user or epoch")
-		}
-		if err := out.Validate(); err != nil {
+		if err := old.CheckUpdate(out); err != nil {
 			return err
 		}
 		if out.TokenHash != old.TokenHash {

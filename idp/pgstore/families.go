@@ -158,11 +158,7 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		rollback()
 		return out, stepErr, nil // nothing to keep
 	}
-	if out.ID != f.ID || out.UserID != f.UserID {
-		rollback()
-		return identity.Family{}, nil, apperr.Errorf(apperr.EINVALID, "An update may not change a refresh family's id or user")
-	}
-	if err := out.Validate(); err != nil {
+	if err := f.CheckUpdate(out); err != nil {
 		rollback()
 		return identity.Family{}, nil, err
 	}
@@ -216,10 +212,7 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if stepErr != nil && out.ID == "" {
 			return nil // nothing to keep
 		}
-		if out.ID != f.ID || out.UserID != f.UserID {
-			return apperr.Errorf(apperr.EINVALID, "An update may not change a refresh family's id or user")
-		}
-		if err := out.Validate(); err != nil {
+		if err := f.CheckUpdate(out); err != nil {
 			return err
 		}
 		out = storedFamily(out)

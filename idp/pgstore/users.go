@@ -149,10 +149,7 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 	if err != nil {
 		return u, err
 	}
-	if u.ID != old.ID || u.Epoch != old.Epoch {
-		return u, apperr.Errorf(apperr.EINVALID, "An update may not change a user's id or credential epoch")
-	}
-	if err := u.Validate(); err != nil {
+	if err := old.CheckUpdate(u); err != nil {
 		return u, err
 	}
 	if nextEpoch {
