@@ -134,6 +134,7 @@ type ClientStore interface {
 	// Client.Validate; fn's own error changes nothing and is returned.
 	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
 	// DeleteClient removes the client and, in the same transaction, revokes every refresh
-	// family issued to it. ENOTFOUND when there is none.
+	// family issued to it and deletes every consent given to it and every authorization code
+	// issued to it. ENOTFOUND when there is none.
 	DeleteClient(ctx context.Context, id string) error
 }

@@ -30,6 +30,40 @@ type User struct {
 	// Epoch counts the changes of the user's credentials. Sessions and refresh families carry
 	// the epoch they were made in; one from an older epoch is dead.
 	Epoch int64
+	// Email is optional ("" for none), unique case-insensitively among users who have one, and
+	// stored as given. It is unverified until an admin verifies it: no mail is sent.
+	Email         string
+	EmailVerified bool
+}
+
+// MaxEmailBytes bounds an email address (RFC 5321's path limit).
+const MaxEmailBytes = 254
+
+// NormalizeEmail is the form emails are compared in: case-insensitive, as every relying party
+// that keys users by email compares them.
+func NormalizeEmail(email string) string { return strings.ToLower(email) }
+
+// ValidateEmail checks the shape of an email address: local@domain, printable ASCII without
+// spaces, at most MaxEmailBytes. "" is valid (no email). No mail is sent, so the domain is not
+// looked up. EINVALID.
+func ValidateEmail(email string) error {
+	if email == "" {
+		return nil
+	}
+	if len(email) > MaxEmailBytes {
+		return apperr.Errorf(apperr.EINVALID, "Email must be at most %d characters long", MaxEmailBytes)
+	}
+	for i := 0; i < len(email); i++ {
+		if c := email[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == ',' || c == ';' {
+			return apperr.Errorf(apperr.EINVALID, "Email must be an address like name@example.com")
+		}
+	}
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.HasPrefix(domain, ".") ||
+		strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") || len(local) > 64 {
+		return apperr.Errorf(apperr.EINVALID, "Email must be an address like name@example.com")
+	}
+	return nil
 }
 
 // NormalizeUsername is the form usernames are compared in: case-insensitive.
@@ -53,6 +87,12 @@ func ValidateUsername(username string) error {
 func (u User) Validate() error {
 	if u.ID == "" {
 		return apperr.Errorf(apperr.EINVALID, "User id is required")
+	}
+	if u.Email == "" && u.EmailVerified {
+		return apperr.Errorf(apperr.EINVALID, "A user without an email cannot have it verified")
+	}
+	if err := ValidateEmail(u.Email); err != nil {
+		return err
 	}
 	return ValidateUsername(u.Username)
 }
@@ -91,6 +131,34 @@ func (o ListOptions) Validate() error {
 	return nil
 }
 
+// ErrEmailTaken refuses an email another user has, in any letter case.
+var ErrEmailTaken = apperr.Errorf(apperr.ECONFLICT, "Email is already in use")
+
+// SetEmail is the updater of a user's own email change: a new address is unverified; setting
+// the one already stored (in any letter case) changes nothing.
+func (u User) SetEmail(email string) (User, error) {
+	if NormalizeEmail(email) == NormalizeEmail(u.Email) && email == u.Email {
+		return u, ErrUnchanged
+	}
+	if NormalizeEmail(email) != NormalizeEmail(u.Email) {
+		u.EmailVerified = false
+	}
+	u.Email = email
+	return u, ValidateEmail(email)
+}
+
+// VerifyEmail is the updater of an admin's verification. EINVALID when the user has no email.
+func (u User) VerifyEmail() (User, error) {
+	if u.Email == "" {
+		return u, apperr.Errorf(apperr.EINVALID, "The user has no email to verify")
+	}
+	if u.EmailVerified {
+		return u, ErrUnchanged
+	}
+	u.EmailVerified = true
+	return u, nil
+}
+
 // ErrUnchanged is what an updater returns when it has nothing to change: the store writes
 // nothing, and the caller treats it as success.
 var ErrUnchanged = errors.New("nothing to change")
@@ -98,7 +166,8 @@ var ErrUnchanged = errors.New("nothing to change")
 // UserStore keeps users.
 type UserStore interface {
 	// CreateUser stores u. EINVALID when u breaks User.Validate; ECONFLICT when its id is
-	// taken or its username is, in any letter case.
+	// taken or its username is, in any letter case; ErrEmailTaken (ECONFLICT) when another user
+	// has its email in any letter case.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user with this id. ENOTFOUND when there is none.
 	GetUser(ctx context.Context, id string) (User, error)
@@ -113,7 +182,8 @@ type UserStore interface {
 	// changes and that error is returned. ENOTFOUND when there is no such user (fn is not
 	// called); EINVALID when fn's result changes the id or the credential epoch (only
 	// ChangeCredentials moves that) or breaks User.Validate; ECONFLICT when it renames the user
-	// to a username another user has in any letter case.
+	// to a username another user has in any letter case; ErrEmailTaken (ECONFLICT) when it sets
+	// an email another user has in any letter case.
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	// ChangeCredentials is UpdateUser for a change of credentials: in the same transaction it
 	// moves the user to the next epoch, revokes every refresh family and ends every session of
@@ -121,7 +191,8 @@ type UserStore interface {
 	// it. The errors of UpdateUser; when fn fails, no family or session is touched either.
 	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user, their refresh families with every token hash those issued,
-	// and their sessions, in one transaction; the username is free again. ENOTFOUND when there
+	// their sessions, consents and authorization codes, in one transaction; the username and
+	// the email are free again. ENOTFOUND when there
 	// is no such user.
 	DeleteUser(ctx context.Context, id string) error
 }
