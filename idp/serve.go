@@ -54,7 +54,7 @@ func program() *service.Program {
 	c := &config{}
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 }

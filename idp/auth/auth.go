@@ -70,10 +70,13 @@ type Service struct {
 // ErrInvalidCredentials is the one answer for a wrong password and an unknown user alike.
 var ErrInvalidCredentials = apperr.Errorf(apperr.EUNAUTHORIZED, "Invalid credentials")
 
-// Signup creates an account. EINVALID names the broken rule; ECONFLICT when the username is
-// taken in any letter case.
-func (s *Service) Signup(ctx context.Context, username, pw string) error {
+// Signup creates an account, with an optional email (unverified). EINVALID names the broken
+// rule; ECONFLICT when the username is taken in any letter case, or the email is.
+func (s *Service) Signup(ctx context.Context, username, pw, email string) error {
 	if err := identity.ValidateUsername(username); err != nil {
+		return err
+	}
+	if err := identity.ValidateEmail(email); err != nil {
 		return err
 	}
 	// The policy refuses an over-long password before anything hashes it.
@@ -88,7 +91,7 @@ func (s *Service) Signup(ctx context.Context, username, pw string) error {
 	if err != nil {
 		return err
 	}
-	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC()}
+	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC(), Email: email}
 	if err := s.Users.CreateUser(ctx, u); err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func newService(t *testing.T) (*Service, *boltdb.DB, *clock) {
 func TestRefreshFamilyExpiresAtItsAbsoluteLifetime(t *testing.T) {
 	svc, _, c := newService(t)
 	ctx := context.Background()
-	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", ""); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, err := svc.Login(ctx, creds("alice", "correct-horse-9"))
@@ -79,7 +79,7 @@ func TestRefreshFamilyExpiresAtItsAbsoluteLifetime(t *testing.T) {
 func TestGarbageCollectionRemovesDeadFamilies(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	svc.Signup(ctx, "bob", "correct-horse-9")
+	svc.Signup(ctx, "bob", "correct-horse-9", "")
 	old, _, _ := svc.Login(ctx, creds("bob", "correct-horse-9"))
 	svc.Refresh(ctx, old.RefreshToken)
 	c.add(23 * time.Hour)
@@ -123,7 +123,7 @@ func claimsOf(t *testing.T, raw string) jwt.MapClaims {
 func TestIssueForAGrant(t *testing.T) {
 	svc, _, _ := newService(t)
 	ctx := context.Background()
-	svc.Signup(ctx, "dora", "correct-horse-9")
+	svc.Signup(ctx, "dora", "correct-horse-9", "")
 	a, err := svc.Authenticate(ctx, creds("dora", "correct-horse-9"))
 	if err != nil {
 		t.Fatal(err)

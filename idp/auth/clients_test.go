@@ -120,7 +120,7 @@ func TestRegisterAndDeclareClients(t *testing.T) {
 		t.Fatalf("registering a taken id: %v", err)
 	}
 	// A client may not take a user's id: its tokens would carry that user's sub.
-	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", ""); err != nil {
 		t.Fatal(err)
 	}
 	u, _ := svc.Users.GetUserByName(ctx, "alice")

@@ -43,7 +43,7 @@ func (g *gate) CreateSession(ctx context.Context, s identity.Session) error {
 func TestLoginRacingPasswordChangeGetsNothing(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", ""); err != nil {
 		t.Fatal(err)
 	}
 	alice, _ := db.GetUserByName(ctx, "alice")
@@ -91,7 +91,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
 	pw := []string{"correct-horse-9", "battery-staple-7"}
-	if err := svc.Signup(ctx, "alice", pw[0]); err != nil {
+	if err := svc.Signup(ctx, "alice", pw[0], ""); err != nil {
 		t.Fatal(err)
 	}
 	alice, _ := db.GetUserByName(ctx, "alice")
@@ -149,7 +149,7 @@ func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
 	svc, db, c := newService(t)
 	svc.Throttle = NewThrottle(DefaultThrottle, c.now, nil)
 	ctx := context.Background()
-	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", ""); err != nil {
 		t.Fatal(err)
 	}
 	alice, _ := db.GetUserByName(ctx, "alice")

@@ -17,7 +17,7 @@ import (
 func TestSessionEndReachesOtherProcessesWithinTheCacheTTL(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	svc.Signup(ctx, "alice", "correct-horse-9")
+	svc.Signup(ctx, "alice", "correct-horse-9", "")
 	a, err := svc.Authenticate(ctx, creds("alice", "correct-horse-9"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestSessionEndReachesOtherProcessesWithinTheCacheTTL(t *testing.T) {
 func TestSessionIdleAndAbsoluteExpiry(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	svc.Signup(ctx, "bob", "correct-horse-9")
+	svc.Signup(ctx, "bob", "correct-horse-9", "")
 	a, _ := svc.Authenticate(ctx, creds("bob", "correct-horse-9"))
 	s := newSessions(svc, db, c)
 	s.IdleTTL = 30 * time.Minute
@@ -119,7 +119,7 @@ func (b *blockingStore) SessionByToken(ctx context.Context, hash string) (identi
 func TestSlowLookupsBlockNobodyElse(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	svc.Signup(ctx, "alice", "correct-horse-9")
+	svc.Signup(ctx, "alice", "correct-horse-9", "")
 	a, _ := svc.Authenticate(ctx, creds("alice", "correct-horse-9"))
 	junk := strings.Repeat("A", SecretLen)
 	bs := &blockingStore{SessionStore: db, hash: HashSecret(junk), entered: make(chan struct{}), release: make(chan struct{})}
@@ -178,7 +178,7 @@ func FuzzValidSecret(f *testing.F) {
 func TestTouchOnlyMovesLastSeenForward(t *testing.T) {
 	svc, db, c := newService(t)
 	ctx := context.Background()
-	if err := svc.Signup(ctx, "alice", "correct-horse-9"); err != nil {
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", ""); err != nil {
 		t.Fatal(err)
 	}
 	a, err := svc.Authenticate(ctx, creds("alice", "correct-horse-9"))

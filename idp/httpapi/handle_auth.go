@@ -25,19 +25,30 @@ func (c credentials) Valid() map[string]string {
 	return p
 }
 
+// signupRequest is /signup's body: the credentials and an optional email.
+type signupRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Email    string `json:"email"`
+}
+
+func (c signupRequest) Valid() map[string]string {
+	return credentials{Username: c.Username, Password: c.Password}.Valid()
+}
+
 // Signer is what /signup needs of the use cases.
 type Signer interface {
-	Signup(ctx context.Context, username, password string) error
+	Signup(ctx context.Context, username, password, email string) error
 }
 
 func handleSignup(logger *slog.Logger, svc Signer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req credentials
+		var req signupRequest
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		if err := svc.Signup(r.Context(), req.Username, req.Password); err != nil {
+		if err := svc.Signup(r.Context(), req.Username, req.Password, req.Email); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}

@@ -6,9 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"jwtidp/shared/jwtauth"
-	"jwtidp/shared/web"
 )
 
 // handleJWKS serves the prepared JWKS bytes with a short public cache lifetime and an ETag, so
@@ -64,13 +61,5 @@ func handleDiscovery(issuer string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Write(body)
-	})
-}
-
-func handleUserinfo() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := jwtauth.FromContext(r.Context())
-		w.Header().Set("Cache-Control", "no-store")
-		web.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.Subject, "preferred_username": c.PreferredUsername})
 	})
 }
