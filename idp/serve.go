@@ -38,7 +38,7 @@ type config struct {
 	clientsFile                                            string
 	clients                                                []httpapi.ClientInfo // read from clientsFile
 	cookieDomain, redirectHosts, loginURL, defaultRedirect string
-	tokenTTL, refreshTTL, hashWait                         time.Duration
+	tokenTTL, refreshTTL, idTokenTTL, hashWait             time.Duration
 	sessionTTL, sessionIdle, sessionCache, leeway          time.Duration
 	keys                                                   keys.Config
 	throttle                                               auth.ThrottlePolicy
@@ -69,12 +69,15 @@ type store interface {
 	identity.SessionStore
 	identity.SecretStore
 	identity.ClientStore
+	identity.CodeStore
+	identity.ConsentStore
 }
 
 func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.issuer, "issuer", "IDP_ISSUER", "", "issuer URL (default http:// + the listen address)")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", "IDP_TOKEN_TTL", 15*time.Minute, "access-token lifetime")
 	fs.DurationVar(&c.refreshTTL, "refresh-ttl", "IDP_REFRESH_TTL", 720*time.Hour, "refresh-token family lifetime (absolute)")
+	fs.DurationVar(&c.idTokenTTL, "id-token-ttl", "IDP_ID_TOKEN_TTL", time.Hour, "OpenID Connect ID-token lifetime")
 	fs.StringVar(&c.audience, "audience", "IDP_AUDIENCE", "workitems", "access-token audience (comma-separated list)")
 	fs.StringVar(&c.scope, "scope", "IDP_SCOPE", "workitems:read workitems:write", "scope granted at login (space-separated)")
 	fs.DurationVar(&c.keys.Rotation, "key-rotation", "IDP_KEY_ROTATION", 168*time.Hour, "signing-key rotation period (0 turns the schedule off)")
@@ -129,6 +132,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Require(func() bool { return validRate(c.tokenRateLimit, c.tokenRateBurst) }, rate, "token-rate-limit", "token-rate-burst")
 	fs.Require(func() bool { return c.tokenTTL >= time.Second }, "be at least 1s", "token-ttl")
 	fs.Require(func() bool { return c.refreshTTL >= c.tokenTTL }, "be at least the token TTL", "refresh-ttl")
+	fs.Require(func() bool { return c.idTokenTTL >= time.Minute && c.idTokenTTL <= 24*time.Hour }, "be between 1m and 24h", "id-token-ttl")
 	fs.Require(func() bool { return c.sessionTTL >= time.Second }, "be at least 1s", "session-ttl")
 	fs.Require(func() bool { return c.sessionIdle >= 0 }, "not be negative", "session-idle-ttl")
 	fs.Require(func() bool { return c.sessionCache >= 0 && c.sessionCache <= time.Minute }, "be between 0 and 1m", "session-cache-ttl")
@@ -276,7 +280,8 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	svc := &auth.Service{
-		Users: db, Families: db, Clients: db, Hasher: hasher, Issuer: issuer,
+		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, IDTokenTTL: c.idTokenTTL,
+		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
@@ -297,7 +302,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
+		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
 		Now: now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),

@@ -29,6 +29,7 @@ type Families = identity.FamilyStore
 type Tokens struct {
 	AccessToken  string
 	RefreshToken string // empty when the grant asked for no refresh family
+	IDToken      string // the code exchange's, when scope has openid
 	ExpiresIn    int    // seconds
 	Scope        string
 	SessionEnds  time.Time // the refresh family's absolute expiry
@@ -49,13 +50,19 @@ type Grant struct {
 	Scope     string // defaults to the client's
 	Refresh   bool   // start a refresh family
 	SessionID string // the browser session the family belongs to, if any
+
+	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
 
 // Service runs the use cases.
 type Service struct {
 	Users      Users
 	Families   Families
-	Clients    Clients // registered clients; nil: none (the client-credentials grant refuses every client)
+	Clients    Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
+	Codes      identity.CodeStore    // authorization codes; nil: the code flow is off
+	Consents   identity.ConsentStore // remembered consents
+	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
+	IDTokenTTL time.Duration
 	Hasher     *password.Hasher
 	Issuer     *token.Issuer
 	FirstParty Client        // the client /auth and the browser login act for
@@ -231,9 +238,11 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if err != nil || !g.Refresh {
 		return s.tokens(access, "", g.Scope), err
 	}
-	refresh, hash, err := token.NewRefresh(s.Random)
-	if err != nil {
-		return Tokens{}, err
+	refresh, hash := g.refresh, g.refreshHash
+	if refresh == "" {
+		if refresh, hash, err = token.NewRefresh(s.Random); err != nil {
+			return Tokens{}, err
+		}
 	}
 	famID, err := token.RandomString(s.Random, 16)
 	if err != nil {
@@ -272,24 +281,41 @@ func (s *Service) tokens(access, refresh, scope string) Tokens {
 	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.Issuer.TTL.Seconds()), Scope: scope}
 }
 
-// Refresh spends a refresh token and returns a new access token and the family's next refresh
-// token. Every failure — unknown, spent (which revokes the family), revoked, expired, or a user
-// who no longer exists — is identity.ErrInvalidGrant to the caller.
+// Refresh spends a refresh token of the first-party client (which does not authenticate) and
+// returns a new access token and the family's next refresh token. Every failure — unknown,
+// spent (which revokes the family), revoked, expired, a user who no longer exists, or a family
+// issued to a registered client, which must use RefreshGrant — is identity.ErrInvalidGrant.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	return s.RefreshGrant(ctx, RefreshRequest{Token: refreshToken})
+}
+
+// refresh spends refreshToken when check, run on its family inside the transaction, allows it
+// and returns the access token's scope; check's refusal changes nothing.
+func (s *Service) refresh(ctx context.Context, refreshToken string, check func(identity.Family) (string, error)) (Tokens, error) {
 	next, nextHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
 	}
 	presented := token.HashRefresh(refreshToken)
 	var u identity.User
+	var scope string
 	f, err := s.Families.UpdateFamilyByToken(ctx, presented, func(f identity.Family, owner identity.User) (identity.Family, error) {
 		u = owner
+		var err error
+		if scope, err = check(f); err != nil {
+			return identity.Family{}, err
+		}
 		return f.Refresh(presented, nextHash, owner, s.Now())
 	})
 	switch {
 	case apperr.Code(err) == apperr.ENOTFOUND:
 		s.Logger.InfoContext(ctx, "refresh refused", "reason", "unknown token")
 		return Tokens{}, identity.ErrInvalidGrant
+	case errors.Is(err, errWrongClient):
+		s.Logger.WarnContext(ctx, "refresh refused", "reason", err)
+		return Tokens{}, identity.ErrInvalidGrant
+	case errors.Is(err, errScopeWidened):
+		return Tokens{}, ErrInvalidScope
 	case errors.Is(err, identity.ErrReuse):
 		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
 		return Tokens{}, identity.ErrInvalidGrant
@@ -303,12 +329,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
-	access, err := s.access(u, f.ClientID, f.Scope, audience)
+	access, err := s.access(u, f.ClientID, scope, audience)
 	if err != nil {
 		return Tokens{}, err
 	}
 	s.Logger.InfoContext(ctx, "refreshed", "sub", u.ID, "family", f.ID)
-	t := s.tokens(access, next, f.Scope)
+	t := s.tokens(access, next, scope)
 	t.SessionEnds = f.ExpiresAt
 	return t, nil
 }
@@ -407,6 +433,12 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 		}
 		if _, err := s.Throttle.CollectStale(ctx); err != nil {
 			s.Logger.ErrorContext(ctx, "throttle garbage collection", "err", err)
+		}
+		if s.Codes != nil {
+			// Spent codes are kept a while past their expiry so a late replay is still recognised.
+			if _, err := s.Codes.DeleteDeadCodes(ctx, s.Now().Add(-10*time.Minute)); err != nil {
+				s.Logger.ErrorContext(ctx, "authorization-code garbage collection", "err", err)
+			}
 		}
 	}
 }

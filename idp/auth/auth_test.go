@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -142,7 +143,11 @@ func TestIssueForAGrant(t *testing.T) {
 		}
 	}
 	check(tok.AccessToken)
-	next, err := svc.Refresh(ctx, tok.RefreshToken)
+	// A registered client's family is not the first-party client's to refresh; nothing changes.
+	if _, err := svc.Refresh(ctx, tok.RefreshToken); !errors.Is(err, identity.ErrInvalidGrant) {
+		t.Fatalf("the first-party client refreshed grafana's family: %v", err)
+	}
+	next, err := svc.refresh(ctx, tok.RefreshToken, func(f identity.Family) (string, error) { return f.Scope, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type Resolved struct {
 	SessionID string
 	UserID    string
 	Username  string
+	Epoch     int64 // the user's credential epoch the session was made in
 	AuthTime  time.Time
 	AMR       []string
 }
@@ -155,7 +156,7 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 			s.Logger.WarnContext(ctx, "session last-seen not updated", "sid", sess.ID, "err", err)
 		}
 	}
-	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, AuthTime: sess.AuthTime, AMR: sess.AMR}
+	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR}
 	until := now.Add(s.CacheTTL)
 	if sess.ExpiresAt.Before(until) {
 		until = sess.ExpiresAt

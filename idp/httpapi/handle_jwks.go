@@ -39,22 +39,35 @@ func etagMatch(header, etag string) bool {
 
 // handleDiscovery serves OpenID Connect Discovery / RFC 8414 metadata, built once from the
 // issuer.
-func handleDiscovery(issuer string) http.Handler {
+func handleDiscovery(issuer string, scopes []string) http.Handler {
 	base := strings.TrimSuffix(issuer, "/")
 	doc := map[string]any{
-		"issuer":                                     issuer,
-		"jwks_uri":                                   base + "/.well-known/jwks.json",
-		"token_endpoint":                             base + "/token",
-		"revocation_endpoint":                        base + "/revoke",
-		"userinfo_endpoint":                          base + "/userinfo",
-		"grant_types_supported":                      []string{"refresh_token", "client_credentials"},
-		"response_types_supported":                   []string{"token"},
-		"subject_types_supported":                    []string{"public"},
-		"id_token_signing_alg_values_supported":      []string{"RS256"},
-		"token_endpoint_auth_methods_supported":      []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported": []string{"none"},
-		"scopes_supported":                           []string{"workitems:read", "workitems:write"},
-		"claims_supported":                           []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "preferred_username"},
+		"issuer":                                issuer,
+		"authorization_endpoint":                base + "/authorize",
+		"token_endpoint":                        base + "/token",
+		"userinfo_endpoint":                     base + "/userinfo",
+		"jwks_uri":                              base + "/.well-known/jwks.json",
+		"revocation_endpoint":                   base + "/revoke",
+		"introspection_endpoint":                base + "/introspect",
+		"end_session_endpoint":                  base + "/logout",
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
+		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		// Revocation takes the refresh token alone: it is the credential.
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported": append([]string{"openid", "profile", "email", "offline_access"}, scopes...),
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "azp",
+			"at_hash", "preferred_username", "email", "email_verified"},
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"authorization_response_iss_parameter_supported": true,
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
 	}
 	body, _ := json.Marshal(doc)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

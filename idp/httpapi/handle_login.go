@@ -19,7 +19,7 @@ import (
 	"jwtidp/shared/web"
 )
 
-//go:embed templates/login.html templates/logout.html
+//go:embed templates/login.html templates/logout.html templates/consent.html templates/error.html
 var templates embed.FS
 
 var (
@@ -118,7 +118,12 @@ func (b *browser) loginCSRFOK(r *http.Request, token string) bool {
 
 func handleLoginForm(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.renderLogin(w, r, http.StatusOK, loginView{RD: b.rv.Safe(r.URL.Query().Get("rd"))})
+		// login_hint: the authorization endpoint passes OpenID Connect's on, checked as a username.
+		hint := r.URL.Query().Get("login_hint")
+		if identity.ValidateUsername(hint) != nil {
+			hint = ""
+		}
+		b.renderLogin(w, r, http.StatusOK, loginView{RD: b.rv.Safe(r.URL.Query().Get("rd")), Username: hint})
 	})
 }
 

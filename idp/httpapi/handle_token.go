@@ -10,6 +10,7 @@ import (
 
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
+	"jwtidp/idp/oidc"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
@@ -48,11 +49,13 @@ func refuseOAuth(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests; slow down")
 }
 
-// Tokener is what /token needs of the use cases: the refresh grant (the first-party client's,
-// unauthenticated as before) and the client-credentials grant.
+// Tokener is what /token needs of the use cases: the refresh grant (the first-party client's
+// unauthenticated as before, a registered client's authenticated), the client-credentials grant
+// and the authorization-code grant.
 type Tokener interface {
-	Refresh(ctx context.Context, refreshToken string) (auth.Tokens, error)
+	RefreshGrant(ctx context.Context, r auth.RefreshRequest) (auth.Tokens, error)
 	ClientCredentials(ctx context.Context, clientID, secret, scope string) (auth.Tokens, error)
+	ExchangeCode(ctx context.Context, e auth.Exchange) (auth.Tokens, error)
 }
 
 func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
@@ -68,25 +71,102 @@ func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 		case form.Get("grant_type") == identity.GrantClientCredentials:
 			clientCredentialsGrant(w, r, logger, svc, form)
 			return
-		case form.Get("grant_type") != "refresh_token":
-			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the refresh_token and client_credentials grants are supported")
+		case form.Get("grant_type") == identity.GrantAuthorizationCode:
+			codeGrant(w, r, logger, svc, form)
 			return
-		case form.Get("refresh_token") == "":
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
-			return
-		}
-		t, err := svc.Refresh(r.Context(), form.Get("refresh_token"))
-		switch apperr.Code(err) {
-		case "":
-		case apperr.EUNAUTHORIZED:
-			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked")
-			return
-		default:
-			tokenFailure(w, r, logger, "refresh", err)
+		case form.Get("grant_type") != identity.GrantRefreshToken:
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the authorization_code, refresh_token and client_credentials grants are supported")
 			return
 		}
-		writeTokens(w, t)
+		refreshGrant(w, r, logger, svc, form)
 	})
+}
+
+// refreshGrant is RFC 6749 §6. The first-party client's families need no client
+// authentication (as before the IdP had clients); a registered client's need the client's.
+func refreshGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
+	a, badBasic, problem := readClientAuth(r, form)
+	switch {
+	case problem != "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+		return
+	case badBasic:
+		invalidClient(w)
+		return
+	case form.Get("refresh_token") == "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+		return
+	}
+	t, err := svc.RefreshGrant(r.Context(), auth.RefreshRequest{
+		Token: form.Get("refresh_token"), Client: auth.ClientAuth{ID: a.id, Secret: a.secret}, Scope: form.Get("scope"),
+	})
+	switch {
+	case err == nil:
+		writeTokens(w, t)
+	case apperr.Code(err) == apperr.EUNAUTHORIZED && errors.Is(err, identity.ErrInvalidGrant):
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked")
+	default:
+		grantFailure(w, r, logger, "refresh", err)
+	}
+}
+
+// codeGrant is RFC 6749 §4.1.3 with RFC 7636 §4.5: the client authenticates as it was
+// registered (a secret, or for a public client its id and the code_verifier).
+func codeGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
+	a, badBasic, problem := readClientAuth(r, form)
+	switch {
+	case problem != "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+		return
+	case badBasic || a.id == "":
+		invalidClient(w)
+		return
+	case form.Get("code") == "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code is required")
+		return
+	case form.Get("redirect_uri") == "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "redirect_uri is required")
+		return
+	}
+	for _, p := range []string{"code", "redirect_uri", "code_verifier", "client_id", "client_secret", "grant_type"} {
+		if len(form[p]) > 1 {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", p+" is given more than once")
+			return
+		}
+	}
+	t, err := svc.ExchangeCode(r.Context(), auth.Exchange{
+		Client: auth.ClientAuth{ID: a.id, Secret: a.secret}, Code: form.Get("code"),
+		RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
+	})
+	if err != nil {
+		grantFailure(w, r, logger, "code exchange", err)
+		return
+	}
+	writeTokens(w, t)
+}
+
+// grantFailure answers a grant's refusal in RFC 6749 §5.2's terms.
+func grantFailure(w http.ResponseWriter, r *http.Request, logger *slog.Logger, what string, err error) {
+	var oe *oidc.Error
+	switch {
+	case errors.As(err, &oe):
+		writeOAuthError(w, http.StatusBadRequest, oe.Code, oe.Description)
+	case errors.Is(err, auth.ErrInvalidClient):
+		invalidClient(w)
+	case errors.Is(err, auth.ErrUnauthorizedClient):
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the client may not use this grant type")
+	case errors.Is(err, auth.ErrInvalidScope):
+		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", "the requested scope exceeds what was granted")
+	default:
+		tokenFailure(w, r, logger, what, err)
+	}
+}
+
+// invalidClient is RFC 6749 §5.2's invalid_client: 401, and (RFC 9110 §15.5.2) a 401 carries
+// a challenge — also when the client sent no credentials at all.
+func invalidClient(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
+	writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 }
 
 func writeTokens(w http.ResponseWriter, t auth.Tokens) {
@@ -94,6 +174,7 @@ func writeTokens(w http.ResponseWriter, t auth.Tokens) {
 	w.Header().Set("Pragma", "no-cache")
 	web.WriteJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, Scope: t.Scope,
+		IDToken: t.IDToken,
 	})
 }
 
@@ -149,14 +230,8 @@ func clientCredentialsGrant(w http.ResponseWriter, r *http.Request, logger *slog
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
 		return
 	}
-	invalidClient := func() {
-		// RFC 6749 §5.2: 401 when the client tried the Authorization header; RFC 9110 §15.5.2:
-		// a 401 carries a challenge. Without any credentials it is a 401 too.
-		w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-	}
 	if badBasic || a.id == "" {
-		invalidClient()
+		invalidClient(w)
 		return
 	}
 	t, err := svc.ClientCredentials(r.Context(), a.id, a.secret, form.Get("scope"))
@@ -164,7 +239,7 @@ func clientCredentialsGrant(w http.ResponseWriter, r *http.Request, logger *slog
 	case err == nil:
 		writeTokens(w, t)
 	case errors.Is(err, auth.ErrInvalidClient):
-		invalidClient()
+		invalidClient(w)
 	case errors.Is(err, auth.ErrUnauthorizedClient):
 		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the client may not use the client_credentials grant")
 	case errors.Is(err, auth.ErrInvalidScope):

@@ -35,6 +35,7 @@ type Deps struct {
 	Verifier     *jwtauth.Verifier // the IdP's own tokens, for /userinfo
 	Ready        *web.Readiness
 	Issuer       string
+	Scopes       []string // the scopes the IdP grants beyond OpenID Connect's, for discovery
 	JWKSMaxAge   time.Duration
 	AdminToken   string // "" disables the admin routes
 	Store        web.Snapshotter
