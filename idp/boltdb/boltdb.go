@@ -1,6 +1,7 @@
 // Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
-// secrets and registered OAuth clients in one bbolt file. Every read-modify-write is one
-// transaction; slow work (hashing, key generation) is done by callers before they get here.
+// secrets, registered OAuth clients, authorization codes and consents in one bbolt file. Every
+// read-modify-write is one transaction; slow work (hashing, key generation) is done by callers
+// before they get here.
 package boltdb
 
 import (
@@ -29,10 +30,14 @@ var (
 	bucketUserSess  = []byte("usersess")  // user id → (session id → nil)
 	bucketSecrets   = []byte("secrets")   // name → the IdP's own secret bytes
 	bucketClients   = []byte("clients")   // client id → Client
+	bucketEmails    = []byte("emails")    // normalized email → user id, for users who have one
+	bucketCodes     = []byte("codes")     // authorization-code hash → AuthCode
+	bucketConsents  = []byte("consents")  // user id → (client id → Consent)
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore, identity.SecretStore and identity.ClientStore.
+// identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
+// identity.CodeStore and identity.ConsentStore.
 type DB struct {
 	boltfile.Store
 	path string
@@ -45,6 +50,8 @@ var (
 	_ identity.SessionStore = (*DB)(nil)
 	_ identity.SecretStore  = (*DB)(nil)
 	_ identity.ClientStore  = (*DB)(nil)
+	_ identity.CodeStore    = (*DB)(nil)
+	_ identity.ConsentStore = (*DB)(nil)
 )
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
@@ -52,7 +59,7 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents)
 	if err != nil {
 		return nil, err
 	}

@@ -118,8 +118,8 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 	return out, nil
 }
 
-// DeleteClient implements identity.ClientStore. Families are not indexed by client, so the
-// revocation scans every family in the transaction: fine while deleting a client is a rare
+// DeleteClient implements identity.ClientStore. Families, consents and codes are not indexed by
+// client, so the revocation and the deletions scan them in the transaction: fine while deleting a client is a rare
 // admin action and families number in the thousands; an index (client id → family ids, kept
 // by putFamily and deleteFamily) is the fix if either stops being true.
 func (s *DB) DeleteClient(ctx context.Context, id string) error {
@@ -149,6 +149,12 @@ func (s *DB) DeleteClient(ctx context.Context, id string) error {
 			if err := put(families, f.ID, f); err != nil {
 				return err
 			}
+		}
+		if err := deleteClientConsents(tx, id); err != nil {
+			return err
+		}
+		if _, err := deleteCodes(tx, func(c identity.AuthCode) bool { return c.ClientID == id }); err != nil {
+			return err
 		}
 		return clients.Delete([]byte(id))
 	})

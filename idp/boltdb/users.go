@@ -48,6 +48,9 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 		if users.Get([]byte(u.ID)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
 		}
+		if err := moveEmail(tx, u.ID, "", u.Email); err != nil {
+			return err
+		}
 		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
 			return err
 		}
@@ -177,6 +180,9 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 			return u, err
 		}
 	}
+	if err := moveEmail(tx, id, old.Email, u.Email); err != nil {
+		return u, err
+	}
 	data, err := json.Marshal(u)
 	if err != nil {
 		return u, err
@@ -211,11 +217,45 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if err := endUserSessions(tx, id); err != nil {
 			return err
 		}
+		if err := deleteConsents(tx, id); err != nil {
+			return err
+		}
+		if _, err := deleteCodes(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {
+			return err
+		}
+		if err := moveEmail(tx, id, u.Email, ""); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketUsernames).Delete([]byte(identity.NormalizeUsername(u.Username))); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketUsers).Delete([]byte(id))
 	})
+}
+
+// moveEmail moves the user's entry in the email index from old to new (either may be "", for
+// none). ErrEmailTaken when another user has new in any letter case; the same address in
+// another case is no move.
+func moveEmail(tx *bolt.Tx, userID, old, new string) error {
+	oldKey, newKey := identity.NormalizeEmail(old), identity.NormalizeEmail(new)
+	if oldKey == newKey {
+		return nil
+	}
+	emails := tx.Bucket(bucketEmails)
+	if newKey != "" {
+		if owner := emails.Get([]byte(newKey)); owner != nil && string(owner) != userID {
+			return identity.ErrEmailTaken
+		}
+	}
+	if oldKey != "" {
+		if err := emails.Delete([]byte(oldKey)); err != nil {
+			return err
+		}
+	}
+	if newKey == "" {
+		return nil
+	}
+	return emails.Put([]byte(newKey), []byte(userID))
 }
 
 // checkEpoch refuses to make a session or family for credentials older than the user's.

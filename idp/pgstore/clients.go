@@ -107,8 +107,10 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 	return out, nil
 }
 
-// DeleteClient implements identity.ClientStore: the row goes, and the families issued to the
-// client are revoked, in one transaction (the index refresh_families_client_idx finds them).
+// DeleteClient implements identity.ClientStore: the row goes with the consents given to the
+// client (ON DELETE CASCADE), and the codes issued to it are deleted and the families issued to
+// it revoked, in one transaction (the indexes auth_codes_client_idx and
+// refresh_families_client_idx find them).
 // A family created for the client after this commits is not revoked: whoever issues one
 // checks that its client is registered.
 func (s *DB) DeleteClient(ctx context.Context, id string) error {
@@ -123,6 +125,9 @@ func (s *DB) DeleteClient(ctx context.Context, id string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return errNoClient
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE client_id = $1`, id); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE client_id = $1 AND NOT revoked`, id)
 		return err

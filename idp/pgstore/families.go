@@ -131,7 +131,8 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 	read := &pgx.Batch{}
 	read.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	read.Queue(`SELECT `+familyCols+`, COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
-			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0)
+			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0),
+			COALESCE(u.email, ''), COALESCE(u.email_verified, false)
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
 		WHERE t.token_hash = $1 FOR UPDATE OF f`, tokenHash)
 	br := conn.SendBatch(ctx, read)

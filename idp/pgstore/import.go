@@ -17,15 +17,14 @@ import (
 // served from the target, changed passwords, revoked families, ended sessions — can never
 // undo any of that. Keys are copied with UpdateKeys.
 
-// ImportUser stores u unless a user with its id is stored. EINVALID when u breaks
-// User.Validate; ECONFLICT when another user has its username.
+// ImportUser stores u, its email and whether that is verified included, unless a user with
+// its id is stored. EINVALID when u breaks User.Validate; ECONFLICT when another user has its
+// username, ErrEmailTaken (ECONFLICT) when another has its email.
 func (s *DB) ImportUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`, username_normalized) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO NOTHING`,
-		u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, identity.NormalizeUsername(u.Username))
+	_, err := s.pool.Exec(ctx, insertUser+` ON CONFLICT (id) DO NOTHING`, userArgs(u)...)
 	return s.fail(conflict(err))
 }
 

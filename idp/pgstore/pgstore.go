@@ -1,6 +1,6 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
-// sessions, secrets and registered OAuth clients in PostgreSQL, so several IdP processes can
-// share one store.
+// sessions, secrets, registered OAuth clients, authorization codes and consents in PostgreSQL,
+// so several IdP processes can share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
@@ -37,7 +37,8 @@ var migrations embed.FS
 var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_schema_version"}
 
 // DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore, identity.SecretStore and identity.ClientStore.
+// identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
+// identity.CodeStore and identity.ConsentStore.
 type DB struct {
 	pool *pgxpool.Pool
 	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
@@ -50,6 +51,8 @@ var (
 	_ identity.SessionStore = (*DB)(nil)
 	_ identity.SecretStore  = (*DB)(nil)
 	_ identity.ClientStore  = (*DB)(nil)
+	_ identity.CodeStore    = (*DB)(nil)
+	_ identity.ConsentStore = (*DB)(nil)
 )
 
 // Open connects to the database cfg names and migrates the schema (under an advisory lock,
@@ -95,6 +98,9 @@ func conflict(err error) error {
 	if !ok {
 		return err
 	}
+	if c == "users_email_lower_key" {
+		return identity.ErrEmailTaken
+	}
 	msg, ok := conflicts[c]
 	if !ok {
 		msg = "Already exists"
@@ -111,6 +117,7 @@ var conflicts = map[string]string{
 	"sessions_pkey":                 "Session id already taken",
 	"sessions_token_hash_key":       "Session token already taken",
 	"oauth_clients_pkey":            "Client id already taken",
+	"auth_codes_pkey":               "Authorization code already issued",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

@@ -363,3 +363,53 @@ func TestThrottleConformance(t *testing.T) {
 		return open(t, inSchema(t, admin, base, fmt.Sprintf("throttle_%02d", n)))
 	})
 }
+
+// Concurrent redemptions of one code whose updaters overlap in time have one winner, and every
+// other is given the code as the winner stored it: the code's row is locked from the read to
+// the commit. (As for refreshes, the suite's race rarely overlaps on a fast database.)
+func TestSlowConcurrentRedeemOneWinner(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	t0 := time.Now()
+	check(t, db.CreateCode(ctx, identity.AuthCode{Hash: "c1", ClientID: "grafana", RedirectURI: "https://grafana.example/cb",
+		UserID: "u1", CreatedAt: t0, ExpiresAt: t0.Add(identity.CodeTTL)}))
+	conns := make([]*pgxpool.Conn, 8)
+	for i := range conns {
+		c, err := db.Pool().Acquire(ctx)
+		check(t, err)
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var winners []string
+	for i := range len(conns) {
+		wg.Go(func() {
+			rh := fmt.Sprintf("rh-%d", i)
+			got, err := db.UpdateCode(ctx, "c1", func(c identity.AuthCode) (identity.AuthCode, error) {
+				time.Sleep(20 * time.Millisecond) // holding the row's lock while the others queue
+				if c.Used {
+					return identity.AuthCode{}, errReplay
+				}
+				c.Used, c.RefreshHash = true, rh
+				return c, nil
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners = append(winners, rh)
+			case err == errReplay && got.Used && got.RefreshHash != "":
+			default:
+				t.Errorf("redemption %d: %+v, %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d winners (%v), want 1", len(winners), winners)
+	}
+}
+
+var errReplay = fmt.Errorf("replay")

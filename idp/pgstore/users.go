@@ -13,15 +13,26 @@ import (
 
 var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
 
-const userCols = `id, username, password_hash, created_at, epoch`
+const userCols = `id, username, password_hash, created_at, epoch, email, email_verified`
 
 // userColsOf is userCols of the table aliased a.
 func userColsOf(a string) string {
-	return a + ".id, " + a + ".username, " + a + ".password_hash, " + a + ".created_at, " + a + ".epoch"
+	return a + ".id, " + a + ".username, " + a + ".password_hash, " + a + ".created_at, " + a + ".epoch, " +
+		a + ".email, " + a + ".email_verified"
 }
 
 func userDest(u *identity.User) []any {
-	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch}
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch, &u.Email, &u.EmailVerified}
+}
+
+// insertUser stores a user: the values of userArgs, in its order.
+const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// userArgs are the values of insertUser's columns. The email is stored as given; the unique
+// index on lower(email) compares it as identity.NormalizeEmail does (emails are ASCII).
+func userArgs(u identity.User) []any {
+	return []any{u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, u.Email, u.EmailVerified,
+		identity.NormalizeUsername(u.Username)}
 }
 
 func scanUser(row pgx.Row) (identity.User, error) {
@@ -47,8 +58,7 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`, username_normalized) VALUES ($1, $2, $3, $4, $5, $6)`,
-		u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, identity.NormalizeUsername(u.Username))
+	_, err := s.pool.Exec(ctx, insertUser, userArgs(u)...)
 	return s.fail(conflict(err))
 }
 
@@ -156,16 +166,18 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 		u.Epoch++
 	}
 	u.PasswordHash = text(u.PasswordHash)
-	_, err = tx.Exec(ctx, `UPDATE users SET username = $2, username_normalized = $3, password_hash = $4, created_at = $5, epoch = $6
-		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch)
+	_, err = tx.Exec(ctx, `UPDATE users SET username = $2, username_normalized = $3, password_hash = $4, created_at = $5, epoch = $6,
+		email = $7, email_verified = $8
+		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch, u.Email, u.EmailVerified)
 	if err != nil {
 		return u, conflict(err)
 	}
 	return storedUser(u), nil
 }
 
-// DeleteUser implements identity.UserStore: the user's families (with their token hashes)
-// and sessions go with the row, by ON DELETE CASCADE, in the one statement.
+// DeleteUser implements identity.UserStore: the user's families (with their token hashes),
+// sessions and consents go with the row, by ON DELETE CASCADE, in the one statement; the
+// authorization codes (not foreign keys) are deleted in the same transaction.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	id, ok := key(id)
 	if !ok {
@@ -181,7 +193,8 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if tag.RowsAffected() == 0 {
 			return errNoUser
 		}
-		return nil
+		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
+		return err
 	})
 }
 

@@ -27,6 +27,8 @@ type Store interface {
 	identity.SessionStore
 	identity.SecretStore
 	identity.ClientStore
+	identity.CodeStore
+	identity.ConsentStore
 }
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
@@ -45,6 +47,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ChangeCredentials", testChangeCredentials},
 		{"ConcurrentChangeCredentials", testConcurrentChangeCredentials},
 		{"DeleteUser", testDeleteUser},
+		{"UserEmail", testUserEmail},
+		{"ConcurrentSignupOneEmail", testConcurrentSignupOneEmail},
 
 		{"KeysRoundTrip", testKeysRoundTrip},
 		{"KeysUpdateErrorChangesNothing", testKeysUpdateError},
@@ -78,6 +82,15 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpdateClient", testUpdateClient},
 		{"ConcurrentUpdateClient", testConcurrentUpdateClient},
 		{"DeleteClientRevokesItsFamilies", testDeleteClient},
+
+		{"CodeRoundTrip", testCodeRoundTrip},
+		{"CreateCodeRefusals", testCreateCodeRefusals},
+		{"UpdateCode", testUpdateCode},
+		{"ConcurrentRedeemOneWinner", testConcurrentRedeemOneWinner},
+		{"DeleteDeadCodes", testDeleteDeadCodes},
+
+		{"Consents", testConsents},
+		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
 	}
