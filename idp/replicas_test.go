@@ -188,11 +188,24 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := bolt.CreateClient(context.Background(), client); err != nil {
 		t.Fatal(err)
 	}
+	// Alice's email, verified by an admin, and her consent to the client move too.
+	alice, err := bolt.UpdateUser(context.Background(), mustUserID(t, bolt, "alice"), func(u identity.User) (identity.User, error) {
+		u.Email, u.EmailVerified = "Alice@Example.com", true
+		return u, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consent := identity.Consent{UserID: alice.ID, ClientID: "reporter", Scopes: []string{"openid", "email"},
+		GrantedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := bolt.SaveConsent(context.Background(), consent); err != nil {
+		t.Fatal(err)
+	}
 	bolt.Close()
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 2 users, 3 signing keys, 2 refresh families") || !strings.Contains(out, "1 clients") {
+	if err != nil || !strings.Contains(out, "copied 2 users, 3 signing keys, 2 refresh families") || !strings.Contains(out, "1 clients, 1 consents") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
 	pg, err := pgstore.Open(context.Background(), pgdb.Config{URL: db}, nil)
@@ -201,6 +214,13 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	if got, err := pg.GetClient(context.Background(), "reporter"); err != nil || !reflect.DeepEqual(got, client) {
 		t.Fatalf("the copied client: %+v, %v; want %+v", got, err, client)
+	}
+	alice.CreatedAt = alice.CreatedAt.Truncate(time.Microsecond) // PostgreSQL's precision
+	if got, err := pg.GetUser(context.Background(), alice.ID); err != nil || !reflect.DeepEqual(got, alice) {
+		t.Fatalf("the copied user with an email: %+v, %v; want %+v", got, err, alice)
+	}
+	if got, err := pg.GetConsent(context.Background(), alice.ID, "reporter"); err != nil || !reflect.DeepEqual(got, consent) {
+		t.Fatalf("the copied consent: %+v, %v; want %+v", got, err, consent)
 	}
 	pg.Close()
 	// A second run must be told that the target is not empty; told, it changes nothing.
@@ -233,6 +253,16 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	// the move kept every hash the family issued.
 	wantGrantError(t, refreshGrant(t, p.URL, spent), "invalid_grant")
 	wantGrantError(t, refreshGrant(t, p.URL, live), "invalid_grant")
+}
+
+// mustUserID is the id of the user with this username in the store.
+func mustUserID(t *testing.T, s identity.UserStore, username string) string {
+	t.Helper()
+	u, err := s.GetUserByName(context.Background(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
 }
 
 // A session ended on one replica (a password change there) stops working on the other within

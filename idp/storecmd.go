@@ -11,18 +11,22 @@ import (
 )
 
 // copyStore is `idp store copy`: everything in a bbolt data folder — users with their password
-// hashes, signing keys in every state, refresh families with every token hash they issued,
-// browser sessions and the IdP's own secrets — into PostgreSQL, so that nobody has to log in
+// hashes and emails, signing keys in every state, refresh families with every token hash they
+// issued, browser sessions, the IdP's own secrets, registered clients and the consents users
+// gave them — into PostgreSQL, so that nobody has to log in
 // again after the move. Copying again is safe: every row is rewritten as the source has it.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
 	n, err := copyIdentity(ctx, src, dst)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients", n.users, n.keys, n.families, n.sessions, n.secrets, n.clients), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents), nil
 }
 
-type copied struct{ users, keys, families, sessions, secrets, clients int }
+// copied counts what a copy stored. Authorization codes are not copied: they live a minute,
+// and a client redeems one at the IdP that issued it.
+type copied struct{ users, keys, families, sessions, secrets, clients, consents int }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
 	var n copied
@@ -101,6 +105,17 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 					return n, fmt.Errorf("refresh family of user %s: %w", u.ID, err)
 				}
 				n.families++
+			}
+			// After the clients and the user, whom each consent references.
+			consents, err := src.ListConsents(ctx, u.ID)
+			if err != nil {
+				return n, err
+			}
+			for _, c := range consents {
+				if err := dst.ImportConsent(ctx, c); err != nil {
+					return n, fmt.Errorf("consent of user %s for %s: %w", u.ID, c.ClientID, err)
+				}
+				n.consents++
 			}
 		}
 		after = identity.NormalizeUsername(page[len(page)-1].Username)

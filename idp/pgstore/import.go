@@ -15,7 +15,8 @@ import (
 // epoch is copied as it is; no session bound ends another). Each only adds: a row that is
 // there already is kept as the target has it, so re-running a copy — even after replicas have
 // served from the target, changed passwords, revoked families, ended sessions — can never
-// undo any of that. Keys are copied with UpdateKeys.
+// undo any of that. Keys are copied with UpdateKeys. Authorization codes are not copied: they
+// live a minute.
 
 // ImportUser stores u, its email and whether that is verified included, unless a user with
 // its id is stored. EINVALID when u breaks User.Validate; ECONFLICT when another user has its
@@ -116,5 +117,20 @@ func (s *DB) ImportClient(ctx context.Context, c identity.Client) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO NOTHING`, clientArgs(storedClient(c))...)
+	return s.fail(err)
+}
+
+// ImportConsent stores c unless the user has a consent for the client stored (store copy).
+// EINVALID when c breaks Consent.Validate or its user or client is not stored (import users
+// and clients first).
+func (s *DB) ImportConsent(ctx context.Context, c identity.Consent) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id, client_id) DO NOTHING`, c.UserID, c.ClientID, texts(c.Scopes), c.GrantedAt)
+	if pgdb.ForeignKeyViolation(err) {
+		return apperr.Errorf(apperr.EINVALID, "Consent of %s for %s: the user or the client is not stored", c.UserID, c.ClientID)
+	}
 	return s.fail(err)
 }

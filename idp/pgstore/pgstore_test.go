@@ -152,7 +152,11 @@ func TestImport(t *testing.T) {
 		t.Fatalf("Empty of a new store = %v, %v", empty, err)
 	}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	u := identity.User{ID: "u1", Username: "Alice", PasswordHash: "$argon2id$x", CreatedAt: t0, Epoch: 4}
+	u := identity.User{ID: "u1", Username: "Alice", PasswordHash: "$argon2id$x", CreatedAt: t0, Epoch: 4,
+		Email: "Alice@Example.com", EmailVerified: true}
+	c := identity.Client{ID: "grafana", Name: "Grafana", SecretHash: "sh", RedirectURIs: []string{"https://grafana.example/cb"},
+		GrantTypes: []string{identity.GrantAuthorizationCode}, Scopes: []string{"openid"}, CreatedAt: t0}
+	consent := identity.Consent{UserID: "u1", ClientID: "grafana", Scopes: []string{"openid", "email"}, GrantedAt: t0}
 	// A family and a session of an older epoch are copied as they are.
 	f := identity.Family{ID: "f1", UserID: "u1", ClientID: "c", Scope: "s", Audience: nil, SessionID: "s1", Epoch: 3,
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), Current: "h2", Revoked: false}
@@ -163,10 +167,15 @@ func TestImport(t *testing.T) {
 		check(t, db.ImportFamily(ctx, f, []string{"h0", "h1", "h2"}))
 		check(t, db.ImportSession(ctx, sess))
 		check(t, db.ImportSecret(ctx, "csrf", []byte{1, 2, 3}))
+		check(t, db.ImportClient(ctx, c))
+		check(t, db.ImportConsent(ctx, consent))
 	}
 	got, err := db.GetUser(ctx, "u1")
 	check(t, err)
-	equal(t, "imported user", got, u)
+	equal(t, "imported user, its email and verified flag", got, u)
+	gotConsent, err := db.GetConsent(ctx, "u1", "grafana")
+	check(t, err)
+	equal(t, "imported consent", gotConsent, consent)
 	fams, err := db.ListFamilies(ctx, "u1")
 	check(t, err)
 	equal(t, "imported families", fams, []identity.Family{f}) // a nil audience stays nil
@@ -198,7 +207,13 @@ func TestImport(t *testing.T) {
 		return u, nil
 	})
 	check(t, err) // which also revoked the family and ended the session
+	narrower := consent
+	narrower.Scopes = []string{"openid"}
+	check(t, db.SaveConsent(ctx, narrower))
 	check(t, db.ImportUser(ctx, u))
+	check(t, db.ImportConsent(ctx, consent))
+	gotConsent, _ = db.GetConsent(ctx, "u1", "grafana")
+	equal(t, "the consent after a re-run", gotConsent, narrower)
 	check(t, db.ImportFamily(ctx, f, []string{"h0", "h1", "h2", "h3"}))
 	check(t, db.ImportSession(ctx, sess))
 	got, _ = db.GetUser(ctx, "u1")
@@ -230,6 +245,16 @@ func TestImport(t *testing.T) {
 	orphan.ID, orphan.UserID, orphan.Current = "f3", "nobody", "h9"
 	wantCode(t, "a family of a user not stored", db.ImportFamily(ctx, orphan, nil), apperr.EINVALID)
 	wantCode(t, "a user with another's name", db.ImportUser(ctx, identity.User{ID: "u2", Username: "ALICE"}), apperr.ECONFLICT)
+	if err := db.ImportUser(ctx, identity.User{ID: "u2", Username: "bob", Email: "alice@EXAMPLE.com"}); err != identity.ErrEmailTaken {
+		t.Fatalf("a user with another's email in another case: %v, want ErrEmailTaken", err)
+	}
+	for _, orphan := range []identity.Consent{
+		{UserID: "nobody", ClientID: "grafana", Scopes: []string{"openid"}, GrantedAt: t0},
+		{UserID: "u1", ClientID: "ghost", Scopes: []string{"openid"}, GrantedAt: t0},
+	} {
+		wantCode(t, "a consent of a user or client not stored", db.ImportConsent(ctx, orphan), apperr.EINVALID)
+	}
+	wantCode(t, "a consent without scopes", db.ImportConsent(ctx, identity.Consent{UserID: "u1", ClientID: "grafana"}), apperr.EINVALID)
 	s2 := sess
 	s2.ID = "s2"
 	wantCode(t, "a session with another's token", db.ImportSession(ctx, s2), apperr.ECONFLICT)
