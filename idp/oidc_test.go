@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -12,11 +14,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"jwtidp/shared/clock"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 	"jwtidp/shared/service/servicetest"
 )
 
@@ -282,5 +287,274 @@ func TestCodeFlowWithGoOIDC(t *testing.T) {
 	}
 	if lg := p.Log(); strings.Contains(lg, tok.AccessToken) || strings.Contains(lg, code) {
 		t.Fatal("a token or code reached the log")
+	}
+}
+
+// authorizeURL is an authorization request of the web app (or another client) with query q.
+func authorizeURL(base string, q url.Values) string { return base + "/authorize?" + q.Encode() }
+
+func webQuery(verifier string, kv ...string) url.Values {
+	q := url.Values{"response_type": {"code"}, "client_id": {"webapp"}, "redirect_uri": {webCallback},
+		"scope": {"openid offline_access"}, "state": {"xyz"}, "nonce": {"n"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			q.Del(kv[i])
+		} else {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	return q
+}
+
+// tokenCall posts a token request, authenticating with Basic when id is not empty.
+func tokenCall(t *testing.T, base string, form url.Values, id, secret string) answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+func codeForm(code, verifier string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCallback}, "code_verifier": {verifier}}
+}
+
+// oauthErr checks a token-endpoint refusal: status, error and (a part of) its description.
+func oauthErr(t *testing.T, name string, a answer, status int, code, desc string) {
+	t.Helper()
+	m := map[string]any{}
+	json.Unmarshal(a.body, &m)
+	d, _ := m["error_description"].(string)
+	if a.status != status || m["error"] != code || !strings.Contains(d, desc) {
+		t.Errorf("%s: %d %s, want %d %s (%s)", name, a.status, a.body, status, code, desc)
+	}
+}
+
+// Every refusal the issue lists, each with its exact error, against the running IdP: the
+// authorization endpoint's (an error page, never a redirect, when the client or redirect URI
+// cannot be trusted) and the token endpoint's.
+func TestCodeFlowRefusals(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", oidcClients(t), "--admin-token", "oidc-admin", "--rate-limit", "0")
+	signup(t, p.URL, "alice", "correct-horse-9")
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	v := oauth2.GenerateVerifier()
+	// Sign in and allow the web app once.
+	first := r.callback(r.submit(r.signIn(r.get(authorizeURL(p.URL, webQuery(v))), "alice", "correct-horse-9"), "decision", "allow"), "xyz")
+
+	// The authorization endpoint: an error page, and no Location, for what cannot be trusted.
+	noRedirect := func(name string, q url.Values, code string) {
+		t.Helper()
+		pg := r.get(authorizeURL(p.URL, q))
+		if pg.status != 400 || strings.HasPrefix(pg.url.String(), webCallback) || !strings.Contains(pg.body, code+":") {
+			t.Errorf("%s: %d at %s: %s", name, pg.status, pg.url, pg.body)
+		}
+	}
+	noRedirect("unknown client", webQuery(v, "client_id", "nobody"), "invalid_client")
+	noRedirect("unregistered redirect URI", webQuery(v, "redirect_uri", "http://127.0.0.1:9/elsewhere"), "invalid_request")
+	noRedirect("extended redirect URI", webQuery(v, "redirect_uri", webCallback+"/more"), "invalid_request")
+	noRedirect("differently-cased redirect URI", webQuery(v, "redirect_uri", strings.ToUpper(webCallback[:4])+webCallback[4:]), "invalid_request")
+	noRedirect("redirect URI with another path case", webQuery(v, "redirect_uri", "http://127.0.0.1:9/Callback"), "invalid_request")
+	// Redirected errors carry error, state and iss.
+	redirected := func(name string, q url.Values, code string) {
+		t.Helper()
+		pg := r.get(authorizeURL(p.URL, q))
+		got := pg.url.Query()
+		if !strings.HasPrefix(pg.url.String(), q.Get("redirect_uri")) || got.Get("error") != code || got.Get("state") != q.Get("state") ||
+			got.Get("iss") != p.URL || got.Get("code") != "" {
+			t.Errorf("%s: %d at %s", name, pg.status, pg.url)
+		}
+	}
+	spa := url.Values{"response_type": {"code"}, "client_id": {"spa"}, "redirect_uri": {spaCallback}, "scope": {"openid"}, "state": {"s"}}
+	r.browser.CheckRedirect = stopAt(webCallback, spaCallback)
+	redirected("missing PKCE for a public client", spa, "invalid_request")
+	withPlain := url.Values{"code_challenge": {v}, "code_challenge_method": {"plain"}}
+	for k, vv := range spa {
+		withPlain[k] = vv
+	}
+	redirected("plain", withPlain, "invalid_request")
+	redirected("a scope the client may not have", webQuery(v, "scope", "openid workitems:write"), "invalid_scope")
+	redirected("an unsupported response type", webQuery(v, "response_type", "token"), "unsupported_response_type")
+
+	// prompt=none without a session: login_required.
+	anon := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	pg := anon.get(authorizeURL(p.URL, webQuery(v, "prompt", "none")))
+	if pg.url.Query().Get("error") != "login_required" || pg.url.Query().Get("state") != "xyz" {
+		t.Errorf("prompt=none without a session: %s", pg.url)
+	}
+	// Consent denied: access_denied. Bob has not allowed the web app; prompt=none first says so.
+	signup(t, p.URL, "bob", "correct-horse-9")
+	bob := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	bob.signIn(bob.get(p.URL+"/login"), "bob", "correct-horse-9")
+	if pg := bob.get(authorizeURL(p.URL, webQuery(v, "prompt", "none"))); pg.url.Query().Get("error") != "consent_required" {
+		t.Errorf("prompt=none without consent: %s", pg.url)
+	}
+	consent := bob.get(authorizeURL(p.URL, webQuery(v)))
+	if pg := bob.submit(consent, "decision", "deny"); pg.url.Query().Get("error") != "access_denied" || pg.url.Query().Get("code") != "" {
+		t.Errorf("consent denied: %s", pg.url)
+	}
+	// A consent POST without the CSRF token (or with another session's) is refused with a page.
+	form := url.Values{"decision": {"allow"}}
+	for k, vv := range webQuery(v) {
+		form[k] = vv
+	}
+	resp, _ := bob.browser.PostForm(p.URL+"/authorize", form)
+	if pg := bob.read(resp); pg.status != 403 || strings.HasPrefix(pg.url.String(), webCallback) {
+		t.Errorf("a CSRF-less consent POST: %d %s", pg.status, pg.url)
+	}
+	form.Set("csrf", hiddenField.FindStringSubmatch(consent.body)[2]) // bob's token, posted from alice's browser
+	resp, _ = r.browser.PostForm(p.URL+"/authorize", form)
+	if pg := r.read(resp); pg.status != 403 {
+		t.Errorf("another session's consent token: %d %s", pg.status, pg.url)
+	}
+
+	// The token endpoint.
+	code := func() (string, string) {
+		t.Helper()
+		ver := oauth2.GenerateVerifier()
+		return r.callback(r.get(authorizeURL(p.URL, webQuery(ver))), "xyz"), ver
+	}
+	c, ver := code()
+	oauthErr(t, "a wrong verifier", tokenCall(t, p.URL, codeForm(c, oauth2.GenerateVerifier()), "webapp", webSecret), 400, "invalid_grant", "code_verifier does not match")
+	oauthErr(t, "no verifier", tokenCall(t, p.URL, codeForm(c, ""), "webapp", webSecret), 400, "invalid_grant", "code_verifier is required")
+	oauthErr(t, "another redirect URI", tokenCall(t, p.URL, url.Values{"grant_type": {"authorization_code"}, "code": {c},
+		"redirect_uri": {webCallback + "/x"}, "code_verifier": {ver}}, "webapp", webSecret), 400, "invalid_grant", "redirect_uri")
+	a := tokenCall(t, p.URL, codeForm(c, ver), "webapp", webSecret+"x")
+	oauthErr(t, "a wrong client secret", a, 401, "invalid_client", "")
+	if !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Basic") {
+		t.Errorf("a wrong client secret: WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
+	}
+	spaForm := codeForm(c, ver)
+	spaForm.Set("client_id", "spa")
+	oauthErr(t, "a code presented by another client", tokenCall(t, p.URL, spaForm, "", ""), 400, "invalid_grant", "another client")
+	// None of those spent the code: its client, with its verifier, redeems it — once.
+	a = tokenCall(t, p.URL, codeForm(c, ver), "webapp", webSecret)
+	if a.status != 200 {
+		t.Fatalf("the code after refused attempts: %d %s", a.status, a.body)
+	}
+	issued := a.json(t)
+	proctest.Secret(issued["access_token"].(string), issued["refresh_token"].(string), issued["id_token"].(string))
+	oauthErr(t, "a replayed code", tokenCall(t, p.URL, codeForm(c, ver), "webapp", webSecret), 400, "invalid_grant", "already used")
+	// …and what the first redemption issued is revoked.
+	oauthErr(t, "the replayed code's refresh token", tokenCall(t, p.URL, url.Values{"grant_type": {"refresh_token"},
+		"refresh_token": {issued["refresh_token"].(string)}}, "webapp", webSecret), 400, "invalid_grant", "")
+	// The very first code, issued a while ago, is still good until 60 s have passed…
+	c2, ver2 := code()
+	clk.Advance(61 * time.Second)
+	oauthErr(t, "an expired code", tokenCall(t, p.URL, codeForm(c2, ver2), "webapp", webSecret), 400, "invalid_grant", "expired")
+	oauthErr(t, "an unknown code", tokenCall(t, p.URL, codeForm("bm90LWEtY29kZQ", ver2), "webapp", webSecret), 400, "invalid_grant", "not valid")
+	_ = first
+	// Client credentials for a public client; a public client claiming a secret.
+	oauthErr(t, "client credentials for a public client", tokenCall(t, p.URL, url.Values{"grant_type": {"client_credentials"}, "client_id": {"spa"}}, "", ""), 400, "unauthorized_client", "")
+	oauthErr(t, "the code grant for a client-credentials client", tokenCall(t, p.URL, codeForm("x", ver2), "service", webSecret+"-svc"), 400, "unauthorized_client", "")
+	oauthErr(t, "a confidential client without its secret", tokenCall(t, p.URL, url.Values{"grant_type": {"authorization_code"},
+		"code": {"x"}, "redirect_uri": {webCallback}, "client_id": {"webapp"}}, "", ""), 401, "invalid_client", "")
+}
+
+// stopAt is a CheckRedirect that stops at any of the given redirect URIs.
+func stopAt(prefixes ...string) func(*http.Request, []*http.Request) error {
+	return func(r *http.Request, _ []*http.Request) error {
+		for _, p := range prefixes {
+			if strings.HasPrefix(r.URL.String(), p) {
+				return http.ErrUseLastResponse
+			}
+		}
+		return nil
+	}
+}
+
+// RP-initiated logout: a valid id_token_hint naming the browser's session ends it at once and
+// returns to the registered post_logout_redirect_uri with state; without a hint the user is
+// asked first; an unregistered URI is refused with a page. After it, prompt=none is
+// login_required.
+func TestRPInitiatedLogout(t *testing.T) {
+	p := startOIDC(t)
+	signup(t, p.URL, "alice", "correct-horse-9")
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	const bye = "http://127.0.0.1:9/bye"
+	r.browser.CheckRedirect = stopAt(webCallback, bye)
+	v := oauth2.GenerateVerifier()
+	c := r.callback(r.submit(r.signIn(r.get(authorizeURL(p.URL, webQuery(v))), "alice", "correct-horse-9"), "decision", "allow"), "xyz")
+	a := tokenCall(t, p.URL, codeForm(c, v), "webapp", webSecret)
+	idToken, _ := a.json(t)["id_token"].(string)
+	refresh, _ := a.json(t)["refresh_token"].(string)
+	proctest.Secret(idToken, refresh, a.json(t)["access_token"].(string))
+
+	logout := func(q url.Values) page { return r.get(p.URL + "/logout?" + q.Encode()) }
+	if pg := logout(url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {"http://127.0.0.1:9/elsewhere"}}); pg.status != 400 || !strings.Contains(pg.body, "not registered") {
+		t.Fatalf("an unregistered post_logout_redirect_uri: %d %s %s", pg.status, pg.url, pg.body)
+	}
+	if pg := logout(url.Values{"post_logout_redirect_uri": {bye}}); pg.status != 400 {
+		t.Fatalf("a post_logout_redirect_uri without its client: %d %s", pg.status, pg.url)
+	}
+	if pg := logout(url.Values{"id_token_hint": {idToken[:len(idToken)-4] + "AAAA"}}); pg.status != 400 {
+		t.Fatalf("a forged hint: %d %s", pg.status, pg.url)
+	}
+	// Without a hint: a confirmation page, whose form carries the request on.
+	pg := logout(url.Values{"client_id": {"webapp"}, "post_logout_redirect_uri": {bye}, "state": {"s1"}})
+	if pg.status != 200 || !strings.Contains(pg.body, "confirm-logout") {
+		t.Fatalf("logout without a hint: %d %s", pg.status, pg.body)
+	}
+	if pg := r.get(authorizeURL(p.URL, webQuery(v, "prompt", "none"))); pg.url.Query().Get("code") == "" {
+		t.Fatalf("the confirmation page ended the session: %s", pg.url)
+	}
+	// A POST without the page's token is asked again, and ends nothing.
+	resp, _ := r.browser.PostForm(p.URL+"/logout", url.Values{"client_id": {"webapp"}, "post_logout_redirect_uri": {bye}})
+	if pg := r.read(resp); pg.status != 200 || !strings.Contains(pg.body, "confirm-logout") {
+		t.Fatalf("a CSRF-less logout POST: %d %s", pg.status, pg.url)
+	}
+	// With the hint: straight back, signed out, families ended.
+	pg = logout(url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {bye}, "state": {"s2"}})
+	if pg.url.String() != bye+"?state=s2" {
+		t.Fatalf("logout with a hint: %d %s", pg.status, pg.url)
+	}
+	if pg := r.get(authorizeURL(p.URL, webQuery(v, "prompt", "none"))); pg.url.Query().Get("error") != "login_required" {
+		t.Fatalf("after logout, prompt=none: %s", pg.url)
+	}
+	oauthErr(t, "the session's refresh token after logout", tokenCall(t, p.URL, url.Values{"grant_type": {"refresh_token"},
+		"refresh_token": {refresh}}, "webapp", webSecret), 400, "invalid_grant", "")
+}
+
+// A code issued before a key rotation is exchanged after it: the ID token is signed by the new
+// key, which the JWKS published before it signed, and go-oidc verifies it.
+func TestKeyRotationMidFlow(t *testing.T) {
+	p := startOIDC(t)
+	signup(t, p.URL, "alice", "correct-horse-9")
+	r := newRP(t, p.URL, "spa", "", spaCallback, oidc.ScopeOpenID)
+	v := oauth2.GenerateVerifier()
+	before := r.provider.Verifier(&oidc.Config{ClientID: "spa"})
+	code := r.callback(r.signIn(r.get(r.cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(v), oidc.Nonce("nn"))), "alice", "correct-horse-9"), "st")
+	kids := func() []string {
+		keys, _ := jwksKeys(t, p.URL)
+		var out []string
+		for k := range keys {
+			out = append(out, k)
+		}
+		return out
+	}
+	published := kids()
+	if a := do(t, "POST", p.URL+"/admin/keys/rotate", "", nil, "Authorization", "Bearer oidc-admin"); a.status != 200 {
+		t.Fatalf("rotate: %d %s", a.status, a.body)
+	}
+	tok, idt := r.exchange(code, v, "nn")
+	raw := tok.Extra("id_token").(string)
+	if _, err := before.Verify(r.ctx, raw); err != nil {
+		t.Fatalf("the verifier made before the rotation: %v", err)
+	}
+	hdr := strings.Split(raw, ".")[0]
+	var h map[string]any
+	b, _ := base64.RawURLEncoding.DecodeString(hdr)
+	json.Unmarshal(b, &h)
+	if !slices.Contains(published, h["kid"].(string)) || idt.Subject == "" {
+		t.Fatalf("signed by %v, which was not published before the rotation (%v)", h["kid"], published)
 	}
 }

@@ -303,7 +303,8 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
-		Now: now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
+		IDTokenHints: func(raw string) (token.IDClaims, error) { return issuer.ParseIDTokenHint(raw, km.PublicKey) },
+		Now:          now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),
 		Session: httpapi.SessionConfig{

@@ -13,7 +13,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth, rv: d.Redirects,
-		remotes: d.RemoteAddrs, loginURL: d.LoginURL, logger: d.Logger}
+		remotes: d.RemoteAddrs, loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth, hints: d.IDTokenHints}
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
 	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.RemoteAddrs, keys, d.Session.Secure)))
 	// Its own, looser limit: a server refreshing for many users from one address is normal.

@@ -13,6 +13,7 @@ import (
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
+	"jwtidp/idp/token"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
@@ -48,6 +49,7 @@ type Deps struct {
 	TokenLimiter *web.RateLimiter // per client, on /token: looser
 	RemoteAddrs  web.ClientAddrs  // who a request comes from (trusted proxies' X-Forwarded-For)
 	Now          func() time.Time
+	IDTokenHints func(raw string) (token.IDClaims, error) // RP-initiated logout's id_token_hint check
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

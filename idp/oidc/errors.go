@@ -111,3 +111,12 @@ func cleanDescription(s string) string {
 	}
 	return string(b)
 }
+
+// LogoutRedirectURL is RP-Initiated Logout 1.0's redirect after a logout: the registered
+// post_logout_redirect_uri with state added to its query when not empty, kept byte for byte.
+func LogoutRedirectURL(uri, state string) string {
+	if state == "" {
+		return uri
+	}
+	return appendQuery(uri, url.Values{"state": {state}})
+}
