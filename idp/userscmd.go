@@ -2,11 +2,83 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"jwtidp/idp/httpapi"
+	"jwtidp/shared/envflag"
 )
+
+// usersCommand is one `idp users` subcommand: the admin route it calls for its USER argument
+// (a username or a sub), and how it prints the route's result.
+type usersCommand struct {
+	method string
+	path   func(user string) string // under /admin/users
+	print  func(w io.Writer, user string, result json.RawMessage) error
+}
+
+// usersCommands are the subcommands of `idp users`, one entry each.
+var usersCommands = map[string]usersCommand{
+	"verify-email": {
+		method: http.MethodPost,
+		path:   func(user string) string { return "/" + url.PathEscape(user) + "/verify-email" },
+		print: func(w io.Writer, _ string, result json.RawMessage) error {
+			var v httpapi.VerifiedEmail // the admin route's own type: they cannot drift
+			if err := json.Unmarshal(result, &v); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(w, "verified %s for %s (sub %s)\n", v.Email, v.Username, v.Sub)
+			return err
+		},
+	},
+}
+
+func usersUsage() string {
+	names := make([]string, 0, len(usersCommands))
+	for n := range usersCommands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return "usage: idp users " + strings.Join(names, "|") + " USER   [--url URL] [--admin-token TOKEN]\n" +
+		"USER is a username (any letter case) or a user's sub"
+}
 
 // usersCmd is `idp users …`: the users of a running IdP, through its admin routes.
 func usersCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("idp users: not implemented yet")
+	if len(args) == 0 {
+		return errors.New(usersUsage())
+	}
+	sub, rest := args[0], args[1:]
+	cmd, ok := usersCommands[sub]
+	if !ok {
+		return errors.New(usersUsage())
+	}
+	// A sub is base64url and may start with "-": only a flag of this command is not a user.
+	if len(rest) == 0 || isKeysFlag(rest[0]) {
+		return fmt.Errorf("idp users %s needs a username or sub\n%s", sub, usersUsage())
+	}
+	user, rest := rest[0], rest[1:]
+	fs := envflag.New("idp users "+sub, stderr)
+	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
+	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	if err := fs.Parse(rest, getenv); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	}
+	result, err := adminCall(ctx, *base, *token, cmd.method, "/admin/users"+cmd.path(user), nil, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	if err := cmd.print(stdout, user, result); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+	}
+	return nil
 }

@@ -1,8 +1,15 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net/http"
+	"time"
 
+	"jwtidp/idp/auth"
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
@@ -10,13 +17,194 @@ import (
 // addAccountRoutes adds the routes of a user's account and its claims: /userinfo, the email,
 // introspection, and the admin's email verification.
 func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
-	mux.Handle("GET /userinfo", d.Verifier.Require("idp", "")(handleUserinfo()))
+	bearer := d.Verifier.Require("idp", "")
+	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
+	mux.Handle("GET /userinfo", userinfo)
+	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
+	mux.Handle("PUT /account/email", bearer(handleSetEmail(d.Logger, d.Auth)))
+	// Limited as /token is: both check a client secret.
+	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
+	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
 }
 
-func handleUserinfo() http.Handler {
+// Account is what the account routes need of the use cases.
+type Account interface {
+	Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error)
+	SetEmail(ctx context.Context, userID, email string) (identity.User, error)
+}
+
+// invalidToken answers a token that verified but names no user (any more): RFC 6750 §3.1.
+func invalidToken(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="idp", error="invalid_token"`)
+	web.WriteJSON(w, http.StatusUnauthorized, web.Envelope{Status: "Error", Result: "Invalid access token"})
+}
+
+func handleUserinfo(logger *slog.Logger, svc Account) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		w.Header().Set("Cache-Control", "no-store")
-		web.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.Subject, "preferred_username": c.PreferredUsername})
+		claims, err := svc.Userinfo(r.Context(), c.Subject, c.ClientID, c.Scope)
+		switch {
+		case err == nil:
+			web.WriteJSON(w, http.StatusOK, claims)
+		case apperr.Code(err) == apperr.ENOTFOUND:
+			invalidToken(w)
+		case errors.Is(err, auth.ErrInsufficientScope):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="idp", error="insufficient_scope", scope="openid"`)
+			web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "Insufficient scope"})
+		default:
+			web.Error(w, r, logger, err)
+		}
+	})
+}
+
+// emailRequest is the body of PUT /account/email; "" removes the email.
+type emailRequest struct {
+	Email *string `json:"email"`
+}
+
+func (e emailRequest) Valid() map[string]string {
+	if e.Email == nil {
+		return map[string]string{"email": `Field "email" is required`}
+	}
+	return nil
+}
+
+// EmailInfo is a user's email as the account and admin routes show it.
+type EmailInfo struct {
+	Email         string `json:"email"`
+	EmailVerified bool   `json:"email_verified"`
+}
+
+// handleSetEmail is PUT /account/email. Only the IdP's own tokens (those of /auth and the
+// browser login) may change it: relying parties key users by email, so one that holds a user's
+// token must not be able to change what the others see.
+func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := jwtauth.FromContext(r.Context())
+		if c.ClientID != identity.FirstPartyClientID {
+			// A relying party's token (or a client's own, which names no user).
+			if c.Subject == c.ClientID {
+				invalidToken(w)
+				return
+			}
+			web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "Only a token of the IdP's own sign-in may change the email"})
+			return
+		}
+		var req emailRequest
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		u, err := svc.SetEmail(r.Context(), c.Subject, *req.Email)
+		switch apperr.Code(err) {
+		case "":
+			web.Success(w, http.StatusOK, EmailInfo{Email: u.Email, EmailVerified: u.EmailVerified})
+		case apperr.ENOTFOUND:
+			invalidToken(w) // a deleted user's token
+		default:
+			web.Error(w, r, logger, err)
+		}
+	})
+}
+
+// Introspector is what /introspect needs of the use cases.
+type Introspector interface {
+	Introspect(ctx context.Context, clientID, secret, tok, hint string, verify auth.VerifyAccess) (auth.Introspection, error)
+}
+
+// introspection is RFC 7662 §2.2's answer; an inactive token is {"active":false} only.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// handleIntrospect is RFC 7662, with the client authentication of /token.
+func handleIntrospect(logger *slog.Logger, svc Introspector, v *jwtauth.Verifier) http.Handler {
+	var verify auth.VerifyAccess
+	if v != nil {
+		verify = v.Verify
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, status, problem := readForm(w, r)
+		if problem != "" {
+			writeOAuthError(w, status, "invalid_request", problem)
+			return
+		}
+		a, badBasic, problem := readClientAuth(r, form)
+		if problem != "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			return
+		}
+		invalidClient := func() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		}
+		if badBasic || a.id == "" {
+			invalidClient()
+			return
+		}
+		if form.Get("token") == "" {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+			return
+		}
+		in, err := svc.Introspect(r.Context(), a.id, a.secret, form.Get("token"), form.Get("token_type_hint"), verify)
+		switch {
+		case errors.Is(err, auth.ErrInvalidClient):
+			invalidClient()
+			return
+		case err != nil:
+			tokenFailure(w, r, logger, "introspection", err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		if !in.Active {
+			web.WriteJSON(w, http.StatusOK, introspection{})
+			return
+		}
+		web.WriteJSON(w, http.StatusOK, introspection{
+			Active: true, Scope: in.Scope, ClientID: in.ClientID, Username: in.Username, TokenType: in.TokenType,
+			Exp: unix(in.ExpiresAt), Iat: unix(in.IssuedAt), Sub: in.Subject, Aud: in.Audience, Iss: in.Issuer,
+		})
+	})
+}
+
+// EmailVerifier is what the admin's email verification needs of the use cases.
+type EmailVerifier interface {
+	VerifyEmail(ctx context.Context, user string) (identity.User, error)
+}
+
+// VerifiedEmail is the answer of POST /admin/users/{user}/verify-email.
+type VerifiedEmail struct {
+	Username      string `json:"username"`
+	Sub           string `json:"sub"`
+	Email         string `json:"email"`
+	EmailVerified bool   `json:"email_verified"`
+}
+
+func handleVerifyEmail(logger *slog.Logger, svc EmailVerifier) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := svc.VerifyEmail(r.Context(), r.PathValue("user"))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusOK, VerifiedEmail{Username: u.Username, Sub: u.ID, Email: u.Email, EmailVerified: u.EmailVerified})
 	})
 }

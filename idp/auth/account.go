@@ -1,0 +1,243 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
+)
+
+// ErrInsufficientScope refuses /userinfo to a relying party's token that was not granted
+// openid: it is an OAuth token, not an OpenID Connect one (OpenID Connect Core §5.3).
+var ErrInsufficientScope = apperr.Errorf(apperr.EFORBIDDEN, "The access token was not granted the openid scope")
+
+// errNoUser is what a token whose subject is no user gets: a client's own token, or a deleted
+// user's. The HTTP layer answers it as an invalid token.
+var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "The access token names no user")
+
+// SetEmail sets the user's own email ("" removes it). A new address is unverified; the one
+// already stored changes nothing. EINVALID for a malformed address, ErrEmailTaken (ECONFLICT)
+// when another user has it in any letter case, ENOTFOUND when userID is no user.
+func (s *Service) SetEmail(ctx context.Context, userID, email string) (identity.User, error) {
+	if err := identity.ValidateEmail(email); err != nil {
+		return identity.User{}, err
+	}
+	u, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.SetEmail(email) })
+	switch {
+	case errors.Is(err, identity.ErrUnchanged):
+		return s.Users.GetUser(ctx, userID)
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return identity.User{}, errNoUser
+	case errors.Is(err, identity.ErrEmailTaken) || apperr.Code(err) == apperr.ECONFLICT:
+		// The only conflict an email change can meet is another user's email.
+		s.Logger.InfoContext(ctx, "email change refused", "sub", userID, "reason", "taken")
+		return identity.User{}, identity.ErrEmailTaken
+	case err != nil:
+		return identity.User{}, err
+	}
+	// The address itself stays out of the log: it is personal data.
+	s.Logger.InfoContext(ctx, "email changed", "sub", u.ID, "removed", u.Email == "")
+	return u, nil
+}
+
+// VerifyEmail marks the user's email verified: the admin's act, since the IdP sends no mail.
+// user is a sub or a username (any letter case). ENOTFOUND when it is neither; EINVALID when
+// the user has no email. Verifying a verified email is not an error.
+func (s *Service) VerifyEmail(ctx context.Context, user string) (identity.User, error) {
+	u, err := s.findUser(ctx, user)
+	if err != nil {
+		return identity.User{}, err
+	}
+	v, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.VerifyEmail() })
+	switch {
+	case errors.Is(err, identity.ErrUnchanged):
+		return s.Users.GetUser(ctx, u.ID)
+	case err != nil:
+		return identity.User{}, err
+	}
+	s.Logger.InfoContext(ctx, "email verified by an admin", "sub", v.ID)
+	return v, nil
+}
+
+// findUser is the user whose sub or, failing that, username is user. ENOTFOUND for neither.
+func (s *Service) findUser(ctx context.Context, user string) (identity.User, error) {
+	notFound := apperr.Errorf(apperr.ENOTFOUND, "No user %q", user)
+	if user == "" {
+		return identity.User{}, notFound
+	}
+	u, err := s.Users.GetUser(ctx, user)
+	if apperr.Code(err) != apperr.ENOTFOUND {
+		return u, err
+	}
+	if identity.ValidateUsername(user) != nil {
+		return identity.User{}, notFound // no account can have that name
+	}
+	u, err = s.Users.GetUserByName(ctx, user)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return identity.User{}, notFound
+	}
+	return u, err
+}
+
+// Userinfo is OpenID Connect Core §5.3: the claims about the user an access token (already
+// verified) with subject sub, client clientID and scope may read. sub always; for the IdP's
+// own client (the /auth and browser-login tokens, which /userinfo always answered)
+// preferred_username, and email with email_verified when the user has one; for a relying party
+// only with scope openid (else ErrInsufficientScope), preferred_username with scope profile and
+// email with email_verified with scope email, when the user has one. errNoUser (ENOTFOUND) when
+// sub is no user: a client's own token, or a deleted user's.
+func (s *Service) Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error) {
+	u, err := s.Users.GetUser(ctx, sub)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return nil, errNoUser
+	}
+	if err != nil {
+		return nil, err
+	}
+	scopes := strings.Fields(scope)
+	firstParty := clientID == identity.FirstPartyClientID
+	if !firstParty && !slices.Contains(scopes, "openid") {
+		return nil, ErrInsufficientScope
+	}
+	claims := map[string]any{"sub": u.ID}
+	if firstParty || slices.Contains(scopes, "profile") {
+		claims["preferred_username"] = u.Username
+	}
+	if u.Email != "" && (firstParty || slices.Contains(scopes, "email")) {
+		claims["email"] = u.Email
+		claims["email_verified"] = u.EmailVerified
+	}
+	return claims, nil
+}
+
+// Token types of an introspection answer (RFC 7662 §2.2, RFC 7009 §2.1's hints).
+const (
+	TokenTypeAccess  = "access_token"
+	TokenTypeRefresh = "refresh_token"
+)
+
+// Introspection is RFC 7662's answer. When Active is false every other field is empty: an
+// inactive token is described no further.
+type Introspection struct {
+	Active    bool
+	TokenType string // TokenTypeAccess or TokenTypeRefresh
+	Scope     string
+	ClientID  string
+	Username  string // the user's, when the token is a user's
+	Subject   string
+	Audience  []string
+	Issuer    string
+	IssuedAt  time.Time // access tokens only
+	ExpiresAt time.Time
+}
+
+// VerifyAccess checks an access token with the IdP's own keys and returns its claims (the HTTP
+// layer passes its jwtauth.Verifier's Verify).
+type VerifyAccess func(ctx context.Context, raw string) (*jwtauth.Claims, error)
+
+// errPeek is what the introspection's step returns so that looking a family up changes nothing.
+var errPeek = errors.New("introspection: look, don't touch")
+
+// Introspect is RFC 7662: an authenticated confidential client asks whether tok — an access
+// token (checked with verify) or a refresh token — is active, and what it says. Any
+// confidential client may introspect any token, whoever it was issued to, as Keycloak allows:
+// only a resource server or a relying party the admin registered can ask, and it learns nothing
+// that the token's holder could not. Public clients cannot authenticate, so they get
+// ErrInvalidClient like an unknown client or a wrong secret. hint (token_type_hint) only
+// orders the lookups. Anything unknown, malformed, expired, revoked, spent, of a deleted user,
+// of a user whose credentials changed since, or a client's token whose client is gone, is
+// inactive: Introspection{}, no error.
+func (s *Service) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
+	c, err := s.authenticateClient(ctx, clientID, secret)
+	if errors.Is(err, ErrUnauthorizedClient) {
+		return Introspection{}, ErrInvalidClient // a public client: it has no secret to authenticate with
+	}
+	if err != nil {
+		return Introspection{}, err
+	}
+	lookups := []func(context.Context, string, VerifyAccess) (Introspection, error){s.introspectAccess, s.introspectRefresh}
+	if hint == TokenTypeRefresh {
+		slices.Reverse(lookups)
+	}
+	var in Introspection
+	for _, look := range lookups {
+		if in, err = look(ctx, tok, verify); err != nil || in.Active {
+			break
+		}
+	}
+	if err != nil {
+		return Introspection{}, err
+	}
+	s.Logger.InfoContext(ctx, "introspection", "client_id", c.ID, "active", in.Active, "token_type", in.TokenType, "sub", in.Subject)
+	return in, nil
+}
+
+func (s *Service) introspectAccess(ctx context.Context, raw string, verify VerifyAccess) (Introspection, error) {
+	if verify == nil || strings.Count(raw, ".") != 2 {
+		return Introspection{}, nil // not a JWT: no access token of ours
+	}
+	c, err := verify(ctx, raw)
+	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+		return Introspection{}, apperr.Errorf(apperr.EUNAVAILABLE, "Signing keys are not loaded yet")
+	}
+	if err != nil || c.ExpiresAt == nil || !s.Now().Before(c.ExpiresAt.Time) {
+		// The verifier allows clock-skew leeway; introspection answers for this IdP's own clock.
+		return Introspection{}, nil
+	}
+	in := Introspection{Active: true, TokenType: TokenTypeAccess, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+		Audience: c.Audience, Issuer: c.Issuer, ExpiresAt: c.ExpiresAt.UTC()}
+	if c.IssuedAt != nil {
+		in.IssuedAt = c.IssuedAt.UTC()
+	}
+	u, err := s.Users.GetUser(ctx, c.Subject)
+	switch apperr.Code(err) {
+	case "":
+		in.Username = u.Username
+		return in, nil
+	case apperr.ENOTFOUND:
+	default:
+		return Introspection{}, err
+	}
+	// No such user: a client's own token (sub is the client) is active while the client is
+	// registered; a deleted user's token is not.
+	if c.Subject != c.ClientID {
+		return Introspection{}, nil
+	}
+	if _, err := s.GetClient(ctx, c.ClientID); apperr.Code(err) == apperr.ENOTFOUND {
+		return Introspection{}, nil
+	} else if err != nil {
+		return Introspection{}, err
+	}
+	return in, nil
+}
+
+func (s *Service) introspectRefresh(ctx context.Context, raw string, _ VerifyAccess) (Introspection, error) {
+	hash := token.HashRefresh(raw)
+	var f identity.Family
+	var u identity.User
+	_, err := s.Families.UpdateFamilyByToken(ctx, hash, func(cur identity.Family, owner identity.User) (identity.Family, error) {
+		f, u = cur, owner
+		return identity.Family{}, errPeek // the zero family: nothing is stored
+	})
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return Introspection{}, nil
+	case err != nil && !errors.Is(err, errPeek):
+		return Introspection{}, err
+	}
+	if f.Dead(s.Now()) || f.Current != hash || u.ID == "" || u.ID != f.UserID || u.Epoch != f.Epoch {
+		return Introspection{}, nil // revoked, expired, spent, or its user gone or changed since
+	}
+	audience := f.Audience
+	if len(audience) == 0 {
+		audience = s.FirstParty.Audience // a family made before families kept their audience
+	}
+	return Introspection{Active: true, TokenType: TokenTypeRefresh, Scope: f.Scope, ClientID: f.ClientID, Username: u.Username,
+		Subject: u.ID, Audience: audience, Issuer: s.Issuer.Issuer, ExpiresAt: f.ExpiresAt}, nil
+}

@@ -1,0 +1,249 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/keys"
+	"jwtidp/idp/storetest"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
+)
+
+func TestSetAndVerifyEmail(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	if err := svc.Signup(ctx, "alice", "correct-horse-9", "Alice@Example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Signup(ctx, "bob", "correct-horse-9", ""); err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := svc.Users.GetUserByName(ctx, "alice")
+	bob, _ := svc.Users.GetUserByName(ctx, "bob")
+	if alice.Email != "Alice@Example.com" || alice.EmailVerified {
+		t.Fatalf("after signup: %+v", alice)
+	}
+	for _, tt := range []struct {
+		name, user, email, code string
+	}{
+		{"taken in another letter case", bob.ID, "alice@EXAMPLE.com", apperr.ECONFLICT},
+		{"malformed", bob.ID, "bob at example.com", apperr.EINVALID},
+		{"no domain", bob.ID, "bob@", apperr.EINVALID},
+		{"no such user", "nobody", "nobody@example.com", apperr.ENOTFOUND},
+	} {
+		if _, err := svc.SetEmail(ctx, tt.user, tt.email); apperr.Code(err) != tt.code {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
+		}
+	}
+	if _, err := svc.SetEmail(ctx, bob.ID, "ALICE@example.com"); !errors.Is(err, identity.ErrEmailTaken) || apperr.Message(err) != "Email is already in use" {
+		t.Fatalf("taken: %v", err)
+	}
+	// By username in any letter case, and by sub.
+	for _, who := range []string{"ALICE", alice.ID} {
+		u, err := svc.VerifyEmail(ctx, who)
+		if err != nil || !u.EmailVerified || u.ID != alice.ID || u.Email != "Alice@Example.com" {
+			t.Fatalf("verify %s: %+v %v", who, u, err)
+		}
+	}
+	for _, tt := range []struct{ user, code string }{{"bob", apperr.EINVALID}, {"nobody", apperr.ENOTFOUND}, {"", apperr.ENOTFOUND}, {"a b", apperr.ENOTFOUND}} {
+		if _, err := svc.VerifyEmail(ctx, tt.user); apperr.Code(err) != tt.code {
+			t.Errorf("verify %q: %v, want %s", tt.user, err, tt.code)
+		}
+	}
+	// The same address again changes nothing; another letter case is stored but stays verified;
+	// a new address is unverified; "" removes it.
+	if u, err := svc.SetEmail(ctx, alice.ID, "Alice@Example.com"); err != nil || !u.EmailVerified {
+		t.Fatalf("the same email: %+v %v", u, err)
+	}
+	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.com"); err != nil || !u.EmailVerified || u.Email != "alice@example.com" {
+		t.Fatalf("another letter case: %+v %v", u, err)
+	}
+	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.org"); err != nil || u.EmailVerified || u.Email != "alice@example.org" {
+		t.Fatalf("a new email: %+v %v", u, err)
+	}
+	if u, err := svc.SetEmail(ctx, alice.ID, ""); err != nil || u.EmailVerified || u.Email != "" {
+		t.Fatalf("removed: %+v %v", u, err)
+	}
+	// Freed: bob may take alice's old address now.
+	if u, err := svc.SetEmail(ctx, bob.ID, "alice@example.org"); err != nil || u.Email != "alice@example.org" {
+		t.Fatalf("a freed email: %+v %v", u, err)
+	}
+}
+
+func TestUserinfoClaimsByScope(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	svc.Signup(ctx, "carol", "correct-horse-9", "carol@example.com")
+	svc.Signup(ctx, "dave", "correct-horse-9", "")
+	carol, _ := svc.Users.GetUserByName(ctx, "carol")
+	dave, _ := svc.Users.GetUserByName(ctx, "dave")
+	for _, tt := range []struct {
+		name, sub, client, scope string
+		want                     map[string]any
+		err                      error
+	}{
+		{"first party", carol.ID, "idp", "workitems:read", map[string]any{"sub": carol.ID, "preferred_username": "carol", "email": "carol@example.com", "email_verified": false}, nil},
+		{"first party, no email", dave.ID, "idp", "", map[string]any{"sub": dave.ID, "preferred_username": "dave"}, nil},
+		{"openid only", carol.ID, "grafana", "openid", map[string]any{"sub": carol.ID}, nil},
+		{"profile", carol.ID, "grafana", "openid profile", map[string]any{"sub": carol.ID, "preferred_username": "carol"}, nil},
+		{"email", carol.ID, "grafana", "email openid", map[string]any{"sub": carol.ID, "email": "carol@example.com", "email_verified": false}, nil},
+		{"email, none set", dave.ID, "grafana", "openid email profile", map[string]any{"sub": dave.ID, "preferred_username": "dave"}, nil},
+		{"no openid", carol.ID, "grafana", "profile email", nil, ErrInsufficientScope},
+		{"a client's own token", "reporter", "reporter", "workitems:read", nil, errNoUser},
+		{"a deleted user", "gone", "idp", "", nil, errNoUser},
+	} {
+		got, err := svc.Userinfo(ctx, tt.sub, tt.client, tt.scope)
+		if !errors.Is(err, tt.err) || (tt.err == nil && !reflect.DeepEqual(got, tt.want)) {
+			t.Errorf("%s: %v %v, want %v %v", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+	if _, err := svc.Userinfo(ctx, "gone", "idp", ""); apperr.Code(err) != apperr.ENOTFOUND {
+		t.Fatalf("a deleted user: %v, want ENOTFOUND", err)
+	}
+	svc.VerifyEmail(ctx, "carol")
+	if got, _ := svc.Userinfo(ctx, carol.ID, "grafana", "openid email"); got["email_verified"] != true {
+		t.Fatalf("after verification: %v", got)
+	}
+}
+
+// Introspection answers for every kind of token, on the IdP's clock, and only to an
+// authenticated confidential client.
+func TestIntrospect(t *testing.T) {
+	svc, db, clk := newService(t)
+	ctx := context.Background()
+	svc.Clients = storetest.NewMemClients()
+	km := svc.Issuer.Keys.(*keys.Manager)
+	verify := jwtauth.NewVerifier(jwtauth.Config{Issuer: "http://idp", Leeway: 30 * time.Second, Now: clk.now,
+		Keys: jwtauth.StaticKeys(km.PublicKey)}).Verify
+	_, rsSecret, err := svc.RegisterClient(ctx, identity.Client{ID: "rs", GrantTypes: []string{"client_credentials"}, Scopes: []string{"workitems:read"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.RegisterClient(ctx, identity.Client{ID: "spa", Public: true, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://spa.example/cb"}}, "")
+	svc.Signup(ctx, "erin", "correct-horse-9", "")
+	erin, _ := svc.Users.GetUserByName(ctx, "erin")
+	login := func() Tokens {
+		tok, _, err := svc.Login(ctx, creds("erin", "correct-horse-9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	introspect := func(tok, hint string) Introspection {
+		t.Helper()
+		in, err := svc.Introspect(ctx, "rs", rsSecret, tok, hint, verify)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	inactive := func(name string, in Introspection) {
+		t.Helper()
+		if !reflect.DeepEqual(in, Introspection{}) {
+			t.Errorf("%s: %+v, want inactive and nothing else", name, in)
+		}
+	}
+	now := clk.now().Truncate(time.Second)
+	first := login()
+	in := introspect(first.AccessToken, "")
+	want := Introspection{Active: true, TokenType: "access_token", Scope: "s", ClientID: "idp", Username: "erin", Subject: erin.ID,
+		Audience: []string{"a"}, Issuer: "http://idp", IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}
+	if !reflect.DeepEqual(in, want) {
+		t.Fatalf("access token:\n%+v, want\n%+v", in, want)
+	}
+	for _, hint := range []string{"", "refresh_token", "access_token", "nonsense"} {
+		in := introspect(first.RefreshToken, hint)
+		want := Introspection{Active: true, TokenType: "refresh_token", Scope: "s", ClientID: "idp", Username: "erin", Subject: erin.ID,
+			Audience: []string{"a"}, Issuer: "http://idp", ExpiresAt: clk.now().Add(24 * time.Hour)}
+		if !reflect.DeepEqual(in, want) {
+			t.Fatalf("refresh token, hint %q:\n%+v, want\n%+v", hint, in, want)
+		}
+		if in := introspect(first.AccessToken, hint); in.TokenType != "access_token" {
+			t.Fatalf("access token, hint %q: %+v", hint, in)
+		}
+	}
+	cc, err := svc.ClientCredentials(ctx, "rs", rsSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := introspect(cc.AccessToken, ""); !in.Active || in.Subject != "rs" || in.ClientID != "rs" || in.Username != "" {
+		t.Fatalf("a client's own token: %+v", in)
+	}
+	// Introspecting changes nothing: the refresh token is still live.
+	next, err := svc.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh after introspection: %v", err)
+	}
+	inactive("a spent refresh token", introspect(first.RefreshToken, ""))
+	if in := introspect(next.RefreshToken, ""); !in.Active {
+		t.Fatalf("the family's next token: %+v", in)
+	}
+	revoked := login()
+	svc.Revoke(ctx, revoked.RefreshToken)
+	inactive("a revoked family", introspect(revoked.RefreshToken, "refresh_token"))
+	inactive("unknown", introspect("no-such-token-0123456789abcdefghijklmnopqrstuv", ""))
+	inactive("garbage JWT", introspect("x.y.z", "access_token"))
+	inactive("empty", introspect("", ""))
+	// The access token ends at exp on the IdP's clock, whatever the verifier's leeway.
+	clk.add(15 * time.Minute)
+	inactive("an expired access token", introspect(first.AccessToken, ""))
+	if in := introspect(next.RefreshToken, ""); !in.Active {
+		t.Fatalf("the family outlives its access tokens: %+v", in)
+	}
+	clk.add(24 * time.Hour)
+	inactive("an expired family", introspect(next.RefreshToken, ""))
+	// A deleted user's tokens, a removed client's; a family of older credentials (a password
+	// change revokes it in the same transaction: this is the belt to those braces).
+	live := login()
+	svc.Families = staleOwner{db}
+	inactive("a family of older credentials", introspect(live.RefreshToken, ""))
+	svc.Families = db
+	viaRS, err := svc.Issue(ctx, Grant{User: erin, Client: Client{ID: "rs", Scope: "openid", Audience: []string{"rs"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := introspect(viaRS.AccessToken, ""); !in.Active || in.ClientID != "rs" || in.Username != "erin" {
+		t.Fatalf("a user's token through a registered client: %+v", in)
+	}
+	if err := db.DeleteUser(ctx, erin.ID); err != nil {
+		t.Fatal(err)
+	}
+	inactive("a deleted user's access token", introspect(live.AccessToken, ""))
+	inactive("a deleted user's refresh token", introspect(live.RefreshToken, ""))
+	inactive("a deleted user's token through a registered client", introspect(viaRS.AccessToken, ""))
+	cc, _ = svc.ClientCredentials(ctx, "rs", rsSecret, "")
+	_, goneSecret, _ := svc.RegisterClient(ctx, identity.Client{ID: "gone2", GrantTypes: []string{"client_credentials"}, Scopes: []string{"workitems:read"}}, "")
+	gone, err := svc.ClientCredentials(ctx, "gone2", goneSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.DeleteClient(ctx, "gone2")
+	inactive("a removed client's token", introspect(gone.AccessToken, ""))
+
+	// Only an authenticated confidential client may ask.
+	for _, tt := range []struct{ name, id, secret string }{
+		{"a public client", "spa", ""},
+		{"a wrong secret", "rs", rsSecret + "x"},
+		{"no secret", "rs", ""},
+		{"an unknown client", "nobody", rsSecret},
+	} {
+		if _, err := svc.Introspect(ctx, tt.id, tt.secret, cc.AccessToken, "", verify); !errors.Is(err, ErrInvalidClient) {
+			t.Errorf("%s: %v, want ErrInvalidClient", tt.name, err)
+		}
+	}
+}
+
+// staleOwner shows every family's user one credential change later than stored.
+type staleOwner struct{ Families }
+
+func (s staleOwner) UpdateFamilyByToken(ctx context.Context, hash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
+	return s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family, u identity.User) (identity.Family, error) {
+		u.Epoch++
+		return step(f, u)
+	})
+}
