@@ -421,14 +421,27 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	if d["issuer"] != iss {
 		t.Fatalf("issuer %v", d["issuer"])
 	}
-	for _, k := range []string{"jwks_uri", "token_endpoint", "revocation_endpoint", "userinfo_endpoint"} {
+	for _, k := range []string{"jwks_uri", "token_endpoint", "revocation_endpoint", "userinfo_endpoint", "authorization_endpoint",
+		"introspection_endpoint", "end_session_endpoint"} {
 		if u, _ := d[k].(string); !strings.HasPrefix(u, iss+"/") {
 			t.Errorf("%s = %q, want an absolute URL under %s", k, u, iss)
 		}
 	}
-	if fmt.Sprint(d["id_token_signing_alg_values_supported"]) != "[RS256]" || fmt.Sprint(d["token_endpoint_auth_methods_supported"]) != "[client_secret_basic client_secret_post]" ||
-		fmt.Sprint(d["grant_types_supported"]) != "[refresh_token client_credentials]" || d["authorization_endpoint"] != nil {
-		t.Fatalf("discovery %v", d)
+	// Exactly what is implemented (API.md's OpenID Connect section).
+	for k, want := range map[string]string{
+		"id_token_signing_alg_values_supported":          "[RS256]",
+		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none]",
+		"grant_types_supported":                          "[authorization_code refresh_token client_credentials]",
+		"response_types_supported":                       "[code]",
+		"response_modes_supported":                       "[query]",
+		"code_challenge_methods_supported":               "[S256]",
+		"subject_types_supported":                        "[public]",
+		"authorization_response_iss_parameter_supported": "true",
+		"scopes_supported":                               "[openid profile email offline_access workitems:read workitems:write]",
+	} {
+		if got := fmt.Sprint(d[k]); got != want {
+			t.Errorf("discovery %s = %s, want %s", k, got, want)
+		}
 	}
 	for _, k := range []string{"grant_types_supported", "response_types_supported", "subject_types_supported"} {
 		if _, ok := d[k]; !ok {
