@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -556,5 +557,43 @@ func TestKeyRotationMidFlow(t *testing.T) {
 	json.Unmarshal(b, &h)
 	if !slices.Contains(published, h["kid"].(string)) || idt.Subject == "" {
 		t.Fatalf("signed by %v, which was not published before the rotation (%v)", h["kid"], published)
+	}
+}
+
+// A user who signed in through a third-party app calls the work-item service with the access
+// token the app got: the items are the user's own (same sub), and only the scopes they
+// consented to work — read, not write.
+func TestThirdPartyTokenAtTheWorkItemService(t *testing.T) {
+	wiOnce.Do(func() { wiBin, wiErr = proctest.Build(os.TempDir(), "jwtidp/workitems") })
+	if wiErr != nil {
+		t.Fatal(wiErr)
+	}
+	p := startOIDC(t)
+	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
+	if err := proctest.WaitReady(wi.URL, 10e9); err != nil {
+		t.Fatalf("%v\n%s", err, wi.Log())
+	}
+	signup(t, p.URL, "alice", "correct-horse-9")
+	own := login(t, p.URL, "alice", "correct-horse-9")["access_token"].(string)
+	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"mine"}`), "Authorization", "JWT "+own); a.status != 201 {
+		t.Fatalf("create with the first-party token: %d %s", a.status, a.body)
+	}
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	v := oauth2.GenerateVerifier()
+	q := webQuery(v, "scope", "openid workitems:read")
+	c := r.callback(r.submit(r.signIn(r.get(authorizeURL(p.URL, q)), "alice", "correct-horse-9"), "decision", "allow"), "xyz")
+	a := tokenCall(t, p.URL, codeForm(c, v), "webapp", webSecret)
+	at, _ := a.json(t)["access_token"].(string)
+	proctest.Secret(at)
+	if claims := verifyWithJWKS(t, p.URL, p.URL, at); claims["client_id"] != "webapp" || claims["scope"] != "openid workitems:read" {
+		t.Fatalf("the app's token: %v", claims)
+	}
+	list := do(t, "GET", wi.URL+"/workitems", "", nil, "Authorization", "Bearer "+at)
+	if list.status != 200 || !strings.Contains(string(list.body), `"mine"`) {
+		t.Fatalf("list with the app's token: %d %s", list.status, list.body)
+	}
+	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"x"}`), "Authorization", "Bearer "+at); a.status != 403 ||
+		!strings.Contains(a.header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Fatalf("create with a read-only consent: %d %s", a.status, a.body)
 	}
 }
