@@ -113,7 +113,12 @@ func run() error {
 	}
 
 	idpData := filepath.Join(dir, "idp-data")
-	idpArgs := []string{"serve", "--addr", "127.0.0.1:0", "--data", idpData, "--rate-limit", "0", "--token-rate-limit", "0", "--throttle-failures", "0"}
+	clientsFile := filepath.Join(dir, "clients.json")
+	if err := os.WriteFile(clientsFile, []byte(benchClients), 0o600); err != nil {
+		return err
+	}
+	idpArgs := []string{"serve", "--addr", "127.0.0.1:0", "--data", idpData, "--rate-limit", "0", "--token-rate-limit", "0",
+		"--throttle-failures", "0", "--clients", clientsFile}
 	idp, err := start(idpBin, idpArgs...)
 	if err != nil {
 		return err
@@ -203,6 +208,21 @@ func run() error {
 	})
 	record("refresh grants (POST /token)", refreshes.String())
 	ratio("3. refresh grants / RSA signatures", refreshes.rps, signs, 0.7)
+
+	// 11 and 12: the OpenID Connect grants against the same signatures. A client-credentials
+	// grant signs once; a code flow (session present: /authorize → code → exchange) signs
+	// twice, the access and the ID token, and writes the code twice.
+	cc := load(c, *conc, *duration, func() *http.Request {
+		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("bench-service", benchSecret)
+		return req
+	})
+	record("client-credentials grants (POST /token)", cc.String())
+	ratio("11. client-credentials grants / RSA signatures", cc.rps, signs, 0.7)
+	flows := loadFn(*conc, *duration, func(int) int { return codeFlow(c, idp.url, cookie) })
+	record("code flows (authorize + exchange, ID token)", flows.String())
+	ratio("12. code flows / RSA signatures", flows.rps, signs, 0.35)
 
 	// 4: logins against raw argon2id hashes at the same parameters, on every core.
 	hashes := argonPerSecond(*duration)
@@ -421,6 +441,57 @@ func login(c *http.Client, base string) (access, refresh string, err error) {
 		return "", "", fmt.Errorf("login: %d %v", resp.StatusCode, err)
 	}
 	return m.AccessToken, m.RefreshToken, nil
+}
+
+// The bench's clients: a service for the client-credentials grant, and a first-party web app
+// (no consent page) for the code flow. The secret is the bench's own, not a real one.
+const (
+	benchSecret   = "bench-secret-0123456789-0123456789-0123"
+	benchRedirect = "http://127.0.0.1:9/cb"
+	benchClients  = `[{"client_id":"bench-service","client_secret":"` + benchSecret + `","grant_types":["client_credentials"],"scopes":["workitems:read"]},
+{"client_id":"bench-app","client_secret":"` + benchSecret + `","first_party":true,"redirect_uris":["` + benchRedirect + `"],
+ "grant_types":["authorization_code"],"scopes":["openid","workitems:read"]}]`
+	// RFC 7636 Appendix B's verifier and challenge: the bench measures the IdP, not its own hashing.
+	benchVerifier  = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+	benchChallenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+)
+
+var benchAuthorize = "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"bench-app"}, "redirect_uri": {benchRedirect},
+	"scope": {"openid workitems:read"}, "state": {"s"}, "nonce": {"n"}, "code_challenge": {benchChallenge},
+	"code_challenge_method": {"S256"}}.Encode()
+
+// codeFlow runs one authorization code flow with the browser session cookie: /authorize answers
+// 303 with a code, the exchange answers the tokens. It returns the exchange's status, or the
+// authorization's when that did not give a code.
+func codeFlow(c *http.Client, base string, session *http.Cookie) int {
+	req := get(base+benchAuthorize, "")
+	req.AddCookie(session)
+	resp, err := c.Transport.RoundTrip(req) // the 303 itself, not where it leads
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || loc.Query().Get("code") == "" {
+		return resp.StatusCode
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {benchRedirect}, "code_verifier": {benchVerifier}}
+	req, _ = http.NewRequest("POST", base+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("bench-app", benchSecret)
+	if resp, err = c.Do(req); err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var m struct {
+		IDToken string `json:"id_token"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&m); resp.StatusCode == 200 && m.IDToken == "" {
+		return 599 // a 200 without the ID token is not a flow
+	}
+	return resp.StatusCode
 }
 
 // result is one throughput figure.

@@ -38,7 +38,8 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return s.Update(func(tx *bolt.Tx) error {
+	// Batched, as refreshes are: concurrent sign-ins share one commit (and one fsync).
+	return s.Batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketCodes).Get([]byte(c.Hash)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "Authorization code already issued")
 		}
@@ -51,10 +52,15 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthCode) (identity.AuthCode, error)) (identity.AuthCode, error) {
 	var stored, out identity.AuthCode
 	var fnErr error
-	err := s.Update(func(tx *bolt.Tx) error {
+	var missing bool
+	// Batched: concurrent exchanges share one commit. The closure reads what it decides on inside
+	// the transaction, so a re-run is safe; fn's refusal writes nothing and fails no batch.
+	err := s.Batch(func(tx *bolt.Tx) error {
+		fnErr, missing = nil, false
 		data := tx.Bucket(bucketCodes).Get([]byte(hash))
 		if data == nil {
-			return errNoCode
+			missing = true // a client's unknown code must not fail (and re-run) the others' batch
+			return nil
 		}
 		var err error
 		if stored, err = decodeCode(data); err != nil {
@@ -66,7 +72,7 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 			return err
 		}
 		if out, fnErr = fn(given); fnErr != nil {
-			return fnErr
+			return nil
 		}
 		if err := stored.CheckUpdate(out); err != nil {
 			return err
@@ -75,6 +81,8 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 		return err
 	})
 	switch {
+	case err == nil && missing:
+		return identity.AuthCode{}, errNoCode
 	case fnErr != nil:
 		return stored, fnErr // nothing changed: the code as stored, for a caller acting on a replay
 	case err != nil:
