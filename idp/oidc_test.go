@@ -275,6 +275,37 @@ func TestCodeFlowWithGoOIDC(t *testing.T) {
 		t.Fatalf("the owner refreshes with a narrower scope: %d %s", a.status, a.body)
 	}
 	proctest.Secret(a.json(t)["access_token"].(string), a.json(t)["refresh_token"].(string))
+	latest := a.json(t)["refresh_token"].(string)
+
+	// The app's token cannot change the user's password (nor guess it) or email: only the IdP's
+	// own sign-in can.
+	if a := do(t, "POST", p.URL+"/account/password", "application/json", strings.NewReader(`{"current_password":"wrong-guess-1","new_password":"another-horse-10"}`),
+		"Authorization", "Bearer "+tok.AccessToken); a.status != 403 {
+		t.Fatalf("password change with the app's token: %d %s", a.status, a.body)
+	}
+	// RFC 7009 §2.1: revoking the app's refresh token needs the app's authentication.
+	revoke := func(form url.Values, id, secret string) answer {
+		req, _ := http.NewRequest("POST", p.URL+"/revoke", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if id != "" {
+			req.SetBasicAuth(id, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, resp.Header, b}
+	}
+	oauthErr(t, "revoke without the client", revoke(url.Values{"token": {latest}}, "", ""), 401, "invalid_client", "")
+	oauthErr(t, "revoke by another client", revoke(url.Values{"token": {latest}, "client_id": {"spa"}}, "", ""), 400, "unauthorized_client", "")
+	oauthErr(t, "revoke with a wrong secret", revoke(url.Values{"token": {latest}}, "webapp", "nope"), 401, "invalid_client", "")
+	if a := revoke(url.Values{"token": {latest}}, "webapp", webSecret); a.status != 200 {
+		t.Fatalf("the app revokes its token: %d %s", a.status, a.body)
+	}
+	oauthErr(t, "refresh after revocation", tokenCall(t, p.URL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {latest}},
+		"webapp", webSecret), 400, "invalid_grant", "")
 
 	// The public single-page app (first-party: no consent) with PKCE and no secret.
 	spa := newRP(t, p.URL, "spa", "", spaCallback, oidc.ScopeOpenID, "workitems:write")
@@ -595,5 +626,57 @@ func TestThirdPartyTokenAtTheWorkItemService(t *testing.T) {
 	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"x"}`), "Authorization", "Bearer "+at); a.status != 403 ||
 		!strings.Contains(a.header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Fatalf("create with a read-only consent: %d %s", a.status, a.body)
+	}
+}
+
+// prompt=login, select_account and max_age send a signed-in user to sign in again, and the ID
+// token's auth_time is that new sign-in; a recent enough sign-in satisfies max_age without a
+// page; login_hint fills in the username.
+func TestPromptMaxAgeAndLoginHint(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", oidcClients(t), "--rate-limit", "0")
+	signup(t, p.URL, "alice", "correct-horse-9")
+	r := newRP(t, p.URL, "spa", "", spaCallback, oidc.ScopeOpenID)
+	var v string
+	exchangeAuthTime := func(pg page) int64 {
+		t.Helper()
+		_, idt := r.exchange(r.callback(pg, "st"), v, "n")
+		var c idClaims
+		idt.Claims(&c)
+		return c.AuthTime
+	}
+	// authTime runs an authorization: the ID token's auth_time, or 0 and the login page.
+	authTime := func(extra ...oauth2.AuthCodeOption) (int64, page) {
+		t.Helper()
+		v = oauth2.GenerateVerifier()
+		pg := r.get(r.cfg.AuthCodeURL("st", append(extra, oauth2.S256ChallengeOption(v), oidc.Nonce("n"))...))
+		if strings.Contains(pg.body, `name="password"`) {
+			return 0, pg
+		}
+		return exchangeAuthTime(pg), pg
+	}
+	// login_hint on a browser without a session: the login page with the name filled in.
+	if _, pg := authTime(oauth2.SetAuthURLParam("login_hint", "alice")); !strings.Contains(pg.body, `value="alice"`) {
+		t.Fatalf("login_hint: %s", pg.body)
+	}
+	r.signIn(r.get(p.URL+"/login"), "alice", "correct-horse-9")
+	first, _ := authTime()
+	if first != clk.Now().Unix() {
+		t.Fatalf("auth_time %d, want %d", first, clk.Now().Unix())
+	}
+	clk.Advance(10 * time.Second)
+	if at, _ := authTime(oauth2.SetAuthURLParam("max_age", "3600")); at != first {
+		t.Fatalf("a recent sign-in and max_age=3600: auth_time %d, want %d without a page", at, first)
+	}
+	for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("max_age", "5"), oauth2.SetAuthURLParam("prompt", "login"),
+		oauth2.SetAuthURLParam("prompt", "select_account")} {
+		at, pg := authTime(opt)
+		if at != 0 {
+			t.Fatalf("%v: a code without a new sign-in (auth_time %d)", opt, at)
+		}
+		if at := exchangeAuthTime(r.signIn(pg, "alice", "correct-horse-9")); at != clk.Now().Unix() {
+			t.Fatalf("%v: after signing in again auth_time is %d, want now (%d)", opt, at, clk.Now().Unix())
+		}
+		clk.Advance(10 * time.Second)
 	}
 }

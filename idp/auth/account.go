@@ -151,8 +151,10 @@ var errPeek = errors.New("introspection: look, don't touch")
 // that the token's holder could not. Public clients cannot authenticate, so they get
 // ErrInvalidClient like an unknown client or a wrong secret. hint (token_type_hint) only
 // orders the lookups. Anything unknown, malformed, expired, revoked, spent, of a deleted user,
-// of a user whose credentials changed since, or a client's token whose client is gone, is
-// inactive: Introspection{}, no error.
+// or a client's token whose client is gone, is inactive: Introspection{}, no error; so is a
+// refresh token whose user's credentials changed since. An access token is self-contained and
+// carries no session or credential epoch: after a logout or a password change it stays active
+// until it expires (--token-ttl), as it does at every resource server that verifies it itself.
 func (s *Service) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
 	c, err := s.authenticateClient(ctx, clientID, secret)
 	if errors.Is(err, ErrUnauthorizedClient) {

@@ -339,14 +339,58 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 	return t, nil
 }
 
-// Revoke ends the family of a refresh token (RFC 7009). Unknown tokens are not an error: the
-// answer must not tell whether a token existed.
+// Revoke ends the family of a first-party refresh token (RFC 7009), which needs no client
+// authentication. Unknown tokens are not an error: the answer must not tell whether a token
+// existed.
 func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
-	return s.revoke(ctx, token.HashRefresh(refreshToken))
+	return s.RevokeAs(ctx, ClientAuth{}, refreshToken)
+}
+
+// ErrNotTokenOwner refuses to revoke a token issued to another client (RFC 7009 §2.1).
+var ErrNotTokenOwner = apperr.Errorf(apperr.EFORBIDDEN, "The token was not issued to this client")
+
+// RevokeAs is RFC 7009 §2.1 for the client a: a registered client's token is revoked only when
+// that client authenticates (as at the token endpoint); the first-party client's need no
+// authentication. ErrInvalidClient when the client fails to authenticate, or sent nothing for a
+// token that needs it; ErrNotTokenOwner when the token is another client's. Nothing changes then.
+func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken string) error {
+	clientID := ""
+	if a.ID != "" || a.Secret != "" {
+		c, err := s.tokenClient(ctx, a)
+		if err != nil {
+			return err
+		}
+		clientID = c.ID
+	}
+	return s.revokeWith(ctx, token.HashRefresh(refreshToken), func(f identity.Family) error {
+		owner := f.ClientID
+		if owner == identity.FirstPartyClientID {
+			owner = ""
+		}
+		switch {
+		case owner == clientID:
+			return nil
+		case clientID == "":
+			return ErrInvalidClient
+		default:
+			return ErrNotTokenOwner
+		}
+	})
 }
 
 func (s *Service) revoke(ctx context.Context, hash string) error {
-	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family, _ identity.User) (identity.Family, error) { return f.Revoke() })
+	return s.revokeWith(ctx, hash, func(identity.Family) error { return nil })
+}
+
+// revokeWith revokes the family that issued the token with this hash when may, run on it inside
+// the transaction, allows it; may's refusal changes nothing and is returned.
+func (s *Service) revokeWith(ctx context.Context, hash string, may func(identity.Family) error) error {
+	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family, _ identity.User) (identity.Family, error) {
+		if err := may(f); err != nil {
+			return identity.Family{}, err
+		}
+		return f.Revoke()
+	})
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return nil
 	}

@@ -169,10 +169,15 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 		return Tokens{}, err
 	}
 	hash, now := HashCode(e.Code), s.Now()
+	replayed := "" // the replayed code's RefreshHash as its first redemption left it
 	code, err := s.Codes.UpdateCode(ctx, hash, func(ac identity.AuthCode) (identity.AuthCode, error) {
+		replayed = ""
 		switch {
 		case ac.Used:
-			return ac, errReplay
+			// Marked in this very transaction, before anything is revoked: a first redemption
+			// still making its family then finds the mark when it looks again, and ends it.
+			replayed, ac.RefreshHash = ac.RefreshHash, replayedMark
+			return ac, nil
 		case !now.Before(ac.ExpiresAt):
 			return ac, grantError(oidc.ErrInvalidGrant, "the authorization code has expired")
 		case ac.ClientID != c.ID:
@@ -193,15 +198,15 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 	case apperr.Code(err) == apperr.ENOTFOUND:
 		s.Logger.InfoContext(ctx, "code exchange refused", "client_id", c.ID, "reason", "unknown code")
 		return Tokens{}, grantError(oidc.ErrInvalidGrant, "the authorization code is not valid")
-	case errors.Is(err, errReplay):
-		s.revokeReplayed(ctx, hash, code)
-		return Tokens{}, err
 	case err != nil:
 		var oe *oidc.Error
 		if errors.As(err, &oe) {
 			s.Logger.InfoContext(ctx, "code exchange refused", "client_id", c.ID, "reason", oe.Description)
 		}
 		return Tokens{}, err
+	case code.RefreshHash == replayedMark && code.Used:
+		s.revokeReplayed(ctx, code, replayed)
+		return Tokens{}, errReplay
 	}
 	u, err := s.Users.GetUser(ctx, code.UserID)
 	switch {
@@ -251,22 +256,15 @@ var errCodePeek = errors.New("peek")
 
 func peekCode(ac identity.AuthCode) (identity.AuthCode, error) { return ac, errCodePeek }
 
-// revokeReplayed revokes the family a replayed code's first redemption made, and marks the code
-// so a redemption still making that family revokes it as well.
-func (s *Service) revokeReplayed(ctx context.Context, hash string, code identity.AuthCode) {
+// revokeReplayed revokes the family a replayed code's first redemption made (its first refresh
+// token's hash was first); the code is already marked.
+func (s *Service) revokeReplayed(ctx context.Context, code identity.AuthCode, first string) {
 	s.Logger.WarnContext(ctx, "authorization code replayed: what it issued is revoked", "sub", code.UserID, "client_id", code.ClientID)
-	if code.RefreshHash == "" || code.RefreshHash == replayedMark {
+	if first == "" || first == replayedMark {
 		return
 	}
-	if err := s.revoke(ctx, code.RefreshHash); err != nil {
+	if err := s.revoke(ctx, first); err != nil {
 		s.Logger.ErrorContext(ctx, "revoke after code replay", "err", err)
-	}
-	_, err := s.Codes.UpdateCode(ctx, hash, func(ac identity.AuthCode) (identity.AuthCode, error) {
-		ac.RefreshHash = replayedMark
-		return ac, nil
-	})
-	if err != nil && apperr.Code(err) != apperr.ENOTFOUND {
-		s.Logger.ErrorContext(ctx, "mark replayed code", "err", err)
 	}
 }
 

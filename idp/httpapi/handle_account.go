@@ -21,7 +21,7 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
 	mux.Handle("GET /userinfo", userinfo)
 	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
-	mux.Handle("PUT /account/email", bearer(handleSetEmail(d.Logger, d.Auth)))
+	mux.Handle("PUT /account/email", bearer(firstPartyOnly("email", handleSetEmail(d.Logger, d.Auth))))
 	// Limited as /token is: both check a client secret.
 	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
@@ -76,21 +76,29 @@ type EmailInfo struct {
 	EmailVerified bool   `json:"email_verified"`
 }
 
-// handleSetEmail is PUT /account/email. Only the IdP's own tokens (those of /auth and the
-// browser login) may change it: relying parties key users by email, so one that holds a user's
-// token must not be able to change what the others see.
-func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
+// firstPartyOnly lets through only the IdP's own tokens (those of /auth and the browser login)
+// to a route that changes the account: a relying party that holds a user's token must not be
+// able to change the password (or guess it, and lock the user out) or the email the others key
+// the user by. A client's own token, which names no user, is 401 invalid_token.
+func firstPartyOnly(what string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		if c.ClientID != identity.FirstPartyClientID {
-			// A relying party's token (or a client's own, which names no user).
 			if c.Subject == c.ClientID {
 				invalidToken(w)
 				return
 			}
-			web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "Only a token of the IdP's own sign-in may change the email"})
+			web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "Only a token of the IdP's own sign-in may change the " + what})
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleSetEmail is PUT /account/email (behind firstPartyOnly).
+func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := jwtauth.FromContext(r.Context())
 		var req emailRequest
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +154,8 @@ func (a *authorizeEndpoint) loginNeeded(has bool, s auth.Resolved, req oidc.Auth
 	switch {
 	case !has:
 		return "the user is not signed in"
-	case req.HasPrompt(oidc.PromptLogin):
+	case req.HasPrompt(oidc.PromptLogin), req.HasPrompt(oidc.PromptSelectAccount):
+		// select_account: the login page is where a user picks the account to continue as.
 		return "the client asked for a new sign-in"
 	case req.MaxAge != nil && now.Sub(s.AuthTime) > time.Duration(*req.MaxAge)*time.Second:
 		return "the sign-in is older than max_age"
@@ -174,10 +174,10 @@ func (a *authorizeEndpoint) toLogin(w http.ResponseWriter, r *http.Request, req 
 	for k, v := range params {
 		back[k] = v
 	}
-	if req.HasPrompt(oidc.PromptLogin) || req.MaxAge != nil {
+	if req.HasPrompt(oidc.PromptLogin) || req.HasPrompt(oidc.PromptSelectAccount) || req.MaxAge != nil {
 		var rest []string
 		for _, p := range strings.Fields(req.Prompt) {
-			if p != oidc.PromptLogin {
+			if p != oidc.PromptLogin && p != oidc.PromptSelectAccount {
 				rest = append(rest, p)
 			}
 		}
@@ -286,27 +286,21 @@ func (a *authorizeEndpoint) consentPage(w http.ResponseWriter, params url.Values
 			v.Scopes = append(v.Scopes, sc)
 		}
 	}
-	names := make([]string, 0, len(params))
-	for k := range params {
-		if k != "prompt" { // the answer is the consent prompt=consent asked for
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		for _, val := range params[k] {
-			v.Params = append(v.Params, consentParam{Name: k, Value: val})
-		}
-	}
-	if p := params.Get("prompt"); p != "" {
-		var rest []string
-		for _, x := range strings.Fields(p) {
-			if x != oidc.PromptConsent && x != oidc.PromptLogin && !slices.Contains(rest, x) {
-				rest = append(rest, x)
+	// The form carries the request on: only what the endpoint reads (others are ignored, so they
+	// need not survive), each once, and prompt without the consent it asked for.
+	for _, k := range append(slices.Clone(oidc.AuthorizeParams), authAfter) {
+		val := params.Get(k)
+		if k == "prompt" {
+			var rest []string
+			for _, x := range strings.Fields(val) {
+				if x != oidc.PromptConsent && x != oidc.PromptLogin && !slices.Contains(rest, x) {
+					rest = append(rest, x)
+				}
 			}
+			val = strings.Join(rest, " ")
 		}
-		if len(rest) > 0 {
-			v.Params = append(v.Params, consentParam{Name: "prompt", Value: strings.Join(rest, " ")})
+		if val != "" {
+			v.Params = append(v.Params, consentParam{Name: k, Value: val})
 		}
 	}
 	pageHeaders(w, http.StatusOK)

@@ -57,8 +57,8 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
-		// Revocation takes the refresh token alone: it is the credential.
-		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		// The first-party client's tokens need no authentication; a registered client's need its.
+		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"scopes_supported": append([]string{"openid", "profile", "email", "offline_access"}, scopes...),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "azp",

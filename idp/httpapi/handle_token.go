@@ -249,12 +249,14 @@ func clientCredentialsGrant(w http.ResponseWriter, r *http.Request, logger *slog
 	}
 }
 
-// handleRevoke is RFC 7009: 200 whether or not the token was known, so the answer tells an
-// attacker nothing.
 // Revoker is what /revoke needs of the use cases.
 type Revoker interface {
-	Revoke(ctx context.Context, refreshToken string) error
+	RevokeAs(ctx context.Context, a auth.ClientAuth, refreshToken string) error
 }
+
+// handleRevoke is RFC 7009: 200 whether or not the token was known, so the answer tells an
+// attacker nothing. A registered client's token needs that client's authentication (§2.1), as
+// at /token; the first-party client's tokens need none.
 
 func handleRevoke(logger *slog.Logger, svc Revoker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +270,25 @@ func handleRevoke(logger *slog.Logger, svc Revoker) http.Handler {
 		}
 		// Only refresh tokens are revocable; an access token (or anything else) matches no family
 		// and is answered 200 like any unknown token (RFC 7009 §2.2).
-		if err := svc.Revoke(r.Context(), form.Get("token")); err != nil {
+		a, badBasic, problem := readClientAuth(r, form)
+		switch {
+		case problem != "":
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+			return
+		case badBasic:
+			invalidClient(w)
+			return
+		}
+		err := svc.RevokeAs(r.Context(), auth.ClientAuth{ID: a.id, Secret: a.secret}, form.Get("token"))
+		switch {
+		case err == nil:
+		case errors.Is(err, auth.ErrInvalidClient):
+			invalidClient(w)
+			return
+		case errors.Is(err, auth.ErrNotTokenOwner):
+			writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the token was not issued to this client")
+			return
+		default:
 			logger.ErrorContext(r.Context(), "revoke", "err", err)
 			writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
 			return

@@ -41,9 +41,9 @@ const (
 // ScopeOpenID is the scope that makes the request an OpenID Connect one (an ID token is issued).
 const ScopeOpenID = "openid"
 
-// The parameters the IdP reads; each may be sent at most once (RFC 6749 §3.1). Others are
-// ignored, as RFC 6749 §3.1 requires.
-var authorizeParams = []string{
+// AuthorizeParams are the parameters the IdP reads; each may be sent at most once (RFC 6749
+// §3.1). Others are ignored, as RFC 6749 §3.1 requires.
+var AuthorizeParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
 	"code_challenge_method", "prompt", "login_hint", "max_age", "response_mode", "request",
 	"request_uri",
@@ -73,7 +73,7 @@ func ParseAuthorize(q url.Values) (AuthorizeRequest, error) {
 		Prompt:              q.Get("prompt"),
 		LoginHint:           q.Get("login_hint"),
 	}
-	for _, p := range authorizeParams {
+	for _, p := range AuthorizeParams {
 		if len(q[p]) > 1 {
 			r.problem = redirecting(ErrInvalidRequest, p+" is given more than once")
 			return r, nil
