@@ -103,7 +103,6 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 // on the consent page, and land back in the app, which shows the name and email from the ID
 // token go-oidc verified. The second visit asks for nothing.
 func TestCodeFlowInChromium(t *testing.T) {
-	chromium := proctest.Need(t, "chromium")
 	const secret = "secret-of-the-browser-app-0123456789-abc"
 	proctest.Secret(secret)
 	rp := newRelyingParty(t, secret)
@@ -115,36 +114,8 @@ func TestCodeFlowInChromium(t *testing.T) {
 	rp.issuer = p.URL
 	signupEmail(t, p.URL, "frida", "correct-horse-9", "frida@example.com")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	value := func(a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	br := proctest.NewBrowser(t, 60*time.Second)
+	step, value := br.Step, br.Value
 
 	step("open the app", chromedp.Navigate(rp.srv.URL+"/"), chromedp.WaitVisible(`#username`))
 	if title, url := value(chromedp.Title()), value(chromedp.Location()); title != "Sign in" || !strings.HasPrefix(url, p.URL+"/login?rd=") {

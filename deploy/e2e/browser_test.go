@@ -1,54 +1,26 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"jwtidp/shared/proctest"
 )
 
 // A person in a real browser: open a protected page through nginx, land on the login form,
 // sign in, come back to the page that shows who they are; log out, and the page sends them to
 // the login form again.
 func TestBrowserLoginThroughNginx(t *testing.T) {
-	chromium := need(t, "chromium")
+	need(t, "chromium") // before starting anything
 	s := startStack(t)
 	signupAndToken(t, s.idp.URL, "frida")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-
+	br := proctest.NewBrowser(t, 60*time.Second)
+	step, value := br.Step, br.Value
 	page := s.proxy + "/projects/42?tab=files"
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	value := func(a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 
 	step("open the protected page", chromedp.Navigate(page), chromedp.WaitVisible(`#username`))
 	if title, url := value(chromedp.Title()), value(chromedp.Location()); title != "Sign in" || !strings.Contains(url, "/login?rd=") {

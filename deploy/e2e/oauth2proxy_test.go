@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"debug/buildinfo"
 	"encoding/base64"
@@ -36,7 +35,7 @@ const oauth2ProxyVersion = "v7.15.6"
 // page they asked for, which shows the username and email the proxy passed in its headers.
 func TestOAuth2ProxyLogin(t *testing.T) {
 	proxyBin := needOAuth2Proxy(t)
-	chromium := need(t, "chromium")
+	need(t, "chromium") // before starting anything
 
 	listen := freeAddr(t)
 	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
@@ -88,36 +87,9 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 		t.Fatalf("%d requests reached the app without a login", n)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\noauth2-proxy's log:\n%s", what, err, proxyLog(t))
-		}
-	}
-	value := func(a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	br := proctest.NewBrowser(t, 60*time.Second)
+	br.Context = func() string { return "oauth2-proxy's log:\n" + proxyLog(t) }
+	step, value := br.Step, br.Value
 
 	signIn := `form[action="/oauth2/start"] button`
 	step("open the app through the proxy", chromedp.Navigate(page), chromedp.WaitVisible(signIn))
