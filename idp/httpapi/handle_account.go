@@ -154,27 +154,18 @@ func handleIntrospect(logger *slog.Logger, svc Introspector, v *jwtauth.Verifier
 			writeOAuthError(w, status, "invalid_request", problem)
 			return
 		}
-		a, badBasic, problem := readClientAuth(r, form)
-		if problem != "" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
-			return
-		}
-		invalidClient := func() {
-			w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		}
-		if badBasic || a.id == "" {
-			invalidClient()
+		client, ok := requestClient(w, r, form, true)
+		if !ok {
 			return
 		}
 		if form.Get("token") == "" {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 			return
 		}
-		in, err := svc.Introspect(r.Context(), a.id, a.secret, form.Get("token"), form.Get("token_type_hint"), verify)
+		in, err := svc.Introspect(r.Context(), client.ID, client.Secret, form.Get("token"), form.Get("token_type_hint"), verify)
 		switch {
 		case errors.Is(err, auth.ErrInvalidClient):
-			invalidClient()
+			invalidClient(w)
 			return
 		case err != nil:
 			tokenFailure(w, r, logger, "introspection", err)

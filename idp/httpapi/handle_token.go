@@ -85,21 +85,15 @@ func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 // refreshGrant is RFC 6749 §6. The first-party client's families need no client
 // authentication (as before the IdP had clients); a registered client's need the client's.
 func refreshGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	a, badBasic, problem := readClientAuth(r, form)
-	switch {
-	case problem != "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+	client, ok := requestClient(w, r, form, false)
+	if !ok {
 		return
-	case badBasic:
-		invalidClient(w)
-		return
-	case form.Get("refresh_token") == "":
+	}
+	if form.Get("refresh_token") == "" {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
 		return
 	}
-	t, err := svc.RefreshGrant(r.Context(), auth.RefreshRequest{
-		Token: form.Get("refresh_token"), Client: auth.ClientAuth{ID: a.id, Secret: a.secret}, Scope: form.Get("scope"),
-	})
+	t, err := svc.RefreshGrant(r.Context(), auth.RefreshRequest{Token: form.Get("refresh_token"), Client: client, Scope: form.Get("scope")})
 	switch {
 	case err == nil:
 		writeTokens(w, t)
@@ -113,14 +107,11 @@ func refreshGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, s
 // codeGrant is RFC 6749 §4.1.3 with RFC 7636 §4.5: the client authenticates as it was
 // registered (a secret, or for a public client its id and the code_verifier).
 func codeGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	a, badBasic, problem := readClientAuth(r, form)
+	client, ok := requestClient(w, r, form, true)
+	if !ok {
+		return
+	}
 	switch {
-	case problem != "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
-		return
-	case badBasic || a.id == "":
-		invalidClient(w)
-		return
 	case form.Get("code") == "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code is required")
 		return
@@ -135,7 +126,7 @@ func codeGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc 
 		}
 	}
 	t, err := svc.ExchangeCode(r.Context(), auth.Exchange{
-		Client: auth.ClientAuth{ID: a.id, Secret: a.secret}, Code: form.Get("code"),
+		Client: client, Code: form.Get("code"),
 		RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
 	})
 	if err != nil {
@@ -223,18 +214,29 @@ func readClientAuth(r *http.Request, form url.Values) (a clientAuth, badBasic bo
 	return clientAuth{id: id, secret: secret, basic: true}, false, ""
 }
 
+// requestClient reads how the client authenticated (readClientAuth) and answers what is wrong
+// with it: invalid_request for two methods at once; invalid_client (401 with a Basic challenge)
+// for a Basic header that cannot be read or, when required, no client at all. false: answered.
+func requestClient(w http.ResponseWriter, r *http.Request, form url.Values, required bool) (auth.ClientAuth, bool) {
+	a, badBasic, problem := readClientAuth(r, form)
+	switch {
+	case problem != "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+		return auth.ClientAuth{}, false
+	case badBasic || (required && a.id == ""):
+		invalidClient(w)
+		return auth.ClientAuth{}, false
+	}
+	return auth.ClientAuth{ID: a.id, Secret: a.secret}, true
+}
+
 // clientCredentialsGrant is RFC 6749 §4.4.
 func clientCredentialsGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	a, badBasic, problem := readClientAuth(r, form)
-	if problem != "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
+	client, ok := requestClient(w, r, form, true)
+	if !ok {
 		return
 	}
-	if badBasic || a.id == "" {
-		invalidClient(w)
-		return
-	}
-	t, err := svc.ClientCredentials(r.Context(), a.id, a.secret, form.Get("scope"))
+	t, err := svc.ClientCredentials(r.Context(), client.ID, client.Secret, form.Get("scope"))
 	switch {
 	case err == nil:
 		writeTokens(w, t)
@@ -270,16 +272,11 @@ func handleRevoke(logger *slog.Logger, svc Revoker) http.Handler {
 		}
 		// Only refresh tokens are revocable; an access token (or anything else) matches no family
 		// and is answered 200 like any unknown token (RFC 7009 §2.2).
-		a, badBasic, problem := readClientAuth(r, form)
-		switch {
-		case problem != "":
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
-			return
-		case badBasic:
-			invalidClient(w)
+		client, ok := requestClient(w, r, form, false)
+		if !ok {
 			return
 		}
-		err := svc.RevokeAs(r.Context(), auth.ClientAuth{ID: a.id, Secret: a.secret}, form.Get("token"))
+		err := svc.RevokeAs(r.Context(), client, form.Get("token"))
 		switch {
 		case err == nil:
 		case errors.Is(err, auth.ErrInvalidClient):
