@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +64,7 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 		t.Fatalf("idp users verify-email: %v\n%s", err, out)
 	}
 
-	app := newHeaderApp(t)
+	app := newAppWith(t, oauth2ProxyPage)
 	proxy := startOAuth2Proxy(t, proxyBin, listen, idp.URL, app.srv.URL, map[string]string{
 		"OAUTH2_PROXY_CLIENT_SECRET": clientSecret,
 		"OAUTH2_PROXY_COOKIE_SECRET": cookieSecret,
@@ -252,34 +251,13 @@ func proxyLog(t *testing.T) string {
 	return ""
 }
 
-// headerApp is the app behind oauth2-proxy: its page shows the identity headers the proxy set.
-type headerApp struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	hdr []http.Header
-}
-
-func newHeaderApp(t *testing.T) *headerApp {
-	a := &headerApp{}
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		a.hdr = append(a.hdr, r.Header.Clone())
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><title>App</title><p>Hello, <span id="user">%s</span>
+// oauth2ProxyPage is the page of the app behind oauth2-proxy: the identity headers it set.
+func oauth2ProxyPage(h http.Header) string {
+	return fmt.Sprintf(`<!doctype html><title>App</title><p>Hello, <span id="user">%s</span>
 (<span id="email">%s</span>, <span id="sub">%s</span>)</p>`,
-			html.EscapeString(r.Header.Get("X-Forwarded-Preferred-Username")),
-			html.EscapeString(r.Header.Get("X-Forwarded-Email")),
-			html.EscapeString(r.Header.Get("X-Forwarded-User")))
-	}))
-	t.Cleanup(a.srv.Close)
-	return a
-}
-
-func (a *headerApp) requests() []http.Header {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]http.Header(nil), a.hdr...)
+		html.EscapeString(h.Get("X-Forwarded-Preferred-Username")),
+		html.EscapeString(h.Get("X-Forwarded-Email")),
+		html.EscapeString(h.Get("X-Forwarded-User")))
 }
 
 // readReplaced reads a file of deploy/ with replacements, each of which must be found.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -44,16 +45,25 @@ type app struct {
 	hdr []http.Header
 }
 
-func newApp(t *testing.T) *app {
+// forwardAuthPage is the page of the app behind forward auth: the user the proxy named, and a
+// plain "log out" button.
+func forwardAuthPage(h http.Header) string {
+	return fmt.Sprintf(`<!doctype html><title>App</title><p>Hello, <span id="user">%s</span></p>
+<form method="post" action="/logout"><button id="logout" type="submit">Log out</button></form>`,
+		html.EscapeString(h.Get("X-Auth-User")))
+}
+
+func newApp(t *testing.T) *app { return newAppWith(t, forwardAuthPage) }
+
+// newAppWith is an app whose page page makes from the request's headers.
+func newAppWith(t *testing.T, page func(http.Header) string) *app {
 	a := &app{}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.hdr = append(a.hdr, r.Header.Clone())
 		a.mu.Unlock()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><title>App</title><p>Hello, <span id="user">%s</span></p>
-<form method="post" action="/logout"><button id="logout" type="submit">Log out</button></form>`,
-			html.EscapeString(r.Header.Get("X-Auth-User")))
+		io.WriteString(w, page(r.Header))
 	}))
 	t.Cleanup(a.srv.Close)
 	return a
