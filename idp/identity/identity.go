@@ -34,6 +34,8 @@ type User struct {
 	// stored as given. It is unverified until an admin verifies it: no mail is sent.
 	Email         string
 	EmailVerified bool
+	// Factors are the user's second factors (TOTP and its recovery codes).
+	Factors SecondFactors
 }
 
 // MaxEmailBytes bounds an email address (RFC 5321's path limit).
@@ -244,6 +246,7 @@ type Family struct {
 	ExpiresAt time.Time // absolute: refreshing does not extend it
 	Current   string    // hash of the one live token
 	Revoked   bool
+	AMR       []string // how the user signed in when the family was made, for its access tokens
 }
 
 // FamilyStore keeps refresh-token families, indexed by the hashes of every token they issued.

@@ -23,6 +23,9 @@ type Session struct {
 	ExpiresAt  time.Time // absolute: using the session does not extend it
 	RemoteAddr string    // client address and user agent when it was made, for the account page
 	UserAgent  string
+	// Pending marks a pre-session: the password was right and a second factor is still owed. It
+	// signs nobody in (Live is false); the login's second step turns it into a session.
+	Pending bool
 }
 
 // Validate checks a session's invariants before it is stored. EINVALID.
@@ -37,8 +40,14 @@ func (s Session) Validate() error {
 // made before the user's credentials last changed is dead, even if its creation raced with the
 // change.
 func (s Session) Live(u User, now time.Time) bool {
-	return u.ID == s.UserID && u.Epoch == s.Epoch && now.Before(s.ExpiresAt) &&
+	return !s.Pending && u.ID == s.UserID && u.Epoch == s.Epoch && now.Before(s.ExpiresAt) &&
 		(s.IdleTTL <= 0 || now.Before(s.LastSeenAt.Add(s.IdleTTL)))
+}
+
+// PendingLive reports whether a pre-session may still be completed at now by u, the user as
+// stored now: it is one, of that user and credential epoch, and not expired.
+func (s Session) PendingLive(u User, now time.Time) bool {
+	return s.Pending && u.ID == s.UserID && u.Epoch == s.Epoch && now.Before(s.ExpiresAt)
 }
 
 // Dead is the garbage collector's test, for when the user is not at hand.
