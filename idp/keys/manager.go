@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"jwtidp/idp/identity"
+	"jwtidp/idp/seal"
 )
 
 // Options configure a Manager.
@@ -32,6 +33,9 @@ type Options struct {
 	After  func(time.Duration) <-chan time.Time
 	Random io.Reader
 	Logger *slog.Logger
+	// Sealer encrypts the private keys in the store (nil: seal.None, stored as plain DER). The
+	// stored keys open with it, plain ones too, and New reseals those it says need it.
+	Sealer seal.Sealer
 }
 
 // Manager holds the signing keys in memory as a snapshot that is replaced whole at each change,
@@ -68,7 +72,14 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 	if opt.After == nil {
 		opt.After = time.After
 	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	opt.Sealer = seal.Or(opt.Sealer)
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
+	if err := m.reseal(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := m.apply(ctx, Ensure); err != nil {
 		return nil, err
 	}
@@ -181,7 +192,56 @@ func (m *Manager) generate() (identity.SigningKey, error) {
 	if err != nil {
 		return identity.SigningKey{}, err
 	}
-	return identity.SigningKey{ID: base64.RawURLEncoding.EncodeToString(tp), PrivateDER: der}, nil
+	kid := base64.RawURLEncoding.EncodeToString(tp)
+	sealed, err := m.opt.Sealer.Seal(der, sealedAs(kid))
+	if err != nil {
+		return identity.SigningKey{}, fmt.Errorf("seal signing key %s: %w", kid, err)
+	}
+	return identity.SigningKey{ID: kid, PrivateDER: sealed}, nil
+}
+
+// sealedAs is the associated data a key's private part is sealed with: it binds the sealed bytes
+// to the kid, so they do not open as another key's.
+func sealedAs(kid string) []byte { return []byte("signing-key:" + kid) }
+
+// reseal seals again, in one transaction, every stored private key the sealer says needs it:
+// those stored plain before a secrets key was configured, and those sealed with a secrets key
+// that is no longer the first of the file. This is the secrets key's rotation: once every key is
+// sealed with the new one, the old one can leave the file.
+func (m *Manager) reseal(ctx context.Context) error {
+	stored, err := m.store.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read signing keys: %w", err)
+	}
+	needs := func(k identity.SigningKey) bool { return m.opt.Sealer.NeedsReseal(k.PrivateDER) }
+	if !slices.ContainsFunc(stored, needs) {
+		return nil // every start once done: one read, no write
+	}
+	n := 0
+	err = m.store.UpdateKeys(ctx, func(keys []identity.SigningKey) ([]identity.SigningKey, error) {
+		keys, n = slices.Clone(keys), 0
+		for i, k := range keys {
+			out, changed, err := seal.Reseal(m.opt.Sealer, k.PrivateDER, sealedAs(k.ID))
+			if err != nil {
+				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+			}
+			if changed {
+				keys[i].PrivateDER, n = out, n+1
+			}
+		}
+		if n == 0 {
+			return nil, errUnchanged // another process resealed them first
+		}
+		return keys, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reseal signing keys: %w", err)
+	}
+	m.opt.Logger.Info("signing keys resealed with the first secrets key", "keys", n)
+	return nil
 }
 
 // reload rebuilds the snapshot from the store: parsed keys, the JWKS bytes and their ETag.
@@ -205,7 +265,11 @@ func (m *Manager) reload(ctx context.Context) error {
 	s := &snapshot{public: map[string]*rsa.PublicKey{}}
 	var set jose.JSONWebKeySet
 	for _, k := range keys {
-		parsed, err := x509.ParsePKCS8PrivateKey(k.PrivateDER)
+		der, err := m.opt.Sealer.Open(k.PrivateDER, sealedAs(k.ID))
+		if err != nil {
+			return fmt.Errorf("open signing key %s: %w", k.ID, err)
+		}
+		parsed, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return fmt.Errorf("parse signing key %s: %w", k.ID, err)
 		}
