@@ -201,11 +201,40 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := bolt.SaveConsent(context.Background(), consent); err != nil {
 		t.Fatal(err)
 	}
+	// Carol's confirmed TOTP with its recovery codes, her pending pre-session (password right,
+	// code owed) and a refresh family with the sign-in methods of its tokens move too.
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	carol := identity.User{ID: "carol-id", Username: "carol", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: now}
+	if err := bolt.CreateUser(context.Background(), carol); err != nil {
+		t.Fatal(err)
+	}
+	sealed := []byte("sealed:\x00\xffsecret")
+	carol, err = bolt.UpdateUser(context.Background(), carol.ID, func(u identity.User) (identity.User, error) {
+		u, err := u.EnrollTOTP(sealed, now.Add(-time.Minute))
+		if err != nil {
+			return u, err
+		}
+		return u.ConfirmTOTP(sealed, 59_000_001, []string{"rc-hash-1", "rc-hash-2"})
+	})
+	if err != nil || !carol.Factors.HasTOTP() {
+		t.Fatalf("carol's TOTP: %+v, %v", carol.Factors, err)
+	}
+	pending := identity.Session{ID: "carol-pre", TokenHash: "carol-pre-hash", UserID: carol.ID, AuthTime: now, AMR: []string{"pwd"},
+		CreatedAt: now, LastSeenAt: now, IdleTTL: 5 * time.Minute, ExpiresAt: now.Add(5 * time.Minute), RemoteAddr: "192.0.2.7",
+		UserAgent: "test/1.0", Pending: true}
+	if err := bolt.CreateSession(context.Background(), pending); err != nil {
+		t.Fatal(err)
+	}
+	withAMR := identity.Family{ID: "carol-fam", UserID: carol.ID, ClientID: "reporter", Scope: "openid", Audience: []string{"reporter"},
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), Current: "carol-refresh-hash", AMR: []string{"pwd", "otp"}}
+	if err := bolt.CreateFamily(context.Background(), withAMR); err != nil {
+		t.Fatal(err)
+	}
 	bolt.Close()
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 2 users, 3 signing keys, 2 refresh families") || !strings.Contains(out, "1 clients, 1 consents") {
+	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
 	pg, err := pgstore.Open(context.Background(), pgdb.Config{URL: db}, nil)
@@ -221,6 +250,15 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	if got, err := pg.GetConsent(context.Background(), alice.ID, "reporter"); err != nil || !reflect.DeepEqual(got, consent) {
 		t.Fatalf("the copied consent: %+v, %v; want %+v", got, err, consent)
+	}
+	if got, err := pg.GetUser(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, carol) {
+		t.Fatalf("the copied user with TOTP: %+v (%+v), %v; want %+v (%+v)", got, got.Factors.TOTP, err, carol, carol.Factors.TOTP)
+	}
+	if got, err := pg.GetSession(context.Background(), pending.ID); err != nil || !reflect.DeepEqual(got, pending) {
+		t.Fatalf("the copied pending session: %+v, %v; want %+v", got, err, pending)
+	}
+	if got, err := pg.ListFamilies(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []identity.Family{withAMR}) {
+		t.Fatalf("the copied family with amr: %+v, %v; want %+v", got, err, withAMR)
 	}
 	pg.Close()
 	// A second run must be told that the target is not empty; told, it changes nothing.
@@ -312,7 +350,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 5") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 6") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

@@ -14,10 +14,35 @@ import (
 
 var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
 
+// userRecord is a user as stored: the User's own JSON, but for its second factors.
+type userRecord struct {
+	identity.User
+	Factors factorsRecord
+}
+
+// factorsRecord is identity.SecondFactors as stored. The domain's JSON drops an empty list of
+// recovery codes (omitempty), which would read back as nil; this field, which hides the
+// embedded one, keeps nil and empty apart as every other list in the store is kept. Fields
+// added to SecondFactors later are stored through the embedding.
+type factorsRecord struct {
+	identity.SecondFactors
+	RecoveryCodes []string
+}
+
+func encodeUser(u identity.User) ([]byte, error) {
+	return json.Marshal(userRecord{User: u, Factors: factorsRecord{SecondFactors: u.Factors, RecoveryCodes: u.Factors.RecoveryCodes}})
+}
+
 func decodeUser(data []byte) (identity.User, error) {
-	var u identity.User
-	err := json.Unmarshal(data, &u)
+	var r userRecord
+	err := json.Unmarshal(data, &r)
+	u := r.User
+	u.Factors = r.Factors.SecondFactors
+	u.Factors.RecoveryCodes = r.Factors.RecoveryCodes
 	u.CreatedAt = u.CreatedAt.UTC()
+	if u.Factors.TOTP != nil {
+		u.Factors.TOTP.EnrolledAt = u.Factors.TOTP.EnrolledAt.UTC()
+	}
 	return u, err
 }
 
@@ -54,7 +79,11 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
 			return err
 		}
-		return put(users, u.ID, u)
+		data, err := encodeUser(u)
+		if err != nil {
+			return err
+		}
+		return users.Put([]byte(u.ID), data)
 	})
 }
 
@@ -183,7 +212,7 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 	if err := moveEmail(tx, id, old.Email, u.Email); err != nil {
 		return u, err
 	}
-	data, err := json.Marshal(u)
+	data, err := encodeUser(u)
 	if err != nil {
 		return u, err
 	}

@@ -25,7 +25,11 @@ func (s *DB) ImportUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, insertUser+` ON CONFLICT (id) DO NOTHING`, userArgs(u)...)
+	args, err := userArgs(u)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, insertUser+` ON CONFLICT (id) DO NOTHING`, args...)
 	return s.fail(conflict(err))
 }
 

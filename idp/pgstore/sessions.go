@@ -15,12 +15,12 @@ var errNoSession = apperr.Errorf(apperr.ENOTFOUND, "Session not found")
 
 // sessionCols are the columns of a session, of the table aliased s.
 const sessionCols = `s.id, s.token_hash, s.user_id, s.epoch, s.auth_time, s.amr, s.created_at, s.last_seen_at,
-	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent`
+	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent, s.pending`
 
 func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
 	var s identity.Session
 	dest := []any{&s.ID, &s.TokenHash, &s.UserID, &s.Epoch, &s.AuthTime, &s.AMR, &s.CreatedAt, &s.LastSeenAt,
-		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent}
+		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending}
 	if err := row.Scan(append(dest, more...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return identity.Session{}, errNoSession
@@ -44,12 +44,12 @@ func storedSession(sess identity.Session) identity.Session {
 
 func sessionArgs(sess identity.Session) []any {
 	return []any{sess.ID, sess.TokenHash, sess.UserID, sess.Epoch, sess.AuthTime, sess.AMR, sess.CreatedAt, sess.LastSeenAt,
-		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent}
+		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent, sess.Pending}
 }
 
 const insertSession = `INSERT INTO sessions
-	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent, pending)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // CreateSession implements identity.SessionStore. The user's row is locked FOR NO KEY UPDATE
 // from the epoch check to the commit: a credential change (FOR UPDATE) either committed
@@ -109,13 +109,16 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 	if !ok {
 		return identity.Session{}, identity.User{}, errNoSession
 	}
-	var u identity.User
+	var r userRow
 	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+`, `+userColsOf("u")+`
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, tokenHash), userDest(&u)...)
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, tokenHash), r.dest()...)
 	if err != nil {
 		return identity.Session{}, identity.User{}, s.fail(err)
 	}
-	u.CreatedAt = u.CreatedAt.UTC()
+	u, err := r.user()
+	if err != nil {
+		return identity.Session{}, identity.User{}, s.fail(err)
+	}
 	return sess, u, nil
 }
 
@@ -150,7 +153,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		}
 		out = storedSession(out)
 		_, err = tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
-			last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12
+			last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13
 			WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(out)...)
 		return conflict(err)
 	})

@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -13,43 +16,112 @@ import (
 
 var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
 
-const userCols = `id, username, password_hash, created_at, epoch, email, email_verified`
+const userCols = `id, username, password_hash, created_at, epoch, email, email_verified, second_factors`
 
 // userColsOf is userCols of the table aliased a.
 func userColsOf(a string) string {
 	return a + ".id, " + a + ".username, " + a + ".password_hash, " + a + ".created_at, " + a + ".epoch, " +
-		a + ".email, " + a + ".email_verified"
+		a + ".email, " + a + ".email_verified, " + a + ".second_factors"
 }
 
-func userDest(u *identity.User) []any {
-	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch, &u.Email, &u.EmailVerified}
+// userRow is the destination of a scan of userCols: the user, and its second factors as the
+// JSON the column holds.
+type userRow struct {
+	u       identity.User
+	factors []byte
+}
+
+func (r *userRow) dest() []any {
+	u := &r.u
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch, &u.Email, &u.EmailVerified, &r.factors}
+}
+
+// user is the user scanned, its times in UTC.
+func (r *userRow) user() (identity.User, error) {
+	u := r.u
+	u.CreatedAt = u.CreatedAt.UTC()
+	f, err := decodeFactors(r.factors)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("read user %s: second factors: %w", u.ID, err)
+	}
+	u.Factors = f
+	return u, nil
+}
+
+// factorsRecord is identity.SecondFactors as users.second_factors holds it. The domain's JSON
+// drops an empty list of recovery codes (omitempty), which would read back as nil; this field,
+// which hides the embedded one, keeps nil and empty apart as every other list in the store is
+// kept. Fields added to SecondFactors later are stored through the embedding.
+type factorsRecord struct {
+	identity.SecondFactors
+	RecoveryCodes []string
+}
+
+// encodeFactors is f, as storedFactors makes it, in the JSON of users.second_factors.
+func encodeFactors(f identity.SecondFactors) (string, error) {
+	data, err := json.Marshal(factorsRecord{SecondFactors: f, RecoveryCodes: f.RecoveryCodes})
+	return string(data), err
+}
+
+func decodeFactors(data []byte) (identity.SecondFactors, error) {
+	var r factorsRecord
+	if len(data) == 0 {
+		return identity.SecondFactors{}, nil
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return identity.SecondFactors{}, err
+	}
+	f := r.SecondFactors
+	f.RecoveryCodes = r.RecoveryCodes
+	if f.TOTP != nil {
+		f.TOTP.EnrolledAt = f.TOTP.EnrolledAt.UTC()
+	}
+	return f, nil
+}
+
+// storedFactors is f as it is written and as every later read sees it: its recovery codes
+// storable text (jsonb holds no NUL), its enrolment time UTC to the microsecond, and copies of
+// its own.
+func storedFactors(f identity.SecondFactors) identity.SecondFactors {
+	if f.TOTP != nil {
+		t := *f.TOTP
+		t.Secret = slices.Clone(t.Secret)
+		t.EnrolledAt = ts(t.EnrolledAt)
+		f.TOTP = &t
+	}
+	f.RecoveryCodes = texts(f.RecoveryCodes)
+	return f
 }
 
 // insertUser stores a user: the values of userArgs, in its order.
-const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 // userArgs are the values of insertUser's columns. The email is stored as given; the unique
 // index on lower(email) compares it as identity.NormalizeEmail does (emails are ASCII).
-func userArgs(u identity.User) []any {
-	return []any{u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, u.Email, u.EmailVerified,
-		identity.NormalizeUsername(u.Username)}
+func userArgs(u identity.User) ([]any, error) {
+	factors, err := encodeFactors(storedFactors(u.Factors))
+	if err != nil {
+		return nil, err
+	}
+	return []any{u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, u.Email, u.EmailVerified, factors,
+		identity.NormalizeUsername(u.Username)}, nil
 }
 
 func scanUser(row pgx.Row) (identity.User, error) {
-	var u identity.User
-	if err := row.Scan(userDest(&u)...); err != nil {
+	var r userRow
+	if err := row.Scan(r.dest()...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return identity.User{}, errNoUser
 		}
 		return identity.User{}, err
 	}
-	u.CreatedAt = u.CreatedAt.UTC()
-	return u, nil
+	return r.user()
 }
 
 // stored is u as every later read sees it.
 func storedUser(u identity.User) identity.User {
 	u.CreatedAt = ts(u.CreatedAt)
+	u.Factors = storedFactors(u.Factors)
 	return u
 }
 
@@ -58,7 +130,11 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, insertUser, userArgs(u)...)
+	args, err := userArgs(u)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, insertUser, args...)
 	return s.fail(conflict(err))
 }
 
@@ -166,13 +242,19 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 		u.Epoch++
 	}
 	u.PasswordHash = text(u.PasswordHash)
+	u = storedUser(u)
+	factors, err := encodeFactors(u.Factors)
+	if err != nil {
+		return u, err
+	}
 	_, err = tx.Exec(ctx, `UPDATE users SET username = $2, username_normalized = $3, password_hash = $4, created_at = $5, epoch = $6,
-		email = $7, email_verified = $8
-		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch, u.Email, u.EmailVerified)
+		email = $7, email_verified = $8, second_factors = $9
+		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch, u.Email, u.EmailVerified,
+		factors)
 	if err != nil {
 		return u, conflict(err)
 	}
-	return storedUser(u), nil
+	return u, nil
 }
 
 // DeleteUser implements identity.UserStore: the user's families (with their token hashes),

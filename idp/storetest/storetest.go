@@ -49,6 +49,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteUser", testDeleteUser},
 		{"UserEmail", testUserEmail},
 		{"ConcurrentSignupOneEmail", testConcurrentSignupOneEmail},
+		{"SecondFactorsRoundTrip", testSecondFactorsRoundTrip},
+		{"SecondFactorUpdaters", testSecondFactorUpdaters},
 
 		{"KeysRoundTrip", testKeysRoundTrip},
 		{"KeysUpdateErrorChangesNothing", testKeysUpdateError},
@@ -64,6 +66,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ListFamiliesOrder", testListFamilies},
 		{"RevokeUserFamilies", testRevokeUser},
 		{"DeleteDeadFamilies", testDeleteDeadFamilies},
+		{"FamilyAMRRoundTrip", testFamilyAMRRoundTrip},
 
 		{"SessionRoundTrip", testSessionRoundTrip},
 		{"CreateSessionRefusals", testCreateSessionRefusals},
@@ -73,6 +76,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"EndSessionRevokesItsFamilies", testEndSession},
 		{"DeleteDeadSessions", testDeleteDeadSessions},
 		{"SessionsPerUserBounded", testSessionsPerUserBounded},
+		{"PendingSessionRoundTrip", testPendingSessionRoundTrip},
 
 		{"Secret", testSecret},
 
