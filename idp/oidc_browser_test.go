@@ -14,9 +14,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
+	"jwtidp/shared/clock"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 )
 
 // relyingParty is a small web app that logs its users in with the IdP through go-oidc and
@@ -88,21 +91,20 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var c struct {
-			Name  string `json:"preferred_username"`
-			Email string `json:"email"`
+			Name  string   `json:"preferred_username"`
+			Email string   `json:"email"`
+			AMR   []string `json:"amr"`
 		}
 		idt.Claims(&c)
-		fmt.Fprintf(w, `<!doctype html><title>App</title><p id="user">%s</p><p id="email">%s</p>`, html.EscapeString(c.Name), html.EscapeString(c.Email))
+		fmt.Fprintf(w, `<!doctype html><title>App</title><p id="user">%s</p><p id="email">%s</p><p id="amr">%s</p>`,
+			html.EscapeString(c.Name), html.EscapeString(c.Email), html.EscapeString(strings.Join(c.AMR, " ")))
 	default:
 		http.NotFound(w, r)
 	}
 }
 
-// A person in Chromium signs in to an app that uses the IdP as its OpenID Provider: the app
-// sends them to /authorize, they type their name and password on the login page, click Allow
-// on the consent page, and land back in the app, which shows the name and email from the ID
-// token go-oidc verified. The second visit asks for nothing.
-func TestCodeFlowInChromium(t *testing.T) {
+// browserApp is the relying party of the Chromium tests and the clients file that registers it.
+func browserApp(t *testing.T) (*relyingParty, string) {
 	const secret = "secret-of-the-browser-app-0123456789-abc"
 	proctest.Secret(secret)
 	rp := newRelyingParty(t, secret)
@@ -110,6 +112,15 @@ func TestCodeFlowInChromium(t *testing.T) {
 	writeClients(t, file, []any{map[string]any{"client_id": "browserapp", "name": "Browser App", "client_secret": secret,
 		"redirect_uris": []string{rp.srv.URL + "/callback"}, "grant_types": []string{"authorization_code"},
 		"scopes": []string{"openid", "profile", "email"}}})
+	return rp, file
+}
+
+// A person in Chromium signs in to an app that uses the IdP as its OpenID Provider: the app
+// sends them to /authorize, they type their name and password on the login page, click Allow
+// on the consent page, and land back in the app, which shows the name and email from the ID
+// token go-oidc verified. The second visit asks for nothing.
+func TestCodeFlowInChromium(t *testing.T) {
+	rp, file := browserApp(t)
 	p := startIDP(t, t.TempDir(), "--clients", file)
 	rp.issuer = p.URL
 	signupEmail(t, p.URL, "frida", "correct-horse-9", "frida@example.com")
@@ -139,5 +150,49 @@ func TestCodeFlowInChromium(t *testing.T) {
 	step("open the app again", chromedp.Navigate(rp.srv.URL+"/"), chromedp.WaitVisible(`#user`))
 	if user := value(chromedp.Text(`#user`)); user != "frida" {
 		t.Fatalf("second visit shows %q", user)
+	}
+	if amr := value(chromedp.Text(`#amr`)); amr != "pwd" {
+		t.Fatalf("amr %q, want pwd", amr)
+	}
+}
+
+// The login's second step in Chromium: a user with TOTP types the password, then the code on a
+// page of its own, and the app's ID token (verified by go-oidc) says amr pwd, otp, mfa. A wrong
+// code shows the step again with an error.
+func TestTOTPSecondStepInChromium(t *testing.T) {
+	rp, file := browserApp(t)
+	clk := clock.NewFake(time.Now())
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", file)
+	rp.issuer = p.URL
+	signupEmail(t, p.URL, "greta", "correct-horse-9", "greta@example.com")
+	tok := login(t, p.URL, "greta", "correct-horse-9")["access_token"].(string)
+	secret := bearerJSON(t, "POST", p.URL+"/account/totp", tok, "").json(t)["secret"].(string)
+	proctest.Secret(secret)
+	code := func() string {
+		c, _ := totp.GenerateCode(secret, clk.Now())
+		return c
+	}
+	if a := bearerJSON(t, "POST", p.URL+"/account/totp/confirm", tok, `{"code":"`+code()+`"}`); a.status != 200 {
+		t.Fatalf("confirm: %d %s", a.status, a.body)
+	}
+	clk.Advance(30 * time.Second)
+
+	br := proctest.NewBrowser(t, 60*time.Second)
+	step, value := br.Step, br.Value
+	step("open the app", chromedp.Navigate(rp.srv.URL+"/"), chromedp.WaitVisible(`#username`))
+	step("the password",
+		chromedp.SendKeys(`#username`, "greta"),
+		chromedp.SendKeys(`#password`, "correct-horse-9"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#otp`),
+	)
+	step("a wrong code", chromedp.SendKeys(`#otp`, "000000"), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#login-error`))
+	if title := value(chromedp.Title()); title != "One-time code" {
+		t.Fatalf("after a wrong code: %q", title)
+	}
+	step("the code", chromedp.SendKeys(`#otp`, code()), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#allow`))
+	step("allow", chromedp.Click(`#allow`), chromedp.WaitVisible(`#user`))
+	if user, amr := value(chromedp.Text(`#user`)), value(chromedp.Text(`#amr`)); user != "greta" || amr != "pwd otp mfa" {
+		t.Fatalf("back in the app: %q with amr %q", user, amr)
 	}
 }

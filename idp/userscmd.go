@@ -37,6 +37,18 @@ var usersCommands = map[string]usersCommand{
 			return err
 		},
 	},
+	"reset-mfa": {
+		method: http.MethodPost,
+		path:   func(user string) string { return "/" + url.PathEscape(user) + "/reset-mfa" },
+		print: func(w io.Writer, _ string, result json.RawMessage) error {
+			var v httpapi.ResetUser
+			if err := json.Unmarshal(result, &v); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(w, "second factors of %s (sub %s) removed; their sessions and refresh tokens ended\n", v.Username, v.Sub)
+			return err
+		},
+	},
 }
 
 func usersUsage() string {

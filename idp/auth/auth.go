@@ -47,9 +47,10 @@ type Client struct {
 type Grant struct {
 	User      identity.User // the subject, as read when it authenticated (its Epoch binds a family)
 	Client    Client
-	Scope     string // defaults to the client's
-	Refresh   bool   // start a refresh family
-	SessionID string // the browser session the family belongs to, if any
+	Scope     string   // defaults to the client's
+	Refresh   bool     // start a refresh family
+	SessionID string   // the browser session the family belongs to, if any
+	AMR       []string // how the user signed in, for the access tokens (amr)
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -63,6 +64,7 @@ type Service struct {
 	Consents   identity.ConsentStore // remembered consents
 	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
 	IDTokenTTL time.Duration
+	Sealer     Sealer // seals TOTP seeds at rest; nil: stored as they are
 	Hasher     *password.Hasher
 	Issuer     *token.Issuer
 	FirstParty Client        // the client /auth and the browser login act for
@@ -113,6 +115,10 @@ type Credentials struct {
 	RemoteAddr string // where the attempt came from, for the log
 	RemoteKey  string // the throttling key of that address (the address, or its /64 for IPv6)
 	Device     Device // the browser's device cookie for this username, if it has a validly signed one
+	OTP        string // the second factor given with the password (/auth's "otp"), if any
+	// Deferred: the caller asks for the second factor in a step of its own (the browser login):
+	// a right password for an account with one is a pending Authentication, not ErrOTPRequired.
+	Deferred bool
 }
 
 // Device is a device cookie's content (OWASP's device cookie): a browser that has logged in to
@@ -130,8 +136,11 @@ func (c Credentials) attempt() Attempt {
 // Authentication is who proved to be whom, and how.
 type Authentication struct {
 	User     identity.User // as read when the password was checked: its Epoch binds what is made from it
-	AMR      []string      // RFC 8176 methods: "pwd"
+	AMR      []string      // RFC 8176 methods: "pwd"; "pwd", "otp", "mfa" with a one-time code
 	AuthTime time.Time
+	// Pending: the password was right and a second factor is owed (Credentials.Deferred). It
+	// signs nobody in; SecondFactor completes it.
+	Pending bool
 }
 
 // Authenticate checks a username and password. A wrong password and an unknown user both
@@ -197,7 +206,20 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	if rehash {
 		s.rehash(ctx, u, c.Password)
 	}
-	return Authentication{User: u, AMR: []string{"pwd"}, AuthTime: s.Now().UTC()}, nil
+	a := Authentication{User: u, AMR: []string{"pwd"}, AuthTime: s.Now().UTC()}
+	switch {
+	case !u.Factors.HasTOTP():
+		return a, nil
+	case c.Deferred:
+		a.Pending = true
+		return a, nil
+	}
+	amr, err := s.SecondFactor(ctx, u, c.OTP, c.attempt())
+	if err != nil {
+		return Authentication{User: identity.User{ID: u.ID}}, err
+	}
+	a.AMR = amr
+	return a, nil
 }
 
 // Login authenticates and issues tokens with a refresh family for the first-party client: the
@@ -207,7 +229,7 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authenticat
 	if err != nil {
 		return Tokens{}, a, err
 	}
-	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true})
+	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR})
 	return t, a, err
 }
 
@@ -234,7 +256,7 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if g.Scope == "" {
 		g.Scope = g.Client.Scope
 	}
-	access, err := s.access(g.User, g.Client.ID, g.Scope, g.Client.Audience)
+	access, err := s.access(g.User, g.Client.ID, g.Scope, g.Client.Audience, g.AMR)
 	if err != nil || !g.Refresh {
 		return s.tokens(access, "", g.Scope), err
 	}
@@ -251,7 +273,7 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	now := s.Now().UTC()
 	err = s.Families.CreateFamily(ctx, identity.Family{
 		ID: famID, UserID: g.User.ID, ClientID: g.Client.ID, Scope: g.Scope, Audience: g.Client.Audience,
-		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash,
+		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash, AMR: g.AMR,
 	})
 	switch {
 	case errors.Is(err, identity.ErrStaleCredentials):
@@ -272,8 +294,8 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	return t, nil
 }
 
-func (s *Service) access(u identity.User, clientID, scope string, audience []string) (string, error) {
-	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: u.Username, ClientID: clientID, Scope: scope, Audience: audience})
+func (s *Service) access(u identity.User, clientID, scope string, audience, amr []string) (string, error) {
+	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: u.Username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr})
 	return access, err
 }
 
@@ -329,7 +351,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
-	access, err := s.access(u, f.ClientID, scope, audience)
+	access, err := s.access(u, f.ClientID, scope, audience, f.AMR)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -413,28 +435,10 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 	if err != nil {
 		return err
 	}
-	if len(current) > password.MaxBytes {
-		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
-	}
-	at := Attempt{Account: u.Username, Remote: remoteKey}
-	if err := s.Throttle.Allow(ctx, at); err != nil {
-		return err
-	}
 	if err := password.CheckPolicy(u.Username, next); err != nil {
 		return err
 	}
-	ok, _, err := s.Hasher.Verify(ctx, u.PasswordHash, current)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if err := s.Throttle.Failure(ctx, at); err != nil {
-			return err
-		}
-		s.Logger.InfoContext(ctx, "password change refused", "sub", u.ID, "reason", "wrong current password")
-		return ErrInvalidCredentials
-	}
-	if err := s.Throttle.Success(ctx, at); err != nil {
+	if err := s.checkPassword(ctx, u, current, Attempt{Account: u.Username, Remote: remoteKey}); err != nil {
 		return err
 	}
 	hash, err := s.Hasher.Hash(ctx, next)
@@ -450,6 +454,29 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 	}
 	s.Logger.InfoContext(ctx, "password changed; sessions ended", "sub", u.ID)
 	return nil
+}
+
+// checkPassword checks a signed-in user's password again (a password change, disabling a second
+// factor), throttled as a login from that address: ErrInvalidCredentials when wrong.
+func (s *Service) checkPassword(ctx context.Context, u identity.User, pw string, at Attempt) error {
+	if len(pw) > password.MaxBytes {
+		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
+	}
+	if err := s.Throttle.Allow(ctx, at); err != nil {
+		return err
+	}
+	ok, _, err := s.Hasher.Verify(ctx, u.PasswordHash, pw)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := s.Throttle.Failure(ctx, at); err != nil {
+			return err
+		}
+		s.Logger.InfoContext(ctx, "password check refused", "sub", u.ID)
+		return ErrInvalidCredentials
+	}
+	return s.Throttle.Success(ctx, at)
 }
 
 // CollectGarbage removes dead families every interval until ctx ends, so the store does not

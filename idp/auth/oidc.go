@@ -227,7 +227,7 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 	scope := strings.Join(code.Scopes, " ")
 	t, err := s.Issue(ctx, Grant{
 		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: s.FirstParty.Audience}, Scope: scope,
-		Refresh: code.RefreshHash != "", SessionID: code.SessionID, refresh: refresh, refreshHash: refreshHash,
+		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, refresh: refresh, refreshHash: refreshHash,
 	})
 	if err != nil {
 		return Tokens{}, err

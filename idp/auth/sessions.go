@@ -97,6 +97,47 @@ func HashSecret(secret string) string { return token.HashRefresh(secret) }
 // Start makes a session for a, returning the cookie's secret and the session. It fails with
 // ErrInvalidCredentials when the user's credentials changed after a was checked.
 func (s *Sessions) Start(ctx context.Context, a Authentication, remoteAddr, userAgent string) (string, identity.Session, error) {
+	return s.start(ctx, a, remoteAddr, userAgent, false)
+}
+
+// PendingTTL bounds a pre-session: the second step of a login must follow within it.
+const PendingTTL = 5 * time.Minute
+
+// StartPending makes a pre-session for a pending Authentication (a right password, a second
+// factor owed): it lives in the store, signs nobody in, and lasts PendingTTL. Its cookie's
+// secret is returned.
+func (s *Sessions) StartPending(ctx context.Context, a Authentication, remoteAddr, userAgent string) (string, error) {
+	secret, _, err := s.start(ctx, a, remoteAddr, userAgent, true)
+	return secret, err
+}
+
+// Pending returns the pre-session of a cookie's secret and its user as stored now, if it may
+// still be completed; ErrNoSession otherwise.
+func (s *Sessions) Pending(ctx context.Context, secret string) (identity.Session, identity.User, error) {
+	if !ValidSecret(secret) {
+		return identity.Session{}, identity.User{}, ErrNoSession
+	}
+	sess, u, err := s.Store.SessionByToken(ctx, HashSecret(secret))
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return identity.Session{}, identity.User{}, ErrNoSession
+	case err != nil:
+		return identity.Session{}, identity.User{}, err
+	case !sess.PendingLive(u, s.Now()):
+		return identity.Session{}, identity.User{}, ErrNoSession
+	}
+	return sess, u, nil
+}
+
+// EndPending removes a pre-session (completed or abandoned). An unknown one is not an error.
+func (s *Sessions) EndPending(ctx context.Context, id string) error {
+	if _, err := s.Store.EndSession(ctx, id); err != nil && apperr.Code(err) != apperr.ENOTFOUND {
+		return err
+	}
+	return nil
+}
+
+func (s *Sessions) start(ctx context.Context, a Authentication, remoteAddr, userAgent string, pending bool) (string, identity.Session, error) {
 	secret, err := token.RandomString(s.Random, 32)
 	if err != nil {
 		return "", identity.Session{}, err
@@ -112,7 +153,10 @@ func (s *Sessions) Start(ctx context.Context, a Authentication, remoteAddr, user
 	sess := identity.Session{
 		ID: id, TokenHash: HashSecret(secret), UserID: a.User.ID, Epoch: a.User.Epoch,
 		AuthTime: a.AuthTime, AMR: a.AMR, CreatedAt: now, LastSeenAt: now, IdleTTL: s.IdleTTL,
-		ExpiresAt: now.Add(s.TTL), RemoteAddr: remoteAddr, UserAgent: userAgent,
+		ExpiresAt: now.Add(s.TTL), RemoteAddr: remoteAddr, UserAgent: userAgent, Pending: pending,
+	}
+	if pending {
+		sess.IdleTTL, sess.ExpiresAt = 0, now.Add(PendingTTL)
 	}
 	if err := s.Store.CreateSession(ctx, sess); err != nil {
 		if errors.Is(err, identity.ErrStaleCredentials) {
@@ -121,7 +165,11 @@ func (s *Sessions) Start(ctx context.Context, a Authentication, remoteAddr, user
 		}
 		return "", identity.Session{}, err
 	}
-	s.Logger.InfoContext(ctx, "session started", "sub", a.User.ID, "sid", id)
+	if pending {
+		s.Logger.InfoContext(ctx, "pre-session started: second factor owed", "sub", a.User.ID)
+	} else {
+		s.Logger.InfoContext(ctx, "session started", "sub", a.User.ID, "sid", id)
+	}
 	return secret, sess, nil
 }
 

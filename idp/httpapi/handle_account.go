@@ -25,6 +25,129 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	// Limited as /token is: both check a client secret.
 	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
+	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth)))
+	totp := func(h http.Handler) http.Handler { return bearer(firstPartyOnly("second factors", h)) }
+	mux.Handle("POST /account/totp", totp(handleTOTPEnroll(d.Logger, d.Auth)))
+	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
+	mux.Handle("DELETE /account/totp", d.Limiter.Limit(totp(handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
+}
+
+// TOTP is what the second-factor routes need of the use cases.
+type TOTP interface {
+	EnrollTOTP(ctx context.Context, userID string) (auth.Enrollment, error)
+	ConfirmTOTP(ctx context.Context, userID, code, remoteKey string) ([]string, error)
+	DisableTOTP(ctx context.Context, userID, pw, code, remoteKey string) error
+}
+
+// TOTPEnrollment is POST /account/totp's result: the secret, typed or as a QR code's URI.
+type TOTPEnrollment struct {
+	Secret     string `json:"secret"`
+	OTPAuthURI string `json:"otpauth_uri"`
+}
+
+func handleTOTPEnroll(logger *slog.Logger, svc TOTP) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := jwtauth.FromContext(r.Context())
+		e, err := svc.EnrollTOTP(r.Context(), c.Subject)
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			invalidToken(w)
+			return
+		}
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.WriteJSON(w, http.StatusOK, TOTPEnrollment{Secret: e.Secret, OTPAuthURI: e.URI})
+	})
+}
+
+type totpCode struct {
+	Code string `json:"code"`
+}
+
+func (t totpCode) Valid() map[string]string {
+	if t.Code == "" {
+		return map[string]string{"code": `Field "code" is required`}
+	}
+	return nil
+}
+
+// RecoveryCodes is POST /account/totp/confirm's result, shown this once.
+type RecoveryCodes struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req totpCode
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		c, _ := jwtauth.FromContext(r.Context())
+		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.WriteJSON(w, http.StatusOK, RecoveryCodes{RecoveryCodes: codes})
+	})
+}
+
+type totpDisable struct {
+	Password string `json:"password"`
+	Code     string `json:"code"`
+}
+
+func (t totpDisable) Valid() map[string]string {
+	m := map[string]string{}
+	if t.Password == "" {
+		m["password"] = `Field "password" is required`
+	}
+	if t.Code == "" {
+		m["code"] = `Field "code" is required`
+	}
+	return m
+}
+
+func handleTOTPDisable(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req totpDisable
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		c, _ := jwtauth.FromContext(r.Context())
+		if err := svc.DisableTOTP(r.Context(), c.Subject, req.Password, req.Code, web.ClientKey(remotes.Of(r))); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// MFAReset is what POST /admin/users/{user}/reset-mfa needs.
+type MFAReset interface {
+	ResetSecondFactors(ctx context.Context, user string) (identity.User, error)
+}
+
+// ResetUser is the reset route's result.
+type ResetUser struct {
+	Username string `json:"username"`
+	Sub      string `json:"sub"`
+}
+
+func handleResetMFA(logger *slog.Logger, svc MFAReset) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := svc.ResetSecondFactors(r.Context(), r.PathValue("user"))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusOK, ResetUser{Username: u.Username, Sub: u.ID})
+	})
 }
 
 // Account is what the account routes need of the use cases.

@@ -12,6 +12,7 @@ import (
 type credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	OTP      string `json:"otp"` // the second factor, for an account that has one
 }
 
 func (c credentials) Valid() map[string]string {
@@ -81,7 +82,7 @@ func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys 
 		}
 		remote := remotes.Of(r)
 		t, a, err := svc.Login(r.Context(), auth.Credentials{
-			Username: req.Username, Password: req.Password, RemoteAddr: remote,
+			Username: req.Username, Password: req.Password, OTP: req.OTP, RemoteAddr: remote,
 			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username),
 		})
 		if err != nil {

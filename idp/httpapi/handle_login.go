@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"jwtidp/idp/auth"
@@ -22,11 +23,12 @@ import (
 	"jwtidp/shared/web"
 )
 
-//go:embed templates/login.html templates/logout.html templates/consent.html templates/error.html
+//go:embed templates/login.html templates/login_otp.html templates/logout.html templates/consent.html templates/error.html
 var templates embed.FS
 
 var (
 	loginPage  = template.Must(template.ParseFS(templates, "templates/login.html"))
+	otpPage    = template.Must(template.ParseFS(templates, "templates/login_otp.html"))
 	logoutPage = template.Must(template.ParseFS(templates, "templates/logout.html"))
 )
 
@@ -67,6 +69,9 @@ type browser struct {
 // Sessions is what the browser pages need of the session use cases.
 type Sessions interface {
 	Start(ctx context.Context, a auth.Authentication, remoteAddr, userAgent string) (string, identity.Session, error)
+	StartPending(ctx context.Context, a auth.Authentication, remoteAddr, userAgent string) (string, error)
+	Pending(ctx context.Context, secret string) (identity.Session, identity.User, error)
+	EndPending(ctx context.Context, id string) error
 	Resolve(ctx context.Context, secret string) (auth.Resolved, error)
 	End(ctx context.Context, secret string) error
 }
@@ -74,6 +79,7 @@ type Sessions interface {
 // Authenticator is what the browser login needs of the use cases.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c auth.Credentials) (auth.Authentication, error)
+	SecondFactor(ctx context.Context, u identity.User, code string, at auth.Attempt) ([]string, error)
 }
 
 func randomID(n int) string {
@@ -103,13 +109,16 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	}
 	// Over http, scoped to the login path, so the apps behind the proxy never see it; over https
 	// the __Host- prefix demands Path=/.
-	path := r.URL.Path
+	path := loginPath(r)
 	if b.cfg.Secure {
 		path = "/"
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: secret, Path: path, HttpOnly: true, Secure: b.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
 	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login"
+	if strings.HasSuffix(r.URL.Path, "/otp") {
+		v.Action = "../login" // shown by the second step, at /login/otp
+	}
 	pageHeaders(w, status)
 	loginPage.Execute(w, v)
 }
@@ -158,8 +167,21 @@ func handleLogin(b *browser) http.Handler {
 		remote := b.remotes.Of(r)
 		a, err := b.auth.Authenticate(r.Context(), auth.Credentials{
 			Username: username, Password: form.Get("password"), RemoteAddr: remote,
-			RemoteKey: web.ClientKey(remote), Device: b.keys.device(r, username),
+			RemoteKey: web.ClientKey(remote), Device: b.keys.device(r, username), Deferred: true,
 		})
+		if err == nil && a.Pending {
+			// The password was right; the second factor is the next page's. What is owed lives in
+			// a pre-session in the store: the browser holds only its random id.
+			pending, err := b.sessions.StartPending(r.Context(), a, remote, r.UserAgent())
+			if err != nil {
+				b.logger.ErrorContext(r.Context(), "browser login: pre-session", "err", err)
+				b.renderLogin(w, r, http.StatusServiceUnavailable, loginView{RD: rd, Username: username, Error: "Something went wrong. Please try again."})
+				return
+			}
+			http.SetCookie(w, b.pendingCookie(r, pending, auth.PendingTTL))
+			b.renderOTP(w, r, http.StatusOK, loginView{RD: rd})
+			return
+		}
 		var secret string
 		if err == nil {
 			secret, _, err = b.sessions.Start(r.Context(), a, remote, r.UserAgent())
@@ -186,6 +208,110 @@ func handleLogin(b *browser) http.Handler {
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 	})
 }
+
+// pendingCookieName holds a pre-session's id between the login's two steps: __Host- on https.
+func (c SessionConfig) pendingCookieName() string {
+	if c.Secure {
+		return "__Host-jwtidp_pending"
+	}
+	return "jwtidp_pending"
+}
+
+func (b *browser) pendingCookie(r *http.Request, value string, maxAge time.Duration) *http.Cookie {
+	path := loginPath(r) // /login: the second step posts to /login/otp under it
+	if b.cfg.Secure {
+		path = "/"
+	}
+	ck := &http.Cookie{Name: b.cfg.pendingCookieName(), Value: value, Path: path, HttpOnly: true, Secure: b.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(maxAge.Seconds())}
+	if maxAge <= 0 {
+		ck.MaxAge = -1
+	}
+	return ck
+}
+
+// renderOTP writes the second step's form, with the login's CSRF token.
+func (b *browser) renderOTP(w http.ResponseWriter, r *http.Request, status int, v loginView) {
+	secret, ok := single(r, b.cfg.csrfCookieName())
+	if !ok || !auth.ValidSecret(secret) {
+		b.renderLogin(w, r, http.StatusForbidden, loginView{RD: v.RD, Error: "Your sign-in form expired. Please try again."})
+		return
+	}
+	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login/otp"
+	if strings.HasSuffix(r.URL.Path, "/otp") {
+		v.Action = "otp"
+	}
+	pageHeaders(w, status)
+	otpPage.Execute(w, v)
+}
+
+// handleLoginOTP is the login's second step: the pre-session's user gives a one-time code (TOTP
+// or recovery), throttled on its own counter; success turns the pre-session into a session.
+func handleLoginOTP(b *browser) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, err := web.DecodeForm(w, r)
+		if err != nil {
+			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{Error: "The form could not be read. Please try again."})
+			return
+		}
+		rd := b.rv.Safe(form.Get("rd"))
+		if !b.loginCSRFOK(r, form.Get("csrf")) {
+			b.renderLogin(w, r, http.StatusForbidden, loginView{RD: rd, Error: "Your sign-in form expired. Please try again."})
+			return
+		}
+		pendingSecret, _ := single(r, b.cfg.pendingCookieName())
+		pre, u, err := b.sessions.Pending(r.Context(), pendingSecret)
+		if err != nil {
+			if !errors.Is(err, auth.ErrNoSession) {
+				b.logger.ErrorContext(r.Context(), "browser login: second step", "err", err)
+			}
+			http.SetCookie(w, b.pendingCookie(r, "", 0))
+			b.renderLogin(w, r, http.StatusUnauthorized, loginView{RD: rd, Error: "Your sign-in expired. Please sign in again."})
+			return
+		}
+		remote := b.remotes.Of(r)
+		device := b.keys.device(r, u.Username)
+		if device.Epoch != u.Epoch {
+			device = auth.Device{}
+		}
+		amr, err := b.auth.SecondFactor(r.Context(), u, form.Get("otp"), auth.Attempt{Remote: web.ClientKey(remote), Device: device.ID})
+		if err != nil {
+			code := apperr.Code(err)
+			view := loginView{RD: rd, Error: "That code is not valid. Please try again."}
+			switch code {
+			case apperr.EUNAUTHORIZED:
+			case apperr.ETHROTTLED, apperr.EUNAVAILABLE:
+				view.Error = "Too many attempts or the server is busy. Please wait a moment and try again."
+				web.SetRetryAfter(w, apperr.RetryAfter(err))
+			default:
+				b.logger.ErrorContext(r.Context(), "browser login: second factor", "err", err)
+				view.Error = "Something went wrong. Please try again."
+			}
+			b.renderOTP(w, r, web.Status(code), view)
+			return
+		}
+		secret, _, err := b.sessions.Start(r.Context(), auth.Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}, remote, r.UserAgent())
+		if err != nil {
+			http.SetCookie(w, b.pendingCookie(r, "", 0))
+			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{RD: rd, Error: "Your sign-in expired. Please sign in again."})
+			return
+		}
+		if err := b.sessions.EndPending(r.Context(), pre.ID); err != nil {
+			b.logger.WarnContext(r.Context(), "browser login: pre-session not removed", "err", err)
+		}
+		http.SetCookie(w, b.pendingCookie(r, "", 0))
+		// The device cookie lives on the login form's path, where the first step reads it.
+		onLogin := r.Clone(r.Context())
+		onLogin.URL.Path = loginPath(r)
+		http.SetCookie(w, b.keys.deviceCookieFor(onLogin, u, b.cfg.Secure, func() string { return randomID(16) }))
+		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, rd, http.StatusSeeOther)
+	})
+}
+
+// loginPath is the login form's path, from its own request or its second step's.
+func loginPath(r *http.Request) string { return strings.TrimSuffix(r.URL.Path, "/otp") }
 
 type logoutView struct {
 	Style    template.CSS

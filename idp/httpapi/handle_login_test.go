@@ -19,6 +19,10 @@ import (
 // fakeAuth accepts one password and counts the attempts that reached it.
 type fakeAuth struct{ calls int }
 
+func (f *fakeAuth) SecondFactor(context.Context, identity.User, string, auth.Attempt) ([]string, error) {
+	return nil, auth.ErrOTPRequired
+}
+
 func (f *fakeAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Authentication, error) {
 	f.calls++
 	if c.Password != "right-password" {
@@ -51,6 +55,16 @@ func (f *fakeSessions) Resolve(_ context.Context, secret string) (auth.Resolved,
 }
 
 func (f *fakeSessions) End(context.Context, string) error { f.ended++; return nil }
+
+func (f *fakeSessions) StartPending(context.Context, auth.Authentication, string, string) (string, error) {
+	return strings.Repeat("P", 42) + "A", nil
+}
+
+func (f *fakeSessions) Pending(context.Context, string) (identity.Session, identity.User, error) {
+	return identity.Session{}, identity.User{}, auth.ErrNoSession
+}
+
+func (f *fakeSessions) EndPending(context.Context, string) error { return nil }
 
 func newBrowser(secure bool) (*browser, *fakeAuth, *fakeSessions) {
 	a, s := &fakeAuth{}, &fakeSessions{live: strings.Repeat("L", 42) + "A"}

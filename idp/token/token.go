@@ -27,6 +27,7 @@ type Access struct {
 	ClientID string
 	Scope    string
 	Audience []string
+	AMR      []string // how the user signed in (RFC 8176); none for a client
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -66,6 +67,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		},
 		ClientID: a.ClientID,
 		Scope:    a.Scope,
+		AMR:      a.AMR,
 	}, PreferredUsername: a.Username}
 	kid, key := i.Keys.Signer()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)

@@ -46,6 +46,14 @@ func TokenFromHeader(r *http.Request) (string, bool) {
 // or invalid, 403 insufficient_scope when the scope is missing, 503 while the issuer's keys are
 // unavailable. Bodies use the app envelope and never echo a claim.
 func (v *Verifier) Require(realm, scope string) func(http.Handler) http.Handler {
+	return v.RequireAMR(realm, scope, "")
+}
+
+// RequireAMR is Require that also demands a sign-in method (an RFC 8176 amr value, e.g. "mfa"
+// for a second factor): a valid token without it is 401 with RFC 9470's
+// error="insufficient_user_authentication", so the client can send the user to sign in again
+// with it. "" demands nothing.
+func (v *Verifier) RequireAMR(realm, scope, amr string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw, ok := TokenFromHeader(r)
@@ -67,6 +75,10 @@ func (v *Verifier) Require(realm, scope string) func(http.Handler) http.Handler 
 			case scope != "" && !claims.HasScope(scope):
 				challenge(w, realm, "insufficient_scope", scope)
 				writeErr(w, http.StatusForbidden, "Insufficient scope")
+				return
+			case amr != "" && !claims.HasAMR(amr):
+				challenge(w, realm, "insufficient_user_authentication", "")
+				writeErr(w, http.StatusUnauthorized, "A stronger sign-in is required ("+amr+")")
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), claims)))

@@ -25,12 +25,18 @@ type Claims struct {
 	ClientID          string `json:"client_id"`
 	Scope             string `json:"scope"`
 	PreferredUsername string `json:"preferred_username"`
+	// AMR says how the user signed in (RFC 8176): "pwd"; "pwd", "otp", "mfa" with a one-time
+	// code. None on a client's own token.
+	AMR []string `json:"amr,omitempty"`
 }
 
 // HasScope reports whether the token grants scope.
 func (c *Claims) HasScope(scope string) bool {
 	return slices.Contains(strings.Fields(c.Scope), scope)
 }
+
+// HasAMR reports whether the user signed in with method (an RFC 8176 value: "mfa", "otp"…).
+func (c *Claims) HasAMR(method string) bool { return slices.Contains(c.AMR, method) }
 
 // KeySource finds the public key for a kid.
 type KeySource interface {

@@ -1,0 +1,300 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+// TOTP (RFC 6238) as authenticator apps read it: HMAC-SHA1, 6 digits, 30-second steps. A code
+// of the step before or after the current one is accepted too (clock skew of up to 30 s either
+// way), and every code once: a step not after the last accepted one is refused.
+const (
+	totpPeriod = 30
+	totpSkew   = 1
+	// RecoveryCodeCount codes are given when TOTP is confirmed; each works once.
+	RecoveryCodeCount = 10
+)
+
+var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+
+// Sealer encrypts secrets at rest (TOTP seeds); associated data binds a sealed value to its
+// owner, so it cannot be moved to another user's row.
+type Sealer interface {
+	Seal(plaintext, associatedData []byte) ([]byte, error)
+	Open(sealed, associatedData []byte) ([]byte, error)
+}
+
+// ErrOTPRequired is the answer to a right password without a valid second factor: no code, a
+// wrong one, a replayed one. It is given only once the password was right, so it tells nothing
+// a wrong password would not.
+var ErrOTPRequired = apperr.Errorf(apperr.EUNAUTHORIZED, "One-time code required")
+
+// ErrInvalidOTP refuses a code at enrolment, confirmation or disabling.
+var ErrInvalidOTP = apperr.Errorf(apperr.EUNAUTHORIZED, "Invalid one-time code")
+
+// AMR values (RFC 8176) of a sign-in with a password and a one-time code.
+var amrPasswordOTP = []string{"pwd", "otp", "mfa"}
+
+func totpAD(userID string) []byte { return []byte("totp:" + userID) }
+
+func (s *Service) seal(seed []byte, userID string) ([]byte, error) {
+	if s.Sealer == nil {
+		return seed, nil
+	}
+	return s.Sealer.Seal(seed, totpAD(userID))
+}
+
+func (s *Service) open(sealed []byte, userID string) ([]byte, error) {
+	if s.Sealer == nil {
+		return sealed, nil
+	}
+	return s.Sealer.Open(sealed, totpAD(userID))
+}
+
+// Enrollment is a new TOTP secret, for the user's authenticator app.
+type Enrollment struct {
+	Secret string // base32, as apps take it typed in
+	URI    string // otpauth://totp/…, as apps take it from a QR code
+}
+
+// EnrollTOTP makes a new TOTP secret for the user, stored (sealed) but not required until a
+// first code confirms it; a second enrolment before that replaces the first. ErrTOTPEnabled
+// (ECONFLICT) when TOTP is already on.
+func (s *Service) EnrollTOTP(ctx context.Context, userID string) (Enrollment, error) {
+	u, err := s.Users.GetUser(ctx, userID)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	if u.Factors.HasTOTP() {
+		return Enrollment{}, identity.ErrTOTPEnabled
+	}
+	label := "jwtidp"
+	if iu, err := url.Parse(s.Issuer.Issuer); err == nil && iu.Host != "" {
+		label = iu.Host
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: label, AccountName: u.Username, Period: totpPeriod, Rand: s.Random})
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("totp: %w", err)
+	}
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(key.Secret())
+	if err != nil {
+		return Enrollment{}, err
+	}
+	sealed, err := s.seal(seed, u.ID)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	now := s.Now().UTC()
+	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.EnrollTOTP(sealed, now) }); err != nil {
+		return Enrollment{}, err
+	}
+	s.Logger.InfoContext(ctx, "totp enrolment started", "sub", u.ID)
+	return Enrollment{Secret: key.Secret(), URI: key.URL()}, nil
+}
+
+// totpStep finds the time step whose code is code, within the skew of now; false when none.
+func totpStep(seed []byte, code string, now time.Time) (int64, bool) {
+	if len(code) != 6 {
+		return 0, false
+	}
+	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)
+	cur := now.Unix() / totpPeriod
+	found, step := false, int64(0)
+	for d := int64(-totpSkew); d <= totpSkew; d++ {
+		want, err := totp.GenerateCodeCustom(secret, time.Unix((cur+d)*totpPeriod, 0), totpOpts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 && !found {
+			found, step = true, cur+d
+		}
+	}
+	return step, found
+}
+
+// ConfirmTOTP checks a first code from the enrolled secret and turns TOTP on, returning the
+// recovery codes (shown this once; stored as hashes). Wrong codes count toward the account's
+// one-time-code throttle.
+func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey string) ([]string, error) {
+	u, err := s.Users.GetUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	t := u.Factors.TOTP
+	switch {
+	case t != nil && t.Confirmed:
+		return nil, identity.ErrTOTPEnabled
+	case t == nil:
+		return nil, identity.ErrTOTPNotEnrolled
+	}
+	at := otpAttempt(u.Username, remoteKey, "")
+	if err := s.Throttle.Allow(ctx, at); err != nil {
+		return nil, err
+	}
+	seed, err := s.open(t.Secret, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("open totp secret: %w", err)
+	}
+	step, ok := totpStep(seed, code, s.Now())
+	if !ok {
+		if err := s.Throttle.Failure(ctx, at); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidOTP
+	}
+	codes, hashes, err := s.newRecoveryCodes()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+		return cur.ConfirmTOTP(t.Secret, step, hashes)
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.Throttle.Success(ctx, at); err != nil {
+		return nil, err
+	}
+	s.Logger.InfoContext(ctx, "totp enabled", "sub", u.ID)
+	return codes, nil
+}
+
+// newRecoveryCodes makes RecoveryCodeCount codes of 50 random bits each ("abcde-fghij",
+// lower-case base32) and their hashes.
+func (s *Service) newRecoveryCodes() ([]string, []string, error) {
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
+	var codes, hashes []string
+	for range RecoveryCodeCount {
+		b := make([]byte, 7)
+		if _, err := s.Random.Read(b); err != nil {
+			return nil, nil, err
+		}
+		c := strings.ToLower(enc.EncodeToString(b))[:10]
+		c = c[:5] + "-" + c[5:]
+		codes, hashes = append(codes, c), append(hashes, hashRecoveryCode(c))
+	}
+	return codes, hashes, nil
+}
+
+// hashRecoveryCode is the form a recovery code is stored in; the dash and letter case do not
+// matter when it is typed. 50 random bits and single use make a plain SHA-256 enough, with the
+// throttle in front.
+func hashRecoveryCode(c string) string {
+	c = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(c), "-", ""))
+	sum := sha256.Sum256([]byte("recovery:" + c))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// otpAttempt is a second-factor attempt's throttling key: the account's own counter for codes,
+// apart from its password counter, with the same device-cookie exemption.
+func otpAttempt(username, remoteKey, device string) Attempt {
+	return Attempt{Account: "otp\x00" + username, Remote: remoteKey, Device: device}
+}
+
+// SecondFactor checks code — a current TOTP code or an unused recovery code — for u, the user
+// whose password was just checked, and spends it (in the transaction that records it: a step
+// once, a recovery code once). Failures count toward the account's one-time-code throttle; a
+// locked one is refused before any check. ErrOTPRequired for every refusal.
+func (s *Service) SecondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
+	oa := otpAttempt(identity.NormalizeUsername(u.Username), at.Remote, at.Device)
+	if err := s.Throttle.Allow(ctx, oa); err != nil {
+		return nil, err
+	}
+	err := s.spendSecondFactor(ctx, u, strings.TrimSpace(code))
+	if errors.Is(err, ErrOTPRequired) {
+		if ferr := s.Throttle.Failure(ctx, oa); ferr != nil {
+			return nil, ferr
+		}
+		s.Logger.InfoContext(ctx, "second factor refused", "sub", u.ID)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Throttle.Success(ctx, oa); err != nil {
+		return nil, err
+	}
+	return amrPasswordOTP, nil
+}
+
+func (s *Service) spendSecondFactor(ctx context.Context, u identity.User, code string) error {
+	t := u.Factors.TOTP
+	if code == "" || t == nil || !t.Confirmed {
+		return ErrOTPRequired
+	}
+	seed, err := s.open(t.Secret, u.ID)
+	if err != nil {
+		return fmt.Errorf("open totp secret: %w", err)
+	}
+	var fn func(identity.User) (identity.User, error)
+	if step, ok := totpStep(seed, code, s.Now()); ok {
+		fn = func(cur identity.User) (identity.User, error) { return cur.UseTOTPStep(step) }
+	} else {
+		h := hashRecoveryCode(code)
+		fn = func(cur identity.User) (identity.User, error) { return cur.UseRecoveryCode(h) }
+	}
+	_, err = s.Users.UpdateUser(ctx, u.ID, fn)
+	switch {
+	case errors.Is(err, identity.ErrCodeUsed), errors.Is(err, identity.ErrRecoveryCodeUsed), errors.Is(err, identity.ErrTOTPNotEnabled):
+		return ErrOTPRequired
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return ErrInvalidCredentials
+	}
+	return err
+}
+
+// DisableTOTP turns TOTP off after checking the password and a code (TOTP or recovery), both
+// throttled as at login.
+func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey string) error {
+	u, err := s.Users.GetUser(ctx, userID)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return ErrInvalidCredentials
+	}
+	if err != nil {
+		return err
+	}
+	if !u.Factors.HasTOTP() {
+		return identity.ErrTOTPNotEnabled
+	}
+	if err := s.checkPassword(ctx, u, pw, Attempt{Account: u.Username, Remote: remoteKey}); err != nil {
+		return err
+	}
+	if _, err := s.SecondFactor(ctx, u, code, Attempt{Remote: remoteKey}); err != nil {
+		return err
+	}
+	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.DisableTOTP() }); err != nil {
+		return err
+	}
+	s.Logger.InfoContext(ctx, "totp disabled", "sub", u.ID)
+	return nil
+}
+
+// ResetSecondFactors is the admin's reset of a user's second factors (user: a sub or a
+// username): TOTP and its recovery codes are removed and, in the same transaction, every
+// session and refresh family of the user ends, since the reset is for an account whose factor
+// was lost or stolen. A user without one is not an error.
+func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity.User, error) {
+	u, err := s.findUser(ctx, user)
+	if err != nil {
+		return identity.User{}, err
+	}
+	v, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+		cur.Factors = identity.SecondFactors{}
+		return cur, nil
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	s.Logger.InfoContext(ctx, "second factors reset by an admin; sessions ended", "sub", v.ID)
+	return v, nil
+}
