@@ -31,11 +31,12 @@ func (f Family) CheckUpdate(next Family) error {
 	return next.Validate()
 }
 
-// CheckUpdate refuses next as the update of s when it changes the id, the user or the
-// credential epoch or breaks Session.Validate.
+// CheckUpdate refuses next as the update of s when it changes the id, the user, the credential
+// epoch or whether it is pending (a pre-session becomes a session only as a new one, made after
+// the second factor) or breaks Session.Validate.
 func (s Session) CheckUpdate(next Session) error {
-	if next.ID != s.ID || next.UserID != s.UserID || next.Epoch != s.Epoch {
-		return apperr.Errorf(apperr.EINVALID, "An update may not change a session's id, user or epoch")
+	if next.ID != s.ID || next.UserID != s.UserID || next.Epoch != s.Epoch || next.Pending != s.Pending {
+		return apperr.Errorf(apperr.EINVALID, "An update may not change a session's id, user, epoch or pending state")
 	}
 	return next.Validate()
 }
