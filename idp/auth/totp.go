@@ -298,3 +298,60 @@ func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity
 	s.Logger.InfoContext(ctx, "second factors reset by an admin; sessions ended", "sub", v.ID)
 	return v, nil
 }
+
+// resealer is a Sealer that can tell a value sealed plain or with an older key (seal.Ring).
+type resealer interface {
+	NeedsReseal(sealed []byte) bool
+}
+
+// ResealTOTP seals again, with the current secrets key, every TOTP seed stored plain or under an
+// older key — the TOTP half of rotating --secrets-key-file (the signing keys are the key
+// manager's). Each user is updated in its own transaction, from the seed as stored then; it
+// returns how many were resealed.
+func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
+	rs, ok := s.Sealer.(resealer)
+	if !ok || s.Sealer == nil {
+		return 0, nil
+	}
+	n, after := 0, ""
+	for {
+		page, err := s.Users.ListUsers(ctx, identity.ListOptions{After: after, Limit: identity.MaxListLimit})
+		if err != nil {
+			return n, err
+		}
+		for _, u := range page {
+			if u.Factors.TOTP == nil || !rs.NeedsReseal(u.Factors.TOTP.Secret) {
+				continue
+			}
+			_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+				t := cur.Factors.TOTP
+				if t == nil || !rs.NeedsReseal(t.Secret) {
+					return cur, identity.ErrUnchanged
+				}
+				seed, err := s.Sealer.Open(t.Secret, totpAD(cur.ID))
+				if err != nil {
+					return cur, err
+				}
+				sealed, err := s.Sealer.Seal(seed, totpAD(cur.ID))
+				if err != nil {
+					return cur, err
+				}
+				next := *t
+				next.Secret = sealed
+				cur.Factors.TOTP = &next
+				return cur, nil
+			})
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, identity.ErrUnchanged), apperr.Code(err) == apperr.ENOTFOUND:
+			default:
+				return n, fmt.Errorf("reseal the TOTP seed of %s: %w", u.ID, err)
+			}
+		}
+		if len(page) < identity.MaxListLimit {
+			return n, nil
+		}
+		after = page[len(page)-1].Username
+	}
+}
