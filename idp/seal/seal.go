@@ -131,7 +131,7 @@ func (none) Open(v, _ []byte) ([]byte, error) {
 	}
 	if !ok {
 		id, _ := IsSealed(v)
-		return nil, fmt.Errorf("seal: the value is sealed with secrets key %s, but no secrets key is configured", id)
+		return nil, &UnknownKeyError{ID: id}
 	}
 	return bytes.Clone(p), nil
 }
@@ -252,15 +252,25 @@ func (r *Ring) Open(v, associatedData []byte) ([]byte, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("seal: the value is sealed with secrets key %s, which is not among the configured keys (%s)", id, r.idList())
+	return nil, &UnknownKeyError{ID: id, Have: r.IDs()}
 }
 
-func (r *Ring) idList() string {
-	s := make([]string, len(r.keys))
-	for i, k := range r.keys {
-		s[i] = k.id.String()
+// UnknownKeyError is Open's error for a value sealed with a key the sealer does not have: one
+// removed from the file too early, or any when no key is configured.
+type UnknownKeyError struct {
+	ID   KeyID   // the key that sealed the value
+	Have []KeyID // the sealer's keys; none for None
+}
+
+func (e *UnknownKeyError) Error() string {
+	if len(e.Have) == 0 {
+		return fmt.Sprintf("seal: the value is sealed with secrets key %s, but no secrets key is configured", e.ID)
 	}
-	return strings.Join(s, ", ")
+	have := make([]string, len(e.Have))
+	for i, id := range e.Have {
+		have[i] = id.String()
+	}
+	return fmt.Sprintf("seal: the value is sealed with secrets key %s, which is not among the configured keys (%s)", e.ID, strings.Join(have, ", "))
 }
 
 // NeedsReseal reports whether v is plain or sealed by a key other than the first.

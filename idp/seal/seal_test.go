@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,10 @@ func TestRemovedKey(t *testing.T) {
 	}
 	if _, err := None().Open(s, []byte("ad")); err == nil || !strings.Contains(err.Error(), oldID) {
 		t.Fatalf("None().Open of a sealed value = %v, want an error naming key %s", err, oldID)
+	}
+	var uk *UnknownKeyError
+	if !errors.As(err, &uk) || uk.ID != ring(t, old).IDs()[0] {
+		t.Fatalf("the error is not an UnknownKeyError for the old key: %#v", err)
 	}
 }
 
