@@ -24,6 +24,7 @@ import (
 	"jwtidp/idp/httpapi"
 	"jwtidp/idp/keys"
 	"jwtidp/idp/password"
+	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/envflag"
@@ -45,6 +46,10 @@ type config struct {
 	argon                                                  password.Params
 	hashSlots                                              int
 	rateLimit, rateBurst, tokenRateLimit, tokenRateBurst   int
+
+	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
+	secretsKeyFile string
+	sealer         seal.Sealer
 }
 
 // program is the idp command line: `idp` and `idp serve` run the server, `idp keys` manages the
@@ -111,6 +116,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.IntVar(&c.tokenRateLimit, "token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
 	fs.IntVar(&c.tokenRateBurst, "token-rate-burst", "IDP_TOKEN_RATE_BURST", 200, "burst per client on /token")
 	fs.StringVar(&c.clientsFile, "clients", "IDP_CLIENTS", "", "JSON file of registered OAuth clients, each confidential one with its client_secret; applied at start (created or updated)")
+	fs.StringVar(&c.secretsKeyFile, "secrets-key-file", "IDP_SECRETS_KEY_FILE", "", "file of keys sealing secrets at rest (signing keys, TOTP seeds): one per line, 64 hex characters (openssl rand -hex 32), the first seals, every one opens")
 	fs.Secret("admin-token")
 
 	// The packages that own a value validate it; the rest are the IdP's own rules.
@@ -127,6 +133,7 @@ func (c *config) flags(fs *envflag.Set) {
 	}, "argon2-memory", "argon2-time", "argon2-threads")
 	fs.Check(c.loadAdminToken, "admin-token-file")
 	fs.Check(c.loadClients, "clients")
+	fs.Check(c.loadSecretsKey, "secrets-key-file")
 	const rate = "be 0 or more (the rate), at least 1 (the burst)"
 	fs.Require(func() bool { return validRate(c.rateLimit, c.rateBurst) }, rate, "rate-limit", "rate-burst")
 	fs.Require(func() bool { return validRate(c.tokenRateLimit, c.tokenRateBurst) }, rate, "token-rate-limit", "token-rate-burst")
@@ -173,6 +180,33 @@ func (c *config) loadAdminToken() error {
 		return errors.New("the file is empty")
 	}
 	return nil
+}
+
+// loadSecretsKey reads --secrets-key-file, if set, into sealer (seal.None otherwise). Its
+// errors name a bad line by its number and never show the file's content.
+func (c *config) loadSecretsKey() error {
+	c.sealer = seal.None()
+	if c.secretsKeyFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.secretsKeyFile)
+	if err != nil {
+		return err
+	}
+	ring, err := seal.ParseKeys(b)
+	if err != nil {
+		return err
+	}
+	c.sealer = ring
+	return nil
+}
+
+// secretsLog says, for the start-up lines, how secrets are stored.
+func (c *config) secretsLog() []any {
+	if ring, ok := c.sealer.(*seal.Ring); ok {
+		return []any{"secrets", "sealed", "secrets_key", ring.IDs()[0].String()}
+	}
+	return []any{"secrets", "unencrypted"}
 }
 
 // loadClients reads and checks --clients, if set: a JSON array of client objects (API.md), with
@@ -257,11 +291,18 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		c.issuer = "http://" + r.Addr
 	}
 	now := r.Clock.Now
+	if c.secretsKeyFile == "" {
+		logger.Warn("secrets are stored unencrypted: set --secrets-key-file", "secrets", "unencrypted")
+	}
 	km, err := keys.New(ctx, db, keys.Options{
 		Bits: c.keys.Bits, Policy: c.keys.Policy(c.tokenTTL),
 		Now: now, After: r.Clock.After, Random: rand.Reader, Logger: logger.With("component", "keys"),
+		Sealer: c.sealer,
 	})
 	if err != nil {
+		if uk := (*seal.UnknownKeyError)(nil); errors.As(err, &uk) {
+			err = fmt.Errorf("%w: --secrets-key-file (IDP_SECRETS_KEY_FILE) must hold the key that sealed the signing keys", err)
+		}
 		return service.App{}, err
 	}
 
@@ -287,6 +328,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
 		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle: auth.NewThrottle(c.throttle, now, throttleStore(db)),
+		Sealer:   c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 	}
 	if err := declareClients(ctx, svc, c.clients); err != nil {
 		return service.App{}, err
@@ -334,7 +376,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if r.Settings.Replicated() {
 		where = []any{"store", "postgres"}
 	}
-	return service.App{Handler: handler, Log: append(append([]any{"issuer", c.issuer}, where...), "kid", kid)}, nil
+	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid), c.secretsLog()...)}, nil
 }
 
 // throttleStore is where login failures are counted: in the database replicas share, or in
