@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -72,6 +73,26 @@ func moduli(t *testing.T, url string) map[string][]byte {
 	return out
 }
 
+// enrolTOTP signs up a user "sealed", enrols a TOTP authenticator and returns its seed.
+func enrolTOTP(t *testing.T, url string) []byte {
+	t.Helper()
+	signup(t, url, "sealed", "correct-horse-9")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if a := authAs(t, url, "sealed", "correct-horse-9"); a.status != 200 || json.Unmarshal(a.body, &tok) != nil {
+		t.Fatalf("login: %d %s", a.status, a.body)
+	}
+	a := bearerJSON(t, "POST", url+"/account/totp", tok.AccessToken, "")
+	secret, _ := a.json(t)["secret"].(string)
+	proctest.Secret(secret)
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
+	if a.status != 200 || err != nil || len(seed) < 10 {
+		t.Fatalf("enrol: %d %s: %v", a.status, a.body, err)
+	}
+	return seed
+}
+
 // holdsModulus reports whether raw holds the modulus n, as bytes or inside base64 (the bbolt
 // store keeps JSON, where []byte is base64): in base64 of the DER, the modulus's bytes from the
 // one of three offsets that falls on a 3-byte boundary encode to the same characters.
@@ -122,6 +143,7 @@ func TestSecretsAtRestBolt(t *testing.T) {
 
 	in := startIDP(t, sealed, "--secrets-key-file", secretsKeyFile(t, oldKey))
 	ns := moduli(t, in.URL)
+	ns["TOTP seed"] = enrolTOTP(t, in.URL)
 	if strings.Contains(in.Log(), "unencrypted") || !strings.Contains(in.Log(), "secrets=sealed secrets_key="+keyID(t, oldKey).String()) {
 		t.Fatalf("the start with a key does not say its secrets are sealed:\n%s", in.Log())
 	}
@@ -139,6 +161,7 @@ func TestSecretsAtRestBolt(t *testing.T) {
 	// The control: without a key the DER, modulus and all, is in the file, and the start says so.
 	in = startIDP(t, plain)
 	ns = moduli(t, in.URL)
+	ns["TOTP seed"] = enrolTOTP(t, in.URL)
 	for _, want := range []string{`level=WARN msg="secrets are stored unencrypted: set --secrets-key-file"`, "secrets=unencrypted"} {
 		if !strings.Contains(in.Log(), want) {
 			t.Fatalf("the start without a key does not say %s:\n%s", want, in.Log())
@@ -177,16 +200,24 @@ func TestSecretsAtRestBolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, err := db.Keys(context.Background())
-	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	storedKeysSealedBy(t, keys, keyID(t, newKey))
+	u, err := db.GetUserByName(context.Background(), "sealed")
+	db.Close()
+	if err != nil || u.Factors.TOTP == nil {
+		t.Fatalf("the enrolled user: %v", err)
+	}
+	if id, ok := seal.IsSealed(u.Factors.TOTP.Secret); !ok || id != keyID(t, newKey) {
+		t.Fatalf("the TOTP seed is sealed %v by %s after the rotation, want by %s", ok, id, keyID(t, newKey))
+	}
 	// The old key can leave the file: the same keys are served.
 	in = startIDP(t, sealed, "--secrets-key-file", secretsKeyFile(t, newKey))
 	if after := moduli(t, in.URL); len(after) != len(before) {
 		t.Fatalf("after the rotation %d keys, before %d", len(after), len(before))
 	}
+	delete(before, "TOTP seed")
 	for kid, n := range moduli(t, in.URL) {
 		if !bytes.Equal(before[kid], n) {
 			t.Fatalf("key %s changed with the secrets key's rotation", kid)

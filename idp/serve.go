@@ -330,6 +330,19 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle: auth.NewThrottle(c.throttle, now, throttleStore(db)),
 		Sealer:   c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 	}
+	if _, keyed := c.sealer.(*seal.Ring); keyed {
+		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).
+		n, err := svc.ResealTOTP(ctx)
+		if uk := (*seal.UnknownKeyError)(nil); errors.As(err, &uk) {
+			err = fmt.Errorf("%w: --secrets-key-file (IDP_SECRETS_KEY_FILE) must hold the key that sealed it", err)
+		}
+		if err != nil {
+			return service.App{}, err
+		}
+		if n > 0 {
+			logger.Info("TOTP seeds resealed with the first secrets key", "users", n)
+		}
+	}
 	if err := declareClients(ctx, svc, c.clients); err != nil {
 		return service.App{}, err
 	}
