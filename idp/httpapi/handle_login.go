@@ -32,7 +32,8 @@ var (
 	logoutPage = template.Must(template.ParseFS(templates, "templates/logout.html"))
 )
 
-// The page's only style is inline; the CSP allows exactly it by hash and nothing else.
+// The page's only style is inline; the CSP allows exactly it by hash, and scripts (the passkey
+// button's) and their requests from the IdP itself.
 const loginStyle = `body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}` +
 	`label{display:block;margin-bottom:.25rem}input{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}` +
 	`button{padding:.5rem 1.5rem;font-size:1rem}.error{color:#a00;font-weight:bold}`
@@ -40,7 +41,7 @@ const loginStyle = `body{font-family:system-ui,sans-serif;max-width:22rem;margin
 var loginCSP = func() string {
 	sum := sha256.Sum256([]byte(loginStyle))
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; frame-ancestors 'none'; base-uri 'none'"
+		"'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
 type loginView struct {
@@ -50,6 +51,7 @@ type loginView struct {
 	RD       string
 	Username string
 	Error    string
+	Base     string // the way from the page's path to the root: the passkey script and routes
 }
 
 // browser is what the login and logout pages need.
@@ -119,6 +121,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	if strings.HasSuffix(r.URL.Path, "/otp") {
 		v.Action = "../login" // shown by the second step, at /login/otp
 	}
+	v.Base = strings.TrimSuffix(v.Action, "login")
 	pageHeaders(w, status)
 	loginPage.Execute(w, v)
 }

@@ -26,6 +26,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /login", handleLoginForm(b))
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), refuseLogin(b)))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), refuseLogin(b)))
+	addPasskeyRoutes(mux, d, b)
 	authorize := newAuthorizeEndpoint(b, d.Auth, d.Issuer, d.Now, d.Logger)
 	mux.Handle("GET /authorize", authorize)
 	mux.Handle("POST /authorize", authorize)
