@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -217,4 +218,44 @@ func toStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// The signed-in person sets TOTP up on the account's second-factor page: the QR code (a PNG of
+// the otpauth URI) and the key, a first code, the recovery codes shown once; from then on /auth
+// asks for a code. The page's forms need its CSRF token.
+func TestTOTPSetupOnTheAccountPage(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--rate-limit", "0")
+	signup(t, p.URL, "hanna", "correct-horse-9")
+	r := newRP(t, p.URL, "none", "", "http://127.0.0.1:9/none")
+	pg := r.signIn(r.get(p.URL+"/account/passkeys"), "hanna", "correct-horse-9")
+	if pg.status != 200 || !strings.Contains(pg.body, `id="setup-totp"`) || pg.url.Path != "/account/passkeys" {
+		t.Fatalf("the page after signing in: %d %s %s", pg.status, pg.url, pg.body)
+	}
+	// Without the page's token the form is refused.
+	resp, _ := r.browser.PostForm(p.URL+"/account/passkeys", url.Values{"action": {"totp-setup"}})
+	if got := r.read(resp); got.status != 403 {
+		t.Fatalf("a set-up without the CSRF token: %d", got.status)
+	}
+	pg = r.submit(pg)
+	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(pg.body)
+	if m == nil || !strings.Contains(pg.body, `src="data:image/png;base64,`) {
+		t.Fatalf("no QR code or key: %s", pg.body)
+	}
+	proctest.Secret(m[1])
+	code, _ := totp.GenerateCode(m[1], clk.Now())
+	pg = r.submit(pg, "code", code)
+	codes := regexp.MustCompile(`<li>([a-z2-7]{5}-[a-z2-7]{5})</li>`).FindAllStringSubmatch(pg.body, -1)
+	if len(codes) != 10 || !strings.Contains(pg.body, `id="totp-on"`) {
+		t.Fatalf("after confirming: %d recovery codes in %s", len(codes), pg.body)
+	}
+	for _, c := range codes {
+		proctest.Secret(c[1])
+	}
+	if pg := r.get(p.URL + "/account/passkeys"); strings.Contains(pg.body, "<li>"+codes[0][1]) || !strings.Contains(pg.body, `id="totp-on"`) {
+		t.Fatal("the recovery codes are shown again, or TOTP is not on")
+	}
+	if a := authOTP(t, http.DefaultClient, p.URL, "hanna", "correct-horse-9", "", "192.0.2.1"); a.status != 401 {
+		t.Fatalf("/auth without a code after the page's set-up: %d %s", a.status, a.body)
+	}
 }

@@ -355,3 +355,12 @@ func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
 		after = page[len(page)-1].Username
 	}
 }
+
+// TOTPEnabled reports whether the user has TOTP on (a code is required at login).
+func (s *Service) TOTPEnabled(ctx context.Context, userID string) (bool, error) {
+	u, err := s.Users.GetUser(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	return u.Factors.HasTOTP(), nil
+}

@@ -41,7 +41,7 @@ const loginStyle = `body{font-family:system-ui,sans-serif;max-width:22rem;margin
 var loginCSP = func() string {
 	sum := sha256.Sum256([]byte(loginStyle))
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+		"'; script-src 'self'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
 }()
 
 type loginView struct {

@@ -1,18 +1,22 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html/template"
+	"image/png"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pquerna/otp"
 
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
@@ -42,6 +46,8 @@ type Passkeys interface {
 	BeginPasskeyLogin(ctx context.Context) (auth.PasskeyCeremony, error)
 	FinishPasskeyLogin(ctx context.Context, state, body []byte) (auth.Authentication, error)
 	Passkeys(ctx context.Context, userID string) ([]identity.Passkey, error)
+	TOTPEnabled(ctx context.Context, userID string) (bool, error)
+	TOTP
 	RemovePasskey(ctx context.Context, userID string, id []byte) error
 }
 
@@ -60,6 +66,7 @@ func addPasskeyRoutes(mux *http.ServeMux, d Deps, b *browser) {
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(p.loginBegin)))
 	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(p.loginFinish)))
 	mux.Handle("GET /account/passkeys", http.HandlerFunc(p.page))
+	mux.Handle("POST /account/passkeys", limit(http.HandlerFunc(p.totpForm)))
 	mux.Handle("POST /account/passkeys/register/begin", limit(http.HandlerFunc(p.registerBegin)))
 	mux.Handle("POST /account/passkeys/register/finish", limit(http.HandlerFunc(p.registerFinish)))
 	mux.Handle("POST /account/passkeys/remove", http.HandlerFunc(p.removeForm))
@@ -236,9 +243,16 @@ type passkeysView struct {
 	CSRF     string
 	Passkeys []passkeyRow
 	Error    string
+	// The authenticator app (TOTP): on, being set up (its QR code and secret), or just confirmed
+	// (the recovery codes, shown this once).
+	TOTP          bool
+	TOTPQR        template.URL
+	TOTPSecret    string
+	RecoveryCodes []string
 }
 
-// page is the signed-in user's passkeys: a list with a remove button each, and "Add a passkey".
+// page is the signed-in user's second factors: the passkeys, a list with a remove button each,
+// and "Add a passkey"; the authenticator app, with "Set up" while it is off.
 func (p *passkeyPages) page(w http.ResponseWriter, r *http.Request) {
 	s, err := p.sessions.Resolve(r.Context(), p.cfg.secret(r))
 	if err != nil {
@@ -247,16 +261,24 @@ func (p *passkeyPages) page(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Please try again.", http.StatusServiceUnavailable)
 			return
 		}
-		http.Redirect(w, r, p.loginURL+"?rd="+url.QueryEscape(originalURL(r)), http.StatusSeeOther)
+		http.Redirect(w, r, p.loginURL+"?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
+	p.render(w, r, s, passkeysView{})
+}
+
+// render writes the page for session s, with what v already says (an error, a TOTP set-up).
+func (p *passkeyPages) render(w http.ResponseWriter, r *http.Request, s auth.Resolved, v passkeysView) {
 	keys, err := p.svc.Passkeys(r.Context(), s.UserID)
+	if err == nil {
+		v.TOTP, err = p.svc.TOTPEnabled(r.Context(), s.UserID)
+	}
 	if err != nil {
 		p.logger.ErrorContext(r.Context(), "passkeys page", "err", err)
 		http.Error(w, "Please try again.", http.StatusServiceUnavailable)
 		return
 	}
-	v := passkeysView{Style: template.CSS(loginStyle), Username: s.Username, CSRF: p.keys.passkeyCSRF(p.cfg.secret(r))}
+	v.Style, v.Username, v.CSRF = template.CSS(loginStyle), s.Username, p.keys.passkeyCSRF(p.cfg.secret(r))
 	for _, k := range keys {
 		row := passkeyRow{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateTime), LastUsed: "never"}
 		if !k.LastUsedAt.IsZero() {
@@ -360,4 +382,61 @@ func (p *passkeyPages) removeBearer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// totpForm is the page's authenticator-app forms, posted to the page itself (so its relative
+// links hold): action "totp-setup" starts an enrolment and shows its QR code and secret;
+// "totp-confirm" checks the first code and shows the recovery codes, this once.
+func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
+	form, err := web.DecodeForm(w, r)
+	if err != nil {
+		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
+		return
+	}
+	secret := p.cfg.secret(r)
+	s, err := p.sessions.Resolve(r.Context(), secret)
+	if err != nil || !p.csrfOK(r, secret, form.Get("csrf")) {
+		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
+		return
+	}
+	noStore(w)
+	switch form.Get("action") {
+	case "totp-setup":
+		e, err := p.svc.EnrollTOTP(r.Context(), s.UserID)
+		if err != nil {
+			p.render(w, r, s, passkeysView{Error: apperr.Message(err)})
+			return
+		}
+		qr, err := totpQR(e.URI)
+		if err != nil {
+			p.logger.ErrorContext(r.Context(), "totp QR code", "err", err)
+		}
+		p.render(w, r, s, passkeysView{TOTPQR: qr, TOTPSecret: e.Secret})
+	case "totp-confirm":
+		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), web.ClientKey(p.remotes.Of(r)))
+		if err != nil {
+			p.render(w, r, s, passkeysView{Error: apperr.Message(err) + " — set the app up again."})
+			return
+		}
+		p.render(w, r, s, passkeysView{RecoveryCodes: codes})
+	default:
+		http.Error(w, "Unknown action.", http.StatusBadRequest)
+	}
+}
+
+// totpQR is the otpauth:// URI as a QR code (pquerna/otp's), a PNG in a data: URL.
+func totpQR(uri string) (template.URL, error) {
+	key, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		return "", err
+	}
+	img, err := key.Image(200, 200)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return "", err
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())), nil
 }
