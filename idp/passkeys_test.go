@@ -163,7 +163,7 @@ func TestPasskeysInChromium(t *testing.T) {
 		chromedp.Navigate(rp.srv.URL+"/"), chromedp.WaitVisible(`#passkey`),
 		chromedp.Click(`#passkey`), chromedp.WaitVisible(`#allow`))
 	step("allow", chromedp.Click(`#allow`), chromedp.WaitVisible(`#user`))
-	if user, amr := value(chromedp.Text(`#user`)), value(chromedp.Text(`#amr`)); user != "hedda" || amr != "hwk user" {
+	if user, amr := value(chromedp.Text(`#user`)), value(chromedp.Text(`#amr`)); user != "hedda" || amr != "hwk user mfa" {
 		t.Fatalf("back in the app: %q with amr %q", user, amr)
 	}
 

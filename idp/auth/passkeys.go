@@ -39,12 +39,14 @@ var ErrPasskeyRefused = apperr.Errorf(apperr.EUNAUTHORIZED, "Passkey not accepte
 
 // AMR values (RFC 8176) of a passkey sign-in: a hardware-bound key ("hwk") or, when the
 // authenticator says the key may be synced to other devices (backup eligible), a software one
-// ("swk"); user verification was required ("user").
+// ("swk"); user verification was required ("user"). A key the user holds and unlocks by PIN or
+// biometrics is two factors ("mfa"), so a route that demands a second factor
+// (jwtauth.RequireAMR "mfa") takes a passkey sign-in as it takes a password and a code.
 func passkeyAMR(p identity.Passkey) []string {
 	if p.BackupEligible {
-		return []string{"swk", "user"}
+		return []string{"swk", "user", "mfa"}
 	}
-	return []string{"hwk", "user"}
+	return []string{"hwk", "user", "mfa"}
 }
 
 // waUser is a user as go-webauthn sees it: the user handle is the user's id.

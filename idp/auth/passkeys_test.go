@@ -49,10 +49,10 @@ func TestPasskeyRelyingPartyAndCeremony(t *testing.T) {
 }
 
 func TestPasskeyAMR(t *testing.T) {
-	if got := passkeyAMR(identity.Passkey{}); !slices.Equal(got, []string{"hwk", "user"}) {
+	if got := passkeyAMR(identity.Passkey{}); !slices.Equal(got, []string{"hwk", "user", "mfa"}) {
 		t.Fatalf("a device-bound passkey: %v", got)
 	}
-	if got := passkeyAMR(identity.Passkey{BackupEligible: true}); !slices.Equal(got, []string{"swk", "user"}) {
+	if got := passkeyAMR(identity.Passkey{BackupEligible: true}); !slices.Equal(got, []string{"swk", "user", "mfa"}) {
 		t.Fatalf("a synced passkey: %v", got)
 	}
 }

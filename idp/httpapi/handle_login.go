@@ -190,19 +190,9 @@ func handleLogin(b *browser) http.Handler {
 			secret, _, err = b.sessions.Start(r.Context(), a, remote, r.UserAgent())
 		}
 		if err != nil {
-			code := apperr.Code(err)
-			switch code {
-			case apperr.EUNAUTHORIZED, apperr.EINVALID:
-				view.Error = "Invalid username or password."
-				code = apperr.EUNAUTHORIZED
-			case apperr.ETHROTTLED, apperr.EUNAVAILABLE:
-				view.Error = "Too many attempts or the server is busy. Please wait a moment and try again."
-				web.SetRetryAfter(w, apperr.RetryAfter(err))
-			default:
-				b.logger.ErrorContext(r.Context(), "browser login", "err", err)
-				view.Error = "Something went wrong. Please try again."
-			}
-			b.renderLogin(w, r, web.Status(code), view)
+			status, msg := b.loginRefusal(w, r, "browser login", err, "Invalid username or password.")
+			view.Error = msg
+			b.renderLogin(w, r, status, view)
 			return
 		}
 		http.SetCookie(w, b.keys.deviceCookieFor(r, a.User, b.cfg.Secure, func() string { return randomID(16) }))
@@ -210,6 +200,22 @@ func handleLogin(b *browser) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 	})
+}
+
+// loginRefusal is what a login page says to err, and with which status: invalid for what the
+// user can mend (a 401), a wait for a throttled attempt or a busy store (with Retry-After), and
+// for anything else an apology (the error is logged as what).
+func (b *browser) loginRefusal(w http.ResponseWriter, r *http.Request, what string, err error, invalid string) (int, string) {
+	switch apperr.Code(err) {
+	case apperr.EUNAUTHORIZED, apperr.EINVALID:
+		return http.StatusUnauthorized, invalid
+	case apperr.ETHROTTLED, apperr.EUNAVAILABLE:
+		web.SetRetryAfter(w, apperr.RetryAfter(err))
+		return web.Status(apperr.Code(err)), "Too many attempts or the server is busy. Please wait a moment and try again."
+	default:
+		b.logger.ErrorContext(r.Context(), what, "err", err)
+		return web.Status(apperr.Code(err)), "Something went wrong. Please try again."
+	}
 }
 
 // pendingCookieName holds a pre-session's id between the login's two steps: __Host- on https.
@@ -279,18 +285,8 @@ func handleLoginOTP(b *browser) http.Handler {
 		}
 		amr, err := b.auth.SecondFactor(r.Context(), u, form.Get("otp"), auth.Attempt{Remote: web.ClientKey(remote), Device: device.ID})
 		if err != nil {
-			code := apperr.Code(err)
-			view := loginView{RD: rd, Error: "That code is not valid. Please try again."}
-			switch code {
-			case apperr.EUNAUTHORIZED:
-			case apperr.ETHROTTLED, apperr.EUNAVAILABLE:
-				view.Error = "Too many attempts or the server is busy. Please wait a moment and try again."
-				web.SetRetryAfter(w, apperr.RetryAfter(err))
-			default:
-				b.logger.ErrorContext(r.Context(), "browser login: second factor", "err", err)
-				view.Error = "Something went wrong. Please try again."
-			}
-			b.renderOTP(w, r, web.Status(code), view)
+			status, msg := b.loginRefusal(w, r, "browser login: second factor", err, "That code is not valid. Please try again.")
+			b.renderOTP(w, r, status, loginView{RD: rd, Error: msg})
 			return
 		}
 		secret, _, err := b.sessions.Start(r.Context(), auth.Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}, remote, r.UserAgent())
