@@ -129,6 +129,7 @@ type Settings struct {
 	Addr       string // listen address; port 0 picks a free one
 	Data       string // data folder, the store inside
 	LogLevel   slog.Level
+	LogFormat  string          // "text" (slog's key=value) or "json" (one object per line)
 	ReadHeader time.Duration   // time a client has to send its request headers
 	PprofAddr  string          // where net/http/pprof is served; "": nowhere
 	Clients    web.ClientAddrs // whose X-Forwarded-For is believed (--trusted-proxies)
@@ -146,6 +147,8 @@ func (s *Settings) define(fs *envflag.Set, p *Program) {
 	fs.StringVar(&s.Addr, "addr", v("ADDR"), p.DefaultAddr, "listen address")
 	fs.StringVar(&s.Data, "data", v("DATA"), "./data/"+p.Name, "data folder (the bbolt file lives inside)")
 	fs.TextVar(&s.LogLevel, "log-level", v("LOG_LEVEL"), slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.StringVar(&s.LogFormat, "log-format", v("LOG_FORMAT"), "text", "log line `format`: text (key=value) or json (one JSON object per line, for log shippers)")
+	fs.Require(func() bool { return s.LogFormat == "text" || s.LogFormat == "json" }, "be text or json", "log-format")
 	fs.DurationVar(&s.ReadHeader, "read-header-timeout", v("READ_HEADER_TIMEOUT"), 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	fs.StringVar(&s.PprofAddr, "pprof-addr", v("PPROF_ADDR"), "", "serve Go profiling (pprof) on this address; off when empty")
 	fs.Var(prefixes{&s.Clients.Trusted}, "trusted-proxies", v("TRUSTED_PROXIES"), "proxies whose X-Forwarded-For is believed (comma-separated `addresses` or CIDRs)")
@@ -174,6 +177,17 @@ func (s *Settings) define(fs *envflag.Set, p *Program) {
 	}, "addr")
 	fs.Require(func() bool { return s.Data != "" }, "name a folder", "data")
 	fs.Require(func() bool { return s.ReadHeader >= 100*time.Millisecond }, "be at least 100ms", "read-header-timeout")
+}
+
+// newLogger is the service's one logger, in the format --log-format names: every line of the
+// service — start-up, requests (with their request_id), errors — goes through it.
+func newLogger(w io.Writer, set Settings) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: set.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if set.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(web.RequestIDHandler(h))
 }
 
 // prefixes is --trusted-proxies: comma-separated addresses and CIDR prefixes.
@@ -289,7 +303,7 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 		fmt.Fprintln(env.Stdout, p.Name, p.Version)
 		return nil
 	}
-	logger := slog.New(web.RequestIDHandler(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: set.LogLevel})))
+	logger := newLogger(env.Stderr, set)
 
 	store, err := s.Open(ctx, set, time.Second, logger.With("component", "store"))
 	if err != nil {

@@ -6,8 +6,10 @@ package servicetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +54,7 @@ func StartEnv(t testing.TB, ctx context.Context, p *service.Program, env service
 		in.err = p.Run(ctx, args, env)
 		close(in.stopped)
 	}()
-	proctest.RememberLog(p.Name+" (in-process)", in.Log)
+	proctest.RememberLog(p.Name+" (in-process)", func() string { return Searchable(in.Log()) })
 	// When the test ends the program stops, and has stopped before the test's temporary
 	// folders are removed (cleanups run last-registered first).
 	t.Cleanup(func() {
@@ -125,4 +127,40 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Searchable is a log as the secret-leak search (proctest.LeakedSecrets) reads it: the log
+// itself and, after it, every string in its JSON lines (--log-format json) decoded, so that a
+// secret JSON escaped ("\"", "\\", a control character, \u2028) is still found as it was.
+func Searchable(log string) string {
+	var decoded strings.Builder
+	for line := range strings.Lines(log) {
+		var v any
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &v) != nil {
+			continue
+		}
+		appendStrings(&decoded, v)
+	}
+	if decoded.Len() == 0 {
+		return log
+	}
+	return log + "\n" + decoded.String()
+}
+
+func appendStrings(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case string:
+		b.WriteString(v)
+		b.WriteByte('\n')
+	case map[string]any:
+		for k, x := range v {
+			b.WriteString(k)
+			b.WriteByte('\n')
+			appendStrings(b, x)
+		}
+	case []any:
+		for _, x := range v {
+			appendStrings(b, x)
+		}
+	}
 }
