@@ -237,6 +237,19 @@ func TestTOTPSetupOnTheAccountPage(t *testing.T) {
 	if got := r.read(resp); got.status != 403 {
 		t.Fatalf("a set-up without the CSRF token: %d", got.status)
 	}
+	// A sign-in older than ten minutes may not add a second factor: sign in again first.
+	clk.Advance(11 * time.Minute)
+	if stale := r.submit(r.get(p.URL + "/account/passkeys")); !strings.Contains(stale.body, "Sign in again") || strings.Contains(stale.body, `id="totp-secret"`) {
+		t.Fatalf("a set-up from a stale sign-in: %s", stale.body)
+	}
+	stalePage := r.get(p.URL + "/account/passkeys")
+	csrf := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(stalePage.body)
+	req, _ := http.NewRequest("POST", p.URL+"/account/passkeys/register/begin", nil)
+	req.Header.Set("X-CSRF-Token", csrf[1])
+	if resp, err := r.browser.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("a passkey registration from a stale sign-in: %v %v", err, resp.StatusCode)
+	}
+	pg = r.signIn(r.get(p.URL+"/login?rd=%2Faccount%2Fpasskeys"), "hanna", "correct-horse-9")
 	pg = r.submit(pg)
 	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(pg.body)
 	if m == nil || !strings.Contains(pg.body, `src="data:image/png;base64,`) {

@@ -56,11 +56,22 @@ type Passkeys interface {
 type passkeyPages struct {
 	*browser
 	svc Passkeys
+	now func() time.Time
 }
+
+// freshSignIn is how recent the session's sign-in must be to add a second factor from the
+// browser: a session stolen or left open earlier cannot add a passkey or an authenticator app
+// that would outlive a password change; the person signs in again first.
+const freshSignIn = 10 * time.Minute
+
+func (p *passkeyPages) fresh(s auth.Resolved) bool { return p.now().Sub(s.AuthTime) <= freshSignIn }
+
+// errNotFresh refuses a change of second factors from a session signed in too long ago.
+var errNotFresh = apperr.Errorf(apperr.EFORBIDDEN, "Sign in again to change your second factors")
 
 // addPasskeyRoutes adds the passkey routes.
 func addPasskeyRoutes(mux *http.ServeMux, d Deps, b *browser) {
-	p := &passkeyPages{browser: b, svc: d.Auth}
+	p := &passkeyPages{browser: b, svc: d.Auth, now: d.Now}
 	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(p.loginBegin)))
@@ -299,6 +310,10 @@ func (p *passkeyPages) registerBegin(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
 		return
 	}
+	if !p.fresh(s) {
+		web.Error(w, r, p.logger, errNotFresh)
+		return
+	}
 	c, err := p.svc.BeginPasskeyRegistration(r.Context(), s.UserID)
 	if err != nil {
 		web.Error(w, r, p.logger, err)
@@ -400,6 +415,10 @@ func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
+	if !p.fresh(s) {
+		p.render(w, r, s, passkeysView{Error: apperr.Message(errNotFresh) + " (sign out, then in)."})
+		return
+	}
 	switch form.Get("action") {
 	case "totp-setup":
 		e, err := p.svc.EnrollTOTP(r.Context(), s.UserID)
