@@ -311,7 +311,14 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Name: "idp_password_hash_slot_wait_seconds", Help: "Time a password hash waited for a slot.",
 		Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
-	r.Registry.MustRegister(logins, slotWait)
+	lockouts := prometheus.NewCounter(prometheus.CounterOpts{Name: "idp_lockouts_total", Help: "Attempts (password, one-time code) refused because the account, the client or the device is locked out or spaced out by the throttle."})
+	reuse := prometheus.NewCounter(prometheus.CounterOpts{Name: "idp_refresh_reuse_total", Help: "Spent refresh tokens presented again: each revoked its family."})
+	factorFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "idp_second_factor_failures_total", Help: "Second-factor codes (TOTP or recovery) given and refused; a login that gives none is not counted."})
+	live := auth.NewLiveSessions(db, db, now, time.Minute, logger.With("component", "sessions"))
+	activeSessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idp_sessions_active", Help: "Live browser sessions in the store (every replica's), as last counted: a scrape never reads the store, it has it counted in the background when the count is over a minute old, so the value is that of the scrape before when that count was due."}, live.Value)
+	r.Registry.MustRegister(logins, slotWait, lockouts, reuse, factorFailures, activeSessions)
+	throttle := auth.NewThrottle(c.throttle, now, throttleStore(db))
+	throttle.OnLockout = lockouts.Inc
 
 	hasher, err := password.NewHasher(c.argon, c.hashSlots, c.hashWait, rand.Reader)
 	if err != nil {
@@ -326,9 +333,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
-		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
-		Throttle: auth.NewThrottle(c.throttle, now, throttleStore(db)),
-		Sealer:   c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
+		OnLogin:        func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+		Throttle:       throttle,
+		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
+		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 	}
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).
@@ -378,6 +386,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	}
 	r.Go(func(ctx context.Context) { svc.CollectGarbage(ctx, time.Hour) })
 	r.Go(func(ctx context.Context) { sessions.CollectGarbage(ctx, time.Hour) })
+	r.Go(live.Run)
 	r.Go(func(context.Context) {
 		// The start-up hash's 19 MiB is garbage once made: hand it back, so an idle IdP is small.
 		hasher.Warm()

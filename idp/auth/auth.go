@@ -74,6 +74,10 @@ type Service struct {
 	Logger     *slog.Logger
 	OnLogin    func(outcome string) // metrics: "success", "invalid", "throttled", "error"
 	Throttle   *Throttle            // per-account brute-force protection; nil: none
+
+	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
+	// a second-factor code given and refused.
+	OnRefreshReuse, OnSecondFactorFailure func()
 }
 
 // ErrInvalidCredentials is the one answer for a wrong password and an unknown user alike.
@@ -340,6 +344,9 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 		return Tokens{}, ErrInvalidScope
 	case errors.Is(err, identity.ErrReuse):
 		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
+		if s.OnRefreshReuse != nil {
+			s.OnRefreshReuse()
+		}
 		return Tokens{}, identity.ErrInvalidGrant
 	case apperr.Code(err) == apperr.EUNAUTHORIZED:
 		s.Logger.InfoContext(ctx, "refresh refused", "sub", f.UserID, "family", f.ID, "reason", err)

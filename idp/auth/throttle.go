@@ -69,6 +69,8 @@ type Throttle struct {
 	pol   ThrottlePolicy
 	now   func() time.Time
 	store identity.ThrottleStore
+	// OnLockout, when set, is called for each attempt Allow refuses (ETHROTTLED): metrics.
+	OnLockout func()
 }
 
 // NewThrottle returns a Throttle keeping its counters in store (nil: in this process's
@@ -114,6 +116,14 @@ func (t *Throttle) Allow(ctx context.Context, a Attempt) error {
 	if t.off() {
 		return nil
 	}
+	err := t.allow(ctx, a)
+	if apperr.Code(err) == apperr.ETHROTTLED && t.OnLockout != nil {
+		t.OnLockout()
+	}
+	return err
+}
+
+func (t *Throttle) allow(ctx context.Context, a Attempt) error {
 	now := t.now()
 	cs, err := t.locked(ctx, a, now)
 	if err != nil {

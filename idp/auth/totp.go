@@ -216,6 +216,9 @@ func (s *Service) SecondFactor(ctx context.Context, u identity.User, code string
 			return nil, ferr
 		}
 		s.Logger.InfoContext(ctx, "second factor refused", "sub", u.ID)
+		if s.OnSecondFactorFailure != nil && strings.TrimSpace(code) != "" {
+			s.OnSecondFactorFailure() // a code given and wrong; none given is the prompt for one
+		}
 		return nil, err
 	}
 	if err != nil {
