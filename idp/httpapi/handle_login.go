@@ -38,11 +38,19 @@ const loginStyle = `body{font-family:system-ui,sans-serif;max-width:22rem;margin
 	`label{display:block;margin-bottom:.25rem}input{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}` +
 	`button{padding:.5rem 1.5rem;font-size:1rem}.error{color:#a00;font-weight:bold}`
 
-var loginCSP = func() string {
+// pageCSP is every page's policy: its one inline style by hash, nothing else. scriptCSP adds
+// what the pages with the passkey script need (the script from this origin, its fetches to it,
+// and the TOTP QR code as a data: image) — only those pages get it.
+var (
+	pageCSP   = csp("")
+	scriptCSP = csp("script-src 'self'; connect-src 'self'; img-src data:; ")
+)
+
+func csp(extra string) string {
 	sum := sha256.Sum256([]byte(loginStyle))
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; script-src 'self'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
-}()
+		"'; " + extra + "frame-ancestors 'none'; base-uri 'none'"
+}
 
 type loginView struct {
 	Style    template.CSS
@@ -90,10 +98,12 @@ func randomID(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func pageHeaders(w http.ResponseWriter, status int) {
+func pageHeaders(w http.ResponseWriter, status int) { pageHeadersCSP(w, status, pageCSP) }
+
+func pageHeadersCSP(w http.ResponseWriter, status int, policy string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", loginCSP)
+	h.Set("Content-Security-Policy", policy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -122,7 +132,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 		v.Action = "../login" // shown by the second step, at /login/otp
 	}
 	v.Base = strings.TrimSuffix(v.Action, "login")
-	pageHeaders(w, status)
+	pageHeadersCSP(w, status, scriptCSP) // the passkey button's script
 	loginPage.Execute(w, v)
 }
 

@@ -297,7 +297,7 @@ func (p *passkeyPages) render(w http.ResponseWriter, r *http.Request, s auth.Res
 		}
 		v.Passkeys = append(v.Passkeys, row)
 	}
-	pageHeaders(w, http.StatusOK)
+	pageHeadersCSP(w, http.StatusOK, scriptCSP) // the passkey script and the QR code
 	passkeysPage.Execute(w, v)
 }
 
