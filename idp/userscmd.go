@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"jwtidp/idp/httpapi"
 	"jwtidp/shared/envflag"
@@ -37,6 +39,18 @@ var usersCommands = map[string]usersCommand{
 			return err
 		},
 	},
+	"show": {
+		method: http.MethodGet,
+		path:   func(user string) string { return "/" + url.PathEscape(user) },
+		print: func(w io.Writer, _ string, result json.RawMessage) error {
+			var u httpapi.AdminUserInfo
+			if err := json.Unmarshal(result, &u); err != nil {
+				return err
+			}
+			printUser(w, u)
+			return nil
+		},
+	},
 	"reset-mfa": {
 		method: http.MethodPost,
 		path:   func(user string) string { return "/" + url.PathEscape(user) + "/reset-mfa" },
@@ -58,7 +72,56 @@ func usersUsage() string {
 	}
 	sort.Strings(names)
 	return "usage: idp users " + strings.Join(names, "|") + " USER   [--url URL] [--admin-token TOKEN]\n" +
+		"       idp users list [--prefix P] [--after NAME] [--limit N]   [--url URL] [--admin-token TOKEN]\n" +
 		"USER is a username (any letter case) or a user's sub"
+}
+
+// printUser writes one user as `idp users show` and `list` print them: never a secret.
+func printUser(w io.Writer, u httpapi.AdminUserInfo) {
+	email := u.Email
+	switch {
+	case email == "":
+		email = "-"
+	case !u.EmailVerified:
+		email += " (unverified)"
+	}
+	factors := strings.Join(u.SecondFactors, ",")
+	if factors == "" {
+		factors = "-"
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.ID, u.CreatedAt.Format(time.RFC3339), email, factors)
+}
+
+// usersList is `idp users list`: a page of users (username, sub, created, email, second factors).
+func usersList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := envflag.New("idp users list", stderr)
+	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
+	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	prefix := fs.String("prefix", "", "", "only usernames that start with it")
+	after := fs.String("after", "", "", "only usernames after it (the previous page's next)")
+	limit := fs.Int("limit", "", 100, "users per page (1 to 1000)")
+	if err := fs.Parse(args, getenv); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	}
+	q := url.Values{"prefix": {*prefix}, "after": {*after}, "limit": {strconv.Itoa(*limit)}}
+	result, err := adminCall(ctx, *base, *token, http.MethodGet, "/admin/users?"+q.Encode(), nil, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var page httpapi.AdminUserPage
+	if err := json.Unmarshal(result, &page); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+	}
+	for _, u := range page.Users {
+		printUser(stdout, u)
+	}
+	if page.Next != "" {
+		fmt.Fprintf(stdout, "next page: --after %s\n", page.Next)
+	}
+	return nil
 }
 
 // usersCmd is `idp users …`: the users of a running IdP, through its admin routes.
@@ -67,6 +130,9 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New(usersUsage())
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "list" {
+		return usersList(ctx, rest, getenv, stdout, stderr)
+	}
 	cmd, ok := usersCommands[sub]
 	if !ok {
 		return errors.New(usersUsage())

@@ -42,6 +42,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/backup", admin(web.HandleBackup(d.Store, "idp")))
 	addAccountRoutes(mux, d, admin)
+	addAdminUserRoutes(mux, d, admin)
 	addAccountSessionRoutes(mux, d)
 	mux.Handle("GET /healthz", web.HandleHealthz())
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))

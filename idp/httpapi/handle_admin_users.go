@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/web"
+)
+
+// AdminUsers is what the admin's user routes need of the use cases.
+type AdminUsers interface {
+	AdminListUsers(ctx context.Context, prefix, after string, limit int) ([]identity.User, string, error)
+	AdminUser(ctx context.Context, user string) (identity.User, error)
+}
+
+// AdminUserInfo is a user as the admin routes show it: never a password hash, a TOTP secret, a
+// recovery code or a passkey's key — only which second factors the user has.
+type AdminUserInfo struct {
+	ID            string    `json:"id"`
+	Username      string    `json:"username"`
+	CreatedAt     time.Time `json:"created_at"`
+	Email         string    `json:"email,omitempty"`
+	EmailVerified bool      `json:"email_verified"`
+	SecondFactors []string  `json:"second_factors"` // "totp", "passkey"
+}
+
+// AdminUserPage is GET /admin/users' result.
+type AdminUserPage struct {
+	Users []AdminUserInfo `json:"users"`
+	Next  string          `json:"next,omitempty"` // the after of the next page
+}
+
+func adminUserInfo(u identity.User) AdminUserInfo {
+	f := []string{}
+	if u.Factors.HasTOTP() {
+		f = append(f, "totp")
+	}
+	if len(u.Factors.Passkeys) > 0 {
+		f = append(f, "passkey")
+	}
+	return AdminUserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt.UTC(), Email: u.Email,
+		EmailVerified: u.EmailVerified, SecondFactors: f}
+}
+
+// addAdminUserRoutes adds GET /admin/users (?prefix=&after=&limit=, default 100) and
+// GET /admin/users/{user} (a sub or a username).
+func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
+	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
+	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
+}
+
+func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := 100
+		if s := q.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				web.Error(w, r, logger, apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", identity.MaxListLimit))
+				return
+			}
+			limit = n
+		}
+		users, next, err := svc.AdminListUsers(r.Context(), q.Get("prefix"), q.Get("after"), limit)
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		page := AdminUserPage{Users: make([]AdminUserInfo, 0, len(users)), Next: next}
+		for _, u := range users {
+			page.Users = append(page.Users, adminUserInfo(u))
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.Success(w, http.StatusOK, page)
+	})
+}
+
+func handleAdminUser(logger *slog.Logger, svc AdminUsers) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := svc.AdminUser(r.Context(), r.PathValue("user"))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.Success(w, http.StatusOK, adminUserInfo(u))
+	})
+}
