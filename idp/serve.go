@@ -189,11 +189,7 @@ func (c *config) loadSecretsKey() error {
 	if c.secretsKeyFile == "" {
 		return nil
 	}
-	b, err := os.ReadFile(c.secretsKeyFile)
-	if err != nil {
-		return err
-	}
-	ring, err := seal.ParseKeys(b)
+	ring, err := seal.LoadKeyFile(c.secretsKeyFile)
 	if err != nil {
 		return err
 	}

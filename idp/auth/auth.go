@@ -15,6 +15,7 @@ import (
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/password"
+	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 )
@@ -64,7 +65,7 @@ type Service struct {
 	Consents   identity.ConsentStore // remembered consents
 	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
 	IDTokenTTL time.Duration
-	Sealer     Sealer // seals TOTP seeds at rest; nil: stored as they are
+	Sealer     seal.Sealer // seals TOTP seeds at rest; nil: seal.None (stored as they are)
 	Hasher     *password.Hasher
 	Issuer     *token.Issuer
 	FirstParty Client        // the client /auth and the browser login act for
@@ -153,23 +154,29 @@ type Authentication struct {
 // EINVALID before anything is looked up, hashed or counted.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authentication, error) {
 	a, err := s.authenticate(ctx, c)
-	outcome := "success"
+	outcome := s.countLogin(err)
+	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
+	return a, err
+}
+
+// countLogin reports a sign-in's outcome to the metrics (OnLogin) and returns it: "success",
+// "invalid", "throttled", "malformed" or "error". Passwords and passkeys count alike.
+func (s *Service) countLogin(err error) string {
+	outcome := "error"
 	switch apperr.Code(err) {
 	case "":
+		outcome = "success"
 	case apperr.EUNAUTHORIZED:
 		outcome = "invalid"
 	case apperr.ETHROTTLED:
 		outcome = "throttled"
 	case apperr.EINVALID:
 		outcome = "malformed"
-	default:
-		outcome = "error"
 	}
 	if s.OnLogin != nil {
 		s.OnLogin(outcome)
 	}
-	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
-	return a, err
+	return outcome
 }
 
 func (s *Service) authenticate(ctx context.Context, c Credentials) (Authentication, error) {

@@ -216,19 +216,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error
 // transaction that records them). ErrPasskeyRefused for every refusal.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
 	a, err := s.finishPasskeyLogin(ctx, state, body)
-	outcome := "success"
-	switch apperr.Code(err) {
-	case "":
-	case apperr.EUNAUTHORIZED:
-		outcome = "invalid"
-	case apperr.ETHROTTLED:
-		outcome = "throttled"
-	default:
-		outcome = "error"
-	}
-	if s.OnLogin != nil {
-		s.OnLogin(outcome)
-	}
+	s.countLogin(err)
 	return a, err
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"jwtidp/idp/identity"
+	"jwtidp/idp/seal"
 	"jwtidp/shared/apperr"
 )
 
@@ -31,13 +32,6 @@ const (
 
 var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
-// Sealer encrypts secrets at rest (TOTP seeds); associated data binds a sealed value to its
-// owner, so it cannot be moved to another user's row.
-type Sealer interface {
-	Seal(plaintext, associatedData []byte) ([]byte, error)
-	Open(sealed, associatedData []byte) ([]byte, error)
-}
-
 // ErrOTPRequired is the answer to a right password without a valid second factor: no code, a
 // wrong one, a replayed one. It is given only once the password was right, so it tells nothing
 // a wrong password would not.
@@ -51,18 +45,14 @@ var amrPasswordOTP = []string{"pwd", "otp", "mfa"}
 
 func totpAD(userID string) []byte { return []byte("totp:" + userID) }
 
+// seal and open a TOTP seed, bound to its user (so a sealed seed moved to another user's row
+// does not open), with the configured secrets key or none.
 func (s *Service) seal(seed []byte, userID string) ([]byte, error) {
-	if s.Sealer == nil {
-		return seed, nil
-	}
-	return s.Sealer.Seal(seed, totpAD(userID))
+	return seal.Or(s.Sealer).Seal(seed, totpAD(userID))
 }
 
 func (s *Service) open(sealed []byte, userID string) ([]byte, error) {
-	if s.Sealer == nil {
-		return sealed, nil
-	}
-	return s.Sealer.Open(sealed, totpAD(userID))
+	return seal.Or(s.Sealer).Open(sealed, totpAD(userID))
 }
 
 // Enrollment is a new TOTP secret, for the user's authenticator app.
@@ -302,20 +292,12 @@ func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity
 	return v, nil
 }
 
-// resealer is a Sealer that can tell a value sealed plain or with an older key (seal.Ring).
-type resealer interface {
-	NeedsReseal(sealed []byte) bool
-}
-
 // ResealTOTP seals again, with the current secrets key, every TOTP seed stored plain or under an
 // older key — the TOTP half of rotating --secrets-key-file (the signing keys are the key
 // manager's). Each user is updated in its own transaction, from the seed as stored then; it
 // returns how many were resealed.
 func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
-	rs, ok := s.Sealer.(resealer)
-	if !ok || s.Sealer == nil {
-		return 0, nil
-	}
+	sl := seal.Or(s.Sealer)
 	n, after := 0, ""
 	for {
 		page, err := s.Users.ListUsers(ctx, identity.ListOptions{After: after, Limit: identity.MaxListLimit})
@@ -323,21 +305,20 @@ func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, u := range page {
-			if u.Factors.TOTP == nil || !rs.NeedsReseal(u.Factors.TOTP.Secret) {
+			if u.Factors.TOTP == nil || !sl.NeedsReseal(u.Factors.TOTP.Secret) {
 				continue
 			}
 			_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 				t := cur.Factors.TOTP
-				if t == nil || !rs.NeedsReseal(t.Secret) {
+				if t == nil {
 					return cur, identity.ErrUnchanged
 				}
-				seed, err := s.Sealer.Open(t.Secret, totpAD(cur.ID))
-				if err != nil {
+				sealed, changed, err := seal.Reseal(sl, t.Secret, totpAD(cur.ID))
+				switch {
+				case err != nil:
 					return cur, err
-				}
-				sealed, err := s.Sealer.Seal(seed, totpAD(cur.ID))
-				if err != nil {
-					return cur, err
+				case !changed:
+					return cur, identity.ErrUnchanged
 				}
 				next := *t
 				next.Secret = sealed
