@@ -36,6 +36,13 @@ type User struct {
 	EmailVerified bool
 	// Factors are the user's second factors (TOTP and its recovery codes).
 	Factors SecondFactors
+	// Disabled: the user may not sign in (the same answer as a wrong password); disabling
+	// ends their sessions and families (ChangeCredentials).
+	Disabled bool
+	// Admin: the user may be granted the idp:admin scope, an admin credential.
+	Admin bool
+	// LastLoginAt is when the user last signed in (zero: never).
+	LastLoginAt time.Time
 }
 
 // MaxEmailBytes bounds an email address (RFC 5321's path limit).
@@ -168,7 +175,7 @@ var ErrUnchanged = errors.New("nothing to change")
 // UserStore keeps users.
 type UserStore interface {
 	// CreateUser stores u. EINVALID when u breaks User.Validate; ECONFLICT when its id is
-	// taken or its username is, in any letter case; ErrEmailTaken (ECONFLICT) when another user
+	// taken (or was a deleted user's) or its username is, in any letter case; ErrEmailTaken (ECONFLICT) when another user
 	// has its email in any letter case.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user with this id. ENOTFOUND when there is none.
@@ -194,8 +201,8 @@ type UserStore interface {
 	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user, their refresh families with every token hash those issued,
 	// their sessions, consents and authorization codes, in one transaction; the username and
-	// the email are free again. ENOTFOUND when there
-	// is no such user.
+	// the email are free again, the id never is (CreateUser refuses it with ECONFLICT for
+	// ever). ENOTFOUND when there is no such user.
 	DeleteUser(ctx context.Context, id string) error
 }
 
@@ -326,4 +333,42 @@ var ErrReuse = fmt.Errorf("refresh token reuse: family revoked")
 func (f Family) Revoke() (Family, error) {
 	f.Revoked = true
 	return f, nil
+}
+
+// Disable is the updater of an admin's disable (run through ChangeCredentials, so the user's
+// sessions and families end with it). ErrUnchanged when already disabled.
+func (u User) Disable() (User, error) {
+	if u.Disabled {
+		return u, ErrUnchanged
+	}
+	u.Disabled = true
+	return u, nil
+}
+
+// Enable is the updater of an admin's enable. ErrUnchanged when not disabled.
+func (u User) Enable() (User, error) {
+	if !u.Disabled {
+		return u, ErrUnchanged
+	}
+	u.Disabled = false
+	return u, nil
+}
+
+// SetAdmin is the updater of granting (true) or revoking (false) the admin flag.
+// ErrUnchanged when it is already so.
+func (u User) SetAdmin(admin bool) (User, error) {
+	if u.Admin == admin {
+		return u, ErrUnchanged
+	}
+	u.Admin = admin
+	return u, nil
+}
+
+// RecordLogin is the updater of a sign-in: it keeps when it happened.
+func (u User) RecordLogin(at time.Time) (User, error) {
+	if !at.After(u.LastLoginAt) {
+		return u, ErrUnchanged
+	}
+	u.LastLoginAt = at
+	return u, nil
 }
