@@ -13,20 +13,21 @@ import (
 // copyStore is `idp store copy`: everything in a bbolt data folder — users with their password
 // hashes and emails, signing keys in every state, refresh families with every token hash they
 // issued, browser sessions, the IdP's own secrets, registered clients and the consents users
-// gave them — into PostgreSQL, so that nobody has to log in
-// again after the move. Copying again is safe: every row is rewritten as the source has it.
+// gave them, the ids of deleted users (never reused there either) and the audit trail with its
+// ids — into PostgreSQL, so that nobody has to log in again after the move. Copying again is
+// safe: every row is rewritten as the source has it.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
 	n, err := copyIdentity(ctx, src, dst)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents",
-		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d deleted user ids, %d audit events",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.deleted, n.audit), nil
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
 // and a client redeems one at the IdP that issued it.
-type copied struct{ users, keys, families, sessions, secrets, clients, consents int }
+type copied struct{ users, keys, families, sessions, secrets, clients, consents, deleted, audit int }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
 	var n copied
@@ -67,6 +68,19 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 			return n, fmt.Errorf("client %s: %w", c.ID, err)
 		}
 		n.clients++
+	}
+	deleted, err := src.DeletedUserIDs(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, id := range deleted {
+		if err := dst.ImportDeletedUser(ctx, id); err != nil {
+			return n, fmt.Errorf("deleted user id %s: %w", id, err)
+		}
+		n.deleted++
+	}
+	if n.audit, err = copyAudit(ctx, src, dst); err != nil {
+		return n, err
 	}
 	after := ""
 	for {
@@ -119,6 +133,26 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 			}
 		}
 		after = identity.NormalizeUsername(page[len(page)-1].Username)
+	}
+}
+
+// copyAudit copies the audit trail, a page at a time from the newest, with its ids.
+func copyAudit(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (int, error) {
+	n := 0
+	q := identity.AuditQuery{Limit: identity.MaxListLimit}
+	for {
+		page, err := src.ListAudit(ctx, q)
+		if err != nil {
+			return n, err
+		}
+		if len(page) == 0 {
+			return n, nil
+		}
+		if err := dst.ImportAudit(ctx, page...); err != nil {
+			return n, fmt.Errorf("audit events before %d: %w", page[0].ID+1, err)
+		}
+		n += len(page)
+		q.Before = page[len(page)-1].ID
 	}
 }
 

@@ -18,26 +18,29 @@ import (
 const FileName = "idp.db"
 
 var (
-	bucketUsers     = []byte("users")     // id → User
-	bucketUsernames = []byte("usernames") // normalized username → id
-	bucketKeys      = []byte("keys")      // kid → SigningKey
-	bucketFamilies  = []byte("families")  // family id → Family
-	bucketTokens    = []byte("tokens")    // refresh-token hash → family id
-	bucketFamTokens = []byte("famtokens") // family id → (token hash → nil), for deletion
-	bucketUserFams  = []byte("userfams")  // user id → (family id → nil)
-	bucketSessions  = []byte("sessions")  // session id → Session
-	bucketSessToks  = []byte("sesstoks")  // session token hash → session id
-	bucketUserSess  = []byte("usersess")  // user id → (session id → nil)
-	bucketSecrets   = []byte("secrets")   // name → the IdP's own secret bytes
-	bucketClients   = []byte("clients")   // client id → Client
-	bucketEmails    = []byte("emails")    // normalized email → user id, for users who have one
-	bucketCodes     = []byte("codes")     // authorization-code hash → AuthCode
-	bucketConsents  = []byte("consents")  // user id → (client id → Consent)
+	bucketUsers     = []byte("users")        // id → User
+	bucketUsernames = []byte("usernames")    // normalized username → id
+	bucketKeys      = []byte("keys")         // kid → SigningKey
+	bucketFamilies  = []byte("families")     // family id → Family
+	bucketTokens    = []byte("tokens")       // refresh-token hash → family id
+	bucketFamTokens = []byte("famtokens")    // family id → (token hash → nil), for deletion
+	bucketUserFams  = []byte("userfams")     // user id → (family id → nil)
+	bucketSessions  = []byte("sessions")     // session id → Session
+	bucketSessToks  = []byte("sesstoks")     // session token hash → session id
+	bucketUserSess  = []byte("usersess")     // user id → (session id → nil)
+	bucketSecrets   = []byte("secrets")      // name → the IdP's own secret bytes
+	bucketClients   = []byte("clients")      // client id → Client
+	bucketEmails    = []byte("emails")       // normalized email → user id, for users who have one
+	bucketCodes     = []byte("codes")        // authorization-code hash → AuthCode
+	bucketConsents  = []byte("consents")     // user id → (client id → Consent)
+	bucketDeleted   = []byte("deletedusers") // id of a deleted user → 1: never an id again
+	bucketAudit     = []byte("audit")        // big-endian uint64 id (NextSequence) → AuditEvent
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
 // identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore and identity.ConsentStore.
+// identity.CodeStore, identity.ConsentStore and identity.AuditStore. Every write method writes
+// the audit events of its context in its own transaction (write, batch).
 type DB struct {
 	boltfile.Store
 	path string
@@ -59,7 +62,7 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit)
 	if err != nil {
 		return nil, err
 	}

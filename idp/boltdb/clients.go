@@ -51,7 +51,7 @@ func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketClients).Get([]byte(c.ID)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "Client id already taken")
 		}
@@ -97,7 +97,7 @@ func (s *DB) ListClients(ctx context.Context) ([]identity.Client, error) {
 // UpdateClient implements identity.ClientStore.
 func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
 	var out identity.Client
-	err := s.Update(func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		old, err := getClient(tx, id)
 		if err != nil {
 			return err
@@ -123,7 +123,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 // admin action and families number in the thousands; an index (client id → family ids, kept
 // by putFamily and deleteFamily) is the fix if either stops being true.
 func (s *DB) DeleteClient(ctx context.Context, id string) error {
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		clients := tx.Bucket(bucketClients)
 		if clients.Get([]byte(id)) == nil {
 			return errNoClient

@@ -39,7 +39,7 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 		return err
 	}
 	// Batched, as refreshes are: concurrent sign-ins share one commit (and one fsync).
-	return s.Batch(func(tx *bolt.Tx) error {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketCodes).Get([]byte(c.Hash)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "Authorization code already issued")
 		}
@@ -55,12 +55,12 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 	var missing bool
 	// Batched: concurrent exchanges share one commit. The closure reads what it decides on inside
 	// the transaction, so a re-run is safe; fn's refusal writes nothing and fails no batch.
-	err := s.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
 		fnErr, missing = nil, false
 		data := tx.Bucket(bucketCodes).Get([]byte(hash))
 		if data == nil {
 			missing = true // a client's unknown code must not fail (and re-run) the others' batch
-			return nil
+			return errNoChange
 		}
 		var err error
 		if stored, err = decodeCode(data); err != nil {
@@ -72,7 +72,7 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 			return err
 		}
 		if out, fnErr = fn(given); fnErr != nil {
-			return nil
+			return errNoChange
 		}
 		if err := stored.CheckUpdate(out); err != nil {
 			return err

@@ -49,7 +49,7 @@ func (s *DB) SaveConsent(ctx context.Context, c identity.Consent) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketUsers).Get([]byte(c.UserID)) == nil {
 			return errNoUser
 		}

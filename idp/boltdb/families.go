@@ -40,7 +40,7 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	return s.Batch(func(tx *bolt.Tx) error {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
 		if err := checkEpoch(tx, f.UserID, f.Epoch); err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 	var stepErr error
 	// Batched: concurrent refreshes share one commit (and one fsync) instead of one each. The
 	// closure reads everything it decides on inside the transaction, so a re-run is safe.
-	err := s.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
 		if id == nil {
 			return errNoFamily
@@ -97,7 +97,7 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		}
 		out, stepErr = step(f, u)
 		if stepErr != nil && out.ID == "" {
-			return nil // nothing to keep
+			return errNoChange // nothing to keep, nothing to record
 		}
 		if err := f.CheckUpdate(out); err != nil {
 			return err
@@ -153,7 +153,7 @@ func userFamilies(tx *bolt.Tx, userID string) ([]identity.Family, error) {
 
 // RevokeUserFamilies implements identity.FamilyStore.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	return s.Update(func(tx *bolt.Tx) error { return revokeFamilies(tx, userID, "") })
+	return s.write(ctx, func(tx *bolt.Tx) error { return revokeFamilies(tx, userID, "") })
 }
 
 // revokeFamilies revokes the user's families, or only those bound to the session sessionID

@@ -43,7 +43,7 @@ func readKeys(tx *bolt.Tx) ([]identity.SigningKey, error) {
 
 // UpdateKeys implements identity.KeyStore: the stored set is replaced by update's result.
 func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) ([]identity.SigningKey, error)) error {
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		keys, err := readKeys(tx)
 		if err != nil {
 			return err

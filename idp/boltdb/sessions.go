@@ -41,7 +41,7 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 	if err := sess.Validate(); err != nil {
 		return err
 	}
-	return s.Batch(func(tx *bolt.Tx) error {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
 		if err := checkEpoch(tx, sess.UserID, sess.Epoch); err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func userSessions(tx *bolt.Tx, userID string) ([]identity.Session, error) {
 func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Session) (identity.Session, error)) (identity.Session, error) {
 	var out identity.Session
 	// Batched: every request of a user renews LastSeenAt through here.
-	err := s.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
 		old, err := getSession(tx, id)
 		if err != nil {
 			return err
@@ -180,7 +180,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 // EndSession implements identity.SessionStore.
 func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error) {
 	var sess identity.Session
-	err := s.Update(func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		var err error
 		if sess, err = getSession(tx, id); err != nil {
 			return err

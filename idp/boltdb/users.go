@@ -39,7 +39,7 @@ func decodeUser(data []byte) (identity.User, error) {
 	u := r.User
 	u.Factors = r.Factors.SecondFactors
 	u.Factors.RecoveryCodes = r.Factors.RecoveryCodes
-	u.CreatedAt = u.CreatedAt.UTC()
+	u.CreatedAt, u.LastLoginAt = u.CreatedAt.UTC(), u.LastLoginAt.UTC()
 	if u.Factors.TOTP != nil {
 		u.Factors.TOTP.EnrolledAt = u.Factors.TOTP.EnrolledAt.UTC()
 	}
@@ -63,14 +63,14 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		name := identity.NormalizeUsername(u.Username)
 		if names.Get([]byte(name)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "User already exists")
 		}
 		users := tx.Bucket(bucketUsers)
-		if users.Get([]byte(u.ID)) != nil {
+		if users.Get([]byte(u.ID)) != nil || tx.Bucket(bucketDeleted).Get([]byte(u.ID)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
 		}
 		if err := moveEmail(tx, u.ID, "", u.Email); err != nil {
@@ -149,7 +149,7 @@ func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identit
 // UpdateUser implements identity.UserStore.
 func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
 	var out identity.User
-	err := s.Update(func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		var err error
 		out, err = updateUser(tx, id, fn, false)
 		return err
@@ -163,7 +163,7 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (
 // ChangeCredentials implements identity.UserStore.
 func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
 	var out identity.User
-	err := s.Update(func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bolt.Tx) error {
 		var err error
 		if out, err = updateUser(tx, id, fn, true); err != nil {
 			return err
@@ -222,9 +222,10 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 	return decodeUser(data) // as every later read sees it
 }
 
-// DeleteUser implements identity.UserStore.
+// DeleteUser implements identity.UserStore. The id stays in bucketDeleted, which CreateUser
+// checks, so it is never a user's again.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	return s.Update(func(tx *bolt.Tx) error {
+	return s.write(ctx, func(tx *bolt.Tx) error {
 		u, err := getUser(tx, id)
 		if err != nil {
 			return err
@@ -256,6 +257,11 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		if err := tx.Bucket(bucketUsernames).Delete([]byte(identity.NormalizeUsername(u.Username))); err != nil {
+			return err
+		}
+		// The id is never reused. Not a nil value: bbolt's Get finds none in the transaction
+		// that put it.
+		if err := tx.Bucket(bucketDeleted).Put([]byte(id), []byte{1}); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketUsers).Delete([]byte(id))

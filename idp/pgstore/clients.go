@@ -51,7 +51,7 @@ func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err := s.exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		clientArgs(storedClient(c))...)
 	return s.fail(conflict(err))
 }
@@ -80,7 +80,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 		return identity.Client{}, errNoClient
 	}
 	var out identity.Client
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		old, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (s *DB) DeleteClient(ctx context.Context, id string) error {
 	if !ok {
 		return errNoClient
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE id = $1`, id)
 		if err != nil {
 			return err

@@ -53,7 +53,7 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes (`+codeCols+`)
+	_, err := s.exec(ctx, `INSERT INTO auth_codes (`+codeCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, codeArgs(storedCode(c))...)
 	return s.fail(conflict(err))
 }
@@ -67,7 +67,7 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 	}
 	var stored, out identity.AuthCode
 	var fnErr error
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		fnErr = nil
 		stored, err = scanCode(tx.QueryRow(ctx, `SELECT `+codeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash))

@@ -53,7 +53,7 @@ func (s *DB) SaveConsent(ctx context.Context, c identity.Consent) error {
 	if _, ok := key(c.ClientID); !ok {
 		return errNoClient
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4)
+	_, err := s.exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at`,
 		c.UserID, c.ClientID, texts(c.Scopes), c.GrantedAt)
 	var pe *pgconn.PgError

@@ -64,7 +64,7 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 		return identity.ErrStaleCredentials
 	}
 	f = storedFamily(f)
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		if err := lockUserEpoch(ctx, tx, f.UserID, f.Epoch, "SHARE"); err != nil {
 			return err
 		}
@@ -132,7 +132,8 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 	read.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	read.Queue(`SELECT `+familyCols+`, COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
 			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0),
-			COALESCE(u.email, ''), COALESCE(u.email_verified, false), COALESCE(u.second_factors, '{}')
+			COALESCE(u.email, ''), COALESCE(u.email_verified, false), COALESCE(u.second_factors, '{}'),
+			COALESCE(u.disabled, false), COALESCE(u.admin, false), u.last_login_at
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
 		WHERE t.token_hash = $1 FOR UPDATE OF f`, tokenHash)
 	br := conn.SendBatch(ctx, read)
@@ -167,6 +168,12 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		rollback()
 		return identity.Family{}, nil, err
 	}
+	// The audit events go with the change, as write writes them (this path cannot use it).
+	events, err := identity.AuditEventsOf(ctx)
+	if err != nil {
+		rollback()
+		return identity.Family{}, nil, err
+	}
 	out = storedFamily(out)
 	write := &pgx.Batch{}
 	indexed := out.Current != f.Current
@@ -178,6 +185,9 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 	write.Queue(`UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
 			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12
 			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
+	if sql, args := insertAudit(events); sql != "" {
+		write.Queue(sql, args...)
+	}
 	write.Queue("COMMIT")
 	br = conn.SendBatch(ctx, write)
 	for range write.Len() {
@@ -202,7 +212,7 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	var out identity.Family
 	var stepErr error
-	err := pgdb.InTxKeep(ctx, s.pool, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err := s.writeKeep(ctx, func(tx pgx.Tx) error {
 		f, err := scanFamily(tx.QueryRow(ctx, `SELECT `+familyCols+`
 			FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 			WHERE t.token_hash = $1 FOR UPDATE OF f`, tokenHash))
@@ -215,7 +225,7 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		}
 		out, stepErr = step(f, u)
 		if stepErr != nil && out.ID == "" {
-			return nil // nothing to keep
+			return errNoChange // nothing to keep, nothing to record
 		}
 		if err := f.CheckUpdate(out); err != nil {
 			return err
@@ -235,7 +245,7 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		return err
 	}, func(err error) bool { return err == errKeep })
 	if err != nil && err != errKeep {
-		return identity.Family{}, s.fail(err)
+		return identity.Family{}, err
 	}
 	return out, stepErr
 }
@@ -275,7 +285,7 @@ func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
 	}
 	// In a transaction of its own, so that a deadlock with a refresh or a session's end (which
 	// lock the rows in another order) is retried rather than answered 500.
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
 		return err
 	})

@@ -104,12 +104,14 @@ func (s *DB) ImportSecret(ctx context.Context, name string, value []byte) error 
 }
 
 // Empty reports whether the store holds nothing at all: no user, key, family, session,
-// secret or client. A copy refuses a target that is not, unless told.
+// secret, client, deleted user's id or audit event. A copy refuses a target that is not,
+// unless told.
 func (s *DB) Empty(ctx context.Context) (bool, error) {
 	var empty bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM users) AND NOT EXISTS (SELECT FROM signing_keys)
 		AND NOT EXISTS (SELECT FROM refresh_families) AND NOT EXISTS (SELECT FROM sessions)
-		AND NOT EXISTS (SELECT FROM secrets) AND NOT EXISTS (SELECT FROM oauth_clients)`).Scan(&empty)
+		AND NOT EXISTS (SELECT FROM secrets) AND NOT EXISTS (SELECT FROM oauth_clients)
+		AND NOT EXISTS (SELECT FROM deleted_users) AND NOT EXISTS (SELECT FROM audit_events)`).Scan(&empty)
 	return empty, s.fail(err)
 }
 

@@ -58,7 +58,7 @@ func storedKey(k identity.SigningKey) identity.SigningKey {
 // reads), taken before the set is read, so every update decides on the set the one before it
 // stored: N replicas racing to rotate rotate once.
 func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) ([]identity.SigningKey, error)) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 			return err
 		}

@@ -438,3 +438,123 @@ func TestSlowConcurrentRedeemOneWinner(t *testing.T) {
 }
 
 var errReplay = fmt.Errorf("replay")
+
+// The audit trail, the user flags and the deleted users' ids are imported as the source has
+// them: the events with their ids, after which appended ones come after them; any number of
+// times.
+func TestImportAuditAndDeleted(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	u := identity.User{ID: "u1", Username: "alice", CreatedAt: t0, Disabled: true, Admin: true, LastLoginAt: t0.Add(time.Hour)}
+	events := []identity.AuditEvent{
+		{ID: 7, Time: t0.Add(2 * time.Second), Type: identity.AuditUserDeleted, UserID: "gone", Actor: "admin-token", Outcome: "success"},
+		{ID: 3, Time: t0, Type: identity.AuditSignup, UserID: "u1", Actor: "anonymous", ClientIP: "192.0.2.1", Outcome: "success", Detail: "d"},
+	}
+	for range 2 {
+		check(t, db.ImportUser(ctx, u))
+		check(t, db.ImportDeletedUser(ctx, "gone"))
+		check(t, db.ImportAudit(ctx, events...))
+	}
+	got, err := db.GetUser(ctx, "u1")
+	check(t, err)
+	equal(t, "the imported user's flags", got, u)
+	wantCode(t, "CreateUser of an imported deleted id", db.CreateUser(ctx, identity.User{ID: "gone", Username: "bob"}), apperr.ECONFLICT)
+	list, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
+	check(t, err)
+	equal(t, "the imported events", list, events)
+	check(t, db.AppendAudit(ctx, identity.AuditEvent{Time: t0.Add(time.Minute), Type: identity.AuditLogin}))
+	list, err = db.ListAudit(ctx, identity.AuditQuery{Limit: 1})
+	check(t, err)
+	if len(list) != 1 || list[0].ID != 8 {
+		t.Fatalf("the event appended after the import: %+v, want id 8", list)
+	}
+	wantCode(t, "an event without an id", db.ImportAudit(ctx, identity.AuditEvent{Time: t0, Type: identity.AuditLogin}), apperr.EINVALID)
+	wantCode(t, "an invalid event", db.ImportAudit(ctx, identity.AuditEvent{ID: 20, Type: identity.AuditLogin}), apperr.EINVALID)
+
+	other := open(t, pgtest.NewDatabase(t))
+	check(t, other.ImportAudit(ctx, events[1]))
+	if empty, err := other.Empty(ctx); err != nil || empty {
+		t.Fatalf("Empty of a store holding only an audit event = %v, %v", empty, err)
+	}
+}
+
+// UpdateThrottle writes the events of its context with the counters (the suite's throttle
+// tests hold an in-memory store too, which keeps no audit trail).
+func TestThrottleWritesEvents(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	lockout := identity.AuditEvent{Time: t0, Type: identity.AuditLockout, UserID: "u1", Actor: "anonymous", Outcome: "failure"}
+	err := db.UpdateThrottle(identity.WithAuditEvents(ctx, lockout), []string{"a:alice"}, func(string, identity.ThrottleCounter) identity.ThrottleCounter {
+		return identity.ThrottleCounter{First: t0, Touched: t0, Failures: 1}
+	})
+	check(t, err)
+	bad := identity.WithAuditEvents(ctx, identity.AuditEvent{Type: identity.AuditLockout})
+	err = db.UpdateThrottle(bad, []string{"a:alice"}, func(string, identity.ThrottleCounter) identity.ThrottleCounter {
+		return identity.ThrottleCounter{First: t0, Touched: t0, Failures: 2}
+	})
+	wantCode(t, "a throttle update with an invalid event", err, apperr.EINVALID)
+	c, err := db.ThrottleCounters(ctx, "a:alice")
+	check(t, err)
+	equal(t, "the counter after the refused update", c["a:alice"].Failures, 1)
+	list, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
+	check(t, err)
+	lockout.ID = list[0].ID
+	equal(t, "the events of the throttle", list, []identity.AuditEvent{lockout})
+}
+
+// A refresh whose new token this family issued before leaves the pipelined path for the
+// statement-by-statement one; a revocation kept there keeps its events, once.
+func TestRefreshSlowPathKeepsEvents(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	check(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0"}))
+	_, err := db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, _ identity.User) (identity.Family, error) {
+		f.Current = "r1"
+		return f, nil
+	})
+	check(t, err)
+	runs := 0
+	c := identity.WithAudit(ctx, func() []identity.AuditEvent {
+		return []identity.AuditEvent{{Time: t0, Type: identity.AuditRefreshReuse, UserID: "u1", Detail: fmt.Sprintf("run %d", runs)}}
+	})
+	got, err := db.UpdateFamilyByToken(c, "r1", func(f identity.Family, _ identity.User) (identity.Family, error) {
+		runs++
+		f.Current, f.Revoked = "r0", true // a hash the family issued: the pipelined insert fails
+		return f, identity.ErrReuse
+	})
+	if err != identity.ErrReuse || !got.Revoked || got.Current != "r0" {
+		t.Fatalf("the kept revocation: %+v, %v", got, err)
+	}
+	if runs < 2 {
+		t.Fatalf("the step ran %d times: the slow path was not taken", runs)
+	}
+	list, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
+	check(t, err)
+	if len(list) != 1 || list[0].Detail != fmt.Sprintf("run %d", runs) {
+		t.Fatalf("events of the kept revocation: %+v, want one, of the last run", list)
+	}
+
+	// On the slow path too, a step that keeps nothing records nothing.
+	check(t, db.CreateFamily(ctx, identity.Family{ID: "f2", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "q0"}))
+	_, err = db.UpdateFamilyByToken(ctx, "q0", func(f identity.Family, _ identity.User) (identity.Family, error) {
+		f.Current = "q1"
+		return f, nil
+	})
+	check(t, err)
+	runs = 0
+	_, err = db.UpdateFamilyByToken(c, "q1", func(f identity.Family, _ identity.User) (identity.Family, error) {
+		runs++
+		if runs == 1 {
+			f.Current = "q0" // to the slow path, where this step changes its mind
+			return f, nil
+		}
+		return identity.Family{}, identity.ErrUnchanged
+	})
+	if err != identity.ErrUnchanged || runs != 2 {
+		t.Fatalf("a step that keeps nothing on the slow path: %v after %d runs", err, runs)
+	}
+	after, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
+	check(t, err)
+	equal(t, "events after a step that kept nothing", after, list)
+}

@@ -64,7 +64,7 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 		return identity.ErrStaleCredentials
 	}
 	sess = storedSession(sess)
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		if err := lockUserEpoch(ctx, tx, sess.UserID, sess.Epoch, "NO KEY UPDATE"); err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		return identity.Session{}, errNoSession
 	}
 	var out identity.Session
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		old, err := scanSession(tx.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return err
@@ -172,7 +172,7 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 		return identity.Session{}, errNoSession
 	}
 	var sess identity.Session
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		var userID string
 		err := tx.QueryRow(ctx, `SELECT user_id FROM sessions WHERE id = $1`, id).Scan(&userID)
 		if errors.Is(err, pgx.ErrNoRows) {

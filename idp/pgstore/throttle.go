@@ -61,7 +61,7 @@ func (s *DB) UpdateThrottle(ctx context.Context, keys []string, fn func(string, 
 	sorted = slices.Compact(sorted)
 	var err error
 	for range 5 {
-		err = s.tx(ctx, func(tx pgx.Tx) error { return updateThrottle(ctx, tx, sorted, fn) })
+		err = s.write(ctx, func(tx pgx.Tx) error { return updateThrottle(ctx, tx, sorted, fn) })
 		if !errors.Is(err, errInsertRace) {
 			break
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
@@ -16,30 +17,34 @@ import (
 
 var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
 
-const userCols = `id, username, password_hash, created_at, epoch, email, email_verified, second_factors`
+const userCols = `id, username, password_hash, created_at, epoch, email, email_verified, second_factors, disabled, admin,
+	last_login_at`
 
 // userColsOf is userCols of the table aliased a.
 func userColsOf(a string) string {
 	return a + ".id, " + a + ".username, " + a + ".password_hash, " + a + ".created_at, " + a + ".epoch, " +
-		a + ".email, " + a + ".email_verified, " + a + ".second_factors"
+		a + ".email, " + a + ".email_verified, " + a + ".second_factors, " + a + ".disabled, " + a + ".admin, " +
+		a + ".last_login_at"
 }
 
 // userRow is the destination of a scan of userCols: the user, and its second factors as the
 // JSON the column holds.
 type userRow struct {
-	u       identity.User
-	factors []byte
+	u         identity.User
+	factors   []byte
+	lastLogin pgtype.Timestamptz // NULL: never
 }
 
 func (r *userRow) dest() []any {
 	u := &r.u
-	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch, &u.Email, &u.EmailVerified, &r.factors}
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt, &u.Epoch, &u.Email, &u.EmailVerified, &r.factors,
+		&u.Disabled, &u.Admin, &r.lastLogin}
 }
 
 // user is the user scanned, its times in UTC.
 func (r *userRow) user() (identity.User, error) {
 	u := r.u
-	u.CreatedAt = u.CreatedAt.UTC()
+	u.CreatedAt, u.LastLoginAt = u.CreatedAt.UTC(), fromNull(r.lastLogin)
 	f, err := decodeFactors(r.factors)
 	if err != nil {
 		return identity.User{}, fmt.Errorf("read user %s: second factors: %w", u.ID, err)
@@ -94,7 +99,7 @@ func storedFactors(f identity.SecondFactors) identity.SecondFactors {
 }
 
 // insertUser stores a user: the values of userArgs, in its order.
-const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // userArgs are the values of insertUser's columns. The email is stored as given; the unique
 // index on lower(email) compares it as identity.NormalizeEmail does (emails are ASCII).
@@ -104,7 +109,7 @@ func userArgs(u identity.User) ([]any, error) {
 		return nil, err
 	}
 	return []any{u.ID, u.Username, text(u.PasswordHash), u.CreatedAt, u.Epoch, u.Email, u.EmailVerified, factors,
-		identity.NormalizeUsername(u.Username)}, nil
+		u.Disabled, u.Admin, nullTime(u.LastLoginAt), identity.NormalizeUsername(u.Username)}, nil
 }
 
 func scanUser(row pgx.Row) (identity.User, error) {
@@ -120,7 +125,7 @@ func scanUser(row pgx.Row) (identity.User, error) {
 
 // stored is u as every later read sees it.
 func storedUser(u identity.User) identity.User {
-	u.CreatedAt = ts(u.CreatedAt)
+	u.CreatedAt, u.LastLoginAt = ts(u.CreatedAt), ts(u.LastLoginAt)
 	u.Factors = storedFactors(u.Factors)
 	return u
 }
@@ -134,8 +139,21 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, insertUser, args...)
-	return s.fail(conflict(err))
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, insertUser, args...); err != nil {
+			return conflict(err)
+		}
+		// Checked after the insert: an insert of the id of a user being deleted waits for the
+		// delete to commit, and this read then sees the delete's tombstone.
+		var deleted bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM deleted_users WHERE id = $1)`, u.ID).Scan(&deleted); err != nil {
+			return err
+		}
+		if deleted {
+			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
+		}
+		return nil
+	})
 }
 
 // GetUser implements identity.UserStore.
@@ -187,7 +205,7 @@ func likePrefix(p string) string {
 // UpdateUser implements identity.UserStore.
 func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
 	var out identity.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		out, err = updateUser(ctx, tx, id, fn, false)
 		return err
@@ -203,7 +221,7 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (
 // is ended here) or waits and sees the new epoch (and is refused).
 func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
 	var out identity.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		if out, err = updateUser(ctx, tx, id, fn, true); err != nil {
 			return err
@@ -248,9 +266,9 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 		return u, err
 	}
 	_, err = tx.Exec(ctx, `UPDATE users SET username = $2, username_normalized = $3, password_hash = $4, created_at = $5, epoch = $6,
-		email = $7, email_verified = $8, second_factors = $9
+		email = $7, email_verified = $8, second_factors = $9, disabled = $10, admin = $11, last_login_at = $12
 		WHERE id = $1`, id, u.Username, identity.NormalizeUsername(u.Username), u.PasswordHash, u.CreatedAt, u.Epoch, u.Email, u.EmailVerified,
-		factors)
+		factors, u.Disabled, u.Admin, nullTime(u.LastLoginAt))
 	if err != nil {
 		return u, conflict(err)
 	}
@@ -259,7 +277,8 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 
 // DeleteUser implements identity.UserStore: the user's families (with their token hashes),
 // sessions and consents go with the row, by ON DELETE CASCADE, in the one statement; the
-// authorization codes (not foreign keys) are deleted in the same transaction.
+// authorization codes (not foreign keys) are deleted, and the id kept in deleted_users so that
+// CreateUser refuses it for ever, in the same transaction.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	id, ok := key(id)
 	if !ok {
@@ -267,13 +286,17 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	}
 	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
 	// the cascade locks the user's families and sessions in another order than they do.
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return errNoUser
+		}
+		// The id is never reused: CreateUser refuses it.
+		if _, err := tx.Exec(ctx, `INSERT INTO deleted_users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err

@@ -131,11 +131,16 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	getCode(t, s, "c-u3-gitlab")
 	getCode(t, s, "c-u2-ghost")
 
-	// Gone, not hidden: a user and a client made again with the old ids start with nothing, and
-	// garbage collection finds only the codes left.
-	check(t, s.CreateUser(ctx, user("u1")))
+	// Gone, not hidden: a deleted user's id is never made again (the username is free), a
+	// client made again with the old id starts with nothing, and garbage collection finds only
+	// the codes left.
+	wantCode(t, "a user made again with a deleted user's id", s.CreateUser(ctx, user("u1")), apperr.ECONFLICT)
+	again := user("u1b")
+	again.Username = "user-u1"
+	check(t, s.CreateUser(ctx, again))
 	createClients(t, s, client("grafana"))
-	equal(t, "the consents of a user made again", listConsents(t, s, "u1"), []identity.Consent{})
+	equal(t, "the consents of the deleted user", listConsents(t, s, "u1"), []identity.Consent{})
+	equal(t, "the consents of a user made again with the name", listConsents(t, s, "u1b"), []identity.Consent{})
 	noConsent(t, s, "u2's consent to the client made again", "u2", "grafana")
 	n, err := s.DeleteDeadCodes(ctx, t0.Add(24*time.Hour))
 	check(t, err)
@@ -143,6 +148,7 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 		t.Fatalf("DeleteDeadCodes after the deletes removed %d, want the 3 left", n)
 	}
 	// Consents can be given again.
-	check(t, s.SaveConsent(ctx, consent("u1", "grafana", "openid")))
-	equal(t, "a consent given again", listConsents(t, s, "u1"), []identity.Consent{consent("u1", "grafana", "openid")})
+	check(t, s.SaveConsent(ctx, consent("u1b", "grafana", "openid")))
+	equal(t, "a consent given again", listConsents(t, s, "u1b"), []identity.Consent{consent("u1b", "grafana", "openid")})
+	wantCode(t, "a consent of the deleted user", s.SaveConsent(ctx, consent("u1", "grafana", "openid")), apperr.ENOTFOUND)
 }

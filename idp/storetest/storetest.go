@@ -5,7 +5,8 @@
 // every entity reads back exactly as stored (times in UTC, to the microsecond), each refusal
 // has its apperr code and changes nothing, lists come in their documented order, updaters on
 // one row from many goroutines lose nothing, and the operations that span entities (a
-// credential change, deleting a user, ending a session) do all of their work.
+// credential change, deleting a user, ending a session) do all of their work, and every write
+// keeps the audit events of its context with its change.
 package storetest
 
 import (
@@ -29,6 +30,7 @@ type Store interface {
 	identity.ClientStore
 	identity.CodeStore
 	identity.ConsentStore
+	identity.AuditStore
 }
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
@@ -95,6 +97,14 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
+
+		{"UserFlagsRoundTrip", testUserFlagsRoundTrip},
+		{"DeletedUserIDNeverReused", testDeletedIDNeverReused},
+		{"AuditAppendAndList", testAuditAppendAndList},
+		{"DeleteAuditBefore", testDeleteAuditBefore},
+		{"AuditEveryWrite", testAuditEveryWrite},
+		{"AuditWithTheChange", testAuditWithTheChange},
+		{"AuditKeptWithReuse", testAuditKeptWithReuse},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
 	}
