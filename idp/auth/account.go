@@ -28,7 +28,16 @@ func (s *Service) SetEmail(ctx context.Context, userID, email string) (identity.
 	if err := identity.ValidateEmail(email); err != nil {
 		return identity.User{}, err
 	}
-	u, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.SetEmail(email) })
+	detail := "email set, unverified"
+	if email == "" {
+		detail = "email removed"
+	}
+	var u identity.User
+	err := s.audited(ctx, func(ctx context.Context) error {
+		var err error
+		u, err = s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.SetEmail(email) })
+		return err
+	}, s.event(ctx, identity.AuditEmailChange, userID, Success, detail))
 	switch {
 	case errors.Is(err, identity.ErrUnchanged):
 		return s.Users.GetUser(ctx, userID)
@@ -54,7 +63,11 @@ func (s *Service) VerifyEmail(ctx context.Context, user string) (identity.User, 
 	if err != nil {
 		return identity.User{}, err
 	}
-	v, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.VerifyEmail() })
+	var v identity.User
+	err = s.audited(ctx, func(ctx context.Context) error {
+		v, err = s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.VerifyEmail() })
+		return err
+	}, s.event(ctx, identity.AuditEmailVerified, u.ID, Success, ""))
 	switch {
 	case errors.Is(err, identity.ErrUnchanged):
 		return s.Users.GetUser(ctx, u.ID)

@@ -111,14 +111,15 @@ func (s *Service) EndAccountSession(ctx context.Context, userID, id string) erro
 		if sess.ID != id || sess.UserID != userID {
 			continue
 		}
-		_, err := s.Sessions.EndSession(ctx, id)
+		ev := s.event(ctx, identity.AuditRevocation, userID, Success, "browser session ended by its user")
+		_, err := s.Sessions.EndSession(identity.WithAuditEvents(ctx, ev), id)
 		if apperr.Code(err) == apperr.ENOTFOUND {
 			return ErrNoAccountSession // ended concurrently: it is gone either way
 		}
 		if err != nil {
 			return err
 		}
-		s.Logger.InfoContext(ctx, "session ended by its user", "sub", userID, "sid", id)
+		LogAudit(ctx, s.Logger, ev)
 		return nil
 	}
 	families, err := s.Families.ListFamilies(ctx, userID)
@@ -129,7 +130,8 @@ func (s *Service) EndAccountSession(ctx context.Context, userID, id string) erro
 		if f.ID != id || f.UserID != userID {
 			continue
 		}
-		_, err := s.Families.UpdateFamilyByToken(ctx, f.Current, func(f identity.Family, _ identity.User) (identity.Family, error) {
+		ev := s.event(ctx, identity.AuditRevocation, userID, Success, "refresh family of client "+f.ClientID+" revoked by its user")
+		_, err := s.Families.UpdateFamilyByToken(identity.WithAuditEvents(ctx, ev), f.Current, func(f identity.Family, _ identity.User) (identity.Family, error) {
 			if f.ID != id || f.UserID != userID {
 				return identity.Family{}, ErrNoAccountSession
 			}
@@ -141,7 +143,7 @@ func (s *Service) EndAccountSession(ctx context.Context, userID, id string) erro
 		if err != nil {
 			return err
 		}
-		s.Logger.InfoContext(ctx, "refresh family revoked by its user", "sub", userID, "family", id)
+		LogAudit(ctx, s.Logger, ev)
 		return nil
 	}
 	return ErrNoAccountSession

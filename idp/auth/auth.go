@@ -65,16 +65,19 @@ type Service struct {
 	Consents   identity.ConsentStore // remembered consents
 	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
 	IDTokenTTL time.Duration
-	Sealer     seal.Sealer // seals TOTP seeds at rest; nil: seal.None (stored as they are)
-	Hasher     *password.Hasher
-	Issuer     *token.Issuer
-	FirstParty Client        // the client /auth and the browser login act for
-	RefreshTTL time.Duration // a family's absolute lifetime
-	Now        func() time.Time
-	Random     io.Reader
-	Logger     *slog.Logger
-	OnLogin    func(outcome string) // metrics: "success", "invalid", "throttled", "error"
-	Throttle   *Throttle            // per-account brute-force protection; nil: none
+	Sealer     seal.Sealer         // seals TOTP seeds at rest; nil: seal.None (stored as they are)
+	Audit      identity.AuditStore // the audit trail; nil: events are only logged
+	// AuditRetention is how long the garbage collector keeps audit events; 0: for ever.
+	AuditRetention time.Duration
+	Hasher         *password.Hasher
+	Issuer         *token.Issuer
+	FirstParty     Client        // the client /auth and the browser login act for
+	RefreshTTL     time.Duration // a family's absolute lifetime
+	Now            func() time.Time
+	Random         io.Reader
+	Logger         *slog.Logger
+	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
+	Throttle       *Throttle            // per-account brute-force protection; nil: none
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.
@@ -106,7 +109,9 @@ func (s *Service) Signup(ctx context.Context, username, pw, email string) error 
 		return err
 	}
 	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC(), Email: email}
-	if err := s.Users.CreateUser(ctx, u); err != nil {
+	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
+		s.event(ctx, identity.AuditSignup, id, Success, ""))
+	if err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "user created", "sub", id)
@@ -124,6 +129,9 @@ type Credentials struct {
 	// Deferred: the caller asks for the second factor in a step of its own (the browser login):
 	// a right password for an account with one is a pending Authentication, not ErrOTPRequired.
 	Deferred bool
+	// Scope is what Login is asked for: "" for the first-party client's scopes, AdminScope for
+	// an admin credential.
+	Scope string
 }
 
 // Device is a device cookie's content (OWASP's device cookie): a browser that has logged in to
@@ -156,7 +164,47 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authenticati
 	a, err := s.authenticate(ctx, c)
 	outcome := s.countLogin(err)
 	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
+	switch {
+	case err == nil && !a.Pending:
+		s.recordLogin(ctx, a.User.ID, "password")
+	case err != nil:
+		detail := "password"
+		if a.User.ID == "" {
+			detail = "password: unknown user"
+		}
+		s.loginRefused(ctx, a.User.ID, c.OTP != "", detail, err)
+	}
 	return a, err
+}
+
+// recordLogin keeps when the user signed in and the audit event of it, in one write. A
+// failure only loses the record: the sign-in stands.
+func (s *Service) recordLogin(ctx context.Context, userID, method string) {
+	at := s.Now().UTC().Truncate(time.Microsecond) // what every store keeps
+	err := s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.UpdateUser(ctx, userID, func(u identity.User) (identity.User, error) { return u.RecordLogin(at) })
+		return err
+	}, s.event(ctx, identity.AuditLogin, userID, Success, method))
+	if err != nil {
+		s.Logger.ErrorContext(ctx, "sign-in not recorded", "sub", userID, "err", err)
+	}
+}
+
+// loginRefused records a refused sign-in: a lockout, a wrong one-time code (given: none is the
+// prompt for one, not a failure), or a wrong password or unknown user. Malformed input, which
+// no account can have, is not an event.
+func (s *Service) loginRefused(ctx context.Context, userID string, otpGiven bool, detail string, err error) {
+	ctx = unproven(ctx)
+	switch {
+	case apperr.Code(err) == apperr.ETHROTTLED:
+		s.record(ctx, s.event(ctx, identity.AuditLockout, userID, Failure, "too many failed attempts: refused until the lockout ends"))
+	case errors.Is(err, ErrOTPRequired):
+		if otpGiven {
+			s.record(ctx, s.event(ctx, identity.AuditSecondFactorFailure, userID, Failure, "wrong or spent one-time code"))
+		}
+	case apperr.Code(err) == apperr.EUNAUTHORIZED:
+		s.record(ctx, s.event(ctx, identity.AuditLogin, userID, Failure, detail))
+	}
 }
 
 // countLogin reports a sign-in's outcome to the metrics (OnLogin) and returns it: "success",
@@ -199,13 +247,15 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	}
 	// A locked attempt is refused before any hashing, the correct password included.
 	if err := s.Throttle.Allow(ctx, c.attempt()); err != nil {
-		return Authentication{}, err
+		return Authentication{User: identity.User{ID: u.ID}}, err
 	}
 	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
 	if err != nil {
 		return Authentication{}, err
 	}
-	if !ok {
+	// A disabled user's right password is answered as a wrong one, after the same work, and
+	// counts as one: nothing tells the two apart.
+	if !ok || u.Disabled {
 		if err := s.Throttle.Failure(ctx, c.attempt()); err != nil {
 			return Authentication{}, err
 		}
@@ -225,7 +275,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 		a.Pending = true
 		return a, nil
 	}
-	amr, err := s.SecondFactor(ctx, u, c.OTP, c.attempt())
+	amr, err := s.secondFactor(ctx, u, c.OTP, c.attempt())
 	if err != nil {
 		return Authentication{User: identity.User{ID: u.ID}}, err
 	}
@@ -235,13 +285,50 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 
 // Login authenticates and issues tokens with a refresh family for the first-party client: the
 // API login.
+//
+// With Scope AdminScope it issues an admin credential instead: an access token with only that
+// scope, for the IdP itself (aud: the issuer), and no refresh token — only to a user flagged
+// admin (ErrNotAdmin otherwise, after the password was right).
 func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authentication, error) {
+	if c.Scope != "" && c.Scope != AdminScope {
+		return Tokens{}, Authentication{}, apperr.Errorf(apperr.EINVALID, "scope may only be %q (or absent)", AdminScope)
+	}
 	a, err := s.Authenticate(ctx, c)
 	if err != nil {
 		return Tokens{}, a, err
 	}
+	if c.Scope == AdminScope {
+		if !a.User.Admin {
+			s.record(ctx, s.event(ctx, identity.AuditLogin, a.User.ID, Failure, "idp:admin scope refused: not an administrator"))
+			return Tokens{}, a, ErrNotAdmin
+		}
+		admin := Client{ID: s.FirstParty.ID, Scope: AdminScope, Audience: []string{s.Issuer.Issuer}}
+		t, err := s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR})
+		return t, a, err
+	}
 	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR})
 	return t, a, err
+}
+
+// AdminScope is the scope of an admin credential: an access token with it, of a user still
+// flagged admin and not disabled, opens the admin routes.
+const AdminScope = "idp:admin"
+
+// ErrNotAdmin refuses the admin scope to a user not flagged admin.
+var ErrNotAdmin = apperr.Errorf(apperr.EFORBIDDEN, "Not an administrator")
+
+// IsAdmin reports whether the user with this sub may use an admin credential now: they exist,
+// are flagged admin and are not disabled. Read from the store at every admin request, so a
+// revoked flag takes effect at once.
+func (s *Service) IsAdmin(ctx context.Context, sub string) (bool, error) {
+	u, err := s.Users.GetUser(ctx, sub)
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return u.Admin && !u.Disabled, nil
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.
@@ -332,13 +419,20 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 	presented := token.HashRefresh(refreshToken)
 	var u identity.User
 	var scope string
-	f, err := s.Families.UpdateFamilyByToken(ctx, presented, func(f identity.Family, owner identity.User) (identity.Family, error) {
-		u = owner
+	var reuse []identity.AuditEvent // the event of a reuse, kept with the family's revocation
+	events := func() []identity.AuditEvent { return reuse }
+	f, err := s.Families.UpdateFamilyByToken(identity.WithAudit(ctx, events), presented, func(f identity.Family, owner identity.User) (identity.Family, error) {
+		u, reuse = owner, nil
 		var err error
 		if scope, err = check(f); err != nil {
 			return identity.Family{}, err
 		}
-		return f.Refresh(presented, nextHash, owner, s.Now())
+		next, err := f.Refresh(presented, nextHash, owner, s.Now())
+		if errors.Is(err, identity.ErrReuse) {
+			reuse = []identity.AuditEvent{s.event(unproven(ctx), identity.AuditRefreshReuse, f.UserID, Failure,
+				"a spent refresh token was presented again: family of client "+f.ClientID+" revoked")}
+		}
+		return next, err
 	})
 	switch {
 	case apperr.Code(err) == apperr.ENOTFOUND:
@@ -351,6 +445,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 		return Tokens{}, ErrInvalidScope
 	case errors.Is(err, identity.ErrReuse):
 		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
+		LogAudit(ctx, s.Logger, reuse...)
 		if s.OnRefreshReuse != nil {
 			s.OnRefreshReuse()
 		}
@@ -421,19 +516,26 @@ func (s *Service) revoke(ctx context.Context, hash string) error {
 // revokeWith revokes the family that issued the token with this hash when may, run on it inside
 // the transaction, allows it; may's refusal changes nothing and is returned.
 func (s *Service) revokeWith(ctx context.Context, hash string, may func(identity.Family) error) error {
-	f, err := s.Families.UpdateFamilyByToken(ctx, hash, func(f identity.Family, _ identity.User) (identity.Family, error) {
+	var revoked []identity.AuditEvent
+	events := func() []identity.AuditEvent { return revoked }
+	_, err := s.Families.UpdateFamilyByToken(identity.WithAudit(ctx, events), hash, func(f identity.Family, _ identity.User) (identity.Family, error) {
+		revoked = nil
 		if err := may(f); err != nil {
 			return identity.Family{}, err
 		}
+		if f.Revoked {
+			return identity.Family{}, identity.ErrUnchanged // nothing to record
+		}
+		revoked = []identity.AuditEvent{s.event(ctx, identity.AuditRevocation, f.UserID, Success, "refresh family of client "+f.ClientID+" revoked")}
 		return f.Revoke()
 	})
-	if apperr.Code(err) == apperr.ENOTFOUND {
+	if apperr.Code(err) == apperr.ENOTFOUND || errors.Is(err, identity.ErrUnchanged) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.Logger.InfoContext(ctx, "refresh family revoked", "sub", f.UserID, "family", f.ID)
+	LogAudit(ctx, s.Logger, revoked...)
 	return nil
 }
 
@@ -460,9 +562,12 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 		return err
 	}
 	// Refused (ECONFLICT) if the hash is no longer the one just checked: another change won.
-	_, err = s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
-		return cur.ReplacePasswordHash(u.PasswordHash, hash)
-	})
+	err = s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+			return cur.ReplacePasswordHash(u.PasswordHash, hash)
+		})
+		return err
+	}, s.event(ctx, identity.AuditPasswordChange, u.ID, Success, "sessions and refresh tokens ended"))
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
@@ -518,6 +623,11 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 		}
 		if _, err := s.Throttle.CollectStale(ctx); err != nil {
 			s.Logger.ErrorContext(ctx, "throttle garbage collection", "err", err)
+		}
+		if n, err := s.PruneAudit(ctx, s.AuditRetention); err != nil {
+			s.Logger.ErrorContext(ctx, "audit trail retention", "err", err)
+		} else if n > 0 {
+			s.Logger.InfoContext(ctx, "audit events past their retention removed", "count", n)
 		}
 		if s.Codes != nil {
 			// Spent codes are kept a while past their expiry so a late replay is still recognised.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"slices"
 	"strings"
 
@@ -147,7 +148,8 @@ func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret 
 	if err := s.notASubject(ctx, c.ID); err != nil {
 		return identity.Client{}, "", err
 	}
-	if err := s.Clients.CreateClient(ctx, c); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error { return s.Clients.CreateClient(ctx, c) },
+		s.event(ctx, identity.AuditClientCreated, "", Success, "client "+c.ID)); err != nil {
 		return identity.Client{}, "", err
 	}
 	s.Logger.InfoContext(ctx, "client registered", "client_id", c.ID, "public", c.Public)
@@ -187,11 +189,20 @@ func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret s
 	if err := s.notASubject(ctx, c.ID); err != nil {
 		return false, err
 	}
-	_, err = s.Clients.UpdateClient(ctx, c.ID, func(cur identity.Client) (identity.Client, error) {
-		next := c
-		next.CreatedAt = cur.CreatedAt
-		return next, nil
-	})
+	err = s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Clients.UpdateClient(ctx, c.ID, func(cur identity.Client) (identity.Client, error) {
+			next := c
+			next.CreatedAt = cur.CreatedAt
+			if next.SameAs(cur) {
+				return cur, identity.ErrUnchanged // every start applies the file: no write, no event
+			}
+			return next, nil
+		})
+		return err
+	}, s.event(ctx, identity.AuditClientUpdated, "", Success, "client "+c.ID+" updated to match the clients file"))
+	if errors.Is(err, identity.ErrUnchanged) {
+		return false, nil
+	}
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		_, _, err = s.RegisterClient(ctx, c, secret)
 		if apperr.Code(err) == apperr.ECONFLICT {
@@ -223,7 +234,8 @@ func (s *Service) notASubject(ctx context.Context, id string) error {
 
 // DeleteClient removes a client and revokes every refresh family issued to it.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
-	if err := s.Clients.DeleteClient(ctx, id); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error { return s.Clients.DeleteClient(ctx, id) },
+		s.event(ctx, identity.AuditClientDeleted, "", Success, "client "+id+"; its refresh families revoked")); err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "client deleted", "client_id", id)

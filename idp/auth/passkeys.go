@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -189,7 +190,10 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, userID string, 
 	for _, t := range cred.Transport {
 		p.Transports = append(p.Transports, string(t))
 	}
-	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.AddPasskey(p) }); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.AddPasskey(p) })
+		return err
+	}, s.event(ctx, identity.AuditSecondFactorAdded, u.ID, Success, "passkey "+strconv.Quote(name))); err != nil {
 		return identity.Passkey{}, err
 	}
 	s.Logger.InfoContext(ctx, "passkey registered", "sub", u.ID)
@@ -217,6 +221,9 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error
 func (s *Service) FinishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
 	a, err := s.finishPasskeyLogin(ctx, state, body)
 	s.countLogin(err)
+	if err != nil {
+		s.loginRefused(ctx, "", false, "passkey", err)
+	}
 	return a, err
 }
 
@@ -257,10 +264,23 @@ func (s *Service) finishPasskeyLogin(ctx context.Context, state, body []byte) (A
 	sum := sha256.Sum256([]byte("passkey-challenge:" + sd.Challenge))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
 	now := s.Now().UTC()
-	v, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
-		return cur.UsePasskey(cred.ID, parsed.Response.AuthenticatorData.Counter, challenge, sd.Expires, now)
+	// The sign-in is recorded (when, and its audit event) in the transaction that spends the
+	// assertion; a disabled user's passkey is refused there.
+	ev := s.event(ctx, identity.AuditLogin, u.ID, Success, "passkey")
+	v, err := s.Users.UpdateUser(identity.WithAuditEvents(ctx, ev), u.ID, func(cur identity.User) (identity.User, error) {
+		if cur.Disabled {
+			return cur, errUserDisabled
+		}
+		next, err := cur.UsePasskey(cred.ID, parsed.Response.AuthenticatorData.Counter, challenge, sd.Expires, now)
+		if err != nil {
+			return next, err
+		}
+		return next.RecordLogin(now.Truncate(time.Microsecond))
 	})
 	switch {
+	case errors.Is(err, errUserDisabled):
+		s.Logger.InfoContext(ctx, "passkey sign-in refused: user disabled", "sub", u.ID)
+		return Authentication{}, ErrPasskeyRefused
 	case errors.Is(err, identity.ErrPasskeyReplayed), errors.Is(err, identity.ErrPasskeyNotFound), apperr.Code(err) == apperr.ENOTFOUND:
 		s.Logger.WarnContext(ctx, "passkey sign-in refused: counter or challenge reused (replay or cloned authenticator)", "sub", u.ID, "err", err)
 		return Authentication{}, ErrPasskeyRefused
@@ -268,9 +288,13 @@ func (s *Service) finishPasskeyLogin(ctx context.Context, state, body []byte) (A
 		return Authentication{}, err
 	}
 	p := v.Factors.Passkeys[v.Factors.PasskeyIndex(cred.ID)]
-	s.Logger.InfoContext(ctx, "passkey sign-in", "sub", v.ID)
+	LogAudit(ctx, s.Logger, ev)
 	return Authentication{User: v, AMR: passkeyAMR(p), AuthTime: now}, nil
 }
+
+// errUserDisabled refuses a disabled user's sign-in inside the transaction; callers answer
+// with the refusal every other failure gets.
+var errUserDisabled = errors.New("user disabled")
 
 // webauthnDetail is what the log says of a library error: its details, for the operator.
 func webauthnDetail(err error) string {
@@ -292,7 +316,10 @@ func (s *Service) Passkeys(ctx context.Context, userID string) ([]identity.Passk
 
 // RemovePasskey removes one of the user's passkeys. ENOTFOUND when the user has none with id.
 func (s *Service) RemovePasskey(ctx context.Context, userID string, id []byte) error {
-	if _, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.RemovePasskey(id) }); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.RemovePasskey(id) })
+		return err
+	}, s.event(ctx, identity.AuditSecondFactorRemoved, userID, Success, "passkey")); err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "passkey removed", "sub", userID)

@@ -261,7 +261,12 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.EndSession(ctx, sess.ID); err != nil && apperr.Code(err) != apperr.ENOTFOUND {
+	ev := Event(ctx, s.Now(), identity.AuditRevocation, sess.UserID, Success, "browser session ended: signed out")
+	_, err = s.Store.EndSession(identity.WithAuditEvents(ctx, ev), sess.ID)
+	switch {
+	case err == nil:
+		LogAudit(ctx, s.Logger, ev)
+	case apperr.Code(err) != apperr.ENOTFOUND:
 		return err
 	}
 	// Again: a Resolve racing this End may have cached the session in between.
@@ -270,6 +275,32 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 	s.mu.Unlock()
 	s.Logger.InfoContext(ctx, "session ended", "sub", sess.UserID, "sid", sess.ID)
 	return nil
+}
+
+// ForgetUser drops this process's cached sessions of the user, so that an admin's disable,
+// logout or delete stops them at /verify on the process that did it at once (other processes
+// within CacheTTL). It walks the cache under its mutex: admin actions are rare.
+func (s *Sessions) ForgetUser(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.cache {
+		if c.r.UserID == userID {
+			delete(s.cache, k)
+		}
+	}
+}
+
+// ForgetSession drops this process's cached resolution of the session id, so that a session
+// its user ended from another browser stops at /verify here at once (other processes within
+// CacheTTL).
+func (s *Sessions) ForgetSession(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.cache {
+		if c.r.SessionID == id {
+			delete(s.cache, k)
+		}
+	}
 }
 
 // CollectGarbage removes dead sessions every interval until ctx ends.

@@ -147,9 +147,12 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey strin
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
-		return cur.ConfirmTOTP(t.Secret, step, hashes)
-	}); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+			return cur.ConfirmTOTP(t.Secret, step, hashes)
+		})
+		return err
+	}, s.event(ctx, identity.AuditSecondFactorAdded, u.ID, Success, "totp")); err != nil {
 		return nil, err
 	}
 	if err := s.Throttle.Success(ctx, at); err != nil {
@@ -195,7 +198,21 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 // whose password was just checked, and spends it (in the transaction that records it: a step
 // once, a recovery code once). Failures count toward the account's one-time-code throttle; a
 // locked one is refused before any check. ErrOTPRequired for every refusal.
+//
+// It completes a browser sign-in whose password step is pending: a success is recorded as the
+// user's sign-in, a refusal as a second-factor failure or a lockout.
 func (s *Service) SecondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
+	amr, err := s.secondFactor(ctx, u, code, at)
+	if err != nil {
+		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "password and one-time code", err)
+		return nil, err
+	}
+	s.recordLogin(ctx, u.ID, "password and one-time code")
+	return amr, nil
+}
+
+// secondFactor is SecondFactor without the records: a step of a sign-in or of another check.
+func (s *Service) secondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
 	oa := otpAttempt(identity.NormalizeUsername(u.Username), at.Remote, at.Device)
 	if err := s.Throttle.Allow(ctx, oa); err != nil {
 		return nil, err
@@ -262,10 +279,13 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey s
 	if err := s.checkPassword(ctx, u, pw, Attempt{Account: u.Username, Remote: remoteKey}); err != nil {
 		return err
 	}
-	if _, err := s.SecondFactor(ctx, u, code, Attempt{Remote: remoteKey}); err != nil {
+	if _, err := s.secondFactor(ctx, u, code, Attempt{Remote: remoteKey}); err != nil {
 		return err
 	}
-	if _, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.DisableTOTP() }); err != nil {
+	if err := s.audited(ctx, func(ctx context.Context) error {
+		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.DisableTOTP() })
+		return err
+	}, s.event(ctx, identity.AuditSecondFactorRemoved, u.ID, Success, "totp")); err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "totp disabled", "sub", u.ID)
@@ -281,10 +301,14 @@ func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity
 	if err != nil {
 		return identity.User{}, err
 	}
-	v, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
-		cur.Factors = identity.SecondFactors{}
-		return cur, nil
-	})
+	var v identity.User
+	err = s.audited(ctx, func(ctx context.Context) error {
+		v, err = s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+			cur.Factors = identity.SecondFactors{}
+			return cur, nil
+		})
+		return err
+	}, s.event(ctx, identity.AuditSecondFactorsReset, u.ID, Success, "second factors removed; sessions and refresh tokens ended"))
 	if err != nil {
 		return identity.User{}, err
 	}

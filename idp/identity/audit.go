@@ -41,6 +41,7 @@ const (
 	AuditSecondFactorsReset  = "second_factors_reset" // by an admin
 	AuditEmailVerified       = "email_verified"       // by an admin
 	AuditClientCreated       = "client_created"
+	AuditClientUpdated       = "client_updated" // by the clients file, at start
 	AuditClientDeleted       = "client_deleted"
 	AuditKeyRotated          = "key_rotated"
 	AuditKeyRevoked          = "key_revoked"

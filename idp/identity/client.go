@@ -39,6 +39,14 @@ type Client struct {
 	CreatedAt              time.Time
 }
 
+// SameAs reports whether c and o are the same registration (a nil list equals an empty one).
+func (c Client) SameAs(o Client) bool {
+	return c.ID == o.ID && c.Name == o.Name && c.Public == o.Public && c.SecretHash == o.SecretHash &&
+		slices.Equal(c.RedirectURIs, o.RedirectURIs) && slices.Equal(c.PostLogoutRedirectURIs, o.PostLogoutRedirectURIs) &&
+		slices.Equal(c.GrantTypes, o.GrantTypes) && slices.Equal(c.Scopes, o.Scopes) && c.FirstParty == o.FirstParty &&
+		c.CreatedAt.Equal(o.CreatedAt)
+}
+
 // ValidateClientID enforces 1–128 characters of [A-Za-z0-9._-], and not the IdP's own.
 func ValidateClientID(id string) error {
 	if n := len(id); n < 1 || n > 128 {

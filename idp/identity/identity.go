@@ -364,11 +364,11 @@ func (u User) SetAdmin(admin bool) (User, error) {
 	return u, nil
 }
 
-// RecordLogin is the updater of a sign-in: it keeps when it happened.
+// RecordLogin is the updater of a sign-in: it keeps when the latest happened. It always
+// writes, so that the sign-in's audit event is written with it.
 func (u User) RecordLogin(at time.Time) (User, error) {
-	if !at.After(u.LastLoginAt) {
-		return u, ErrUnchanged
+	if at.After(u.LastLoginAt) {
+		u.LastLoginAt = at
 	}
-	u.LastLoginAt = at
 	return u, nil
 }

@@ -36,6 +36,31 @@ type Options struct {
 	// Sealer encrypts the private keys in the store (nil: seal.None, stored as plain DER). The
 	// stored keys open with it, plain ones too, and New reseals those it says need it.
 	Sealer seal.Sealer
+	// Audit records rotations and revocations in the audit trail; the zero value records none.
+	Audit Audit
+}
+
+// Audit is how the manager records its changes: Event makes the event of one (of type typ),
+// written with the change in its transaction; Log logs the events once they are stored.
+type Audit struct {
+	Event func(ctx context.Context, typ, detail string) identity.AuditEvent
+	Log   func(ctx context.Context, events ...identity.AuditEvent)
+}
+
+// event is the audit event of ch, made inside the transaction: a rotation (the current key
+// changed) or a revocation; nil for a change that is neither (a retired key deleted on time).
+func (m *Manager) event(ctx context.Context, ch change, revoked string) []identity.AuditEvent {
+	switch {
+	case m.opt.Audit.Event == nil:
+		return nil
+	case revoked != "":
+		return []identity.AuditEvent{m.opt.Audit.Event(ctx, identity.AuditKeyRevoked, "signing key "+revoked+" revoked and unpublished")}
+	case ch.from == "" && ch.to != "":
+		return []identity.AuditEvent{m.opt.Audit.Event(ctx, identity.AuditKeyRotated, "first signing key "+ch.to)}
+	case ch.from != ch.to:
+		return []identity.AuditEvent{m.opt.Audit.Event(ctx, identity.AuditKeyRotated, "current signing key "+ch.from+" → "+ch.to)}
+	}
+	return nil
 }
 
 // Manager holds the signing keys in memory as a snapshot that is replaced whole at each change,
@@ -80,7 +105,7 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 	if err := m.reseal(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := m.apply(ctx, Ensure); err != nil {
+	if _, err := m.apply(ctx, Ensure, ""); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -99,7 +124,10 @@ type change struct{ from, to string }
 // first learns, without a transaction, how many fresh keys the update needs, so a start on a
 // store in order generates none; if the set changed meanwhile and needs more, it tries again.
 // An update that changes nothing writes nothing.
-func (m *Manager) apply(ctx context.Context, up updater) (change, error) {
+//
+// Its audit event (Manager.event; revoked names the kid a revocation removes) is written in the
+// transaction of the change.
+func (m *Manager) apply(ctx context.Context, up updater, revoked string) (change, error) {
 	current, err := m.store.Keys(ctx)
 	if err != nil {
 		return change{}, fmt.Errorf("read signing keys: %w", err)
@@ -126,7 +154,10 @@ func (m *Manager) apply(ctx context.Context, up updater) (change, error) {
 		}
 		now := m.opt.Now()
 		var ch change
-		err = m.store.UpdateKeys(ctx, func(keys []identity.SigningKey) ([]identity.SigningKey, error) {
+		var events []identity.AuditEvent
+		audited := identity.WithAudit(ctx, func() []identity.AuditEvent { return events })
+		err = m.store.UpdateKeys(audited, func(keys []identity.SigningKey) ([]identity.SigningKey, error) {
+			events = nil
 			next, err := up(slices.Clone(keys), now, m.opt.Policy, &pool{fresh: slices.Clone(fresh)})
 			if err != nil {
 				return nil, err
@@ -136,6 +167,7 @@ func (m *Manager) apply(ctx context.Context, up updater) (change, error) {
 				return nil, errUnchanged
 			}
 			ch = change{from: kidIn(keys, identity.KeyCurrent), to: kidIn(next, identity.KeyCurrent)}
+			events = m.event(ctx, ch, revoked)
 			return next, nil
 		})
 		if errors.Is(err, errNeedKey) {
@@ -147,6 +179,9 @@ func (m *Manager) apply(ctx context.Context, up updater) (change, error) {
 		}
 		if err != nil {
 			return change{}, fmt.Errorf("update signing keys: %w", err)
+		}
+		if m.opt.Audit.Log != nil {
+			m.opt.Audit.Log(ctx, events...)
 		}
 		return ch, m.reload(ctx)
 	}
@@ -331,7 +366,7 @@ func (m *Manager) Policy() Policy { return m.opt.Policy }
 // Rotate promotes the next key, retires the current one and makes a new next key, whether or
 // not a rotation is due: the admin's explicit rotation. The schedule uses Tick.
 func (m *Manager) Rotate(ctx context.Context) error {
-	ch, err := m.apply(ctx, Rotate)
+	ch, err := m.apply(ctx, Rotate, "")
 	if err != nil {
 		return err
 	}
@@ -344,7 +379,7 @@ func (m *Manager) Rotate(ctx context.Context) error {
 // transaction (RotateIfDue), so processes sharing the store, or a Tick just after an admin
 // rotation, rotate once per due date.
 func (m *Manager) Tick(ctx context.Context) error {
-	ch, err := m.apply(ctx, RotateIfDue)
+	ch, err := m.apply(ctx, RotateIfDue, "")
 	if err != nil {
 		return err
 	}
@@ -357,7 +392,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 // Revoke removes the key kid at once, for a compromised key (see the Revoke updater): it leaves
 // this process's JWKS and key lookups now. An unknown kid is ENOTFOUND.
 func (m *Manager) Revoke(ctx context.Context, kid string) error {
-	if _, err := m.apply(ctx, Revoke(kid)); err != nil {
+	if _, err := m.apply(ctx, Revoke(kid), kid); err != nil {
 		return err
 	}
 	m.opt.Logger.Warn("signing key revoked", "kid", kid)

@@ -1,0 +1,140 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
+)
+
+type requestKey struct{}
+
+// request is who and where a request comes from, for the audit trail.
+type request struct {
+	clientIP string
+	actor    string
+}
+
+func requestOf(ctx context.Context) request {
+	r, _ := ctx.Value(requestKey{}).(request)
+	return r
+}
+
+// WithClientIP returns ctx naming the address a request came from, for the audit events the
+// use cases record (the HTTP layer sets it on every request).
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	r := requestOf(ctx)
+	r.clientIP = ip
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+// WithActor returns ctx naming who acts, when it is not the user the event is about: an
+// administrator ("admin-token", "user:<sub>"), a client ("client:<id>") or the IdP itself
+// ("system").
+func WithActor(ctx context.Context, actor string) context.Context {
+	r := requestOf(ctx)
+	r.actor = actor
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+// unproven is ctx for an event whose actor has not proved who they are (a refused sign-in, a
+// spent refresh token presented again): anonymous, unless ctx names an actor already.
+func unproven(ctx context.Context) context.Context {
+	if requestOf(ctx).actor != "" {
+		return ctx
+	}
+	return WithActor(ctx, ActorAnonymous)
+}
+
+// Actors of the audit trail.
+const (
+	ActorAdminToken = "admin-token" // the static --admin-token
+	ActorSystem     = "system"      // the IdP's own schedule
+	ActorAnonymous  = "anonymous"   // nobody signed in (a failed login of an unknown user)
+)
+
+// UserActor is the actor an access token or session of the user sub names.
+func UserActor(sub string) string { return "user:" + sub }
+
+// Event is an audit event of type typ about userID, stamped with now and the request in ctx:
+// its actor is ctx's (WithActor), else the user themself, else anonymous.
+func Event(ctx context.Context, now time.Time, typ, userID, outcome, detail string) identity.AuditEvent {
+	r := requestOf(ctx)
+	actor := r.actor
+	switch {
+	case actor != "":
+	case userID != "":
+		actor = UserActor(userID)
+	default:
+		actor = ActorAnonymous
+	}
+	if len(detail) > identity.MaxAuditDetail {
+		detail = detail[:identity.MaxAuditDetail]
+	}
+	return identity.AuditEvent{Time: now.UTC(), Type: typ, UserID: userID, Actor: actor, ClientIP: r.clientIP, Outcome: outcome, Detail: detail}
+}
+
+// Outcomes of audit events.
+const (
+	Success = "success"
+	Failure = "failure"
+)
+
+// LogAudit writes each event as one structured log line, once it is in the store.
+func LogAudit(ctx context.Context, logger *slog.Logger, events ...identity.AuditEvent) {
+	for _, e := range events {
+		logger.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("type", e.Type), slog.String("sub", e.UserID),
+			slog.String("actor", e.Actor), slog.String("client", e.ClientIP), slog.String("outcome", e.Outcome),
+			slog.String("detail", e.Detail))
+	}
+}
+
+// event is Event on the service's clock.
+func (s *Service) event(ctx context.Context, typ, userID, outcome, detail string) identity.AuditEvent {
+	return Event(ctx, s.Now(), typ, userID, outcome, detail)
+}
+
+// audited runs write with a context carrying events, so the store keeps them in the write's
+// transaction, and logs them when it succeeded (identity.ErrUnchanged included: then nothing
+// was written, and nothing is logged).
+func (s *Service) audited(ctx context.Context, write func(context.Context) error, events ...identity.AuditEvent) error {
+	err := write(identity.WithAuditEvents(ctx, events...))
+	if err == nil {
+		LogAudit(ctx, s.Logger, events...)
+	}
+	return err
+}
+
+// record writes events that record no other change (a failed login, a lockout) and logs them.
+// A store failure is logged, not returned: the answer to the request stands.
+func (s *Service) record(ctx context.Context, events ...identity.AuditEvent) {
+	if s.Audit == nil {
+		LogAudit(ctx, s.Logger, events...)
+		return
+	}
+	if err := s.Audit.AppendAudit(context.WithoutCancel(ctx), events...); err != nil {
+		s.Logger.ErrorContext(ctx, "audit event not stored", "err", err, "code", apperr.Code(err))
+	}
+	LogAudit(ctx, s.Logger, events...)
+}
+
+// AuditEvents is GET /admin/audit: the events q selects, newest first. EINVALID for a bad limit.
+func (s *Service) AuditEvents(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Audit == nil {
+		return []identity.AuditEvent{}, nil
+	}
+	return s.Audit.ListAudit(ctx, q)
+}
+
+// PruneAudit removes the events older than retention (0 keeps them for ever).
+func (s *Service) PruneAudit(ctx context.Context, retention time.Duration) (int, error) {
+	if s.Audit == nil || retention <= 0 {
+		return 0, nil
+	}
+	return s.Audit.DeleteAuditBefore(ctx, s.Now().Add(-retention))
+}
