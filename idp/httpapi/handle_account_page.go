@@ -293,5 +293,6 @@ func (p *accountPages) endSession(w http.ResponseWriter, r *http.Request, s auth
 		p.refused(w, r, s, secret, "account page: end a session", err)
 		return
 	}
+	p.sessions.ForgetSession(id)
 	back(w, r, "ended")
 }

@@ -23,7 +23,7 @@ type AccountSessions interface {
 func addAccountSessionRoutes(mux *http.ServeMux, d Deps) {
 	bearer := d.Verifier.Require("idp", "")
 	mux.Handle("GET /account/sessions", bearer(firstPartyOnly("sessions", handleAccountSessions(d.Logger, d.Auth))))
-	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly("sessions", handleEndAccountSession(d.Logger, d.Auth))))
+	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly("sessions", handleEndAccountSession(d.Logger, d.Auth, d.Sessions))))
 }
 
 // AccountSessionInfo is one entry of GET /account/sessions. LastUsedAt is null for a refresh
@@ -74,13 +74,18 @@ func handleAccountSessions(logger *slog.Logger, svc AccountSessions) http.Handle
 	})
 }
 
-func handleEndAccountSession(logger *slog.Logger, svc AccountSessions) http.Handler {
+// handleEndAccountSession is DELETE /account/sessions/{id}; this process's session cache
+// forgets the session at once (sessions may be nil in tests without one).
+func handleEndAccountSession(logger *slog.Logger, svc AccountSessions, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		w.Header().Set("Cache-Control", "no-store")
 		if err := svc.EndAccountSession(r.Context(), c.Subject, r.PathValue("id")); err != nil {
 			web.Error(w, r, logger, err)
 			return
+		}
+		if sessions != nil {
+			sessions.ForgetSession(r.PathValue("id"))
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

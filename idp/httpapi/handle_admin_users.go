@@ -16,17 +16,25 @@ import (
 type AdminUsers interface {
 	AdminListUsers(ctx context.Context, prefix, after string, limit int) ([]identity.User, string, error)
 	AdminUser(ctx context.Context, user string) (identity.User, error)
+	DisableUser(ctx context.Context, user string) (identity.User, error)
+	EnableUser(ctx context.Context, user string) (identity.User, error)
+	LogoutUser(ctx context.Context, user string) (identity.User, error)
+	DeleteUser(ctx context.Context, user string) (identity.User, error)
+	SetAdmin(ctx context.Context, user string, admin bool) (identity.User, error)
 }
 
 // AdminUserInfo is a user as the admin routes show it: never a password hash, a TOTP secret, a
 // recovery code or a passkey's key — only which second factors the user has.
 type AdminUserInfo struct {
-	ID            string    `json:"id"`
-	Username      string    `json:"username"`
-	CreatedAt     time.Time `json:"created_at"`
-	Email         string    `json:"email,omitempty"`
-	EmailVerified bool      `json:"email_verified"`
-	SecondFactors []string  `json:"second_factors"` // "totp", "passkey"
+	ID            string     `json:"id"`
+	Username      string     `json:"username"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Email         string     `json:"email,omitempty"`
+	EmailVerified bool       `json:"email_verified"`
+	SecondFactors []string   `json:"second_factors"` // "totp", "passkey"
+	LastLoginAt   *time.Time `json:"last_login_at"`  // null: never
+	Disabled      bool       `json:"disabled"`
+	Admin         bool       `json:"admin"`
 }
 
 // AdminUserPage is GET /admin/users' result.
@@ -44,7 +52,7 @@ func adminUserInfo(u identity.User) AdminUserInfo {
 		f = append(f, "passkey")
 	}
 	return AdminUserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt.UTC(), Email: u.Email,
-		EmailVerified: u.EmailVerified, SecondFactors: f}
+		EmailVerified: u.EmailVerified, SecondFactors: f, LastLoginAt: optTime(u.LastLoginAt.UTC()), Disabled: u.Disabled, Admin: u.Admin}
 }
 
 // addAdminUserRoutes adds GET /admin/users (?prefix=&after=&limit=, default 100) and
@@ -52,6 +60,45 @@ func adminUserInfo(u identity.User) AdminUserInfo {
 func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
 	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
+	var svc AdminUsers = d.Auth
+	act := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
+		return admin(handleAdminUserAction(d.Logger, do))
+	}
+	// Disable, logout and delete end the user's sessions in the store; this process's session
+	// cache forgets them too, so /verify here refuses them at once.
+	ending := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
+		return act(func(ctx context.Context, user string) (identity.User, error) {
+			u, err := do(ctx, user)
+			if err == nil && d.Sessions != nil {
+				d.Sessions.ForgetUser(u.ID)
+			}
+			return u, err
+		})
+	}
+	mux.Handle("POST /admin/users/{user}/disable", ending(svc.DisableUser))
+	mux.Handle("POST /admin/users/{user}/enable", act(svc.EnableUser))
+	mux.Handle("POST /admin/users/{user}/logout", ending(svc.LogoutUser))
+	mux.Handle("DELETE /admin/users/{user}", ending(svc.DeleteUser))
+	mux.Handle("POST /admin/users/{user}/grant-admin", act(func(ctx context.Context, user string) (identity.User, error) {
+		return svc.SetAdmin(ctx, user, true)
+	}))
+	mux.Handle("POST /admin/users/{user}/revoke-admin", act(func(ctx context.Context, user string) (identity.User, error) {
+		return svc.SetAdmin(ctx, user, false)
+	}))
+}
+
+// handleAdminUserAction is an admin's action on the user {user} (a sub or a username): 200 with
+// the user as it is after it (for a deletion, as it was); 404 for no such user.
+func handleAdminUserAction(logger *slog.Logger, do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := do(r.Context(), r.PathValue("user"))
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		web.Success(w, http.StatusOK, adminUserInfo(u))
+	})
 }
 
 func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {

@@ -12,7 +12,8 @@ import (
 type credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
-	OTP      string `json:"otp"` // the second factor, for an account that has one
+	OTP      string `json:"otp"`   // the second factor, for an account that has one
+	Scope    string `json:"scope"` // "idp:admin" for an admin credential; absent for the usual scopes
 }
 
 func (c credentials) Valid() map[string]string {
@@ -83,7 +84,7 @@ func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys 
 		remote := remotes.Of(r)
 		t, a, err := svc.Login(r.Context(), auth.Credentials{
 			Username: req.Username, Password: req.Password, OTP: req.OTP, RemoteAddr: remote,
-			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username),
+			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username), Scope: req.Scope,
 		})
 		if err != nil {
 			web.Error(w, r, logger, err)
@@ -91,8 +92,10 @@ func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys 
 		}
 		http.SetCookie(w, keys.deviceCookieFor(r, a.User, secure, func() string { return randomID(16) }))
 		w.Header().Set("Cache-Control", "no-store")
-		web.WriteJSON(w, http.StatusOK, tokenResponse{
-			AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken,
-		})
+		resp := tokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken}
+		if req.Scope != "" {
+			resp.Scope = t.Scope // only when asked for: the original design's answer has no scope
+		}
+		web.WriteJSON(w, http.StatusOK, resp)
 	})
 }

@@ -56,5 +56,7 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs)
+	// The client's address goes into the context outside the common middleware, which reads the
+	// route the mux matched from the request it handed on.
+	return withClientIP(web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs), d.RemoteAddrs)
 }
