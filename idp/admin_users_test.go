@@ -29,7 +29,7 @@ func TestAdminListsAndShowsUsers(t *testing.T) {
 	}
 	out, err = runIDP(append([]string{"users", "show", "ALICE"}, admin...))
 	fields := strings.Split(strings.TrimSpace(out), "\t")
-	if err != nil || len(fields) != 5 || fields[0] != "alice" || fields[4] != "-" {
+	if err != nil || len(fields) != 7 || fields[0] != "alice" || fields[4] != "-" || fields[5] != "last login never" || fields[6] != "-" {
 		t.Fatalf("show by username: %v\n%s", err, out)
 	}
 	if again, err := runIDP(append([]string{"users", "show", fields[1]}, admin...)); err != nil || again != out {

@@ -18,7 +18,7 @@ import (
 )
 
 const clientsUsage = "usage: idp clients add --id ID [--name NAME] [--public] [--redirect-uri URI]... [--post-logout-redirect-uri URI]... " +
-	"--grant-type TYPE... [--scope SCOPE]... [--first-party] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN]"
+	"--grant-type TYPE... [--scope SCOPE]... [--first-party] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
 type listFlag struct{ v *[]string }
@@ -59,8 +59,8 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		return errors.New(clientsUsage)
 	}
 	fs := envflag.New("idp clients "+sub, stderr)
-	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
-	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	admin := addAdminFlags(fs)
+	base := admin.base
 	var c httpapi.ClientInfo
 	if sub == "add" {
 		fs.StringVar(&c.ClientID, "id", "", "", "client_id (1–128 of [A-Za-z0-9._-])")
@@ -75,8 +75,9 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.Parse(rest, getenv); err != nil {
 		return err
 	}
-	if *token == "" {
-		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	token, err := admin.credential()
+	if err != nil {
+		return err
 	}
 	var scopes []string
 	for _, s := range c.Scopes {
@@ -102,7 +103,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	case "remove":
 		method, path, status = http.MethodDelete, path+"/"+url.PathEscape(id), http.StatusNoContent
 	}
-	result, err := adminCall(ctx, *base, *token, method, path, body, status)
+	result, err := adminCall(ctx, *base, token, method, path, body, status)
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func adminCall(ctx context.Context, base, token, method, path string, body []byt
 	case resp.StatusCode == want:
 		return env.Result, nil
 	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or IDP_ADMIN_TOKEN)", base)
+		return nil, fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or --token)", base)
 	case resp.StatusCode == http.StatusNotFound && (msg == "" || msg == "Not found"):
 		return nil, fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", base)
 	case msg != "":

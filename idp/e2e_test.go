@@ -165,6 +165,12 @@ func jwksKeys(t *testing.T, base string) (map[string]*rsa.PublicKey, []byte) {
 
 func verifyWithJWKS(t *testing.T, base, issuer, raw string) jwt.MapClaims {
 	t.Helper()
+	return verifyForAudience(t, base, issuer, "workitems", raw)
+}
+
+// verifyForAudience is verifyWithJWKS for a token whose aud must contain audience.
+func verifyForAudience(t *testing.T, base, issuer, audience, raw string) jwt.MapClaims {
+	t.Helper()
 	keys, _ := jwksKeys(t, base)
 	claims := jwt.MapClaims{}
 	tok, err := jwt.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
@@ -173,7 +179,7 @@ func verifyWithJWKS(t *testing.T, base, issuer, raw string) jwt.MapClaims {
 			return nil, fmt.Errorf("kid %v not in JWKS", tok.Header["kid"])
 		}
 		return k, nil
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithAudience("workitems"), jwt.WithExpirationRequired())
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithAudience(audience), jwt.WithExpirationRequired())
 	if err != nil {
 		t.Fatalf("token does not verify against the served JWKS: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,11 +17,11 @@ import (
 	"jwtidp/shared/envflag"
 )
 
-const keysUsage = "usage: idp keys list|rotate|revoke KID [--url URL] [--admin-token TOKEN]"
+const keysUsage = "usage: idp keys list|rotate|revoke KID [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
 
 func isKeysFlag(arg string) bool {
 	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
-	return strings.HasPrefix(arg, "-") && (name == "url" || name == "admin-token" || name == "h" || name == "help")
+	return strings.HasPrefix(arg, "-") && (slices.Contains(adminFlagNames, name) || name == "h" || name == "help")
 }
 
 // keysCmd runs `idp keys list|rotate|revoke KID`: it calls the admin routes of a running IdP.
@@ -38,13 +39,14 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		kid, rest = rest[0], rest[1:]
 	}
 	fs := envflag.New("idp keys "+sub, stderr)
-	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
-	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	admin := addAdminFlags(fs)
+	base := admin.base
 	if err := fs.Parse(rest, getenv); err != nil {
 		return err
 	}
-	if *token == "" {
-		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	token, err := admin.credential()
+	if err != nil {
+		return err
 	}
 	method, path := http.MethodGet, "/admin/keys"
 	switch sub {
@@ -53,7 +55,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	case "revoke":
 		method, path = http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/revoke"
 	}
-	result, err := adminCall(ctx, *base, *token, method, path, nil, http.StatusOK)
+	result, err := adminCall(ctx, *base, token, method, path, nil, http.StatusOK)
 	if err != nil {
 		if sub == "revoke" && strings.Contains(err.Error(), "refused: ") {
 			// The revoke route answers 404 with its own message for an unknown kid.

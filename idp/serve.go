@@ -40,6 +40,7 @@ type config struct {
 	clients                                                []httpapi.ClientInfo // read from clientsFile
 	cookieDomain, redirectHosts, loginURL, defaultRedirect string
 	tokenTTL, refreshTTL, idTokenTTL, hashWait             time.Duration
+	auditRetention                                         time.Duration
 	sessionTTL, sessionIdle, sessionCache, leeway          time.Duration
 	keys                                                   keys.Config
 	throttle                                               auth.ThrottlePolicy
@@ -59,7 +60,7 @@ func program() *service.Program {
 	c := &config{}
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 }
@@ -76,6 +77,7 @@ type store interface {
 	identity.ClientStore
 	identity.CodeStore
 	identity.ConsentStore
+	identity.AuditStore
 }
 
 func (c *config) flags(fs *envflag.Set) {
@@ -83,6 +85,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.DurationVar(&c.tokenTTL, "token-ttl", "IDP_TOKEN_TTL", 15*time.Minute, "access-token lifetime")
 	fs.DurationVar(&c.refreshTTL, "refresh-ttl", "IDP_REFRESH_TTL", 720*time.Hour, "refresh-token family lifetime (absolute)")
 	fs.DurationVar(&c.idTokenTTL, "id-token-ttl", "IDP_ID_TOKEN_TTL", time.Hour, "OpenID Connect ID-token lifetime")
+	fs.DurationVar(&c.auditRetention, "audit-retention", "IDP_AUDIT_RETENTION", 90*24*time.Hour, "how long audit events are kept (0: for ever)")
 	fs.StringVar(&c.audience, "audience", "IDP_AUDIENCE", "workitems", "access-token audience (comma-separated list)")
 	fs.StringVar(&c.scope, "scope", "IDP_SCOPE", "workitems:read workitems:write", "scope granted at login (space-separated)")
 	fs.DurationVar(&c.keys.Rotation, "key-rotation", "IDP_KEY_ROTATION", 168*time.Hour, "signing-key rotation period (0 turns the schedule off)")
@@ -140,6 +143,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Require(func() bool { return c.tokenTTL >= time.Second }, "be at least 1s", "token-ttl")
 	fs.Require(func() bool { return c.refreshTTL >= c.tokenTTL }, "be at least the token TTL", "refresh-ttl")
 	fs.Require(func() bool { return c.idTokenTTL >= time.Minute && c.idTokenTTL <= 24*time.Hour }, "be between 1m and 24h", "id-token-ttl")
+	fs.Require(func() bool { return c.auditRetention == 0 || c.auditRetention >= time.Hour }, "be 0 (for ever) or at least 1h", "audit-retention")
 	fs.Require(func() bool { return c.sessionTTL >= time.Second }, "be at least 1s", "session-ttl")
 	fs.Require(func() bool { return c.sessionIdle >= 0 }, "not be negative", "session-idle-ttl")
 	fs.Require(func() bool { return c.sessionCache >= 0 && c.sessionCache <= time.Minute }, "be between 0 and 1m", "session-cache-ttl")
@@ -290,10 +294,20 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if c.secretsKeyFile == "" {
 		logger.Warn("secrets are stored unencrypted: set --secrets-key-file", "secrets", "unencrypted")
 	}
+	// The IdP's own work (the first keys, the rotation schedule, the clients file) is the
+	// system's in the audit trail.
+	ctx = auth.WithActor(ctx, auth.ActorSystem)
+	auditLogger := logger.With("component", "audit")
 	km, err := keys.New(ctx, db, keys.Options{
 		Bits: c.keys.Bits, Policy: c.keys.Policy(c.tokenTTL),
 		Now: now, After: r.Clock.After, Random: rand.Reader, Logger: logger.With("component", "keys"),
 		Sealer: c.sealer,
+		Audit: keys.Audit{
+			Event: func(ctx context.Context, typ, detail string) identity.AuditEvent {
+				return auth.Event(ctx, now(), typ, "", auth.Success, detail)
+			},
+			Log: func(ctx context.Context, events ...identity.AuditEvent) { auth.LogAudit(ctx, auditLogger, events...) },
+		},
 	})
 	if err != nil {
 		if uk := (*seal.UnknownKeyError)(nil); errors.As(err, &uk) {
@@ -325,6 +339,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	svc := &auth.Service{
 		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, IDTokenTTL: c.idTokenTTL,
+		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
@@ -375,7 +390,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 			Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000}),
 	})
 
-	r.Go(km.Run)
+	r.Go(func(ctx context.Context) { km.Run(auth.WithActor(ctx, auth.ActorSystem)) })
 	if r.Settings.Replicated() {
 		// Another replica may rotate or revoke: follow the stored keys within a second.
 		r.Go(func(ctx context.Context) { km.Follow(ctx, time.Second) })

@@ -51,6 +51,12 @@ var usersCommands = map[string]usersCommand{
 			return nil
 		},
 	},
+	"disable":      userAction(http.MethodPost, "/disable", "disabled: they cannot sign in; their sessions and refresh tokens ended"),
+	"enable":       userAction(http.MethodPost, "/enable", "enabled: they can sign in again"),
+	"logout":       userAction(http.MethodPost, "/logout", "signed out everywhere: their sessions and refresh tokens ended"),
+	"delete":       userAction(http.MethodDelete, "", "deleted, with their sessions and refresh tokens; the username is free again"),
+	"grant-admin":  userAction(http.MethodPost, "/grant-admin", "is an administrator: they may be granted the idp:admin scope"),
+	"revoke-admin": userAction(http.MethodPost, "/revoke-admin", "is no longer an administrator"),
 	"reset-mfa": {
 		method: http.MethodPost,
 		path:   func(user string) string { return "/" + url.PathEscape(user) + "/reset-mfa" },
@@ -65,14 +71,31 @@ var usersCommands = map[string]usersCommand{
 	},
 }
 
+// userAction is a subcommand that acts on a user through method and /admin/users/USER+suffix,
+// and says what became of them.
+func userAction(method, suffix, what string) usersCommand {
+	return usersCommand{
+		method: method,
+		path:   func(user string) string { return "/" + url.PathEscape(user) + suffix },
+		print: func(w io.Writer, _ string, result json.RawMessage) error {
+			var u httpapi.AdminUserInfo
+			if err := json.Unmarshal(result, &u); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(w, "%s (sub %s) %s\n", u.Username, u.ID, what)
+			return err
+		},
+	}
+}
+
 func usersUsage() string {
 	names := make([]string, 0, len(usersCommands))
 	for n := range usersCommands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return "usage: idp users " + strings.Join(names, "|") + " USER   [--url URL] [--admin-token TOKEN]\n" +
-		"       idp users list [--prefix P] [--after NAME] [--limit N]   [--url URL] [--admin-token TOKEN]\n" +
+	return "usage: idp users " + strings.Join(names, "|") + " USER   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]\n" +
+		"       idp users list [--prefix P] [--after NAME] [--limit N]   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]\n" +
 		"USER is a username (any letter case) or a user's sub"
 }
 
@@ -89,25 +112,40 @@ func printUser(w io.Writer, u httpapi.AdminUserInfo) {
 	if factors == "" {
 		factors = "-"
 	}
-	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.ID, u.CreatedAt.Format(time.RFC3339), email, factors)
+	last := "never"
+	if u.LastLoginAt != nil {
+		last = u.LastLoginAt.Format(time.RFC3339)
+	}
+	var flags []string
+	if u.Disabled {
+		flags = append(flags, "disabled")
+	}
+	if u.Admin {
+		flags = append(flags, "admin")
+	}
+	if len(flags) == 0 {
+		flags = []string{"-"}
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\tlast login %s\t%s\n", u.Username, u.ID, u.CreatedAt.Format(time.RFC3339), email, factors, last, strings.Join(flags, ","))
 }
 
 // usersList is `idp users list`: a page of users (username, sub, created, email, second factors).
 func usersList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := envflag.New("idp users list", stderr)
-	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
-	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	admin := addAdminFlags(fs)
+	base := admin.base
 	prefix := fs.String("prefix", "", "", "only usernames that start with it")
 	after := fs.String("after", "", "", "only usernames after it (the previous page's next)")
 	limit := fs.Int("limit", "", 100, "users per page (1 to 1000)")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
-	if *token == "" {
-		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	token, err := admin.credential()
+	if err != nil {
+		return err
 	}
 	q := url.Values{"prefix": {*prefix}, "after": {*after}, "limit": {strconv.Itoa(*limit)}}
-	result, err := adminCall(ctx, *base, *token, http.MethodGet, "/admin/users?"+q.Encode(), nil, http.StatusOK)
+	result, err := adminCall(ctx, *base, token, http.MethodGet, "/admin/users?"+q.Encode(), nil, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -143,15 +181,16 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	user, rest := rest[0], rest[1:]
 	fs := envflag.New("idp users "+sub, stderr)
-	base := fs.String("url", "IDP_URL", "http://127.0.0.1:8080", "the running IdP")
-	token := fs.String("admin-token", "IDP_ADMIN_TOKEN", "", "admin credential the IdP was started with")
+	admin := addAdminFlags(fs)
+	base := admin.base
 	if err := fs.Parse(rest, getenv); err != nil {
 		return err
 	}
-	if *token == "" {
-		return errors.New("no admin token: pass --admin-token or set IDP_ADMIN_TOKEN")
+	token, err := admin.credential()
+	if err != nil {
+		return err
 	}
-	result, err := adminCall(ctx, *base, *token, cmd.method, "/admin/users"+cmd.path(user), nil, http.StatusOK)
+	result, err := adminCall(ctx, *base, token, cmd.method, "/admin/users"+cmd.path(user), nil, http.StatusOK)
 	if err != nil {
 		return err
 	}
