@@ -1,0 +1,5 @@
+//go:build !openssl || !cgo
+
+package sign
+
+var defaultBackend = Go
