@@ -22,16 +22,14 @@ func addAdminFlags(fs *envflag.Set) adminFlags {
 	}
 }
 
-// credential is the one credential given. The flag wins over its variable, so --token beats
-// an IDP_ADMIN_TOKEN in the environment only when given on the command line; both given is an error.
+// credential is the credential given: an access token (--token, IDP_TOKEN) when there is one —
+// so it works where IDP_ADMIN_TOKEN is set in the environment too — else the admin token.
 func (a adminFlags) credential() (string, error) {
 	switch {
-	case *a.adminToken != "" && *a.token != "":
-		return "", errors.New("pass an admin token (--admin-token, IDP_ADMIN_TOKEN) or an access token (--token, IDP_TOKEN), not both")
-	case *a.adminToken != "":
-		return *a.adminToken, nil
 	case *a.token != "":
 		return *a.token, nil
+	case *a.adminToken != "":
+		return *a.adminToken, nil
 	}
 	return "", errors.New("no admin token: pass --admin-token (IDP_ADMIN_TOKEN), or an idp:admin access token with --token (IDP_TOKEN)")
 }

@@ -189,3 +189,49 @@ func userOf(t *testing.T, base, username string) string {
 	}
 	return env.Result.ID
 }
+
+// What a client can repeat does not flood the trail: ending a family already ended records
+// nothing more, and a locked-out client's refused attempts make one lockout event. And a
+// deleted user's sub keeps finding their events after someone signs up with that sub as their
+// username.
+func TestAuditTrailCannotBeFloodedOrMisled(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--admin-token", "audit-admin", "--rate-limit", "0")
+	signup(t, p.URL, "carol", "correct-horse-9")
+	tok := login(t, p.URL, "carol", "correct-horse-9")
+	at := tok["access_token"].(string)
+	var family string
+	for _, s := range accountSessions(t, p.URL, at) {
+		if s.Kind == "refresh" {
+			family = s.ID
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if a := do(t, "DELETE", p.URL+"/account/sessions/"+family, "", nil, "Authorization", "Bearer "+at); a.status != 204 {
+			t.Fatalf("end the family, time %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if ev, _ := auditEvents(t, p.URL, "type=revocation"); len(ev) != 1 {
+		t.Errorf("one family ended three times: %d revocation events, want 1", len(ev))
+	}
+	for i := 0; i < 5; i++ {
+		postJSON(t, p.URL+"/auth", map[string]string{"username": "carol", "password": "wrong-horse-9"})
+	}
+	for i := 0; i < 4; i++ {
+		if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "carol", "password": "wrong-horse-9"}); a.status != 429 {
+			t.Fatalf("locked out: %d", a.status)
+		}
+	}
+	if ev, _ := auditEvents(t, p.URL, "type=lockout"); len(ev) != 1 {
+		t.Errorf("four refused attempts in one lockout: %d lockout events, want 1", len(ev))
+	}
+
+	sub := userOf(t, p.URL, "carol")
+	if out, err := runIDP([]string{"users", "delete", "carol", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	signup(t, p.URL, sub, "correct-horse-9") // a username that looks like carol's sub
+	events, _ := auditEvents(t, p.URL, "user="+sub)
+	if len(events) == 0 || events[len(events)-1].Type != "signup" || events[len(events)-1].User != sub || events[0].Type != "user_deleted" {
+		t.Fatalf("the deleted user's sub finds someone else's trail: %+v", events)
+	}
+}

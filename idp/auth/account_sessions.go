@@ -130,21 +130,13 @@ func (s *Service) EndAccountSession(ctx context.Context, userID, id string) erro
 		if f.ID != id || f.UserID != userID {
 			continue
 		}
-		ev := s.event(ctx, identity.AuditRevocation, userID, Success, "refresh family of client "+f.ClientID+" revoked by its user")
-		_, err := s.Families.UpdateFamilyByToken(identity.WithAuditEvents(ctx, ev), f.Current, func(f identity.Family, _ identity.User) (identity.Family, error) {
+		// A family already revoked changes nothing and records nothing (revokeWith).
+		return s.revokeWith(ctx, f.Current, "revoked by its user", func(f identity.Family) error {
 			if f.ID != id || f.UserID != userID {
-				return identity.Family{}, ErrNoAccountSession
+				return ErrNoAccountSession
 			}
-			return f.Revoke()
+			return nil
 		})
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			return ErrNoAccountSession
-		}
-		if err != nil {
-			return err
-		}
-		LogAudit(ctx, s.Logger, ev)
-		return nil
 	}
 	return ErrNoAccountSession
 }

@@ -2,8 +2,11 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
@@ -71,7 +74,11 @@ func Event(ctx context.Context, now time.Time, typ, userID, outcome, detail stri
 		actor = ActorAnonymous
 	}
 	if len(detail) > identity.MaxAuditDetail {
-		detail = detail[:identity.MaxAuditDetail]
+		cut := identity.MaxAuditDetail
+		for cut > 0 && !utf8.RuneStart(detail[cut]) {
+			cut--
+		}
+		detail = detail[:cut]
 	}
 	return identity.AuditEvent{Time: now.UTC(), Type: typ, UserID: userID, Actor: actor, ClientIP: r.clientIP, Outcome: outcome, Detail: detail}
 }
@@ -82,13 +89,53 @@ const (
 	Failure = "failure"
 )
 
-// LogAudit writes each event as one structured log line, once it is in the store.
+// LogAudit writes each event as one structured log line (after the store write; an event
+// the store failed to keep is logged all the same, beside that failure's error line).
 func LogAudit(ctx context.Context, logger *slog.Logger, events ...identity.AuditEvent) {
 	for _, e := range events {
 		logger.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("type", e.Type), slog.String("sub", e.UserID),
 			slog.String("actor", e.Actor), slog.String("client", e.ClientIP), slog.String("outcome", e.Outcome),
 			slog.String("detail", e.Detail))
 	}
+}
+
+// lockoutLog remembers, per user and address, until when the lockout already recorded lasts,
+// so a locked-out client hammering the login writes one audit event per lockout, not one per
+// attempt (the refused attempts cost no hashing, so they come cheap and fast). Per process:
+// replicas each record theirs. Its mutex guards map operations only.
+type lockoutLog struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxLockouts bounds the log; past it, ended lockouts are dropped, then everything.
+const maxLockouts = 10_000
+
+// first reports whether the refusal err (ETHROTTLED, with its Retry-After) is the first of its
+// lockout for key, and remembers it.
+func (l *lockoutLog) first(key string, now time.Time, err error) bool {
+	var ae *apperr.Error
+	wait := time.Minute
+	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+		wait = ae.RetryAfter
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.until[key]) {
+		return false
+	}
+	if l.until == nil || len(l.until) >= maxLockouts {
+		for k, u := range l.until {
+			if !now.Before(u) {
+				delete(l.until, k)
+			}
+		}
+		if l.until == nil || len(l.until) >= maxLockouts {
+			l.until = map[string]time.Time{}
+		}
+	}
+	l.until[key] = now.Add(wait)
+	return true
 }
 
 // event is Event on the service's clock.

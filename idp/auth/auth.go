@@ -197,7 +197,9 @@ func (s *Service) loginRefused(ctx context.Context, userID string, otpGiven bool
 	ctx = unproven(ctx)
 	switch {
 	case apperr.Code(err) == apperr.ETHROTTLED:
-		s.record(ctx, s.event(ctx, identity.AuditLockout, userID, Failure, "too many failed attempts: refused until the lockout ends"))
+		if s.Throttle.firstRefusal(userID+"\x00"+requestOf(ctx).clientIP, s.Now(), err) {
+			s.record(ctx, s.event(ctx, identity.AuditLockout, userID, Failure, "too many failed attempts: refused until the lockout ends"))
+		}
 	case errors.Is(err, ErrOTPRequired):
 		if otpGiven {
 			s.record(ctx, s.event(ctx, identity.AuditSecondFactorFailure, userID, Failure, "wrong or spent one-time code"))
@@ -493,7 +495,7 @@ func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken strin
 		}
 		clientID = c.ID
 	}
-	return s.revokeWith(ctx, token.HashRefresh(refreshToken), func(f identity.Family) error {
+	return s.revokeWith(ctx, token.HashRefresh(refreshToken), "revoked (token revocation)", func(f identity.Family) error {
 		owner := f.ClientID
 		if owner == identity.FirstPartyClientID {
 			owner = ""
@@ -509,30 +511,35 @@ func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken strin
 	})
 }
 
-func (s *Service) revoke(ctx context.Context, hash string) error {
-	return s.revokeWith(ctx, hash, func(identity.Family) error { return nil })
+func (s *Service) revoke(ctx context.Context, hash, why string) error {
+	return s.revokeWith(ctx, hash, why, func(identity.Family) error { return nil })
 }
 
 // revokeWith revokes the family that issued the token with this hash when may, run on it inside
-// the transaction, allows it; may's refusal changes nothing and is returned.
-func (s *Service) revokeWith(ctx context.Context, hash string, may func(identity.Family) error) error {
+// the transaction, allows it; may's refusal changes nothing and is returned. Its audit event,
+// written with the revocation, says why; a family already revoked changes and records nothing.
+func (s *Service) revokeWith(ctx context.Context, hash, why string, may func(identity.Family) error) error {
 	var revoked []identity.AuditEvent
+	var refused error // may's, told apart from the store's own ENOTFOUND
 	events := func() []identity.AuditEvent { return revoked }
 	_, err := s.Families.UpdateFamilyByToken(identity.WithAudit(ctx, events), hash, func(f identity.Family, _ identity.User) (identity.Family, error) {
-		revoked = nil
+		revoked, refused = nil, nil
 		if err := may(f); err != nil {
+			refused = err
 			return identity.Family{}, err
 		}
 		if f.Revoked {
 			return identity.Family{}, identity.ErrUnchanged // nothing to record
 		}
-		revoked = []identity.AuditEvent{s.event(ctx, identity.AuditRevocation, f.UserID, Success, "refresh family of client "+f.ClientID+" revoked")}
+		revoked = []identity.AuditEvent{s.event(ctx, identity.AuditRevocation, f.UserID, Success, "refresh family of client "+f.ClientID+" "+why)}
 		return f.Revoke()
 	})
-	if apperr.Code(err) == apperr.ENOTFOUND || errors.Is(err, identity.ErrUnchanged) {
+	switch {
+	case refused != nil && errors.Is(err, refused):
+		return refused
+	case apperr.Code(err) == apperr.ENOTFOUND || errors.Is(err, identity.ErrUnchanged):
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	LogAudit(ctx, s.Logger, revoked...)
@@ -582,6 +589,7 @@ func (s *Service) checkPassword(ctx context.Context, u identity.User, pw string,
 		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
 	if err := s.Throttle.Allow(ctx, at); err != nil {
+		s.loginRefused(ctx, u.ID, false, "", err)
 		return err
 	}
 	ok, _, err := s.Hasher.Verify(ctx, u.PasswordHash, pw)
@@ -593,6 +601,7 @@ func (s *Service) checkPassword(ctx context.Context, u identity.User, pw string,
 			return err
 		}
 		s.Logger.InfoContext(ctx, "password check refused", "sub", u.ID)
+		s.loginRefused(ctx, u.ID, false, "password check for an account change", ErrInvalidCredentials)
 		return ErrInvalidCredentials
 	}
 	return s.Throttle.Success(ctx, at)

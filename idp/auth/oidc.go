@@ -244,7 +244,7 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 		// A replay that ran between the redemption and the family's creation found no family to
 		// revoke; it left its mark on the code, and the family ends now.
 		if again, err := s.Codes.UpdateCode(ctx, hash, peekCode); errors.Is(err, errCodePeek) && again.RefreshHash != refreshHash {
-			s.revoke(ctx, refreshHash)
+			s.revoke(ctx, refreshHash, "revoked: its authorization code was replayed")
 			return Tokens{}, errReplay
 		}
 	}
@@ -263,7 +263,7 @@ func (s *Service) revokeReplayed(ctx context.Context, code identity.AuthCode, fi
 	if first == "" || first == replayedMark {
 		return
 	}
-	if err := s.revoke(ctx, first); err != nil {
+	if err := s.revoke(ctx, first, "revoked: its authorization code was replayed"); err != nil {
 		s.Logger.ErrorContext(ctx, "revoke after code replay", "err", err)
 	}
 }

@@ -281,23 +281,22 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 // logout or delete stops them at /verify on the process that did it at once (other processes
 // within CacheTTL). It walks the cache under its mutex: admin actions are rare.
 func (s *Sessions) ForgetUser(userID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, c := range s.cache {
-		if c.r.UserID == userID {
-			delete(s.cache, k)
-		}
-	}
+	s.forget(func(r Resolved) bool { return r.UserID == userID })
 }
 
 // ForgetSession drops this process's cached resolution of the session id, so that a session
 // its user ended from another browser stops at /verify here at once (other processes within
 // CacheTTL).
 func (s *Sessions) ForgetSession(id string) {
+	s.forget(func(r Resolved) bool { return r.SessionID == id })
+}
+
+// forget drops the cached sessions that match.
+func (s *Sessions) forget(match func(Resolved) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, c := range s.cache {
-		if c.r.SessionID == id {
+		if match(c.r) {
 			delete(s.cache, k)
 		}
 	}

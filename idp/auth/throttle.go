@@ -71,6 +71,17 @@ type Throttle struct {
 	store identity.ThrottleStore
 	// OnLockout, when set, is called for each attempt Allow refuses (ETHROTTLED): metrics.
 	OnLockout func()
+
+	refusals lockoutLog // which lockouts have their audit event already
+}
+
+// firstRefusal reports whether the refusal err is the first of its lockout for key (a user and
+// an address), for the audit trail: one event per lockout, not per refused attempt.
+func (t *Throttle) firstRefusal(key string, now time.Time, err error) bool {
+	if t == nil {
+		return true
+	}
+	return t.refusals.first(key, now, err)
 }
 
 // NewThrottle returns a Throttle keeping its counters in store (nil: in this process's

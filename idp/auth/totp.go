@@ -141,6 +141,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey strin
 		if err := s.Throttle.Failure(ctx, at); err != nil {
 			return nil, err
 		}
+		s.record(ctx, s.event(ctx, identity.AuditSecondFactorFailure, u.ID, Failure, "wrong code confirming TOTP"))
 		return nil, ErrInvalidOTP
 	}
 	codes, hashes, err := s.newRecoveryCodes()
@@ -280,6 +281,7 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey s
 		return err
 	}
 	if _, err := s.secondFactor(ctx, u, code, Attempt{Remote: remoteKey}); err != nil {
+		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "", err)
 		return err
 	}
 	if err := s.audited(ctx, func(ctx context.Context) error {

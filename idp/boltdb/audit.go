@@ -93,7 +93,8 @@ func (s *DB) AppendAudit(ctx context.Context, events ...identity.AuditEvent) err
 	if len(events) == 0 {
 		return nil
 	}
-	return s.Update(func(tx *bolt.Tx) error { return appendAudit(tx, events) })
+	// Batched: refused sign-ins come many at a time, and each would be an fsync of its own.
+	return s.Batch(func(tx *bolt.Tx) error { return appendAudit(tx, events) })
 }
 
 // ListAudit implements identity.AuditStore: a walk back from the newest event (or from

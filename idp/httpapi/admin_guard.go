@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"jwtidp/idp/auth"
@@ -40,7 +41,9 @@ func newAdminGuard(d Deps, users AdminCheck) func(http.Handler) http.Handler {
 				byStatic.ServeHTTP(w, r) // not one of ours: judged (and counted) as a wrong admin token
 				return
 			}
-			if c.ClientID != identity.FirstPartyClientID || !c.HasScope(auth.AdminScope) {
+			// An admin credential is for the IdP itself (aud: the issuer) and has the scope: a
+			// login's ordinary token does not become one by a scope configured by mistake.
+			if c.ClientID != identity.FirstPartyClientID || !c.HasScope(auth.AdminScope) || !slices.Contains(c.Audience, d.Issuer) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="admin", error="insufficient_scope", scope="`+auth.AdminScope+`"`)
 				web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "An admin credential is required: a token with the " + auth.AdminScope + " scope"})
 				return

@@ -25,7 +25,7 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	// Limited as /token is: both check a client secret.
 	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
-	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth)))
+	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth, d.Sessions)))
 	totp := func(h http.Handler) http.Handler { return bearer(firstPartyOnly("second factors", h)) }
 	mux.Handle("POST /account/totp", totp(handleTOTPEnroll(d.Logger, d.Auth)))
 	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
@@ -139,12 +139,17 @@ type ResetUser struct {
 	Sub      string `json:"sub"`
 }
 
-func handleResetMFA(logger *slog.Logger, svc MFAReset) http.Handler {
+// handleResetMFA is POST /admin/users/{user}/reset-mfa; the reset ends the user's sessions, and
+// this process's cache forgets them at once (sessions may be nil in tests without one).
+func handleResetMFA(logger *slog.Logger, svc MFAReset, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, err := svc.ResetSecondFactors(r.Context(), r.PathValue("user"))
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return
+		}
+		if sessions != nil {
+			sessions.ForgetUser(u.ID)
 		}
 		web.Success(w, http.StatusOK, ResetUser{Username: u.Username, Sub: u.ID})
 	})

@@ -23,7 +23,9 @@ type AccountSessions interface {
 func addAccountSessionRoutes(mux *http.ServeMux, d Deps) {
 	bearer := d.Verifier.Require("idp", "")
 	mux.Handle("GET /account/sessions", bearer(firstPartyOnly("sessions", handleAccountSessions(d.Logger, d.Auth))))
-	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly("sessions", handleEndAccountSession(d.Logger, d.Auth, d.Sessions))))
+	// Limited per client like the login: each end is a store write and an audit event.
+	end := d.Limiter.Limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions), web.RefuseEnvelope)
+	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly("sessions", end)))
 }
 
 // AccountSessionInfo is one entry of GET /account/sessions. LastUsedAt is null for a refresh

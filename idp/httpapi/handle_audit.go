@@ -93,7 +93,16 @@ func auditQuery(r *http.Request, svc AuditTrail, now func() time.Time) (identity
 		q.Since = t.UTC()
 	}
 	if user := v.Get("user"); user != "" {
-		q.UserID = user // a sub, or a deleted user's
+		// A sub with events is that sub, even a deleted user's whose username someone has
+		// taken since (a username may look like a sub); else a username or a live user's sub.
+		q.UserID = user
+		has, err := svc.AuditEvents(r.Context(), identity.AuditQuery{UserID: user, Limit: 1})
+		if err != nil {
+			return q, err
+		}
+		if len(has) > 0 {
+			return q, nil
+		}
 		u, err := svc.AdminUser(r.Context(), user)
 		switch apperr.Code(err) {
 		case "":

@@ -41,7 +41,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth)))
 	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/backup", admin(web.HandleBackup(d.Store, "idp")))
+	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
+	// only the static admin token, the operator's own credential, may take it.
+	mux.Handle("GET /admin/backup", web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)(web.HandleBackup(d.Store, "idp")))
 	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth, d.Now)))
 	addAccountRoutes(mux, d, admin)
 	addAdminUserRoutes(mux, d, admin)
