@@ -326,7 +326,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	factorFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "idp_second_factor_failures_total", Help: "Second-factor codes (TOTP or recovery) given and refused; a login that gives none is not counted."})
 	live := auth.NewLiveSessions(db, db, now, time.Minute, logger.With("component", "sessions"))
 	activeSessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idp_sessions_active", Help: "Live browser sessions in the store (every replica's), as last counted: a scrape never reads the store, it has it counted in the background when the count is over a minute old, so the value is that of the scrape before when that count was due."}, live.Value)
-	r.Registry.MustRegister(logins, slotWait, lockouts, reuse, factorFailures, activeSessions)
+	signer := prometheus.NewGauge(prometheus.GaugeOpts{Name: "idp_signer_info", Help: "The signing backend this binary was built with (label signer: go, or openssl for the system's libcrypto); always 1.",
+		ConstLabels: prometheus.Labels{"signer": km.SignerName()}})
+	signer.Set(1)
+	r.Registry.MustRegister(logins, slotWait, lockouts, reuse, factorFailures, activeSessions, signer)
 	throttle := auth.NewThrottle(c.throttle, now, throttleStore(db))
 	throttle.OnLockout = lockouts.Inc
 
@@ -409,7 +412,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if r.Settings.Replicated() {
 		where = []any{"store", "postgres"}
 	}
-	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid), c.secretsLog()...)}, nil
+	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid, "signer", km.SignerName()), c.secretsLog()...)}, nil
 }
 
 // throttleStore is where login failures are counted: in the database replicas share, or in

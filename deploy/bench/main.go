@@ -56,6 +56,7 @@ var (
 	pgConns    = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
 	pgPprof    = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
 	storesOnly = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
+	signer     = flag.String("signer", "auto", "the IdP's signing backend: go, openssl (build tag openssl, needs cgo and libcrypto 3), or auto (openssl when it builds)")
 )
 
 func main() {
@@ -101,13 +102,15 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	idpBin, wiBin := filepath.Join(dir, "idp"), filepath.Join(dir, "workitems")
-	for bin, pkg := range map[string]string{idpBin: "./idp", wiBin: "./workitems"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-		}
+	used, err := buildIDP(idpBin, *signer)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d\n\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc)
+	if out, err := exec.Command("go", "build", "-o", wiBin, "./workitems").CombinedOutput(); err != nil {
+		return fmt.Errorf("build ./workitems: %v\n%s", err, out)
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d; IdP signer %s\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc, used)
 	if *storesOnly {
 		return storeComparison(dir, idpBin, wiBin)
 	}
@@ -208,6 +211,14 @@ func run() error {
 	})
 	record("refresh grants (POST /token)", refreshes.String())
 	ratio("3. refresh grants / RSA signatures", refreshes.rps, signs, 0.7)
+	// The practical limit of this machine: OpenSSL's RSA-2048 signing rate on every core.
+	speed, speedErr := opensslSpeed(*duration)
+	if speedErr != nil {
+		record("openssl speed rsa2048 (all cores)", "skipped: "+speedErr.Error())
+	} else {
+		record("openssl speed rsa2048 (all cores)", fmt.Sprintf("%.0f/s", speed))
+		ratio("13. refresh grants / openssl speed", refreshes.rps, speed, 0.5)
+	}
 
 	// 11 and 12: the OpenID Connect grants against the same signatures. A client-credentials
 	// grant signs once; a code flow (session present: /authorize → code → exchange) signs
@@ -220,6 +231,9 @@ func run() error {
 	})
 	record("client-credentials grants (POST /token)", cc.String())
 	ratio("11. client-credentials grants / RSA signatures", cc.rps, signs, 0.7)
+	if speedErr == nil {
+		ratio("14. client-credentials grants / openssl speed", cc.rps, speed, 0.6)
+	}
 	flows := loadFn(*conc, *duration, func(int) int { return codeFlow(c, idp.url, cookie) })
 	record("code flows (authorize + exchange, ID token)", flows.String())
 	ratio("12. code flows / RSA signatures", flows.rps, signs, 0.35)
@@ -580,6 +594,51 @@ func rsaSignsPerSecond(d time.Duration) float64 {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	sum := sha256.Sum256([]byte("benchmark"))
 	return parallelRate(d, func() { rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:]) })
+}
+
+// buildIDP builds the IdP with the signer asked for ("auto": openssl when it builds) and
+// returns the one it used.
+func buildIDP(bin, signer string) (string, error) {
+	build := func(tags ...string) ([]byte, error) {
+		args := append([]string{"build", "-o", bin}, tags...)
+		return exec.Command("go", append(args, "./idp")...).CombinedOutput()
+	}
+	switch signer {
+	case "go":
+		out, err := build()
+		if err != nil {
+			return "", fmt.Errorf("build ./idp: %v\n%s", err, out)
+		}
+		return "go", nil
+	case "openssl", "auto":
+		out, err := build("-tags", "openssl")
+		if err == nil {
+			return "openssl", nil
+		}
+		if signer == "openssl" {
+			return "", fmt.Errorf("build ./idp -tags openssl (needs cgo, gcc and libssl-dev): %v\n%s", err, out)
+		}
+		return buildIDP(bin, "go")
+	}
+	return "", fmt.Errorf("-signer must be go, openssl or auto, not %q", signer)
+}
+
+// opensslSpeedLine is the summary line of `openssl speed rsa2048`: "rsa 2048 bits 0.000213s
+// 0.000006s   4699.0 156000.0" (sign/s is the first rate).
+var opensslSpeedLine = regexp.MustCompile(`(?m)^rsa\s+2048 bits\s+\S+s\s+\S+s\s+([0-9.]+)`)
+
+// opensslSpeed is `openssl speed -multi <CPUs> rsa2048`'s signatures per second on every core.
+func opensslSpeed(d time.Duration) (float64, error) {
+	secs := max(1, int(d.Seconds()))
+	out, err := exec.Command("openssl", "speed", "-seconds", strconv.Itoa(secs), "-multi", strconv.Itoa(runtime.NumCPU()), "rsa2048").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("openssl speed: %v", err)
+	}
+	m := opensslSpeedLine.FindAllSubmatch(out, -1)
+	if m == nil {
+		return 0, fmt.Errorf("openssl speed: no rsa 2048 line in its output")
+	}
+	return strconv.ParseFloat(string(m[len(m)-1][1]), 64)
 }
 
 func argonPerSecond(d time.Duration) float64 {

@@ -21,6 +21,7 @@ import (
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/seal"
+	"jwtidp/idp/sign"
 )
 
 // Options configure a Manager.
@@ -38,6 +39,8 @@ type Options struct {
 	Sealer seal.Sealer
 	// Audit records rotations and revocations in the audit trail; the zero value records none.
 	Audit Audit
+	// Backend signs with the current key (nil: sign.Default, the one this binary was built with).
+	Backend sign.Backend
 }
 
 // Audit is how the manager records its changes: Event makes the event of one (of type typ),
@@ -83,6 +86,7 @@ type snapshot struct {
 	keys   []identity.SigningKey // without private parts
 	kid    string
 	signer *rsa.PrivateKey
+	key    sign.Key // signer, loaded into the backend: the handle of the one key that signs
 	public map[string]*rsa.PublicKey
 	jwks   []byte
 	etag   string
@@ -101,6 +105,9 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	opt.Sealer = seal.Or(opt.Sealer)
+	if opt.Backend == nil {
+		opt.Backend = sign.Default
+	}
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
 	if err := m.reseal(ctx); err != nil {
 		return nil, err
@@ -314,6 +321,11 @@ func (m *Manager) reload(ctx context.Context) error {
 		}
 		if k.State == identity.KeyCurrent {
 			s.kid, s.signer = k.ID, priv
+			if old := m.snap.Load(); old != nil && old.kid == k.ID {
+				s.key = old.key // the same key: its handle carries over
+			} else if s.key, err = m.opt.Backend.Load(priv, der); err != nil {
+				return fmt.Errorf("load signing key %s into the %s signer: %w", k.ID, m.opt.Backend.Name(), err)
+			}
 		}
 		s.public[k.ID] = &priv.PublicKey
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &priv.PublicKey, KeyID: k.ID, Algorithm: "RS256", Use: "sig"})
@@ -328,7 +340,12 @@ func (m *Manager) reload(ctx context.Context) error {
 	}
 	sum := sha256.Sum256(s.jwks)
 	s.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
-	m.snap.Store(s)
+	if old := m.snap.Swap(s); old != nil && old.key != s.key {
+		// The key stopped signing (a rotation, a revocation): its handle goes. A signature in
+		// flight with it finishes first; one that fetched it and has not started gets
+		// sign.ErrClosed and takes the new one (SigningKey's callers retry).
+		old.key.Close()
+	}
 	m.gen.Add(1)
 	select {
 	case m.changed <- struct{}{}:
@@ -342,6 +359,17 @@ func (m *Manager) Signer() (string, *rsa.PrivateKey) {
 	s := m.snap.Load()
 	return s.kid, s.signer
 }
+
+// SigningKey returns the current key's kid and its handle in the signing backend. The handle
+// may be closed by a rotation at any moment: a Sign that answers sign.ErrClosed is retried with
+// the key SigningKey returns then.
+func (m *Manager) SigningKey() (string, sign.Key) {
+	s := m.snap.Load()
+	return s.kid, s.key
+}
+
+// SignerName is the signing backend's name ("go", "openssl"), for the log and /metrics.
+func (m *Manager) SignerName() string { return m.opt.Backend.Name() }
 
 // PublicKey returns the published key with the given kid.
 func (m *Manager) PublicKey(kid string) (*rsa.PublicKey, bool) {

@@ -62,11 +62,7 @@ func (i *Issuer) IDToken(id ID, ttl time.Duration) (string, error) {
 	if id.AccessToken != "" {
 		c.AtHash = AtHash(id.AccessToken)
 	}
-	kid, key := i.Keys.Signer()
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	t.Header["typ"] = "JWT"
-	t.Header["kid"] = kid
-	signed, err := t.SignedString(key)
+	signed, err := i.sign("JWT", c)
 	if err != nil {
 		return "", fmt.Errorf("sign ID token: %w", err)
 	}

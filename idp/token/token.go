@@ -3,21 +3,23 @@
 package token
 
 import (
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"jwtidp/idp/sign"
 	"jwtidp/shared/jwtauth"
 )
 
-// Signer gives the current signing key.
+// Signer gives the current signing key's kid and its handle in the signing backend, which a
+// rotation may close at any moment (sign.ErrClosed: ask again).
 type Signer interface {
-	Signer() (kid string, key *rsa.PrivateKey)
+	SigningKey() (kid string, key sign.Key)
 }
 
 // Access is what an access token says: whom it is for, through which client, for what.
@@ -69,15 +71,35 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		Scope:    a.Scope,
 		AMR:      a.AMR,
 	}, PreferredUsername: a.Username}
-	kid, key := i.Keys.Signer()
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["typ"] = "at+jwt"
-	t.Header["kid"] = kid
-	signed, err := t.SignedString(key)
+	signed, err := i.sign("at+jwt", claims)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return signed, exp, nil
+}
+
+// sign makes a compact RS256 JWS of claims with header typ and the current key's kid, signed
+// through the key's backend (golang-jwt encodes; the signature is the backend's). A key closed
+// by a rotation between fetching it and signing is replaced by the new current one.
+func (i *Issuer) sign(typ string, claims jwt.Claims) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["typ"] = typ
+	for attempt := 0; ; attempt++ {
+		kid, key := i.Keys.SigningKey()
+		t.Header["kid"] = kid
+		unsigned, err := t.SigningString()
+		if err != nil {
+			return "", err
+		}
+		sig, err := key.Sign([]byte(unsigned))
+		if errors.Is(err, sign.ErrClosed) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return unsigned + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	}
 }
 
 // RandomString returns n random bytes, base64url-encoded.
