@@ -56,6 +56,7 @@ var (
 	pgConns    = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
 	pgPprof    = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
 	storesOnly = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
+	grantsOnly = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
 	signer     = flag.String("signer", "auto", "the IdP's signing backend: go, openssl (build tag openssl, needs cgo and libcrypto 3), or auto (openssl when it builds)")
 )
 
@@ -237,6 +238,9 @@ func run() error {
 	flows := loadFn(*conc, *duration, func(int) int { return codeFlow(c, idp.url, cookie) })
 	record("code flows (authorize + exchange, ID token)", flows.String())
 	ratio("12. code flows / RSA signatures", flows.rps, signs, 0.35)
+	if *grantsOnly {
+		return printRows()
+	}
 
 	// 4: logins against raw argon2id hashes at the same parameters, on every core.
 	hashes := argonPerSecond(*duration)
@@ -288,18 +292,23 @@ func run() error {
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
 	limit("6. start to ready, existing store (median of 3)", float64(starts[1].Microseconds())/1000, 100, "ms")
 
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tvalue\tratio\ttarget\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.value, r.ratio, r.target, r.verdict)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := printRows(); err != nil {
 		return err
 	}
 
 	// 9 and 10: the same figures on bbolt and on PostgreSQL.
 	wi.stop()
 	return storeComparison(dir, idpBin, wiBin)
+}
+
+// printRows prints the table of the figures recorded so far.
+func printRows() error {
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tvalue\tratio\ttarget\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.value, r.ratio, r.target, r.verdict)
+	}
+	return tw.Flush()
 }
 
 func cpuModel() string {

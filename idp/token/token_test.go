@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"testing"
 	"time"
@@ -33,9 +34,19 @@ func TestSignRetriesAKeyClosedByARotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, _ := sign.Default.Load(priv, nil)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sign.Default.Load(priv, der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old.Close()
-	cur, _ := sign.Go.Load(priv, nil)
+	cur, err := sign.Default.Load(priv, der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := &rotatingKeys{closed: old, current: cur}
 	iss := &Issuer{Issuer: "http://idp", TTL: time.Minute, Keys: keys, Now: time.Now, Random: rand.Reader}
 	raw, _, err := iss.Access(Access{Subject: "s", ClientID: "c", Scope: "x", Audience: []string{"a"}})
