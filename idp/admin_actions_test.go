@@ -9,6 +9,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"jwtidp/idp/sign"
 	"jwtidp/shared/proctest"
 )
 
@@ -30,6 +31,9 @@ func userField(t *testing.T, out string, i int) string {
 // is a new sub.
 func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 	p := startIDPBinary(t, t.TempDir(), "--clients", oidcClients(t), "--admin-token", "cli-admin", "--rate-limit", "0")
+	if !strings.Contains(p.Log(), "signer="+sign.Default.Name()) { // the binary is this test's build
+		t.Fatalf("the binary does not sign with %s:\n%s", sign.Default.Name(), p.Log())
+	}
 	admin := []string{"--url", p.URL, "--admin-token", "cli-admin"}
 	for _, u := range []string{"bob", "alice", "alfred", "carol"} {
 		signup(t, p.URL, u, "correct-horse-9")

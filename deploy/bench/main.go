@@ -610,7 +610,11 @@ func rsaSignsPerSecond(d time.Duration) float64 {
 func buildIDP(bin, signer string) (string, error) {
 	build := func(tags ...string) ([]byte, error) {
 		args := append([]string{"build", "-o", bin}, tags...)
-		return exec.Command("go", append(args, "./idp")...).CombinedOutput()
+		cmd := exec.Command("go", append(args, "./idp")...)
+		if len(tags) > 0 {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1") // the openssl tag refuses to build without it
+		}
+		return cmd.CombinedOutput()
 	}
 	switch signer {
 	case "go":

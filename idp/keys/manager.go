@@ -287,11 +287,17 @@ func (m *Manager) reseal(ctx context.Context) error {
 }
 
 // reload rebuilds the snapshot from the store: parsed keys, the JWKS bytes and their ETag.
-func (m *Manager) reload(ctx context.Context) error {
+func (m *Manager) reload(ctx context.Context) (err error) {
 	// One reload at a time, so that a slower one of an older read (Follow's poll racing a
 	// local rotation or revocation) cannot store its snapshot last.
 	m.reloading.Lock()
 	defer m.reloading.Unlock()
+	var loaded sign.Key // a handle this reload made: closed if it fails before the swap
+	defer func() {
+		if err != nil && loaded != nil {
+			loaded.Close()
+		}
+	}()
 	keys, err := m.store.Keys(ctx)
 	if err != nil {
 		return fmt.Errorf("read signing keys: %w", err)
@@ -325,6 +331,8 @@ func (m *Manager) reload(ctx context.Context) error {
 				s.key = old.key // the same key: its handle carries over
 			} else if s.key, err = m.opt.Backend.Load(priv, der); err != nil {
 				return fmt.Errorf("load signing key %s into the %s signer: %w", k.ID, m.opt.Backend.Name(), err)
+			} else {
+				loaded = s.key
 			}
 		}
 		s.public[k.ID] = &priv.PublicKey

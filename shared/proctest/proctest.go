@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,12 +25,13 @@ import (
 // Build compiles the package at pkg (e.g. "jwtidp/idp") into dir and returns the binary's path.
 func Build(dir, pkg string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	tags, cgo := buildTags()
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
-	files, err := exec.Command("go", "list", "-deps", "-f",
+	files, err := exec.Command("go", "list", "-tags", tags, "-deps", "-f",
 		`{{if and .Module .Module.Main}}{{range .GoFiles}}{{$.Dir}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$.Dir}}/{{.}}{{"\n"}}{{end}}{{end}}`, pkg).Output()
 	if err != nil {
 		return "", fmt.Errorf("go list %s: %v", pkg, err)
@@ -37,6 +40,25 @@ func Build(dir, pkg string) (string, error) {
 	sources.files = append(sources.files, strings.Fields(string(files))...)
 	sources.Unlock()
 	return out, nil
+}
+
+// buildTags are the build tags this test binary was built with (go test -tags …), so the
+// binaries it builds are the same build — the OpenSSL signer's suite runs its processes with
+// that signer too — and the CGO_ENABLED they need: "1" with the openssl tag, "0" otherwise (a
+// static binary, as before).
+func buildTags() (tags, cgo string) {
+	cgo = "0"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-tags" {
+				tags = s.Value
+			}
+		}
+	}
+	if slices.Contains(strings.Split(tags, ","), "openssl") {
+		cgo = "1"
+	}
+	return tags, cgo
 }
 
 // sources are the module's files the built binaries are made of. Go's test cache knows the
