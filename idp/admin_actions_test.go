@@ -135,6 +135,12 @@ func TestAdminAccessTokens(t *testing.T) {
 	if a := adminLogin(t, p.URL, "root", "correct-horse-9"); a.status != 403 || !strings.Contains(string(a.body), "Not an administrator") {
 		t.Fatalf("the idp:admin scope before grant-admin: %d %s", a.status, a.body)
 	}
+	// Refused: a failure in the trail, and no success before it (a sign-in is recorded once it
+	// has issued something).
+	out, err := runIDP(append([]string{"audit", "--user", "root", "--type", "login"}, static...))
+	if err != nil || strings.Count(out, "\n") != 2 || !strings.Contains(out, "failure") || !strings.Contains(out, "not an administrator") {
+		t.Fatalf("the refused idp:admin sign-in in the trail: %v\n%s", err, out)
+	}
 	if out, err := runIDP(append([]string{"users", "grant-admin", "root"}, static...)); err != nil || !strings.Contains(out, "is an administrator") {
 		t.Fatalf("grant-admin: %v\n%s", err, out)
 	}
@@ -155,7 +161,7 @@ func TestAdminAccessTokens(t *testing.T) {
 	if a := do(t, "GET", p.URL+"/admin/users", "", nil, "Authorization", "Bearer "+at); a.status != 200 {
 		t.Fatalf("the admin token on GET /admin/users: %d %s", a.status, a.body)
 	}
-	out, err := runIDP([]string{"users", "disable", "mallory", "--url", p.URL, "--token", at})
+	out, err = runIDP([]string{"users", "disable", "mallory", "--url", p.URL, "--token", at})
 	if err != nil || !strings.Contains(out, "disabled") {
 		t.Fatalf("idp users disable --token: %v\n%s", err, out)
 	}

@@ -199,6 +199,10 @@ func TestAuditTrailCannotBeFloodedOrMisled(t *testing.T) {
 	signup(t, p.URL, "carol", "correct-horse-9")
 	tok := login(t, p.URL, "carol", "correct-horse-9")
 	at := tok["access_token"].(string)
+	browserSession(t, p.URL, "carol", "correct-horse-9") // a browser's sign-in is recorded as well
+	if ev, _ := auditEvents(t, p.URL, "type=login"); len(ev) != 2 || ev[0].Outcome != "success" || ev[1].Outcome != "success" {
+		t.Fatalf("an API and a browser sign-in: %+v", ev)
+	}
 	var family string
 	for _, s := range accountSessions(t, p.URL, at) {
 		if s.Kind == "refresh" {

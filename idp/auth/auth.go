@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"jwtidp/idp/identity"
@@ -164,10 +165,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authenticati
 	a, err := s.authenticate(ctx, c)
 	outcome := s.countLogin(err)
 	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
-	switch {
-	case err == nil && !a.Pending:
-		s.recordLogin(ctx, a.User.ID, "password")
-	case err != nil:
+	if err != nil {
 		detail := "password"
 		if a.User.ID == "" {
 			detail = "password: unknown user"
@@ -177,8 +175,18 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authenticati
 	return a, err
 }
 
-// recordLogin keeps when the user signed in and the audit event of it, in one write. A
-// failure only loses the record: the sign-in stands.
+// SignedIn records a completed sign-in — once its session or refresh family exists, so a
+// sign-in refused at that last step (a disable racing it) is not recorded as one: when it
+// happened (last_login_at) and its audit event, in one write. A failure only loses the record.
+func (s *Service) SignedIn(ctx context.Context, a Authentication) {
+	method := "password"
+	if slices.Contains(a.AMR, "otp") {
+		method = "password and one-time code"
+	}
+	s.recordLogin(ctx, a.User.ID, method)
+}
+
+// recordLogin keeps when the user signed in and the audit event of it, in one write.
 func (s *Service) recordLogin(ctx context.Context, userID, method string) {
 	at := s.Now().UTC().Truncate(time.Microsecond) // what every store keeps
 	err := s.audited(ctx, func(ctx context.Context) error {
@@ -306,9 +314,15 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authenticat
 		}
 		admin := Client{ID: s.FirstParty.ID, Scope: AdminScope, Audience: []string{s.Issuer.Issuer}}
 		t, err := s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR})
+		if err == nil {
+			s.SignedIn(ctx, a)
+		}
 		return t, a, err
 	}
 	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR})
+	if err == nil {
+		s.SignedIn(ctx, a)
+	}
 	return t, a, err
 }
 

@@ -200,15 +200,15 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 // once, a recovery code once). Failures count toward the account's one-time-code throttle; a
 // locked one is refused before any check. ErrOTPRequired for every refusal.
 //
-// It completes a browser sign-in whose password step is pending: a success is recorded as the
-// user's sign-in, a refusal as a second-factor failure or a lockout.
+// It is the second step of a browser sign-in whose password step is pending: a refusal is
+// recorded as a second-factor failure or a lockout; the caller records the sign-in (SignedIn)
+// once its session exists.
 func (s *Service) SecondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
 	amr, err := s.secondFactor(ctx, u, code, at)
 	if err != nil {
 		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "password and one-time code", err)
 		return nil, err
 	}
-	s.recordLogin(ctx, u.ID, "password and one-time code")
 	return amr, nil
 }
 

@@ -92,6 +92,8 @@ type Sessions interface {
 type Authenticator interface {
 	Authenticate(ctx context.Context, c auth.Credentials) (auth.Authentication, error)
 	SecondFactor(ctx context.Context, u identity.User, code string, at auth.Attempt) ([]string, error)
+	// SignedIn records a sign-in whose session now exists (last_login_at, the audit trail).
+	SignedIn(ctx context.Context, a auth.Authentication)
 }
 
 func randomID(n int) string {
@@ -207,6 +209,7 @@ func handleLogin(b *browser) http.Handler {
 			b.renderLogin(w, r, status, view)
 			return
 		}
+		b.auth.SignedIn(r.Context(), a)
 		http.SetCookie(w, b.keys.deviceCookieFor(r, a.User, b.cfg.Secure, func() string { return randomID(16) }))
 		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
 		w.Header().Set("Cache-Control", "no-store")
@@ -301,12 +304,14 @@ func handleLoginOTP(b *browser) http.Handler {
 			b.renderOTP(w, r, status, loginView{RD: rd, Error: msg})
 			return
 		}
-		secret, _, err := b.sessions.Start(r.Context(), auth.Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}, remote, r.UserAgent())
+		a := auth.Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}
+		secret, _, err := b.sessions.Start(r.Context(), a, remote, r.UserAgent())
 		if err != nil {
 			http.SetCookie(w, b.pendingCookie(r, "", 0))
 			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{RD: rd, Error: "Your sign-in expired. Please sign in again."})
 			return
 		}
+		b.auth.SignedIn(r.Context(), a)
 		if err := b.sessions.EndPending(r.Context(), pre.ID); err != nil {
 			b.logger.WarnContext(r.Context(), "browser login: pre-session not removed", "err", err)
 		}

@@ -19,6 +19,8 @@ import (
 // fakeAuth accepts one password and counts the attempts that reached it.
 type fakeAuth struct{ calls int }
 
+func (f *fakeAuth) SignedIn(context.Context, auth.Authentication) {}
+
 func (f *fakeAuth) SecondFactor(context.Context, identity.User, string, auth.Attempt) ([]string, error) {
 	return nil, auth.ErrOTPRequired
 }
