@@ -3,9 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"jwtidp/shared/clock"
 	"jwtidp/shared/pgdb/pgtest"
@@ -237,5 +242,31 @@ func TestAuditTrailCannotBeFloodedOrMisled(t *testing.T) {
 	events, _ := auditEvents(t, p.URL, "user="+sub)
 	if len(events) == 0 || events[len(events)-1].Type != "signup" || events[len(events)-1].User != sub || events[0].Type != "user_deleted" {
 		t.Fatalf("the deleted user's sub finds someone else's trail: %+v", events)
+	}
+}
+
+// A registered client's own requests name it as the actor: its /revoke of a user's refresh
+// token is "client:webapp" in the trail, not the user.
+func TestAuditNamesTheClient(t *testing.T) {
+	p := startOIDC(t)
+	signup(t, p.URL, "dora", "correct-horse-9")
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback, "openid", "offline_access")
+	verifier := oauth2.GenerateVerifier()
+	pg := r.signIn(r.get(r.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n"))), "dora", "correct-horse-9")
+	tok, _ := r.exchange(r.callback(r.submit(pg, "decision", "allow"), "s"), verifier, "n")
+	req, _ := http.NewRequest("POST", p.URL+"/revoke", strings.NewReader(url.Values{"token": {tok.RefreshToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("webapp", webSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	a := do(t, "GET", p.URL+"/admin/audit?type=revocation", "", nil, "Authorization", "Bearer oidc-admin")
+	var env struct {
+		Result struct{ Events []auditEvent } `json:"result"`
+	}
+	if json.Unmarshal(a.body, &env) != nil || len(env.Result.Events) != 1 || env.Result.Events[0].Actor != "client:webapp" || env.Result.Events[0].User == "" {
+		t.Fatalf("the revocation's event: %s", a.body)
 	}
 }

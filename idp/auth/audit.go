@@ -61,6 +61,10 @@ const (
 // UserActor is the actor an access token or session of the user sub names.
 func UserActor(sub string) string { return "user:" + sub }
 
+// ClientActor is the actor of a registered client's request at the token or revocation
+// endpoint (authenticated, or a public client named by its id with its PKCE proof).
+func ClientActor(id string) string { return "client:" + id }
+
 // Event is an audit event of type typ about userID, stamped with now and the request in ctx:
 // its actor is ctx's (WithActor), else the user themself, else anonymous.
 func Event(ctx context.Context, now time.Time, typ, userID, outcome, detail string) identity.AuditEvent {

@@ -508,6 +508,7 @@ func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken strin
 			return err
 		}
 		clientID = c.ID
+		ctx = WithActor(ctx, ClientActor(c.ID))
 	}
 	return s.revokeWith(ctx, token.HashRefresh(refreshToken), "revoked (token revocation)", func(f identity.Family) error {
 		owner := f.ClientID

@@ -164,6 +164,7 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 	if !slices.Contains(c.GrantTypes, identity.GrantAuthorizationCode) {
 		return Tokens{}, ErrUnauthorizedClient
 	}
+	ctx = WithActor(ctx, ClientActor(c.ID)) // a replay's revocation is the client's request
 	refresh, refreshHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
@@ -326,6 +327,7 @@ func (s *Service) RefreshGrant(ctx context.Context, r RefreshRequest) (Tokens, e
 			return Tokens{}, ErrUnauthorizedClient
 		}
 		clientID = c.ID
+		ctx = WithActor(ctx, ClientActor(c.ID))
 	}
 	return s.refresh(ctx, r.Token, func(f identity.Family) (string, error) {
 		owner := f.ClientID
