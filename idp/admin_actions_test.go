@@ -49,7 +49,8 @@ func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 
 	// bob's three ways in.
 	cookie := browserSession(t, p.URL, "bob", "correct-horse-9")
-	rt := login(t, p.URL, "bob", "correct-horse-9")["refresh_token"].(string)
+	bobTok := login(t, p.URL, "bob", "correct-horse-9")
+	rt, at := bobTok["refresh_token"].(string), bobTok["access_token"].(string)
 	r := newRP(t, p.URL, "webapp", webSecret, webCallback, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
 	verifier := oauth2.GenerateVerifier()
 	pg := r.signIn(r.get(r.cfg.AuthCodeURL("s1", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n1"))), "bob", "correct-horse-9")
@@ -74,6 +75,13 @@ func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 		t.Errorf("forward-auth after the disable: %d, want 401", s)
 	}
 	wantGrantError(t, refreshGrant(t, p.URL, rt), "invalid_grant")
+	// The access token, self-contained, still verifies elsewhere until it expires, but the IdP's
+	// own account routes and /userinfo read the user at each request.
+	for _, route := range []string{"/account/sessions", "/userinfo"} {
+		if a := do(t, "GET", p.URL+route, "", nil, "Authorization", "Bearer "+at); a.status != 401 {
+			t.Errorf("GET %s with a disabled user's token: %d %s", route, a.status, a.body)
+		}
+	}
 	if _, err := r.cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("the OIDC client's refresh after the disable: %v", err)
 	}

@@ -107,8 +107,8 @@ func (s *Service) findUser(ctx context.Context, user string) (identity.User, err
 // sub is no user: a client's own token, or a deleted user's.
 func (s *Service) Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error) {
 	u, err := s.Users.GetUser(ctx, sub)
-	if apperr.Code(err) == apperr.ENOTFOUND {
-		return nil, errNoUser
+	if apperr.Code(err) == apperr.ENOTFOUND || err == nil && u.Disabled {
+		return nil, errNoUser // a disabled user's token tells nothing more about them
 	}
 	if err != nil {
 		return nil, err

@@ -333,6 +333,19 @@ const AdminScope = "idp:admin"
 // ErrNotAdmin refuses the admin scope to a user not flagged admin.
 var ErrNotAdmin = apperr.Errorf(apperr.EFORBIDDEN, "Not an administrator")
 
+// UserActive reports whether the user with this sub exists and is not disabled: what the
+// IdP's own account routes ask of a token's subject at each request.
+func (s *Service) UserActive(ctx context.Context, sub string) (bool, error) {
+	u, err := s.Users.GetUser(ctx, sub)
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return !u.Disabled, nil
+}
+
 // IsAdmin reports whether the user with this sub may use an admin credential now: they exist,
 // are flagged admin and are not disabled. Read from the store at every admin request, so a
 // revoked flag takes effect at once.

@@ -21,12 +21,14 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
 	mux.Handle("GET /userinfo", userinfo)
 	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
-	mux.Handle("PUT /account/email", bearer(firstPartyOnly("email", handleSetEmail(d.Logger, d.Auth))))
+	mux.Handle("PUT /account/email", bearer(firstPartyOnly(d.Auth, d.Logger, "email", handleSetEmail(d.Logger, d.Auth))))
 	// Limited as /token is: both check a client secret.
 	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth, d.Sessions)))
-	totp := func(h http.Handler) http.Handler { return bearer(firstPartyOnly("second factors", h)) }
+	totp := func(h http.Handler) http.Handler {
+		return bearer(firstPartyOnly(d.Auth, d.Logger, "second factors", h))
+	}
 	mux.Handle("POST /account/totp", totp(handleTOTPEnroll(d.Logger, d.Auth)))
 	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
 	mux.Handle("DELETE /account/totp", d.Limiter.Limit(totp(handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
@@ -198,6 +200,11 @@ func (e emailRequest) Valid() map[string]string {
 	return nil
 }
 
+// UserCheck is what firstPartyOnly needs of the use cases.
+type UserCheck interface {
+	UserActive(ctx context.Context, sub string) (bool, error)
+}
+
 // EmailInfo is a user's email as the account and admin routes show it.
 type EmailInfo struct {
 	Email         string `json:"email"`
@@ -207,8 +214,10 @@ type EmailInfo struct {
 // firstPartyOnly lets through only the IdP's own tokens (those of /auth and the browser login)
 // to a route that changes the account: a relying party that holds a user's token must not be
 // able to change the password (or guess it, and lock the user out) or the email the others key
-// the user by. A client's own token, which names no user, is 401 invalid_token.
-func firstPartyOnly(what string, next http.Handler) http.Handler {
+// the user by. A client's own token, which names no user, is 401 invalid_token; so is the
+// token of a user disabled or deleted since it was issued (read from the store at each request:
+// a disable takes the account away at once, not when the token expires).
+func firstPartyOnly(users UserCheck, logger *slog.Logger, what string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		if c.ClientID != identity.FirstPartyClientID {
@@ -217,6 +226,15 @@ func firstPartyOnly(what string, next http.Handler) http.Handler {
 				return
 			}
 			web.WriteJSON(w, http.StatusForbidden, web.Envelope{Status: "Error", Result: "Only a token of the IdP's own sign-in may change the " + what})
+			return
+		}
+		active, err := users.UserActive(r.Context(), c.Subject)
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		if !active {
+			invalidToken(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -22,10 +22,10 @@ type AccountSessions interface {
 // IdP's own (first-party) access tokens.
 func addAccountSessionRoutes(mux *http.ServeMux, d Deps) {
 	bearer := d.Verifier.Require("idp", "")
-	mux.Handle("GET /account/sessions", bearer(firstPartyOnly("sessions", handleAccountSessions(d.Logger, d.Auth))))
+	mux.Handle("GET /account/sessions", bearer(firstPartyOnly(d.Auth, d.Logger, "sessions", handleAccountSessions(d.Logger, d.Auth))))
 	// Limited per client like the login: each end is a store write and an audit event.
 	end := d.Limiter.Limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions), web.RefuseEnvelope)
-	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly("sessions", end)))
+	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly(d.Auth, d.Logger, "sessions", end)))
 }
 
 // AccountSessionInfo is one entry of GET /account/sessions. LastUsedAt is null for a refresh

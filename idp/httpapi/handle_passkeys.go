@@ -82,7 +82,7 @@ func addPasskeyRoutes(mux *http.ServeMux, d Deps, b *browser) {
 	mux.Handle("POST /account/passkeys/register/finish", limit(http.HandlerFunc(p.registerFinish)))
 	mux.Handle("POST /account/passkeys/remove", http.HandlerFunc(p.removeForm))
 	bearer := d.Verifier.Require("idp", "")
-	mux.Handle("DELETE /account/passkeys/{id}", bearer(firstPartyOnly("passkeys", http.HandlerFunc(p.removeBearer))))
+	mux.Handle("DELETE /account/passkeys/{id}", bearer(firstPartyOnly(d.Auth, d.Logger, "passkeys", http.HandlerFunc(p.removeBearer))))
 }
 
 func servePasskeyJS(w http.ResponseWriter, r *http.Request) {

@@ -19,7 +19,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	// Its own, looser limit: a server refreshing for many users from one address is normal.
 	mux.Handle("POST /token", d.TokenLimiter.Limit(handleToken(d.Logger, d.Auth), refuseOAuth))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
-	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(firstPartyOnly("password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(firstPartyOnly(d.Auth, d.Logger, "password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs))))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer, d.Scopes))
 	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Session, d.LoginURL))
