@@ -407,7 +407,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		debug.FreeOSMemory()
 	})
 
-	kid, _ := km.Signer()
+	kid := km.CurrentKID()
 	where := []any{"data", r.Settings.Data}
 	if r.Settings.Replicated() {
 		where = []any{"store", "postgres"}

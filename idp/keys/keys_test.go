@@ -125,13 +125,13 @@ func TestManagerRestartAndConcurrentRotations(t *testing.T) {
 	clock := t0
 	now := func() time.Time { return clock }
 	m, db := newManager(t, dir, now)
-	kid, _ := m.Signer()
+	kid := m.CurrentKID()
 	jwks, etag := m.JWKS()
 	db.Close()
 	// A restart signs with the same key and publishes the same document.
 	m, db = newManager(t, dir, now)
 	defer db.Close()
-	if k, _ := m.Signer(); k != kid {
+	if k := m.CurrentKID(); k != kid {
 		t.Fatalf("restart changed the signing key %s → %s", kid, k)
 	}
 	if j, e := m.JWKS(); string(j) != string(jwks) || e != etag {
@@ -158,7 +158,7 @@ func TestManagerRestartAndConcurrentRotations(t *testing.T) {
 		t.Fatalf("after two racing rotations: %v", count)
 	}
 	// The JWKS holds the current key and no private part.
-	cur, _ := m.Signer()
+	cur := m.CurrentKID()
 	j, _ := m.JWKS()
 	var set struct{ Keys []map[string]any }
 	json.Unmarshal(j, &set)

@@ -85,8 +85,7 @@ func (m *Manager) Generation() uint64 { return m.gen.Load() }
 type snapshot struct {
 	keys   []identity.SigningKey // without private parts
 	kid    string
-	signer *rsa.PrivateKey
-	key    sign.Key // signer, loaded into the backend: the handle of the one key that signs
+	key    sign.Key // the current key, loaded into the backend: the handle of the one key that signs
 	public map[string]*rsa.PublicKey
 	jwks   []byte
 	etag   string
@@ -326,7 +325,7 @@ func (m *Manager) reload(ctx context.Context) (err error) {
 			return fmt.Errorf("signing key %s is not RSA", k.ID)
 		}
 		if k.State == identity.KeyCurrent {
-			s.kid, s.signer = k.ID, priv
+			s.kid = k.ID
 			if old := m.snap.Load(); old != nil && old.kid == k.ID {
 				s.key = old.key // the same key: its handle carries over
 			} else if s.key, err = m.opt.Backend.Load(priv, der); err != nil {
@@ -340,7 +339,7 @@ func (m *Manager) reload(ctx context.Context) (err error) {
 		k.PrivateDER = nil
 		s.keys = append(s.keys, k)
 	}
-	if s.signer == nil {
+	if s.key == nil {
 		return errors.New("no current signing key")
 	}
 	if s.jwks, err = json.Marshal(set); err != nil {
@@ -362,11 +361,9 @@ func (m *Manager) reload(ctx context.Context) (err error) {
 	return nil
 }
 
-// Signer returns the current key and its kid.
-func (m *Manager) Signer() (string, *rsa.PrivateKey) {
-	s := m.snap.Load()
-	return s.kid, s.signer
-}
+// CurrentKID is the kid of the key that signs now. The private key itself stays in the signing
+// backend (SigningKey): the snapshot keeps no second copy of it.
+func (m *Manager) CurrentKID() string { return m.snap.Load().kid }
 
 // SigningKey returns the current key's kid and its handle in the signing backend. The handle
 // may be closed by a rotation at any moment: a Sign that answers sign.ErrClosed is retried with

@@ -115,7 +115,7 @@ func TestManagerRevoke(t *testing.T) {
 	clock := t0
 	var logs syncBuffer
 	m := managerOn(t, db, func() time.Time { return clock }, slog.New(slog.NewTextHandler(&logs, nil)))
-	cur, _ := m.Signer()
+	cur := m.CurrentKID()
 	next := kidIn(m.Keys(), identity.KeyNext)
 	gen := m.Generation()
 	clock = t0.Add(time.Hour)
@@ -124,7 +124,7 @@ func TestManagerRevoke(t *testing.T) {
 	}
 	// Gone from the signer, the key lookup and the JWKS at once; the generation tells the
 	// verified-token cache.
-	if kid, _ := m.Signer(); kid != next {
+	if kid := m.CurrentKID(); kid != next {
 		t.Fatalf("signs with %s after revoking %s, want the former next key %s", kid, cur, next)
 	}
 	if _, ok := m.PublicKey(cur); ok {

@@ -108,7 +108,7 @@ func TestScheduledRotationOncePerDueDate(t *testing.T) {
 		t.Fatalf("%d writes for one due date, want 1", w)
 	}
 	for i, m := range ms {
-		if kid, _ := m.Signer(); kid != next {
+		if kid := m.CurrentKID(); kid != next {
 			t.Fatalf("process %d signs with %s, want the former next key %s", i, kid, next)
 		}
 	}
@@ -128,7 +128,7 @@ func TestScheduleAfterAdminRotation(t *testing.T) {
 	if err := admin.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := admin.Signer()
+	cur := admin.CurrentKID()
 	clock = rotatedAt.Add(time.Millisecond)
 	if err := sched.Tick(context.Background()); err != nil {
 		t.Fatal(err)
@@ -136,21 +136,21 @@ func TestScheduleAfterAdminRotation(t *testing.T) {
 	if n := countStates(t, db); n[identity.KeyRetired] != 1 {
 		t.Fatalf("the schedule rotated again right after an admin rotation: %v", n)
 	}
-	if kid, _ := sched.Signer(); kid != cur {
+	if kid := sched.CurrentKID(); kid != cur {
 		t.Fatalf("the scheduling process signs with %s, want %s", kid, cur)
 	}
 	clock = rotatedAt.Add(pol.Period - time.Second)
 	if err := sched.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if kid, _ := sched.Signer(); kid != cur {
+	if kid := sched.CurrentKID(); kid != cur {
 		t.Fatal("the schedule rotated less than a period after the admin rotation")
 	}
 	clock = rotatedAt.Add(pol.Period)
 	if err := sched.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if kid, _ := sched.Signer(); kid == cur {
+	if kid := sched.CurrentKID(); kid == cur {
 		t.Fatal("the schedule did not rotate a period after the admin rotation")
 	}
 }
