@@ -336,28 +336,29 @@ var ErrNotAdmin = apperr.Errorf(apperr.EFORBIDDEN, "Not an administrator")
 // UserActive reports whether the user with this sub exists and is not disabled: what the
 // IdP's own account routes ask of a token's subject at each request.
 func (s *Service) UserActive(ctx context.Context, sub string) (bool, error) {
+	u, err := s.activeUser(ctx, sub)
+	return u.ID != "", err
+}
+
+// activeUser is the user with this sub as stored now, or the zero User when there is none or
+// they are disabled.
+func (s *Service) activeUser(ctx context.Context, sub string) (identity.User, error) {
 	u, err := s.Users.GetUser(ctx, sub)
 	switch {
-	case apperr.Code(err) == apperr.ENOTFOUND:
-		return false, nil
+	case apperr.Code(err) == apperr.ENOTFOUND || err == nil && u.Disabled:
+		return identity.User{}, nil
 	case err != nil:
-		return false, err
+		return identity.User{}, err
 	}
-	return !u.Disabled, nil
+	return u, nil
 }
 
 // IsAdmin reports whether the user with this sub may use an admin credential now: they exist,
 // are flagged admin and are not disabled. Read from the store at every admin request, so a
 // revoked flag takes effect at once.
 func (s *Service) IsAdmin(ctx context.Context, sub string) (bool, error) {
-	u, err := s.Users.GetUser(ctx, sub)
-	switch {
-	case apperr.Code(err) == apperr.ENOTFOUND:
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return u.Admin && !u.Disabled, nil
+	u, err := s.activeUser(ctx, sub)
+	return u.Admin, err
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.
