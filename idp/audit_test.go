@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
 	"jwtidp/shared/clock"
@@ -268,5 +269,74 @@ func TestAuditNamesTheClient(t *testing.T) {
 	}
 	if json.Unmarshal(a.body, &env) != nil || len(env.Result.Events) != 1 || env.Result.Events[0].Actor != "client:webapp" || env.Result.Events[0].User == "" {
 		t.Fatalf("the revocation's event: %s", a.body)
+	}
+}
+
+// The rest of API.md's list, each in the trail with its actor: an email change, a second factor
+// added (with a wrong code before) and removed by its user; a client registered and deleted by
+// an admin.
+func TestAuditOfAccountAndClientChanges(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(30 * time.Second).Add(5 * time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--admin-token", "audit-admin", "--rate-limit", "0")
+	const pw = "correct-horse-9"
+	signup(t, p.URL, "eve", pw)
+	at := login(t, p.URL, "eve", pw)["access_token"].(string)
+	if a := bearerJSON(t, "PUT", p.URL+"/account/email", at, `{"email":"eve@example.com"}`); a.status != 200 {
+		t.Fatalf("email: %d %s", a.status, a.body)
+	}
+	a := bearerJSON(t, "POST", p.URL+"/account/totp", at, "")
+	secret, _ := a.json(t)["secret"].(string)
+	proctest.Secret(secret)
+	code := func() string {
+		c, err := totp.GenerateCode(secret, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		proctest.Secret(c)
+		return c
+	}
+	bearerJSON(t, "POST", p.URL+"/account/totp/confirm", at, `{"code":"000000"}`)
+	if a := bearerJSON(t, "POST", p.URL+"/account/totp/confirm", at, `{"code":"`+code()+`"}`); a.status != 200 {
+		t.Fatalf("confirm: %d %s", a.status, a.body)
+	}
+	clk.Advance(30 * time.Second) // the next step's code: the confirming one is spent
+	if a := bearerJSON(t, "DELETE", p.URL+"/account/totp", at, `{"password":"`+pw+`","code":"`+code()+`"}`); a.status != 204 {
+		t.Fatalf("turn TOTP off: %d %s", a.status, a.body)
+	}
+	admin := []string{"--url", p.URL, "--admin-token", "audit-admin"}
+	if out, err := runIDP(append([]string{"clients", "add", "--id", "reporter", "--grant-type", "client_credentials", "--scope", "workitems:read"}, admin...)); err != nil {
+		t.Fatalf("clients add: %v\n%s", err, out)
+	}
+	if out, err := runIDP(append([]string{"clients", "remove", "reporter"}, admin...)); err != nil {
+		t.Fatalf("clients remove: %v\n%s", err, out)
+	}
+
+	eve := userOf(t, p.URL, "eve")
+	var got []string
+	events, body := auditEvents(t, p.URL, "")
+	for i := len(events) - 1; i >= 0; i-- {
+		e := events[i]
+		if e.Type == "key_rotated" || e.Type == "signup" || e.Type == "login" {
+			continue
+		}
+		who := e.User
+		if who == eve {
+			who = "eve"
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %s", e.Type, e.Outcome, who, strings.ReplaceAll(e.Actor, eve, "eve")))
+	}
+	want := []string{
+		"email_change success eve user:eve",
+		"second_factor_failure failure eve user:eve",
+		"second_factor_added success eve user:eve",
+		"second_factor_removed success eve user:eve",
+		"client_created success  admin-token",
+		"client_deleted success  admin-token",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit trail:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(body, secret) || strings.Contains(body, "eve@example.com") || strings.Contains(body, pw) {
+		t.Fatal("the trail holds the TOTP secret, the email or the password")
 	}
 }
