@@ -339,4 +339,10 @@ func TestAuditOfAccountAndClientChanges(t *testing.T) {
 	if strings.Contains(body, secret) || strings.Contains(body, "eve@example.com") || strings.Contains(body, pw) {
 		t.Fatal("the trail holds the TOTP secret, the email or the password")
 	}
+	// Each event is also one structured log line.
+	for _, typ := range []string{"email_change", "second_factor_added", "second_factor_removed", "client_created", "client_deleted"} {
+		if n := strings.Count(p.Log(), "msg=audit "); n < len(want) || !strings.Contains(p.Log(), "type="+typ+" ") {
+			t.Errorf("no audit log line of type %s (%d audit lines)", typ, n)
+		}
+	}
 }
