@@ -74,7 +74,9 @@ func (s *Service) adminChange(ctx context.Context, user string, endSessions bool
 	}
 	update := s.Users.UpdateUser
 	if endSessions {
-		update = s.Users.ChangeCredentials
+		update = func(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+			return s.Users.ChangeCredentials(ctx, id, fn)
+		}
 	}
 	var v identity.User
 	err = s.audited(ctx, func(ctx context.Context) error {

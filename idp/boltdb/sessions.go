@@ -51,7 +51,7 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 		if tx.Bucket(bucketSessToks).Get([]byte(sess.TokenHash)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "Session token already taken")
 		}
-		if err := makeRoom(tx, sess.UserID); err != nil {
+		if err := makeRoom(tx, sess.UserID, sess.Pending); err != nil {
 			return err
 		}
 		if err := index(tx.Bucket(bucketUserSess), sess.UserID, sess.ID); err != nil {
@@ -208,14 +208,24 @@ func deleteSession(tx *bolt.Tx, sess identity.Session) error {
 	return tx.Bucket(bucketSessions).Delete([]byte(sess.ID))
 }
 
-// makeRoom ends the user's oldest sessions (and their families) until a new one fits under
-// identity.MaxSessionsPerUser, so logging in again and again cannot grow the store without bound.
-func makeRoom(tx *bolt.Tx, userID string) error {
+// makeRoom ends the user's oldest sessions (and their families) of the new one's kind until it
+// fits under identity.MaxSessionsPerUser (identity.MaxPendingPerUser for a pre-session), so
+// logging in again and again cannot grow the store without bound, and half-finished sign-ins
+// cannot push real sessions out.
+func makeRoom(tx *bolt.Tx, userID string, pending bool) error {
 	all, err := userSessions(tx, userID)
-	if err != nil || len(all) < identity.MaxSessionsPerUser {
+	if err != nil {
 		return err
 	}
-	for _, sess := range all[:len(all)-identity.MaxSessionsPerUser+1] {
+	all = slices.DeleteFunc(all, func(s identity.Session) bool { return s.Pending != pending })
+	limit := identity.MaxSessionsPerUser
+	if pending {
+		limit = identity.MaxPendingPerUser
+	}
+	if len(all) < limit {
+		return nil
+	}
+	for _, sess := range all[:len(all)-limit+1] {
 		if err := revokeFamilies(tx, sess.UserID, sess.ID); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -161,12 +162,15 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (
 }
 
 // ChangeCredentials implements identity.UserStore.
-func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error), keep ...string) (identity.User, error) {
 	var out identity.User
 	err := s.write(ctx, func(tx *bolt.Tx) error {
 		var err error
 		if out, err = updateUser(tx, id, fn, true); err != nil {
 			return err
+		}
+		if len(keep) > 0 {
+			return carryOver(tx, out, keep)
 		}
 		if err := revokeFamilies(tx, id, ""); err != nil {
 			return err
@@ -300,4 +304,45 @@ func checkEpoch(tx *bolt.Tx, userID string, epoch int64) error {
 		return identity.ErrStaleCredentials
 	}
 	return err
+}
+
+// carryOver ends the sessions and families of u that keep does not name, as a change of
+// credentials does, and moves those it names (and the families bound to a kept session) to u's
+// new epoch.
+func carryOver(tx *bolt.Tx, u identity.User, keep []string) error {
+	kept := func(id string) bool { return id != "" && slices.Contains(keep, id) }
+	fams, err := userFamilies(tx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range fams {
+		if f.Revoked {
+			continue
+		}
+		if kept(f.ID) || kept(f.SessionID) {
+			f.Epoch = u.Epoch
+		} else {
+			f.Revoked = true
+		}
+		if err := put(tx.Bucket(bucketFamilies), f.ID, f); err != nil {
+			return err
+		}
+	}
+	sessions, err := userSessions(tx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		if !kept(sess.ID) {
+			if err := deleteSession(tx, sess); err != nil {
+				return err
+			}
+			continue
+		}
+		sess.Epoch = u.Epoch
+		if err := put(tx.Bucket(bucketSessions), sess.ID, sess); err != nil {
+			return err
+		}
+	}
+	return nil
 }

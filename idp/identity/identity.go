@@ -198,7 +198,11 @@ type UserStore interface {
 	// moves the user to the next epoch, revokes every refresh family and ends every session of
 	// the user, so nothing made with the old credentials survives it — not even a login racing
 	// it. The errors of UpdateUser; when fn fails, no family or session is touched either.
-	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// keep names sessions or refresh families of the user (by id) that survive the change: the
+	// one the user made it from (turning a second factor on ends the user's other sessions). They,
+	// and the families bound to a kept session, move to the new epoch in the same transaction;
+	// an id that is none of the user's is ignored.
+	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error), keep ...string) (User, error)
 	// DeleteUser removes the user, their refresh families with every token hash those issued,
 	// their sessions, consents and authorization codes, in one transaction; the username and
 	// the email are free again, the id never is (CreateUser refuses it with ECONFLICT for

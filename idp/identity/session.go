@@ -59,6 +59,12 @@ func (s Session) Dead(now time.Time) bool {
 // its families), so signing in again and again cannot grow the store without bound.
 const MaxSessionsPerUser = 50
 
+// MaxPendingPerUser bounds a user's pre-sessions (a right password, a second factor owed) on
+// their own: a new one beyond it ends the oldest pre-session. They never count toward
+// MaxSessionsPerUser, so half-finished sign-ins by someone who knows the password cannot push the
+// owner's sessions out.
+const MaxPendingPerUser = 5
+
 // ErrStaleCredentials refuses to make a session or a refresh family for credentials that were
 // checked before the user's password changed (a login racing a password change).
 var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed during sign-in")
@@ -67,8 +73,9 @@ var ErrStaleCredentials = apperr.Errorf(apperr.ECONFLICT, "Credentials changed d
 type SessionStore interface {
 	// CreateSession stores s, but only if its user still exists with the credential epoch
 	// s.Epoch — checked in the same transaction — else ErrStaleCredentials (ECONFLICT). When the
-	// user already has MaxSessionsPerUser sessions, the oldest (by CreatedAt) end, with their
-	// families, in the same transaction.
+	// user already has MaxSessionsPerUser sessions (MaxPendingPerUser pre-sessions, for a pending
+	// s), the oldest of that kind (by CreatedAt) end, with their families, in the same
+	// transaction; the other kind is not touched.
 	// EINVALID when s breaks Session.Validate; ECONFLICT when its id or token hash is taken.
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession returns the session with this id. ENOTFOUND when there is none.

@@ -68,10 +68,15 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 		if err := lockUserEpoch(ctx, tx, sess.UserID, sess.Epoch, "NO KEY UPDATE"); err != nil {
 			return err
 		}
-		// The sessions past the newest MaxSessionsPerUser-1 end, with their families, to make
-		// room for this one (none, almost always).
-		rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2`,
-			sess.UserID, identity.MaxSessionsPerUser-1)
+		// The sessions of its kind past the newest MaxSessionsPerUser-1 (MaxPendingPerUser-1 for
+		// a pre-session) end, with their families, to make room for this one (none, almost
+		// always); the other kind is not touched.
+		limit := identity.MaxSessionsPerUser
+		if sess.Pending {
+			limit = identity.MaxPendingPerUser
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 AND pending = $3
+			ORDER BY created_at DESC, id DESC OFFSET $2`, sess.UserID, limit-1, sess.Pending)
 		if err != nil {
 			return err
 		}

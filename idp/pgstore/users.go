@@ -219,17 +219,29 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (
 // ChangeCredentials implements identity.UserStore. The user's row stays locked from the read
 // to the commit, so a session or family made for the old epoch either committed before (and
 // is ended here) or waits and sees the new epoch (and is refused).
-func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error), keep ...string) (identity.User, error) {
 	var out identity.User
+	keep = slices.DeleteFunc(slices.Clone(keep), func(k string) bool { return k == "" })
+	if keep == nil {
+		keep = []string{}
+	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		if out, err = updateUser(ctx, tx, id, fn, true); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, id); err != nil {
+		// What keep names (a session, a family, or a family bound to a kept session) moves to
+		// the new epoch; everything else ends.
+		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET
+			revoked = NOT (id = ANY($2) OR COALESCE(session_id, '') = ANY($2)),
+			epoch = CASE WHEN id = ANY($2) OR COALESCE(session_id, '') = ANY($2) THEN $3 ELSE epoch END
+			WHERE user_id = $1 AND NOT revoked`, out.ID, keep, out.Epoch); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
+		if _, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND NOT (id = ANY($2))`, out.ID, keep); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE sessions SET epoch = $3 WHERE user_id = $1 AND id = ANY($2)`, out.ID, keep, out.Epoch)
 		return err
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,4 +321,82 @@ func testSessionsPerUserBounded(t *testing.T, s Store) {
 	equal(t, "the oldest session's family", listFamilies(t, s, "u1"), []identity.Family{oldest})
 	_, _, err := s.SessionByToken(ctx, all[0].TokenHash)
 	wantCode(t, "the oldest session's token", err, apperr.ENOTFOUND)
+}
+
+// ChangeCredentials with keep ends every other session and family of the user, and moves the
+// kept session, the families bound to it and a kept family to the new epoch, in one
+// transaction; another user's ids in keep change nothing of theirs.
+func testChangeCredentialsKeeping(t *testing.T, s Store) {
+	users(t, s, "u1", "u2")
+	createSessions(t, s, session("mine", "u1", 0), session("other", "u1", 0), session("theirs", "u2", 0))
+	bound := family("f-bound", "u1", "rt-bound")
+	bound.SessionID = "mine"
+	own := family("f-own", "u1", "rt-own")
+	otherBound := family("f-other", "u1", "rt-other")
+	otherBound.SessionID = "other"
+	loose := family("f-loose", "u1", "rt-loose")
+	createFamilies(t, s, bound, own, otherBound, loose, family("f-theirs", "u2", "rt-theirs"))
+
+	u, err := s.ChangeCredentials(ctx, "u1", func(u identity.User) (identity.User, error) { u.PasswordHash = "h2"; return u, nil },
+		"mine", "f-own", "theirs", "f-theirs", "")
+	check(t, err)
+	equal(t, "the new epoch", u.Epoch, int64(1))
+	kept := session("mine", "u1", 1)
+	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{kept})
+	if sess, owner, err := s.SessionByToken(ctx, kept.TokenHash); err != nil || !sess.Live(owner, t0) {
+		t.Fatalf("the kept session is not live under the new epoch: %v %+v %+v", err, sess, owner)
+	}
+	bound.Epoch, own.Epoch = 1, 1
+	otherBound.Revoked, loose.Revoked = true, true
+	got := listFamilies(t, s, "u1")
+	slices.SortFunc(got, func(a, b identity.Family) int { return strings.Compare(a.ID, b.ID) })
+	equal(t, "u1's families", got, []identity.Family{bound, loose, otherBound, own})
+	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{session("theirs", "u2", 0)})
+	equal(t, "u2's families", listFamilies(t, s, "u2"), []identity.Family{family("f-theirs", "u2", "rt-theirs")})
+	if _, err := refresh(s, "rt-own", "rt-own-2", t0); err != nil {
+		t.Fatalf("the kept family refreshes under the new epoch: %v", err)
+	}
+	if _, err := refresh(s, "rt-loose", "rt-loose-2", t0); err == nil {
+		t.Fatal("a family keep did not name refreshed after the change")
+	}
+}
+
+// Pre-sessions (a second factor owed) have their own bound, MaxPendingPerUser, and never count
+// toward MaxSessionsPerUser: however many half-finished sign-ins there are, the user's real
+// sessions and their families stay.
+func testPendingSessionsBounded(t *testing.T, s Store) {
+	users(t, s, "u1")
+	real := session("real", "u1", 0)
+	createSessions(t, s, real)
+	f := family("f", "u1", "rf")
+	f.SessionID = real.ID
+	createFamilies(t, s, f)
+	var pending []identity.Session
+	for i := range identity.MaxSessionsPerUser + 5 {
+		p := session(fmt.Sprintf("p%03d", i), "u1", 0)
+		p.Pending, p.IdleTTL, p.CreatedAt = true, 0, t0.Add(time.Duration(i+1)*time.Second)
+		p.LastSeenAt = p.CreatedAt
+		createSessions(t, s, p)
+		pending = append(pending, p)
+	}
+	want := append([]identity.Session{real}, pending[len(pending)-identity.MaxPendingPerUser:]...)
+	equal(t, "the sessions after many pre-sessions", listSessions(t, s, "u1"), want)
+	equal(t, "the real session's family", listFamilies(t, s, "u1"), []identity.Family{f})
+	// And real sessions past their bound end real ones, never the pending ones.
+	for i := range identity.MaxSessionsPerUser {
+		r := session(fmt.Sprintf("r%03d", i), "u1", 0)
+		r.CreatedAt = t0.Add(time.Hour + time.Duration(i)*time.Second)
+		r.LastSeenAt = r.CreatedAt
+		createSessions(t, s, r)
+	}
+	n := 0
+	for _, sess := range listSessions(t, s, "u1") {
+		if sess.Pending {
+			n++
+		}
+		if sess.ID == real.ID {
+			t.Fatal("the oldest real session outlived the bound")
+		}
+	}
+	equal(t, "pre-sessions left by real ones", n, identity.MaxPendingPerUser)
 }

@@ -79,6 +79,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteDeadSessions", testDeleteDeadSessions},
 		{"SessionsPerUserBounded", testSessionsPerUserBounded},
 		{"PendingSessionRoundTrip", testPendingSessionRoundTrip},
+		{"PendingSessionsBounded", testPendingSessionsBounded},
+		{"ChangeCredentialsKeeping", testChangeCredentialsKeeping},
 
 		{"Secret", testSecret},
 
