@@ -281,10 +281,10 @@ func TestAuditOfAccountAndClientChanges(t *testing.T) {
 	const pw = "correct-horse-9"
 	signup(t, p.URL, "eve", pw)
 	at := login(t, p.URL, "eve", pw)["access_token"].(string)
-	if a := bearerJSON(t, "PUT", p.URL+"/account/email", at, `{"email":"eve@example.com"}`); a.status != 200 {
+	if a := bearerJSON(t, "PUT", p.URL+"/account/email", at, `{"email":"eve@example.com","current_password":"`+pw+`"}`); a.status != 200 {
 		t.Fatalf("email: %d %s", a.status, a.body)
 	}
-	a := bearerJSON(t, "POST", p.URL+"/account/totp", at, "")
+	a := bearerJSON(t, "POST", p.URL+"/account/totp", at, `{"current_password":"`+pw+`"}`)
 	secret, _ := a.json(t)["secret"].(string)
 	proctest.Secret(secret)
 	code := func() string {

@@ -71,7 +71,7 @@ func TestMetricSecondFactorFailures(t *testing.T) {
 	const pw = "correct-horse-9"
 	signup(t, p.URL, "factor", pw)
 	tok := login(t, p.URL, "factor", pw)["access_token"].(string)
-	a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, "")
+	a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"`+pw+`"}`)
 	if a.status != 200 {
 		t.Fatalf("enrol: %d %s", a.status, a.body)
 	}

@@ -166,7 +166,7 @@ func TestTOTPSecondStepInChromium(t *testing.T) {
 	rp.issuer = p.URL
 	signupEmail(t, p.URL, "greta", "correct-horse-9", "greta@example.com")
 	tok := login(t, p.URL, "greta", "correct-horse-9")["access_token"].(string)
-	secret := bearerJSON(t, "POST", p.URL+"/account/totp", tok, "").json(t)["secret"].(string)
+	secret := bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"correct-horse-9"}`).json(t)["secret"].(string)
 	proctest.Secret(secret)
 	code := func() string {
 		c, _ := totp.GenerateCode(secret, clk.Now())

@@ -83,7 +83,7 @@ func enrolTOTP(t *testing.T, url string) []byte {
 	if a := authAs(t, url, "sealed", "correct-horse-9"); a.status != 200 || json.Unmarshal(a.body, &tok) != nil {
 		t.Fatalf("login: %d %s", a.status, a.body)
 	}
-	a := bearerJSON(t, "POST", url+"/account/totp", tok.AccessToken, "")
+	a := bearerJSON(t, "POST", url+"/account/totp", tok.AccessToken, `{"current_password":"correct-horse-9"}`)
 	secret, _ := a.json(t)["secret"].(string)
 	proctest.Secret(secret)
 	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)

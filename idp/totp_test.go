@@ -63,7 +63,7 @@ func TestTOTP(t *testing.T) {
 		t.Fatalf("amr before TOTP: %v", c["amr"])
 	}
 
-	a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, "")
+	a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"`+pw+`"}`)
 	if a.status != 200 {
 		t.Fatalf("enrol: %d %s", a.status, a.body)
 	}
@@ -96,7 +96,7 @@ func TestTOTP(t *testing.T) {
 		t.Fatalf("confirm: %d %s", a.status, a.body)
 	}
 	proctest.Secret(rc.RecoveryCodes...)
-	if a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, ""); a.status != 409 {
+	if a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"`+pw+`"}`); a.status != 409 {
 		t.Fatalf("enrol again while enabled: %d %s", a.status, a.body)
 	}
 
@@ -166,7 +166,7 @@ func TestTOTP(t *testing.T) {
 	}
 
 	// The admin's reset: TOTP on again, then reset through the CLI; the user's refresh tokens end.
-	a = bearerJSON(t, "POST", p.URL+"/account/totp", tok, "")
+	a = bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"`+pw+`"}`)
 	secret = a.json(t)["secret"].(string)
 	proctest.Secret(secret)
 	clk.Advance(30 * time.Second)

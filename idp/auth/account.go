@@ -21,11 +21,22 @@ var ErrInsufficientScope = apperr.Errorf(apperr.EFORBIDDEN, "The access token wa
 // user's. The HTTP layer answers it as an invalid token.
 var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "The access token names no user")
 
-// SetEmail sets the user's own email ("" removes it). A new address is unverified; the one
-// already stored changes nothing. EINVALID for a malformed address, ErrEmailTaken (ECONFLICT)
-// when another user has it in any letter case, ENOTFOUND when userID is no user.
-func (s *Service) SetEmail(ctx context.Context, userID, email string) (identity.User, error) {
+// SetEmail sets the user's own email ("" removes it), once proof shows the owner asks
+// (ErrWrongPassword, ErrNotFresh otherwise, and nothing changes). A new address is unverified;
+// the one already stored changes nothing. EINVALID for a malformed address, ErrEmailTaken
+// (ECONFLICT) when another user has it in any letter case, ENOTFOUND when userID is no user.
+func (s *Service) SetEmail(ctx context.Context, userID, email string, proof Reauth) (identity.User, error) {
 	if err := identity.ValidateEmail(email); err != nil {
+		return identity.User{}, err
+	}
+	owner, err := s.Users.GetUser(ctx, userID)
+	if apperr.Code(err) == apperr.ENOTFOUND {
+		return identity.User{}, errNoUser
+	}
+	if err != nil {
+		return identity.User{}, err
+	}
+	if err := s.reauthenticate(ctx, owner, proof); err != nil {
 		return identity.User{}, err
 	}
 	detail := "email set, unverified"
@@ -33,7 +44,7 @@ func (s *Service) SetEmail(ctx context.Context, userID, email string) (identity.
 		detail = "email removed"
 	}
 	var u identity.User
-	err := s.audited(ctx, func(ctx context.Context) error {
+	err = s.audited(ctx, func(ctx context.Context) error {
 		var err error
 		u, err = s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.SetEmail(email) })
 		return err

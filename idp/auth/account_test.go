@@ -28,6 +28,20 @@ func TestSetAndVerifyEmail(t *testing.T) {
 	if alice.Email != "Alice@Example.com" || alice.EmailVerified {
 		t.Fatalf("after signup: %+v", alice)
 	}
+	owner := Reauth{Password: "correct-horse-9"}
+	// A stale token's holder, who does not know the password, changes nothing.
+	if _, err := svc.SetEmail(ctx, alice.ID, "mallory@example.com", Reauth{Password: "not-the-password"}); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("a wrong current password: %v", err)
+	}
+	if _, err := svc.SetEmail(ctx, alice.ID, "mallory@example.com", Reauth{AuthTime: svc.Now().Add(-FreshSignIn - time.Second)}); !errors.Is(err, ErrNotFresh) {
+		t.Fatalf("no password and an old sign-in: %v", err)
+	}
+	if u, _ := svc.Users.GetUser(ctx, alice.ID); u.Email != "Alice@Example.com" {
+		t.Fatalf("a refused change changed the email: %q", u.Email)
+	}
+	if _, err := svc.SetEmail(ctx, alice.ID, "Alice@Example.com", Reauth{AuthTime: svc.Now().Add(-time.Minute)}); err != nil {
+		t.Fatalf("a fresh browser sign-in stands in for the password: %v", err)
+	}
 	for _, tt := range []struct {
 		name, user, email, code string
 	}{
@@ -36,11 +50,11 @@ func TestSetAndVerifyEmail(t *testing.T) {
 		{"no domain", bob.ID, "bob@", apperr.EINVALID},
 		{"no such user", "nobody", "nobody@example.com", apperr.ENOTFOUND},
 	} {
-		if _, err := svc.SetEmail(ctx, tt.user, tt.email); apperr.Code(err) != tt.code {
+		if _, err := svc.SetEmail(ctx, tt.user, tt.email, owner); apperr.Code(err) != tt.code {
 			t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
 		}
 	}
-	if _, err := svc.SetEmail(ctx, bob.ID, "ALICE@example.com"); !errors.Is(err, identity.ErrEmailTaken) || apperr.Message(err) != "Email is already in use" {
+	if _, err := svc.SetEmail(ctx, bob.ID, "ALICE@example.com", owner); !errors.Is(err, identity.ErrEmailTaken) || apperr.Message(err) != "Email is already in use" {
 		t.Fatalf("taken: %v", err)
 	}
 	// By username in any letter case, and by sub.
@@ -57,20 +71,20 @@ func TestSetAndVerifyEmail(t *testing.T) {
 	}
 	// The same address again changes nothing; another letter case is stored but stays verified;
 	// a new address is unverified; "" removes it.
-	if u, err := svc.SetEmail(ctx, alice.ID, "Alice@Example.com"); err != nil || !u.EmailVerified {
+	if u, err := svc.SetEmail(ctx, alice.ID, "Alice@Example.com", owner); err != nil || !u.EmailVerified {
 		t.Fatalf("the same email: %+v %v", u, err)
 	}
-	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.com"); err != nil || !u.EmailVerified || u.Email != "alice@example.com" {
+	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.com", owner); err != nil || !u.EmailVerified || u.Email != "alice@example.com" {
 		t.Fatalf("another letter case: %+v %v", u, err)
 	}
-	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.org"); err != nil || u.EmailVerified || u.Email != "alice@example.org" {
+	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.org", owner); err != nil || u.EmailVerified || u.Email != "alice@example.org" {
 		t.Fatalf("a new email: %+v %v", u, err)
 	}
-	if u, err := svc.SetEmail(ctx, alice.ID, ""); err != nil || u.EmailVerified || u.Email != "" {
+	if u, err := svc.SetEmail(ctx, alice.ID, "", owner); err != nil || u.EmailVerified || u.Email != "" {
 		t.Fatalf("removed: %+v %v", u, err)
 	}
 	// Freed: bob may take alice's old address now.
-	if u, err := svc.SetEmail(ctx, bob.ID, "alice@example.org"); err != nil || u.Email != "alice@example.org" {
+	if u, err := svc.SetEmail(ctx, bob.ID, "alice@example.org", owner); err != nil || u.Email != "alice@example.org" {
 		t.Fatalf("a freed email: %+v %v", u, err)
 	}
 }

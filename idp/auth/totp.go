@@ -62,15 +62,19 @@ type Enrollment struct {
 }
 
 // EnrollTOTP makes a new TOTP secret for the user, stored (sealed) but not required until a
-// first code confirms it; a second enrolment before that replaces the first. ErrTOTPEnabled
-// (ECONFLICT) when TOTP is already on.
-func (s *Service) EnrollTOTP(ctx context.Context, userID string) (Enrollment, error) {
+// first code confirms it; a second enrolment before that replaces the first. proof must show
+// the owner asks (ErrWrongPassword or ErrNotFresh otherwise): a stale token must not be able to
+// turn a factor on and lock the owner out. ErrTOTPEnabled (ECONFLICT) when TOTP is already on.
+func (s *Service) EnrollTOTP(ctx context.Context, userID string, proof Reauth) (Enrollment, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return Enrollment{}, err
 	}
 	if u.Factors.HasTOTP() {
 		return Enrollment{}, identity.ErrTOTPEnabled
+	}
+	if err := s.reauthenticate(ctx, u, proof); err != nil {
+		return Enrollment{}, err
 	}
 	label := "jwtidp"
 	if iu, err := url.Parse(s.Issuer.Issuer); err == nil && iu.Host != "" {
@@ -114,9 +118,12 @@ func totpStep(seed []byte, code string, now time.Time) (int64, bool) {
 }
 
 // ConfirmTOTP checks a first code from the enrolled secret and turns TOTP on, returning the
-// recovery codes (shown this once; stored as hashes). Wrong codes count toward the account's
+// recovery codes (shown this once; stored as hashes). In the same transaction every other
+// session and refresh family of the user ends, as at a password change: whatever signed in
+// with the password alone before must prove the new factor now. keep is the session or family
+// the user confirmed from ("" for none), which stays. Wrong codes count toward the account's
 // one-time-code throttle.
-func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey string) ([]string, error) {
+func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey, keep string) ([]string, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -149,17 +156,17 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey strin
 		return nil, err
 	}
 	if err := s.audited(ctx, func(ctx context.Context) error {
-		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 			return cur.ConfirmTOTP(t.Secret, step, hashes)
-		})
+		}, keep)
 		return err
-	}, s.event(ctx, identity.AuditSecondFactorAdded, u.ID, Success, "totp")); err != nil {
+	}, s.event(ctx, identity.AuditSecondFactorAdded, u.ID, Success, "totp; other sessions and refresh tokens ended")); err != nil {
 		return nil, err
 	}
 	if err := s.Throttle.Success(ctx, at); err != nil {
 		return nil, err
 	}
-	s.Logger.InfoContext(ctx, "totp enabled", "sub", u.ID)
+	s.Logger.InfoContext(ctx, "totp enabled; other sessions ended", "sub", u.ID)
 	return codes, nil
 }
 

@@ -99,11 +99,13 @@ func TestEmailRoutes(t *testing.T) {
 		status     int
 		msg        string
 	}{
-		{"taken in another letter case", `{"email":"ALICE@example.COM"}`, 409, "Email is already in use"},
-		{"malformed", `{"email":"bob@@example.com"}`, 400, "Email must be"},
-		{"spaces", `{"email":"bob @example.com"}`, 400, "Email must be"},
-		{"too long", `{"email":"bob@` + strings.Repeat("e", 260) + `.com"}`, 400, "at most 254"},
-		{"missing", `{}`, 400, `"email" is required`},
+		{"taken in another letter case", `{"email":"ALICE@example.COM","current_password":"correct-horse-9"}`, 409, "Email is already in use"},
+		{"malformed", `{"email":"bob@@example.com","current_password":"correct-horse-9"}`, 400, "Email must be"},
+		{"spaces", `{"email":"bob @example.com","current_password":"correct-horse-9"}`, 400, "Email must be"},
+		{"too long", `{"email":"bob@` + strings.Repeat("e", 260) + `.com","current_password":"correct-horse-9"}`, 400, "at most 254"},
+		{"missing", `{"current_password":"correct-horse-9"}`, 400, `"email" is required`},
+		{"no current password", `{"email":"bob@example.com"}`, 400, `"current_password" is required`},
+		{"a wrong current password", `{"email":"bob@example.com","current_password":"wrong-horse-9"}`, 403, "Current password is not right"},
 		{"not a string", `{"email":1}`, 400, `must be a string`},
 		{"a field in another case", `{"Email":"bob@example.com"}`, 400, `Unknown field`},
 		{"two emails", `{"email":"bob@example.com","email":"bob@example.org"}`, 400, `Duplicate field "email"`},
@@ -119,7 +121,7 @@ func TestEmailRoutes(t *testing.T) {
 	if w := do("PUT", "/account/email", "", "application/json", `{"email":"bob@example.com"}`); w.Code != 401 || w.Header().Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: %d %v", w.Code, w.Header())
 	}
-	if m := setEmail(bob, `{"email":"Bob@Example.com"}`, 200); !reflect.DeepEqual(m, map[string]any{"Status": "Success",
+	if m := setEmail(bob, `{"email":"Bob@Example.com","current_password":"correct-horse-9"}`, 200); !reflect.DeepEqual(m, map[string]any{"Status": "Success",
 		"result": map[string]any{"email": "Bob@Example.com", "email_verified": false}}) {
 		t.Fatalf("set: %v", m)
 	}
@@ -150,16 +152,16 @@ func TestEmailRoutes(t *testing.T) {
 		t.Fatalf("bob's userinfo after verification: %v", got)
 	}
 	// The same address in another letter case stays verified; a new one is unverified.
-	if m := setEmail(bob, `{"email":"bob@example.com"}`, 200); m["result"].(map[string]any)["email_verified"] != true {
+	if m := setEmail(bob, `{"email":"bob@example.com","current_password":"correct-horse-9"}`, 200); m["result"].(map[string]any)["email_verified"] != true {
 		t.Fatalf("another letter case: %v", m)
 	}
-	if m := setEmail(bob, `{"email":"bob@example.org"}`, 200); m["result"].(map[string]any)["email_verified"] != false {
+	if m := setEmail(bob, `{"email":"bob@example.org","current_password":"correct-horse-9"}`, 200); m["result"].(map[string]any)["email_verified"] != false {
 		t.Fatalf("a new email: %v", m)
 	}
 	if got := userinfo(bob); got["email"] != "bob@example.org" || got["email_verified"] != false {
 		t.Fatalf("bob's userinfo after a change: %v", got)
 	}
-	if m := setEmail(bob, `{"email":""}`, 200); !reflect.DeepEqual(m["result"], map[string]any{"email": "", "email_verified": false}) {
+	if m := setEmail(bob, `{"email":"","current_password":"correct-horse-9"}`, 200); !reflect.DeepEqual(m["result"], map[string]any{"email": "", "email_verified": false}) {
 		t.Fatalf("removed: %v", m)
 	}
 	if got := userinfo(bob); got["email"] != nil {
@@ -188,7 +190,7 @@ func TestUserinfoRefusals(t *testing.T) {
 		}
 	}
 	invalid("userinfo with a client's token", do("GET", "/userinfo", "Bearer "+cc, "", ""))
-	invalid("email with a client's token", do("PUT", "/account/email", "Bearer "+cc, "application/json", `{"email":"svc@example.com"}`))
+	invalid("email with a client's token", do("PUT", "/account/email", "Bearer "+cc, "application/json", `{"email":"svc@example.com","current_password":"correct-horse-9"}`))
 
 	erin, _ := loginAs(t, do, "erin", "erin@example.com")
 	e, _ := svc.Users.GetUserByName(ctx, "erin")
@@ -210,14 +212,14 @@ func TestUserinfoRefusals(t *testing.T) {
 		t.Fatalf("no openid: %d %s %v", w.Code, w.Body, w.Header())
 	}
 	// Only the IdP's own sign-in may change the email that relying parties key users by.
-	if w := do("PUT", "/account/email", "Bearer "+rp("openid email profile"), "application/json", `{"email":"mallory@example.com"}`); w.Code != 403 {
+	if w := do("PUT", "/account/email", "Bearer "+rp("openid email profile"), "application/json", `{"email":"mallory@example.com","current_password":"correct-horse-9"}`); w.Code != 403 {
 		t.Fatalf("a relying party's token changes the email: %d %s", w.Code, w.Body)
 	}
 	if err := svc.Users.DeleteUser(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
 	invalid("userinfo of a deleted user", do("GET", "/userinfo", "Bearer "+erin, "", ""))
-	invalid("email of a deleted user", do("PUT", "/account/email", "Bearer "+erin, "application/json", `{"email":"erin@example.com"}`))
+	invalid("email of a deleted user", do("PUT", "/account/email", "Bearer "+erin, "application/json", `{"email":"erin@example.com","current_password":"correct-horse-9"}`))
 }
 
 // POST /introspect: RFC 7662's answers, with /token's client authentication.

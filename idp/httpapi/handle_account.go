@@ -21,7 +21,8 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
 	mux.Handle("GET /userinfo", userinfo)
 	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
-	mux.Handle("PUT /account/email", bearer(firstPartyOnly(d.Auth, d.Logger, "email", handleSetEmail(d.Logger, d.Auth))))
+	// Limited as /account/password is: both check the current password.
+	mux.Handle("PUT /account/email", d.Limiter.Limit(bearer(firstPartyOnly(d.Auth, d.Logger, "email", handleSetEmail(d.Logger, d.Auth, d.RemoteAddrs))), web.RefuseEnvelope))
 	// Limited as /token is: both check a client secret.
 	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
@@ -29,15 +30,15 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 	totp := func(h http.Handler) http.Handler {
 		return bearer(firstPartyOnly(d.Auth, d.Logger, "second factors", h))
 	}
-	mux.Handle("POST /account/totp", totp(handleTOTPEnroll(d.Logger, d.Auth)))
+	mux.Handle("POST /account/totp", d.Limiter.Limit(totp(handleTOTPEnroll(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
 	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
 	mux.Handle("DELETE /account/totp", d.Limiter.Limit(totp(handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
 }
 
 // TOTP is what the second-factor routes need of the use cases.
 type TOTP interface {
-	EnrollTOTP(ctx context.Context, userID string) (auth.Enrollment, error)
-	ConfirmTOTP(ctx context.Context, userID, code, remoteKey string) ([]string, error)
+	EnrollTOTP(ctx context.Context, userID string, proof auth.Reauth) (auth.Enrollment, error)
+	ConfirmTOTP(ctx context.Context, userID, code, remoteKey, keep string) ([]string, error)
 	DisableTOTP(ctx context.Context, userID, pw, code, remoteKey string) error
 }
 
@@ -47,10 +48,28 @@ type TOTPEnrollment struct {
 	OTPAuthURI string `json:"otpauth_uri"`
 }
 
-func handleTOTPEnroll(logger *slog.Logger, svc TOTP) http.Handler {
+// currentPassword is the body of POST /account/totp: the proof that the owner asks, not a
+// stale token.
+type currentPassword struct {
+	CurrentPassword string `json:"current_password"`
+}
+
+func (p currentPassword) Valid() map[string]string {
+	if p.CurrentPassword == "" {
+		return map[string]string{"current_password": `Field "current_password" is required`}
+	}
+	return nil
+}
+
+func handleTOTPEnroll(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req currentPassword
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
 		c, _ := jwtauth.FromContext(r.Context())
-		e, err := svc.EnrollTOTP(r.Context(), c.Subject)
+		e, err := svc.EnrollTOTP(r.Context(), c.Subject, auth.Reauth{Password: req.CurrentPassword, RemoteKey: web.ClientKey(remotes.Of(r))})
 		if apperr.Code(err) == apperr.ENOTFOUND {
 			invalidToken(w)
 			return
@@ -88,7 +107,7 @@ func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) h
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)))
+		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)), "")
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return
@@ -160,7 +179,7 @@ func handleResetMFA(logger *slog.Logger, svc MFAReset, sessions *auth.Sessions) 
 // Account is what the account routes need of the use cases.
 type Account interface {
 	Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error)
-	SetEmail(ctx context.Context, userID, email string) (identity.User, error)
+	SetEmail(ctx context.Context, userID, email string, proof auth.Reauth) (identity.User, error)
 }
 
 // invalidToken answers a token that verified but names no user (any more): RFC 6750 §3.1.
@@ -188,16 +207,22 @@ func handleUserinfo(logger *slog.Logger, svc Account) http.Handler {
 	})
 }
 
-// emailRequest is the body of PUT /account/email; "" removes the email.
+// emailRequest is the body of PUT /account/email; "" removes the email. current_password
+// proves the owner asks, not someone holding a stale token.
 type emailRequest struct {
-	Email *string `json:"email"`
+	Email           *string `json:"email"`
+	CurrentPassword string  `json:"current_password"`
 }
 
 func (e emailRequest) Valid() map[string]string {
+	m := map[string]string{}
 	if e.Email == nil {
-		return map[string]string{"email": `Field "email" is required`}
+		m["email"] = `Field "email" is required`
 	}
-	return nil
+	if e.CurrentPassword == "" {
+		m["current_password"] = `Field "current_password" is required`
+	}
+	return m
 }
 
 // UserCheck is what firstPartyOnly needs of the use cases.
@@ -242,7 +267,7 @@ func firstPartyOnly(users UserCheck, logger *slog.Logger, what string, next http
 }
 
 // handleSetEmail is PUT /account/email (behind firstPartyOnly).
-func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
+func handleSetEmail(logger *slog.Logger, svc Account, remotes web.ClientAddrs) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		var req emailRequest
@@ -250,7 +275,7 @@ func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
 			web.Error(w, r, logger, err)
 			return
 		}
-		u, err := svc.SetEmail(r.Context(), c.Subject, *req.Email)
+		u, err := svc.SetEmail(r.Context(), c.Subject, *req.Email, auth.Reauth{Password: req.CurrentPassword, RemoteKey: web.ClientKey(remotes.Of(r))})
 		switch apperr.Code(err) {
 		case "":
 			web.Success(w, http.StatusOK, EmailInfo{Email: u.Email, EmailVerified: u.EmailVerified})

@@ -25,7 +25,7 @@ type AccountPage interface {
 	AccountSessions
 	PasswordChanger
 	Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error)
-	SetEmail(ctx context.Context, userID, email string) (identity.User, error)
+	SetEmail(ctx context.Context, userID, email string, proof auth.Reauth) (identity.User, error)
 	Passkeys(ctx context.Context, userID string) ([]identity.Passkey, error)
 	TOTPEnabled(ctx context.Context, userID string) (bool, error)
 }
@@ -202,7 +202,7 @@ func (p *accountPages) form(w http.ResponseWriter, r *http.Request) {
 	}
 	switch form.Get("action") {
 	case "email":
-		p.setEmail(w, r, s, secret, form.Get("email"))
+		p.setEmail(w, r, s, secret, form.Get("email"), form.Get("current_password"))
 	case "password":
 		p.changePassword(w, r, s, secret, form.Get("current_password"), form.Get("new_password"))
 	case "end-session":
@@ -235,8 +235,10 @@ func (p *accountPages) refused(w http.ResponseWriter, r *http.Request, s auth.Re
 	p.render(w, r, status, s, secret, accountView{Error: msg})
 }
 
-func (p *accountPages) setEmail(w http.ResponseWriter, r *http.Request, s auth.Resolved, secret, email string) {
-	u, err := p.svc.SetEmail(r.Context(), s.UserID, email)
+// setEmail changes the email once the current password proves the owner asks (the form's field;
+// a sign-in within auth.FreshSignIn stands in for it when it is left empty).
+func (p *accountPages) setEmail(w http.ResponseWriter, r *http.Request, s auth.Resolved, secret, email, current string) {
+	u, err := p.svc.SetEmail(r.Context(), s.UserID, email, auth.Reauth{Password: current, RemoteKey: web.ClientKey(p.remotes.Of(r)), AuthTime: s.AuthTime})
 	if err != nil {
 		p.refused(w, r, s, secret, "account page: email", err)
 		return

@@ -84,8 +84,10 @@ type Sessions interface {
 	EndPending(ctx context.Context, id string) error
 	Resolve(ctx context.Context, secret string) (auth.Resolved, error)
 	End(ctx context.Context, secret string) error
-	// ForgetSession drops this process's cached resolution of a session ended elsewhere.
+	// ForgetSession drops this process's cached resolution of a session ended elsewhere;
+	// ForgetUser, of every session of the user (their credentials changed).
 	ForgetSession(id string)
+	ForgetUser(userID string)
 }
 
 // Authenticator is what the browser login needs of the use cases.

@@ -58,6 +58,7 @@ func (f *fakeSessions) Resolve(_ context.Context, secret string) (auth.Resolved,
 
 func (f *fakeSessions) End(context.Context, string) error { f.ended++; return nil }
 func (f *fakeSessions) ForgetSession(string)              {}
+func (f *fakeSessions) ForgetUser(string)                 {}
 
 func (f *fakeSessions) StartPending(context.Context, auth.Authentication, string, string) (string, error) {
 	return strings.Repeat("P", 42) + "A", nil

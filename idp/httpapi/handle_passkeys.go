@@ -59,12 +59,10 @@ type passkeyPages struct {
 	now func() time.Time
 }
 
-// freshSignIn is how recent the session's sign-in must be to add a second factor from the
+// fresh: a session's sign-in must be recent (auth.FreshSignIn) to add a second factor from the
 // browser: a session stolen or left open earlier cannot add a passkey or an authenticator app
 // that would outlive a password change; the person signs in again first.
-const freshSignIn = 10 * time.Minute
-
-func (p *passkeyPages) fresh(s auth.Resolved) bool { return p.now().Sub(s.AuthTime) <= freshSignIn }
+func (p *passkeyPages) fresh(s auth.Resolved) bool { return p.now().Sub(s.AuthTime) <= auth.FreshSignIn }
 
 // errNotFresh refuses a change of second factors from a session signed in too long ago.
 var errNotFresh = apperr.Errorf(apperr.EFORBIDDEN, "Sign in again to change your second factors")
@@ -421,7 +419,7 @@ func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
 	}
 	switch form.Get("action") {
 	case "totp-setup":
-		e, err := p.svc.EnrollTOTP(r.Context(), s.UserID)
+		e, err := p.svc.EnrollTOTP(r.Context(), s.UserID, auth.Reauth{AuthTime: s.AuthTime})
 		if err != nil {
 			p.render(w, r, s, passkeysView{Error: apperr.Message(err)})
 			return
@@ -432,11 +430,14 @@ func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
 		}
 		p.render(w, r, s, passkeysView{TOTPQR: qr, TOTPSecret: e.Secret})
 	case "totp-confirm":
-		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), web.ClientKey(p.remotes.Of(r)))
+		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), web.ClientKey(p.remotes.Of(r)), s.SessionID)
 		if err != nil {
 			p.render(w, r, s, passkeysView{Error: apperr.Message(err) + " — set the app up again."})
 			return
 		}
+		// Every other session of the user ended with the change; this process forgets them at
+		// once (this one, kept, resolves again from the store).
+		p.sessions.ForgetUser(s.UserID)
 		p.render(w, r, s, passkeysView{RecoveryCodes: codes})
 	default:
 		http.Error(w, "Unknown action.", http.StatusBadRequest)
