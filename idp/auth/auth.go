@@ -89,7 +89,9 @@ type Service struct {
 var ErrInvalidCredentials = apperr.Errorf(apperr.EUNAUTHORIZED, "Invalid credentials")
 
 // Signup creates an account, with an optional email (unverified). EINVALID names the broken
-// rule; ECONFLICT when the username is taken in any letter case, or the email is.
+// rule; ECONFLICT when the username is taken in any letter case. An email another user has is
+// not an error: the account is made without it, exactly as with a free one, so that signup
+// tells no one whose address it is (the address's owner is to be told by mail).
 func (s *Service) Signup(ctx context.Context, username, pw, email string) error {
 	if err := identity.ValidateUsername(username); err != nil {
 		return err
@@ -112,6 +114,11 @@ func (s *Service) Signup(ctx context.Context, username, pw, email string) error 
 	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC(), Email: email}
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 		s.event(ctx, identity.AuditSignup, id, Success, ""))
+	if errors.Is(err, identity.ErrEmailTaken) {
+		u.Email = ""
+		err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
+			s.event(ctx, identity.AuditSignup, id, Success, "the email given is another user's: not attached"))
+	}
 	if err != nil {
 		return err
 	}
