@@ -37,7 +37,9 @@ func TestStaleTokenCannotTurnOnASecondFactor(t *testing.T) {
 	stale, stolenNext := a.json(t)["access_token"].(string), a.json(t)["refresh_token"].(string)
 	proctest.Secret(stale, stolenNext)
 
-	from := func(addr string) []string { return []string{"Authorization", "Bearer " + stale, "X-Forwarded-For", addr} }
+	from := func(addr string) []string {
+		return []string{"Authorization", "Bearer " + stale, "X-Forwarded-For", addr}
+	}
 	post := func(method, path, body string, hdr []string) answer {
 		t.Helper()
 		return do(t, method, p.URL+path, "application/json", strings.NewReader(body), hdr...)

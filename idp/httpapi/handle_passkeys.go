@@ -62,7 +62,9 @@ type passkeyPages struct {
 // fresh: a session's sign-in must be recent (auth.FreshSignIn) to add a second factor from the
 // browser: a session stolen or left open earlier cannot add a passkey or an authenticator app
 // that would outlive a password change; the person signs in again first.
-func (p *passkeyPages) fresh(s auth.Resolved) bool { return p.now().Sub(s.AuthTime) <= auth.FreshSignIn }
+func (p *passkeyPages) fresh(s auth.Resolved) bool {
+	return p.now().Sub(s.AuthTime) <= auth.FreshSignIn
+}
 
 // errNotFresh refuses a change of second factors from a session signed in too long ago.
 var errNotFresh = apperr.Errorf(apperr.EFORBIDDEN, "Sign in again to change your second factors")
