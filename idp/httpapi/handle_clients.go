@@ -23,6 +23,7 @@ type ClientInfo struct {
 	GrantTypes             []string   `json:"grant_types"`
 	Scopes                 []string   `json:"scopes"`
 	FirstParty             bool       `json:"first_party"`
+	ForwardAuth            bool       `json:"forward_auth"` // its users' tokens pass /verify
 	CreatedAt              *time.Time `json:"created_at,omitempty"`
 	ClientSecret           string     `json:"client_secret,omitempty"`
 }
@@ -32,6 +33,7 @@ func (c ClientInfo) Client() identity.Client {
 	return identity.Client{
 		ID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
+		ForwardAuth: c.ForwardAuth,
 	}
 }
 
@@ -47,7 +49,7 @@ func ClientInfoOf(c identity.Client) ClientInfo {
 	return ClientInfo{
 		ClientID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNil(c.RedirectURIs),
 		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		FirstParty: c.FirstParty, CreatedAt: optTime(c.CreatedAt),
+		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth, CreatedAt: optTime(c.CreatedAt),
 	}
 }
 
@@ -62,6 +64,7 @@ type clientRequest struct {
 	GrantTypes             []string `json:"grant_types"`
 	Scopes                 []string `json:"scopes"`
 	FirstParty             bool     `json:"first_party"`
+	ForwardAuth            bool     `json:"forward_auth"`
 }
 
 func (c clientRequest) Valid() map[string]string {
@@ -108,6 +111,7 @@ func (c clientRequest) info() ClientInfo {
 	return ClientInfo{
 		ClientID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
+		ForwardAuth: c.ForwardAuth,
 	}
 }
 
