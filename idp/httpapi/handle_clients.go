@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/shared/web"
 )
@@ -141,12 +142,17 @@ func handleClientsGet(logger *slog.Logger, reg ClientRegistry) http.Handler {
 	})
 }
 
-// handleClientsDelete removes a client and revokes every refresh family issued to it: 204.
-func handleClientsDelete(logger *slog.Logger, reg ClientRegistry) http.Handler {
+// handleClientsDelete removes a client and revokes every refresh family issued to it: 204. This
+// process's edge cache forgets the client (sessions may be nil in tests without one), so its
+// users' tokens stop passing /verify here at once.
+func handleClientsDelete(logger *slog.Logger, reg ClientRegistry, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := reg.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
 			web.Error(w, r, logger, err)
 			return
+		}
+		if sessions != nil {
+			sessions.ForgetClient(r.PathValue("id"))
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
