@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"jwtidp/idp/identity"
@@ -422,8 +423,15 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	return t, nil
 }
 
+// access mints an access token of u for the client. It names the user (preferred_username)
+// only to the IdP's own client, whose tokens always did, or with scope profile: a relying party
+// that was not granted the user's profile does not learn their username from its token.
 func (s *Service) access(u identity.User, clientID, scope string, audience, amr []string) (string, error) {
-	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: u.Username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr})
+	username := u.Username
+	if clientID != identity.FirstPartyClientID && !slices.Contains(strings.Fields(scope), ScopeProfile) {
+		username = ""
+	}
+	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr})
 	return access, err
 }
 
