@@ -96,7 +96,7 @@ func TestAccountSessions(t *testing.T) {
 		t.Fatalf("not oldest first: %+v", list)
 	}
 	if fam.Kind != "refresh" || fam.ID == "" || fam.ClientID != "idp" || fam.LastUsedAt != nil || fam.IP != "" ||
-		fam.UserAgent != "" || fam.Current || fam.CreatedAt.IsZero() {
+		fam.UserAgent != "" || !fam.Current || fam.CreatedAt.IsZero() {
 		t.Fatalf("refresh family entry %+v", fam)
 	}
 	for _, s := range list {

@@ -18,7 +18,7 @@ import (
 )
 
 const clientsUsage = "usage: idp clients add --id ID [--name NAME] [--public] [--redirect-uri URI]... [--post-logout-redirect-uri URI]... " +
-	"--grant-type TYPE... [--scope SCOPE]... [--first-party] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
+	"--grant-type TYPE... [--scope SCOPE]... [--first-party] [--forward-auth] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
 type listFlag struct{ v *[]string }
@@ -71,6 +71,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		fs.Var(listFlag{&c.GrantTypes}, "grant-type", "", "authorization_code, refresh_token or client_credentials (repeatable or comma-separated)")
 		fs.Var(listFlag{&c.Scopes}, "scope", "", "a scope the client may be granted (repeatable, comma- or space-separated)")
 		fs.BoolVar(&c.FirstParty, "first-party", "", false, "its users are not asked for consent")
+		fs.BoolVar(&c.ForwardAuth, "forward-auth", "", false, "its users' access tokens pass /verify (forward-auth at the edge), as the IdP's own do")
 	}
 	if err := fs.Parse(rest, getenv); err != nil {
 		return err
@@ -154,6 +155,7 @@ func printClient(w io.Writer, c httpapi.ClientInfo) {
 	fmt.Fprintf(tw, "name:\t%s\n", orDash(c.Name))
 	fmt.Fprintf(tw, "type:\t%s\n", kind(c))
 	fmt.Fprintf(tw, "first party:\t%v\n", c.FirstParty)
+	fmt.Fprintf(tw, "forward auth:\t%v\n", c.ForwardAuth)
 	fmt.Fprintf(tw, "grant types:\t%s\n", orDash(strings.Join(c.GrantTypes, " ")))
 	fmt.Fprintf(tw, "scopes:\t%s\n", orDash(strings.Join(c.Scopes, " ")))
 	fmt.Fprintf(tw, "redirect URIs:\t%s\n", orDash(strings.Join(c.RedirectURIs, " ")))

@@ -22,13 +22,20 @@ import (
 func TestVerifyRefusesForgedTokens(t *testing.T) {
 	dir := t.TempDir()
 	const iss = "http://issuer.forge.test"
-	startIDP(t, dir, "--issuer", iss).Stop()
+	first := startIDP(t, dir, "--issuer", iss)
+	// /verify lets a bearer token in only when its sub is an active user: the baseline names one.
+	signup(t, first.URL, "forger", "correct-horse-9")
+	first.Stop()
 	db, err := boltdb.Open(dir, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys, _ := db.Keys(t.Context())
+	user, err := db.GetUserByName(t.Context(), "forger")
 	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var m forge.Minter
 	for _, k := range keys {
 		if k.State == identity.KeyCurrent {
@@ -36,7 +43,7 @@ func TestVerifyRefusesForgedTokens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m = forge.Minter{Key: priv.(*rsa.PrivateKey), KID: k.ID, Issuer: iss}
+			m = forge.Minter{Key: priv.(*rsa.PrivateKey), KID: k.ID, Issuer: iss, Subject: user.ID}
 		}
 	}
 	p := startIDP(t, dir, "--issuer", iss)

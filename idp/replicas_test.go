@@ -74,7 +74,8 @@ func TestThrottleCountsAcrossReplicas(t *testing.T) {
 }
 
 // The database goes away (a TCP proxy between the IdP and PostgreSQL is cut): what needs the
-// store answers 503 with Retry-After, readiness is 503, bearer tokens still verify from memory;
+// store answers 503 with Retry-After, readiness is 503, bearer tokens still verify from memory
+// (their user as last seen);
 // when it returns the IdP recovers by itself, with everything acknowledged before still there.
 func TestDatabaseOutage(t *testing.T) {
 	proxy, db := pgtest.NewProxy(t, pgtest.NewDatabase(t))
@@ -83,6 +84,11 @@ func TestDatabaseOutage(t *testing.T) {
 	signup(t, p.URL, "steady", "correct-horse-9")
 	tokens := login(t, p.URL, "steady", "correct-horse-9")
 	access := tokens["access_token"].(string)
+	// /verify asks whether a bearer token's user is still active; during the outage it goes
+	// by the last answer it had, whatever the cache's bound (0 here).
+	if a := do(t, "GET", p.URL+"/verify", "", nil, "Authorization", "Bearer "+access); a.status != 200 {
+		t.Fatalf("bearer verification before the outage: %d", a.status)
+	}
 
 	proxy.Cut()
 	// No request may hang: the client gives up (and the test fails) after 20 s.

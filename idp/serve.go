@@ -100,7 +100,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.DurationVar(&c.hashWait, "hash-wait", "IDP_HASH_WAIT", 2*time.Second, "longest wait for a hashing slot before 503")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", "IDP_SESSION_TTL", 12*time.Hour, "browser session lifetime (absolute)")
 	fs.DurationVar(&c.sessionIdle, "session-idle-ttl", "IDP_SESSION_IDLE_TTL", 2*time.Hour, "a browser session unused this long ends (0: never)")
-	fs.DurationVar(&c.sessionCache, "session-cache-ttl", "IDP_SESSION_CACHE_TTL", 5*time.Second, "longest a process believes a session without reading the store: the delay before a logout elsewhere takes effect")
+	fs.DurationVar(&c.sessionCache, "session-cache-ttl", "IDP_SESSION_CACHE_TTL", 5*time.Second, "longest a process believes a session, or a bearer token's user and client at /verify, without reading the store: the delay before a logout or disable elsewhere takes effect")
 	fs.StringVar(&c.cookieDomain, "cookie-domain", "IDP_COOKIE_DOMAIN", "", "session cookie Domain, to share it with sibling hosts (e.g. example.com)")
 	fs.StringVar(&c.redirectHosts, "redirect-hosts", "IDP_REDIRECT_HOSTS", "", "hosts a login may return to (comma-separated; .example.com for subdomains)")
 	fs.StringVar(&c.loginURL, "login-url", "IDP_LOGIN_URL", "/login", "login page that /verify sends browsers to")
@@ -376,7 +376,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	secure := strings.HasPrefix(c.issuer, "https://")
 	sessions := &auth.Sessions{
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
-		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"),
+		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),

@@ -169,16 +169,17 @@ type VerifyAccess func(ctx context.Context, raw string) (*jwtauth.Claims, error)
 var errPeek = errors.New("introspection: look, don't touch")
 
 // Introspect is RFC 7662: an authenticated confidential client asks whether tok — an access
-// token (checked with verify) or a refresh token — is active, and what it says. Any
-// confidential client may introspect any token, whoever it was issued to, as Keycloak allows:
-// only a resource server or a relying party the admin registered can ask, and it learns nothing
-// that the token's holder could not. Public clients cannot authenticate, so they get
-// ErrInvalidClient like an unknown client or a wrong secret. hint (token_type_hint) only
-// orders the lookups. Anything unknown, malformed, expired, revoked, spent, of a deleted user,
-// or a client's token whose client is gone, is inactive: Introspection{}, no error; so is a
-// refresh token whose user's credentials changed since. An access token is self-contained and
-// carries no session or credential epoch: after a logout or a password change it stays active
-// until it expires (--token-ttl), as it does at every resource server that verifies it itself.
+// token (checked with verify) or a refresh token — is active, and what it says. A client sees
+// only the tokens issued to itself and the access tokens whose aud contains its client id (it
+// is their resource server, RFC 7662 §4); any other token is inactive to it, so that one
+// registered client cannot read what another's tokens say. Public clients cannot authenticate,
+// so they get ErrInvalidClient like an unknown client or a wrong secret. hint (token_type_hint)
+// only orders the lookups. Anything unknown, malformed, expired, revoked, spent, of a disabled
+// or deleted user, or a client's token whose client is gone, is inactive: Introspection{}, no
+// error; so is a refresh token whose user's credentials changed since. An access token is
+// self-contained and carries no session or credential epoch: after a logout or a password
+// change it stays active until it expires (--token-ttl), as it does at every resource server
+// that verifies it itself.
 func (s *Service) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
 	c, err := s.authenticateClient(ctx, clientID, secret)
 	if errors.Is(err, ErrUnauthorizedClient) {
@@ -200,8 +201,18 @@ func (s *Service) Introspect(ctx context.Context, clientID, secret, tok, hint st
 	if err != nil {
 		return Introspection{}, err
 	}
+	if in.Active && !mayIntrospect(c.ID, in) {
+		s.Logger.InfoContext(ctx, "introspection", "client_id", c.ID, "active", false, "reason", "another client's token")
+		return Introspection{}, nil
+	}
 	s.Logger.InfoContext(ctx, "introspection", "client_id", c.ID, "active", in.Active, "token_type", in.TokenType, "sub", in.Subject)
 	return in, nil
+}
+
+// mayIntrospect reports whether the client caller may be told about the active token in: it was
+// issued to caller, or it is an access token for caller (its aud names it).
+func mayIntrospect(caller string, in Introspection) bool {
+	return in.ClientID == caller || in.TokenType == TokenTypeAccess && slices.Contains(in.Audience, caller)
 }
 
 func (s *Service) introspectAccess(ctx context.Context, raw string, verify VerifyAccess) (Introspection, error) {
@@ -224,6 +235,9 @@ func (s *Service) introspectAccess(ctx context.Context, raw string, verify Verif
 	u, err := s.Users.GetUser(ctx, c.Subject)
 	switch apperr.Code(err) {
 	case "":
+		if u.Disabled {
+			return Introspection{}, nil
+		}
 		in.Username = u.Username
 		return in, nil
 	case apperr.ENOTFOUND:
@@ -257,8 +271,8 @@ func (s *Service) introspectRefresh(ctx context.Context, raw string, _ VerifyAcc
 	case err != nil && !errors.Is(err, errPeek):
 		return Introspection{}, err
 	}
-	if f.Dead(s.Now()) || f.Current != hash || u.ID == "" || u.ID != f.UserID || u.Epoch != f.Epoch {
-		return Introspection{}, nil // revoked, expired, spent, or its user gone or changed since
+	if f.Dead(s.Now()) || f.Current != hash || u.ID == "" || u.ID != f.UserID || u.Epoch != f.Epoch || u.Disabled {
+		return Introspection{}, nil // revoked, expired, spent, or its user gone, changed or disabled since
 	}
 	audience := f.Audience
 	if len(audience) == 0 {

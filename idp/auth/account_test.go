@@ -126,23 +126,35 @@ func TestUserinfoClaimsByScope(t *testing.T) {
 }
 
 // Introspection answers for every kind of token, on the IdP's clock, and only to an
-// authenticated confidential client.
+// authenticated confidential client: about the tokens issued to it and the access tokens whose
+// aud names it (it is their resource server). Here "rs" is both a client with tokens of its own
+// and, through the first-party audience, the resource server of the IdP's own access tokens.
 func TestIntrospect(t *testing.T) {
 	svc, db, clk := newService(t)
 	ctx := context.Background()
 	svc.Clients = storetest.NewMemClients()
+	svc.FirstParty.Audience = []string{"a", "rs"}
 	km := svc.Issuer.Keys.(*keys.Manager)
 	verify := jwtauth.NewVerifier(jwtauth.Config{Issuer: "http://idp", Leeway: 30 * time.Second, Now: clk.now,
 		Keys: jwtauth.StaticKeys(km.PublicKey)}).Verify
-	_, rsSecret, err := svc.RegisterClient(ctx, identity.Client{ID: "rs", GrantTypes: []string{"client_credentials"}, Scopes: []string{"workitems:read"}}, "")
+	_, rsSecret, err := svc.RegisterClient(ctx, identity.Client{ID: "rs", GrantTypes: []string{"client_credentials", "refresh_token"}, Scopes: []string{"workitems:read"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	rs := ClientAuth{ID: "rs", Secret: rsSecret}
 	svc.RegisterClient(ctx, identity.Client{ID: "spa", Public: true, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://spa.example/cb"}}, "")
 	svc.Signup(ctx, "erin", "correct-horse-9", "")
 	erin, _ := svc.Users.GetUserByName(ctx, "erin")
 	login := func() Tokens {
 		tok, _, err := svc.Login(ctx, creds("erin", "correct-horse-9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// A family of rs's: its refresh tokens are rs's to introspect.
+	viaRS := func() Tokens {
+		tok, err := svc.Issue(ctx, Grant{User: erin, Client: Client{ID: "rs", Scope: "s", Audience: []string{"a"}}, Refresh: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,13 +178,15 @@ func TestIntrospect(t *testing.T) {
 	first := login()
 	in := introspect(first.AccessToken, "")
 	want := Introspection{Active: true, TokenType: "access_token", Scope: "s", ClientID: "idp", Username: "erin", Subject: erin.ID,
-		Audience: []string{"a"}, Issuer: "http://idp", IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}
+		Audience: []string{"a", "rs"}, Issuer: "http://idp", IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}
 	if !reflect.DeepEqual(in, want) {
-		t.Fatalf("access token:\n%+v, want\n%+v", in, want)
+		t.Fatalf("an access token for rs:\n%+v, want\n%+v", in, want)
 	}
+	inactive("the IdP's own refresh token (not issued to rs)", introspect(first.RefreshToken, ""))
+	mine := viaRS()
 	for _, hint := range []string{"", "refresh_token", "access_token", "nonsense"} {
-		in := introspect(first.RefreshToken, hint)
-		want := Introspection{Active: true, TokenType: "refresh_token", Scope: "s", ClientID: "idp", Username: "erin", Subject: erin.ID,
+		in := introspect(mine.RefreshToken, hint)
+		want := Introspection{Active: true, TokenType: "refresh_token", Scope: "s", ClientID: "rs", Username: "erin", Subject: erin.ID,
 			Audience: []string{"a"}, Issuer: "http://idp", ExpiresAt: clk.now().Add(24 * time.Hour)}
 		if !reflect.DeepEqual(in, want) {
 			t.Fatalf("refresh token, hint %q:\n%+v, want\n%+v", hint, in, want)
@@ -180,6 +194,9 @@ func TestIntrospect(t *testing.T) {
 		if in := introspect(first.AccessToken, hint); in.TokenType != "access_token" {
 			t.Fatalf("access token, hint %q: %+v", hint, in)
 		}
+	}
+	if in := introspect(mine.AccessToken, ""); !in.Active || in.ClientID != "rs" || in.Username != "erin" {
+		t.Fatalf("a user's token issued to rs (aud without rs): %+v", in)
 	}
 	cc, err := svc.ClientCredentials(ctx, "rs", rsSecret, "")
 	if err != nil {
@@ -189,16 +206,18 @@ func TestIntrospect(t *testing.T) {
 		t.Fatalf("a client's own token: %+v", in)
 	}
 	// Introspecting changes nothing: the refresh token is still live.
-	next, err := svc.Refresh(ctx, first.RefreshToken)
+	next, err := svc.RefreshGrant(ctx, RefreshRequest{Token: mine.RefreshToken, Client: rs})
 	if err != nil {
 		t.Fatalf("refresh after introspection: %v", err)
 	}
-	inactive("a spent refresh token", introspect(first.RefreshToken, ""))
+	inactive("a spent refresh token", introspect(mine.RefreshToken, ""))
 	if in := introspect(next.RefreshToken, ""); !in.Active {
 		t.Fatalf("the family's next token: %+v", in)
 	}
-	revoked := login()
-	svc.Revoke(ctx, revoked.RefreshToken)
+	revoked := viaRS()
+	if err := svc.RevokeAs(ctx, rs, revoked.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
 	inactive("a revoked family", introspect(revoked.RefreshToken, "refresh_token"))
 	inactive("unknown", introspect("no-such-token-0123456789abcdefghijklmnopqrstuv", ""))
 	inactive("garbage JWT", introspect("x.y.z", "access_token"))
@@ -211,25 +230,69 @@ func TestIntrospect(t *testing.T) {
 	}
 	clk.add(24 * time.Hour)
 	inactive("an expired family", introspect(next.RefreshToken, ""))
-	// A deleted user's tokens, a removed client's; a family of older credentials (a password
-	// change revokes it in the same transaction: this is the belt to those braces).
-	live := login()
+	// A family of older credentials (a password change revokes it in the same transaction: this
+	// is the belt to those braces).
+	live := viaRS()
 	svc.Families = staleOwner{db}
 	inactive("a family of older credentials", introspect(live.RefreshToken, ""))
 	svc.Families = db
-	viaRS, err := svc.Issue(ctx, Grant{User: erin, Client: Client{ID: "rs", Scope: "openid", Audience: []string{"rs"}}})
+
+	// Another client's tokens are not rs's business, active or not (finding 6: any client could
+	// introspect any token).
+	_, otherSecret, err := svc.RegisterClient(ctx, identity.Client{ID: "other", GrantTypes: []string{"client_credentials", "refresh_token"}, Scopes: []string{"workitems:read"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := introspect(viaRS.AccessToken, ""); !in.Active || in.ClientID != "rs" || in.Username != "erin" {
-		t.Fatalf("a user's token through a registered client: %+v", in)
+	svc.FirstParty.Audience = []string{"a"} // a client's own tokens are for the configured audience
+	othersCC, err := svc.ClientCredentials(ctx, "other", otherSecret, "")
+	svc.FirstParty.Audience = []string{"a", "rs"}
+	if err != nil {
+		t.Fatal(err)
 	}
+	inactive("another client's own token", introspect(othersCC.AccessToken, ""))
+	others, err := svc.Issue(ctx, Grant{User: erin, Client: Client{ID: "other", Scope: "s", Audience: []string{"a"}}, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inactive("another client's access token for another audience", introspect(others.AccessToken, ""))
+	inactive("another client's refresh token", introspect(others.RefreshToken, ""))
+	forRS, err := svc.Issue(ctx, Grant{User: erin, Client: Client{ID: "other", Scope: "s", Audience: []string{"rs"}}, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := introspect(forRS.AccessToken, ""); !in.Active || in.ClientID != "other" {
+		t.Fatalf("another client's access token for rs (its resource server): %+v", in)
+	}
+	inactive("another client's refresh token, even of an access token for rs", introspect(forRS.RefreshToken, ""))
+	if in, err := svc.Introspect(ctx, "other", otherSecret, others.RefreshToken, "", verify); err != nil || !in.Active {
+		t.Fatalf("the other client's own refresh token, to it: %+v %v", in, err)
+	}
+
+	// A disabled user's tokens are inactive (finding 6), access and refresh alike.
+	disabledLive, disabledAccess := viaRS(), login().AccessToken
+	if _, err := svc.DisableUser(ctx, erin.ID); err != nil {
+		t.Fatal(err)
+	}
+	inactive("a disabled user's access token", introspect(disabledAccess, ""))
+	inactive("a disabled user's access token issued to rs", introspect(disabledLive.AccessToken, ""))
+	inactive("a disabled user's refresh token", introspect(disabledLive.RefreshToken, ""))
+	if _, err := svc.EnableUser(ctx, erin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if in := introspect(disabledAccess, ""); !in.Active {
+		t.Fatalf("an enabled user's unexpired access token: %+v", in)
+	}
+	erin, _ = svc.Users.GetUser(ctx, erin.ID) // the disable moved the credential epoch
+
+	// A deleted user's tokens, a removed client's.
+	live = viaRS()
+	liveAccess := login().AccessToken
 	if err := db.DeleteUser(ctx, erin.ID); err != nil {
 		t.Fatal(err)
 	}
-	inactive("a deleted user's access token", introspect(live.AccessToken, ""))
+	inactive("a deleted user's access token", introspect(liveAccess, ""))
 	inactive("a deleted user's refresh token", introspect(live.RefreshToken, ""))
-	inactive("a deleted user's token through a registered client", introspect(viaRS.AccessToken, ""))
+	inactive("a deleted user's token through a registered client", introspect(live.AccessToken, ""))
 	cc, _ = svc.ClientCredentials(ctx, "rs", rsSecret, "")
 	_, goneSecret, _ := svc.RegisterClient(ctx, identity.Client{ID: "gone2", GrantTypes: []string{"client_credentials"}, Scopes: []string{"workitems:read"}}, "")
 	gone, err := svc.ClientCredentials(ctx, "gone2", goneSecret, "")

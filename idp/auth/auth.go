@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"jwtidp/idp/identity"
@@ -386,16 +387,19 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 
 // Issue mints an access token for g and, when g asks for one, starts a refresh family. A family
 // is made only if the user's credentials are still those g.User was read with: a login that
-// raced a password change gets ErrInvalidCredentials, nothing else.
+// raced a password change gets ErrInvalidCredentials, nothing else. The access token's sid is
+// g's browser session, or else the new family (what GET /account/sessions lists); the family is
+// made first, so that the sid names one that exists.
 func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if g.Scope == "" {
 		g.Scope = g.Client.Scope
 	}
-	access, err := s.access(g.User, g.Client.ID, g.Scope, g.Client.Audience, g.AMR)
-	if err != nil || !g.Refresh {
+	if !g.Refresh {
+		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR)
 		return s.tokens(access, "", g.Scope), err
 	}
 	refresh, hash := g.refresh, g.refreshHash
+	var err error
 	if refresh == "" {
 		if refresh, hash, err = token.NewRefresh(s.Random); err != nil {
 			return Tokens{}, err
@@ -418,19 +422,45 @@ func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		// The disk is failing: the login still succeeds, with an access token and no session to
 		// refresh, rather than locking every user out.
 		s.Logger.WarnContext(ctx, "login without refresh token: storage unavailable", "sub", g.User.ID)
+		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR)
+		if err != nil {
+			return Tokens{}, err
+		}
 		t := s.tokens(access, "", g.Scope)
 		t.SessionEnds = s.Now().Add(s.Issuer.TTL)
 		return t, nil
 	case err != nil:
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
+	access, err := s.access(g.User, g.Client.ID, g.Scope, familySID(g.SessionID, famID), g.Client.Audience, g.AMR)
+	if err != nil {
+		return Tokens{}, err
+	}
 	t := s.tokens(access, refresh, g.Scope)
 	t.SessionEnds = now.Add(s.RefreshTTL)
 	return t, nil
 }
 
-func (s *Service) access(u identity.User, clientID, scope string, audience, amr []string) (string, error) {
-	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: u.Username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr})
+// familySID is the sid of the access tokens a family issues: the browser session it is bound to
+// (the ID token's sid too), or else the family itself.
+func familySID(sessionID, familyID string) string {
+	if sessionID != "" {
+		return sessionID
+	}
+	return familyID
+}
+
+// access mints an access token of u for the client, from the session or family sid. It names
+// the user (preferred_username) only to the IdP's own client, whose tokens always did, or with
+// scope profile: a relying party that was not granted the user's profile does not learn their
+// username from its token.
+func (s *Service) access(u identity.User, clientID, scope, sid string, audience, amr []string) (string, error) {
+	username := u.Username
+	if clientID != identity.FirstPartyClientID && !slices.Contains(strings.Fields(scope), ScopeProfile) {
+		username = ""
+	}
+	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr,
+		SessionID: sid})
 	return access, err
 }
 
@@ -497,7 +527,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
-	access, err := s.access(u, f.ClientID, scope, audience, f.AMR)
+	access, err := s.access(u, f.ClientID, scope, familySID(f.SessionID, f.ID), audience, f.AMR)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -30,9 +30,16 @@ type Sessions struct {
 	Now      func() time.Time
 	Random   io.Reader
 	Logger   *slog.Logger
+	// Users and Clients are read by Bearer, /verify's rule for access tokens; nil Users: no
+	// bearer token passes.
+	Users   UserReader
+	Clients ClientReader
 
-	mu    sync.Mutex
-	cache map[string]cachedSession // token hash → what it resolved to
+	mu      sync.Mutex
+	cache   map[string]cachedSession          // token hash → what it resolved to
+	users   map[string]cachedLookup[edgeUser] // sub → the user as the edge sees them
+	clients map[string]cachedLookup[bool]     // client id → whether it is allowed at the edge
+	gen     uint64                            // moved by every forget, so a read racing it is not cached
 }
 
 // Resolved is a live session as /verify needs it.
@@ -277,11 +284,15 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 	return nil
 }
 
-// ForgetUser drops this process's cached sessions of the user, so that an admin's disable,
-// logout or delete stops them at /verify on the process that did it at once (other processes
-// within CacheTTL). It walks the cache under its mutex: admin actions are rare.
+// ForgetUser drops this process's cached sessions of the user and its cached state for bearer
+// tokens (Bearer), so that an admin's disable, logout or delete stops them at /verify on the
+// process that did it at once (other processes within CacheTTL). It walks the cache under its mutex: admin actions are rare.
 func (s *Sessions) ForgetUser(userID string) {
 	s.forget(func(r Resolved) bool { return r.UserID == userID })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	delete(s.users, userID)
 }
 
 // ForgetSession drops this process's cached resolution of the session id, so that a session

@@ -222,11 +222,13 @@ func TestUserinfoRefusals(t *testing.T) {
 	invalid("email of a deleted user", do("PUT", "/account/email", "Bearer "+erin, "application/json", `{"email":"erin@example.com","current_password":"correct-horse-9"}`))
 }
 
-// POST /introspect: RFC 7662's answers, with /token's client authentication.
+// POST /introspect: RFC 7662's answers, with /token's client authentication. The client is the
+// resource server "workitems": the IdP's access tokens are for it (aud), its refresh tokens are
+// not (they were issued to the IdP's own client), and a refresh token issued to it is.
 func TestIntrospectRoute(t *testing.T) {
 	svc, do := accountIdP(t)
 	ctx := context.Background()
-	secret := register(t, do, `{"client_id":"rs","grant_types":["client_credentials"],"scopes":["workitems:read"]}`)
+	secret := register(t, do, `{"client_id":"workitems","grant_types":["client_credentials"],"scopes":["workitems:read"]}`)
 	register(t, do, `{"client_id":"spa","public":true,"grant_types":["authorization_code"],"redirect_uris":["https://spa.example/cb"]}`)
 	access, refresh := loginAs(t, do, "frank", "")
 	_, revoked := loginAs(t, do, "grace", "")
@@ -243,7 +245,7 @@ func TestIntrospectRoute(t *testing.T) {
 		return do("POST", "/introspect", authz, form, body)
 	}
 	tok := func(t string) string { return "token=" + url.QueryEscape(t) }
-	w := introspect(basic("rs", secret), tok(access))
+	w := introspect(basic("workitems", secret), tok(access))
 	m := jsonOf(t, w)
 	if w.Code != 200 || w.Header().Get("Cache-Control") != "no-store" || m["active"] != true || m["token_type"] != "access_token" ||
 		m["sub"] != f.ID || m["username"] != "frank" || m["client_id"] != "idp" || m["scope"] != "workitems:read" ||
@@ -253,11 +255,18 @@ func TestIntrospectRoute(t *testing.T) {
 	if m["exp"].(float64)-m["iat"].(float64) != 900 {
 		t.Fatalf("exp - iat: %v", m)
 	}
+	if w := introspect(basic("workitems", secret), tok(next.RefreshToken)); w.Code != 200 || w.Body.String() != "{\"active\":false}\n" {
+		t.Fatalf("the IdP's own refresh token, to another client: %d %s", w.Code, w.Body)
+	}
+	own, err := svc.Issue(ctx, auth.Grant{User: f, Client: auth.Client{ID: "workitems", Scope: "workitems:read", Audience: []string{"workitems"}}, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// client_secret_post, and a hint naming the other type.
-	w = introspect("", "client_id=rs&client_secret="+url.QueryEscape(secret)+"&token_type_hint=access_token&"+tok(next.RefreshToken))
+	w = introspect("", "client_id=workitems&client_secret="+url.QueryEscape(secret)+"&token_type_hint=access_token&"+tok(own.RefreshToken))
 	m = jsonOf(t, w)
 	if w.Code != 200 || m["active"] != true || m["token_type"] != "refresh_token" || m["sub"] != f.ID || m["username"] != "frank" ||
-		m["client_id"] != "idp" || m["exp"] == nil || m["iat"] != nil || m["iss"] != "http://idp.test" {
+		m["client_id"] != "workitems" || m["exp"] == nil || m["iat"] != nil || m["iss"] != "http://idp.test" {
 		t.Fatalf("a refresh token: %d %s", w.Code, w.Body)
 	}
 	for _, tt := range []struct{ name, token string }{
@@ -267,7 +276,7 @@ func TestIntrospectRoute(t *testing.T) {
 		{"revoked", revoked},
 		{"an id-token-shaped thing", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."},
 	} {
-		w := introspect(basic("rs", secret), tok(tt.token)+"&token_type_hint=refresh_token")
+		w := introspect(basic("workitems", secret), tok(tt.token)+"&token_type_hint=refresh_token")
 		if w.Code != 200 || w.Body.String() != "{\"active\":false}\n" || w.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("%s: %d %q", tt.name, w.Code, w.Body)
 		}
@@ -278,13 +287,13 @@ func TestIntrospectRoute(t *testing.T) {
 		code              string
 	}{
 		{"a public client", "", "client_id=spa&" + tok(access), 401, "invalid_client"},
-		{"a wrong secret", basic("rs", secret+"x"), tok(access), 401, "invalid_client"},
-		{"a wrong secret, posted", "", "client_id=rs&client_secret=x&" + tok(access), 401, "invalid_client"},
+		{"a wrong secret", basic("workitems", secret+"x"), tok(access), 401, "invalid_client"},
+		{"a wrong secret, posted", "", "client_id=workitems&client_secret=x&" + tok(access), 401, "invalid_client"},
 		{"no client authentication", "", tok(access), 401, "invalid_client"},
 		{"an unreadable Basic header", "Basic !!!", tok(access), 401, "invalid_client"},
-		{"two authentication methods", basic("rs", secret), "client_secret=" + url.QueryEscape(secret) + "&" + tok(access), 400, "invalid_request"},
-		{"no token", basic("rs", secret), "", 400, "invalid_request"},
-		{"a repeated token", basic("rs", secret), tok(access) + "&" + tok(access), 400, "invalid_request"},
+		{"two authentication methods", basic("workitems", secret), "client_secret=" + url.QueryEscape(secret) + "&" + tok(access), 400, "invalid_request"},
+		{"no token", basic("workitems", secret), "", 400, "invalid_request"},
+		{"a repeated token", basic("workitems", secret), tok(access) + "&" + tok(access), 400, "invalid_request"},
 	} {
 		w := introspect(tt.authz, tt.body)
 		m := jsonOf(t, w)
@@ -296,7 +305,7 @@ func TestIntrospectRoute(t *testing.T) {
 			t.Errorf("%s: %d %s %v", tt.name, w.Code, w.Body, w.Header())
 		}
 	}
-	if w := do("POST", "/introspect", basic("rs", secret), "application/json", `{"token":"x"}`); w.Code != 400 || jsonOf(t, w)["error"] != "invalid_request" {
+	if w := do("POST", "/introspect", basic("workitems", secret), "application/json", `{"token":"x"}`); w.Code != 400 || jsonOf(t, w)["error"] != "invalid_request" {
 		t.Fatalf("JSON body: %d %s", w.Code, w.Body)
 	}
 }

@@ -50,9 +50,9 @@ func handleAccountSessions(logger *slog.Logger, svc AccountSessions) http.Handle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		w.Header().Set("Cache-Control", "no-store")
-		// An access token names neither a browser session nor a refresh family, so a Bearer
-		// caller's own entry cannot be told apart: none is marked current.
-		list, err := svc.AccountSessions(r.Context(), c.Subject, "", "")
+		// The token's sid names the browser session or refresh family it came from: that entry
+		// is the caller's own (none for a token without one, such as an admin credential).
+		list, err := svc.AccountSessions(r.Context(), c.Subject, c.Sid, c.Sid)
 		switch apperr.Code(err) {
 		case "":
 		case apperr.ENOTFOUND:

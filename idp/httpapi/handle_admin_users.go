@@ -65,7 +65,8 @@ func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) htt
 		return admin(handleAdminUserAction(d.Logger, do))
 	}
 	// Disable, logout and delete end the user's sessions in the store; this process's session
-	// cache forgets them too, so /verify here refuses them at once.
+	// cache forgets them too, so /verify here refuses them (and the user's bearer tokens) at
+	// once. An enable is forgotten too, so the user's tokens pass here again at once.
 	ending := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
 		return act(func(ctx context.Context, user string) (identity.User, error) {
 			u, err := do(ctx, user)
@@ -76,7 +77,7 @@ func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) htt
 		})
 	}
 	mux.Handle("POST /admin/users/{user}/disable", ending(svc.DisableUser))
-	mux.Handle("POST /admin/users/{user}/enable", act(svc.EnableUser))
+	mux.Handle("POST /admin/users/{user}/enable", ending(svc.EnableUser))
 	mux.Handle("POST /admin/users/{user}/logout", ending(svc.LogoutUser))
 	mux.Handle("DELETE /admin/users/{user}", ending(svc.DeleteUser))
 	mux.Handle("POST /admin/users/{user}/grant-admin", act(func(ctx context.Context, user string) (identity.User, error) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/shared/web"
 )
@@ -23,6 +24,7 @@ type ClientInfo struct {
 	GrantTypes             []string   `json:"grant_types"`
 	Scopes                 []string   `json:"scopes"`
 	FirstParty             bool       `json:"first_party"`
+	ForwardAuth            bool       `json:"forward_auth"` // its users' tokens pass /verify
 	CreatedAt              *time.Time `json:"created_at,omitempty"`
 	ClientSecret           string     `json:"client_secret,omitempty"`
 }
@@ -32,6 +34,7 @@ func (c ClientInfo) Client() identity.Client {
 	return identity.Client{
 		ID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
+		ForwardAuth: c.ForwardAuth,
 	}
 }
 
@@ -47,7 +50,7 @@ func ClientInfoOf(c identity.Client) ClientInfo {
 	return ClientInfo{
 		ClientID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNil(c.RedirectURIs),
 		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		FirstParty: c.FirstParty, CreatedAt: optTime(c.CreatedAt),
+		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth, CreatedAt: optTime(c.CreatedAt),
 	}
 }
 
@@ -62,6 +65,7 @@ type clientRequest struct {
 	GrantTypes             []string `json:"grant_types"`
 	Scopes                 []string `json:"scopes"`
 	FirstParty             bool     `json:"first_party"`
+	ForwardAuth            bool     `json:"forward_auth"`
 }
 
 func (c clientRequest) Valid() map[string]string {
@@ -108,6 +112,7 @@ func (c clientRequest) info() ClientInfo {
 	return ClientInfo{
 		ClientID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
+		ForwardAuth: c.ForwardAuth,
 	}
 }
 
@@ -137,12 +142,17 @@ func handleClientsGet(logger *slog.Logger, reg ClientRegistry) http.Handler {
 	})
 }
 
-// handleClientsDelete removes a client and revokes every refresh family issued to it: 204.
-func handleClientsDelete(logger *slog.Logger, reg ClientRegistry) http.Handler {
+// handleClientsDelete removes a client and revokes every refresh family issued to it: 204. This
+// process's edge cache forgets the client (sessions may be nil in tests without one), so its
+// users' tokens stop passing /verify here at once.
+func handleClientsDelete(logger *slog.Logger, reg ClientRegistry, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := reg.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
 			web.Error(w, r, logger, err)
 			return
+		}
+		if sessions != nil {
+			sessions.ForgetClient(r.PathValue("id"))
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

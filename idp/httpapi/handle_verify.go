@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -8,21 +9,24 @@ import (
 	"strings"
 
 	"jwtidp/idp/auth"
+	"jwtidp/shared/apperr"
 	"jwtidp/shared/jwtauth"
 )
 
 // handleVerify is the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and
 // Caddy forward_auth: 200 with the identity headers, or 401 with X-Auth-Redirect naming the
 // login page. Both answers have no body, since a body on the subrequest's answer makes nginx
-// drop its keep-alive connection to us. Bearer tokens are verified in memory, statelessly; a
-// session cookie is resolved through the sessions' short cache, so the store is read at most
-// once per session per cache period. It never answers 5xx: nginx turns anything but 2xx, 401
-// and 403 into a 500 for the user.
+// drop its keep-alive connection to us. A bearer token is verified in memory and then must be
+// one the edge accepts (auth.Sessions.Bearer: the first-party client's or a forward_auth
+// client's, naming a user who is still active); that and a session cookie are resolved through
+// the sessions' short cache, so the store is read at most once per user, client or session per
+// cache period. It never answers 5xx: nginx turns anything but 2xx, 401 and 403 into a 500 for
+// the user.
 //
 // With ?redirect=1 — for Traefik and Caddy, which hand a non-2xx answer straight to the
 // client — a browser (a request without Authorization) gets a 302 to the login page instead;
 // API clients still get the 401.
-func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, cfg SessionConfig, loginURL string) http.Handler {
+func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, edge EdgeBearer, cfg SessionConfig, loginURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
@@ -33,7 +37,12 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, c
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
 			var claims *jwtauth.Claims
 			if claims, err = v.Verify(r.Context(), raw); err == nil {
-				sub, user = claims.Subject, claims.PreferredUsername
+				var who auth.Resolved
+				if who, err = edge.Bearer(r.Context(), claims.ClientID, claims.Subject); err == nil {
+					sub, user = who.UserID, who.Username
+				} else if apperr.Code(err) != apperr.EUNAUTHORIZED {
+					logger.ErrorContext(r.Context(), "verify: bearer token's user", "err", err)
+				}
 			}
 		} else if secret := cfg.secret(r); secret != "" {
 			var s auth.Resolved
@@ -62,6 +71,11 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, c
 		h.Set("Remote-User", user)
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// EdgeBearer decides whether a verified access token passes forward-auth, and names its user.
+type EdgeBearer interface {
+	Bearer(ctx context.Context, clientID, sub string) (auth.Resolved, error)
 }
 
 // originalURL rebuilds the URL the user asked the proxy for, from the X-Forwarded-* headers

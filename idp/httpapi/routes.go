@@ -22,7 +22,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(firstPartyOnly(d.Auth, d.Logger, "password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs))))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer, d.Scopes))
-	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Session, d.LoginURL))
+	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Sessions, d.Session, d.LoginURL))
 	mux.Handle("GET /login", handleLoginForm(b))
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), refuseLogin(b)))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), refuseLogin(b)))
@@ -40,7 +40,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/clients", admin(handleClientsCreate(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth)))
-	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth)))
+	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth, d.Sessions)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.
 	mux.Handle("GET /admin/backup", web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)(web.HandleBackup(d.Store, "idp")))

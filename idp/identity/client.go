@@ -36,7 +36,11 @@ type Client struct {
 	GrantTypes             []string
 	Scopes                 []string // the scopes it may be granted
 	FirstParty             bool     // its users are not asked for consent
-	CreatedAt              time.Time
+	// ForwardAuth: its users' access tokens pass the IdP's /verify (forward-auth at the
+	// edge), as the first-party client's do. Without it, a relying party's token is for that
+	// party alone, and the edge refuses it.
+	ForwardAuth bool
+	CreatedAt   time.Time
 }
 
 // SameAs reports whether c and o are the same registration (a nil list equals an empty one).
@@ -44,7 +48,7 @@ func (c Client) SameAs(o Client) bool {
 	return c.ID == o.ID && c.Name == o.Name && c.Public == o.Public && c.SecretHash == o.SecretHash &&
 		slices.Equal(c.RedirectURIs, o.RedirectURIs) && slices.Equal(c.PostLogoutRedirectURIs, o.PostLogoutRedirectURIs) &&
 		slices.Equal(c.GrantTypes, o.GrantTypes) && slices.Equal(c.Scopes, o.Scopes) && c.FirstParty == o.FirstParty &&
-		c.CreatedAt.Equal(o.CreatedAt)
+		c.ForwardAuth == o.ForwardAuth && c.CreatedAt.Equal(o.CreatedAt)
 }
 
 // ValidateClientID enforces 1–128 characters of [A-Za-z0-9._-], and not the IdP's own.

@@ -13,14 +13,14 @@ import (
 var errNoClient = apperr.Errorf(apperr.ENOTFOUND, "Client not found")
 
 const clientCols = `id, name, public, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
-	first_party, created_at`
+	first_party, created_at, forward_auth`
 
 // scanClient reads a client. pgx reads a NULL array as a nil slice and '{}' as an empty one,
 // so each list reads back as it was stored.
 func scanClient(row pgx.Row) (identity.Client, error) {
 	var c identity.Client
 	if err := row.Scan(&c.ID, &c.Name, &c.Public, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
-		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt); err != nil {
+		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt, &c.ForwardAuth); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return identity.Client{}, errNoClient
 		}
@@ -43,7 +43,7 @@ func storedClient(c identity.Client) identity.Client {
 
 func clientArgs(c identity.Client) []any {
 	return []any{c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
-		c.FirstParty, c.CreatedAt}
+		c.FirstParty, c.CreatedAt, c.ForwardAuth}
 }
 
 // CreateClient implements identity.ClientStore.
@@ -51,7 +51,7 @@ func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err := s.exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		clientArgs(storedClient(c))...)
 	return s.fail(conflict(err))
 }
@@ -94,7 +94,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 		}
 		c = storedClient(c)
 		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $2, public = $3, secret_hash = $4, redirect_uris = $5,
-			post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10
+			post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10, forward_auth = $11
 			WHERE id = $1`, clientArgs(c)...); err != nil {
 			return err
 		}

@@ -52,7 +52,7 @@ func testClientRoundTrip(t *testing.T, s Store) {
 		PostLogoutRedirectURIs: []string{"https://grafana.example/logout"},
 		GrantTypes:             []string{identity.GrantAuthorizationCode, identity.GrantRefreshToken, identity.GrantClientCredentials},
 		Scopes:                 []string{"openid", "profile", "email", "offline_access"},
-		FirstParty:             true, CreatedAt: t0.In(zone),
+		FirstParty:             true, ForwardAuth: true, CreatedAt: t0.In(zone),
 	}
 	// A public client whose lists are nil and empty: each reads back as it was stored.
 	pub := identity.Client{
@@ -169,7 +169,7 @@ func testUpdateClient(t *testing.T, s Store) {
 	var seen identity.Client
 	got, err := s.UpdateClient(ctx, "c1", func(c identity.Client) (identity.Client, error) {
 		seen = c
-		c.Name, c.Public, c.SecretHash, c.FirstParty = "Renamed", true, "", true
+		c.Name, c.Public, c.SecretHash, c.FirstParty, c.ForwardAuth = "Renamed", true, "", true, true
 		c.RedirectURIs = append(c.RedirectURIs, "http://[::1]:8000/cb")
 		c.PostLogoutRedirectURIs = []string{"https://c1.example/bye"}
 		c.GrantTypes = []string{identity.GrantAuthorizationCode}
@@ -179,7 +179,7 @@ func testUpdateClient(t *testing.T, s Store) {
 	})
 	check(t, err)
 	equal(t, "what the updater was given", seen, c1)
-	want := identity.Client{ID: "c1", Name: "Renamed", Public: true, FirstParty: true,
+	want := identity.Client{ID: "c1", Name: "Renamed", Public: true, FirstParty: true, ForwardAuth: true,
 		RedirectURIs: []string{"https://c1.example/callback", "http://[::1]:8000/cb"}, PostLogoutRedirectURIs: []string{"https://c1.example/bye"},
 		GrantTypes: []string{identity.GrantAuthorizationCode}, Scopes: nil, CreatedAt: t0.Add(time.Minute)}
 	equal(t, "UpdateClient's result", got, want)

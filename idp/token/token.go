@@ -30,6 +30,9 @@ type Access struct {
 	Scope    string
 	Audience []string
 	AMR      []string // how the user signed in (RFC 8176); none for a client
+	// SessionID is the sid: the browser session or refresh family the token came from; "" for
+	// none (a client's own token, an admin credential).
+	SessionID string
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -70,6 +73,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		ClientID: a.ClientID,
 		Scope:    a.Scope,
 		AMR:      a.AMR,
+		Sid:      a.SessionID,
 	}, PreferredUsername: a.Username}
 	signed, err := i.sign("at+jwt", claims)
 	if err != nil {

@@ -28,6 +28,9 @@ type Claims struct {
 	// AMR says how the user signed in (RFC 8176): "pwd"; "pwd", "otp", "mfa" with a one-time
 	// code. None on a client's own token.
 	AMR []string `json:"amr,omitempty"`
+	// Sid names the browser session or refresh family the token came from (the id the IdP's
+	// GET /account/sessions lists): a handle, not a secret. None on a client's own token.
+	Sid string `json:"sid,omitempty"`
 }
 
 // HasScope reports whether the token grants scope.

@@ -26,13 +26,18 @@ type Minter struct {
 	KID      string
 	Issuer   string
 	Audience []string
+	Subject  string // sub; "" for "forge-subject" (a verifier that also asks who sub is needs a real one)
 }
 
 // Claims are a valid token's claims.
 func (m Minter) Claims() map[string]any {
 	now := time.Now()
+	sub := m.Subject
+	if sub == "" {
+		sub = "forge-subject"
+	}
 	return map[string]any{
-		"iss": m.Issuer, "sub": "forge-subject", "aud": m.Audience, "exp": now.Add(time.Hour).Unix(),
+		"iss": m.Issuer, "sub": sub, "aud": m.Audience, "exp": now.Add(time.Hour).Unix(),
 		"iat": now.Unix(), "nbf": now.Unix(), "jti": "forge", "client_id": "idp",
 		"scope": "workitems:read workitems:write", "preferred_username": "forge",
 	}
