@@ -78,6 +78,7 @@ type store interface {
 	identity.CodeStore
 	identity.ConsentStore
 	identity.AuditStore
+	identity.CodeFailureStore
 }
 
 func (c *config) flags(fs *envflag.Set) {
@@ -114,6 +115,9 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.IntVar(&th.AccountFailures, "throttle-account-failures", "IDP_THROTTLE_ACCOUNT_FAILURES", def.AccountFailures, "failures for one account from all clients without its device cookie before attempts are spaced out (0: never)")
 	fs.DurationVar(&th.AccountDelay, "throttle-account-delay", "IDP_THROTTLE_ACCOUNT_DELAY", def.AccountDelay, "spacing of such attempts once the account count is reached")
 	fs.IntVar(&th.RemoteFailures, "throttle-client-failures", "IDP_THROTTLE_CLIENT_FAILURES", def.RemoteFailures, "failures from one client across accounts before it is locked out (0: never)")
+	fs.IntVar(&th.CodeFailures, "throttle-code-failures", "IDP_THROTTLE_CODE_FAILURES", def.CodeFailures, "wrong one-time codes for one account, from any client, before its code step is locked (0: never)")
+	fs.DurationVar(&th.CodeWindow, "throttle-code-window", "IDP_THROTTLE_CODE_WINDOW", def.CodeWindow, "window in which those codes count")
+	fs.DurationVar(&th.CodeLock, "throttle-code-lock", "IDP_THROTTLE_CODE_LOCK", def.CodeLock, "how long the code step stays locked (a browser with the account's device cookie is not)")
 	fs.IntVar(&c.rateLimit, "rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /login (0 turns it off)")
 	fs.IntVar(&c.rateBurst, "rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	fs.IntVar(&c.tokenRateLimit, "token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
@@ -125,7 +129,8 @@ func (c *config) flags(fs *envflag.Set) {
 	// The packages that own a value validate it; the rest are the IdP's own rules.
 	fs.Check(func() error { return c.keys.Validate() }, "key-bits", "key-rotation", "jwks-max-age")
 	fs.Check(func() error { return c.throttle.Validate() }, "throttle-failures", "throttle-window", "throttle-wait",
-		"throttle-max-wait", "throttle-account-failures", "throttle-account-delay", "throttle-client-failures")
+		"throttle-max-wait", "throttle-account-failures", "throttle-account-delay", "throttle-client-failures",
+		"throttle-code-failures", "throttle-code-window", "throttle-code-lock")
 	fs.Check(func() error {
 		// Sanity bounds password.Params.Validate does not have: beyond them one hash would
 		// take the machine.
@@ -331,6 +336,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	signer.Set(1)
 	r.Registry.MustRegister(logins, slotWait, lockouts, reuse, factorFailures, activeSessions, signer)
 	throttle := auth.NewThrottle(c.throttle, now, throttleStore(db))
+	throttle.Codes = db // per account in the store, bbolt's too: every replica adds to one count
 	throttle.OnLockout = lockouts.Inc
 
 	hasher, err := password.NewHasher(c.argon, c.hashSlots, c.hashWait, rand.Reader)

@@ -25,6 +25,13 @@ import (
 //     lock that address out of every account it has no device cookie for.
 //
 // A success resets its pair.
+//
+// One-time codes (the second step after a right password) are counted by the same rules on
+// counters of their own, and besides per account in the store: CodeFailures codes refused for
+// one account within CodeWindow — from any number of addresses, on any replica — lock the
+// account's code step for CodeLock, for everyone but a browser with the account's device
+// cookie. A code has far fewer possibilities than a password, so the account-wide count locks
+// rather than spaces.
 type ThrottlePolicy struct {
 	Failures        int
 	Window          time.Duration
@@ -33,23 +40,32 @@ type ThrottlePolicy struct {
 	AccountFailures int
 	AccountDelay    time.Duration
 	RemoteFailures  int
+	CodeFailures    int
+	CodeWindow      time.Duration
+	CodeLock        time.Duration
 }
 
 // DefaultThrottle: 5 failures in 15 minutes lock a client out of an account for 1 minute,
 // doubling up to 15; 100 failures for one account space attempts 10 s apart; 30 failures from
-// one client lock that client out.
+// one client lock that client out; 10 refused codes for one account in 15 minutes lock its
+// code step for 15 minutes.
 var DefaultThrottle = ThrottlePolicy{
 	Failures: 5, Window: 15 * time.Minute, Wait: time.Minute, MaxWait: 15 * time.Minute,
 	AccountFailures: 100, AccountDelay: 10 * time.Second, RemoteFailures: 30,
+	CodeFailures: 10, CodeWindow: 15 * time.Minute, CodeLock: 15 * time.Minute,
 }
 
-// Validate checks the policy; a zero Failures turns throttling off.
+// Validate checks the policy; a zero Failures turns throttling off (the code-step lock too), a
+// zero CodeFailures the code-step lock alone.
 func (p ThrottlePolicy) Validate() error {
-	if p.Failures < 0 || p.AccountFailures < 0 || p.RemoteFailures < 0 {
+	if p.Failures < 0 || p.AccountFailures < 0 || p.RemoteFailures < 0 || p.CodeFailures < 0 {
 		return apperr.Errorf(apperr.EINVALID, "throttle failure counts must be 0 or more")
 	}
 	if p.Failures > 0 && (p.Window <= 0 || p.Wait <= 0 || p.MaxWait < p.Wait || p.AccountDelay < 0) {
 		return apperr.Errorf(apperr.EINVALID, "throttle window and wait must be positive, max wait at least the wait")
+	}
+	if p.Failures > 0 && p.CodeFailures > 0 && (p.CodeWindow <= 0 || p.CodeLock <= 0) {
+		return apperr.Errorf(apperr.EINVALID, "one-time-code window and lock must be positive")
 	}
 	return nil
 }
@@ -69,8 +85,13 @@ type Throttle struct {
 	pol   ThrottlePolicy
 	now   func() time.Time
 	store identity.ThrottleStore
-	// OnLockout, when set, is called for each attempt Allow refuses (ETHROTTLED): metrics.
+	// OnLockout, when set, is called for each attempt Allow refuses (ETHROTTLED), and for each
+	// code refused by a code-step lockout: metrics.
 	OnLockout func()
+	// Codes keeps the per-account one-time-code counters (CodeFailures): the store every
+	// process serving the accounts shares. NewThrottle sets one in this process's memory; the
+	// server replaces it with its store.
+	Codes identity.CodeFailureStore
 
 	refusals lockoutLog // which lockouts have their audit event already
 }
@@ -90,7 +111,7 @@ func NewThrottle(pol ThrottlePolicy, now func() time.Time, store identity.Thrott
 	if store == nil {
 		store = NewMemoryThrottle(pol.Window)
 	}
-	return &Throttle{pol: pol, now: now, store: store}
+	return &Throttle{pol: pol, now: now, store: store, Codes: newMemoryCodeFailures()}
 }
 
 func (t *Throttle) off() bool { return t == nil || t.pol.Failures <= 0 }
@@ -275,7 +296,12 @@ func (t *Throttle) CollectStale(ctx context.Context) (int, error) {
 	if t.off() {
 		return 0, nil
 	}
-	return t.store.DeleteStaleThrottles(ctx, t.now().Add(-t.pol.Window-t.pol.MaxWait))
+	n, err := t.store.DeleteStaleThrottles(ctx, t.now().Add(-t.pol.Window-t.pol.MaxWait))
+	if err != nil || t.codeOff() {
+		return n, err
+	}
+	m, err := t.Codes.DeleteStaleCodeFailures(ctx, t.now().Add(-t.pol.CodeWindow-t.pol.CodeLock))
+	return n + m, err
 }
 
 // maxThrottled bounds the memory store, so a flood of made-up usernames or addresses cannot

@@ -204,8 +204,11 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 
 // SecondFactor checks code — a current TOTP code or an unused recovery code — for u, the user
 // whose password was just checked, and spends it (in the transaction that records it: a step
-// once, a recovery code once). Failures count toward the account's one-time-code throttle; a
-// locked one is refused before any check. ErrOTPRequired for every refusal.
+// once, a recovery code once). Failures count toward the account's one-time-code throttle: per
+// client (ETHROTTLED when locked) and, without the account's device cookie, per account from
+// every address (ThrottlePolicy.CodeFailures); a locked one is refused before any check.
+// ErrOTPRequired for every other refusal — with a Retry-After while the account's code step is
+// locked, the right code included.
 //
 // It is the second step of a browser sign-in whose password step is pending: a refusal is
 // recorded as a second-factor failure or a lockout; the caller records the sign-in (SignedIn)
@@ -225,13 +228,28 @@ func (s *Service) secondFactor(ctx context.Context, u identity.User, code string
 	if err := s.Throttle.Allow(ctx, oa); err != nil {
 		return nil, err
 	}
-	err := s.spendSecondFactor(ctx, u, strings.TrimSpace(code))
+	// The account-wide count: a browser with the account's device cookie is the owner's and
+	// keeps to its own pair, so guesses from elsewhere never lock the owner out. A missing
+	// code is the prompt for one, not a guess: it is refused while locked but not counted.
+	code = strings.TrimSpace(code)
+	account := at.Device == ""
+	if account {
+		if err := s.beginCode(ctx, u.ID, code != ""); err != nil {
+			return nil, err
+		}
+	}
+	err := s.spendSecondFactor(ctx, u, code)
+	if account && code != "" && (err == nil || errors.Is(err, ErrOTPRequired)) {
+		if ferr := s.endCode(ctx, u.ID, err == nil); ferr != nil {
+			return nil, ferr
+		}
+	}
 	if errors.Is(err, ErrOTPRequired) {
 		if ferr := s.Throttle.Failure(ctx, oa); ferr != nil {
 			return nil, ferr
 		}
 		s.Logger.InfoContext(ctx, "second factor refused", "sub", u.ID)
-		if s.OnSecondFactorFailure != nil && strings.TrimSpace(code) != "" {
+		if s.OnSecondFactorFailure != nil && code != "" {
 			s.OnSecondFactorFailure() // a code given and wrong; none given is the prompt for one
 		}
 		return nil, err

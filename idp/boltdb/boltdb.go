@@ -35,11 +35,12 @@ var (
 	bucketConsents  = []byte("consents")     // user id → (client id → Consent)
 	bucketDeleted   = []byte("deletedusers") // id of a deleted user → 1: never an id again
 	bucketAudit     = []byte("audit")        // big-endian uint64 id (NextSequence) → AuditEvent
+	bucketCodeFails = []byte("codefailures") // user id → ThrottleCounter of refused one-time codes
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
 // identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore, identity.ConsentStore and identity.AuditStore. Every write method writes
+// identity.CodeStore, identity.ConsentStore, identity.AuditStore and identity.CodeFailureStore. Every write method writes
 // the audit events of its context in its own transaction (write, batch).
 type DB struct {
 	boltfile.Store
@@ -55,6 +56,8 @@ var (
 	_ identity.ClientStore  = (*DB)(nil)
 	_ identity.CodeStore    = (*DB)(nil)
 	_ identity.ConsentStore = (*DB)(nil)
+
+	_ identity.CodeFailureStore = (*DB)(nil)
 )
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
@@ -62,7 +65,7 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit, bucketCodeFails)
 	if err != nil {
 		return nil, err
 	}

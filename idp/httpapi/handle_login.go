@@ -220,11 +220,12 @@ func handleLogin(b *browser) http.Handler {
 }
 
 // loginRefusal is what a login page says to err, and with which status: invalid for what the
-// user can mend (a 401), a wait for a throttled attempt or a busy store (with Retry-After), and
+// user can mend (a 401, with Retry-After when the account's code step is locked), a wait for a throttled attempt or a busy store (with Retry-After), and
 // for anything else an apology (the error is logged as what).
 func (b *browser) loginRefusal(w http.ResponseWriter, r *http.Request, what string, err error, invalid string) (int, string) {
 	switch apperr.Code(err) {
 	case apperr.EUNAUTHORIZED, apperr.EINVALID:
+		web.SetRetryAfter(w, apperr.RetryAfter(err)) // an account's locked code step says how long
 		return http.StatusUnauthorized, invalid
 	case apperr.ETHROTTLED, apperr.EUNAVAILABLE:
 		web.SetRetryAfter(w, apperr.RetryAfter(err))

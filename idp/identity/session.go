@@ -130,3 +130,19 @@ type ThrottleStore interface {
 	// DeleteStaleThrottles removes the counters not touched since before and returns how many.
 	DeleteStaleThrottles(ctx context.Context, before time.Time) (int, error)
 }
+
+// CodeFailureStore keeps, per account, the count of one-time codes (TOTP or recovery) refused
+// after a right password, and the end of the account's code-step lockout: one counter per user
+// id, shared by every client address and every process serving the store, so that guesses
+// spread over many addresses or replicas still add up. Unlike ThrottleStore it lives in every
+// backend (bbolt too): only an account whose password was right gets one, so it stays small.
+type CodeFailureStore interface {
+	// UpdateCodeFailures runs fn on the user's counter as stored now (the zero counter when
+	// there is none) and stores what it returns — the zero counter deletes it — in one
+	// transaction, and returns what it stored. fn may run more than once; the decision it makes
+	// is the one of its last run. The user need not exist.
+	UpdateCodeFailures(ctx context.Context, userID string, fn func(ThrottleCounter) ThrottleCounter) (ThrottleCounter, error)
+	// DeleteStaleCodeFailures removes the counters not touched since before and returns how
+	// many.
+	DeleteStaleCodeFailures(ctx context.Context, before time.Time) (int, error)
+}

@@ -38,8 +38,8 @@ var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_sch
 
 // DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
 // identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore, identity.ConsentStore, identity.ThrottleStore and identity.AuditStore.
-// Every write method writes the audit events of its context in its own transaction (write,
+// identity.CodeStore, identity.ConsentStore, identity.ThrottleStore, identity.AuditStore and
+// identity.CodeFailureStore. Every write method writes the audit events of its context in its own transaction (write,
 // writeKeep, exec).
 type DB struct {
 	pool *pgxpool.Pool

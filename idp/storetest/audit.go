@@ -220,6 +220,11 @@ func testAuditEveryWrite(t *testing.T, s Store) {
 		{"UpdateCode", func(c context.Context) error { return second(s.UpdateCode(c, "c2", redeem("rh"))) }},
 		{"DeleteClient", func(c context.Context) error { return s.DeleteClient(c, "grafana") }},
 		{"DeleteUser", func(c context.Context) error { return s.DeleteUser(c, "u2") }},
+		{"UpdateCodeFailures", func(c context.Context) error {
+			return second(s.UpdateCodeFailures(c, "u1", func(identity.ThrottleCounter) identity.ThrottleCounter {
+				return identity.ThrottleCounter{First: t0, Touched: t0, Failures: 1}
+			}))
+		}},
 	}
 	var want []string
 	for _, w := range writes {

@@ -31,6 +31,7 @@ type Store interface {
 	identity.CodeStore
 	identity.ConsentStore
 	identity.AuditStore
+	identity.CodeFailureStore
 }
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
@@ -107,6 +108,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"AuditEveryWrite", testAuditEveryWrite},
 		{"AuditWithTheChange", testAuditWithTheChange},
 		{"AuditKeptWithReuse", testAuditKeptWithReuse},
+
+		{"CodeFailuresRoundTrip", func(t *testing.T, s Store) { testCodeFailuresRoundTrip(t, s) }},
+		{"ConcurrentCodeFailuresAllCounted", func(t *testing.T, s Store) { testCodeFailuresConcurrent(t, s, s) }},
+		{"DeleteStaleCodeFailures", func(t *testing.T, s Store) { testCodeFailuresStale(t, s) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
 	}
