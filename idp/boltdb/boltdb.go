@@ -35,6 +35,9 @@ var (
 	bucketConsents  = []byte("consents")     // user id → (client id → Consent)
 	bucketDeleted   = []byte("deletedusers") // id of a deleted user → 1: never an id again
 	bucketAudit     = []byte("audit")        // big-endian uint64 id (NextSequence) → AuditEvent
+	// normalized username of a deleted user → ReservedName, until an admin releases it; the
+	// deleted user's email stays in bucketEmails under their id meanwhile.
+	bucketReserved = []byte("reservednames")
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
@@ -62,7 +65,8 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
+		bucketReserved)
 	if err != nil {
 		return nil, err
 	}
