@@ -168,6 +168,20 @@ func (u User) VerifyEmail() (User, error) {
 	return u, nil
 }
 
+// ErrEmailNotCurrent refuses an admin's verification of an address that is no longer the
+// user's: they changed it between the admin's look and the verification.
+var ErrEmailNotCurrent = apperr.Errorf(apperr.ECONFLICT, "The user's email is no longer the address named; look again")
+
+// VerifyEmailAddress is the updater of an admin's verification of the address they looked at:
+// ErrEmailNotCurrent (ECONFLICT) unless it is the user's email now (in any letter case), so a
+// user cannot swap in another address between the look and the verification.
+func (u User) VerifyEmailAddress(email string) (User, error) {
+	if u.Email == "" || NormalizeEmail(email) != NormalizeEmail(u.Email) {
+		return u, ErrEmailNotCurrent
+	}
+	return u.VerifyEmail()
+}
+
 // ErrUnchanged is what an updater returns when it has nothing to change: the store writes
 // nothing, and the caller treats it as success.
 var ErrUnchanged = errors.New("nothing to change")
