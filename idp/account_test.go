@@ -72,24 +72,27 @@ func TestEmailThroughTheProgram(t *testing.T) {
 		t.Fatalf("removal: %d %s", a.status, a.body)
 	}
 
-	// The admin verifies through the CLI, by username or by sub.
-	out, err := runIDP([]string{"users", "verify-email", "HANNA", "--url", p.URL}, "IDP_ADMIN_TOKEN=cli-admin")
+	// The admin verifies through the CLI the address they name, by username or by sub.
+	out, err := runIDP([]string{"users", "verify-email", "HANNA", "hanna@EXAMPLE.com", "--url", p.URL}, "IDP_ADMIN_TOKEN=cli-admin")
 	if err != nil || !strings.Contains(out, "verified Hanna@Example.com for Hanna (sub "+sub+")") {
 		t.Fatalf("users verify-email: %v\n%s", err, out)
 	}
 	if info := userinfoOf(t, p.URL, hanna); info["email_verified"] != true {
 		t.Fatalf("after verification: %v", info)
 	}
-	if out, err := runIDP([]string{"users", "verify-email", sub, "--url", p.URL, "--admin-token", "cli-admin"}); err != nil || !strings.Contains(out, "verified") {
+	if out, err := runIDP([]string{"users", "verify-email", sub, "Hanna@Example.com", "--url", p.URL, "--admin-token", "cli-admin"}); err != nil || !strings.Contains(out, "verified") {
 		t.Fatalf("users verify-email by sub: %v\n%s", err, out)
 	}
 	for _, bad := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"users", "verify-email", "ivan"}, "no email"},
-		{[]string{"users", "verify-email", "nobody"}, `No user "nobody"`},
-		{[]string{"users", "verify-email", "-nobody"}, `No user "-nobody"`}, // a user, not a flag
+		{[]string{"users", "verify-email", "ivan", "ivan@example"}, "no longer the address named"}, // ivan has none now
+		{[]string{"users", "verify-email", "nobody", "a@example.com"}, `no such user "nobody"`},
+		{[]string{"users", "verify-email", "-nobody", "a@example.com"}, `no such user "-nobody"`}, // a user, not a flag
+		{[]string{"users", "verify-email", "hanna"}, "needs ADDRESS"},
+		{[]string{"users", "verify-email", "hanna", "--url", p.URL}, "needs ADDRESS"},
+		{[]string{"users", "verify-email", "hanna", ""}, `"email" is required`},
 		{[]string{"users", "verify-email"}, "needs a username or sub"},
 		{[]string{"users", "frobnicate", "ivan"}, "usage: idp users "},
 		{[]string{"users"}, "usage"},
@@ -99,10 +102,10 @@ func TestEmailThroughTheProgram(t *testing.T) {
 			t.Errorf("%v: %v\n%s, want an error saying %q", bad.args, err, out, bad.want)
 		}
 	}
-	if out, err := runIDP([]string{"users", "verify-email", "hanna", "--url", p.URL, "--admin-token", "wrong"}); err == nil || !strings.Contains(out, "refused the admin token") {
+	if out, err := runIDP([]string{"users", "verify-email", "hanna", "hanna@example.com", "--url", p.URL, "--admin-token", "wrong"}); err == nil || !strings.Contains(out, "refused the admin token") {
 		t.Fatalf("a wrong admin token: %v\n%s", err, out)
 	}
-	if out, err := runIDP([]string{"users", "verify-email", "hanna", "--url", p.URL}); err == nil || !strings.Contains(out, "no admin token") {
+	if out, err := runIDP([]string{"users", "verify-email", "hanna", "hanna@example.com", "--url", p.URL}); err == nil || !strings.Contains(out, "no admin token") {
 		t.Fatalf("no admin token: %v\n%s", err, out)
 	}
 
@@ -112,6 +115,18 @@ func TestEmailThroughTheProgram(t *testing.T) {
 	}
 	if info := userinfoOf(t, p.URL, hanna); info["email"] != "hanna@example.org" || info["email_verified"] != false {
 		t.Fatalf("after a change: %v", info)
+	}
+	// The swap: the admin verifies the address they looked at before hanna replaced it. 409,
+	// and the new address stays unverified.
+	if out, err := runIDP([]string{"users", "verify-email", "hanna", "Hanna@Example.com", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil || !strings.Contains(out, "no longer the address named") {
+		t.Fatalf("verify the swapped-out address: %v\n%s", err, out)
+	}
+	a := do(t, "POST", p.URL+"/admin/users/"+sub+"/verify-email", "application/json", strings.NewReader(`{"email":"hanna@example.com"}`), "Authorization", "Bearer cli-admin")
+	if a.status != 409 {
+		t.Fatalf("the route with the swapped-out address: %d %s", a.status, a.body)
+	}
+	if info := userinfoOf(t, p.URL, hanna); info["email"] != "hanna@example.org" || info["email_verified"] != false {
+		t.Fatalf("after the refused verifications: %v", info)
 	}
 	if lg := p.Log(); strings.Contains(lg, hanna) || strings.Contains(lg, ivan) || strings.Contains(lg, "hanna@example.org") {
 		t.Fatal("a token or an email reached the log")

@@ -27,8 +27,8 @@ func userField(t *testing.T, out string, i int) string {
 // user holds a browser session, an /auth refresh token and an OpenID Connect client's refresh
 // family; disabling ends all three at once (forward-auth on the process that disabled at once,
 // since it forgets its cached sessions of the user) and their login gets the wrong password's
-// answer; enabling lets them in again; deleting frees the username, and a new signup under it
-// is a new sub.
+// answer; enabling lets them in again; deleting keeps the username reserved until an admin
+// releases it, and a new signup under it then is a new sub.
 func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 	p := startIDPBinary(t, t.TempDir(), "--clients", oidcClients(t), "--admin-token", "cli-admin", "--rate-limit", "0")
 	if !strings.Contains(p.Log(), "signer="+sign.Default.Name()) { // the binary is this test's build
@@ -111,6 +111,12 @@ func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 	}
 	if out, err := runIDP(append([]string{"users", "show", sub}, admin...)); err == nil {
 		t.Fatalf("show a deleted user: %s", out)
+	}
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "bob", "password": "another-horse-9"}); a.status != 409 || a.json(t)["result"] != "User already exists" {
+		t.Fatalf("signup under the deleted user's name: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP(append([]string{"users", "release-name", "bob"}, admin...)); err != nil || !strings.Contains(out, "released") {
+		t.Fatalf("release-name: %v\n%s", err, out)
 	}
 	signup(t, p.URL, "bob", "another-horse-9")
 	out, _ = runIDP(append([]string{"users", "show", "bob"}, admin...))

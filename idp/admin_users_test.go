@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -35,8 +36,19 @@ func TestAdminListsAndShowsUsers(t *testing.T) {
 	if again, err := runIDP(append([]string{"users", "show", fields[1]}, admin...)); err != nil || again != out {
 		t.Fatalf("show by sub: %v\n%s", err, again)
 	}
-	if out, err := runIDP(append([]string{"users", "show", "nobody"}, admin...)); err == nil || !strings.Contains(out, `No user "nobody"`) {
+	if out, err := runIDP(append([]string{"users", "show", "nobody"}, admin...)); err == nil || !strings.Contains(out, `no such user "nobody"`) {
 		t.Fatalf("show an unknown user: %v\n%s", err, out)
+	}
+	// The routes take only the id; ?username= finds by name, in any letter case.
+	if a := do(t, "GET", p.URL+"/admin/users/alice", "", nil, "Authorization", "Bearer users-admin"); a.status != 404 {
+		t.Fatalf("GET /admin/users/alice (a username): %d %s", a.status, a.body)
+	}
+	for q, want := range map[string]int{"ALICE": 1, "nobody": 0, "a b": 0, "": 0} {
+		a := do(t, "GET", p.URL+"/admin/users?username="+url.QueryEscape(q), "", nil, "Authorization", "Bearer users-admin")
+		users, _ := a.json(t)["result"].(map[string]any)["users"].([]any)
+		if a.status != 200 || len(users) != want || want == 1 && users[0].(map[string]any)["id"] != fields[1] {
+			t.Errorf("?username=%s: %d %s, want %d users", q, a.status, a.body, want)
+		}
 	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x"} {
 		if a := do(t, "GET", p.URL+"/admin/users?"+q, "", nil, "Authorization", "Bearer users-admin"); a.status != 400 {

@@ -184,16 +184,18 @@ func auditScenario(t *testing.T, extra ...string) {
 // userOf is the sub of username, through the admin route.
 func userOf(t *testing.T, base, username string) string {
 	t.Helper()
-	a := do(t, "GET", base+"/admin/users/"+username, "", nil, "Authorization", "Bearer audit-admin")
+	a := do(t, "GET", base+"/admin/users?username="+url.QueryEscape(username), "", nil, "Authorization", "Bearer audit-admin")
 	var env struct {
 		Result struct {
-			ID string `json:"id"`
+			Users []struct {
+				ID string `json:"id"`
+			} `json:"users"`
 		} `json:"result"`
 	}
-	if a.status != 200 || json.Unmarshal(a.body, &env) != nil {
-		t.Fatalf("GET /admin/users/%s: %d %s", username, a.status, a.body)
+	if a.status != 200 || json.Unmarshal(a.body, &env) != nil || len(env.Result.Users) != 1 {
+		t.Fatalf("GET /admin/users?username=%s: %d %s", username, a.status, a.body)
 	}
-	return env.Result.ID
+	return env.Result.Users[0].ID
 }
 
 // What a client can repeat does not flood the trail: ending a family already ended records

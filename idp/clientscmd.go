@@ -167,11 +167,24 @@ func printClient(w io.Writer, c httpapi.ClientInfo) {
 // adminCall makes one admin request and returns the envelope's result, or an error that says
 // what the operator should do.
 func adminCall(ctx context.Context, base, token, method, path string, body []byte, want int) (json.RawMessage, error) {
+	status, result, msg, err := adminRequest(ctx, base, token, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if status == want {
+		return result, nil
+	}
+	return nil, adminRefusal(base, status, msg)
+}
+
+// adminRequest makes the admin request and returns the status, the envelope's result and, when
+// that is a string, the message.
+func adminRequest(ctx context.Context, base, token, method, path string, body []byte) (int, json.RawMessage, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("invalid --url %q: %v", base, err)
+		return 0, nil, "", fmt.Errorf("invalid --url %q: %v", base, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
@@ -179,7 +192,7 @@ func adminCall(ctx context.Context, base, token, method, path string, body []byt
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the IdP at %s: %v", base, err)
+		return 0, nil, "", fmt.Errorf("cannot reach the IdP at %s: %v", base, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -190,16 +203,19 @@ func adminCall(ctx context.Context, base, token, method, path string, body []byt
 	json.Unmarshal(b, &env)
 	var msg string
 	json.Unmarshal(env.Result, &msg)
+	return resp.StatusCode, env.Result, msg, nil
+}
+
+// adminRefusal is the error of an admin request answered status (not the one wanted) with msg.
+func adminRefusal(base string, status int, msg string) error {
 	switch {
-	case resp.StatusCode == want:
-		return env.Result, nil
-	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or --token)", base)
-	case resp.StatusCode == http.StatusNotFound && (msg == "" || msg == "Not found"):
-		return nil, fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", base)
+	case status == http.StatusUnauthorized:
+		return fmt.Errorf("the IdP at %s refused the admin token (check --admin-token or --token)", base)
+	case status == http.StatusNotFound && (msg == "" || msg == "Not found"):
+		return fmt.Errorf("the IdP at %s has no admin routes: start it with --admin-token (IDP_ADMIN_TOKEN)", base)
 	case msg != "":
-		return nil, fmt.Errorf("the IdP at %s refused: %s", base, msg)
+		return fmt.Errorf("the IdP at %s refused: %s", base, msg)
 	default:
-		return nil, fmt.Errorf("the IdP at %s answered %s", base, resp.Status)
+		return fmt.Errorf("the IdP at %s answered %d %s", base, status, http.StatusText(status))
 	}
 }

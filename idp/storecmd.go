@@ -13,7 +13,8 @@ import (
 // copyStore is `idp store copy`: everything in a bbolt data folder — users with their password
 // hashes and emails, signing keys in every state, refresh families with every token hash they
 // issued, browser sessions, the IdP's own secrets, registered clients and the consents users
-// gave them, the ids of deleted users (never reused there either) and the audit trail with its
+// gave them, the ids of deleted users (never reused there either) with the usernames and emails
+// they left reserved, and the audit trail with its
 // ids — into PostgreSQL, so that nobody has to log in again after the move. Copying again is
 // safe: every row is rewritten as the source has it.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
@@ -21,13 +22,15 @@ func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, er
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d deleted user ids, %d audit events",
-		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.deleted, n.audit), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d deleted user ids, %d reserved usernames, %d audit events",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.deleted, n.reserved, n.audit), nil
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
 // and a client redeems one at the IdP that issued it.
-type copied struct{ users, keys, families, sessions, secrets, clients, consents, deleted, audit int }
+type copied struct {
+	users, keys, families, sessions, secrets, clients, consents, deleted, reserved, audit int
+}
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
 	var n copied
@@ -78,6 +81,16 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 			return n, fmt.Errorf("deleted user id %s: %w", id, err)
 		}
 		n.deleted++
+	}
+	reserved, err := src.ReservedNames(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, r := range reserved {
+		if err := dst.ImportReservedName(ctx, r); err != nil {
+			return n, fmt.Errorf("reserved username %s: %w", r.Username, err)
+		}
+		n.reserved++
 	}
 	if n.audit, err = copyAudit(ctx, src, dst); err != nil {
 		return n, err

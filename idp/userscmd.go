@@ -17,20 +17,25 @@ import (
 	"jwtidp/shared/envflag"
 )
 
-// usersCommand is one `idp users` subcommand: the admin route it calls for its USER argument
-// (a username or a sub), and how it prints the route's result.
+// usersCommand is one `idp users` subcommand: the admin route it calls for the user its USER
+// argument resolves to (their id), the further arguments it takes and the body they make, and
+// how it prints the route's result.
 type usersCommand struct {
 	method string
-	path   func(user string) string // under /admin/users
-	print  func(w io.Writer, user string, result json.RawMessage) error
+	path   func(id string) string // under /admin/users
+	args   []string               // names of the arguments after USER
+	body   func(args []string) any
+	print  func(w io.Writer, result json.RawMessage) error
 }
 
-// usersCommands are the subcommands of `idp users`, one entry each.
+// usersCommands are the subcommands of `idp users` that act on one user, one entry each.
 var usersCommands = map[string]usersCommand{
 	"verify-email": {
 		method: http.MethodPost,
-		path:   func(user string) string { return "/" + url.PathEscape(user) + "/verify-email" },
-		print: func(w io.Writer, _ string, result json.RawMessage) error {
+		path:   func(id string) string { return "/" + url.PathEscape(id) + "/verify-email" },
+		args:   []string{"ADDRESS"},
+		body:   func(args []string) any { return httpapi.VerifyEmailRequest{Email: args[0]} },
+		print: func(w io.Writer, result json.RawMessage) error {
 			var v httpapi.VerifiedEmail // the admin route's own type: they cannot drift
 			if err := json.Unmarshal(result, &v); err != nil {
 				return err
@@ -41,8 +46,8 @@ var usersCommands = map[string]usersCommand{
 	},
 	"show": {
 		method: http.MethodGet,
-		path:   func(user string) string { return "/" + url.PathEscape(user) },
-		print: func(w io.Writer, _ string, result json.RawMessage) error {
+		path:   func(id string) string { return "/" + url.PathEscape(id) },
+		print: func(w io.Writer, result json.RawMessage) error {
 			var u httpapi.AdminUserInfo
 			if err := json.Unmarshal(result, &u); err != nil {
 				return err
@@ -54,13 +59,13 @@ var usersCommands = map[string]usersCommand{
 	"disable":      userAction(http.MethodPost, "/disable", "disabled: they cannot sign in; their sessions and refresh tokens ended"),
 	"enable":       userAction(http.MethodPost, "/enable", "enabled: they can sign in again"),
 	"logout":       userAction(http.MethodPost, "/logout", "signed out everywhere: their sessions and refresh tokens ended"),
-	"delete":       userAction(http.MethodDelete, "", "deleted, with their sessions and refresh tokens; the username is free again"),
+	"delete":       userAction(http.MethodDelete, "", "deleted, with their sessions and refresh tokens; the username and email stay reserved until idp users release-name"),
 	"grant-admin":  userAction(http.MethodPost, "/grant-admin", "is an administrator: they may be granted the idp:admin scope"),
 	"revoke-admin": userAction(http.MethodPost, "/revoke-admin", "is no longer an administrator"),
 	"reset-mfa": {
 		method: http.MethodPost,
-		path:   func(user string) string { return "/" + url.PathEscape(user) + "/reset-mfa" },
-		print: func(w io.Writer, _ string, result json.RawMessage) error {
+		path:   func(id string) string { return "/" + url.PathEscape(id) + "/reset-mfa" },
+		print: func(w io.Writer, result json.RawMessage) error {
 			var v httpapi.ResetUser
 			if err := json.Unmarshal(result, &v); err != nil {
 				return err
@@ -76,8 +81,8 @@ var usersCommands = map[string]usersCommand{
 func userAction(method, suffix, what string) usersCommand {
 	return usersCommand{
 		method: method,
-		path:   func(user string) string { return "/" + url.PathEscape(user) + suffix },
-		print: func(w io.Writer, _ string, result json.RawMessage) error {
+		path:   func(id string) string { return "/" + url.PathEscape(id) + suffix },
+		print: func(w io.Writer, result json.RawMessage) error {
 			var u httpapi.AdminUserInfo
 			if err := json.Unmarshal(result, &u); err != nil {
 				return err
@@ -90,13 +95,20 @@ func userAction(method, suffix, what string) usersCommand {
 
 func usersUsage() string {
 	names := make([]string, 0, len(usersCommands))
-	for n := range usersCommands {
-		names = append(names, n)
+	for n, c := range usersCommands {
+		if len(c.args) == 0 {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
-	return "usage: idp users " + strings.Join(names, "|") + " USER   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]\n" +
-		"       idp users list [--prefix P] [--after NAME] [--limit N]   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]\n" +
-		"USER is a username (any letter case) or a user's sub"
+	flags := "   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
+	return "usage: idp users " + strings.Join(names, "|") + " USER [--sub]" + flags + "\n" +
+		"       idp users verify-email USER ADDRESS [--sub]" + flags + "\n" +
+		"       idp users release-name USERNAME" + flags + "\n" +
+		"       idp users list [--prefix P] [--after NAME] [--limit N]" + flags + "\n" +
+		"USER is a username (any letter case) or a user's sub; one that is both someone's username and\n" +
+		"someone else's sub is refused (--sub: USER is a sub only). release-name frees a deleted user's\n" +
+		"username and email."
 }
 
 // printUser writes one user as `idp users show` and `list` print them: never a secret.
@@ -168,8 +180,11 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New(usersUsage())
 	}
 	sub, rest := args[0], args[1:]
-	if sub == "list" {
+	switch sub {
+	case "list":
 		return usersList(ctx, rest, getenv, stdout, stderr)
+	case "release-name":
+		return usersReleaseName(ctx, rest, getenv, stdout, stderr)
 	}
 	cmd, ok := usersCommands[sub]
 	if !ok {
@@ -180,9 +195,17 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("idp users %s needs a username or sub\n%s", sub, usersUsage())
 	}
 	user, rest := rest[0], rest[1:]
+	var extra []string
+	for _, name := range cmd.args {
+		if len(rest) == 0 || isKeysFlag(rest[0]) {
+			return fmt.Errorf("idp users %s needs %s after the user\n%s", sub, name, usersUsage())
+		}
+		extra, rest = append(extra, rest[0]), rest[1:]
+	}
 	fs := envflag.New("idp users "+sub, stderr)
 	admin := addAdminFlags(fs)
 	base := admin.base
+	onlySub := fs.Bool("sub", "", false, "USER is a sub: do not look it up as a username too")
 	if err := fs.Parse(rest, getenv); err != nil {
 		return err
 	}
@@ -190,12 +213,98 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	result, err := adminCall(ctx, *base, token, cmd.method, "/admin/users"+cmd.path(user), nil, http.StatusOK)
+	id, err := resolveUser(ctx, *base, token, user, *onlySub)
 	if err != nil {
 		return err
 	}
-	if err := cmd.print(stdout, user, result); err != nil {
+	var body []byte
+	if cmd.body != nil {
+		if body, err = json.Marshal(cmd.body(extra)); err != nil {
+			return err
+		}
+	}
+	result, err := adminCall(ctx, *base, token, cmd.method, "/admin/users"+cmd.path(id), body, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	if err := cmd.print(stdout, result); err != nil {
 		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
 	}
 	return nil
+}
+
+// resolveUser is the id of the user arg names (onlySub: as a sub only): the admin routes take only ids, and a username
+// is anyone's pick at signup, so it may be someone else's sub. arg is looked up both as a
+// username and as a sub; one match is that user, a username of one user that is the sub of
+// another is refused (acting on either would be a guess), and no match is no such user.
+func resolveUser(ctx context.Context, base, token, arg string, onlySub bool) (string, error) {
+	if onlySub {
+		result, err := adminCall(ctx, base, token, http.MethodGet, "/admin/users/"+url.PathEscape(arg), nil, http.StatusOK)
+		if err != nil {
+			return "", err
+		}
+		var u httpapi.AdminUserInfo
+		if err := json.Unmarshal(result, &u); err != nil {
+			return "", fmt.Errorf("unexpected answer from %s: %v", base, err)
+		}
+		return u.ID, nil
+	}
+	q := url.Values{"username": {arg}}
+	result, err := adminCall(ctx, base, token, http.MethodGet, "/admin/users?"+q.Encode(), nil, http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	var page httpapi.AdminUserPage
+	if err := json.Unmarshal(result, &page); err != nil {
+		return "", fmt.Errorf("unexpected answer from %s: %v", base, err)
+	}
+	status, result, msg, err := adminRequest(ctx, base, token, http.MethodGet, "/admin/users/"+url.PathEscape(arg), nil)
+	if err != nil {
+		return "", err
+	}
+	var byID *httpapi.AdminUserInfo
+	switch {
+	case status == http.StatusOK:
+		byID = new(httpapi.AdminUserInfo)
+		if err := json.Unmarshal(result, byID); err != nil {
+			return "", fmt.Errorf("unexpected answer from %s: %v", base, err)
+		}
+	case status == http.StatusNotFound && msg != "" && msg != "Not found":
+		// No user has that id.
+	default:
+		return "", adminRefusal(base, status, msg)
+	}
+	switch {
+	case len(page.Users) == 1 && byID != nil && page.Users[0].ID != byID.ID:
+		return "", fmt.Errorf("%q is both the username of one user (sub %s) and the sub of another (username %s); refusing to guess: "+
+			"name the first by its sub %s, or the second by this sub with --sub", arg, page.Users[0].ID, byID.Username, page.Users[0].ID)
+	case len(page.Users) == 1:
+		return page.Users[0].ID, nil
+	case byID != nil:
+		return byID.ID, nil
+	}
+	return "", fmt.Errorf("no such user %q: it is neither a username nor a sub", arg)
+}
+
+// usersReleaseName is `idp users release-name USERNAME`: a deleted user's username and email,
+// reserved since the delete, are free for someone new.
+func usersReleaseName(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || isKeysFlag(args[0]) {
+		return fmt.Errorf("idp users release-name needs the deleted user's username\n%s", usersUsage())
+	}
+	name, rest := args[0], args[1:]
+	fs := envflag.New("idp users release-name", stderr)
+	admin := addAdminFlags(fs)
+	if err := fs.Parse(rest, getenv); err != nil {
+		return err
+	}
+	token, err := admin.credential()
+	if err != nil {
+		return err
+	}
+	if _, err := adminCall(ctx, *admin.base, token, http.MethodPost, "/admin/usernames/"+url.PathEscape(name)+"/release", nil, http.StatusNoContent); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "username %s released: it and the email reserved with it are free for a new signup\n", name)
+	return err
 }

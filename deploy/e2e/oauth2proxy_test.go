@@ -60,7 +60,7 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 	if r, err := http.Post(idp.URL+"/signup", "application/json", bytes.NewReader(body)); err != nil || r.StatusCode != 201 {
 		t.Fatalf("signup: %v %v", err, r)
 	}
-	if out, err := proctest.Run(idpBin, []string{"users", "verify-email", user, "--url", idp.URL, "--admin-token", adminToken}); err != nil {
+	if out, err := proctest.Run(idpBin, []string{"users", "verify-email", user, email, "--url", idp.URL, "--admin-token", adminToken}); err != nil {
 		t.Fatalf("idp users verify-email: %v\n%s", err, out)
 	}
 

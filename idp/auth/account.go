@@ -67,21 +67,29 @@ func (s *Service) SetEmail(ctx context.Context, userID, email string, proof Reau
 }
 
 // VerifyEmail marks the user's email verified: the admin's act, since the IdP sends no mail.
-// user is a sub or a username (any letter case). ENOTFOUND when it is neither; EINVALID when
-// the user has no email. Verifying a verified email is not an error.
-func (s *Service) VerifyEmail(ctx context.Context, user string) (identity.User, error) {
+// user is the user's id (sub); email is the address the admin looked at, compared with the
+// user's inside the update. ENOTFOUND for no such user; EINVALID for no email named;
+// identity.ErrEmailNotCurrent (ECONFLICT) when the user's email is not that address (any more),
+// and nothing changes. Verifying a verified email is not an error.
+func (s *Service) VerifyEmail(ctx context.Context, user, email string) (identity.User, error) {
+	if email == "" {
+		return identity.User{}, apperr.Errorf(apperr.EINVALID, "Field \"email\" is required: the address you verify")
+	}
 	u, err := s.findUser(ctx, user)
 	if err != nil {
 		return identity.User{}, err
 	}
 	var v identity.User
 	err = s.audited(ctx, func(ctx context.Context) error {
-		v, err = s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.VerifyEmail() })
+		v, err = s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.VerifyEmailAddress(email) })
 		return err
 	}, s.event(ctx, identity.AuditEmailVerified, u.ID, Success, ""))
 	switch {
 	case errors.Is(err, identity.ErrUnchanged):
 		return s.Users.GetUser(ctx, u.ID)
+	case errors.Is(err, identity.ErrEmailNotCurrent):
+		s.Logger.InfoContext(ctx, "email verification refused: not the user's address now", "sub", u.ID)
+		return identity.User{}, err
 	case err != nil:
 		return identity.User{}, err
 	}
@@ -89,20 +97,14 @@ func (s *Service) VerifyEmail(ctx context.Context, user string) (identity.User, 
 	return v, nil
 }
 
-// findUser is the user whose sub or, failing that, username is user. ENOTFOUND for neither.
+// findUser is the user whose id (sub) is user — never a username, which anyone picks at
+// signup and so could pick to be someone else's sub. ENOTFOUND when there is none.
 func (s *Service) findUser(ctx context.Context, user string) (identity.User, error) {
-	notFound := apperr.Errorf(apperr.ENOTFOUND, "No user %q", user)
+	notFound := apperr.Errorf(apperr.ENOTFOUND, "No user with id %q", user)
 	if user == "" {
 		return identity.User{}, notFound
 	}
 	u, err := s.Users.GetUser(ctx, user)
-	if apperr.Code(err) != apperr.ENOTFOUND {
-		return u, err
-	}
-	if identity.ValidateUsername(user) != nil {
-		return identity.User{}, notFound // no account can have that name
-	}
-	u, err = s.Users.GetUserByName(ctx, user)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return identity.User{}, notFound
 	}

@@ -57,16 +57,22 @@ func TestSetAndVerifyEmail(t *testing.T) {
 	if _, err := svc.SetEmail(ctx, bob.ID, "ALICE@example.com", owner); !errors.Is(err, identity.ErrEmailTaken) || apperr.Message(err) != "Email is already in use" {
 		t.Fatalf("taken: %v", err)
 	}
-	// By username in any letter case, and by sub.
-	for _, who := range []string{"ALICE", alice.ID} {
-		u, err := svc.VerifyEmail(ctx, who)
+	// By sub only, naming the address in any letter case; again is no error.
+	for _, email := range []string{"alice@EXAMPLE.com", "Alice@Example.com"} {
+		u, err := svc.VerifyEmail(ctx, alice.ID, email)
 		if err != nil || !u.EmailVerified || u.ID != alice.ID || u.Email != "Alice@Example.com" {
-			t.Fatalf("verify %s: %+v %v", who, u, err)
+			t.Fatalf("verify %s: %+v %v", email, u, err)
 		}
 	}
-	for _, tt := range []struct{ user, code string }{{"bob", apperr.EINVALID}, {"nobody", apperr.ENOTFOUND}, {"", apperr.ENOTFOUND}, {"a b", apperr.ENOTFOUND}} {
-		if _, err := svc.VerifyEmail(ctx, tt.user); apperr.Code(err) != tt.code {
-			t.Errorf("verify %q: %v, want %s", tt.user, err, tt.code)
+	for _, tt := range []struct{ user, email, code string }{
+		{"ALICE", "Alice@Example.com", apperr.ENOTFOUND}, // a username is not an id
+		{bob.ID, "bob@example.com", apperr.ECONFLICT},    // bob has no email
+		{alice.ID, "", apperr.EINVALID},
+		{"nobody", "a@example.com", apperr.ENOTFOUND},
+		{"", "a@example.com", apperr.ENOTFOUND},
+	} {
+		if _, err := svc.VerifyEmail(ctx, tt.user, tt.email); apperr.Code(err) != tt.code {
+			t.Errorf("verify %q %q: %v, want %s", tt.user, tt.email, err, tt.code)
 		}
 	}
 	// The same address again changes nothing; another letter case is stored but stays verified;
@@ -79,6 +85,13 @@ func TestSetAndVerifyEmail(t *testing.T) {
 	}
 	if u, err := svc.SetEmail(ctx, alice.ID, "alice@example.org", owner); err != nil || u.EmailVerified || u.Email != "alice@example.org" {
 		t.Fatalf("a new email: %+v %v", u, err)
+	}
+	// The admin verifies the address they saw before the swap: refused, the new one unverified.
+	if _, err := svc.VerifyEmail(ctx, alice.ID, "alice@example.com"); !errors.Is(err, identity.ErrEmailNotCurrent) {
+		t.Fatalf("verifying the swapped-out address: %v, want ErrEmailNotCurrent", err)
+	}
+	if u, _ := svc.Users.GetUser(ctx, alice.ID); u.EmailVerified || u.Email != "alice@example.org" {
+		t.Fatalf("after the refused verification: %+v", u)
 	}
 	if u, err := svc.SetEmail(ctx, alice.ID, "", owner); err != nil || u.EmailVerified || u.Email != "" {
 		t.Fatalf("removed: %+v %v", u, err)
@@ -119,7 +132,7 @@ func TestUserinfoClaimsByScope(t *testing.T) {
 	if _, err := svc.Userinfo(ctx, "gone", "idp", ""); apperr.Code(err) != apperr.ENOTFOUND {
 		t.Fatalf("a deleted user: %v, want ENOTFOUND", err)
 	}
-	svc.VerifyEmail(ctx, "carol")
+	svc.VerifyEmail(ctx, carol.ID, carol.Email)
 	if got, _ := svc.Userinfo(ctx, carol.ID, "grafana", "openid email"); got["email_verified"] != true {
 		t.Fatalf("after verification: %v", got)
 	}

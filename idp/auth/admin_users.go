@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
 )
 
 // AdminListUsers is a page of users for an admin, in the order of their normalized usernames:
@@ -26,12 +27,28 @@ func (s *Service) AdminListUsers(ctx context.Context, prefix, after string, limi
 	return page, next, nil
 }
 
-// AdminUser is the user whose sub or, failing that, username is user. ENOTFOUND for neither.
+// AdminUser is the user whose id (sub) is user. ENOTFOUND for none.
 func (s *Service) AdminUser(ctx context.Context, user string) (identity.User, error) {
 	return s.findUser(ctx, user)
 }
 
-// DisableUser is the admin's disable (user: a sub or a username): in one transaction the user
+// AdminUserByName is the user with this username in any letter case, as a list of none or one
+// (GET /admin/users?username=). A name no account can have finds none.
+func (s *Service) AdminUserByName(ctx context.Context, username string) ([]identity.User, error) {
+	if identity.ValidateUsername(username) != nil {
+		return []identity.User{}, nil
+	}
+	u, err := s.Users.GetUserByName(ctx, username)
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return []identity.User{}, nil
+	case err != nil:
+		return nil, err
+	}
+	return []identity.User{u}, nil
+}
+
+// DisableUser is the admin's disable (user: the user's id): in one transaction the user
 // is marked disabled and every session and refresh family of theirs ends, so refresh fails at
 // once and forward-auth within the session cache's bound; from then on their sign-in gets the
 // answer of a wrong password. Disabling a disabled user changes nothing. ENOTFOUND for no user.
@@ -93,16 +110,38 @@ func (s *Service) adminChange(ctx context.Context, user string, endSessions bool
 }
 
 // DeleteUser removes the user with their sessions, refresh families, consents and codes, in one
-// transaction; their username is free again, their id never reused. ENOTFOUND for no user.
+// transaction; their id is never reused, and their username and email stay reserved until
+// ReleaseUsername. ENOTFOUND for no user.
 func (s *Service) DeleteUser(ctx context.Context, user string) (identity.User, error) {
 	u, err := s.findUser(ctx, user)
 	if err != nil {
 		return identity.User{}, err
 	}
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.DeleteUser(ctx, u.ID) },
-		s.event(ctx, identity.AuditUserDeleted, u.ID, Success, "username "+u.Username+" is free again"))
+		s.event(ctx, identity.AuditUserDeleted, u.ID, Success, "username "+u.Username+" reserved until released"))
 	if err != nil {
 		return identity.User{}, err
 	}
 	return u, nil
+}
+
+// ReleaseUsername is the admin's release of a deleted user's username (any letter case) and the
+// email reserved with it, so that someone new may sign up with them; it is audited. ENOTFOUND
+// when no deleted user's name is reserved under it.
+func (s *Service) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
+	var r identity.ReservedName
+	if identity.ValidateUsername(username) != nil {
+		// No account, so no reservation, can have that name; and it stays out of the trail.
+		return r, apperr.Errorf(apperr.ENOTFOUND, "No deleted user's username is reserved under that name")
+	}
+	err := s.audited(ctx, func(ctx context.Context) error {
+		var err error
+		r, err = s.Users.ReleaseUsername(ctx, username)
+		return err
+	}, s.event(ctx, identity.AuditUsernameReleased, "", Success, "username "+identity.NormalizeUsername(username)+" and its email free again"))
+	if err != nil {
+		return identity.ReservedName{}, err
+	}
+	s.Logger.InfoContext(ctx, "reserved username released", "deleted_sub", r.UserID)
+	return r, nil
 }

@@ -319,8 +319,8 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey s
 	return nil
 }
 
-// ResetSecondFactors is the admin's reset of a user's second factors (user: a sub or a
-// username): TOTP and its recovery codes are removed and, in the same transaction, every
+// ResetSecondFactors is the admin's reset of a user's second factors (user: the user's id):
+// TOTP and its recovery codes are removed and, in the same transaction, every
 // session and refresh family of the user ends, since the reset is for an account whose factor
 // was lost or stolen. A user without one is not an error.
 func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity.User, error) {

@@ -36,6 +36,9 @@ var (
 	bucketDeleted   = []byte("deletedusers") // id of a deleted user → 1: never an id again
 	bucketAudit     = []byte("audit")        // big-endian uint64 id (NextSequence) → AuditEvent
 	bucketCodeFails = []byte("codefailures") // user id → ThrottleCounter of refused one-time codes
+	// normalized username of a deleted user → ReservedName, until an admin releases it; the
+	// deleted user's email stays in bucketEmails under their id meanwhile.
+	bucketReserved = []byte("reservednames")
 )
 
 // DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
@@ -65,7 +68,8 @@ var (
 // instead of waiting forever.
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
-		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit, bucketCodeFails)
+		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
+		bucketCodeFails, bucketReserved)
 	if err != nil {
 		return nil, err
 	}

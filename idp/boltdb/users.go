@@ -13,7 +13,10 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+var (
+	errNoUser        = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+	errNoReservation = apperr.Errorf(apperr.ENOTFOUND, "No deleted user's username is reserved under that name")
+)
 
 // userRecord is a user as stored: the User's own JSON, but for its second factors.
 type userRecord struct {
@@ -67,7 +70,7 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		name := identity.NormalizeUsername(u.Username)
-		if names.Get([]byte(name)) != nil {
+		if names.Get([]byte(name)) != nil || tx.Bucket(bucketReserved).Get([]byte(name)) != nil {
 			return apperr.Errorf(apperr.ECONFLICT, "User already exists")
 		}
 		users := tx.Bucket(bucketUsers)
@@ -203,7 +206,7 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 	oldName, newName := identity.NormalizeUsername(old.Username), identity.NormalizeUsername(u.Username)
 	if oldName != newName {
 		names := tx.Bucket(bucketUsernames)
-		if names.Get([]byte(newName)) != nil {
+		if names.Get([]byte(newName)) != nil || tx.Bucket(bucketReserved).Get([]byte(newName)) != nil {
 			return u, apperr.Errorf(apperr.ECONFLICT, "User already exists")
 		}
 		if err := names.Delete([]byte(oldName)); err != nil {
@@ -227,7 +230,8 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 }
 
 // DeleteUser implements identity.UserStore. The id stays in bucketDeleted, which CreateUser
-// checks, so it is never a user's again.
+// checks, so it is never a user's again; the username moves to bucketReserved and the email
+// stays in bucketEmails under the deleted id, so both are taken until ReleaseUsername.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		u, err := getUser(tx, id)
@@ -257,10 +261,11 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if _, err := deleteCodes(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {
 			return err
 		}
-		if err := moveEmail(tx, id, u.Email, ""); err != nil {
+		name := identity.NormalizeUsername(u.Username)
+		if err := tx.Bucket(bucketUsernames).Delete([]byte(name)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketUsernames).Delete([]byte(identity.NormalizeUsername(u.Username))); err != nil {
+		if err := put(tx.Bucket(bucketReserved), name, identity.ReservedName{Username: u.Username, UserID: id, Email: u.Email}); err != nil {
 			return err
 		}
 		// The id is never reused. Not a nil value: bbolt's Get finds none in the transaction
@@ -270,6 +275,52 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		}
 		return tx.Bucket(bucketUsers).Delete([]byte(id))
 	})
+}
+
+// ReleaseUsername implements identity.UserStore.
+func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
+	var r identity.ReservedName
+	err := s.write(ctx, func(tx *bolt.Tx) error {
+		reserved := tx.Bucket(bucketReserved)
+		name := identity.NormalizeUsername(username)
+		ok, err := get(reserved, name, &r)
+		if err != nil {
+			return fmt.Errorf("read reserved name %q: %w", name, err)
+		}
+		if !ok {
+			return errNoReservation
+		}
+		if key := identity.NormalizeEmail(r.Email); key != "" && string(tx.Bucket(bucketEmails).Get([]byte(key))) == r.UserID {
+			if err := tx.Bucket(bucketEmails).Delete([]byte(key)); err != nil {
+				return err
+			}
+		}
+		return reserved.Delete([]byte(name))
+	})
+	if err != nil {
+		return identity.ReservedName{}, err
+	}
+	return r, nil
+}
+
+// ReservedNames returns every reservation, by normalized username: what `idp store copy`
+// needs so that the target keeps them too.
+func (s *DB) ReservedNames(ctx context.Context) ([]identity.ReservedName, error) {
+	out := []identity.ReservedName{}
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReserved).ForEach(func(k, v []byte) error {
+			var r identity.ReservedName
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("read reserved name %q: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // moveEmail moves the user's entry in the email index from old to new (either may be "", for

@@ -129,25 +129,35 @@ func TestEmailRoutes(t *testing.T) {
 		t.Fatalf("bob's userinfo after setting: %v", got)
 	}
 
-	// The admin verifies, by username or sub.
-	verify := func(user, authz string, status int) map[string]any {
+	// The admin verifies the address they name, by sub only: a username is 404, a missing
+	// address 400.
+	verify := func(user, authz, body string, status int) map[string]any {
 		t.Helper()
-		w := do("POST", "/admin/users/"+url.PathEscape(user)+"/verify-email", authz, "", "")
+		w := do("POST", "/admin/users/"+url.PathEscape(user)+"/verify-email", authz, "application/json", body)
 		m := jsonOf(t, w)
 		if w.Code != status {
-			t.Fatalf("verify %s: %d %s, want %d", user, w.Code, w.Body, status)
+			t.Fatalf("verify %s %s: %d %s, want %d", user, body, w.Code, w.Body, status)
 		}
 		return m
 	}
 	b, _ := svc.Users.GetUserByName(ctx, "bob")
-	for _, who := range []string{"BOB", b.ID} {
-		want := map[string]any{"Status": "Success", "result": map[string]any{"username": "bob", "sub": b.ID, "email": "Bob@Example.com", "email_verified": true}}
-		if m := verify(who, adminAuth, 200); !reflect.DeepEqual(m, want) {
-			t.Fatalf("verify %s: %v", who, m)
+	verify("BOB", adminAuth, `{"email":"Bob@Example.com"}`, 404)
+	for _, body := range []string{`{}`, `{"email":""}`} {
+		if m := verify(b.ID, adminAuth, body, 400); !strings.Contains(m["result"].(string), `"email" is required`) {
+			t.Fatalf("verify %s: %v", body, m)
 		}
 	}
-	verify("nobody", adminAuth, 404)
-	verify("bob", "Bearer wrong", 401)
+	if w := do("POST", "/admin/users/"+b.ID+"/verify-email", adminAuth, "", ""); w.Code != 415 {
+		t.Fatalf("verify without a body: %d", w.Code)
+	}
+	for _, email := range []string{"bob@EXAMPLE.com", "Bob@Example.com"} {
+		want := map[string]any{"Status": "Success", "result": map[string]any{"username": "bob", "sub": b.ID, "email": "Bob@Example.com", "email_verified": true}}
+		if m := verify(b.ID, adminAuth, `{"email":"`+email+`"}`, 200); !reflect.DeepEqual(m, want) {
+			t.Fatalf("verify %s: %v", email, m)
+		}
+	}
+	verify("nobody", adminAuth, `{"email":"Bob@Example.com"}`, 404)
+	verify(b.ID, "Bearer wrong", `{"email":"Bob@Example.com"}`, 401)
 	if got := userinfo(bob); got["email_verified"] != true {
 		t.Fatalf("bob's userinfo after verification: %v", got)
 	}
@@ -161,13 +171,21 @@ func TestEmailRoutes(t *testing.T) {
 	if got := userinfo(bob); got["email"] != "bob@example.org" || got["email_verified"] != false {
 		t.Fatalf("bob's userinfo after a change: %v", got)
 	}
+	// The swap: the admin verifies the address they saw, which bob has since replaced — 409,
+	// and the new address stays unverified.
+	if m := verify(b.ID, adminAuth, `{"email":"bob@example.com"}`, 409); !strings.Contains(m["result"].(string), "no longer") {
+		t.Fatalf("verify a swapped-out address: %v", m)
+	}
+	if got := userinfo(bob); got["email"] != "bob@example.org" || got["email_verified"] != false {
+		t.Fatalf("bob's userinfo after the refused verification: %v", got)
+	}
 	if m := setEmail(bob, `{"email":"","current_password":"correct-horse-9"}`, 200); !reflect.DeepEqual(m["result"], map[string]any{"email": "", "email_verified": false}) {
 		t.Fatalf("removed: %v", m)
 	}
 	if got := userinfo(bob); got["email"] != nil {
 		t.Fatalf("bob's userinfo after removal: %v", got)
 	}
-	if m := verify("bob", adminAuth, 400); !strings.Contains(m["result"].(string), "no email") {
+	if m := verify(b.ID, adminAuth, `{"email":"bob@example.org"}`, 409); !strings.Contains(m["result"].(string), "no longer") {
 		t.Fatalf("verify without email: %v", m)
 	}
 }

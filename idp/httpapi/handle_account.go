@@ -357,7 +357,20 @@ func handleIntrospect(logger *slog.Logger, svc Introspector, v *jwtauth.Verifier
 
 // EmailVerifier is what the admin's email verification needs of the use cases.
 type EmailVerifier interface {
-	VerifyEmail(ctx context.Context, user string) (identity.User, error)
+	VerifyEmail(ctx context.Context, user, email string) (identity.User, error)
+}
+
+// VerifyEmailRequest is the body of POST /admin/users/{user}/verify-email: the address the
+// admin verifies, which must still be the user's (else 409).
+type VerifyEmailRequest struct {
+	Email string `json:"email"`
+}
+
+func (v VerifyEmailRequest) Valid() map[string]string {
+	if v.Email == "" {
+		return map[string]string{"email": `Field "email" is required: the address you verify`}
+	}
+	return nil
 }
 
 // VerifiedEmail is the answer of POST /admin/users/{user}/verify-email.
@@ -370,7 +383,12 @@ type VerifiedEmail struct {
 
 func handleVerifyEmail(logger *slog.Logger, svc EmailVerifier) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, err := svc.VerifyEmail(r.Context(), r.PathValue("user"))
+		var req VerifyEmailRequest
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		u, err := svc.VerifyEmail(r.Context(), r.PathValue("user"), req.Email)
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return

@@ -16,6 +16,8 @@ import (
 type AdminUsers interface {
 	AdminListUsers(ctx context.Context, prefix, after string, limit int) ([]identity.User, string, error)
 	AdminUser(ctx context.Context, user string) (identity.User, error)
+	AdminUserByName(ctx context.Context, username string) ([]identity.User, error)
+	ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error)
 	DisableUser(ctx context.Context, user string) (identity.User, error)
 	EnableUser(ctx context.Context, user string) (identity.User, error)
 	LogoutUser(ctx context.Context, user string) (identity.User, error)
@@ -55,11 +57,14 @@ func adminUserInfo(u identity.User) AdminUserInfo {
 		EmailVerified: u.EmailVerified, SecondFactors: f, LastLoginAt: optTime(u.LastLoginAt.UTC()), Disabled: u.Disabled, Admin: u.Admin}
 }
 
-// addAdminUserRoutes adds GET /admin/users (?prefix=&after=&limit=, default 100) and
-// GET /admin/users/{user} (a sub or a username).
+// addAdminUserRoutes adds GET /admin/users (?prefix=&after=&limit=, default 100, or
+// ?username=), the routes of one user, /admin/users/{user}…, where {user} is only ever the
+// user's id (sub) — a username is anyone's pick, so it could be someone else's sub — and the
+// release of a deleted user's reserved username.
 func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
 	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
+	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth)))
 	var svc AdminUsers = d.Auth
 	act := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
 		return admin(handleAdminUserAction(d.Logger, do))
@@ -88,7 +93,7 @@ func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) htt
 	}))
 }
 
-// handleAdminUserAction is an admin's action on the user {user} (a sub or a username): 200 with
+// handleAdminUserAction is an admin's action on the user {user} (their id): 200 with
 // the user as it is after it (for a deletion, as it was); 404 for no such user.
 func handleAdminUserAction(logger *slog.Logger, do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +110,15 @@ func handleAdminUserAction(logger *slog.Logger, do func(ctx context.Context, use
 func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if q.Has("username") {
+			users, err := svc.AdminUserByName(r.Context(), q.Get("username"))
+			if err != nil {
+				web.Error(w, r, logger, err)
+				return
+			}
+			writeUserPage(w, users, "")
+			return
+		}
 		limit := 100
 		if s := q.Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
@@ -119,12 +133,29 @@ func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {
 			web.Error(w, r, logger, err)
 			return
 		}
-		page := AdminUserPage{Users: make([]AdminUserInfo, 0, len(users)), Next: next}
-		for _, u := range users {
-			page.Users = append(page.Users, adminUserInfo(u))
+		writeUserPage(w, users, next)
+	})
+}
+
+// writeUserPage answers GET /admin/users with users and the next page's after.
+func writeUserPage(w http.ResponseWriter, users []identity.User, next string) {
+	page := AdminUserPage{Users: make([]AdminUserInfo, 0, len(users)), Next: next}
+	for _, u := range users {
+		page.Users = append(page.Users, adminUserInfo(u))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	web.Success(w, http.StatusOK, page)
+}
+
+// handleReleaseUsername is POST /admin/usernames/{name}/release: 204 once the deleted user's
+// username and email are free; 404 when nothing is reserved under the name.
+func handleReleaseUsername(logger *slog.Logger, svc AdminUsers) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := svc.ReleaseUsername(r.Context(), r.PathValue("name")); err != nil {
+			web.Error(w, r, logger, err)
+			return
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		web.Success(w, http.StatusOK, page)
+		w.WriteHeader(http.StatusNoContent)
 	})
 }
 

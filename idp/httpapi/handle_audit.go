@@ -15,7 +15,7 @@ import (
 // AuditTrail is what GET /admin/audit needs of the use cases.
 type AuditTrail interface {
 	AuditEvents(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error)
-	AdminUser(ctx context.Context, user string) (identity.User, error)
+	AdminUserByName(ctx context.Context, username string) ([]identity.User, error)
 }
 
 // AuditEventInfo is an audit event as GET /admin/audit shows it.
@@ -103,13 +103,12 @@ func auditQuery(r *http.Request, svc AuditTrail, now func() time.Time) (identity
 		if len(has) > 0 {
 			return q, nil
 		}
-		u, err := svc.AdminUser(r.Context(), user)
-		switch apperr.Code(err) {
-		case "":
-			q.UserID = u.ID
-		case apperr.ENOTFOUND:
-		default:
+		users, err := svc.AdminUserByName(r.Context(), user)
+		if err != nil {
 			return q, err
+		}
+		if len(users) == 1 {
+			q.UserID = users[0].ID
 		}
 	}
 	return q, nil

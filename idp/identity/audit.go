@@ -36,6 +36,7 @@ const (
 	AuditUserEnabled         = "user_enabled"
 	AuditUserLogout          = "user_logout" // an admin ended every session and family of a user
 	AuditUserDeleted         = "user_deleted"
+	AuditUsernameReleased    = "username_released" // by an admin: a deleted user's username and email free again
 	AuditAdminGranted        = "admin_granted"
 	AuditAdminRevoked        = "admin_revoked"
 	AuditSecondFactorsReset  = "second_factors_reset" // by an admin

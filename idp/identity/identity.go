@@ -168,6 +168,20 @@ func (u User) VerifyEmail() (User, error) {
 	return u, nil
 }
 
+// ErrEmailNotCurrent refuses an admin's verification of an address that is no longer the
+// user's: they changed it between the admin's look and the verification.
+var ErrEmailNotCurrent = apperr.Errorf(apperr.ECONFLICT, "The user's email is no longer the address named; look again")
+
+// VerifyEmailAddress is the updater of an admin's verification of the address they looked at:
+// ErrEmailNotCurrent (ECONFLICT) unless it is the user's email now (in any letter case), so a
+// user cannot swap in another address between the look and the verification.
+func (u User) VerifyEmailAddress(email string) (User, error) {
+	if u.Email == "" || NormalizeEmail(email) != NormalizeEmail(u.Email) {
+		return u, ErrEmailNotCurrent
+	}
+	return u.VerifyEmail()
+}
+
 // ErrUnchanged is what an updater returns when it has nothing to change: the store writes
 // nothing, and the caller treats it as success.
 var ErrUnchanged = errors.New("nothing to change")
@@ -175,8 +189,9 @@ var ErrUnchanged = errors.New("nothing to change")
 // UserStore keeps users.
 type UserStore interface {
 	// CreateUser stores u. EINVALID when u breaks User.Validate; ECONFLICT when its id is
-	// taken (or was a deleted user's) or its username is, in any letter case; ErrEmailTaken (ECONFLICT) when another user
-	// has its email in any letter case.
+	// taken (or was a deleted user's) or its username is, in any letter case, by a user or a
+	// reservation; ErrEmailTaken (ECONFLICT) when another user or a reservation has its email
+	// in any letter case.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user with this id. ENOTFOUND when there is none.
 	GetUser(ctx context.Context, id string) (User, error)
@@ -191,8 +206,8 @@ type UserStore interface {
 	// changes and that error is returned. ENOTFOUND when there is no such user (fn is not
 	// called); EINVALID when fn's result changes the id or the credential epoch (only
 	// ChangeCredentials moves that) or breaks User.Validate; ECONFLICT when it renames the user
-	// to a username another user has in any letter case; ErrEmailTaken (ECONFLICT) when it sets
-	// an email another user has in any letter case.
+	// to a username another user or a reservation has in any letter case; ErrEmailTaken
+	// (ECONFLICT) when it sets an email another user or a reservation has in any letter case.
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	// ChangeCredentials is UpdateUser for a change of credentials: in the same transaction it
 	// moves the user to the next epoch, revokes every refresh family and ends every session of
@@ -205,9 +220,23 @@ type UserStore interface {
 	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error), keep ...string) (User, error)
 	// DeleteUser removes the user, their refresh families with every token hash those issued,
 	// their sessions, consents and authorization codes, in one transaction; the username and
-	// the email are free again, the id never is (CreateUser refuses it with ECONFLICT for
-	// ever). ENOTFOUND when there is no such user.
+	// the email stay reserved (ReservedName) until ReleaseUsername, the id for ever (CreateUser
+	// refuses it with ECONFLICT). ENOTFOUND when there is no such user.
 	DeleteUser(ctx context.Context, id string) error
+	// ReleaseUsername frees the reservation of username (any letter case) and the email kept
+	// with it, in one transaction, and returns what was reserved. The id stays refused.
+	// ENOTFOUND when no reservation has that username.
+	ReleaseUsername(ctx context.Context, username string) (ReservedName, error)
+}
+
+// ReservedName is what a deleted user leaves behind: their username and email, which nobody
+// may take until an admin releases them, because applications behind forward-auth key their
+// data on the username (Remote-User) and relying parties on the email, so a newcomer under
+// either would inherit the deleted user's data there.
+type ReservedName struct {
+	Username string // as the deleted user had it
+	UserID   string // the deleted user's id (never a user's again)
+	Email    string // the deleted user's email, "" for none
 }
 
 // KeyState is where a signing key is in its life: next → current → retired → deleted.

@@ -213,3 +213,11 @@ func (s *DB) ImportDeletedUser(ctx context.Context, id string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO deleted_users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, text(id))
 	return s.fail(err)
 }
+
+// ImportReservedName keeps r reserved here too (store copy), unless its username is reserved
+// already: the deleted user's username and email stay taken until ReleaseUsername.
+func (s *DB) ImportReservedName(ctx context.Context, r identity.ReservedName) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO reserved_names (username_normalized, username, user_id, email) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (username_normalized) DO NOTHING`, text(identity.NormalizeUsername(r.Username)), text(r.Username), text(r.UserID), text(r.Email))
+	return s.fail(err)
+}

@@ -289,13 +289,14 @@ func TestUnstorableText(t *testing.T) {
 		t.Fatalf("stored %q %q", got.UserAgent, got.AMR)
 	}
 	for name, err := range map[string]error{
-		"GetUser":        second(db.GetUser(ctx, "u\x00")),
-		"GetUserByName":  second(db.GetUserByName(ctx, "al\xffice")),
-		"GetSession":     second(db.GetSession(ctx, "s\x00")),
-		"UpdateFamily":   second(db.UpdateFamilyByToken(ctx, "\xff", nil)),
-		"EndSession":     second(db.EndSession(ctx, "\x00")),
-		"DeleteUser":     db.DeleteUser(ctx, "\x00"),
-		"SessionByToken": third(db.SessionByToken(ctx, "\x00")),
+		"GetUser":         second(db.GetUser(ctx, "u\x00")),
+		"GetUserByName":   second(db.GetUserByName(ctx, "al\xffice")),
+		"GetSession":      second(db.GetSession(ctx, "s\x00")),
+		"UpdateFamily":    second(db.UpdateFamilyByToken(ctx, "\xff", nil)),
+		"EndSession":      second(db.EndSession(ctx, "\x00")),
+		"DeleteUser":      db.DeleteUser(ctx, "\x00"),
+		"ReleaseUsername": second(db.ReleaseUsername(ctx, "a\x00b")),
+		"SessionByToken":  third(db.SessionByToken(ctx, "\x00")),
 	} {
 		wantCode(t, name, err, apperr.ENOTFOUND)
 	}
@@ -459,6 +460,17 @@ func TestImportAuditAndDeleted(t *testing.T) {
 	check(t, err)
 	equal(t, "the imported user's flags", got, u)
 	wantCode(t, "CreateUser of an imported deleted id", db.CreateUser(ctx, identity.User{ID: "gone", Username: "bob"}), apperr.ECONFLICT)
+	// The name and email the deleted user left reserved stay so, until released.
+	reserved := identity.ReservedName{Username: "Gone-Name", UserID: "gone", Email: "Gone@example.com"}
+	for range 2 {
+		check(t, db.ImportReservedName(ctx, reserved))
+	}
+	wantCode(t, "CreateUser with an imported reserved name", db.CreateUser(ctx, identity.User{ID: "u2", Username: "gone-name"}), apperr.ECONFLICT)
+	wantCode(t, "CreateUser with an imported reserved email", db.CreateUser(ctx, identity.User{ID: "u2", Username: "carl", Email: "gone@EXAMPLE.com"}), apperr.ECONFLICT)
+	released, err := db.ReleaseUsername(ctx, "GONE-NAME")
+	check(t, err)
+	equal(t, "the released import", released, reserved)
+	check(t, db.CreateUser(ctx, identity.User{ID: "u2", Username: "gone-name", Email: "gone@example.com"}))
 	list, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
 	check(t, err)
 	equal(t, "the imported events", list, events)

@@ -15,7 +15,10 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+var (
+	errNoUser        = apperr.Errorf(apperr.ENOTFOUND, "User not found")
+	errNoReservation = apperr.Errorf(apperr.ENOTFOUND, "No deleted user's username is reserved under that name")
+)
 
 const userCols = `id, username, password_hash, created_at, epoch, email, email_verified, second_factors, disabled, admin,
 	last_login_at`
@@ -152,8 +155,27 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 		if deleted {
 			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
 		}
-		return nil
+		// So is a reserved name or email: a delete that freed the row is committed by now.
+		return checkReserved(ctx, tx, u.Username, u.Email)
 	})
+}
+
+// checkReserved refuses, in tx, a username or an email a deleted user left reserved: ECONFLICT
+// as for a taken name, ErrEmailTaken for the email ("" is none).
+func checkReserved(ctx context.Context, tx pgx.Tx, username, email string) error {
+	var name, mail bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM reserved_names WHERE username_normalized = $1),
+		$2 <> '' AND EXISTS (SELECT FROM reserved_names WHERE email <> '' AND lower(email) = lower($2))`,
+		text(identity.NormalizeUsername(username)), text(email)).Scan(&name, &mail); err != nil {
+		return err
+	}
+	switch {
+	case name:
+		return apperr.Errorf(apperr.ECONFLICT, "User already exists")
+	case mail:
+		return identity.ErrEmailTaken
+	}
+	return nil
 }
 
 // GetUser implements identity.UserStore.
@@ -284,6 +306,18 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 	if err != nil {
 		return u, conflict(err)
 	}
+	newName, newEmail := identity.NormalizeUsername(u.Username), identity.NormalizeEmail(u.Email)
+	if newName != identity.NormalizeUsername(old.Username) || newEmail != identity.NormalizeEmail(old.Email) {
+		if newName == identity.NormalizeUsername(old.Username) {
+			newName = "" // the user's own: only the email moves
+		}
+		if newEmail == identity.NormalizeEmail(old.Email) {
+			newEmail = ""
+		}
+		if err := checkReserved(ctx, tx, newName, newEmail); err != nil {
+			return u, err
+		}
+	}
 	return u, nil
 }
 
@@ -299,20 +333,48 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
 	// the cascade locks the user's families and sessions in another order than they do.
 	return s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		var username, email string
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoUser
+		}
 		if err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return errNoUser
 		}
 		// The id is never reused: CreateUser refuses it.
 		if _, err := tx.Exec(ctx, `INSERT INTO deleted_users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
 			return err
 		}
+		// The username and email stay reserved until ReleaseUsername.
+		if _, err := tx.Exec(ctx, `INSERT INTO reserved_names (username_normalized, username, user_id, email) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (username_normalized) DO UPDATE SET username = excluded.username, user_id = excluded.user_id, email = excluded.email`,
+			identity.NormalizeUsername(username), username, id, email); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err
 	})
+}
+
+// ReleaseUsername implements identity.UserStore.
+func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
+	var r identity.ReservedName
+	name, ok := key(identity.NormalizeUsername(username))
+	if !ok {
+		return r, errNoReservation
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `DELETE FROM reserved_names WHERE username_normalized = $1 RETURNING username, user_id, email`,
+			name).Scan(&r.Username, &r.UserID, &r.Email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoReservation
+		}
+		return err
+	})
+	if err != nil {
+		return identity.ReservedName{}, err
+	}
+	return r, nil
 }
 
 // lockUserEpoch checks, in tx, that the user exists with the credential epoch, and locks the

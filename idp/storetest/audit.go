@@ -225,6 +225,7 @@ func testAuditEveryWrite(t *testing.T, s Store) {
 				return identity.ThrottleCounter{First: t0, Touched: t0, Failures: 1}
 			}))
 		}},
+		{"ReleaseUsername", func(c context.Context) error { return second(s.ReleaseUsername(c, "user-u2")) }},
 	}
 	var want []string
 	for _, w := range writes {
@@ -412,7 +413,7 @@ func testUserFlagsRoundTrip(t *testing.T, s Store) {
 	equal(t, "GetUser of a user never signed in", getUser(t, s, "u1"), want)
 }
 
-// A deleted user's id is refused for ever; the username and email are free again.
+// A deleted user's id is refused for ever; the username and email are free again once released.
 func testDeletedIDNeverReused(t *testing.T, s Store) {
 	u := user("u1")
 	u.Email = "u1@example.com"
@@ -426,6 +427,8 @@ func testDeletedIDNeverReused(t *testing.T, s Store) {
 	wantCode(t, "a second DeleteUser", s.DeleteUser(ctx, "u1"), apperr.ENOTFOUND)
 	successor := user("u2")
 	successor.Username, successor.Email = "USER-U1", "U1@example.com"
+	_, err = s.ReleaseUsername(ctx, "user-u1")
+	check(t, err)
 	check(t, s.CreateUser(ctx, successor))
 	equal(t, "the user with the deleted user's name and email", getUser(t, s, "u2"), successor)
 	equal(t, "users", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{successor})

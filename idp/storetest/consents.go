@@ -131,12 +131,14 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	getCode(t, s, "c-u3-gitlab")
 	getCode(t, s, "c-u2-ghost")
 
-	// Gone, not hidden: a deleted user's id is never made again (the username is free), a
+	// Gone, not hidden: a deleted user's id is never made again (the username is, released), a
 	// client made again with the old id starts with nothing, and garbage collection finds only
 	// the codes left.
 	wantCode(t, "a user made again with a deleted user's id", s.CreateUser(ctx, user("u1")), apperr.ECONFLICT)
 	again := user("u1b")
 	again.Username = "user-u1"
+	_, err := s.ReleaseUsername(ctx, "user-u1")
+	check(t, err)
 	check(t, s.CreateUser(ctx, again))
 	createClients(t, s, client("grafana"))
 	equal(t, "the consents of the deleted user", listConsents(t, s, "u1"), []identity.Consent{})

@@ -121,8 +121,12 @@ func testUserEmail(t *testing.T, s Store) {
 	equal(t, "ChangeCredentials to a freed email", got, u3)
 	equal(t, "GetUser after it", getUser(t, s, "u3"), u3)
 
-	// DeleteUser frees the email.
+	// DeleteUser keeps the email reserved; releasing the username frees it.
+	gone := getUser(t, s, "u2")
 	check(t, s.DeleteUser(ctx, "u2"))
+	wantIs(t, "a new user with a deleted user's email", s.CreateUser(ctx, withEmail("u4", "ALICE@EXAMPLE.COM", true)), identity.ErrEmailTaken)
+	_, err = s.ReleaseUsername(ctx, gone.Username)
+	check(t, err)
 	check(t, s.CreateUser(ctx, withEmail("u4", "ALICE@EXAMPLE.COM", true)))
 	equal(t, "a new user with a deleted user's email", getUser(t, s, "u4"), withEmail("u4", "ALICE@EXAMPLE.COM", true))
 	wantIs(t, "and it is taken again", s.CreateUser(ctx, withEmail("u5", "alice@example.com", false)), identity.ErrEmailTaken)

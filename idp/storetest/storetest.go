@@ -103,6 +103,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 
 		{"UserFlagsRoundTrip", testUserFlagsRoundTrip},
 		{"DeletedUserIDNeverReused", testDeletedIDNeverReused},
+		{"ReservedNames", testReservedNames},
+		{"ConcurrentDeleteAndSignup", testConcurrentDeleteAndSignup},
 		{"AuditAppendAndList", testAuditAppendAndList},
 		{"DeleteAuditBefore", testDeleteAuditBefore},
 		{"AuditEveryWrite", testAuditEveryWrite},

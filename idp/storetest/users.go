@@ -384,7 +384,11 @@ func testDeleteUser(t *testing.T, s Store) {
 		t.Fatalf("DeleteDeadSessions after the delete removed %d, want u2's one", n)
 	}
 
-	// The username is free again, for a new user with nothing of the old one's.
+	// The username stays reserved until it is released; then it is free, for a new user with
+	// nothing of the old one's.
+	wantCode(t, "a new user under the deleted user's name", s.CreateUser(ctx, identity.User{ID: "u3", Username: "USER-U1", CreatedAt: t0}), apperr.ECONFLICT)
+	_, err = s.ReleaseUsername(ctx, "user-u1")
+	check(t, err)
 	check(t, s.CreateUser(ctx, identity.User{ID: "u3", Username: "USER-U1", CreatedAt: t0}))
 	equal(t, "the new user's families", listFamilies(t, s, "u3"), []identity.Family{})
 }
