@@ -16,7 +16,8 @@ import (
 // The review's finding 3: an access token minted from a refresh token long after the sign-in
 // must not turn TOTP on (and lock the owner out) or change the email. Both take the current
 // password: missing is 400, wrong is 403 and counts toward the throttle like a failed login; and
-// turning TOTP on ends the user's other sessions and refresh families, as a password change does.
+// turning TOTP on ends the user's other sessions and refresh families, as a password change does,
+// keeping the caller's own (named by its token's sid).
 func TestStaleTokenCannotTurnOnASecondFactor(t *testing.T) {
 	clk := clock.NewFake(time.Now().Truncate(30 * time.Second).Add(5 * time.Second))
 	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--rate-limit", "0", "--trusted-proxies", "127.0.0.1")
@@ -63,7 +64,8 @@ func TestStaleTokenCannotTurnOnASecondFactor(t *testing.T) {
 	if a := post("POST", "/account/totp", `{"current_password":"`+pw+`"}`, from("192.0.2.66")); a.status != 429 || a.header.Get("Retry-After") == "" {
 		t.Fatalf("the right password after five wrong ones: %d %s", a.status, a.body)
 	}
-	ownerTok := login(t, p.URL, "alice", pw)["access_token"].(string) // the owner elsewhere: not locked out
+	ownerLogin := login(t, p.URL, "alice", pw) // the owner elsewhere: not locked out
+	ownerTok, ownerRefresh := ownerLogin["access_token"].(string), ownerLogin["refresh_token"].(string)
 	if m := do(t, "GET", p.URL+"/userinfo", "", nil, "Authorization", "Bearer "+ownerTok).json(t); m["email"] != nil {
 		t.Fatalf("a refused email change changed the email: %v", m)
 	}
@@ -83,6 +85,10 @@ func TestStaleTokenCannotTurnOnASecondFactor(t *testing.T) {
 		if a := refreshGrant(t, p.URL, rt); a.status != 400 {
 			t.Errorf("%s refreshes after TOTP was turned on: %d %s", name, a.status, a.body)
 		}
+	}
+	// The family the owner confirmed from (its access token's sid) stays.
+	if a := refreshGrant(t, p.URL, ownerRefresh); a.status != 200 {
+		t.Fatalf("the confirming sign-in's own family: %d %s", a.status, a.body)
 	}
 	if pg := owner.get(p.URL + "/account"); pg.url.Path != "/login" {
 		t.Fatalf("the browser signed in with the password alone still opens the account: %d %s", pg.status, pg.url)

@@ -31,7 +31,7 @@ func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.
 		return bearer(firstPartyOnly(d.Auth, d.Logger, "second factors", h))
 	}
 	mux.Handle("POST /account/totp", d.Limiter.Limit(totp(handleTOTPEnroll(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
-	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
+	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs, d.Sessions)), web.RefuseEnvelope))
 	mux.Handle("DELETE /account/totp", d.Limiter.Limit(totp(handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
 }
 
@@ -99,7 +99,10 @@ type RecoveryCodes struct {
 	RecoveryCodes []string `json:"recovery_codes"`
 }
 
-func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
+// handleTOTPConfirm turns TOTP on; the user's other sessions and families end, the caller's own
+// (its token's sid) stays, and this process's session cache forgets the ended ones at once
+// (sessions may be nil in tests without one).
+func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req totpCode
 		if err := web.Decode(w, r, &req); err != nil {
@@ -107,10 +110,13 @@ func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) h
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)), "")
+		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)), c.Sid)
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return
+		}
+		if sessions != nil {
+			sessions.ForgetUser(c.Subject)
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		web.WriteJSON(w, http.StatusOK, RecoveryCodes{RecoveryCodes: codes})
