@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -33,7 +35,31 @@ func TestPreferredUsernameOnlyWithProfile(t *testing.T) {
 	if c := verifyWithJWKS(t, p.URL, p.URL, bare.AccessToken); c["preferred_username"] != nil || c["client_id"] != "webapp" {
 		t.Fatalf("a relying party's token without profile names the user: %v", c)
 	}
+	// Nor does introspection tell the relying party the username without profile (the review's
+	// bypass of the same rule): its own tokens, access and refresh.
+	introspect := func(tok string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", p.URL+"/introspect", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("webapp", webSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m["active"] != true {
+			t.Fatalf("introspect: %v %v", m, err)
+		}
+		return m
+	}
+	if m := introspect(bare.AccessToken); m["username"] != nil {
+		t.Fatalf("introspection names the user without profile: %v", m)
+	}
 	full := exchange(oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess)
+	if m := introspect(full.AccessToken); m["username"] != "paula" {
+		t.Fatalf("introspection with profile: %v", m)
+	}
 	if c := verifyWithJWKS(t, p.URL, p.URL, full.AccessToken); c["preferred_username"] != "paula" {
 		t.Fatalf("a relying party's token with profile: %v", c)
 	}

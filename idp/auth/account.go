@@ -240,7 +240,7 @@ func (s *Service) introspectAccess(ctx context.Context, raw string, verify Verif
 		if u.Disabled {
 			return Introspection{}, nil
 		}
-		in.Username = u.Username
+		in.Username = usernameFor(u, c.ClientID, c.Scope)
 		return in, nil
 	case apperr.ENOTFOUND:
 	default:
@@ -280,6 +280,6 @@ func (s *Service) introspectRefresh(ctx context.Context, raw string, _ VerifyAcc
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
-	return Introspection{Active: true, TokenType: TokenTypeRefresh, Scope: f.Scope, ClientID: f.ClientID, Username: u.Username,
+	return Introspection{Active: true, TokenType: TokenTypeRefresh, Scope: f.Scope, ClientID: f.ClientID, Username: usernameFor(u, f.ClientID, f.Scope),
 		Subject: u.ID, Audience: audience, Issuer: s.Issuer.Issuer, ExpiresAt: f.ExpiresAt}, nil
 }

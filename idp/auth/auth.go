@@ -455,13 +455,18 @@ func familySID(sessionID, familyID string) string {
 // scope profile: a relying party that was not granted the user's profile does not learn their
 // username from its token.
 func (s *Service) access(u identity.User, clientID, scope, sid string, audience, amr []string) (string, error) {
-	username := u.Username
-	if clientID != identity.FirstPartyClientID && !slices.Contains(strings.Fields(scope), ScopeProfile) {
-		username = ""
-	}
-	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: username, ClientID: clientID, Scope: scope, Audience: audience, AMR: amr,
+	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: usernameFor(u, clientID, scope), ClientID: clientID, Scope: scope, Audience: audience, AMR: amr,
 		SessionID: sid})
 	return access, err
+}
+
+// usernameFor is the username a client may learn of u with scope: the first-party client always,
+// a relying party only with profile — in its access tokens and at introspection alike.
+func usernameFor(u identity.User, clientID, scope string) string {
+	if clientID != identity.FirstPartyClientID && !slices.Contains(strings.Fields(scope), ScopeProfile) {
+		return ""
+	}
+	return u.Username
 }
 
 func (s *Service) tokens(access, refresh, scope string) Tokens {
