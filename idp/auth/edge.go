@@ -37,7 +37,13 @@ type edgeUser struct {
 type cachedLookup[V any] struct {
 	v     V
 	until time.Time // believed without the store until then; kept after, for a store outage
+	read  time.Time // when the store said so
 }
+
+// OutageGrace bounds how old an answer the edge may go by while the store cannot be read: a
+// disabled user's token is refused at the latest this long after the last successful read, even
+// through an outage; past it (or with no answer at all) the edge refuses.
+const OutageGrace = time.Minute
 
 // Bearer decides whether an access token (already verified) of client clientID for subject sub
 // passes forward-auth: the client is the first-party one or registered with ForwardAuth, sub is
@@ -102,7 +108,7 @@ func (s *Sessions) edgeClient(ctx context.Context, id string) (bool, error) {
 
 // lookup answers key from the cache m while its entry is fresh, else from read, remembering
 // the answer for CacheTTL — unless a forget ran during the read, whose answer may be older than
-// the forget. A read that fails falls back on the entry, fresh or not.
+// the forget. A read that fails falls back on the entry read within OutageGrace.
 func lookup[V any](s *Sessions, ctx context.Context, m *map[string]cachedLookup[V], key string, read func() (V, error)) (V, error) {
 	now := s.Now()
 	s.mu.Lock()
@@ -114,7 +120,7 @@ func lookup[V any](s *Sessions, ctx context.Context, m *map[string]cachedLookup[
 	}
 	v, err := read()
 	if err != nil {
-		if ok {
+		if ok && now.Before(c.read.Add(OutageGrace)) {
 			s.Logger.WarnContext(ctx, "forward-auth: store unreadable, last known answer used", "err", err)
 			return c.v, nil
 		}
@@ -136,7 +142,7 @@ func lookup[V any](s *Sessions, ctx context.Context, m *map[string]cachedLookup[
 		}
 	}
 	// With CacheTTL 0 the entry is never fresh: it only serves a store outage.
-	(*m)[key] = cachedLookup[V]{v: v, until: now.Add(s.CacheTTL)}
+	(*m)[key] = cachedLookup[V]{v: v, until: now.Add(s.CacheTTL), read: now}
 	return v, nil
 }
 

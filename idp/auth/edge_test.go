@@ -113,8 +113,9 @@ func TestBearerCacheAndForget(t *testing.T) {
 	}
 }
 
-// When the store cannot be read, the last answer is used however old (even with no cache
-// period at all); a user never seen is an error, which /verify answers 401.
+// When the store cannot be read, the last answer is used (even with no cache period at all),
+// but only within OutageGrace of the read that gave it; a user never seen, or an answer older
+// than that, is an error, which /verify answers 401.
 func TestBearerDuringAnOutage(t *testing.T) {
 	s, st, c := newEdge(0)
 	ctx := context.Background()
@@ -124,10 +125,14 @@ func TestBearerDuringAnOutage(t *testing.T) {
 	if _, err := s.Bearer(ctx, "portal", "u1"); err != nil || st.reads != 2 {
 		t.Fatalf("with no cache period every request reads: %d reads, %v", st.reads, err)
 	}
-	c.add(time.Hour)
+	c.add(OutageGrace - time.Second)
 	st.err = apperr.Errorf(apperr.EUNAVAILABLE, "store down")
 	if r, err := s.Bearer(ctx, "portal", "u1"); err != nil || r.Username != "alice" {
 		t.Fatalf("during the outage: %+v, %v; want the last answer", r, err)
+	}
+	c.add(time.Second)
+	if _, err := s.Bearer(ctx, "portal", "u1"); apperr.Code(err) != apperr.EUNAVAILABLE {
+		t.Fatalf("an answer OutageGrace old during the outage: %v, want the store's error", err)
 	}
 	if _, err := s.Bearer(ctx, identity.FirstPartyClientID, "u2"); apperr.Code(err) != apperr.EUNAVAILABLE {
 		t.Fatalf("a user never seen during the outage: %v", err)
