@@ -148,7 +148,14 @@ type Credentials struct {
 // layer; whether it is still good for the user is decided here.
 type Device struct {
 	ID    string
-	Epoch int64 // the user's credential epoch when it was issued: a password change voids it
+	Epoch int64  // the user's credential epoch when it was issued: a password change voids it
+	Sub   string // the user it was issued to: another user who later has the username is not them
+}
+
+// For reports whether the device cookie is still good for u as stored now: issued to this very
+// user under their current credentials.
+func (d Device) For(u identity.User) bool {
+	return d.ID != "" && u.ID != "" && d.Sub == u.ID && d.Epoch == u.Epoch
 }
 
 func (c Credentials) attempt() Attempt {
@@ -260,7 +267,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	default:
 		return Authentication{}, err
 	}
-	if u.ID == "" || u.Epoch != c.Device.Epoch {
+	if !c.Device.For(u) {
 		c.Device = Device{} // issued before the password changed (or for nobody): no exemption
 	}
 	// A locked attempt is refused before any hashing, the correct password included.

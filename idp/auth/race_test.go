@@ -155,7 +155,7 @@ func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
 	alice, _ := db.GetUserByName(ctx, "alice")
 	withDevice := func(pw string, epoch int64) Credentials {
 		cr := creds("alice", pw)
-		cr.Device = Device{ID: "dev1", Epoch: epoch}
+		cr.Device = Device{ID: "dev1", Epoch: epoch, Sub: alice.ID}
 		return cr
 	}
 	for range 5 {
@@ -169,6 +169,12 @@ func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
 	}
 	if err := svc.ChangePassword(ctx, alice.ID, "correct-horse-9", "battery-staple-7", "198.51.100.9"); err != nil {
 		t.Fatal(err)
+	}
+	// A cookie issued to another user of the same name (a deleted one's, released) exempts no one.
+	other := withDevice("battery-staple-7", 1)
+	other.Device.Sub = "someone-else"
+	if _, err := svc.Authenticate(ctx, other); apperr.Code(err) != apperr.ETHROTTLED {
+		t.Fatal("a device cookie issued to another user of the same name exempts its holder")
 	}
 	// The old cookie is now one more client at the locked address.
 	if _, err := svc.Authenticate(ctx, withDevice("battery-staple-7", 0)); apperr.Code(err) != apperr.ETHROTTLED {

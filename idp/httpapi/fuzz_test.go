@@ -70,17 +70,18 @@ func FuzzSessionCookie(f *testing.F) {
 var fuzzKeys = browserKeys{key: []byte("0123456789abcdef0123456789abcdef")}
 
 // FuzzDeviceCookie: a device cookie is accepted for a username only if it is, byte for byte, the
-// cookie the IdP itself makes for that username, epoch and id — it cannot be forged or bent to
-// another account or another credential epoch.
+// cookie the IdP itself makes for that username, epoch, id and sub — it cannot be forged or bent
+// to another account, another user of the same name or another credential epoch.
 func FuzzDeviceCookie(f *testing.F) {
 	good := func(user string, epoch int64) string {
 		r := httptest.NewRequest("POST", "/login", nil)
-		return fuzzKeys.deviceCookieFor(r, identity.User{Username: user, Epoch: epoch}, false, func() string { return "AAAAAAAAAAAAAAAAAAAAAA" }).Value
+		return fuzzKeys.deviceCookieFor(r, identity.User{ID: "sub-of-" + user, Username: user, Epoch: epoch}, false, func() string { return "AAAAAAAAAAAAAAAAAAAAAA" }).Value
 	}
 	f.Add(good("alice", 0), "alice")
 	f.Add(good("alice", 3), "ALICE")
 	f.Add(good("alice", 0), "bob")
 	f.Add("YWxpY2U.0.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
+	f.Add("YWxpY2U.0.AAAAAAAAAAAAAAAAAAAAAA.c3Vi.x", "alice")
 	f.Add("YWxpY2U.+0.AAAAAAAAAAAAAAAAAAAAAA.x", "alice")
 	f.Add("...", "")
 	f.Fuzz(func(t *testing.T, value, user string) {
@@ -94,7 +95,7 @@ func FuzzDeviceCookie(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted %q without a cookie", value)
 		}
-		u := identity.User{Username: user, Epoch: d.Epoch}
+		u := identity.User{ID: d.Sub, Username: user, Epoch: d.Epoch}
 		want := fuzzKeys.deviceCookieFor(httptest.NewRequest("POST", "/login", nil), u, false, func() string { return d.ID }).Value
 		if c.Value != want {
 			t.Fatalf("device cookie %q accepted for %q (%+v); the IdP makes %q", c.Value, user, d, want)

@@ -298,7 +298,7 @@ func handleLoginOTP(b *browser) http.Handler {
 		}
 		remote := b.remotes.Of(r)
 		device := b.keys.device(r, u.Username)
-		if device.Epoch != u.Epoch {
+		if !device.For(u) {
 			device = auth.Device{}
 		}
 		amr, err := b.auth.SecondFactor(r.Context(), u, form.Get("otp"), auth.Attempt{Remote: web.ClientKey(remote), Device: device.ID})

@@ -91,14 +91,16 @@ const deviceCookie = "jwtidp_device"
 
 // device returns the request's device cookie when it is validly signed for username: a browser
 // that has logged in to that account before (OWASP's device cookie), which others' failed logins
-// cannot lock out. Whether it is still good (the user's credential epoch) is auth's to decide.
+// cannot lock out. The cookie names the account's sub too, so it does not carry over to another
+// user who later holds the same username (a deleted one's, released). Whether it is still good
+// (the user's id and credential epoch) is auth's to decide.
 func (k browserKeys) device(r *http.Request, username string) auth.Device {
 	v, ok := single(r, deviceCookie)
 	if !ok {
 		return auth.Device{}
 	}
 	parts := strings.Split(v, ".")
-	if len(parts) != 4 || len(parts[2]) != 22 {
+	if len(parts) != 5 || len(parts[2]) != 22 {
 		return auth.Device{}
 	}
 	name, err := base64.RawURLEncoding.DecodeString(parts[0])
@@ -109,10 +111,14 @@ func (k browserKeys) device(r *http.Request, username string) auth.Device {
 	if err != nil || strconv.FormatInt(epoch, 10) != parts[1] {
 		return auth.Device{}
 	}
-	if !k.equal(parts[3], k.mac("device", string(name), parts[1], parts[2])) {
+	sub, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || len(sub) == 0 {
 		return auth.Device{}
 	}
-	return auth.Device{ID: parts[2], Epoch: epoch}
+	if !k.equal(parts[4], k.mac("device", string(name), parts[1], parts[2], string(sub))) {
+		return auth.Device{}
+	}
+	return auth.Device{ID: parts[2], Epoch: epoch, Sub: string(sub)}
 }
 
 // deviceCookieFor makes the device cookie for u under its current credentials, keeping the
@@ -124,7 +130,8 @@ func (k browserKeys) deviceCookieFor(r *http.Request, u identity.User, secure bo
 		id = newID()
 	}
 	epoch := strconv.FormatInt(u.Epoch, 10)
-	value := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + epoch + "." + id + "." + k.mac("device", name, epoch, id)
+	value := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + epoch + "." + id + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(u.ID)) + "." + k.mac("device", name, epoch, id, u.ID)
 	return &http.Cookie{Name: deviceCookie, Value: value, Path: r.URL.Path, HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int((365 * 24 * time.Hour).Seconds())}
 }
