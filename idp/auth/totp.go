@@ -70,11 +70,12 @@ func (s *Service) EnrollTOTP(ctx context.Context, userID string, proof Reauth) (
 	if err != nil {
 		return Enrollment{}, err
 	}
-	if u.Factors.HasTOTP() {
-		return Enrollment{}, identity.ErrTOTPEnabled
-	}
+	// The proof first: without it, not even whether TOTP is on is told.
 	if err := s.reauthenticate(ctx, u, proof); err != nil {
 		return Enrollment{}, err
+	}
+	if u.Factors.HasTOTP() {
+		return Enrollment{}, identity.ErrTOTPEnabled
 	}
 	label := "jwtidp"
 	if iu, err := url.Parse(s.Issuer.Issuer); err == nil && iu.Host != "" {
