@@ -17,9 +17,9 @@ import (
 // refresh. The protocol's request rules live in package oidc; what the code is bound to and
 // what a redemption may issue live here.
 
-// Scopes with a meaning to the IdP itself (OpenID Connect Core §5.4, §11).
+// Scopes with a meaning to the IdP itself (OpenID Connect Core §5.4, §11); openid is the
+// protocol's own, oidc.ScopeOpenID.
 const (
-	ScopeOpenID        = "openid"
 	ScopeProfile       = "profile"
 	ScopeEmail         = "email"
 	ScopeOfflineAccess = "offline_access"
@@ -233,7 +233,7 @@ func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) 
 	if err != nil {
 		return Tokens{}, err
 	}
-	if slices.Contains(code.Scopes, ScopeOpenID) {
+	if slices.Contains(code.Scopes, oidc.ScopeOpenID) {
 		id := token.ID{Subject: u.ID, ClientID: c.ID, Nonce: code.Nonce, AuthTime: code.AuthTime, AMR: code.AMR,
 			SessionID: code.SessionID, AccessToken: t.AccessToken}
 		withClaims(&id, u, code.Scopes)

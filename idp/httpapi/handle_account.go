@@ -14,27 +14,6 @@ import (
 	"jwtidp/shared/web"
 )
 
-// addAccountRoutes adds the routes of a user's account and its claims: /userinfo, the email,
-// introspection, and the admin's email verification.
-func addAccountRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
-	bearer := d.Verifier.Require("idp", "")
-	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
-	mux.Handle("GET /userinfo", userinfo)
-	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
-	// Limited as /account/password is: both check the current password.
-	mux.Handle("PUT /account/email", d.Limiter.Limit(bearer(firstPartyOnly(d.Auth, d.Logger, "email", handleSetEmail(d.Logger, d.Auth, d.RemoteAddrs))), web.RefuseEnvelope))
-	// Limited as /token is: both check a client secret.
-	mux.Handle("POST /introspect", d.TokenLimiter.Limit(handleIntrospect(d.Logger, d.Auth, d.Verifier), refuseOAuth))
-	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
-	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth, d.Sessions)))
-	totp := func(h http.Handler) http.Handler {
-		return bearer(firstPartyOnly(d.Auth, d.Logger, "second factors", h))
-	}
-	mux.Handle("POST /account/totp", d.Limiter.Limit(totp(handleTOTPEnroll(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
-	mux.Handle("POST /account/totp/confirm", d.Limiter.Limit(totp(handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs, d.Sessions)), web.RefuseEnvelope))
-	mux.Handle("DELETE /account/totp", d.Limiter.Limit(totp(handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs)), web.RefuseEnvelope))
-}
-
 // TOTP is what the second-factor routes need of the use cases.
 type TOTP interface {
 	EnrollTOTP(ctx context.Context, userID string, proof auth.Reauth) (auth.Enrollment, error)

@@ -40,14 +40,6 @@ type accountPages struct {
 // browser back to.
 const accountPath = "/account"
 
-// addAccountPageRoutes adds the signed-in person's account page (GET /account) and its forms
-// (POST /account, one per action).
-func addAccountPageRoutes(mux *http.ServeMux, d Deps, b *browser) {
-	p := &accountPages{browser: b, svc: d.Auth}
-	mux.Handle("GET "+accountPath, http.HandlerFunc(p.page))
-	mux.Handle("POST "+accountPath, d.Limiter.Limit(http.HandlerFunc(p.form), refusePage))
-}
-
 // refusePage answers a browser form over the per-client limit.
 func refusePage(w http.ResponseWriter, _ *http.Request, wait time.Duration) {
 	web.SetRetryAfter(w, wait)

@@ -18,16 +18,6 @@ type AccountSessions interface {
 	EndAccountSession(ctx context.Context, userID, id string) error
 }
 
-// addAccountSessionRoutes adds GET /account/sessions and DELETE /account/sessions/{id}, for the
-// IdP's own (first-party) access tokens.
-func addAccountSessionRoutes(mux *http.ServeMux, d Deps) {
-	bearer := d.Verifier.Require("idp", "")
-	mux.Handle("GET /account/sessions", bearer(firstPartyOnly(d.Auth, d.Logger, "sessions", handleAccountSessions(d.Logger, d.Auth))))
-	// Limited per client like the login: each end is a store write and an audit event.
-	end := d.Limiter.Limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions), web.RefuseEnvelope)
-	mux.Handle("DELETE /account/sessions/{id}", bearer(firstPartyOnly(d.Auth, d.Logger, "sessions", end)))
-}
-
 // AccountSessionInfo is one entry of GET /account/sessions. LastUsedAt is null for a refresh
 // family, which does not record its last use; IP and UserAgent are "" when unknown.
 type AccountSessionInfo struct {

@@ -57,42 +57,6 @@ func adminUserInfo(u identity.User) AdminUserInfo {
 		EmailVerified: u.EmailVerified, SecondFactors: f, LastLoginAt: optTime(u.LastLoginAt.UTC()), Disabled: u.Disabled, Admin: u.Admin}
 }
 
-// addAdminUserRoutes adds GET /admin/users (?prefix=&after=&limit=, default 100, or
-// ?username=), the routes of one user, /admin/users/{user}…, where {user} is only ever the
-// user's id (sub) — a username is anyone's pick, so it could be someone else's sub — and the
-// release of a deleted user's reserved username.
-func addAdminUserRoutes(mux *http.ServeMux, d Deps, admin func(http.Handler) http.Handler) {
-	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
-	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth)))
-	var svc AdminUsers = d.Auth
-	act := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
-		return admin(handleAdminUserAction(d.Logger, do))
-	}
-	// Disable, logout and delete end the user's sessions in the store; this process's session
-	// cache forgets them too, so /verify here refuses them (and the user's bearer tokens) at
-	// once. An enable is forgotten too, so the user's tokens pass here again at once.
-	ending := func(do func(ctx context.Context, user string) (identity.User, error)) http.Handler {
-		return act(func(ctx context.Context, user string) (identity.User, error) {
-			u, err := do(ctx, user)
-			if err == nil && d.Sessions != nil {
-				d.Sessions.ForgetUser(u.ID)
-			}
-			return u, err
-		})
-	}
-	mux.Handle("POST /admin/users/{user}/disable", ending(svc.DisableUser))
-	mux.Handle("POST /admin/users/{user}/enable", ending(svc.EnableUser))
-	mux.Handle("POST /admin/users/{user}/logout", ending(svc.LogoutUser))
-	mux.Handle("DELETE /admin/users/{user}", ending(svc.DeleteUser))
-	mux.Handle("POST /admin/users/{user}/grant-admin", act(func(ctx context.Context, user string) (identity.User, error) {
-		return svc.SetAdmin(ctx, user, true)
-	}))
-	mux.Handle("POST /admin/users/{user}/revoke-admin", act(func(ctx context.Context, user string) (identity.User, error) {
-		return svc.SetAdmin(ctx, user, false)
-	}))
-}
-
 // handleAdminUserAction is an admin's action on the user {user} (their id): 200 with
 // the user as it is after it (for a deletion, as it was); 404 for no such user.
 func handleAdminUserAction(logger *slog.Logger, do func(ctx context.Context, user string) (identity.User, error)) http.Handler {

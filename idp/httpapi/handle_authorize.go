@@ -260,7 +260,7 @@ type consentView struct {
 
 // scopeText is how the consent page names a scope.
 var scopeText = map[string]string{
-	auth.ScopeOpenID:        "Sign you in with your account",
+	oidc.ScopeOpenID:        "Sign you in with your account",
 	auth.ScopeProfile:       "See your username",
 	auth.ScopeEmail:         "See your email address",
 	auth.ScopeOfflineAccess: "Stay signed in when you are away (refresh tokens)",

@@ -1,22 +1,18 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html/template"
-	"image/png"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/pquerna/otp"
 
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
@@ -68,22 +64,6 @@ func (p *passkeyPages) fresh(s auth.Resolved) bool {
 
 // errNotFresh refuses a change of second factors from a session signed in too long ago.
 var errNotFresh = apperr.Errorf(apperr.EFORBIDDEN, "Sign in again to change your second factors")
-
-// addPasskeyRoutes adds the passkey routes.
-func addPasskeyRoutes(mux *http.ServeMux, d Deps, b *browser) {
-	p := &passkeyPages{browser: b, svc: d.Auth, now: d.Now}
-	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
-	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
-	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(p.loginBegin)))
-	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(p.loginFinish)))
-	mux.Handle("GET /account/passkeys", http.HandlerFunc(p.page))
-	mux.Handle("POST /account/passkeys", limit(http.HandlerFunc(p.totpForm)))
-	mux.Handle("POST /account/passkeys/register/begin", limit(http.HandlerFunc(p.registerBegin)))
-	mux.Handle("POST /account/passkeys/register/finish", limit(http.HandlerFunc(p.registerFinish)))
-	mux.Handle("POST /account/passkeys/remove", http.HandlerFunc(p.removeForm))
-	bearer := d.Verifier.Require("idp", "")
-	mux.Handle("DELETE /account/passkeys/{id}", bearer(firstPartyOnly(d.Auth, d.Logger, "passkeys", http.HandlerFunc(p.removeBearer))))
-}
 
 func servePasskeyJS(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -397,68 +377,4 @@ func (p *passkeyPages) removeBearer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// totpForm is the page's authenticator-app forms, posted to the page itself (so its relative
-// links hold): action "totp-setup" starts an enrolment and shows its QR code and secret;
-// "totp-confirm" checks the first code and shows the recovery codes, this once.
-func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
-	form, err := web.DecodeForm(w, r)
-	if err != nil {
-		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
-		return
-	}
-	secret := p.cfg.secret(r)
-	s, err := p.sessions.Resolve(r.Context(), secret)
-	if err != nil || !p.csrfOK(r, secret, form.Get("csrf")) {
-		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
-		return
-	}
-	noStore(w)
-	if !p.fresh(s) {
-		p.render(w, r, s, passkeysView{Error: apperr.Message(errNotFresh) + " (sign out, then in)."})
-		return
-	}
-	switch form.Get("action") {
-	case "totp-setup":
-		e, err := p.svc.EnrollTOTP(r.Context(), s.UserID, auth.Reauth{AuthTime: s.AuthTime})
-		if err != nil {
-			p.render(w, r, s, passkeysView{Error: apperr.Message(err)})
-			return
-		}
-		qr, err := totpQR(e.URI)
-		if err != nil {
-			p.logger.ErrorContext(r.Context(), "totp QR code", "err", err)
-		}
-		p.render(w, r, s, passkeysView{TOTPQR: qr, TOTPSecret: e.Secret})
-	case "totp-confirm":
-		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), web.ClientKey(p.remotes.Of(r)), s.SessionID)
-		if err != nil {
-			p.render(w, r, s, passkeysView{Error: apperr.Message(err) + " — set the app up again."})
-			return
-		}
-		// Every other session of the user ended with the change; this process forgets them at
-		// once (this one, kept, resolves again from the store).
-		p.sessions.ForgetUser(s.UserID)
-		p.render(w, r, s, passkeysView{RecoveryCodes: codes})
-	default:
-		http.Error(w, "Unknown action.", http.StatusBadRequest)
-	}
-}
-
-// totpQR is the otpauth:// URI as a QR code (pquerna/otp's), a PNG in a data: URL.
-func totpQR(uri string) (template.URL, error) {
-	key, err := otp.NewKeyFromURL(uri)
-	if err != nil {
-		return "", err
-	}
-	img, err := key.Image(200, 200)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		return "", err
-	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())), nil
 }

@@ -1,39 +1,81 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"jwtidp/idp/identity"
 	"jwtidp/shared/web"
 )
 
-// addRoutes lists every route of the IdP.
+// addRoutes lists every route of the IdP, each with its middleware in view: the rate limits
+// (limit: the per-client limit with the app envelope's refusal; tokenLimit: /token's looser one
+// with OAuth's), bearer (an IdP access token, jwtauth), firstParty (only the IdP's own sign-in's
+// token, of a user still active), admin (an admin credential).
 func addRoutes(mux *http.ServeMux, d Deps) {
 	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
+	// Its own, looser limit: a server refreshing for many users from one address is normal; the
+	// routes that check a client secret share it.
+	tokenLimit := func(h http.Handler) http.Handler { return d.TokenLimiter.Limit(h, refuseOAuth) }
+	bearer := d.Verifier.Require("idp", "")
+	firstParty := func(what string, h http.Handler) http.Handler {
+		return bearer(firstPartyOnly(d.Auth, d.Logger, what, h))
+	}
+	admin := newAdminGuard(d, d.Auth)
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth, rv: d.Redirects,
 		remotes: d.RemoteAddrs, loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth, hints: d.IDTokenHints}
+	passkeys := &passkeyPages{browser: b, svc: d.Auth, now: d.Now}
+	account := &accountPages{browser: b, svc: d.Auth}
+	authorize := newAuthorizeEndpoint(b, d.Auth, d.Issuer, d.Now, d.Logger)
+
+	// Accounts and tokens for API clients.
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
 	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.RemoteAddrs, keys, d.Session.Secure)))
-	// Its own, looser limit: a server refreshing for many users from one address is normal.
-	mux.Handle("POST /token", d.TokenLimiter.Limit(handleToken(d.Logger, d.Auth), refuseOAuth))
+	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth)))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
-	mux.Handle("POST /account/password", d.Verifier.Require("idp", "")(firstPartyOnly(d.Auth, d.Logger, "password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth, d.Verifier)))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer, d.Scopes))
+	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
+	mux.Handle("GET /userinfo", userinfo)
+	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
+
+	// The account, over the API: the routes that check the current password are limited as the
+	// login is.
+	mux.Handle("POST /account/password", firstParty("password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs)))
+	mux.Handle("PUT /account/email", limit(firstParty("email", handleSetEmail(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("POST /account/totp", limit(firstParty("second factors", handleTOTPEnroll(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("POST /account/totp/confirm", limit(firstParty("second factors", handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs, d.Sessions))))
+	mux.Handle("DELETE /account/totp", limit(firstParty("second factors", handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("GET /account/sessions", firstParty("sessions", handleAccountSessions(d.Logger, d.Auth)))
+	// Limited per client like the login: each end is a store write and an audit event.
+	mux.Handle("DELETE /account/sessions/{id}", firstParty("sessions", limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions))))
+	mux.Handle("DELETE /account/passkeys/{id}", firstParty("passkeys", http.HandlerFunc(passkeys.removeBearer)))
+
+	// The browser: forward auth, login, OpenID Connect's pages, the account's pages.
 	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Sessions, d.Session, d.LoginURL))
 	mux.Handle("GET /login", handleLoginForm(b))
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), refuseLogin(b)))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), refuseLogin(b)))
-	addPasskeyRoutes(mux, d, b)
-	addAccountPageRoutes(mux, d, b)
-	authorize := newAuthorizeEndpoint(b, d.Auth, d.Issuer, d.Now, d.Logger)
+	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
+	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(passkeys.loginBegin)))
+	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(passkeys.loginFinish)))
 	mux.Handle("GET /authorize", authorize)
 	mux.Handle("POST /authorize", authorize)
 	mux.Handle("GET /logout", handleLogout(b))
 	mux.Handle("POST /logout", handleLogout(b))
-	admin := newAdminGuard(d, d.Auth)
+	mux.Handle("GET "+accountPath, http.HandlerFunc(account.page))
+	mux.Handle("POST "+accountPath, d.Limiter.Limit(http.HandlerFunc(account.form), refusePage))
+	mux.Handle("GET /account/passkeys", http.HandlerFunc(passkeys.page))
+	mux.Handle("POST /account/passkeys", limit(http.HandlerFunc(passkeys.totpForm)))
+	mux.Handle("POST /account/passkeys/register/begin", limit(http.HandlerFunc(passkeys.registerBegin)))
+	mux.Handle("POST /account/passkeys/register/finish", limit(http.HandlerFunc(passkeys.registerFinish)))
+	mux.Handle("POST /account/passkeys/remove", http.HandlerFunc(passkeys.removeForm))
+
+	// Administration.
 	mux.Handle("GET /admin/keys", admin(handleKeysList(d.Keys)))
 	mux.Handle("POST /admin/keys/rotate", admin(handleKeysRotate(d.Logger, d.Keys)))
 	mux.Handle("POST /admin/keys/{kid}/revoke", admin(handleKeysRevoke(d.Logger, d.Keys)))
@@ -41,15 +83,46 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth)))
 	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth)))
 	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth, d.Sessions)))
+	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
+	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
+	// Disable, enable, logout and delete change what the edge lets in: this process's caches
+	// forget the user at once (forgetting); grant- and revoke-admin are read at every request.
+	mux.Handle("POST /admin/users/{user}/disable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.DisableUser))))
+	mux.Handle("POST /admin/users/{user}/enable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.EnableUser))))
+	mux.Handle("POST /admin/users/{user}/logout", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.LogoutUser))))
+	mux.Handle("DELETE /admin/users/{user}", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.DeleteUser))))
+	mux.Handle("POST /admin/users/{user}/grant-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth, true))))
+	mux.Handle("POST /admin/users/{user}/revoke-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth, false))))
+	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
+	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth, d.Sessions)))
+	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth)))
+	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth, d.Now)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.
 	mux.Handle("GET /admin/backup", web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)(web.HandleBackup(d.Store, "idp")))
-	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth, d.Now)))
-	addAccountRoutes(mux, d, admin)
-	addAdminUserRoutes(mux, d, admin)
-	addAccountSessionRoutes(mux, d)
+
+	// Operations.
 	mux.Handle("GET /healthz", web.HandleHealthz())
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", web.NotFound())
+}
+
+// userAction is an admin action on the user a route names.
+type userAction = func(ctx context.Context, user string) (identity.User, error)
+
+// forgetting runs do and, when it changed the user, drops this process's cached sessions and
+// edge decisions of them (d.Sessions may be nil in tests without one).
+func forgetting(d Deps, do userAction) userAction {
+	return func(ctx context.Context, user string) (identity.User, error) {
+		u, err := do(ctx, user)
+		if err == nil && d.Sessions != nil {
+			d.Sessions.ForgetUser(u.ID)
+		}
+		return u, err
+	}
+}
+
+func setAdmin(svc AdminUsers, admin bool) userAction {
+	return func(ctx context.Context, user string) (identity.User, error) { return svc.SetAdmin(ctx, user, admin) }
 }
