@@ -87,31 +87,10 @@ func (p *accountPages) loginAgain() string {
 	return p.loginURL + "?rd=" + url.QueryEscape(accountPath)
 }
 
-// session resolves the browser's session: ok false (with the answer written) when there is
-// none (a 303 to the login page, back here) or the store fails.
-func (p *accountPages) session(w http.ResponseWriter, r *http.Request) (auth.Resolved, string, bool) {
-	secret := p.cfg.secret(r)
-	s, err := p.sessions.Resolve(r.Context(), secret)
-	if err != nil {
-		if !errors.Is(err, auth.ErrNoSession) {
-			p.logger.ErrorContext(r.Context(), "account page: resolve session", "err", err)
-			noStore(w)
-			http.Error(w, "Please try again.", http.StatusServiceUnavailable)
-			return s, "", false
-		}
-		noStore(w)
-		http.Redirect(w, r, p.loginAgain(), http.StatusSeeOther)
-		return s, "", false
-	}
-	return s, secret, true
-}
-
 // page is GET /account.
 func (p *accountPages) page(w http.ResponseWriter, r *http.Request) {
-	s, secret, ok := p.session(w, r)
-	if !ok {
-		return
-	}
+	in := sessionOf(r)
+	s, secret := in.Resolved, in.secret
 	p.render(w, r, http.StatusOK, s, secret, accountView{Flash: accountFlash[r.URL.Query().Get("done")]})
 }
 
@@ -176,10 +155,8 @@ func (p *accountPages) render(w http.ResponseWriter, r *http.Request, status int
 // (field csrf) and from the page's own origin. Success is a 303 back to the page with a
 // one-line message; a refusal the page again with the error.
 func (p *accountPages) form(w http.ResponseWriter, r *http.Request) {
-	s, secret, ok := p.session(w, r)
-	if !ok {
-		return
-	}
+	in := sessionOf(r)
+	s, secret := in.Resolved, in.secret
 	form, err := web.DecodeForm(w, r)
 	if err != nil {
 		noStore(w)

@@ -5,12 +5,10 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"html/template"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -194,22 +192,6 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, PasskeyLoginResult{Redirect: rd})
 }
 
-// signedIn resolves the browser's session; false (with the answer written) when there is none.
-func (p *passkeyPages) signedIn(w http.ResponseWriter, r *http.Request) (auth.Resolved, string, bool) {
-	secret := p.cfg.secret(r)
-	s, err := p.sessions.Resolve(r.Context(), secret)
-	if err != nil {
-		if !errors.Is(err, auth.ErrNoSession) {
-			p.logger.ErrorContext(r.Context(), "passkeys: resolve session", "err", err)
-			web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAVAILABLE, "Please try again."))
-			return s, "", false
-		}
-		web.Error(w, r, p.logger, auth.ErrNoSession)
-		return s, "", false
-	}
-	return s, secret, true
-}
-
 // passkeyCSRF is the token of the passkey page's posts, bound to the session.
 func (k browserKeys) passkeyCSRF(sessionSecret string) string {
 	return k.mac("passkeys-csrf", auth.HashSecret(sessionSecret))
@@ -245,17 +227,7 @@ type passkeysView struct {
 // page is the signed-in user's second factors: the passkeys, a list with a remove button each,
 // and "Add a passkey"; the authenticator app, with "Set up" while it is off.
 func (p *passkeyPages) page(w http.ResponseWriter, r *http.Request) {
-	s, err := p.sessions.Resolve(r.Context(), p.cfg.secret(r))
-	if err != nil {
-		if !errors.Is(err, auth.ErrNoSession) {
-			p.logger.ErrorContext(r.Context(), "passkeys page", "err", err)
-			http.Error(w, "Please try again.", http.StatusServiceUnavailable)
-			return
-		}
-		http.Redirect(w, r, p.loginURL+"?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-		return
-	}
-	p.render(w, r, s, passkeysView{})
+	p.render(w, r, sessionOf(r).Resolved, passkeysView{})
 }
 
 // render writes the page for session s, with what v already says (an error, a TOTP set-up).
@@ -282,10 +254,8 @@ func (p *passkeyPages) render(w http.ResponseWriter, r *http.Request, s auth.Res
 }
 
 func (p *passkeyPages) registerBegin(w http.ResponseWriter, r *http.Request) {
-	s, secret, ok := p.signedIn(w, r)
-	if !ok {
-		return
-	}
+	in := sessionOf(r)
+	s, secret := in.Resolved, in.secret
 	if !p.csrfOK(r, secret, "") {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
 		return
@@ -313,10 +283,8 @@ type PasskeyInfo struct {
 }
 
 func (p *passkeyPages) registerFinish(w http.ResponseWriter, r *http.Request) {
-	s, secret, ok := p.signedIn(w, r)
-	if !ok {
-		return
-	}
+	in := sessionOf(r)
+	s, secret := in.Resolved, in.secret
 	if !p.csrfOK(r, secret, "") {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
 		return
@@ -348,8 +316,9 @@ func (p *passkeyPages) removeForm(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
 		return
 	}
-	s, err := p.sessions.Resolve(r.Context(), p.cfg.secret(r))
-	if err != nil || !p.csrfOK(r, p.cfg.secret(r), form.Get("csrf")) {
+	in := sessionOf(r)
+	s := in.Resolved
+	if !p.csrfOK(r, in.secret, form.Get("csrf")) {
 		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
 		return
 	}

@@ -23,9 +23,9 @@ func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
 		return
 	}
-	secret := p.cfg.secret(r)
-	s, err := p.sessions.Resolve(r.Context(), secret)
-	if err != nil || !p.csrfOK(r, secret, form.Get("csrf")) {
+	in := sessionOf(r)
+	s := in.Resolved
+	if !p.csrfOK(r, in.secret, form.Get("csrf")) {
 		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
 		return
 	}

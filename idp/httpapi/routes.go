@@ -67,13 +67,15 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /authorize", authorize)
 	mux.Handle("GET /logout", handleLogout(b))
 	mux.Handle("POST /logout", handleLogout(b))
-	mux.Handle("GET "+accountPath, http.HandlerFunc(account.page))
-	mux.Handle("POST "+accountPath, d.Limiter.Limit(http.HandlerFunc(account.form), refusePage))
-	mux.Handle("GET /account/passkeys", http.HandlerFunc(passkeys.page))
-	mux.Handle("POST /account/passkeys", limit(http.HandlerFunc(passkeys.totpForm)))
-	mux.Handle("POST /account/passkeys/register/begin", limit(http.HandlerFunc(passkeys.registerBegin)))
-	mux.Handle("POST /account/passkeys/register/finish", limit(http.HandlerFunc(passkeys.registerFinish)))
-	mux.Handle("POST /account/passkeys/remove", http.HandlerFunc(passkeys.removeForm))
+	// The signed-in person's pages: requireSession resolves the session once and refuses in the
+	// route's shape (a page: to the login; a form: 403; a script's fetch: the JSON envelope).
+	mux.Handle("GET "+accountPath, b.requireSession(toLogin(d.LoginURL, accountPath), account.page))
+	mux.Handle("POST "+accountPath, d.Limiter.Limit(b.requireSession(toLogin(d.LoginURL, accountPath), account.form), refusePage))
+	mux.Handle("GET /account/passkeys", b.requireSession(toLogin(d.LoginURL, ""), passkeys.page))
+	mux.Handle("POST /account/passkeys", limit(b.requireSession(formRefusal, passkeys.totpForm)))
+	mux.Handle("POST /account/passkeys/register/begin", limit(b.requireSession(b.jsonRefusal, passkeys.registerBegin)))
+	mux.Handle("POST /account/passkeys/register/finish", limit(b.requireSession(b.jsonRefusal, passkeys.registerFinish)))
+	mux.Handle("POST /account/passkeys/remove", b.requireSession(formRefusal, passkeys.removeForm))
 
 	// Administration.
 	mux.Handle("GET /admin/keys", admin(handleKeysList(d.Keys)))

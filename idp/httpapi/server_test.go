@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"jwtidp/idp/storetest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"jwtidp/idp/storetest"
 
 	"github.com/prometheus/client_golang/prometheus"
 
