@@ -107,7 +107,7 @@ func FuzzDeviceCookie(f *testing.F) {
 // CSRF cookie; a cookie and a field that merely agree do not.
 func FuzzLoginCSRF(f *testing.F) {
 	secret := strings.Repeat("A", 43)
-	f.Add(secret, fuzzKeys.loginCSRF(secret))
+	f.Add(secret, fuzzKeys.csrfToken("login", secret))
 	f.Add(secret, secret)
 	f.Add("x", "x")
 	f.Add("", "")
@@ -117,10 +117,10 @@ func FuzzLoginCSRF(f *testing.F) {
 		r.AddCookie(&http.Cookie{Name: b.cfg.csrfCookieName(), Value: cookie})
 		c, err := r.Cookie(b.cfg.csrfCookieName())
 		ok := b.loginCSRFOK(r, token)
-		if ok && (err != nil || token != fuzzKeys.loginCSRF(c.Value) || len(c.Value) != 43) {
+		if ok && (err != nil || token != fuzzKeys.csrfToken("login", c.Value) || len(c.Value) != 43) {
 			t.Fatalf("cookie %q and token %q passed the CSRF check", cookie, token)
 		}
-		if !ok && err == nil && c.Value == cookie && len(cookie) == 43 && token == fuzzKeys.loginCSRF(cookie) && validSecretShape(cookie) {
+		if !ok && err == nil && c.Value == cookie && len(cookie) == 43 && token == fuzzKeys.csrfToken("login", cookie) && validSecretShape(cookie) {
 			t.Fatalf("the IdP's own pair (%q, %q) was refused", cookie, token)
 		}
 	})

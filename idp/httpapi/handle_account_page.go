@@ -47,11 +47,6 @@ func refusePage(w http.ResponseWriter, _ *http.Request, wait time.Duration) {
 	http.Error(w, "Too many requests. Please wait a moment and try again.", http.StatusTooManyRequests)
 }
 
-// accountCSRF is the token of the account page's forms, bound to the session.
-func (k browserKeys) accountCSRF(sessionSecret string) string {
-	return k.mac("account-csrf", auth.HashSecret(sessionSecret))
-}
-
 // accountFlash is the one-line message a form's redirect back to the page names (?done=), so
 // the page shows only messages of its own.
 var accountFlash = map[string]string{
@@ -122,7 +117,7 @@ func (p *accountPages) render(w http.ResponseWriter, r *http.Request, status int
 		return
 	}
 	v.Style, v.Username = template.CSS(loginStyle), s.Username
-	v.CSRF, v.LogoutCSRF = p.keys.accountCSRF(secret), p.keys.logoutCSRF(secret)
+	v.CSRF, v.LogoutCSRF = p.keys.csrfToken("account", secret), p.keys.csrfToken("logout", secret)
 	v.Email, _ = claims["email"].(string)
 	v.EmailVerified, _ = claims["email_verified"].(bool)
 	v.Passkeys = len(keys)
@@ -164,7 +159,7 @@ func (p *accountPages) form(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := form.Get("csrf")
-	if !sameOrigin(r) || token == "" || !p.keys.equal(token, p.keys.accountCSRF(secret)) {
+	if !p.keys.csrfOK(r, token, "account", secret) {
 		noStore(w)
 		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
 		return

@@ -101,7 +101,7 @@ func (a *authorizeEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPost {
-		if csrf == "" || !sameOrigin(r) || !a.b.keys.equal(csrf, a.consentCSRF(secret, client.ID, scopes)) {
+		if !a.b.keys.csrfOK(r, csrf, "consent", secret, client.ID, strings.Join(scopes, " ")) {
 			a.errorPage(w, http.StatusForbidden, &oidc.Error{Code: oidc.ErrInvalidRequest, Description: "the consent form expired or did not come from this site; start the sign-in again"})
 			return
 		}
@@ -268,13 +268,8 @@ var scopeText = map[string]string{
 	"workitems:write":       "Create, change and delete your work items",
 }
 
-// consentCSRF binds the consent form to the session, the client and the scopes it shows.
-func (a *authorizeEndpoint) consentCSRF(sessionSecret, clientID string, scopes []string) string {
-	return a.b.keys.mac("consent-csrf", auth.HashSecret(sessionSecret), clientID, strings.Join(scopes, " "))
-}
-
 func (a *authorizeEndpoint) consentPage(w http.ResponseWriter, params url.Values, c identity.Client, scopes []string, s auth.Resolved, secret string) {
-	v := consentView{Style: template.CSS(loginStyle), Action: "authorize", CSRF: a.consentCSRF(secret, c.ID, scopes),
+	v := consentView{Style: template.CSS(loginStyle), Action: "authorize", CSRF: a.b.keys.csrfToken("consent", secret, c.ID, strings.Join(scopes, " ")),
 		ClientName: c.Name, Username: s.Username}
 	if v.ClientName == "" {
 		v.ClientName = c.ID

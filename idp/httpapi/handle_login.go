@@ -130,7 +130,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: secret, Path: path, HttpOnly: true, Secure: b.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
-	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login"
+	v.CSRF, v.Style, v.Action = b.keys.csrfToken("login", secret), template.CSS(loginStyle), "login"
 	if strings.HasSuffix(r.URL.Path, "/otp") {
 		v.Action = "../login" // shown by the second step, at /login/otp
 	}
@@ -143,7 +143,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 // browser does not say the post came from elsewhere.
 func (b *browser) loginCSRFOK(r *http.Request, token string) bool {
 	secret, ok := single(r, b.cfg.csrfCookieName())
-	return ok && sameOrigin(r) && auth.ValidSecret(secret) && token != "" && b.keys.equal(token, b.keys.loginCSRF(secret))
+	return ok && auth.ValidSecret(secret) && b.keys.csrfOK(r, token, "login", secret)
 }
 
 func handleLoginForm(b *browser) http.Handler {
@@ -261,7 +261,7 @@ func (b *browser) renderOTP(w http.ResponseWriter, r *http.Request, status int, 
 		b.renderLogin(w, r, http.StatusForbidden, loginView{RD: v.RD, Error: "Your sign-in form expired. Please try again."})
 		return
 	}
-	v.CSRF, v.Style, v.Action = b.keys.loginCSRF(secret), template.CSS(loginStyle), "login/otp"
+	v.CSRF, v.Style, v.Action = b.keys.csrfToken("login", secret), template.CSS(loginStyle), "login/otp"
 	if strings.HasSuffix(r.URL.Path, "/otp") {
 		v.Action = "otp"
 	}

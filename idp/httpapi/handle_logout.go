@@ -134,10 +134,10 @@ func handleLogout(b *browser) http.Handler {
 		}
 		token := form.Get("csrf")
 		hinted := rp.hintSID != "" && rp.hintSID == s.SessionID && rp.hintSub == s.UserID
-		confirmed := r.Method == http.MethodPost && token != "" && sameOrigin(r) && b.keys.equal(token, b.keys.logoutCSRF(secret))
+		confirmed := r.Method == http.MethodPost && b.keys.csrfOK(r, token, "logout", secret)
 		if !hinted && !confirmed {
 			v := rp.params
-			v.Style, v.Action, v.CSRF, v.RD, v.Username = template.CSS(loginStyle), "logout", b.keys.logoutCSRF(secret), rd, s.Username
+			v.Style, v.Action, v.CSRF, v.RD, v.Username = template.CSS(loginStyle), "logout", b.keys.csrfToken("logout", secret), rd, s.Username
 			pageHeaders(w, http.StatusOK)
 			logoutPage.Execute(w, v)
 			return

@@ -192,18 +192,13 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, PasskeyLoginResult{Redirect: rd})
 }
 
-// passkeyCSRF is the token of the passkey page's posts, bound to the session.
-func (k browserKeys) passkeyCSRF(sessionSecret string) string {
-	return k.mac("passkeys-csrf", auth.HashSecret(sessionSecret))
-}
-
 // csrfOK checks a passkey page post: its token (a form field or the X-CSRF-Token header) and
 // that the browser does not say it came from elsewhere.
 func (p *passkeyPages) csrfOK(r *http.Request, secret, token string) bool {
 	if token == "" {
 		token = r.Header.Get("X-CSRF-Token")
 	}
-	return sameOrigin(r) && token != "" && p.keys.equal(token, p.keys.passkeyCSRF(secret))
+	return p.keys.csrfOK(r, token, "passkeys", secret)
 }
 
 type passkeyRow struct {
@@ -241,7 +236,7 @@ func (p *passkeyPages) render(w http.ResponseWriter, r *http.Request, s auth.Res
 		http.Error(w, "Please try again.", http.StatusServiceUnavailable)
 		return
 	}
-	v.Style, v.Username, v.CSRF = template.CSS(loginStyle), s.Username, p.keys.passkeyCSRF(p.cfg.secret(r))
+	v.Style, v.Username, v.CSRF = template.CSS(loginStyle), s.Username, p.keys.csrfToken("passkeys", p.cfg.secret(r))
 	for _, k := range keys {
 		row := passkeyRow{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateTime), LastUsed: "never"}
 		if !k.LastUsedAt.IsZero() {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -75,16 +74,19 @@ func (k browserKeys) mac(purpose string, parts ...string) string {
 
 func (k browserKeys) equal(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }
 
-// loginCSRF is the login form's token for the browser whose CSRF cookie holds browserSecret:
-// a form whose token does not match the cookie's is refused, and nobody but the IdP can make a
-// matching pair — a cookie and field that merely agree ("x" and "x") do not pass.
-func (k browserKeys) loginCSRF(browserSecret string) string {
-	return k.mac("login-csrf", browserSecret)
+// csrfToken is the one CSRF token of every form the IdP serves: an HMAC under the browser key of
+// the form's name, the hash of the secret of the cookie it is bound to — the login's CSRF cookie
+// before sign-in, the session cookie after — and whatever else it must not be replayed for (the
+// consent's client and scopes). A form whose token does not match its cookie is refused, and
+// nobody but the IdP can make a matching pair: a cookie and a field that merely agree do not pass.
+func (k browserKeys) csrfToken(form, cookieSecret string, bound ...string) string {
+	return k.mac(form+"-csrf", append([]string{auth.HashSecret(cookieSecret)}, bound...)...)
 }
 
-// logoutCSRF is the logout form's token, bound to the session it ends.
-func (k browserKeys) logoutCSRF(sessionSecret string) string {
-	return k.mac("logout-csrf", auth.HashSecret(sessionSecret))
+// csrfOK is the one CSRF check: the post is not cross-origin (sameOrigin) and carries the token
+// csrfToken makes for it.
+func (k browserKeys) csrfOK(r *http.Request, token, form, cookieSecret string, bound ...string) bool {
+	return sameOrigin(r) && token != "" && cookieSecret != "" && k.equal(token, k.csrfToken(form, cookieSecret, bound...))
 }
 
 const deviceCookie = "jwtidp_device"
@@ -151,20 +153,10 @@ func single(r *http.Request, name string) (string, bool) {
 	return v, true
 }
 
-// sameOrigin refuses a state-changing form post that a browser says came from another site or
-// another origin (Sec-Fetch-Site, Origin), on top of the CSRF token: a sibling host that can plant
-// cookies still cannot post the form. Clients that send neither header (curl, old browsers) rely
-// on the token alone.
-func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		// "null": the page's Referrer-Policy is no-referrer, so browsers hide the origin of its
-		// own form posts; Sec-Fetch-Site above still spoke for them.
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
+// crossOrigin is Go's cross-origin request protection (Sec-Fetch-Site, else Origin against
+// Host): it refuses a state-changing request a browser says came from another origin. Clients
+// that send neither header (curl, old browsers) pass it and rely on the CSRF token alone.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// sameOrigin reports whether crossOrigin lets r through.
+func sameOrigin(r *http.Request) bool { return crossOrigin.Check(r) == nil }
