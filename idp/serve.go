@@ -251,16 +251,7 @@ func parseClients(b []byte) ([]httpapi.ClientInfo, error) {
 			return nil, fmt.Errorf("%s: declared twice", name)
 		}
 		seen[ci.ClientID] = true
-		probe := ci.Client()
-		switch {
-		case ci.Public && ci.ClientSecret != "":
-			return nil, fmt.Errorf("%s: a public client has no client_secret", name)
-		case !ci.Public && len(ci.ClientSecret) < auth.MinClientSecretBytes:
-			return nil, fmt.Errorf("%s: a confidential client needs a client_secret of at least %d characters (openssl rand -hex 32)", name, auth.MinClientSecretBytes)
-		case !ci.Public:
-			probe.SecretHash = auth.HashClientSecret(ci.ClientSecret)
-		}
-		if err := probe.Validate(); err != nil {
+		if err := auth.CheckDeclaredClient(ci.Client(), ci.ClientSecret); err != nil {
 			return nil, fmt.Errorf("%s: %s", name, apperr.Message(err))
 		}
 		out = append(out, ci)

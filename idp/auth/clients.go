@@ -156,33 +156,53 @@ func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret 
 	return c, secret, nil
 }
 
+// withSecret is c with its secret's hash for a registration: one is made for a confidential
+// client that brings none, and returned to be shown this once.
 func (s *Service) withSecret(c identity.Client, secret string) (identity.Client, string, error) {
-	c.SecretHash = ""
-	switch {
-	case c.Public && secret != "":
-		return c, "", apperr.Errorf(apperr.EINVALID, "A public client has no secret")
-	case c.Public:
-		return c, "", nil
-	case secret == "":
+	if !c.Public && secret == "" {
 		var err error
 		if secret, err = s.NewClientSecret(); err != nil {
 			return c, "", err
 		}
+	}
+	c, err := withClientSecret(c, secret)
+	return c, secret, err
+}
+
+// withClientSecret is c with the hash of secret, under the one rule of client secrets: a public
+// client has none, a confidential one needs one of at least MinClientSecretBytes. EINVALID.
+func withClientSecret(c identity.Client, secret string) (identity.Client, error) {
+	c.SecretHash = ""
+	switch {
+	case c.Public && secret != "":
+		return c, apperr.Errorf(apperr.EINVALID, "A public client has no client_secret")
+	case c.Public:
+		return c, nil
+	case secret == "":
+		return c, apperr.Errorf(apperr.EINVALID, "A confidential client needs its client_secret")
 	case len(secret) < MinClientSecretBytes:
-		return c, "", apperr.Errorf(apperr.EINVALID, "client_secret must be at least %d random characters (openssl rand -hex 32)", MinClientSecretBytes)
+		return c, apperr.Errorf(apperr.EINVALID, "client_secret must be at least %d random characters (openssl rand -hex 32)", MinClientSecretBytes)
 	}
 	c.SecretHash = HashClientSecret(secret)
-	return c, secret, nil
+	return c, nil
+}
+
+// CheckDeclaredClient checks a client declared with its secret (a clients file's entry) as
+// DeclareClient will store it — the secret's rule and Client.Validate — so a bad file is refused
+// at start-up before anything is stored. EINVALID says what is wrong, never the secret.
+func CheckDeclaredClient(c identity.Client, secret string) error {
+	c, err := withClientSecret(c, secret)
+	if err != nil {
+		return err
+	}
+	return c.Validate()
 }
 
 // DeclareClient makes the stored client match c with secret (required for a confidential
 // client): created when it does not exist, updated otherwise (keeping its creation time). It
 // reports whether it created the client. This is how a clients file is applied at start-up.
 func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret string) (bool, error) {
-	if !c.Public && secret == "" {
-		return false, apperr.Errorf(apperr.EINVALID, "A confidential client needs its client_secret")
-	}
-	c, secret, err := s.withSecret(c, secret)
+	c, err := withClientSecret(c, secret)
 	if err != nil {
 		return false, err
 	}
