@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -304,17 +305,26 @@ func (p *passkeyPages) registerFinish(w http.ResponseWriter, r *http.Request) {
 	web.Success(w, http.StatusCreated, PasskeyInfo{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, CreatedAt: k.CreatedAt})
 }
 
-// removeForm is the page's remove button: a form post with the page's CSRF token.
-func (p *passkeyPages) removeForm(w http.ResponseWriter, r *http.Request) {
+// postedForm reads a form posted from the page and checks its CSRF token; false (with the
+// answer written) when it cannot be read or its token is not the page's.
+func (p *passkeyPages) postedForm(w http.ResponseWriter, r *http.Request) (url.Values, auth.Resolved, bool) {
 	form, err := web.DecodeForm(w, r)
 	if err != nil {
 		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
-		return
+		return nil, auth.Resolved{}, false
 	}
 	in := sessionOf(r)
-	s := in.Resolved
 	if !p.csrfOK(r, in.secret, form.Get("csrf")) {
 		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
+		return nil, auth.Resolved{}, false
+	}
+	return form, in.Resolved, true
+}
+
+// removeForm is the page's remove button: a form post with the page's CSRF token.
+func (p *passkeyPages) removeForm(w http.ResponseWriter, r *http.Request) {
+	form, s, ok := p.postedForm(w, r)
+	if !ok {
 		return
 	}
 	if id, err := base64.RawURLEncoding.DecodeString(form.Get("id")); err == nil {

@@ -18,15 +18,8 @@ import (
 // links hold): action "totp-setup" starts an enrolment and shows its QR code and secret;
 // "totp-confirm" checks the first code and shows the recovery codes, this once.
 func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
-	form, err := web.DecodeForm(w, r)
-	if err != nil {
-		http.Error(w, apperr.Message(err), web.Status(apperr.Code(err)))
-		return
-	}
-	in := sessionOf(r)
-	s := in.Resolved
-	if !p.csrfOK(r, in.secret, form.Get("csrf")) {
-		http.Error(w, "Please reload the page and try again.", http.StatusForbidden)
+	form, s, ok := p.postedForm(w, r)
+	if !ok {
 		return
 	}
 	noStore(w)
