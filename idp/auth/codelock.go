@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"jwtidp/idp/identity"
@@ -122,40 +121,19 @@ func (s *Service) codeLockout(ctx context.Context, userID string) {
 		"one-time code step locked for "+s.Throttle.pol.CodeLock.String()+": too many wrong codes for the account, from any address; a browser with the account's device cookie is not locked"))
 }
 
-// memoryCodeFailures is a CodeFailureStore in this process's memory: NewThrottle's default,
-// for a Throttle no store is given to. One counter per account that had a code refused after a
-// right password, so it grows only with the accounts.
-type memoryCodeFailures struct {
-	mu sync.Mutex
-	m  map[string]identity.ThrottleCounter
+// UpdateCodeFailures and DeleteStaleCodeFailures make a MemoryThrottle a CodeFailureStore too,
+// keyed by user id: NewThrottle's default for the code counters, in a MemoryThrottle of their
+// own, with the same bound on memory.
+func (m *MemoryThrottle) UpdateCodeFailures(ctx context.Context, userID string, fn func(identity.ThrottleCounter) identity.ThrottleCounter) (identity.ThrottleCounter, error) {
+	var out identity.ThrottleCounter
+	err := m.UpdateThrottle(ctx, []string{userID}, func(_ string, c identity.ThrottleCounter) identity.ThrottleCounter {
+		out = fn(c)
+		out.First, out.Until, out.Last, out.Touched = out.First.UTC(), out.Until.UTC(), out.Last.UTC(), out.Touched.UTC()
+		return out
+	})
+	return out, err
 }
 
-func newMemoryCodeFailures() *memoryCodeFailures {
-	return &memoryCodeFailures{m: map[string]identity.ThrottleCounter{}}
-}
-
-func (m *memoryCodeFailures) UpdateCodeFailures(_ context.Context, userID string, fn func(identity.ThrottleCounter) identity.ThrottleCounter) (identity.ThrottleCounter, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := fn(m.m[userID])
-	c.First, c.Until, c.Last, c.Touched = c.First.UTC(), c.Until.UTC(), c.Last.UTC(), c.Touched.UTC()
-	if c == (identity.ThrottleCounter{}) {
-		delete(m.m, userID)
-	} else {
-		m.m[userID] = c
-	}
-	return c, nil
-}
-
-func (m *memoryCodeFailures) DeleteStaleCodeFailures(_ context.Context, before time.Time) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for k, c := range m.m {
-		if c.Touched.Before(before) {
-			delete(m.m, k)
-			n++
-		}
-	}
-	return n, nil
+func (m *MemoryThrottle) DeleteStaleCodeFailures(ctx context.Context, before time.Time) (int, error) {
+	return m.DeleteStaleThrottles(ctx, before)
 }

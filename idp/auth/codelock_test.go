@@ -99,7 +99,7 @@ func TestCodeLockPolicyValidate(t *testing.T) {
 
 // The in-memory fallback keeps the store contract.
 func TestMemoryCodeFailuresConformance(t *testing.T) {
-	storetest.RunCodeFailureTests(t, func(*testing.T) identity.CodeFailureStore { return newMemoryCodeFailures() })
+	storetest.RunCodeFailureTests(t, func(*testing.T) identity.CodeFailureStore { return NewMemoryThrottle(15 * time.Minute) })
 }
 
 // replica is a Service over a shared PostgreSQL store, as one replica runs it.

@@ -50,8 +50,8 @@ const OutageGrace = time.Minute
 // a user and not the client itself, and the user exists and is not disabled. It returns the
 // user as /verify names them (the stored username: a relying party's token carries
 // preferred_username only with scope profile). ErrNotForEdge otherwise. When the store cannot
-// be read, the last answer this process had is used, however old — a disable needs the store
-// too — and with none the store's error is returned.
+// be read, the last answer this process had is used if it is under OutageGrace old; else the
+// store's error is returned.
 func (s *Sessions) Bearer(ctx context.Context, clientID, sub string) (Resolved, error) {
 	if sub == "" || sub == clientID || s.Users == nil {
 		return Resolved{}, ErrNotForEdge

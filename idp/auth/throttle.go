@@ -111,7 +111,7 @@ func NewThrottle(pol ThrottlePolicy, now func() time.Time, store identity.Thrott
 	if store == nil {
 		store = NewMemoryThrottle(pol.Window)
 	}
-	return &Throttle{pol: pol, now: now, store: store, Codes: newMemoryCodeFailures()}
+	return &Throttle{pol: pol, now: now, store: store, Codes: NewMemoryThrottle(pol.CodeWindow)}
 }
 
 func (t *Throttle) off() bool { return t == nil || t.pol.Failures <= 0 }
