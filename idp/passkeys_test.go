@@ -130,7 +130,7 @@ func TestPasskeysInChromium(t *testing.T) {
 	// WebAuthn wants a domain as the RP id, not an IP address: the issuer is on localhost.
 	port := freePort(t)
 	base := fmt.Sprintf("http://localhost:%d", port)
-	startIDP(t, t.TempDir(), "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--issuer", base, "--clients", file)
+	startIDP(t, t.TempDir(), "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--issuer", base, "--clients", file, "--admin-token", "audit-admin")
 	rp.issuer = base
 	signupEmail(t, base, "hedda", "correct-horse-9", "hedda@example.com")
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -184,6 +184,17 @@ func TestPasskeysInChromium(t *testing.T) {
 	}
 	if a := passkeyFinish(t, base, state, body); a.status != 401 || strings.Contains(strings.Join(a.header.Values("Set-Cookie"), "\n"), "jwtidp_session=") {
 		t.Fatalf("the assertion replayed: %d %s", a.status, a.body)
+	}
+	// Both passkey sign-ins ended in the one finisher, which recorded each once; the replay, none.
+	events, _ := auditEvents(t, base, "type=login&user="+userOf(t, base, "hedda"))
+	passkeySignIns := 0
+	for _, e := range events {
+		if e.Outcome == "success" && e.Detail == "passkey" {
+			passkeySignIns++
+		}
+	}
+	if passkeySignIns != 2 {
+		t.Fatalf("%d passkey sign-ins recorded, want 2", passkeySignIns)
 	}
 
 	// First-party API clients remove passkeys by id; an unknown one is not found.

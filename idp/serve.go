@@ -337,13 +337,17 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
 
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
+	sessions := &auth.Sessions{
+		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
+		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
+	}
 	svc := &auth.Service{
 		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
-		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"),
+		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"), Browser: sessions,
 		OnLogin:        func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
@@ -371,10 +375,6 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		return service.App{}, fmt.Errorf("browser key: %w", err)
 	}
 	secure := strings.HasPrefix(c.issuer, "https://")
-	sessions := &auth.Sessions{
-		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
-		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
-	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
 		IDTokenHints: func(raw string) (token.IDClaims, error) { return issuer.ParseIDTokenHint(raw, km.PublicKey) },

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"jwtidp/idp/identity"
+	"jwtidp/shared/clientip"
 	"jwtidp/shared/apperr"
 )
 
@@ -32,6 +33,10 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 	r.clientIP = ip
 	return context.WithValue(ctx, requestKey{}, r)
 }
+
+// remoteKey is the throttling key of the address in ctx (WithClientIP): the address, or its /64
+// for IPv6.
+func remoteKey(ctx context.Context) string { return clientip.Key(requestOf(ctx).clientIP) }
 
 // WithActor returns ctx naming who acts, when it is not the user the event is about: an
 // administrator ("admin-token", "user:<sub>"), a client ("client:<id>") or the IdP itself

@@ -79,6 +79,7 @@ type Service struct {
 	Random         io.Reader
 	Logger         *slog.Logger
 	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
+	Browser        *Sessions            // the browser sessions Complete starts
 	Throttle       *Throttle            // per-account brute-force protection; nil: none
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
@@ -190,17 +191,6 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authenticati
 	return a, err
 }
 
-// SignedIn records a completed sign-in — once its session or refresh family exists, so a
-// sign-in refused at that last step (a disable racing it) is not recorded as one: when it
-// happened (last_login_at) and its audit event, in one write. A failure only loses the record.
-func (s *Service) SignedIn(ctx context.Context, a Authentication) {
-	method := "password"
-	if slices.Contains(a.AMR, "otp") {
-		method = "password and one-time code"
-	}
-	s.recordLogin(ctx, a.User.ID, method)
-}
-
 // recordLogin keeps when the user signed in and the audit event of it, in one write.
 func (s *Service) recordLogin(ctx context.Context, userID, method string) {
 	at := s.Now().UTC().Truncate(time.Microsecond) // what every store keeps
@@ -308,8 +298,8 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	return a, nil
 }
 
-// Login authenticates and issues tokens with a refresh family for the first-party client: the
-// API login.
+// Login is the API's sign-in (/auth): it authenticates and completes the sign-in with tokens
+// of the first-party client and a refresh family.
 //
 // With Scope AdminScope it issues an admin credential instead: an access token with only that
 // scope, for the IdP itself (aud: the issuer), and no refresh token — only to a user flagged
@@ -322,23 +312,8 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authenticat
 	if err != nil {
 		return Tokens{}, a, err
 	}
-	if c.Scope == AdminScope {
-		if !a.User.Admin {
-			s.record(ctx, s.event(ctx, identity.AuditLogin, a.User.ID, Failure, "idp:admin scope refused: not an administrator"))
-			return Tokens{}, a, ErrNotAdmin
-		}
-		admin := Client{ID: s.FirstParty.ID, Scope: AdminScope, Audience: []string{s.Issuer.Issuer}}
-		t, err := s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR})
-		if err == nil {
-			s.SignedIn(ctx, a)
-		}
-		return t, a, err
-	}
-	t, err := s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR})
-	if err == nil {
-		s.SignedIn(ctx, a)
-	}
-	return t, a, err
+	signed, err := s.Complete(ctx, a, Target{Admin: c.Scope == AdminScope})
+	return signed.Tokens, a, err
 }
 
 // AdminScope is the scope of an admin credential: an access token with it, of a user still

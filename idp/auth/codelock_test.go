@@ -172,18 +172,18 @@ func TestCodeLockAcrossReplicas(t *testing.T) {
 	svcs := []*Service{a, b}
 
 	for i := range 10 {
-		_, err := svcs[i%2].SecondFactor(ctx, u, "000000", Attempt{Remote: fmt.Sprintf("198.51.100.%d", i)})
+		_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("198.51.100.%d", i)), identity.Session{}, u, "000000", Device{})
 		if !errors.Is(err, ErrOTPRequired) || apperr.RetryAfter(err) != 0 {
 			t.Fatalf("wrong code %d: %v (retry after %s)", i+1, err, apperr.RetryAfter(err))
 		}
 	}
 	for i, svc := range svcs {
-		_, err := svc.SecondFactor(ctx, u, code(), Attempt{Remote: fmt.Sprintf("192.0.2.%d", 100+i)})
+		_, err := svc.SecondFactor(WithClientIP(ctx, fmt.Sprintf("192.0.2.%d", 100+i)), identity.Session{}, u, code(), Device{})
 		if !errors.Is(err, ErrOTPRequired) || apperr.Code(err) != apperr.EUNAUTHORIZED || apperr.RetryAfter(err) != 15*time.Minute {
 			t.Fatalf("the right code on replica %d after 10 wrong ones on both: %v (retry after %s)", i, err, apperr.RetryAfter(err))
 		}
 	}
-	if _, err := b.SecondFactor(ctx, u, code(), Attempt{Remote: "192.0.2.200", Device: "owners-device"}); err != nil {
+	if _, err := b.SecondFactor(WithClientIP(ctx, "192.0.2.200"), identity.Session{}, u, code(), Device{ID: "owners-device", Epoch: u.Epoch, Sub: u.ID}); err != nil {
 		t.Fatalf("the owner's device while the code step is locked: %v", err)
 	}
 	events, err := a.Audit.ListAudit(ctx, identity.AuditQuery{UserID: u.ID, Type: identity.AuditLockout, Limit: 10})
@@ -198,7 +198,7 @@ func TestCodeLockAcrossReplicas(t *testing.T) {
 	checked := 0
 	for i := range 40 {
 		wg.Go(func() {
-			_, err := svcs[i%2].SecondFactor(ctx, u, "000000", Attempt{Remote: fmt.Sprintf("2001:db8:%x::1", i)})
+			_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("2001:db8:%x::1", i)), identity.Session{}, u, "000000", Device{})
 			if !errors.Is(err, ErrOTPRequired) {
 				t.Errorf("guess %d: %v", i, err)
 			}

@@ -217,7 +217,8 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error
 // FinishPasskeyLogin checks the browser's assertion (body: the PublicKeyCredential as JSON)
 // against the ceremony's state: a passkey of the user its user handle names, signed for this
 // origin and RP id, the user verified; then spends it (counter and challenge, in the
-// transaction that records them). ErrPasskeyRefused for every refusal.
+// transaction that records them). ErrPasskeyRefused for every refusal. The Authentication is
+// for Complete, which records the sign-in.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
 	a, err := s.finishPasskeyLogin(ctx, state, body)
 	s.countLogin(err)
@@ -264,18 +265,13 @@ func (s *Service) finishPasskeyLogin(ctx context.Context, state, body []byte) (A
 	sum := sha256.Sum256([]byte("passkey-challenge:" + sd.Challenge))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
 	now := s.Now().UTC()
-	// The sign-in is recorded (when, and its audit event) in the transaction that spends the
-	// assertion; a disabled user's passkey is refused there.
-	ev := s.event(ctx, identity.AuditLogin, u.ID, Success, "passkey")
-	v, err := s.Users.UpdateUser(identity.WithAuditEvents(ctx, ev), u.ID, func(cur identity.User) (identity.User, error) {
+	// The assertion is spent in a transaction that refuses a disabled user's passkey; the
+	// sign-in is recorded by Complete, once its session exists.
+	v, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 		if cur.Disabled {
 			return cur, errUserDisabled
 		}
-		next, err := cur.UsePasskey(cred.ID, parsed.Response.AuthenticatorData.Counter, challenge, sd.Expires, now)
-		if err != nil {
-			return next, err
-		}
-		return next.RecordLogin(now.Truncate(time.Microsecond))
+		return cur.UsePasskey(cred.ID, parsed.Response.AuthenticatorData.Counter, challenge, sd.Expires, now)
 	})
 	switch {
 	case errors.Is(err, errUserDisabled):
@@ -288,7 +284,6 @@ func (s *Service) finishPasskeyLogin(ctx context.Context, state, body []byte) (A
 		return Authentication{}, err
 	}
 	p := v.Factors.Passkeys[v.Factors.PasskeyIndex(cred.ID)]
-	LogAudit(ctx, s.Logger, ev)
 	return Authentication{User: v, AMR: passkeyAMR(p), AuthTime: now}, nil
 }
 

@@ -203,24 +203,28 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 	return Attempt{Account: "otp\x00" + username, Remote: remoteKey, Device: device}
 }
 
-// SecondFactor checks code — a current TOTP code or an unused recovery code — for u, the user
-// whose password was just checked, and spends it (in the transaction that records it: a step
-// once, a recovery code once). Failures count toward the account's one-time-code throttle: per
-// client (ETHROTTLED when locked) and, without the account's device cookie, per account from
-// every address (ThrottlePolicy.CodeFailures); a locked one is refused before any check.
-// ErrOTPRequired for every other refusal — with a Retry-After while the account's code step is
-// locked, the right code included.
+// SecondFactor is the second step of a browser sign-in whose password step left the pre-session
+// pre of user u (as Sessions.Pending returned them): it checks code — a current TOTP code or an
+// unused recovery code — and spends it (in the transaction that records it: a step once, a
+// recovery code once). device is the browser's device cookie for the account, if any: one still
+// good for u keeps its holder out of the account-wide count. Failures count toward the
+// account's one-time-code throttle: per client (ETHROTTLED when locked) and, without the
+// account's device cookie, per account from every address (ThrottlePolicy.CodeFailures); a
+// locked one is refused before any check. ErrOTPRequired for every other refusal — with a
+// Retry-After while the account's code step is locked, the right code included.
 //
-// It is the second step of a browser sign-in whose password step is pending: a refusal is
-// recorded as a second-factor failure or a lockout; the caller records the sign-in (SignedIn)
-// once its session exists.
-func (s *Service) SecondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
-	amr, err := s.secondFactor(ctx, u, code, at)
+// A refusal is recorded as a second-factor failure or a lockout; success is the Authentication
+// for Complete (Target.Completes: pre's id), which records the sign-in.
+func (s *Service) SecondFactor(ctx context.Context, pre identity.Session, u identity.User, code string, device Device) (Authentication, error) {
+	if !device.For(u) {
+		device = Device{}
+	}
+	amr, err := s.secondFactor(ctx, u, code, Attempt{Remote: remoteKey(ctx), Device: device.ID})
 	if err != nil {
 		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "password and one-time code", err)
-		return nil, err
+		return Authentication{}, err
 	}
-	return amr, nil
+	return Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}, nil
 }
 
 // secondFactor is SecondFactor without the records: a step of a sign-in or of another check.

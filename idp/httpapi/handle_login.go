@@ -75,10 +75,7 @@ type browser struct {
 
 // Sessions is what the browser pages need of the session use cases.
 type Sessions interface {
-	Start(ctx context.Context, a auth.Authentication, remoteAddr, userAgent string) (string, identity.Session, error)
-	StartPending(ctx context.Context, a auth.Authentication, remoteAddr, userAgent string) (string, error)
 	Pending(ctx context.Context, secret string) (identity.Session, identity.User, error)
-	EndPending(ctx context.Context, id string) error
 	Resolve(ctx context.Context, secret string) (auth.Resolved, error)
 	End(ctx context.Context, secret string) error
 	// ForgetSession drops this process's cached resolution of a session ended elsewhere;
@@ -87,12 +84,12 @@ type Sessions interface {
 	ForgetUser(userID string)
 }
 
-// Authenticator is what the browser login needs of the use cases.
+// Authenticator is what the browser login needs of the use cases: the password step, the
+// second step, and the one finisher every sign-in ends in.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c auth.Credentials) (auth.Authentication, error)
-	SecondFactor(ctx context.Context, u identity.User, code string, at auth.Attempt) ([]string, error)
-	// SignedIn records a sign-in whose session now exists (last_login_at, the audit trail).
-	SignedIn(ctx context.Context, a auth.Authentication)
+	SecondFactor(ctx context.Context, pre identity.Session, u identity.User, code string, device auth.Device) (auth.Authentication, error)
+	Complete(ctx context.Context, a auth.Authentication, t auth.Target) (auth.Signed, error)
 }
 
 func randomID(n int) string {
@@ -185,22 +182,9 @@ func handleLogin(b *browser) http.Handler {
 			Username: username, Password: form.Get("password"), RemoteAddr: remote,
 			RemoteKey: web.ClientKey(remote), Device: b.keys.device(r, username), Deferred: true,
 		})
-		if err == nil && a.Pending {
-			// The password was right; the second factor is the next page's. What is owed lives in
-			// a pre-session in the store: the browser holds only its random id.
-			pending, err := b.sessions.StartPending(r.Context(), a, remote, r.UserAgent())
-			if err != nil {
-				b.logger.ErrorContext(r.Context(), "browser login: pre-session", "err", err)
-				b.renderLogin(w, r, http.StatusServiceUnavailable, loginView{RD: rd, Username: username, Error: "Something went wrong. Please try again."})
-				return
-			}
-			http.SetCookie(w, b.pendingCookie(r, pending, auth.PendingTTL))
-			b.renderOTP(w, r, http.StatusOK, loginView{RD: rd})
-			return
-		}
-		var secret string
+		var signed auth.Signed
 		if err == nil {
-			secret, _, err = b.sessions.Start(r.Context(), a, remote, r.UserAgent())
+			signed, err = b.auth.Complete(r.Context(), a, auth.Target{Browser: true, UserAgent: r.UserAgent()})
 		}
 		if err != nil {
 			status, msg := b.loginRefusal(w, r, "browser login", err, "Invalid username or password.")
@@ -208,12 +192,26 @@ func handleLogin(b *browser) http.Handler {
 			b.renderLogin(w, r, status, view)
 			return
 		}
-		b.auth.SignedIn(r.Context(), a)
-		http.SetCookie(w, b.keys.deviceCookieFor(r, a.User, b.cfg.Secure, func() string { return randomID(16) }))
-		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, rd, http.StatusSeeOther)
+		if signed.Pending {
+			// The password was right; the second factor is the next page's. What is owed lives in
+			// a pre-session in the store: the browser holds only its random id.
+			http.SetCookie(w, b.pendingCookie(r, signed.Secret, auth.PendingTTL))
+			b.renderOTP(w, r, http.StatusOK, loginView{RD: rd})
+			return
+		}
+		b.signedIn(w, r, signed, rd)
 	})
+}
+
+// signedIn answers a completed browser sign-in: the device cookie (on the login form's path,
+// where the password step reads it), the session cookie, and the way on.
+func (b *browser) signedIn(w http.ResponseWriter, r *http.Request, signed auth.Signed, rd string) {
+	onLogin := r.Clone(r.Context())
+	onLogin.URL.Path = loginPath(r)
+	http.SetCookie(w, b.keys.deviceCookieFor(onLogin, signed.User, b.cfg.Secure, func() string { return randomID(16) }))
+	http.SetCookie(w, b.cfg.cookie(signed.Secret, b.cfg.TTL))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, rd, http.StatusSeeOther)
 }
 
 // loginRefusal is what a login page says to err, and with which status: invalid for what the
@@ -293,36 +291,19 @@ func handleLoginOTP(b *browser) http.Handler {
 			b.renderLogin(w, r, http.StatusUnauthorized, loginView{RD: rd, Error: "Your sign-in expired. Please sign in again."})
 			return
 		}
-		remote := b.remotes.Of(r)
-		device := b.keys.device(r, u.Username)
-		if !device.For(u) {
-			device = auth.Device{}
-		}
-		amr, err := b.auth.SecondFactor(r.Context(), u, form.Get("otp"), auth.Attempt{Remote: web.ClientKey(remote), Device: device.ID})
+		a, err := b.auth.SecondFactor(r.Context(), pre, u, form.Get("otp"), b.keys.device(r, u.Username))
 		if err != nil {
 			status, msg := b.loginRefusal(w, r, "browser login: second factor", err, "That code is not valid. Please try again.")
 			b.renderOTP(w, r, status, loginView{RD: rd, Error: msg})
 			return
 		}
-		a := auth.Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}
-		secret, _, err := b.sessions.Start(r.Context(), a, remote, r.UserAgent())
+		signed, err := b.auth.Complete(r.Context(), a, auth.Target{Browser: true, UserAgent: r.UserAgent(), Completes: pre.ID})
+		http.SetCookie(w, b.pendingCookie(r, "", 0))
 		if err != nil {
-			http.SetCookie(w, b.pendingCookie(r, "", 0))
 			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{RD: rd, Error: "Your sign-in expired. Please sign in again."})
 			return
 		}
-		b.auth.SignedIn(r.Context(), a)
-		if err := b.sessions.EndPending(r.Context(), pre.ID); err != nil {
-			b.logger.WarnContext(r.Context(), "browser login: pre-session not removed", "err", err)
-		}
-		http.SetCookie(w, b.pendingCookie(r, "", 0))
-		// The device cookie lives on the login form's path, where the first step reads it.
-		onLogin := r.Clone(r.Context())
-		onLogin.URL.Path = loginPath(r)
-		http.SetCookie(w, b.keys.deviceCookieFor(onLogin, u, b.cfg.Secure, func() string { return randomID(16) }))
-		http.SetCookie(w, b.cfg.cookie(secret, b.cfg.TTL))
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, rd, http.StatusSeeOther)
+		b.signedIn(w, r, signed, rd)
 	})
 }
 

@@ -16,13 +16,17 @@ import (
 	"jwtidp/shared/apperr"
 )
 
-// fakeAuth accepts one password and counts the attempts that reached it.
-type fakeAuth struct{ calls int }
+// fakeAuth accepts one password, counts the attempts that reached it and the sign-ins it
+// completed.
+type fakeAuth struct{ calls, completed int }
 
-func (f *fakeAuth) SignedIn(context.Context, auth.Authentication) {}
+func (f *fakeAuth) Complete(context.Context, auth.Authentication, auth.Target) (auth.Signed, error) {
+	f.completed++
+	return auth.Signed{Secret: strings.Repeat("S", 42) + "A"}, nil
+}
 
-func (f *fakeAuth) SecondFactor(context.Context, identity.User, string, auth.Attempt) ([]string, error) {
-	return nil, auth.ErrOTPRequired
+func (f *fakeAuth) SecondFactor(context.Context, identity.Session, identity.User, string, auth.Device) (auth.Authentication, error) {
+	return auth.Authentication{}, auth.ErrOTPRequired
 }
 
 func (f *fakeAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Authentication, error) {
@@ -37,13 +41,7 @@ func (f *fakeAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Aut
 type fakeSessions struct {
 	live    string
 	broken  bool
-	started int
 	ended   int
-}
-
-func (f *fakeSessions) Start(context.Context, auth.Authentication, string, string) (string, identity.Session, error) {
-	f.started++
-	return strings.Repeat("S", 42) + "A", identity.Session{}, nil
 }
 
 func (f *fakeSessions) Resolve(_ context.Context, secret string) (auth.Resolved, error) {
@@ -60,15 +58,9 @@ func (f *fakeSessions) End(context.Context, string) error { f.ended++; return ni
 func (f *fakeSessions) ForgetSession(string)              {}
 func (f *fakeSessions) ForgetUser(string)                 {}
 
-func (f *fakeSessions) StartPending(context.Context, auth.Authentication, string, string) (string, error) {
-	return strings.Repeat("P", 42) + "A", nil
-}
-
 func (f *fakeSessions) Pending(context.Context, string) (identity.Session, identity.User, error) {
 	return identity.Session{}, identity.User{}, auth.ErrNoSession
 }
-
-func (f *fakeSessions) EndPending(context.Context, string) error { return nil }
 
 func newBrowser(secure bool) (*browser, *fakeAuth, *fakeSessions) {
 	a, s := &fakeAuth{}, &fakeSessions{live: strings.Repeat("L", 42) + "A"}

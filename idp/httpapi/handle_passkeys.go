@@ -178,9 +178,9 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := p.svc.FinishPasskeyLogin(r.Context(), state, body)
-	var secret string
+	var signed auth.Signed
 	if err == nil {
-		secret, _, err = p.sessions.Start(r.Context(), a, p.remotes.Of(r), r.UserAgent())
+		signed, err = p.auth.Complete(r.Context(), a, auth.Target{Browser: true, UserAgent: r.UserAgent()})
 	}
 	if err != nil {
 		if apperr.Code(err) == apperr.EINTERNAL || apperr.Code(err) == "" {
@@ -189,7 +189,7 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, err)
 		return
 	}
-	http.SetCookie(w, p.cfg.cookie(secret, p.cfg.TTL))
+	http.SetCookie(w, p.cfg.cookie(signed.Secret, p.cfg.TTL))
 	web.WriteJSON(w, http.StatusOK, PasskeyLoginResult{Redirect: rd})
 }
 

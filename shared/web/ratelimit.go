@@ -1,6 +1,7 @@
 package web
 
 import (
+	"jwtidp/shared/clientip"
 	"net"
 	"net/http"
 	"net/netip"
@@ -72,20 +73,10 @@ func (c ClientAddrs) Of(r *http.Request) string {
 }
 
 // ClientKey is what a client is counted by, given its address as ClientAddrs.Of returns it:
-// an IPv4 address (also when written IPv4-mapped) as itself, an IPv6 address by its /64,
-// since one host, or one customer of an ISP, is commonly handed a whole /64 and can pick a
-// fresh address from it for every request. Anything that is not an IP address is its own key.
-func ClientKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return addr
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	return netip.PrefixFrom(a, 64).Masked().String()
-}
+// clientip.Key — an IPv4 address (also when written IPv4-mapped) as itself, an IPv6 address by
+// its /64, since one host, or one customer of an ISP, is commonly handed a whole /64 and can
+// pick a fresh address from it for every request. The sign-in throttle counts by the same key.
+func ClientKey(addr string) string { return clientip.Key(addr) }
 
 // maxClients bounds the per-client limiter table.
 const maxClients = 100_000
