@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 
 	"jwtidp/idp/identity"
-	"jwtidp/shared/clientip"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/clientip"
 )
 
 type requestKey struct{}

@@ -39,9 +39,9 @@ func (f *fakeAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Aut
 
 // fakeSessions knows one session secret, or fails like a broken store.
 type fakeSessions struct {
-	live    string
-	broken  bool
-	ended   int
+	live   string
+	broken bool
+	ended  int
 }
 
 func (f *fakeSessions) Resolve(_ context.Context, secret string) (auth.Resolved, error) {
