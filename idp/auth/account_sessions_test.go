@@ -40,15 +40,15 @@ func TestAccountSessionsListAndEnd(t *testing.T) {
 	}
 	sessions := newSessions(svc, db, c)
 	sessions.IdleTTL = time.Hour
-	_, s1, err := sessions.Start(ctx, alice, "192.0.2.1", "Firefox")
+	_, s1, err := sessions.Start(WithClientIP(ctx, "192.0.2.1"), alice, "Firefox")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.add(time.Second)
-	if _, err := sessions.StartPending(ctx, alice, "192.0.2.9", "pending"); err != nil {
+	if _, err := sessions.StartPending(WithClientIP(ctx, "192.0.2.9"), alice, "pending"); err != nil {
 		t.Fatal(err)
 	}
-	_, idle, err := sessions.Start(ctx, alice, "192.0.2.3", "idle")
+	_, idle, err := sessions.Start(WithClientIP(ctx, "192.0.2.3"), alice, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestAccountSessionsListAndEnd(t *testing.T) {
 	if err := svc.Revoke(ctx, revoked.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	_, bobSession, err := sessions.Start(ctx, bob, "198.51.100.1", "bob")
+	_, bobSession, err := sessions.Start(WithClientIP(ctx, "198.51.100.1"), bob, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}

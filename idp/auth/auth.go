@@ -128,14 +128,13 @@ func (s *Service) Signup(ctx context.Context, username, pw, email string) error 
 	return nil
 }
 
-// Credentials are a login attempt: what the user typed, and where it came from.
+// Credentials are a login attempt: what the user typed. Where it came from is the request's
+// (WithClientIP), as for every use case.
 type Credentials struct {
-	Username   string
-	Password   string
-	RemoteAddr string // where the attempt came from, for the log
-	RemoteKey  string // the throttling key of that address (the address, or its /64 for IPv6)
-	Device     Device // the browser's device cookie for this username, if it has a validly signed one
-	OTP        string // the second factor given with the password (/auth's "otp"), if any
+	Username string
+	Password string
+	Device   Device // the browser's device cookie for this username, if it has a validly signed one
+	OTP      string // the second factor given with the password (/auth's "otp"), if any
 	// Deferred: the caller asks for the second factor in a step of its own (the browser login):
 	// a right password for an account with one is a pending Authentication, not ErrOTPRequired.
 	Deferred bool
@@ -159,8 +158,8 @@ func (d Device) For(u identity.User) bool {
 	return d.ID != "" && u.ID != "" && d.Sub == u.ID && d.Epoch == u.Epoch
 }
 
-func (c Credentials) attempt() Attempt {
-	return Attempt{Account: c.Username, Remote: c.RemoteKey, Device: c.Device.ID}
+func (c Credentials) attempt(ctx context.Context) Attempt {
+	return Attempt{Account: c.Username, Remote: remoteKey(ctx), Device: c.Device.ID}
 }
 
 // Authentication is who proved to be whom, and how.
@@ -180,7 +179,7 @@ type Authentication struct {
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authentication, error) {
 	a, err := s.authenticate(ctx, c)
 	outcome := s.countLogin(err)
-	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", c.RemoteAddr)
+	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", requestOf(ctx).clientIP)
 	if err != nil {
 		detail := "password"
 		if a.User.ID == "" {
@@ -261,7 +260,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 		c.Device = Device{} // issued before the password changed (or for nobody): no exemption
 	}
 	// A locked attempt is refused before any hashing, the correct password included.
-	if err := s.Throttle.Allow(ctx, c.attempt()); err != nil {
+	if err := s.Throttle.Allow(ctx, c.attempt(ctx)); err != nil {
 		return Authentication{User: identity.User{ID: u.ID}}, err
 	}
 	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
@@ -271,12 +270,12 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 	// A disabled user's right password is answered as a wrong one, after the same work, and
 	// counts as one: nothing tells the two apart.
 	if !ok || u.Disabled {
-		if err := s.Throttle.Failure(ctx, c.attempt()); err != nil {
+		if err := s.Throttle.Failure(ctx, c.attempt(ctx)); err != nil {
 			return Authentication{}, err
 		}
 		return Authentication{User: identity.User{ID: u.ID}}, ErrInvalidCredentials
 	}
-	if err := s.Throttle.Success(ctx, c.attempt()); err != nil {
+	if err := s.Throttle.Success(ctx, c.attempt(ctx)); err != nil {
 		return Authentication{}, err
 	}
 	if rehash {
@@ -290,7 +289,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 		a.Pending = true
 		return a, nil
 	}
-	amr, err := s.secondFactor(ctx, u, c.OTP, c.attempt())
+	amr, err := s.secondFactor(ctx, u, c.OTP, c.attempt(ctx))
 	if err != nil {
 		return Authentication{User: identity.User{ID: u.ID}}, err
 	}
@@ -603,7 +602,7 @@ func (s *Service) revokeWith(ctx context.Context, hash, why string, may func(ide
 // policy) and, in the same transaction, ends every session and refresh family of the user —
 // even one a login racing the change is about to make. A wrong current password is
 // ErrInvalidCredentials and counts toward throttling as a failed login from that address.
-func (s *Service) ChangePassword(ctx context.Context, userID, current, next, remoteKey string) error {
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
 	u, err := s.Users.GetUser(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -614,7 +613,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, rem
 	if err := password.CheckPolicy(u.Username, next); err != nil {
 		return err
 	}
-	if err := s.checkPassword(ctx, u, current, Attempt{Account: u.Username, Remote: remoteKey}); err != nil {
+	if err := s.checkPassword(ctx, u, current, Attempt{Account: u.Username, Remote: remoteKey(ctx)}); err != nil {
 		return err
 	}
 	hash, err := s.Hasher.Hash(ctx, next)

@@ -108,7 +108,7 @@ func TestGarbageCollectionRemovesDeadFamilies(t *testing.T) {
 }
 
 func creds(user, pw string) Credentials {
-	return Credentials{Username: user, Password: pw, RemoteAddr: "192.0.2.1", RemoteKey: "192.0.2.1"}
+	return Credentials{Username: user, Password: pw}
 }
 
 func claimsOf(t *testing.T, raw string) jwt.MapClaims {

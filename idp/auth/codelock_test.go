@@ -151,7 +151,7 @@ func totpUser(t *testing.T, svc *Service, c *clock) (identity.User, func() strin
 		}
 		return s
 	}
-	if _, err := svc.ConfirmTOTP(ctx, u.ID, code(), "192.0.2.1", ""); err != nil {
+	if _, err := svc.ConfirmTOTP(ctx, u.ID, code(), ""); err != nil {
 		t.Fatal(err)
 	}
 	c.add(30 * time.Second)

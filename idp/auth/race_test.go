@@ -65,14 +65,14 @@ func TestLoginRacingPasswordChangeGetsNothing(t *testing.T) {
 		a, err := svc.Authenticate(ctx, creds("alice", "correct-horse-9"))
 		var secret string
 		if err == nil {
-			secret, _, err = sessions.Start(ctx, a, "192.0.2.1", "test")
+			secret, _, err = sessions.Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 		}
 		browserLogin <- result{secret: secret, err: err}
 	}()
 	<-g.waiting // both passwords checked; neither login has stored anything yet
 	<-g.waiting
 	svc.Families = db // the password change itself is not held
-	if err := svc.ChangePassword(ctx, alice.ID, "correct-horse-9", "battery-staple-7", "192.0.2.9"); err != nil {
+	if err := svc.ChangePassword(WithClientIP(ctx, "192.0.2.9"), alice.ID, "correct-horse-9", "battery-staple-7"); err != nil {
 		t.Fatal(err)
 	}
 	close(g.open)
@@ -116,7 +116,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 						mu.Unlock()
 					}
 					if a, err := svc.Authenticate(ctx, creds("alice", old)); err == nil {
-						if s, _, err := sessions.Start(ctx, a, "192.0.2.1", "test"); err == nil {
+						if s, _, err := sessions.Start(WithClientIP(ctx, "192.0.2.1"), a, "test"); err == nil {
 							mu.Lock()
 							secrets = append(secrets, s)
 							mu.Unlock()
@@ -125,7 +125,7 @@ func TestAttackerLoopDuringPasswordChanges(t *testing.T) {
 				}
 			})
 		}
-		if err := svc.ChangePassword(ctx, alice.ID, old, next, "192.0.2.9"); err != nil {
+		if err := svc.ChangePassword(WithClientIP(ctx, "192.0.2.9"), alice.ID, old, next); err != nil {
 			t.Fatal(err)
 		}
 		close(stop)
@@ -167,7 +167,7 @@ func TestDeviceCookieDiesWithPasswordChange(t *testing.T) {
 	if _, err := svc.Authenticate(ctx, withDevice("correct-horse-9", 0)); err != nil {
 		t.Fatalf("the device cookie from the locked address: %v", err)
 	}
-	if err := svc.ChangePassword(ctx, alice.ID, "correct-horse-9", "battery-staple-7", "198.51.100.9"); err != nil {
+	if err := svc.ChangePassword(WithClientIP(ctx, "198.51.100.9"), alice.ID, "correct-horse-9", "battery-staple-7"); err != nil {
 		t.Fatal(err)
 	}
 	// A cookie issued to another user of the same name (a deleted one's, released) exempts no one.

@@ -14,9 +14,8 @@ import (
 // not someone holding an old token or a session left open: the current password (checked and
 // throttled as a login), or else a browser sign-in no older than FreshSignIn.
 type Reauth struct {
-	Password  string
-	RemoteKey string    // the throttling key of the address the password came from
-	AuthTime  time.Time // the browser session's sign-in; weighed only when Password is ""
+	Password string
+	AuthTime time.Time // the browser session's sign-in; weighed only when Password is ""
 }
 
 // FreshSignIn is how recent a browser's sign-in must be to stand in for the password: a session
@@ -45,7 +44,7 @@ func (s *Service) reauthenticate(ctx context.Context, u identity.User, r Reauth)
 		}
 		return ErrNotFresh
 	}
-	err := s.checkPassword(ctx, u, r.Password, Attempt{Account: u.Username, Remote: r.RemoteKey})
+	err := s.checkPassword(ctx, u, r.Password, Attempt{Account: u.Username, Remote: remoteKey(ctx)})
 	if errors.Is(err, ErrInvalidCredentials) {
 		return ErrWrongPassword
 	}

@@ -103,8 +103,8 @@ func HashSecret(secret string) string { return token.HashRefresh(secret) }
 
 // Start makes a session for a, returning the cookie's secret and the session. It fails with
 // ErrInvalidCredentials when the user's credentials changed after a was checked.
-func (s *Sessions) Start(ctx context.Context, a Authentication, remoteAddr, userAgent string) (string, identity.Session, error) {
-	return s.start(ctx, a, remoteAddr, userAgent, false)
+func (s *Sessions) Start(ctx context.Context, a Authentication, userAgent string) (string, identity.Session, error) {
+	return s.start(ctx, a, userAgent, false)
 }
 
 // PendingTTL bounds a pre-session: the second step of a login must follow within it.
@@ -113,8 +113,8 @@ const PendingTTL = 5 * time.Minute
 // StartPending makes a pre-session for a pending Authentication (a right password, a second
 // factor owed): it lives in the store, signs nobody in, and lasts PendingTTL. Its cookie's
 // secret is returned.
-func (s *Sessions) StartPending(ctx context.Context, a Authentication, remoteAddr, userAgent string) (string, error) {
-	secret, _, err := s.start(ctx, a, remoteAddr, userAgent, true)
+func (s *Sessions) StartPending(ctx context.Context, a Authentication, userAgent string) (string, error) {
+	secret, _, err := s.start(ctx, a, userAgent, true)
 	return secret, err
 }
 
@@ -144,7 +144,7 @@ func (s *Sessions) EndPending(ctx context.Context, id string) error {
 	return nil
 }
 
-func (s *Sessions) start(ctx context.Context, a Authentication, remoteAddr, userAgent string, pending bool) (string, identity.Session, error) {
+func (s *Sessions) start(ctx context.Context, a Authentication, userAgent string, pending bool) (string, identity.Session, error) {
 	secret, err := token.RandomString(s.Random, 32)
 	if err != nil {
 		return "", identity.Session{}, err
@@ -160,7 +160,7 @@ func (s *Sessions) start(ctx context.Context, a Authentication, remoteAddr, user
 	sess := identity.Session{
 		ID: id, TokenHash: HashSecret(secret), UserID: a.User.ID, Epoch: a.User.Epoch,
 		AuthTime: a.AuthTime, AMR: a.AMR, CreatedAt: now, LastSeenAt: now, IdleTTL: s.IdleTTL,
-		ExpiresAt: now.Add(s.TTL), RemoteAddr: remoteAddr, UserAgent: userAgent, Pending: pending,
+		ExpiresAt: now.Add(s.TTL), RemoteAddr: requestOf(ctx).clientIP, UserAgent: userAgent, Pending: pending,
 	}
 	if pending {
 		sess.IdleTTL, sess.ExpiresAt = 0, now.Add(PendingTTL)

@@ -24,7 +24,7 @@ func TestSessionEndReachesOtherProcessesWithinTheCacheTTL(t *testing.T) {
 	}
 	one, two := newSessions(svc, db, c), newSessions(svc, db, c)
 	one.CacheTTL, two.CacheTTL = 5*time.Second, 5*time.Second
-	secret, _, err := one.Start(ctx, a, "192.0.2.1", "test")
+	secret, _, err := one.Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestSessionIdleAndAbsoluteExpiry(t *testing.T) {
 	a, _ := svc.Authenticate(ctx, creds("bob", "correct-horse-9"))
 	s := newSessions(svc, db, c)
 	s.IdleTTL = 30 * time.Minute
-	secret, _, err := s.Start(ctx, a, "192.0.2.1", "test")
+	secret, _, err := s.Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestSessionIdleAndAbsoluteExpiry(t *testing.T) {
 	if _, err := s.Resolve(ctx, secret); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("past the absolute expiry: %v", err)
 	}
-	secret, _, _ = s.Start(ctx, a, "192.0.2.1", "test")
+	secret, _, _ = s.Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 	c.add(30 * time.Minute)
 	if _, err := s.Resolve(ctx, secret); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("unused for the idle period: %v", err)
@@ -125,7 +125,7 @@ func TestSlowLookupsBlockNobodyElse(t *testing.T) {
 	bs := &blockingStore{SessionStore: db, hash: HashSecret(junk), entered: make(chan struct{}), release: make(chan struct{})}
 	s := newSessions(svc, bs, c)
 	s.CacheTTL = 5 * time.Second
-	secret, _, err := s.Start(ctx, a, "192.0.2.1", "test")
+	secret, _, err := s.Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestTouchOnlyMovesLastSeenForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sess, err := newSessions(svc, db, c).Start(ctx, a, "192.0.2.1", "test")
+	_, sess, err := newSessions(svc, db, c).Start(WithClientIP(ctx, "192.0.2.1"), a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

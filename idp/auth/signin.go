@@ -49,7 +49,7 @@ func (s *Service) Complete(ctx context.Context, a Authentication, t Target) (Sig
 	owed := a.Pending || (a.User.Factors.HasTOTP() && !slices.Contains(a.AMR, AMRMultiFactor))
 	switch {
 	case owed && t.Browser && t.Completes == "":
-		secret, err := s.Browser.StartPending(ctx, a, requestOf(ctx).clientIP, t.UserAgent)
+		secret, err := s.Browser.StartPending(ctx, a, t.UserAgent)
 		out.Pending, out.Secret = true, secret
 		return out, err
 	case owed:
@@ -59,7 +59,7 @@ func (s *Service) Complete(ctx context.Context, a Authentication, t Target) (Sig
 	var err error
 	switch {
 	case t.Browser:
-		out.Secret, out.Session, err = s.Browser.Start(ctx, a, requestOf(ctx).clientIP, t.UserAgent)
+		out.Secret, out.Session, err = s.Browser.Start(ctx, a, t.UserAgent)
 	case t.Admin:
 		if !a.User.Admin {
 			s.record(ctx, s.event(ctx, identity.AuditLogin, a.User.ID, Failure, "idp:admin scope refused: not an administrator"))

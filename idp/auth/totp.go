@@ -124,7 +124,7 @@ func totpStep(seed []byte, code string, now time.Time) (int64, bool) {
 // with the password alone before must prove the new factor now. keep is the session or family
 // the user confirmed from ("" for none), which stays. Wrong codes count toward the account's
 // one-time-code throttle.
-func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey, keep string) ([]string, error) {
+func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([]string, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, remoteKey, keep
 	case t == nil:
 		return nil, identity.ErrTOTPNotEnrolled
 	}
-	at := otpAttempt(u.Username, remoteKey, "")
+	at := otpAttempt(u.Username, remoteKey(ctx), "")
 	if err := s.Throttle.Allow(ctx, at); err != nil {
 		return nil, err
 	}
@@ -296,7 +296,7 @@ func (s *Service) spendSecondFactor(ctx context.Context, u identity.User, code s
 
 // DisableTOTP turns TOTP off after checking the password and a code (TOTP or recovery), both
 // throttled as at login.
-func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey string) error {
+func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code string) error {
 	u, err := s.Users.GetUser(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -307,10 +307,10 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code, remoteKey s
 	if !u.Factors.HasTOTP() {
 		return identity.ErrTOTPNotEnabled
 	}
-	if err := s.checkPassword(ctx, u, pw, Attempt{Account: u.Username, Remote: remoteKey}); err != nil {
+	if err := s.checkPassword(ctx, u, pw, Attempt{Account: u.Username, Remote: remoteKey(ctx)}); err != nil {
 		return err
 	}
-	if _, err := s.secondFactor(ctx, u, code, Attempt{Remote: remoteKey}); err != nil {
+	if _, err := s.secondFactor(ctx, u, code, Attempt{Remote: remoteKey(ctx)}); err != nil {
 		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "", err)
 		return err
 	}

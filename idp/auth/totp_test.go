@@ -17,7 +17,7 @@ func TestPendingSessionSignsNobodyIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := db.GetUserByName(ctx, "alice")
-	secret, err := sessions.StartPending(ctx, Authentication{User: u, AMR: []string{"pwd"}, AuthTime: c.now(), Pending: true}, "192.0.2.1", "test")
+	secret, err := sessions.StartPending(WithClientIP(ctx, "192.0.2.1"), Authentication{User: u, AMR: []string{"pwd"}, AuthTime: c.now(), Pending: true}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestPendingSessionSignsNobodyIn(t *testing.T) {
 		t.Fatalf("a pre-session past PendingTTL: %v", err)
 	}
 	// A full session's secret is no pre-session either.
-	full, _, err := sessions.Start(ctx, Authentication{User: u, AMR: []string{"pwd"}, AuthTime: c.now()}, "192.0.2.1", "test")
+	full, _, err := sessions.Start(WithClientIP(ctx, "192.0.2.1"), Authentication{User: u, AMR: []string{"pwd"}, AuthTime: c.now()}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

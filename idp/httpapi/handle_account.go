@@ -17,8 +17,8 @@ import (
 // TOTP is what the second-factor routes need of the use cases.
 type TOTP interface {
 	EnrollTOTP(ctx context.Context, userID string, proof auth.Reauth) (auth.Enrollment, error)
-	ConfirmTOTP(ctx context.Context, userID, code, remoteKey, keep string) ([]string, error)
-	DisableTOTP(ctx context.Context, userID, pw, code, remoteKey string) error
+	ConfirmTOTP(ctx context.Context, userID, code, keep string) ([]string, error)
+	DisableTOTP(ctx context.Context, userID, pw, code string) error
 }
 
 // TOTPEnrollment is POST /account/totp's result: the secret, typed or as a QR code's URI.
@@ -40,7 +40,7 @@ func (p currentPassword) Valid() map[string]string {
 	return nil
 }
 
-func handleTOTPEnroll(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
+func handleTOTPEnroll(logger *slog.Logger, svc TOTP) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req currentPassword
 		if err := web.Decode(w, r, &req); err != nil {
@@ -48,7 +48,7 @@ func handleTOTPEnroll(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) ht
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		e, err := svc.EnrollTOTP(r.Context(), c.Subject, auth.Reauth{Password: req.CurrentPassword, RemoteKey: web.ClientKey(remotes.Of(r))})
+		e, err := svc.EnrollTOTP(r.Context(), c.Subject, auth.Reauth{Password: req.CurrentPassword})
 		if apperr.Code(err) == apperr.ENOTFOUND {
 			invalidToken(w)
 			return
@@ -81,7 +81,7 @@ type RecoveryCodes struct {
 // handleTOTPConfirm turns TOTP on; the user's other sessions and families end, the caller's own
 // (its token's sid) stays, and this process's session cache forgets the ended ones at once
 // (sessions may be nil in tests without one).
-func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs, sessions *auth.Sessions) http.Handler {
+func handleTOTPConfirm(logger *slog.Logger, svc TOTP, sessions *auth.Sessions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req totpCode
 		if err := web.Decode(w, r, &req); err != nil {
@@ -89,7 +89,7 @@ func handleTOTPConfirm(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs, s
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, web.ClientKey(remotes.Of(r)), c.Sid)
+		codes, err := svc.ConfirmTOTP(r.Context(), c.Subject, req.Code, c.Sid)
 		if err != nil {
 			web.Error(w, r, logger, err)
 			return
@@ -118,7 +118,7 @@ func (t totpDisable) Valid() map[string]string {
 	return m
 }
 
-func handleTOTPDisable(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) http.Handler {
+func handleTOTPDisable(logger *slog.Logger, svc TOTP) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req totpDisable
 		if err := web.Decode(w, r, &req); err != nil {
@@ -126,7 +126,7 @@ func handleTOTPDisable(logger *slog.Logger, svc TOTP, remotes web.ClientAddrs) h
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		if err := svc.DisableTOTP(r.Context(), c.Subject, req.Password, req.Code, web.ClientKey(remotes.Of(r))); err != nil {
+		if err := svc.DisableTOTP(r.Context(), c.Subject, req.Password, req.Code); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
@@ -252,7 +252,7 @@ func firstPartyOnly(users UserCheck, logger *slog.Logger, what string, next http
 }
 
 // handleSetEmail is PUT /account/email (behind firstPartyOnly).
-func handleSetEmail(logger *slog.Logger, svc Account, remotes web.ClientAddrs) http.Handler {
+func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := jwtauth.FromContext(r.Context())
 		var req emailRequest
@@ -260,7 +260,7 @@ func handleSetEmail(logger *slog.Logger, svc Account, remotes web.ClientAddrs) h
 			web.Error(w, r, logger, err)
 			return
 		}
-		u, err := svc.SetEmail(r.Context(), c.Subject, *req.Email, auth.Reauth{Password: req.CurrentPassword, RemoteKey: web.ClientKey(remotes.Of(r))})
+		u, err := svc.SetEmail(r.Context(), c.Subject, *req.Email, auth.Reauth{Password: req.CurrentPassword})
 		switch apperr.Code(err) {
 		case "":
 			web.Success(w, http.StatusOK, EmailInfo{Email: u.Email, EmailVerified: u.EmailVerified})

@@ -202,7 +202,7 @@ func (p *accountPages) refused(w http.ResponseWriter, r *http.Request, s auth.Re
 // setEmail changes the email once the current password proves the owner asks (the form's field;
 // a sign-in within auth.FreshSignIn stands in for it when it is left empty).
 func (p *accountPages) setEmail(w http.ResponseWriter, r *http.Request, s auth.Resolved, secret, email, current string) {
-	u, err := p.svc.SetEmail(r.Context(), s.UserID, email, auth.Reauth{Password: current, RemoteKey: web.ClientKey(p.remotes.Of(r)), AuthTime: s.AuthTime})
+	u, err := p.svc.SetEmail(r.Context(), s.UserID, email, auth.Reauth{Password: current, AuthTime: s.AuthTime})
 	if err != nil {
 		p.refused(w, r, s, secret, "account page: email", err)
 		return
@@ -223,7 +223,7 @@ func (p *accountPages) changePassword(w http.ResponseWriter, r *http.Request, s 
 		p.render(w, r, http.StatusBadRequest, s, secret, accountView{Error: "Give your current password and a new one."})
 		return
 	}
-	err := p.svc.ChangePassword(r.Context(), s.UserID, current, next, web.ClientKey(p.remotes.Of(r)))
+	err := p.svc.ChangePassword(r.Context(), s.UserID, current, next)
 	if errors.Is(err, auth.ErrInvalidCredentials) {
 		p.render(w, r, http.StatusUnauthorized, s, secret, accountView{Error: "Your current password is not right. Your password was not changed."})
 		return

@@ -74,17 +74,15 @@ type Loginer interface {
 
 // handleAuth is the first-party API login. A client that keeps cookies gets a device cookie,
 // which keeps others' failed guesses from locking it out of the account.
-func handleAuth(logger *slog.Logger, svc Loginer, remotes web.ClientAddrs, keys browserKeys, secure bool) http.Handler {
+func handleAuth(logger *slog.Logger, svc Loginer, keys browserKeys, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req credentials
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		remote := remotes.Of(r)
 		t, a, err := svc.Login(r.Context(), auth.Credentials{
-			Username: req.Username, Password: req.Password, OTP: req.OTP, RemoteAddr: remote,
-			RemoteKey: web.ClientKey(remote), Device: keys.device(r, req.Username), Scope: req.Scope,
+			Username: req.Username, Password: req.Password, OTP: req.OTP, Device: keys.device(r, req.Username), Scope: req.Scope,
 		})
 		if err != nil {
 			web.Error(w, r, logger, err)

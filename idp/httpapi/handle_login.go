@@ -66,7 +66,6 @@ type browser struct {
 	sessions Sessions
 	auth     Authenticator
 	rv       Redirects
-	remotes  web.ClientAddrs
 	loginURL string
 	logger   *slog.Logger
 	clients  Clients                                  // for RP-initiated logout; nil: none
@@ -177,10 +176,8 @@ func handleLogin(b *browser) http.Handler {
 			b.renderLogin(w, r, http.StatusForbidden, view)
 			return
 		}
-		remote := b.remotes.Of(r)
 		a, err := b.auth.Authenticate(r.Context(), auth.Credentials{
-			Username: username, Password: form.Get("password"), RemoteAddr: remote,
-			RemoteKey: web.ClientKey(remote), Device: b.keys.device(r, username), Deferred: true,
+			Username: username, Password: form.Get("password"), Device: b.keys.device(r, username), Deferred: true,
 		})
 		var signed auth.Signed
 		if err == nil {

@@ -313,10 +313,10 @@ func (p passwordChange) Valid() map[string]string {
 
 // PasswordChanger is what /account/password needs of the use cases.
 type PasswordChanger interface {
-	ChangePassword(ctx context.Context, userID, current, next, remoteKey string) error
+	ChangePassword(ctx context.Context, userID, current, next string) error
 }
 
-func handlePassword(logger *slog.Logger, svc PasswordChanger, remotes web.ClientAddrs) http.Handler {
+func handlePassword(logger *slog.Logger, svc PasswordChanger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req passwordChange
 		if err := web.Decode(w, r, &req); err != nil {
@@ -324,7 +324,7 @@ func handlePassword(logger *slog.Logger, svc PasswordChanger, remotes web.Client
 			return
 		}
 		c, _ := jwtauth.FromContext(r.Context())
-		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New, web.ClientKey(remotes.Of(r))); err != nil {
+		if err := svc.ChangePassword(r.Context(), c.Subject, req.Current, req.New); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}

@@ -9,7 +9,6 @@ import (
 
 	"jwtidp/idp/auth"
 	"jwtidp/shared/apperr"
-	"jwtidp/shared/web"
 
 	"github.com/pquerna/otp"
 )
@@ -40,7 +39,7 @@ func (p *passkeyPages) totpForm(w http.ResponseWriter, r *http.Request) {
 		}
 		p.render(w, r, s, passkeysView{TOTPQR: qr, TOTPSecret: e.Secret})
 	case "totp-confirm":
-		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), web.ClientKey(p.remotes.Of(r)), s.SessionID)
+		codes, err := p.svc.ConfirmTOTP(r.Context(), s.UserID, form.Get("code"), s.SessionID)
 		if err != nil {
 			p.render(w, r, s, passkeysView{Error: apperr.Message(err) + " — set the app up again."})
 			return

@@ -26,14 +26,14 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	admin := newAdminGuard(d, d.Auth)
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth, rv: d.Redirects,
-		remotes: d.RemoteAddrs, loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth, hints: d.IDTokenHints}
+		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth, hints: d.IDTokenHints}
 	passkeys := &passkeyPages{browser: b, svc: d.Auth, now: d.Now}
 	account := &accountPages{browser: b, svc: d.Auth}
 	authorize := newAuthorizeEndpoint(b, d.Auth, d.Issuer, d.Now, d.Logger)
 
 	// Accounts and tokens for API clients.
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
-	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, d.RemoteAddrs, keys, d.Session.Secure)))
+	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, keys, d.Session.Secure)))
 	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth)))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
 	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth, d.Verifier)))
@@ -45,11 +45,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 
 	// The account, over the API: the routes that check the current password are limited as the
 	// login is.
-	mux.Handle("POST /account/password", firstParty("password", handlePassword(d.Logger, d.Auth, d.RemoteAddrs)))
-	mux.Handle("PUT /account/email", limit(firstParty("email", handleSetEmail(d.Logger, d.Auth, d.RemoteAddrs))))
-	mux.Handle("POST /account/totp", limit(firstParty("second factors", handleTOTPEnroll(d.Logger, d.Auth, d.RemoteAddrs))))
-	mux.Handle("POST /account/totp/confirm", limit(firstParty("second factors", handleTOTPConfirm(d.Logger, d.Auth, d.RemoteAddrs, d.Sessions))))
-	mux.Handle("DELETE /account/totp", limit(firstParty("second factors", handleTOTPDisable(d.Logger, d.Auth, d.RemoteAddrs))))
+	mux.Handle("POST /account/password", firstParty("password", handlePassword(d.Logger, d.Auth)))
+	mux.Handle("PUT /account/email", limit(firstParty("email", handleSetEmail(d.Logger, d.Auth))))
+	mux.Handle("POST /account/totp", limit(firstParty("second factors", handleTOTPEnroll(d.Logger, d.Auth))))
+	mux.Handle("POST /account/totp/confirm", limit(firstParty("second factors", handleTOTPConfirm(d.Logger, d.Auth, d.Sessions))))
+	mux.Handle("DELETE /account/totp", limit(firstParty("second factors", handleTOTPDisable(d.Logger, d.Auth))))
 	mux.Handle("GET /account/sessions", firstParty("sessions", handleAccountSessions(d.Logger, d.Auth)))
 	// Limited per client like the login: each end is a store write and an audit event.
 	mux.Handle("DELETE /account/sessions/{id}", firstParty("sessions", limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions))))
