@@ -40,13 +40,6 @@ type accountPages struct {
 // browser back to.
 const accountPath = "/account"
 
-// refusePage answers a browser form over the per-client limit.
-func refusePage(w http.ResponseWriter, _ *http.Request, wait time.Duration) {
-	web.SetRetryAfter(w, wait)
-	noStore(w)
-	http.Error(w, "Too many requests. Please wait a moment and try again.", http.StatusTooManyRequests)
-}
-
 // accountFlash is the one-line message a form's redirect back to the page names (?done=), so
 // the page shows only messages of its own.
 var accountFlash = map[string]string{

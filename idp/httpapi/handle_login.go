@@ -153,14 +153,6 @@ func handleLoginForm(b *browser) http.Handler {
 	})
 }
 
-// refuseLogin answers a browser over the per-client limit with the form and a message.
-func refuseLogin(b *browser) func(http.ResponseWriter, *http.Request, time.Duration) {
-	return func(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-		web.SetRetryAfter(w, wait)
-		b.renderLogin(w, r, http.StatusTooManyRequests, loginView{Error: "Too many attempts. Please wait a moment and try again."})
-	}
-}
-
 func handleLogin(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, err := web.DecodeForm(w, r)

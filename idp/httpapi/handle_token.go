@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"time"
 
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
@@ -41,12 +40,6 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, int, string) 
 		// RFC 6749 §5.2: every malformed request, a wrong Content-Type included, is a 400.
 		return nil, http.StatusBadRequest, apperr.Message(err)
 	}
-}
-
-// refuseOAuth answers a client over the per-client limit in the shape of RFC 6749 §5.2.
-func refuseOAuth(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	web.SetRetryAfter(w, wait)
-	writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests; slow down")
 }
 
 // Tokener is what /token needs of the use cases: the refresh grant (the first-party client's

@@ -11,14 +11,16 @@ import (
 )
 
 // addRoutes lists every route of the IdP, each with its middleware in view: the rate limits
-// (limit: the per-client limit with the app envelope's refusal; tokenLimit: /token's looser one
-// with OAuth's), bearer (an IdP access token, jwtauth), firstParty (only the IdP's own sign-in's
+// (limit: the per-client limit answered in the app envelope; tokenLimit: /token's looser one,
+// answered as OAuth errors; the browser's routes with their page's refusal — one refusal per
+// route, refusals.go), bearer (an IdP access token, jwtauth), firstParty (only the IdP's own sign-in's
 // token, of a user still active), admin (an admin credential).
 func addRoutes(mux *http.ServeMux, d Deps) {
-	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, web.RefuseEnvelope) }
+	envelope := envelopeRefusal(d.Logger)
+	limit := func(h http.Handler) http.Handler { return d.Limiter.Limit(h, envelope) }
 	// Its own, looser limit: a server refreshing for many users from one address is normal; the
 	// routes that check a client secret share it.
-	tokenLimit := func(h http.Handler) http.Handler { return d.TokenLimiter.Limit(h, refuseOAuth) }
+	tokenLimit := func(h http.Handler) http.Handler { return d.TokenLimiter.Limit(h, oauthRefusal(d.Logger)) }
 	bearer := d.Verifier.Require("idp", "")
 	firstParty := func(what string, h http.Handler) http.Handler {
 		return bearer(firstPartyOnly(d.Auth, d.Logger, what, h))
@@ -58,8 +60,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	// The browser: forward auth, login, OpenID Connect's pages, the account's pages.
 	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Sessions, d.Session, d.LoginURL))
 	mux.Handle("GET /login", handleLoginForm(b))
-	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), refuseLogin(b)))
-	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), refuseLogin(b)))
+	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), b.loginRefused))
+	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), b.loginRefused))
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(passkeys.loginBegin)))
 	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(passkeys.loginFinish)))
@@ -69,12 +71,13 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /logout", handleLogout(b))
 	// The signed-in person's pages: requireSession resolves the session once and refuses in the
 	// route's shape (a page: to the login; a form: 403; a script's fetch: the JSON envelope).
-	mux.Handle("GET "+accountPath, b.requireSession(toLogin(d.LoginURL, accountPath), account.page))
-	mux.Handle("POST "+accountPath, d.Limiter.Limit(b.requireSession(toLogin(d.LoginURL, accountPath), account.form), refusePage))
+	accountRefusal := toLogin(d.LoginURL, accountPath)
+	mux.Handle("GET "+accountPath, b.requireSession(accountRefusal, account.page))
+	mux.Handle("POST "+accountPath, d.Limiter.Limit(b.requireSession(accountRefusal, account.form), accountRefusal))
 	mux.Handle("GET /account/passkeys", b.requireSession(toLogin(d.LoginURL, ""), passkeys.page))
 	mux.Handle("POST /account/passkeys", limit(b.requireSession(formRefusal, passkeys.totpForm)))
-	mux.Handle("POST /account/passkeys/register/begin", limit(b.requireSession(b.jsonRefusal, passkeys.registerBegin)))
-	mux.Handle("POST /account/passkeys/register/finish", limit(b.requireSession(b.jsonRefusal, passkeys.registerFinish)))
+	mux.Handle("POST /account/passkeys/register/begin", limit(b.requireSession(envelope, passkeys.registerBegin)))
+	mux.Handle("POST /account/passkeys/register/finish", limit(b.requireSession(envelope, passkeys.registerFinish)))
 	mux.Handle("POST /account/passkeys/remove", b.requireSession(formRefusal, passkeys.removeForm))
 
 	// Administration.

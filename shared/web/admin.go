@@ -5,10 +5,11 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
-	"jwtidp/shared/apperr"
 	"net/http"
 	"strings"
 	"time"
+
+	"jwtidp/shared/apperr"
 )
 
 // RequireAdmin lets a request through only with "Authorization: Bearer <admin token>". With no

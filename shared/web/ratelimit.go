@@ -1,7 +1,6 @@
 package web
 
 import (
-	"jwtidp/shared/clientip"
 	"net"
 	"net/http"
 	"net/netip"
@@ -9,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/clientip"
 
 	"golang.org/x/time/rate"
 )
@@ -203,23 +205,23 @@ func (l *RateLimiter) Len() int {
 	return len(l.clients)
 }
 
-// Limit wraps next, counting each client by ClientKey: over the limit, refused answers 429
-// through refuse with the wait.
-func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter, r *http.Request, wait time.Duration)) http.Handler {
+// Limit wraps next with the per-client limit. A client over it is refused by refuse — the
+// route's one refusal, which answers every error in the route's shape — with SlowDown's
+// ETHROTTLED error, saying how long to wait (Retry-After).
+func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
 	if l == nil {
 		return next // no limiter: nothing to limit
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(ClientKey(l.addrs.Of(r))); !ok {
-			refuse(w, r, wait)
+			refuse(w, r, SlowDown(wait))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// RefuseEnvelope answers 429 in the app envelope.
-func RefuseEnvelope(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	SetRetryAfter(w, wait)
-	WriteJSON(w, http.StatusTooManyRequests, Envelope{Status: "Error", Result: "Too many requests; slow down"})
+// SlowDown is the limiter's refusal: ETHROTTLED, to be tried again after wait.
+func SlowDown(wait time.Duration) error {
+	return &apperr.Error{Code: apperr.ETHROTTLED, Message: "Too many requests; slow down", RetryAfter: wait}
 }

@@ -96,7 +96,9 @@ func TestClientKey(t *testing.T) {
 func TestRateLimiterKeysByClient(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := NewRateLimiter(1, 2, ClientAddrs{}, func() time.Time { return now })
-	h := l.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), RefuseEnvelope)
+	h := l.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), func(w http.ResponseWriter, r *http.Request, err error) {
+		Error(w, r, nil, err)
+	})
 	status := func(peer string) int {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = peer
