@@ -341,7 +341,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
 	}
-	svc := &auth.Service{
+	svc := auth.New(auth.Config{
 		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
@@ -352,7 +352,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
-	}
+	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).
 		n, err := svc.ResealTOTP(ctx)

@@ -25,7 +25,7 @@ var errNoUser = apperr.Errorf(apperr.ENOTFOUND, "The access token names no user"
 // (ErrWrongPassword, ErrNotFresh otherwise, and nothing changes). A new address is unverified;
 // the one already stored changes nothing. EINVALID for a malformed address, ErrEmailTaken
 // (ECONFLICT) when another user has it in any letter case, ENOTFOUND when userID is no user.
-func (s *Service) SetEmail(ctx context.Context, userID, email string, proof Reauth) (identity.User, error) {
+func (s *Account) SetEmail(ctx context.Context, userID, email string, proof Reauth) (identity.User, error) {
 	if err := identity.ValidateEmail(email); err != nil {
 		return identity.User{}, err
 	}
@@ -71,7 +71,7 @@ func (s *Service) SetEmail(ctx context.Context, userID, email string, proof Reau
 // user's inside the update. ENOTFOUND for no such user; EINVALID for no email named;
 // identity.ErrEmailNotCurrent (ECONFLICT) when the user's email is not that address (any more),
 // and nothing changes. Verifying a verified email is not an error.
-func (s *Service) VerifyEmail(ctx context.Context, user, email string) (identity.User, error) {
+func (s *Admin) VerifyEmail(ctx context.Context, user, email string) (identity.User, error) {
 	if email == "" {
 		return identity.User{}, apperr.Errorf(apperr.EINVALID, "Field \"email\" is required: the address you verify")
 	}
@@ -99,7 +99,7 @@ func (s *Service) VerifyEmail(ctx context.Context, user, email string) (identity
 
 // findUser is the user whose id (sub) is user — never a username, which anyone picks at
 // signup and so could pick to be someone else's sub. ENOTFOUND when there is none.
-func (s *Service) findUser(ctx context.Context, user string) (identity.User, error) {
+func (s *core) findUser(ctx context.Context, user string) (identity.User, error) {
 	notFound := apperr.Errorf(apperr.ENOTFOUND, "No user with id %q", user)
 	if user == "" {
 		return identity.User{}, notFound
@@ -118,7 +118,7 @@ func (s *Service) findUser(ctx context.Context, user string) (identity.User, err
 // only with scope openid (else ErrInsufficientScope), preferred_username with scope profile and
 // email with email_verified with scope email, when the user has one. errNoUser (ENOTFOUND) when
 // sub is no user: a client's own token, or a deleted user's.
-func (s *Service) Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error) {
+func (s *Account) Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error) {
 	u, err := s.Users.GetUser(ctx, sub)
 	if apperr.Code(err) == apperr.ENOTFOUND || err == nil && u.Disabled {
 		return nil, errNoUser // a disabled user's token tells nothing more about them
@@ -182,7 +182,7 @@ var errPeek = errors.New("introspection: look, don't touch")
 // self-contained and carries no session or credential epoch: after a logout or a password
 // change it stays active until it expires (--token-ttl), as it does at every resource server
 // that verifies it itself.
-func (s *Service) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
+func (s *Grants) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
 	c, err := s.authenticateClient(ctx, clientID, secret)
 	if errors.Is(err, ErrUnauthorizedClient) {
 		return Introspection{}, ErrInvalidClient // a public client: it has no secret to authenticate with
@@ -217,7 +217,7 @@ func mayIntrospect(caller string, in Introspection) bool {
 	return in.ClientID == caller || in.TokenType == TokenTypeAccess && slices.Contains(in.Audience, caller)
 }
 
-func (s *Service) introspectAccess(ctx context.Context, raw string, verify VerifyAccess) (Introspection, error) {
+func (s *core) introspectAccess(ctx context.Context, raw string, verify VerifyAccess) (Introspection, error) {
 	if verify == nil || strings.Count(raw, ".") != 2 {
 		return Introspection{}, nil // not a JWT: no access token of ours
 	}
@@ -259,7 +259,7 @@ func (s *Service) introspectAccess(ctx context.Context, raw string, verify Verif
 	return in, nil
 }
 
-func (s *Service) introspectRefresh(ctx context.Context, raw string, _ VerifyAccess) (Introspection, error) {
+func (s *core) introspectRefresh(ctx context.Context, raw string, _ VerifyAccess) (Introspection, error) {
 	hash := token.HashRefresh(raw)
 	var f identity.Family
 	var u identity.User

@@ -44,7 +44,7 @@ var ErrNoAccountSession = apperr.Errorf(apperr.ENOTFOUND, "No such session")
 // epoch), oldest first. currentSessionID and currentFamilyID name the caller's own session or
 // family, to mark it Current; "" marks none (an access token names neither). ENOTFOUND when
 // the user is gone.
-func (s *Service) AccountSessions(ctx context.Context, userID, currentSessionID, currentFamilyID string) ([]AccountSession, error) {
+func (s *Account) AccountSessions(ctx context.Context, userID, currentSessionID, currentFamilyID string) ([]AccountSession, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (s *Service) AccountSessions(ctx context.Context, userID, currentSessionID,
 // is neither of this user — another user's id is answered exactly as an unknown one. Ending
 // one already dead is not an error. A browser session's end reaches /verify on every process
 // within the session cache's TTL (auth.Sessions.CacheTTL).
-func (s *Service) EndAccountSession(ctx context.Context, userID, id string) error {
+func (s *Account) EndAccountSession(ctx context.Context, userID, id string) error {
 	if id == "" || userID == "" {
 		return ErrNoAccountSession
 	}

@@ -134,8 +134,9 @@ func TestAccountSessionsListAndEnd(t *testing.T) {
 
 	// A step that finds another user's family changes nothing.
 	bobFams, _ := db.ListFamilies(ctx, bob.User.ID)
-	swapped := *svc
-	swapped.Families = swappedFamily{Families: db, other: bobFams[0]}
+	cfg := svc.Config
+	cfg.Families = swappedFamily{Families: db, other: bobFams[0]}
+	swapped := New(cfg)
 	if err := swapped.EndAccountSession(ctx, alice.User.ID, fp.ID); apperr.Code(err) != apperr.ENOTFOUND {
 		t.Fatalf("a step on bob's family: %v, want ENOTFOUND", err)
 	}

@@ -11,7 +11,7 @@ import (
 // AdminListUsers is a page of users for an admin, in the order of their normalized usernames:
 // those starting with prefix, after after; next is the after of the following page, "" at the
 // end. EINVALID for a limit outside 1..identity.MaxListLimit.
-func (s *Service) AdminListUsers(ctx context.Context, prefix, after string, limit int) ([]identity.User, string, error) {
+func (s *Admin) AdminListUsers(ctx context.Context, prefix, after string, limit int) ([]identity.User, string, error) {
 	opt := identity.ListOptions{Prefix: prefix, After: after, Limit: limit}
 	if err := opt.Validate(); err != nil {
 		return nil, "", err
@@ -28,13 +28,13 @@ func (s *Service) AdminListUsers(ctx context.Context, prefix, after string, limi
 }
 
 // AdminUser is the user whose id (sub) is user. ENOTFOUND for none.
-func (s *Service) AdminUser(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) AdminUser(ctx context.Context, user string) (identity.User, error) {
 	return s.findUser(ctx, user)
 }
 
 // AdminUserByName is the user with this username in any letter case, as a list of none or one
 // (GET /admin/users?username=). A name no account can have finds none.
-func (s *Service) AdminUserByName(ctx context.Context, username string) ([]identity.User, error) {
+func (s *Admin) AdminUserByName(ctx context.Context, username string) ([]identity.User, error) {
 	if identity.ValidateUsername(username) != nil {
 		return []identity.User{}, nil
 	}
@@ -52,19 +52,19 @@ func (s *Service) AdminUserByName(ctx context.Context, username string) ([]ident
 // is marked disabled and every session and refresh family of theirs ends, so refresh fails at
 // once and forward-auth within the session cache's bound; from then on their sign-in gets the
 // answer of a wrong password. Disabling a disabled user changes nothing. ENOTFOUND for no user.
-func (s *Service) DisableUser(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) DisableUser(ctx context.Context, user string) (identity.User, error) {
 	return s.adminChange(ctx, user, true, identity.AuditUserDisabled, "sessions and refresh tokens ended",
 		func(u identity.User) (identity.User, error) { return u.Disable() })
 }
 
 // EnableUser lets a disabled user sign in again. Enabling an enabled user changes nothing.
-func (s *Service) EnableUser(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) EnableUser(ctx context.Context, user string) (identity.User, error) {
 	return s.adminChange(ctx, user, false, identity.AuditUserEnabled, "",
 		func(u identity.User) (identity.User, error) { return u.Enable() })
 }
 
 // LogoutUser ends every session and refresh family of the user, in one transaction.
-func (s *Service) LogoutUser(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) LogoutUser(ctx context.Context, user string) (identity.User, error) {
 	return s.adminChange(ctx, user, true, identity.AuditUserLogout, "sessions and refresh tokens ended",
 		func(u identity.User) (identity.User, error) { return u, nil })
 }
@@ -72,7 +72,7 @@ func (s *Service) LogoutUser(ctx context.Context, user string) (identity.User, e
 // SetAdmin grants (true) or revokes (false) the user's admin flag: whether they may be granted
 // the idp:admin scope. A revocation takes effect at the user's next admin request, since every
 // one checks the flag as stored.
-func (s *Service) SetAdmin(ctx context.Context, user string, admin bool) (identity.User, error) {
+func (s *Admin) SetAdmin(ctx context.Context, user string, admin bool) (identity.User, error) {
 	typ, detail := identity.AuditAdminGranted, "may be granted the idp:admin scope"
 	if !admin {
 		typ, detail = identity.AuditAdminRevoked, "may no longer use the idp:admin scope"
@@ -84,7 +84,7 @@ func (s *Service) SetAdmin(ctx context.Context, user string, admin bool) (identi
 // adminChange runs fn on the user user names, through ChangeCredentials when credentials
 // end (every session and family, in the same transaction), with its audit event. A change to
 // nothing (identity.ErrUnchanged) is no error and records nothing.
-func (s *Service) adminChange(ctx context.Context, user string, endSessions bool, typ, detail string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
+func (s *core) adminChange(ctx context.Context, user string, endSessions bool, typ, detail string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
 	u, err := s.findUser(ctx, user)
 	if err != nil {
 		return identity.User{}, err
@@ -112,7 +112,7 @@ func (s *Service) adminChange(ctx context.Context, user string, endSessions bool
 // DeleteUser removes the user with their sessions, refresh families, consents and codes, in one
 // transaction; their id is never reused, and their username and email stay reserved until
 // ReleaseUsername. ENOTFOUND for no user.
-func (s *Service) DeleteUser(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) DeleteUser(ctx context.Context, user string) (identity.User, error) {
 	u, err := s.findUser(ctx, user)
 	if err != nil {
 		return identity.User{}, err
@@ -128,7 +128,7 @@ func (s *Service) DeleteUser(ctx context.Context, user string) (identity.User, e
 // ReleaseUsername is the admin's release of a deleted user's username (any letter case) and the
 // email reserved with it, so that someone new may sign up with them; it is audited. ENOTFOUND
 // when no deleted user's name is reserved under it.
-func (s *Service) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
+func (s *Admin) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
 	var r identity.ReservedName
 	if identity.ValidateUsername(username) != nil {
 		// No account, so no reservation, can have that name; and it stays out of the trail.

@@ -148,14 +148,14 @@ func (l *lockoutLog) first(key string, now time.Time, err error) bool {
 }
 
 // event is Event on the service's clock.
-func (s *Service) event(ctx context.Context, typ, userID, outcome, detail string) identity.AuditEvent {
+func (s *core) event(ctx context.Context, typ, userID, outcome, detail string) identity.AuditEvent {
 	return Event(ctx, s.Now(), typ, userID, outcome, detail)
 }
 
 // audited runs write with a context carrying events, so the store keeps them in the write's
 // transaction, and logs them when it succeeded (identity.ErrUnchanged included: then nothing
 // was written, and nothing is logged).
-func (s *Service) audited(ctx context.Context, write func(context.Context) error, events ...identity.AuditEvent) error {
+func (s *core) audited(ctx context.Context, write func(context.Context) error, events ...identity.AuditEvent) error {
 	err := write(identity.WithAuditEvents(ctx, events...))
 	if err == nil {
 		LogAudit(ctx, s.Logger, events...)
@@ -165,7 +165,7 @@ func (s *Service) audited(ctx context.Context, write func(context.Context) error
 
 // record writes events that record no other change (a failed login, a lockout) and logs them.
 // A store failure is logged, not returned: the answer to the request stands.
-func (s *Service) record(ctx context.Context, events ...identity.AuditEvent) {
+func (s *core) record(ctx context.Context, events ...identity.AuditEvent) {
 	if s.Audit == nil {
 		LogAudit(ctx, s.Logger, events...)
 		return
@@ -177,7 +177,7 @@ func (s *Service) record(ctx context.Context, events ...identity.AuditEvent) {
 }
 
 // AuditEvents is GET /admin/audit: the events q selects, newest first. EINVALID for a bad limit.
-func (s *Service) AuditEvents(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error) {
+func (s *Admin) AuditEvents(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (s *Service) AuditEvents(ctx context.Context, q identity.AuditQuery) ([]ide
 }
 
 // PruneAudit removes the events older than retention (0 keeps them for ever).
-func (s *Service) PruneAudit(ctx context.Context, retention time.Duration) (int, error) {
+func (s *Admin) PruneAudit(ctx context.Context, retention time.Duration) (int, error) {
 	if s.Audit == nil || retention <= 0 {
 		return 0, nil
 	}

@@ -1,23 +1,22 @@
-// Package auth holds the IdP's use cases, free of HTTP. Two steps make every sign-in:
-// Authenticate says who the user is and how they proved it; Issue mints tokens for a Grant —
-// which user or client, through which client, for which scopes and audience, with or without a
-// refresh family, in which session. /auth, the browser login, /token and (later) the OpenID
-// Connect endpoints are thin callers of these, so the rules live once.
+// Package auth holds the IdP's use cases, free of HTTP, in four parts by whom they serve (see
+// service.go): SignIn, Grants, Account and Admin. Every sign-in is an authenticator saying who
+// proved what (an Authentication) and then Complete (signin.go), which makes the session or
+// tokens and records it; Issue mints tokens for a Grant — which user or client, through which
+// client, for which scopes and audience, with or without a refresh family, in which session —
+// and the token endpoint's grants are GrantTypes (grants.go). The HTTP handlers are thin callers
+// of these, so the rules live once.
 package auth
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/password"
-	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 )
@@ -58,35 +57,6 @@ type Grant struct {
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
 
-// Service runs the use cases.
-type Service struct {
-	Users      Users
-	Families   Families
-	Clients    Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
-	Codes      identity.CodeStore    // authorization codes; nil: the code flow is off
-	Consents   identity.ConsentStore // remembered consents
-	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
-	IDTokenTTL time.Duration
-	Sealer     seal.Sealer         // seals TOTP seeds at rest; nil: seal.None (stored as they are)
-	Audit      identity.AuditStore // the audit trail; nil: events are only logged
-	// AuditRetention is how long the garbage collector keeps audit events; 0: for ever.
-	AuditRetention time.Duration
-	Hasher         *password.Hasher
-	Issuer         *token.Issuer
-	FirstParty     Client        // the client /auth and the browser login act for
-	RefreshTTL     time.Duration // a family's absolute lifetime
-	Now            func() time.Time
-	Random         io.Reader
-	Logger         *slog.Logger
-	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
-	Browser        *Sessions            // the browser sessions Complete starts
-	Throttle       *Throttle            // per-account brute-force protection; nil: none
-
-	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
-	// a second-factor code given and refused.
-	OnRefreshReuse, OnSecondFactorFailure func()
-}
-
 // ErrInvalidCredentials is the one answer for a wrong password and an unknown user alike.
 var ErrInvalidCredentials = apperr.Errorf(apperr.EUNAUTHORIZED, "Invalid credentials")
 
@@ -94,7 +64,7 @@ var ErrInvalidCredentials = apperr.Errorf(apperr.EUNAUTHORIZED, "Invalid credent
 // rule; ECONFLICT when the username is taken in any letter case. An email another user has is
 // not an error: the account is made without it, exactly as with a free one, so that signup
 // tells no one whose address it is (the address's owner is to be told by mail).
-func (s *Service) Signup(ctx context.Context, username, pw, email string) error {
+func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 	if err := identity.ValidateUsername(username); err != nil {
 		return err
 	}
@@ -176,7 +146,7 @@ type Authentication struct {
 // answer ErrInvalidCredentials after the same work (a dummy hash for the unknown user). Input
 // no account can have — a username outside the signup rules, an over-long password — is
 // EINVALID before anything is looked up, hashed or counted.
-func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authentication, error) {
+func (s *SignIn) Authenticate(ctx context.Context, c Credentials) (Authentication, error) {
 	a, err := s.authenticate(ctx, c)
 	outcome := s.countLogin(err)
 	s.Logger.InfoContext(ctx, "login", "outcome", outcome, "sub", a.User.ID, "client", requestOf(ctx).clientIP)
@@ -191,7 +161,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Authenticati
 }
 
 // recordLogin keeps when the user signed in and the audit event of it, in one write.
-func (s *Service) recordLogin(ctx context.Context, userID, method string) {
+func (s *core) recordLogin(ctx context.Context, userID, method string) {
 	at := s.Now().UTC().Truncate(time.Microsecond) // what every store keeps
 	err := s.audited(ctx, func(ctx context.Context) error {
 		_, err := s.Users.UpdateUser(ctx, userID, func(u identity.User) (identity.User, error) { return u.RecordLogin(at) })
@@ -205,7 +175,7 @@ func (s *Service) recordLogin(ctx context.Context, userID, method string) {
 // loginRefused records a refused sign-in: a lockout, a wrong one-time code (given: none is the
 // prompt for one, not a failure), or a wrong password or unknown user. Malformed input, which
 // no account can have, is not an event.
-func (s *Service) loginRefused(ctx context.Context, userID string, otpGiven bool, detail string, err error) {
+func (s *core) loginRefused(ctx context.Context, userID string, otpGiven bool, detail string, err error) {
 	ctx = unproven(ctx)
 	switch {
 	case apperr.Code(err) == apperr.ETHROTTLED:
@@ -223,7 +193,7 @@ func (s *Service) loginRefused(ctx context.Context, userID string, otpGiven bool
 
 // countLogin reports a sign-in's outcome to the metrics (OnLogin) and returns it: "success",
 // "invalid", "throttled", "malformed" or "error". Passwords and passkeys count alike.
-func (s *Service) countLogin(err error) string {
+func (s *core) countLogin(err error) string {
 	outcome := "error"
 	switch apperr.Code(err) {
 	case "":
@@ -241,7 +211,7 @@ func (s *Service) countLogin(err error) string {
 	return outcome
 }
 
-func (s *Service) authenticate(ctx context.Context, c Credentials) (Authentication, error) {
+func (s *core) authenticate(ctx context.Context, c Credentials) (Authentication, error) {
 	if err := identity.ValidateUsername(c.Username); err != nil {
 		return Authentication{}, err
 	}
@@ -303,7 +273,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Authenticati
 // With Scope AdminScope it issues an admin credential instead: an access token with only that
 // scope, for the IdP itself (aud: the issuer), and no refresh token — only to a user flagged
 // admin (ErrNotAdmin otherwise, after the password was right).
-func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, Authentication, error) {
+func (s *SignIn) Login(ctx context.Context, c Credentials) (Tokens, Authentication, error) {
 	if c.Scope != "" && c.Scope != AdminScope {
 		return Tokens{}, Authentication{}, apperr.Errorf(apperr.EINVALID, "scope may only be %q (or absent)", AdminScope)
 	}
@@ -324,14 +294,14 @@ var ErrNotAdmin = apperr.Errorf(apperr.EFORBIDDEN, "Not an administrator")
 
 // UserActive reports whether the user with this sub exists and is not disabled: what the
 // IdP's own account routes ask of a token's subject at each request.
-func (s *Service) UserActive(ctx context.Context, sub string) (bool, error) {
+func (s *Account) UserActive(ctx context.Context, sub string) (bool, error) {
 	u, err := s.activeUser(ctx, sub)
 	return u.ID != "", err
 }
 
 // activeUser is the user with this sub as stored now, or the zero User when there is none or
 // they are disabled.
-func (s *Service) activeUser(ctx context.Context, sub string) (identity.User, error) {
+func (s *core) activeUser(ctx context.Context, sub string) (identity.User, error) {
 	u, err := s.Users.GetUser(ctx, sub)
 	switch {
 	case apperr.Code(err) == apperr.ENOTFOUND || err == nil && u.Disabled:
@@ -345,13 +315,13 @@ func (s *Service) activeUser(ctx context.Context, sub string) (identity.User, er
 // IsAdmin reports whether the user with this sub may use an admin credential now: they exist,
 // are flagged admin and are not disabled. Read from the store at every admin request, so a
 // revoked flag takes effect at once.
-func (s *Service) IsAdmin(ctx context.Context, sub string) (bool, error) {
+func (s *Admin) IsAdmin(ctx context.Context, sub string) (bool, error) {
 	u, err := s.activeUser(ctx, sub)
 	return u.Admin, err
 }
 
 // rehash upgrades a hash made with weaker parameters; a failure only delays the upgrade.
-func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
+func (s *core) rehash(ctx context.Context, u identity.User, pw string) {
 	h, err := s.Hasher.Hash(ctx, pw)
 	if err == nil {
 		// Only if the hash is still the one just checked: a concurrent password change wins.
@@ -371,7 +341,7 @@ func (s *Service) rehash(ctx context.Context, u identity.User, pw string) {
 // raced a password change gets ErrInvalidCredentials, nothing else. The access token's sid is
 // g's browser session, or else the new family (what GET /account/sessions lists); the family is
 // made first, so that the sid names one that exists.
-func (s *Service) Issue(ctx context.Context, g Grant) (Tokens, error) {
+func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if g.Scope == "" {
 		g.Scope = g.Client.Scope
 	}
@@ -435,7 +405,7 @@ func familySID(sessionID, familyID string) string {
 // the user (preferred_username) only to the IdP's own client, whose tokens always did, or with
 // scope profile: a relying party that was not granted the user's profile does not learn their
 // username from its token.
-func (s *Service) access(u identity.User, clientID, scope, sid string, audience, amr []string) (string, error) {
+func (s *core) access(u identity.User, clientID, scope, sid string, audience, amr []string) (string, error) {
 	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: usernameFor(u, clientID, scope), ClientID: clientID, Scope: scope, Audience: audience, AMR: amr,
 		SessionID: sid})
 	return access, err
@@ -450,7 +420,7 @@ func usernameFor(u identity.User, clientID, scope string) string {
 	return u.Username
 }
 
-func (s *Service) tokens(access, refresh, scope string) Tokens {
+func (s *core) tokens(access, refresh, scope string) Tokens {
 	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.Issuer.TTL.Seconds()), Scope: scope}
 }
 
@@ -458,13 +428,13 @@ func (s *Service) tokens(access, refresh, scope string) Tokens {
 // returns a new access token and the family's next refresh token. Every failure — unknown,
 // spent (which revokes the family), revoked, expired, a user who no longer exists, or a family
 // issued to a registered client, which must use RefreshGrant — is identity.ErrInvalidGrant.
-func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+func (s *Grants) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	return s.RefreshGrant(ctx, RefreshRequest{Token: refreshToken})
 }
 
 // refresh spends refreshToken when check, run on its family inside the transaction, allows it
 // and returns the access token's scope; check's refusal changes nothing.
-func (s *Service) refresh(ctx context.Context, refreshToken string, check func(identity.Family) (string, error)) (Tokens, error) {
+func (s *core) refresh(ctx context.Context, refreshToken string, check func(identity.Family) (string, error)) (Tokens, error) {
 	next, nextHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
@@ -526,7 +496,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, check func(i
 // Revoke ends the family of a first-party refresh token (RFC 7009), which needs no client
 // authentication. Unknown tokens are not an error: the answer must not tell whether a token
 // existed.
-func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
+func (s *Grants) Revoke(ctx context.Context, refreshToken string) error {
 	return s.RevokeAs(ctx, ClientAuth{}, refreshToken)
 }
 
@@ -537,7 +507,7 @@ var ErrNotTokenOwner = apperr.Errorf(apperr.EFORBIDDEN, "The token was not issue
 // that client authenticates (as at the token endpoint); the first-party client's need no
 // authentication. ErrInvalidClient when the client fails to authenticate, or sent nothing for a
 // token that needs it; ErrNotTokenOwner when the token is another client's. Nothing changes then.
-func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken string) error {
+func (s *Grants) RevokeAs(ctx context.Context, a ClientAuth, refreshToken string) error {
 	clientID := ""
 	if a.ID != "" || a.Secret != "" {
 		c, err := s.tokenClient(ctx, a)
@@ -563,14 +533,14 @@ func (s *Service) RevokeAs(ctx context.Context, a ClientAuth, refreshToken strin
 	})
 }
 
-func (s *Service) revoke(ctx context.Context, hash, why string) error {
+func (s *core) revoke(ctx context.Context, hash, why string) error {
 	return s.revokeWith(ctx, hash, why, func(identity.Family) error { return nil })
 }
 
 // revokeWith revokes the family that issued the token with this hash when may, run on it inside
 // the transaction, allows it; may's refusal changes nothing and is returned. Its audit event,
 // written with the revocation, says why; a family already revoked changes and records nothing.
-func (s *Service) revokeWith(ctx context.Context, hash, why string, may func(identity.Family) error) error {
+func (s *core) revokeWith(ctx context.Context, hash, why string, may func(identity.Family) error) error {
 	var revoked []identity.AuditEvent
 	var refused error // may's, told apart from the store's own ENOTFOUND
 	events := func() []identity.AuditEvent { return revoked }
@@ -602,7 +572,7 @@ func (s *Service) revokeWith(ctx context.Context, hash, why string, may func(ide
 // policy) and, in the same transaction, ends every session and refresh family of the user —
 // even one a login racing the change is about to make. A wrong current password is
 // ErrInvalidCredentials and counts toward throttling as a failed login from that address.
-func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
+func (s *Account) ChangePassword(ctx context.Context, userID, current, next string) error {
 	u, err := s.Users.GetUser(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -636,7 +606,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 
 // checkPassword checks a signed-in user's password again (a password change, disabling a second
 // factor), throttled as a login from that address: ErrInvalidCredentials when wrong.
-func (s *Service) checkPassword(ctx context.Context, u identity.User, pw string, at Attempt) error {
+func (s *core) checkPassword(ctx context.Context, u identity.User, pw string, at Attempt) error {
 	if len(pw) > password.MaxBytes {
 		return apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}

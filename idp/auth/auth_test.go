@@ -44,11 +44,11 @@ func newService(t *testing.T) (*Service, *boltdb.DB, *clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &Service{
+	svc := New(Config{
 		Users: db, Families: db, Hasher: h, FirstParty: Client{ID: "idp", Scope: "s", Audience: []string{"a"}},
 		Issuer:     &token.Issuer{Issuer: "http://idp", TTL: 15 * time.Minute, Keys: km, Now: c.now, Random: rand.Reader},
 		RefreshTTL: 24 * time.Hour, Now: c.now, Random: rand.Reader, Logger: log,
-	}
+	})
 	return svc, db, c
 }
 

@@ -52,13 +52,13 @@ func VerifyClientSecret(c identity.Client, secret string) bool {
 }
 
 // NewClientSecret returns a generated client secret: 32 random bytes, base64url.
-func (s *Service) NewClientSecret() (string, error) { return token.RandomString(s.Random, 32) }
+func (s *Admin) NewClientSecret() (string, error) { return token.RandomString(s.Random, 32) }
 
 // ClientCredentials is RFC 6749 §4.4: a confidential client authenticates with its secret and
 // gets an access token for itself — sub and client_id are the client, aud the IdP's configured
 // audience, scope the requested scopes (all of the client's when scope is empty). No refresh
 // family, no ID token.
-func (s *Service) ClientCredentials(ctx context.Context, clientID, secret, scope string) (Tokens, error) {
+func (s *Grants) ClientCredentials(ctx context.Context, clientID, secret, scope string) (Tokens, error) {
 	c, err := s.authenticateClient(ctx, clientID, secret)
 	if err != nil {
 		return Tokens{}, err
@@ -87,7 +87,7 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret, scope
 // authenticateClient finds the client and checks its secret: ErrInvalidClient for an unknown
 // client or a wrong secret, after the same work; ErrUnauthorizedClient for a public client,
 // which has no secret to authenticate with and may not use a grant that needs one.
-func (s *Service) authenticateClient(ctx context.Context, clientID, secret string) (identity.Client, error) {
+func (s *core) authenticateClient(ctx context.Context, clientID, secret string) (identity.Client, error) {
 	var c identity.Client
 	var err error = apperr.Errorf(apperr.ENOTFOUND, "no client store")
 	if s.Clients != nil {
@@ -136,7 +136,7 @@ func grantScope(allowed []string, requested string) (string, bool) {
 // RegisterClient stores a new client. A confidential client gets secret, or a generated one
 // when secret is empty; the secret is returned (to be shown once) and only its hash is stored.
 // EINVALID when c breaks the rules, ECONFLICT when its id is taken.
-func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret string) (identity.Client, string, error) {
+func (s *Admin) RegisterClient(ctx context.Context, c identity.Client, secret string) (identity.Client, string, error) {
 	c, secret, err := s.withSecret(c, secret)
 	if err != nil {
 		return identity.Client{}, "", err
@@ -158,7 +158,7 @@ func (s *Service) RegisterClient(ctx context.Context, c identity.Client, secret 
 
 // withSecret is c with its secret's hash for a registration: one is made for a confidential
 // client that brings none, and returned to be shown this once.
-func (s *Service) withSecret(c identity.Client, secret string) (identity.Client, string, error) {
+func (s *Admin) withSecret(c identity.Client, secret string) (identity.Client, string, error) {
 	if !c.Public && secret == "" {
 		var err error
 		if secret, err = s.NewClientSecret(); err != nil {
@@ -201,7 +201,7 @@ func CheckDeclaredClient(c identity.Client, secret string) error {
 // DeclareClient makes the stored client match c with secret (required for a confidential
 // client): created when it does not exist, updated otherwise (keeping its creation time). It
 // reports whether it created the client. This is how a clients file is applied at start-up.
-func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret string) (bool, error) {
+func (s *Admin) DeclareClient(ctx context.Context, c identity.Client, secret string) (bool, error) {
 	c, err := withClientSecret(c, secret)
 	if err != nil {
 		return false, err
@@ -240,7 +240,7 @@ func (s *Service) DeclareClient(ctx context.Context, c identity.Client, secret s
 // notASubject refuses a client id that is some user's id: a client's own tokens carry its id as
 // sub, and a resource server must not take them for that user's (RFC 9068 §5). User ids are
 // 128 random bits, so a user made later will not collide with a client.
-func (s *Service) notASubject(ctx context.Context, id string) error {
+func (s *core) notASubject(ctx context.Context, id string) error {
 	_, err := s.Users.GetUser(ctx, id)
 	switch apperr.Code(err) {
 	case apperr.ENOTFOUND:
@@ -253,7 +253,7 @@ func (s *Service) notASubject(ctx context.Context, id string) error {
 }
 
 // DeleteClient removes a client and revokes every refresh family issued to it.
-func (s *Service) DeleteClient(ctx context.Context, id string) error {
+func (s *Admin) DeleteClient(ctx context.Context, id string) error {
 	if err := s.audited(ctx, func(ctx context.Context) error { return s.Clients.DeleteClient(ctx, id) },
 		s.event(ctx, identity.AuditClientDeleted, "", Success, "client "+id+"; its refresh families revoked")); err != nil {
 		return err
@@ -263,7 +263,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 }
 
 // GetClient returns the registered client with this id. ENOTFOUND when there is none.
-func (s *Service) GetClient(ctx context.Context, id string) (identity.Client, error) {
+func (s *core) GetClient(ctx context.Context, id string) (identity.Client, error) {
 	if s.Clients == nil {
 		return identity.Client{}, apperr.Errorf(apperr.ENOTFOUND, "No client %q", id)
 	}
@@ -271,7 +271,7 @@ func (s *Service) GetClient(ctx context.Context, id string) (identity.Client, er
 }
 
 // ListClients returns every registered client ordered by id.
-func (s *Service) ListClients(ctx context.Context) ([]identity.Client, error) {
+func (s *Admin) ListClients(ctx context.Context) ([]identity.Client, error) {
 	if s.Clients == nil {
 		return []identity.Client{}, nil
 	}

@@ -68,7 +68,7 @@ func (p ThrottlePolicy) codeLock(c identity.ThrottleCounter, now time.Time) iden
 
 // beginCode is codeBegin in the store, for a code given to userID's account by a client
 // without the account's device cookie: codeLocked while the step is locked.
-func (s *Service) beginCode(ctx context.Context, userID string, count bool) error {
+func (s *core) beginCode(ctx context.Context, userID string, count bool) error {
 	t := s.Throttle
 	if t.codeOff() {
 		return nil
@@ -96,7 +96,7 @@ func (s *Service) beginCode(ctx context.Context, userID string, count bool) erro
 }
 
 // endCode is codeEnd in the store.
-func (s *Service) endCode(ctx context.Context, userID string, ok bool) error {
+func (s *core) endCode(ctx context.Context, userID string, ok bool) error {
 	t := s.Throttle
 	if t.codeOff() {
 		return nil
@@ -115,7 +115,7 @@ func (s *Service) endCode(ctx context.Context, userID string, ok bool) error {
 
 // codeLockout records the lock of an account's code step: one event per lockout, since only
 // the transaction that set it reports it.
-func (s *Service) codeLockout(ctx context.Context, userID string) {
+func (s *core) codeLockout(ctx context.Context, userID string) {
 	s.Logger.WarnContext(ctx, "one-time-code step locked: too many wrong codes for the account", "sub", userID, "for", s.Throttle.pol.CodeLock)
 	s.record(unproven(ctx), s.event(unproven(ctx), identity.AuditLockout, userID, Failure,
 		"one-time code step locked for "+s.Throttle.pol.CodeLock.String()+": too many wrong codes for the account, from any address; a browser with the account's device cookie is not locked"))

@@ -122,11 +122,11 @@ func replica(t *testing.T, url string, c *clock) *Service {
 	}
 	th := NewThrottle(DefaultThrottle, c.now, db)
 	th.Codes = db
-	return &Service{
+	return New(Config{
 		Users: db, Families: db, Hasher: h, FirstParty: Client{ID: "idp", Scope: "s", Audience: []string{"a"}},
 		Issuer:     &token.Issuer{Issuer: "http://idp", TTL: 15 * time.Minute, Keys: km, Now: c.now, Random: rand.Reader},
 		RefreshTTL: 24 * time.Hour, Now: c.now, Random: rand.Reader, Logger: log, Audit: db, Throttle: th,
-	}
+	})
 }
 
 // totpUser signs alice up on svc with TOTP on, and returns her and a code generator.

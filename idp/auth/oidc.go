@@ -36,7 +36,7 @@ type ClientAuth struct {
 // secret; a public client, which has none, by its id (it proves itself through PKCE). A
 // confidential client without a secret, a public one with one, or an unknown id is
 // ErrInvalidClient.
-func (s *Service) tokenClient(ctx context.Context, a ClientAuth) (identity.Client, error) {
+func (s *core) tokenClient(ctx context.Context, a ClientAuth) (identity.Client, error) {
 	if a.Secret != "" {
 		c, err := s.authenticateClient(ctx, a.ID, a.Secret)
 		if errors.Is(err, ErrUnauthorizedClient) {
@@ -62,7 +62,7 @@ func (s *Service) tokenClient(ctx context.Context, a ClientAuth) (identity.Clien
 
 // NeedsConsent reports whether the user must be asked before c gets scopes: never for a
 // first-party client, otherwise unless the user's remembered consent covers them.
-func (s *Service) NeedsConsent(ctx context.Context, userID string, c identity.Client, scopes []string) (bool, error) {
+func (s *Grants) NeedsConsent(ctx context.Context, userID string, c identity.Client, scopes []string) (bool, error) {
 	if c.FirstParty {
 		return false, nil
 	}
@@ -78,7 +78,7 @@ func (s *Service) NeedsConsent(ctx context.Context, userID string, c identity.Cl
 }
 
 // RememberConsent adds scopes to the user's remembered consent for the client.
-func (s *Service) RememberConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+func (s *Grants) RememberConsent(ctx context.Context, userID, clientID string, scopes []string) error {
 	all := slices.Clone(scopes)
 	got, err := s.Consents.GetConsent(ctx, userID, clientID)
 	switch apperr.Code(err) {
@@ -115,7 +115,7 @@ func HashCode(code string) string { return token.HashRefresh(code) }
 
 // IssueCode makes a single-use authorization code bound to everything in r, valid
 // identity.CodeTTL.
-func (s *Service) IssueCode(ctx context.Context, r CodeRequest) (string, error) {
+func (s *Grants) IssueCode(ctx context.Context, r CodeRequest) (string, error) {
 	code, err := token.RandomString(s.Random, 32)
 	if err != nil {
 		return "", err
@@ -156,7 +156,7 @@ type Exchange struct {
 // offline_access and the client may refresh. Refusals are *oidc.Error (invalid_grant and the
 // rest), or ErrInvalidClient / ErrUnauthorizedClient. A code presented a second time is
 // refused and revokes the refresh family its first redemption made (RFC 6749 §4.1.2).
-func (s *Service) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
+func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	c, err := s.tokenClient(ctx, e.Client)
 	if err != nil {
 		return Tokens{}, err
@@ -259,7 +259,7 @@ func peekCode(ac identity.AuthCode) (identity.AuthCode, error) { return ac, errC
 
 // revokeReplayed revokes the family a replayed code's first redemption made (its first refresh
 // token's hash was first); the code is already marked.
-func (s *Service) revokeReplayed(ctx context.Context, code identity.AuthCode, first string) {
+func (s *core) revokeReplayed(ctx context.Context, code identity.AuthCode, first string) {
 	s.Logger.WarnContext(ctx, "authorization code replayed: what it issued is revoked", "sub", code.UserID, "client_id", code.ClientID)
 	if first == "" || first == replayedMark {
 		return
@@ -316,7 +316,7 @@ var errScopeWidened = errors.New("requested scope exceeds the family's")
 // at the code exchange; the first-party client's families by no client at all. Scope may
 // narrow the access token's. Refusals: ErrInvalidClient, identity.ErrInvalidGrant, and
 // ErrInvalidScope.
-func (s *Service) RefreshGrant(ctx context.Context, r RefreshRequest) (Tokens, error) {
+func (s *Grants) RefreshGrant(ctx context.Context, r RefreshRequest) (Tokens, error) {
 	clientID := ""
 	if r.Client.ID != "" || r.Client.Secret != "" {
 		c, err := s.tokenClient(ctx, r.Client)

@@ -73,7 +73,7 @@ func (w waUser) WebAuthnCredentials() []webauthn.Credential {
 }
 
 // relyingParty is the WebAuthn relying party of the issuer.
-func (s *Service) relyingParty() (*webauthn.WebAuthn, error) {
+func (s *core) relyingParty() (*webauthn.WebAuthn, error) {
 	iu, err := url.Parse(s.Issuer.Issuer)
 	if err != nil || iu.Host == "" {
 		return nil, fmt.Errorf("passkeys: issuer %q is not a URL", s.Issuer.Issuer)
@@ -98,7 +98,7 @@ type PasskeyCeremony struct {
 	Expires time.Time
 }
 
-func (s *Service) ceremony(options any, sd *webauthn.SessionData) (PasskeyCeremony, error) {
+func (s *core) ceremony(options any, sd *webauthn.SessionData) (PasskeyCeremony, error) {
 	sd.Expires = s.Now().Add(PasskeyCeremonyTTL).UTC()
 	opts, err := json.Marshal(options)
 	if err != nil {
@@ -112,7 +112,7 @@ func (s *Service) ceremony(options any, sd *webauthn.SessionData) (PasskeyCeremo
 }
 
 // readCeremony decodes a ceremony's state, refusing an expired one.
-func (s *Service) readCeremony(state []byte) (webauthn.SessionData, error) {
+func (s *core) readCeremony(state []byte) (webauthn.SessionData, error) {
 	var sd webauthn.SessionData
 	if err := json.Unmarshal(state, &sd); err != nil || sd.Challenge == "" {
 		return sd, ErrPasskeyRefused
@@ -125,7 +125,7 @@ func (s *Service) readCeremony(state []byte) (webauthn.SessionData, error) {
 
 // BeginPasskeyRegistration starts registering a passkey for the user: a discoverable credential
 // with user verification, none of the user's registered ones.
-func (s *Service) BeginPasskeyRegistration(ctx context.Context, userID string) (PasskeyCeremony, error) {
+func (s *Account) BeginPasskeyRegistration(ctx context.Context, userID string) (PasskeyCeremony, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return PasskeyCeremony{}, err
@@ -151,7 +151,7 @@ const MaxPasskeyNameLen = 64
 
 // FinishPasskeyRegistration checks the browser's answer (body: the PublicKeyCredential as
 // JSON) against the ceremony's state and stores the new passkey under name.
-func (s *Service) FinishPasskeyRegistration(ctx context.Context, userID string, state, body []byte, name string) (identity.Passkey, error) {
+func (s *Account) FinishPasskeyRegistration(ctx context.Context, userID string, state, body []byte, name string) (identity.Passkey, error) {
 	sd, err := s.readCeremony(state)
 	if err != nil {
 		return identity.Passkey{}, err
@@ -202,7 +202,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, userID string, 
 
 // BeginPasskeyLogin starts a sign-in with a discoverable passkey: no user is named; the
 // authenticator offers the passkeys it holds for the RP id, and must verify the user.
-func (s *Service) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error) {
+func (s *SignIn) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error) {
 	rp, err := s.relyingParty()
 	if err != nil {
 		return PasskeyCeremony{}, err
@@ -219,7 +219,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) (PasskeyCeremony, error
 // origin and RP id, the user verified; then spends it (counter and challenge, in the
 // transaction that records them). ErrPasskeyRefused for every refusal. The Authentication is
 // for Complete, which records the sign-in.
-func (s *Service) FinishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
+func (s *SignIn) FinishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
 	a, err := s.finishPasskeyLogin(ctx, state, body)
 	s.countLogin(err)
 	if err != nil {
@@ -228,7 +228,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, state, body []byte) (A
 	return a, err
 }
 
-func (s *Service) finishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
+func (s *core) finishPasskeyLogin(ctx context.Context, state, body []byte) (Authentication, error) {
 	sd, err := s.readCeremony(state)
 	if err != nil {
 		return Authentication{}, err
@@ -301,7 +301,7 @@ func webauthnDetail(err error) string {
 }
 
 // Passkeys lists the user's passkeys.
-func (s *Service) Passkeys(ctx context.Context, userID string) ([]identity.Passkey, error) {
+func (s *Account) Passkeys(ctx context.Context, userID string) ([]identity.Passkey, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -310,7 +310,7 @@ func (s *Service) Passkeys(ctx context.Context, userID string) ([]identity.Passk
 }
 
 // RemovePasskey removes one of the user's passkeys. ENOTFOUND when the user has none with id.
-func (s *Service) RemovePasskey(ctx context.Context, userID string, id []byte) error {
+func (s *Account) RemovePasskey(ctx context.Context, userID string, id []byte) error {
 	if err := s.audited(ctx, func(ctx context.Context) error {
 		_, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.RemovePasskey(id) })
 		return err

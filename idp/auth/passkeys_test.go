@@ -17,8 +17,8 @@ import (
 // accepted; a ceremony's state is refused once expired or when it is not one.
 func TestPasskeyRelyingPartyAndCeremony(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	s := &Service{Issuer: &token.Issuer{Issuer: "https://login.example.com:8443/idp"}, Now: func() time.Time { return now },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := New(Config{Issuer: &token.Issuer{Issuer: "https://login.example.com:8443/idp"}, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	rp, err := s.relyingParty()
 	if err != nil {
 		t.Fatal(err)

@@ -31,13 +31,13 @@ var (
 )
 
 // Fresh reports whether a sign-in at authTime may still stand in for the password.
-func (s *Service) Fresh(authTime time.Time) bool {
+func (s *core) Fresh(authTime time.Time) bool {
 	return !authTime.IsZero() && s.Now().Sub(authTime) <= FreshSignIn
 }
 
 // reauthenticate checks r for u: nil, ErrWrongPassword (counted by the throttle as a failed
 // login), ErrNotFresh, or the throttle's refusal.
-func (s *Service) reauthenticate(ctx context.Context, u identity.User, r Reauth) error {
+func (s *core) reauthenticate(ctx context.Context, u identity.User, r Reauth) error {
 	if r.Password == "" {
 		if s.Fresh(r.AuthTime) {
 			return nil

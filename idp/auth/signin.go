@@ -44,7 +44,7 @@ type Signed struct {
 
 // Complete finishes a sign-in: see the top of this file. a is what an authenticator proved; a
 // Pending one (a right password, a second factor owed) becomes a pre-session for a browser.
-func (s *Service) Complete(ctx context.Context, a Authentication, t Target) (Signed, error) {
+func (s *SignIn) Complete(ctx context.Context, a Authentication, t Target) (Signed, error) {
 	out := Signed{Authentication: a}
 	owed := a.Pending || (a.User.Factors.HasTOTP() && !slices.Contains(a.AMR, AMRMultiFactor))
 	switch {

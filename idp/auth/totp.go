@@ -47,11 +47,11 @@ func totpAD(userID string) []byte { return []byte("totp:" + userID) }
 
 // seal and open a TOTP seed, bound to its user (so a sealed seed moved to another user's row
 // does not open), with the configured secrets key or none.
-func (s *Service) seal(seed []byte, userID string) ([]byte, error) {
+func (s *core) seal(seed []byte, userID string) ([]byte, error) {
 	return seal.Or(s.Sealer).Seal(seed, totpAD(userID))
 }
 
-func (s *Service) open(sealed []byte, userID string) ([]byte, error) {
+func (s *core) open(sealed []byte, userID string) ([]byte, error) {
 	return seal.Or(s.Sealer).Open(sealed, totpAD(userID))
 }
 
@@ -65,7 +65,7 @@ type Enrollment struct {
 // first code confirms it; a second enrolment before that replaces the first. proof must show
 // the owner asks (ErrWrongPassword or ErrNotFresh otherwise): a stale token must not be able to
 // turn a factor on and lock the owner out. ErrTOTPEnabled (ECONFLICT) when TOTP is already on.
-func (s *Service) EnrollTOTP(ctx context.Context, userID string, proof Reauth) (Enrollment, error) {
+func (s *Account) EnrollTOTP(ctx context.Context, userID string, proof Reauth) (Enrollment, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return Enrollment{}, err
@@ -124,7 +124,7 @@ func totpStep(seed []byte, code string, now time.Time) (int64, bool) {
 // with the password alone before must prove the new factor now. keep is the session or family
 // the user confirmed from ("" for none), which stays. Wrong codes count toward the account's
 // one-time-code throttle.
-func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([]string, error) {
+func (s *Account) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([]string, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([
 
 // newRecoveryCodes makes RecoveryCodeCount codes of 50 random bits each ("abcde-fghij",
 // lower-case base32) and their hashes.
-func (s *Service) newRecoveryCodes() ([]string, []string, error) {
+func (s *core) newRecoveryCodes() ([]string, []string, error) {
 	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
 	var codes, hashes []string
 	for range RecoveryCodeCount {
@@ -215,7 +215,7 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 //
 // A refusal is recorded as a second-factor failure or a lockout; success is the Authentication
 // for Complete (Target.Completes: pre's id), which records the sign-in.
-func (s *Service) SecondFactor(ctx context.Context, pre identity.Session, u identity.User, code string, device Device) (Authentication, error) {
+func (s *SignIn) SecondFactor(ctx context.Context, pre identity.Session, u identity.User, code string, device Device) (Authentication, error) {
 	if !device.For(u) {
 		device = Device{}
 	}
@@ -228,7 +228,7 @@ func (s *Service) SecondFactor(ctx context.Context, pre identity.Session, u iden
 }
 
 // secondFactor is SecondFactor without the records: a step of a sign-in or of another check.
-func (s *Service) secondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
+func (s *core) secondFactor(ctx context.Context, u identity.User, code string, at Attempt) ([]string, error) {
 	oa := otpAttempt(identity.NormalizeUsername(u.Username), at.Remote, at.Device)
 	if err := s.Throttle.Allow(ctx, oa); err != nil {
 		return nil, err
@@ -268,7 +268,7 @@ func (s *Service) secondFactor(ctx context.Context, u identity.User, code string
 	return amrPasswordOTP, nil
 }
 
-func (s *Service) spendSecondFactor(ctx context.Context, u identity.User, code string) error {
+func (s *core) spendSecondFactor(ctx context.Context, u identity.User, code string) error {
 	t := u.Factors.TOTP
 	if code == "" || t == nil || !t.Confirmed {
 		return ErrOTPRequired
@@ -296,7 +296,7 @@ func (s *Service) spendSecondFactor(ctx context.Context, u identity.User, code s
 
 // DisableTOTP turns TOTP off after checking the password and a code (TOTP or recovery), both
 // throttled as at login.
-func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code string) error {
+func (s *Account) DisableTOTP(ctx context.Context, userID, pw, code string) error {
 	u, err := s.Users.GetUser(ctx, userID)
 	if apperr.Code(err) == apperr.ENOTFOUND {
 		return ErrInvalidCredentials
@@ -328,7 +328,7 @@ func (s *Service) DisableTOTP(ctx context.Context, userID, pw, code string) erro
 // TOTP and its recovery codes are removed and, in the same transaction, every
 // session and refresh family of the user ends, since the reset is for an account whose factor
 // was lost or stolen. A user without one is not an error.
-func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity.User, error) {
+func (s *Admin) ResetSecondFactors(ctx context.Context, user string) (identity.User, error) {
 	u, err := s.findUser(ctx, user)
 	if err != nil {
 		return identity.User{}, err
@@ -352,7 +352,7 @@ func (s *Service) ResetSecondFactors(ctx context.Context, user string) (identity
 // older key — the TOTP half of rotating --secrets-key-file (the signing keys are the key
 // manager's). Each user is updated in its own transaction, from the seed as stored then; it
 // returns how many were resealed.
-func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
+func (s *Admin) ResealTOTP(ctx context.Context) (int, error) {
 	sl := seal.Or(s.Sealer)
 	n, after := 0, ""
 	for {
@@ -397,7 +397,7 @@ func (s *Service) ResealTOTP(ctx context.Context) (int, error) {
 }
 
 // TOTPEnabled reports whether the user has TOTP on (a code is required at login).
-func (s *Service) TOTPEnabled(ctx context.Context, userID string) (bool, error) {
+func (s *Account) TOTPEnabled(ctx context.Context, userID string) (bool, error) {
 	u, err := s.Users.GetUser(ctx, userID)
 	if err != nil {
 		return false, err

@@ -34,12 +34,16 @@ var (
 	}()
 )
 
-// Passkeys is what the passkey routes need of the use cases.
+// PasskeySignIn is what the login's passkey button needs of the sign-in use cases.
+type PasskeySignIn interface {
+	BeginPasskeyLogin(ctx context.Context) (auth.PasskeyCeremony, error)
+	FinishPasskeyLogin(ctx context.Context, state, body []byte) (auth.Authentication, error)
+}
+
+// Passkeys is what the account's passkey routes need of the account's use cases.
 type Passkeys interface {
 	BeginPasskeyRegistration(ctx context.Context, userID string) (auth.PasskeyCeremony, error)
 	FinishPasskeyRegistration(ctx context.Context, userID string, state, body []byte, name string) (identity.Passkey, error)
-	BeginPasskeyLogin(ctx context.Context) (auth.PasskeyCeremony, error)
-	FinishPasskeyLogin(ctx context.Context, state, body []byte) (auth.Authentication, error)
 	Passkeys(ctx context.Context, userID string) ([]identity.Passkey, error)
 	TOTPEnabled(ctx context.Context, userID string) (bool, error)
 	TOTP
@@ -50,8 +54,9 @@ type Passkeys interface {
 // the signed-in user's page of passkeys.
 type passkeyPages struct {
 	*browser
-	svc Passkeys
-	now func() time.Time
+	signIn PasskeySignIn
+	svc    Passkeys
+	now    func() time.Time
 }
 
 // fresh: a session's sign-in must be recent (auth.FreshSignIn) to add a second factor from the
@@ -141,7 +146,7 @@ func (p *passkeyPages) loginBegin(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Your sign-in form expired. Please reload the page."))
 		return
 	}
-	c, err := p.svc.BeginPasskeyLogin(r.Context())
+	c, err := p.signIn.BeginPasskeyLogin(r.Context())
 	if err != nil {
 		p.logger.ErrorContext(r.Context(), "passkey login begin", "err", err)
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAVAILABLE, "Something went wrong. Please try again."))
@@ -177,7 +182,7 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAUTHORIZED, "The passkey request expired; please try again"))
 		return
 	}
-	a, err := p.svc.FinishPasskeyLogin(r.Context(), state, body)
+	a, err := p.signIn.FinishPasskeyLogin(r.Context(), state, body)
 	var signed auth.Signed
 	if err == nil {
 		signed, err = p.auth.Complete(r.Context(), a, auth.Target{Browser: true, UserAgent: r.UserAgent()})

@@ -8,7 +8,6 @@ import (
 	"net/url"
 
 	"jwtidp/idp/auth"
-	"jwtidp/idp/identity"
 	"jwtidp/idp/oidc"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/jwtauth"
@@ -42,15 +41,15 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, int, string) 
 	}
 }
 
-// Tokener is what /token needs of the use cases: the refresh grant (the first-party client's
-// unauthenticated as before, a registered client's authenticated), the client-credentials grant
-// and the authorization-code grant.
+// Tokener is what /token needs of the use cases: its grants, behind one interface
+// (auth.GrantType), picked by grant_type.
 type Tokener interface {
-	RefreshGrant(ctx context.Context, r auth.RefreshRequest) (auth.Tokens, error)
-	ClientCredentials(ctx context.Context, clientID, secret, scope string) (auth.Tokens, error)
-	ExchangeCode(ctx context.Context, e auth.Exchange) (auth.Tokens, error)
+	Token(ctx context.Context, grantType string, r auth.TokenRequest) (auth.Tokens, error)
 }
 
+// handleToken is the token endpoint (RFC 6749 §3.2): it reads the form and how the client
+// authenticated, and hands both to the grant that grant_type names; what each grant needs and
+// refuses is the grant's.
 func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, status, problem := readForm(w, r)
@@ -61,72 +60,18 @@ func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 		case form.Get("grant_type") == "":
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 			return
-		case form.Get("grant_type") == identity.GrantClientCredentials:
-			clientCredentialsGrant(w, r, logger, svc, form)
-			return
-		case form.Get("grant_type") == identity.GrantAuthorizationCode:
-			codeGrant(w, r, logger, svc, form)
-			return
-		case form.Get("grant_type") != identity.GrantRefreshToken:
-			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the authorization_code, refresh_token and client_credentials grants are supported")
+		}
+		client, ok := requestClient(w, r, form, false)
+		if !ok {
 			return
 		}
-		refreshGrant(w, r, logger, svc, form)
-	})
-}
-
-// refreshGrant is RFC 6749 §6. The first-party client's families need no client
-// authentication (as before the IdP had clients); a registered client's need the client's.
-func refreshGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	client, ok := requestClient(w, r, form, false)
-	if !ok {
-		return
-	}
-	if form.Get("refresh_token") == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
-		return
-	}
-	t, err := svc.RefreshGrant(r.Context(), auth.RefreshRequest{Token: form.Get("refresh_token"), Client: client, Scope: form.Get("scope")})
-	switch {
-	case err == nil:
+		t, err := svc.Token(r.Context(), form.Get("grant_type"), auth.TokenRequest{Client: client, Params: form})
+		if err != nil {
+			grantFailure(w, r, logger, form.Get("grant_type"), err)
+			return
+		}
 		writeTokens(w, t)
-	case apperr.Code(err) == apperr.EUNAUTHORIZED && errors.Is(err, identity.ErrInvalidGrant):
-		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked")
-	default:
-		grantFailure(w, r, logger, "refresh", err)
-	}
-}
-
-// codeGrant is RFC 6749 §4.1.3 with RFC 7636 §4.5: the client authenticates as it was
-// registered (a secret, or for a public client its id and the code_verifier).
-func codeGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	client, ok := requestClient(w, r, form, true)
-	if !ok {
-		return
-	}
-	switch {
-	case form.Get("code") == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code is required")
-		return
-	case form.Get("redirect_uri") == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "redirect_uri is required")
-		return
-	}
-	for _, p := range []string{"code", "redirect_uri", "code_verifier", "client_id", "client_secret", "grant_type"} {
-		if len(form[p]) > 1 {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", p+" is given more than once")
-			return
-		}
-	}
-	t, err := svc.ExchangeCode(r.Context(), auth.Exchange{
-		Client: client, Code: form.Get("code"),
-		RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
 	})
-	if err != nil {
-		grantFailure(w, r, logger, "code exchange", err)
-		return
-	}
-	writeTokens(w, t)
 }
 
 // grantFailure answers a grant's refusal in RFC 6749 §5.2's terms.
@@ -221,27 +166,6 @@ func requestClient(w http.ResponseWriter, r *http.Request, form url.Values, requ
 		return auth.ClientAuth{}, false
 	}
 	return auth.ClientAuth{ID: a.id, Secret: a.secret}, true
-}
-
-// clientCredentialsGrant is RFC 6749 §4.4.
-func clientCredentialsGrant(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Tokener, form url.Values) {
-	client, ok := requestClient(w, r, form, true)
-	if !ok {
-		return
-	}
-	t, err := svc.ClientCredentials(r.Context(), client.ID, client.Secret, form.Get("scope"))
-	switch {
-	case err == nil:
-		writeTokens(w, t)
-	case errors.Is(err, auth.ErrInvalidClient):
-		invalidClient(w)
-	case errors.Is(err, auth.ErrUnauthorizedClient):
-		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "the client may not use the client_credentials grant")
-	case errors.Is(err, auth.ErrInvalidScope):
-		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", "the requested scope is not among the client's scopes")
-	default:
-		tokenFailure(w, r, logger, "client credentials", err)
-	}
 }
 
 // Revoker is what /revoke needs of the use cases.

@@ -23,38 +23,38 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	tokenLimit := func(h http.Handler) http.Handler { return d.TokenLimiter.Limit(h, oauthRefusal(d.Logger)) }
 	bearer := d.Verifier.Require("idp", "")
 	firstParty := func(what string, h http.Handler) http.Handler {
-		return bearer(firstPartyOnly(d.Auth, d.Logger, what, h))
+		return bearer(firstPartyOnly(d.Auth.Account, d.Logger, what, h))
 	}
-	admin := newAdminGuard(d, d.Auth)
+	admin := newAdminGuard(d, d.Auth.Admin)
 	keys := browserKeys{key: d.BrowserKey}
-	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth, rv: d.Redirects,
-		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth, hints: d.IDTokenHints}
-	passkeys := &passkeyPages{browser: b, svc: d.Auth, now: d.Now}
-	account := &accountPages{browser: b, svc: d.Auth}
-	authorize := newAuthorizeEndpoint(b, d.Auth, d.Issuer, d.Now, d.Logger)
+	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth.SignIn, rv: d.Redirects,
+		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth.Grants, hints: d.IDTokenHints}
+	passkeys := &passkeyPages{browser: b, signIn: d.Auth.SignIn, svc: d.Auth.Account, now: d.Now}
+	account := &accountPages{browser: b, svc: d.Auth.Account}
+	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger)
 
 	// Accounts and tokens for API clients.
-	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth)))
-	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth, keys, d.Session.Secure)))
-	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth)))
-	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth))
-	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth, d.Verifier)))
+	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth.SignIn)))
+	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth.SignIn, keys, d.Session.Secure)))
+	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth.Grants)))
+	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth.Grants))
+	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth.Grants, d.Verifier)))
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer, d.Scopes))
-	userinfo := bearer(handleUserinfo(d.Logger, d.Auth))
+	userinfo := bearer(handleUserinfo(d.Logger, d.Auth.Account))
 	mux.Handle("GET /userinfo", userinfo)
 	mux.Handle("POST /userinfo", userinfo) // OpenID Connect Core §5.3.1
 
 	// The account, over the API: the routes that check the current password are limited as the
 	// login is.
-	mux.Handle("POST /account/password", firstParty("password", handlePassword(d.Logger, d.Auth)))
-	mux.Handle("PUT /account/email", limit(firstParty("email", handleSetEmail(d.Logger, d.Auth))))
-	mux.Handle("POST /account/totp", limit(firstParty("second factors", handleTOTPEnroll(d.Logger, d.Auth))))
-	mux.Handle("POST /account/totp/confirm", limit(firstParty("second factors", handleTOTPConfirm(d.Logger, d.Auth, d.Sessions))))
-	mux.Handle("DELETE /account/totp", limit(firstParty("second factors", handleTOTPDisable(d.Logger, d.Auth))))
-	mux.Handle("GET /account/sessions", firstParty("sessions", handleAccountSessions(d.Logger, d.Auth)))
+	mux.Handle("POST /account/password", firstParty("password", handlePassword(d.Logger, d.Auth.Account)))
+	mux.Handle("PUT /account/email", limit(firstParty("email", handleSetEmail(d.Logger, d.Auth.Account))))
+	mux.Handle("POST /account/totp", limit(firstParty("second factors", handleTOTPEnroll(d.Logger, d.Auth.Account))))
+	mux.Handle("POST /account/totp/confirm", limit(firstParty("second factors", handleTOTPConfirm(d.Logger, d.Auth.Account, d.Sessions))))
+	mux.Handle("DELETE /account/totp", limit(firstParty("second factors", handleTOTPDisable(d.Logger, d.Auth.Account))))
+	mux.Handle("GET /account/sessions", firstParty("sessions", handleAccountSessions(d.Logger, d.Auth.Account)))
 	// Limited per client like the login: each end is a store write and an audit event.
-	mux.Handle("DELETE /account/sessions/{id}", firstParty("sessions", limit(handleEndAccountSession(d.Logger, d.Auth, d.Sessions))))
+	mux.Handle("DELETE /account/sessions/{id}", firstParty("sessions", limit(handleEndAccountSession(d.Logger, d.Auth.Account, d.Sessions))))
 	mux.Handle("DELETE /account/passkeys/{id}", firstParty("passkeys", http.HandlerFunc(passkeys.removeBearer)))
 
 	// The browser: forward auth, login, OpenID Connect's pages, the account's pages.
@@ -84,24 +84,24 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/keys", admin(handleKeysList(d.Keys)))
 	mux.Handle("POST /admin/keys/rotate", admin(handleKeysRotate(d.Logger, d.Keys)))
 	mux.Handle("POST /admin/keys/{kid}/revoke", admin(handleKeysRevoke(d.Logger, d.Keys)))
-	mux.Handle("POST /admin/clients", admin(handleClientsCreate(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth)))
-	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth, d.Sessions)))
-	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth)))
+	mux.Handle("POST /admin/clients", admin(handleClientsCreate(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth.Admin)))
+	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth.Admin, d.Sessions)))
+	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth.Admin)))
 	// Disable, enable, logout and delete change what the edge lets in: this process's caches
 	// forget the user at once (forgetting); grant- and revoke-admin are read at every request.
-	mux.Handle("POST /admin/users/{user}/disable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.DisableUser))))
-	mux.Handle("POST /admin/users/{user}/enable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.EnableUser))))
-	mux.Handle("POST /admin/users/{user}/logout", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.LogoutUser))))
-	mux.Handle("DELETE /admin/users/{user}", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.DeleteUser))))
-	mux.Handle("POST /admin/users/{user}/grant-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth, true))))
-	mux.Handle("POST /admin/users/{user}/revoke-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth, false))))
-	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth)))
-	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth, d.Sessions)))
-	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth)))
-	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth, d.Now)))
+	mux.Handle("POST /admin/users/{user}/disable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.Admin.DisableUser))))
+	mux.Handle("POST /admin/users/{user}/enable", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.Admin.EnableUser))))
+	mux.Handle("POST /admin/users/{user}/logout", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.Admin.LogoutUser))))
+	mux.Handle("DELETE /admin/users/{user}", admin(handleAdminUserAction(d.Logger, forgetting(d, d.Auth.Admin.DeleteUser))))
+	mux.Handle("POST /admin/users/{user}/grant-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth.Admin, true))))
+	mux.Handle("POST /admin/users/{user}/revoke-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth.Admin, false))))
+	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth.Admin)))
+	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
+	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth.Admin, d.Now)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.
 	mux.Handle("GET /admin/backup", web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)(web.HandleBackup(d.Store, "idp")))

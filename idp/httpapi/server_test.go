@@ -51,9 +51,9 @@ func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
 		t.Fatal(err)
 	}
 	sessions := &auth.Sessions{Store: db, TTL: time.Hour, CacheTTL: time.Second, Now: time.Now, Random: rand.Reader, Logger: log}
-	svc := &auth.Service{Browser: sessions, Users: db, Families: db, Clients: storetest.NewMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
+	svc := auth.New(auth.Config{Browser: sessions, Users: db, Families: db, Clients: storetest.NewMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
 		FirstParty: auth.Client{ID: "idp", Scope: "workitems:read", Audience: []string{"workitems"}},
-		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: time.Now, Random: rand.Reader}}
+		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: time.Now, Random: rand.Reader}})
 	d := Deps{
 		Logger: log, Registry: prometheus.NewRegistry(), Auth: svc, Keys: km, Ready: web.NewReadiness(), Issuer: "http://idp.test",
 		JWKSMaxAge: time.Minute, Store: db, Sessions: sessions, BrowserKey: []byte("k"), LoginURL: "/login",

@@ -1,0 +1,117 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/url"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/oidc"
+)
+
+// GrantType is one grant of the token endpoint (RFC 6749 §4 and the extension grants): a new
+// grant is a type of its own in this package, registered in newGrants, and the endpoint needs no
+// change. Token answers a token request of its type, from its parameters and the client's
+// authentication as sent (not yet checked: the grant decides whether it needs one). Refusals are
+// *oidc.Error (the RFC 6749 §5.2 code and its description), or ErrInvalidClient.
+type GrantType interface {
+	Type() string
+	Token(ctx context.Context, r TokenRequest) (Tokens, error)
+}
+
+// TokenRequest is a token request: the client's authentication and the form's parameters.
+type TokenRequest struct {
+	Client ClientAuth
+	Params url.Values
+}
+
+// Grants are the token endpoint's grants and the protocol endpoints around them: the
+// authorization endpoint's code and consent (oidc.go), revocation, introspection and userinfo.
+type Grants struct {
+	*core
+	types map[string]GrantType
+}
+
+func newGrants(c *core) *Grants {
+	g := &Grants{core: c}
+	g.types = map[string]GrantType{}
+	for _, t := range []GrantType{authorizationCodeGrant{g}, refreshTokenGrant{g}, clientCredentialsGrant{g}} {
+		g.types[t.Type()] = t
+	}
+	return g
+}
+
+// Token answers a token request of grantType by its grant; unsupported_grant_type for a type no
+// grant has.
+func (g *Grants) Token(ctx context.Context, grantType string, r TokenRequest) (Tokens, error) {
+	t, ok := g.types[grantType]
+	if !ok {
+		return Tokens{}, grantError(oidc.ErrUnsupportedGrantType, "only the authorization_code, refresh_token and client_credentials grants are supported")
+	}
+	return t.Token(ctx, r)
+}
+
+// authorizationCodeGrant is RFC 6749 §4.1.3 with RFC 7636 §4.5: the client authenticates as it
+// was registered (a secret, or for a public client its id and the code_verifier).
+type authorizationCodeGrant struct{ *Grants }
+
+func (authorizationCodeGrant) Type() string { return identity.GrantAuthorizationCode }
+
+func (g authorizationCodeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
+	switch {
+	case r.Client.ID == "":
+		return Tokens{}, ErrInvalidClient
+	case r.Params.Get("code") == "":
+		return Tokens{}, grantError(oidc.ErrInvalidRequest, "code is required")
+	case r.Params.Get("redirect_uri") == "":
+		return Tokens{}, grantError(oidc.ErrInvalidRequest, "redirect_uri is required")
+	}
+	for _, p := range []string{"code", "redirect_uri", "code_verifier", "client_id", "client_secret", "grant_type"} {
+		if len(r.Params[p]) > 1 {
+			return Tokens{}, grantError(oidc.ErrInvalidRequest, p+" is given more than once")
+		}
+	}
+	return g.ExchangeCode(ctx, Exchange{Client: r.Client, Code: r.Params.Get("code"),
+		RedirectURI: r.Params.Get("redirect_uri"), Verifier: r.Params.Get("code_verifier")})
+}
+
+// refreshTokenGrant is RFC 6749 §6. The first-party client's families need no client
+// authentication (as before the IdP had clients); a registered client's need the client's.
+type refreshTokenGrant struct{ *Grants }
+
+func (refreshTokenGrant) Type() string { return identity.GrantRefreshToken }
+
+func (g refreshTokenGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
+	if r.Params.Get("refresh_token") == "" {
+		return Tokens{}, grantError(oidc.ErrInvalidRequest, "refresh_token is required")
+	}
+	t, err := g.RefreshGrant(ctx, RefreshRequest{Token: r.Params.Get("refresh_token"), Client: r.Client, Scope: r.Params.Get("scope")})
+	switch {
+	case errors.Is(err, identity.ErrInvalidGrant):
+		return Tokens{}, grantError(oidc.ErrInvalidGrant, "refresh token is invalid, expired or revoked")
+	case errors.Is(err, ErrUnauthorizedClient):
+		return Tokens{}, grantError(oidc.ErrUnauthorizedClient, "the client may not use this grant type")
+	case errors.Is(err, ErrInvalidScope):
+		return Tokens{}, grantError(oidc.ErrInvalidScope, "the requested scope exceeds what was granted")
+	}
+	return t, err
+}
+
+// clientCredentialsGrant is RFC 6749 §4.4.
+type clientCredentialsGrant struct{ *Grants }
+
+func (clientCredentialsGrant) Type() string { return identity.GrantClientCredentials }
+
+func (g clientCredentialsGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
+	if r.Client.ID == "" {
+		return Tokens{}, ErrInvalidClient
+	}
+	t, err := g.ClientCredentials(ctx, r.Client.ID, r.Client.Secret, r.Params.Get("scope"))
+	switch {
+	case errors.Is(err, ErrUnauthorizedClient):
+		return Tokens{}, grantError(oidc.ErrUnauthorizedClient, "the client may not use the client_credentials grant")
+	case errors.Is(err, ErrInvalidScope):
+		return Tokens{}, grantError(oidc.ErrInvalidScope, "the requested scope is not among the client's scopes")
+	}
+	return t, err
+}

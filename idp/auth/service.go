@@ -1,0 +1,77 @@
+package auth
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/password"
+	"jwtidp/idp/seal"
+	"jwtidp/idp/token"
+)
+
+// Config is what the use cases are made of: the stores, the token issuer, the clock, randomness,
+// the log, the audit trail and the policies.
+type Config struct {
+	Users      Users
+	Families   Families
+	Clients    Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
+	Codes      identity.CodeStore    // authorization codes; nil: the code flow is off
+	Consents   identity.ConsentStore // remembered consents
+	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
+	IDTokenTTL time.Duration
+	Sealer     seal.Sealer         // seals TOTP seeds at rest; nil: seal.None (stored as they are)
+	Audit      identity.AuditStore // the audit trail; nil: events are only logged
+	// AuditRetention is how long the garbage collector keeps audit events; 0: for ever.
+	AuditRetention time.Duration
+	Hasher         *password.Hasher
+	Issuer         *token.Issuer
+	FirstParty     Client        // the client /auth and the browser login act for
+	RefreshTTL     time.Duration // a family's absolute lifetime
+	Now            func() time.Time
+	Random         io.Reader
+	Logger         *slog.Logger
+	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
+	Browser        *Sessions            // the browser sessions Complete starts
+	Throttle       *Throttle            // per-account brute-force protection; nil: none
+
+	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
+	// a second-factor code given and refused.
+	OnRefreshReuse, OnSecondFactorFailure func()
+}
+
+// core is what every part of the use cases shares: the Config, and the mechanisms more than one
+// part uses — the audit trail's writes (event, audited, record), minting tokens (Issue), checking
+// a password or a one-time code again, reading a client. It has no use cases of its own.
+type core struct{ Config }
+
+// The use cases, split by whom they serve:
+//   - SignIn: proving who one is and finishing the sign-in (Authenticate, SecondFactor, the
+//     passkey ceremony, Complete; Login and Signup for the API);
+//   - Grants: the token endpoint's grants behind one interface (GrantType: authorization code,
+//     refresh token, client credentials), the authorization endpoint's code and consent,
+//     revocation, introspection and userinfo;
+//   - Account: what a signed-in user does to their own account;
+//   - Admin: what an administrator does to users, clients and the audit trail.
+type (
+	SignIn  struct{ *core }
+	Account struct{ *core }
+	Admin   struct{ *core }
+)
+
+// Service is every part over one Config: what the program wires its routes from, each route
+// taking the part it serves (and what tests drive).
+type Service struct {
+	*core
+	*SignIn
+	*Grants
+	*Account
+	*Admin
+}
+
+// New makes the use cases from c.
+func New(c Config) *Service {
+	co := &core{Config: c}
+	return &Service{core: co, SignIn: &SignIn{co}, Grants: newGrants(co), Account: &Account{co}, Admin: &Admin{co}}
+}
