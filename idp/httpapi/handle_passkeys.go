@@ -120,6 +120,24 @@ func (p *passkeyPages) openState(r *http.Request, purpose, binding string) ([]by
 
 // readCredential reads a PublicKeyCredential's JSON: application/json (so another site's page
 // cannot post it without a preflight), at most MaxBodyBytes.
+// ceremonyAnswer reads a ceremony's finishing post: the authenticator's answer (the body) and
+// the ceremony's state from its cookie (bound to binding), which it clears — a state is good
+// for one answer. false (with the error written) when either is missing.
+func (p *passkeyPages) ceremonyAnswer(w http.ResponseWriter, r *http.Request, purpose, binding string) (body, state []byte, ok bool) {
+	body, err := readCredential(w, r)
+	if err != nil {
+		web.Error(w, r, p.logger, err)
+		return nil, nil, false
+	}
+	state, ok = p.openState(r, purpose, binding)
+	http.SetCookie(w, p.stateCookie(purpose, strings.TrimSuffix(r.URL.Path, "/finish"), "", 0))
+	noStore(w)
+	if !ok {
+		web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAUTHORIZED, "The passkey request expired; please try again"))
+	}
+	return body, state, ok
+}
+
 func readCredential(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -169,19 +187,11 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Cross-origin request refused"))
 		return
 	}
-	body, err := readCredential(w, r)
-	if err != nil {
-		web.Error(w, r, p.logger, err)
+	body, state, ok := p.ceremonyAnswer(w, r, "passkey_login", "")
+	if !ok {
 		return
 	}
 	rd := p.rv.Safe(r.URL.Query().Get("rd"))
-	state, ok := p.openState(r, "passkey_login", "")
-	http.SetCookie(w, p.stateCookie("passkey_login", strings.TrimSuffix(r.URL.Path, "/finish"), "", 0))
-	noStore(w)
-	if !ok {
-		web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAUTHORIZED, "The passkey request expired; please try again"))
-		return
-	}
 	a, err := p.signIn.FinishPasskeyLogin(r.Context(), state, body)
 	var signed auth.Signed
 	if err == nil {
@@ -290,16 +300,8 @@ func (p *passkeyPages) registerFinish(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
 		return
 	}
-	body, err := readCredential(w, r)
-	if err != nil {
-		web.Error(w, r, p.logger, err)
-		return
-	}
-	state, ok := p.openState(r, "passkey_register", auth.HashSecret(secret))
-	http.SetCookie(w, p.stateCookie("passkey_register", strings.TrimSuffix(r.URL.Path, "/finish"), "", 0))
-	noStore(w)
+	body, state, ok := p.ceremonyAnswer(w, r, "passkey_register", auth.HashSecret(secret))
 	if !ok {
-		web.Error(w, r, p.logger, apperr.Errorf(apperr.EUNAUTHORIZED, "The passkey request expired; please try again"))
 		return
 	}
 	k, err := p.svc.FinishPasskeyRegistration(r.Context(), s.UserID, state, body, r.URL.Query().Get("name"))

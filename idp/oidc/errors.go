@@ -63,13 +63,7 @@ func (e *Error) RedirectURL(redirectURI, state, issuer string) string {
 	if d := cleanDescription(e.Description); d != "" {
 		v.Set("error_description", d)
 	}
-	if state != "" {
-		v.Set("state", state)
-	}
-	if issuer != "" {
-		v.Set("iss", issuer)
-	}
-	return appendQuery(redirectURI, v)
+	return appendQuery(redirectURI, v, state, issuer)
 }
 
 // CodeRedirectURL is the successful authorization response (RFC 6749 §4.1.2, RFC 9207):
@@ -77,18 +71,19 @@ func (e *Error) RedirectURL(redirectURI, state, issuer string) string {
 func CodeRedirectURL(redirectURI, code, state, issuer string) string {
 	v := url.Values{}
 	v.Set("code", code)
+	return appendQuery(redirectURI, v, state, issuer)
+}
+
+// appendQuery adds v's parameters, and state and iss when not empty, after uri's own query
+// without re-encoding it (RFC 6749 §3.1.2: the query component MUST be retained), and drops any
+// fragment.
+func appendQuery(uri string, v url.Values, state, issuer string) string {
 	if state != "" {
 		v.Set("state", state)
 	}
 	if issuer != "" {
 		v.Set("iss", issuer)
 	}
-	return appendQuery(redirectURI, v)
-}
-
-// appendQuery adds v's parameters after uri's own query without re-encoding it (RFC 6749
-// §3.1.2: the query component MUST be retained), and drops any fragment.
-func appendQuery(uri string, v url.Values) string {
 	uri, _, _ = strings.Cut(uri, "#")
 	enc := v.Encode()
 	switch {
@@ -118,5 +113,5 @@ func LogoutRedirectURL(uri, state string) string {
 	if state == "" {
 		return uri
 	}
-	return appendQuery(uri, url.Values{"state": {state}})
+	return appendQuery(uri, url.Values{}, state, "")
 }
