@@ -16,17 +16,23 @@ import (
 // ClientSecret is only ever set in a file and in the one answer that registers a confidential
 // client; the stored hash is never shown.
 type ClientInfo struct {
-	ClientID               string     `json:"client_id"`
-	Name                   string     `json:"name"`
-	Public                 bool       `json:"public"`
-	RedirectURIs           []string   `json:"redirect_uris"`
-	PostLogoutRedirectURIs []string   `json:"post_logout_redirect_uris"`
-	GrantTypes             []string   `json:"grant_types"`
-	Scopes                 []string   `json:"scopes"`
-	FirstParty             bool       `json:"first_party"`
-	ForwardAuth            bool       `json:"forward_auth"` // its users' tokens pass /verify
-	CreatedAt              *time.Time `json:"created_at,omitempty"`
-	ClientSecret           string     `json:"client_secret,omitempty"`
+	ClientFields
+	CreatedAt    *time.Time `json:"created_at,omitempty"`
+	ClientSecret string     `json:"client_secret,omitempty"`
+}
+
+// ClientFields are a client's registration: what POST /admin/clients takes and every client
+// route answers.
+type ClientFields struct {
+	ClientID               string   `json:"client_id"`
+	Name                   string   `json:"name"`
+	Public                 bool     `json:"public"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	GrantTypes             []string `json:"grant_types"`
+	Scopes                 []string `json:"scopes"`
+	FirstParty             bool     `json:"first_party"`
+	ForwardAuth            bool     `json:"forward_auth"` // its users' tokens pass /verify
 }
 
 // Client is the identity.Client c describes (without a secret hash).
@@ -47,26 +53,16 @@ func nonNil(s []string) []string {
 
 // ClientInfoOf is c as the admin routes show it: never its secret or the secret's hash.
 func ClientInfoOf(c identity.Client) ClientInfo {
-	return ClientInfo{
+	return ClientInfo{ClientFields: ClientFields{
 		ClientID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNil(c.RedirectURIs),
 		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth, CreatedAt: optTime(c.CreatedAt),
-	}
+		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth,
+	}, CreatedAt: optTime(c.CreatedAt)}
 }
 
 // clientRequest is the body of POST /admin/clients: the client object without a secret (the
 // IdP generates it) or a creation time.
-type clientRequest struct {
-	ClientID               string   `json:"client_id"`
-	Name                   string   `json:"name"`
-	Public                 bool     `json:"public"`
-	RedirectURIs           []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
-	GrantTypes             []string `json:"grant_types"`
-	Scopes                 []string `json:"scopes"`
-	FirstParty             bool     `json:"first_party"`
-	ForwardAuth            bool     `json:"forward_auth"`
-}
+type clientRequest struct{ ClientFields }
 
 func (c clientRequest) Valid() map[string]string {
 	p := map[string]string{}
@@ -109,11 +105,7 @@ func handleClientsCreate(logger *slog.Logger, reg ClientRegistry) http.Handler {
 }
 
 func (c clientRequest) info() ClientInfo {
-	return ClientInfo{
-		ClientID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
-		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
-		ForwardAuth: c.ForwardAuth,
-	}
+	return ClientInfo{ClientFields: c.ClientFields}
 }
 
 func handleClientsList(logger *slog.Logger, reg ClientRegistry) http.Handler {
