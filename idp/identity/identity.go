@@ -405,3 +405,18 @@ func (u User) RecordLogin(at time.Time) (User, error) {
 	}
 	return u, nil
 }
+
+// Store is every store of the domain, as one backend keeps them: what the IdP serves from, and
+// what idp/storetest holds each backend to.
+type Store interface {
+	UserStore
+	KeyStore
+	FamilyStore
+	SessionStore
+	SecretStore
+	ClientStore
+	CodeStore
+	ConsentStore
+	AuditStore
+	CodeFailureStore
+}
