@@ -85,11 +85,8 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 		if err != nil {
 			return err
 		}
-		c, err := fn(old)
+		c, err := identity.Apply(old, fn)
 		if err != nil {
-			return err
-		}
-		if err := old.CheckUpdate(c); err != nil {
 			return err
 		}
 		c = storedClient(c)

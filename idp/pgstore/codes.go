@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,36 +64,26 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 	if !ok {
 		return identity.AuthCode{}, errNoCode
 	}
-	var stored, out identity.AuthCode
-	var fnErr error
+	var out identity.AuthCode
+	var refused error
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		var err error
-		fnErr = nil
-		stored, err = scanCode(tx.QueryRow(ctx, `SELECT `+codeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash))
+		stored, err := scanCode(tx.QueryRow(ctx, `SELECT `+codeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash))
 		if err != nil {
 			return err
 		}
-		// fn is given lists of its own: what it does to them must not reach stored.
-		given := stored
-		given.Scopes, given.AMR = slices.Clone(stored.Scopes), slices.Clone(stored.AMR)
-		if out, fnErr = fn(given); fnErr != nil {
-			return fnErr
-		}
-		if err := stored.CheckUpdate(out); err != nil {
-			return err
+		var keep bool
+		if out, keep, refused = stored.ApplyUpdate(fn); !keep {
+			return errNoChange
 		}
 		out = storedCode(out)
 		// CheckUpdate allowed nothing else to change.
 		_, err = tx.Exec(ctx, `UPDATE auth_codes SET used = $2, refresh_hash = $3 WHERE hash = $1`, hash, out.Used, out.RefreshHash)
 		return err
 	})
-	switch {
-	case fnErr != nil:
-		return stored, fnErr // nothing changed: the code as stored, for a caller acting on a replay
-	case err != nil:
+	if err != nil {
 		return identity.AuthCode{}, err
 	}
-	return out, nil
+	return out, refused
 }
 
 // DeleteDeadCodes implements identity.CodeStore, in batches as DeleteDeadFamilies.

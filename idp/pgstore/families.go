@@ -57,17 +57,8 @@ const insertFamily = `INSERT INTO refresh_families
 // epoch check to the commit, so a credential change (which locks it FOR UPDATE) either
 // committed before — and the check refuses — or starts after, and revokes this family.
 func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	if _, ok := key(f.UserID); !ok {
-		return identity.ErrStaleCredentials
-	}
 	f = storedFamily(f)
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if err := lockUserEpoch(ctx, tx, f.UserID, f.Epoch, "SHARE"); err != nil {
-			return err
-		}
+	return s.createAtEpoch(ctx, f.Validate(), f.UserID, f.Epoch, "SHARE", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertFamily, familyArgs(f)...); err != nil {
 			return conflict(err)
 		}
@@ -159,14 +150,10 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		u = identity.User{} // the owner is gone
 	}
 
-	out, stepErr := step(f, u)
-	if stepErr != nil && out.ID == "" {
+	out, keep, stepErr := f.ApplyStep(u, step)
+	if !keep {
 		rollback()
 		return out, stepErr, nil // nothing to keep
-	}
-	if err := f.CheckUpdate(out); err != nil {
-		rollback()
-		return identity.Family{}, nil, err
 	}
 	// The audit events go with the change, as write writes them (this path cannot use it).
 	events, err := identity.AuditEventsOf(ctx)
@@ -223,12 +210,9 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if err != nil && !errors.Is(err, errNoUser) {
 			return err
 		}
-		out, stepErr = step(f, u)
-		if stepErr != nil && out.ID == "" {
+		var keep bool
+		if out, keep, stepErr = f.ApplyStep(u, step); !keep {
 			return errNoChange // nothing to keep, nothing to record
-		}
-		if err := f.CheckUpdate(out); err != nil {
-			return err
 		}
 		out = storedFamily(out)
 		if out.Current != f.Current {

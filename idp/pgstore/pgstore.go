@@ -111,8 +111,8 @@ func conflict(err error) error {
 }
 
 var conflicts = map[string]string{
-	"users_pkey":                    "User id already taken",
-	"users_username_normalized_key": "User already exists",
+	"users_pkey":                    apperr.Message(identity.ErrUserIDTaken),
+	"users_username_normalized_key": apperr.Message(identity.ErrUsernameTaken),
 	"signing_keys_pkey":             "Signing key id already taken",
 	"refresh_families_pkey":         "Refresh family id already taken",
 	"refresh_tokens_pkey":           "Refresh token already issued",

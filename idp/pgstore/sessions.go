@@ -57,26 +57,12 @@ const insertSession = `INSERT INTO sessions
 // creations queue, so two logins past the bound do not both end the same oldest session and
 // leave one too many. (Foreign-key checks take FOR KEY SHARE, which this lock does not block.)
 func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
-	if err := sess.Validate(); err != nil {
-		return err
-	}
-	if _, ok := key(sess.UserID); !ok {
-		return identity.ErrStaleCredentials
-	}
 	sess = storedSession(sess)
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if err := lockUserEpoch(ctx, tx, sess.UserID, sess.Epoch, "NO KEY UPDATE"); err != nil {
-			return err
-		}
-		// The sessions of its kind past the newest MaxSessionsPerUser-1 (MaxPendingPerUser-1 for
-		// a pre-session) end, with their families, to make room for this one (none, almost
-		// always); the other kind is not touched.
-		limit := identity.MaxSessionsPerUser
-		if sess.Pending {
-			limit = identity.MaxPendingPerUser
-		}
+	return s.createAtEpoch(ctx, sess.Validate(), sess.UserID, sess.Epoch, "NO KEY UPDATE", func(tx pgx.Tx) error {
+		// The sessions sess evicts (identity.Session.Evicts: of its kind, past the newest
+		// KindLimit-1) end, with their families, to make room for it (none, almost always).
 		rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 AND pending = $3
-			ORDER BY created_at DESC, id DESC OFFSET $2`, sess.UserID, limit-1, sess.Pending)
+			ORDER BY created_at DESC, id DESC OFFSET $2`, sess.UserID, sess.KindLimit()-1, sess.Pending)
 		if err != nil {
 			return err
 		}
@@ -150,10 +136,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		if err != nil {
 			return err
 		}
-		if out, err = fn(old); err != nil {
-			return err
-		}
-		if err := old.CheckUpdate(out); err != nil {
+		if out, err = identity.Apply(old, fn); err != nil {
 			return err
 		}
 		out = storedSession(out)
