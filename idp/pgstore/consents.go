@@ -17,14 +17,9 @@ const consentCols = `user_id, client_id, scopes, granted_at`
 
 func scanConsent(row pgx.Row) (identity.Consent, error) {
 	var c identity.Consent
-	if err := row.Scan(&c.UserID, &c.ClientID, &c.Scopes, &c.GrantedAt); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Consent{}, errNoConsent
-		}
-		return identity.Consent{}, err
-	}
+	err := row.Scan(&c.UserID, &c.ClientID, &c.Scopes, &c.GrantedAt)
 	c.GrantedAt = c.GrantedAt.UTC()
-	return c, nil
+	return found(c, err, errNoConsent)
 }
 
 // GetConsent implements identity.ConsentStore.

@@ -25,14 +25,9 @@ func familyDest(f *identity.Family) []any {
 
 func scanFamily(row pgx.Row, more ...any) (identity.Family, error) {
 	var f identity.Family
-	if err := row.Scan(append(familyDest(&f), more...)...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Family{}, errNoFamily
-		}
-		return identity.Family{}, err
-	}
+	err := row.Scan(append(familyDest(&f), more...)...)
 	f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC()
-	return f, nil
+	return found(f, err, errNoFamily)
 }
 
 // storedFamily is f as it is written and as every later read sees it: its free text made

@@ -15,6 +15,7 @@ package pgstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -204,4 +205,64 @@ func list[T any](ctx context.Context, s *DB, scan func(pgx.Row) (T, error), sql 
 		return nil, s.fail(err)
 	}
 	return out, nil
+}
+
+// updateRow is an Update method's transaction: the row whose key is id is read locked FOR
+// UPDATE (selectSQL, scanned by scan), so concurrent updaters queue; apply decides on it (an
+// identity rule around the method's updater), and store writes what apply keeps and returns it
+// as every later read sees it. What apply does not keep is returned with apply's error, and
+// nothing changes. missing when id cannot be a key.
+func updateRow[T any](ctx context.Context, s *DB, id string, missing error, selectSQL string, scan func(pgx.Row) (T, error),
+	apply func(T) (T, bool, error), store func(pgx.Tx, T) (T, error)) (T, error) {
+	var out T
+	var refused error
+	id, ok := key(id)
+	if !ok {
+		return out, missing
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		old, err := scan(tx.QueryRow(ctx, selectSQL, id))
+		if err != nil {
+			return err
+		}
+		var keep bool
+		if out, keep, refused = apply(old); !keep {
+			return errNoChange
+		}
+		out, err = store(tx, out)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, refused
+}
+
+// found is what a scan of one row read: missing when there was no row, the zero T with any
+// other error.
+func found[T any](v T, err error, missing error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, noRow(err, missing)
+	}
+	return v, nil
+}
+
+// noRow is err, but missing when a read of one row found none.
+func noRow(err, missing error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return missing
+	}
+	return err
+}
+
+// kept is identity.Apply's result as apply of updateRow: kept unless refused, when it is the
+// zero T.
+func kept[T any](next T, err error) (T, bool, error) {
+	if err != nil {
+		var zero T
+		return zero, false, err
+	}
+	return next, true, nil
 }

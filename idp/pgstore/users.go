@@ -104,9 +104,13 @@ func storedFactors(f identity.SecondFactors) identity.SecondFactors {
 // insertUser stores a user: the values of userArgs, in its order.
 const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
-// userArgs are the values of insertUser's columns. The email is stored as given; the unique
-// index on lower(email) compares it as identity.NormalizeEmail does (emails are ASCII).
+// userArgs are the values of insertUser's columns, of a u that passes User.Validate (else
+// EINVALID). The email is stored as given; the unique index on lower(email) compares it as
+// identity.NormalizeEmail does (emails are ASCII).
 func userArgs(u identity.User) ([]any, error) {
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
 	factors, err := encodeFactors(storedFactors(u.Factors))
 	if err != nil {
 		return nil, err
@@ -118,10 +122,7 @@ func userArgs(u identity.User) ([]any, error) {
 func scanUser(row pgx.Row) (identity.User, error) {
 	var r userRow
 	if err := row.Scan(r.dest()...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.User{}, errNoUser
-		}
-		return identity.User{}, err
+		return identity.User{}, noRow(err, errNoUser)
 	}
 	return r.user()
 }
@@ -135,9 +136,6 @@ func storedUser(u identity.User) identity.User {
 
 // CreateUser implements identity.UserStore.
 func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
-	if err := u.Validate(); err != nil {
-		return err
-	}
 	args, err := userArgs(u)
 	if err != nil {
 		return err
@@ -321,12 +319,8 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	// the cascade locks the user's families and sessions in another order than they do.
 	return s.write(ctx, func(tx pgx.Tx) error {
 		var username, email string
-		err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoUser
-		}
-		if err != nil {
-			return err
+		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email); err != nil {
+			return noRow(err, errNoUser)
 		}
 		// The id is never reused: CreateUser refuses it.
 		if _, err := tx.Exec(ctx, `INSERT INTO deleted_users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
@@ -338,7 +332,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			identity.NormalizeUsername(username), username, id, email); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
+		_, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err
 	})
 }
@@ -353,10 +347,7 @@ func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.Res
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `DELETE FROM reserved_names WHERE username_normalized = $1 RETURNING username, user_id, email`,
 			name).Scan(&r.Username, &r.UserID, &r.Email)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoReservation
-		}
-		return err
+		return noRow(err, errNoReservation)
 	})
 	if err != nil {
 		return identity.ReservedName{}, err
