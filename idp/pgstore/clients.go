@@ -52,12 +52,7 @@ func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
 
 // GetClient implements identity.ClientStore.
 func (s *DB) GetClient(ctx context.Context, id string) (identity.Client, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Client{}, errNoClient
-	}
-	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`, id))
-	return c, s.fail(err)
+	return getRow(ctx, s, id, errNoClient, scanClient, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`)
 }
 
 // ListClients implements identity.ClientStore: the id is COLLATE "C", so the order is the
@@ -87,11 +82,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 // A family created for the client after this commits is not revoked: whoever issues one
 // checks that its client is registered.
 func (s *DB) DeleteClient(ctx context.Context, id string) error {
-	id, ok := key(id)
-	if !ok {
-		return errNoClient
-	}
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, id, errNoClient, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE id = $1`, id)
 		if err != nil {
 			return err

@@ -10,8 +10,6 @@ import (
 	"jwtidp/idp/identity"
 )
 
-var _ identity.CodeFailureStore = (*DB)(nil)
-
 // UpdateCodeFailures implements identity.CodeFailureStore: the user's row is locked (FOR
 // UPDATE) for the few statements of the decision, so replicas counting at once each see the
 // others' counts. A result equal to what is stored writes nothing.

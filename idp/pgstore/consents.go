@@ -64,9 +64,5 @@ func (s *DB) SaveConsent(ctx context.Context, c identity.Consent) error {
 // ListConsents implements identity.ConsentStore: client ids are COLLATE "C", so the order is
 // the bytes' (the bbolt store's).
 func (s *DB) ListConsents(ctx context.Context, userID string) ([]identity.Consent, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Consent{}, nil
-	}
-	return list(ctx, s, scanConsent, `SELECT `+consentCols+` FROM consents WHERE user_id = $1 ORDER BY client_id`, userID)
+	return listFor(ctx, s, userID, scanConsent, `SELECT `+consentCols+` FROM consents WHERE user_id = $1 ORDER BY client_id`)
 }

@@ -248,23 +248,15 @@ func indexToken(ctx context.Context, tx pgx.Tx, tokenHash, familyID string) erro
 
 // ListFamilies implements identity.FamilyStore.
 func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Family{}, nil
-	}
-	return list(ctx, s, func(r pgx.Row) (identity.Family, error) { return scanFamily(r) },
-		`SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`, userID)
+	return listFor(ctx, s, userID, func(r pgx.Row) (identity.Family, error) { return scanFamily(r) },
+		`SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`)
 }
 
 // RevokeUserFamilies implements identity.FamilyStore: one statement, one transaction.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	userID, ok := key(userID)
-	if !ok {
-		return nil
-	}
 	// In a transaction of its own, so that a deadlock with a refresh or a session's end (which
 	// lock the rows in another order) is retried rather than answered 500.
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, userID, nil, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
 		return err
 	})

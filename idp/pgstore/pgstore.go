@@ -37,26 +37,15 @@ var migrations embed.FS
 // service's schema can share the database. `idp migrate` applies it alone.
 var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_schema_version"}
 
-// DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore, identity.ConsentStore, identity.ThrottleStore, identity.AuditStore and
-// identity.CodeFailureStore. Every write method writes the audit events of its context in its own transaction (write,
+// DB is the PostgreSQL-backed store: an identity.Store, and an identity.ThrottleStore. Every
+// write method writes the audit events of its context in its own transaction (write,
 // writeKeep, exec).
 type DB struct {
 	pool *pgxpool.Pool
 	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
 }
 
-var (
-	_ identity.UserStore    = (*DB)(nil)
-	_ identity.KeyStore     = (*DB)(nil)
-	_ identity.FamilyStore  = (*DB)(nil)
-	_ identity.SessionStore = (*DB)(nil)
-	_ identity.SecretStore  = (*DB)(nil)
-	_ identity.ClientStore  = (*DB)(nil)
-	_ identity.CodeStore    = (*DB)(nil)
-	_ identity.ConsentStore = (*DB)(nil)
-)
+var _ identity.Store = (*DB)(nil)
 
 // Open connects to the database cfg names and migrates the schema (under an advisory lock,
 // so replicas starting together migrate once). A server that does not answer within the
@@ -205,6 +194,34 @@ func list[T any](ctx context.Context, s *DB, scan func(pgx.Row) (T, error), sql 
 		return nil, s.fail(err)
 	}
 	return out, nil
+}
+
+// getRow reads the one row sql finds by id ($1): missing when id cannot be a key (no row
+// holds it) or there is none.
+func getRow[T any](ctx context.Context, s *DB, id string, missing error, scan func(pgx.Row) (T, error), sql string) (T, error) {
+	if _, ok := key(id); !ok {
+		var zero T
+		return zero, missing
+	}
+	v, err := scan(s.pool.QueryRow(ctx, sql, id))
+	return v, s.fail(err)
+}
+
+// listFor is list of the rows of one owner (a user): $1 is id. None when id cannot be a key.
+func listFor[T any](ctx context.Context, s *DB, id string, scan func(pgx.Row) (T, error), sql string) ([]T, error) {
+	if _, ok := key(id); !ok {
+		return []T{}, nil
+	}
+	return list(ctx, s, scan, sql, id)
+}
+
+// writeFor is write for a method on the row whose key is id: missing, with nothing done, when
+// id cannot be a key.
+func (s *DB) writeFor(ctx context.Context, id string, missing error, fn func(pgx.Tx) error) error {
+	if _, ok := key(id); !ok {
+		return missing
+	}
+	return s.write(ctx, fn)
 }
 
 // updateRow is an Update method's transaction: the row whose key is id is read locked FOR

@@ -80,12 +80,8 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 
 // GetSession implements identity.SessionStore.
 func (s *DB) GetSession(ctx context.Context, id string) (identity.Session, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Session{}, errNoSession
-	}
-	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1`, id))
-	return sess, s.fail(err)
+	return getRow(ctx, s, id, errNoSession, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		`SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1`)
 }
 
 // SessionByToken implements identity.SessionStore: one statement, one snapshot.
@@ -109,12 +105,8 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 
 // ListSessions implements identity.SessionStore.
 func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Session{}, nil
-	}
-	return list(ctx, s, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
-		`SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`, userID)
+	return listFor(ctx, s, userID, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		`SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`)
 }
 
 // UpdateSession implements identity.SessionStore: the session's row is locked FOR UPDATE as

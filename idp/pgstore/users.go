@@ -178,22 +178,13 @@ func checkReserved(ctx context.Context, tx pgx.Tx, names identity.UniqueNames) e
 
 // GetUser implements identity.UserStore.
 func (s *DB) GetUser(ctx context.Context, id string) (identity.User, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.User{}, errNoUser
-	}
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
-	return u, s.fail(err)
+	return getRow(ctx, s, id, errNoUser, scanUser, `SELECT `+userCols+` FROM users WHERE id = $1`)
 }
 
 // GetUserByName implements identity.UserStore.
 func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User, error) {
-	name, ok := key(identity.NormalizeUsername(username))
-	if !ok {
-		return identity.User{}, errNoUser
-	}
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE username_normalized = $1`, name))
-	return u, s.fail(err)
+	return getRow(ctx, s, identity.NormalizeUsername(username), errNoUser, scanUser,
+		`SELECT `+userCols+` FROM users WHERE username_normalized = $1`)
 }
 
 // ListUsers implements identity.UserStore: a walk of the unique index on the normalized
@@ -311,13 +302,9 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 // authorization codes (not foreign keys) are deleted, and the id kept in deleted_users so that
 // CreateUser refuses it for ever, in the same transaction.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	id, ok := key(id)
-	if !ok {
-		return errNoUser
-	}
 	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
 	// the cascade locks the user's families and sessions in another order than they do.
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, id, errNoUser, func(tx pgx.Tx) error {
 		var username, email string
 		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email); err != nil {
 			return noRow(err, errNoUser)

@@ -21,18 +21,7 @@ import (
 )
 
 // Store is everything an identity backend implements.
-type Store interface {
-	identity.UserStore
-	identity.KeyStore
-	identity.FamilyStore
-	identity.SessionStore
-	identity.SecretStore
-	identity.ClientStore
-	identity.CodeStore
-	identity.ConsentStore
-	identity.AuditStore
-	identity.CodeFailureStore
-}
+type Store = identity.Store
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
 // it with t.Cleanup.
