@@ -101,9 +101,10 @@ func (c AuthCode) ApplyUpdate(fn func(AuthCode) (AuthCode, error)) (next AuthCod
 
 // ApplyKeys runs update, the updater of UpdateKeys, on the stored set old and checks its
 // result: every key has an id of its own, else EINVALID. gone are the ids of the keys of old the
-// result leaves out, which the store deletes.
+// result leaves out, which the store deletes. update is given a list of its own: what it does to
+// it cannot reach old.
 func ApplyKeys(old []SigningKey, update func([]SigningKey) ([]SigningKey, error)) (next []SigningKey, gone []string, err error) {
-	if next, err = update(old); err != nil {
+	if next, err = update(slices.Clone(old)); err != nil {
 		return nil, nil, err
 	}
 	keep := map[string]bool{}
