@@ -69,16 +69,7 @@ func program() *service.Program {
 // when several processes serve as replicas of one IdP.
 type store interface {
 	service.Store
-	identity.UserStore
-	identity.KeyStore
-	identity.FamilyStore
-	identity.SessionStore
-	identity.SecretStore
-	identity.ClientStore
-	identity.CodeStore
-	identity.ConsentStore
-	identity.AuditStore
-	identity.CodeFailureStore
+	identity.Store
 }
 
 func (c *config) flags(fs *envflag.Set) {

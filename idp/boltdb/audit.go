@@ -13,8 +13,6 @@ import (
 	"jwtidp/idp/identity"
 )
 
-var _ identity.AuditStore = (*DB)(nil)
-
 // errNoChange is what a write's fn returns when it wrote nothing and must record nothing (an
 // updater's refusal that must not fail a batch, a step that keeps nothing): the transaction
 // commits without the context's audit events and the write returns nil, so the method reports

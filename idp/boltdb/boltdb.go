@@ -5,10 +5,7 @@
 package boltdb
 
 import (
-	"encoding/json"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/boltfile"
@@ -41,27 +38,14 @@ var (
 	bucketReserved = []byte("reservednames")
 )
 
-// DB is the bbolt-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore, identity.ConsentStore, identity.AuditStore and identity.CodeFailureStore. Every write method writes
-// the audit events of its context in its own transaction (write, batch).
+// DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
+// of its context in its own transaction (write, batch).
 type DB struct {
 	boltfile.Store
 	path string
 }
 
-var (
-	_ identity.UserStore    = (*DB)(nil)
-	_ identity.KeyStore     = (*DB)(nil)
-	_ identity.FamilyStore  = (*DB)(nil)
-	_ identity.SessionStore = (*DB)(nil)
-	_ identity.SecretStore  = (*DB)(nil)
-	_ identity.ClientStore  = (*DB)(nil)
-	_ identity.CodeStore    = (*DB)(nil)
-	_ identity.ConsentStore = (*DB)(nil)
-
-	_ identity.CodeFailureStore = (*DB)(nil)
-)
+var _ identity.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the store in dir. The folder is made 0700 and the file 0600.
 // A second process on the same folder gets an error naming the folder after lockTimeout
@@ -78,43 +62,3 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 
 // Path is the bbolt file's path.
 func (s *DB) Path() string { return s.path }
-
-func put(b *bolt.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), data)
-}
-
-// get decodes the value at key into v; json.Unmarshal copies, so v outlives the transaction.
-func get(b *bolt.Bucket, key string, v any) (bool, error) {
-	data := b.Get([]byte(key))
-	if data == nil {
-		return false, nil
-	}
-	return true, json.Unmarshal(data, v)
-}
-
-// index adds key to the nested bucket name of parent (a set: user → its families, say).
-func index(parent *bolt.Bucket, name, key string) error {
-	b, err := parent.CreateBucketIfNotExists([]byte(name))
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), nil)
-}
-
-// members lists the keys of the nested bucket name of parent.
-func members(parent *bolt.Bucket, name string) ([]string, error) {
-	var out []string
-	b := parent.Bucket([]byte(name))
-	if b == nil {
-		return nil, nil
-	}
-	err := b.ForEach(func(k, _ []byte) error {
-		out = append(out, string(k))
-		return nil
-	})
-	return out, err
-}

@@ -9,61 +9,36 @@ import (
 	"jwtidp/idp/identity"
 )
 
+// codeFailures are kept by user id; a user without one reads as the zero counter.
+var codeFailures = table[identity.ThrottleCounter]{bucket: bucketCodeFails, name: "code failures",
+	utc: func(c *identity.ThrottleCounter) {
+		c.First, c.Until, c.Last, c.Touched = c.First.UTC(), c.Until.UTC(), c.Last.UTC(), c.Touched.UTC()
+	}}
+
 // UpdateCodeFailures implements identity.CodeFailureStore, in one write transaction (bbolt has
 // one writer at a time, so concurrent updates see each other's counts). A result equal to what
-// is stored writes nothing.
+// is stored writes nothing (identity.WriteCounter).
 func (s *DB) UpdateCodeFailures(ctx context.Context, userID string, fn func(identity.ThrottleCounter) identity.ThrottleCounter) (identity.ThrottleCounter, error) {
-	var out identity.ThrottleCounter
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCodeFails)
-		var old identity.ThrottleCounter
-		if _, err := get(b, userID, &old); err != nil {
-			return err
+	return result(ctx, s.write, func(tx *bolt.Tx) (identity.ThrottleCounter, error) {
+		old, err := codeFailures.get(tx, userID)
+		if err != nil {
+			return old, err
 		}
-		out = fn(old)
-		out.First, out.Until, out.Last, out.Touched = out.First.UTC(), out.Until.UTC(), out.Last.UTC(), out.Touched.UTC()
-		switch {
-		case out == old:
-			return nil
-		case out == (identity.ThrottleCounter{}):
-			return b.Delete([]byte(userID))
-		default:
-			return put(b, userID, out)
+		out := fn(old)
+		codeFailures.utc(&out)
+		switch identity.WriteCounter(old, out) {
+		case identity.CounterDelete:
+			return out, codeFailures.delete(tx, userID)
+		case identity.CounterStore:
+			return out, codeFailures.put(tx, userID, out)
 		}
+		return out, nil
 	})
-	if err != nil {
-		return identity.ThrottleCounter{}, err
-	}
-	return out, nil
 }
 
 // DeleteStaleCodeFailures implements identity.CodeFailureStore.
 func (s *DB) DeleteStaleCodeFailures(ctx context.Context, before time.Time) (int, error) {
-	n := 0
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		n = 0
-		b := tx.Bucket(bucketCodeFails)
-		var stale [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var c identity.ThrottleCounter
-			if _, err := get(b, string(k), &c); err != nil {
-				return err
-			}
-			if c.Touched.Before(before) {
-				stale = append(stale, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range stale {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(stale)
-		return nil
+	return result(ctx, s.write, func(tx *bolt.Tx) (int, error) {
+		return codeFailures.deleteWhere(tx, func(c identity.ThrottleCounter) bool { return c.Touched.Before(before) })
 	})
-	return n, err
 }

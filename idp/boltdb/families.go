@@ -1,11 +1,7 @@
 package boltdb
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
-	"fmt"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,64 +12,31 @@ import (
 
 var errNoFamily = apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
 
-func decodeFamily(data []byte) (identity.Family, error) {
-	var f identity.Family
-	err := json.Unmarshal(data, &f)
-	f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC()
-	return f, err
-}
+var families = table[identity.Family]{bucket: bucketFamilies, name: "family", missing: errNoFamily,
+	taken: apperr.Errorf(apperr.ECONFLICT, "Refresh family id already taken"),
+	utc:   func(f *identity.Family) { f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC() }}
 
-func getFamily(tx *bolt.Tx, id string) (identity.Family, error) {
-	data := tx.Bucket(bucketFamilies).Get([]byte(id))
-	if data == nil {
-		return identity.Family{}, errNoFamily
-	}
-	f, err := decodeFamily(data)
-	if err != nil {
-		return f, fmt.Errorf("read family %s: %w", id, err)
-	}
-	return f, nil
-}
+var errTokenIssued = apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
 
 // CreateFamily implements identity.FamilyStore.
 func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	return s.batch(ctx, func(tx *bolt.Tx) error {
-		if err := checkEpoch(tx, f.UserID, f.Epoch); err != nil {
+	return s.createAtEpoch(ctx, f.Validate(), f.UserID, f.Epoch, func(tx *bolt.Tx) error {
+		if err := families.create(tx, f.ID, f); err != nil {
 			return err
 		}
-		if tx.Bucket(bucketFamilies).Get([]byte(f.ID)) != nil {
-			return apperr.Errorf(apperr.ECONFLICT, "Refresh family id already taken")
-		}
-		if tx.Bucket(bucketTokens).Get([]byte(f.Current)) != nil {
-			return apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
-		}
-		if err := index(tx.Bucket(bucketUserFams), f.UserID, f.ID); err != nil {
+		if err := indexToken(tx, f); err != nil {
 			return err
 		}
-		_, err := putFamily(tx, f)
-		return err
+		return index(tx.Bucket(bucketUserFams), f.UserID, f.ID)
 	})
 }
 
-// putFamily stores f and indexes its live token; it returns f as every later read sees it.
-func putFamily(tx *bolt.Tx, f identity.Family) (identity.Family, error) {
-	data, err := json.Marshal(f)
-	if err != nil {
-		return f, err
+// indexToken indexes f's live token: errTokenIssued when another family issued it.
+func indexToken(tx *bolt.Tx, f identity.Family) error {
+	if err := moveKey(tx.Bucket(bucketTokens), "", f.Current, f.ID, errTokenIssued); err != nil {
+		return err
 	}
-	if err := tx.Bucket(bucketFamilies).Put([]byte(f.ID), data); err != nil {
-		return f, err
-	}
-	if err := index(tx.Bucket(bucketFamTokens), f.ID, f.Current); err != nil {
-		return f, err
-	}
-	if err := tx.Bucket(bucketTokens).Put([]byte(f.Current), []byte(f.ID)); err != nil {
-		return f, err
-	}
-	return decodeFamily(data)
+	return index(tx.Bucket(bucketFamTokens), f.ID, f.Current)
 }
 
 // UpdateFamilyByToken implements identity.FamilyStore.
@@ -87,25 +50,22 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if id == nil {
 			return errNoFamily
 		}
-		f, err := getFamily(tx, string(id))
+		f, err := families.get(tx, string(id))
 		if err != nil {
 			return err
 		}
-		u, err := getUser(tx, f.UserID)
+		u, err := users.get(tx, f.UserID)
 		if err != nil && apperr.Code(err) != apperr.ENOTFOUND {
 			return err
 		}
-		out, stepErr = step(f, u)
-		if stepErr != nil && out.ID == "" {
+		var keep bool
+		if out, keep, stepErr = f.ApplyStep(u, step); !keep {
 			return errNoChange // nothing to keep, nothing to record
 		}
-		if err := f.CheckUpdate(out); err != nil {
+		if err := indexToken(tx, out); err != nil {
 			return err
 		}
-		if owner := tx.Bucket(bucketTokens).Get([]byte(out.Current)); owner != nil && string(owner) != f.ID {
-			return apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
-		}
-		out, err = putFamily(tx, out)
+		out, err = families.store(tx, f.ID, out)
 		return err
 	})
 	if err != nil {
@@ -116,39 +76,12 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 // ListFamilies implements identity.FamilyStore.
 func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
-	var out []identity.Family
-	err := s.DB.View(func(tx *bolt.Tx) error {
-		var err error
-		out, err = userFamilies(tx, userID)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return result(ctx, s.view, func(tx *bolt.Tx) ([]identity.Family, error) { return userFamilies(tx, userID) })
 }
 
 // userFamilies reads the user's families, oldest first (then by id).
 func userFamilies(tx *bolt.Tx, userID string) ([]identity.Family, error) {
-	out := []identity.Family{}
-	ids, err := members(tx.Bucket(bucketUserFams), userID)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		f, err := getFamily(tx, id)
-		if apperr.Code(err) == apperr.ENOTFOUND {
-			continue // a stale index entry
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	slices.SortFunc(out, func(a, b identity.Family) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	return out, nil
+	return families.owned(tx, bucketUserFams, userID, func(f identity.Family) time.Time { return f.CreatedAt })
 }
 
 // RevokeUserFamilies implements identity.FamilyStore.
@@ -168,7 +101,7 @@ func revokeFamilies(tx *bolt.Tx, userID, sessionID string) error {
 			continue
 		}
 		f.Revoked = true
-		if err := put(tx.Bucket(bucketFamilies), f.ID, f); err != nil {
+		if err := families.put(tx, f.ID, f); err != nil {
 			return err
 		}
 	}
@@ -196,36 +129,13 @@ func deleteFamily(tx *bolt.Tx, id, userID string) error {
 			return err
 		}
 	}
-	return tx.Bucket(bucketFamilies).Delete([]byte(id))
+	return families.delete(tx, id)
 }
 
 // DeleteDeadFamilies implements identity.FamilyStore.
 func (s *DB) DeleteDeadFamilies(ctx context.Context, now time.Time) (int, error) {
-	n := 0
-	err := s.Update(func(tx *bolt.Tx) error {
-		var dead []identity.Family
-		err := tx.Bucket(bucketFamilies).ForEach(func(k, v []byte) error {
-			f, err := decodeFamily(v)
-			if err != nil {
-				return fmt.Errorf("read family %s: %w", k, err)
-			}
-			if f.Dead(now) {
-				dead = append(dead, f)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, f := range dead {
-			if err := deleteFamily(tx, f.ID, f.UserID); err != nil {
-				return err
-			}
-		}
-		n = len(dead)
-		return nil
-	})
-	return n, err
+	return deleteAll(s, families, func(f identity.Family) bool { return f.Dead(now) },
+		func(tx *bolt.Tx, f identity.Family) error { return deleteFamily(tx, f.ID, f.UserID) })
 }
 
 // Counts reports how many families and token hashes are stored, for tests of garbage collection.

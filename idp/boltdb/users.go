@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,17 +49,10 @@ func decodeUser(data []byte) (identity.User, error) {
 	return u, err
 }
 
-func getUser(tx *bolt.Tx, id string) (identity.User, error) {
-	data := tx.Bucket(bucketUsers).Get([]byte(id))
-	if data == nil {
-		return identity.User{}, errNoUser
-	}
-	u, err := decodeUser(data)
-	if err != nil {
-		return u, fmt.Errorf("read user %s: %w", id, err)
-	}
-	return u, nil
-}
+var (
+	users    = table[identity.User]{bucket: bucketUsers, name: "user", missing: errNoUser, taken: identity.ErrUserIDTaken, encode: encodeUser, decode: decodeUser}
+	reserved = table[identity.ReservedName]{bucket: bucketReserved, name: "reserved name", missing: errNoReservation}
+)
 
 // CreateUser implements identity.UserStore.
 func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
@@ -68,53 +60,30 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 		return err
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
-		names := tx.Bucket(bucketUsernames)
-		name := identity.NormalizeUsername(u.Username)
-		if names.Get([]byte(name)) != nil || tx.Bucket(bucketReserved).Get([]byte(name)) != nil {
-			return apperr.Errorf(apperr.ECONFLICT, "User already exists")
+		if tx.Bucket(bucketDeleted).Get([]byte(u.ID)) != nil {
+			return identity.ErrUserIDTaken
 		}
-		users := tx.Bucket(bucketUsers)
-		if users.Get([]byte(u.ID)) != nil || tx.Bucket(bucketDeleted).Get([]byte(u.ID)) != nil {
-			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
-		}
-		if err := moveEmail(tx, u.ID, "", u.Email); err != nil {
+		if err := rename(tx, u.ID, identity.User{}, u); err != nil {
 			return err
 		}
-		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
-			return err
-		}
-		data, err := encodeUser(u)
-		if err != nil {
-			return err
-		}
-		return users.Put([]byte(u.ID), data)
+		return users.create(tx, u.ID, u)
 	})
 }
 
 // GetUser implements identity.UserStore.
 func (s *DB) GetUser(ctx context.Context, id string) (identity.User, error) {
-	var u identity.User
-	err := s.DB.View(func(tx *bolt.Tx) error {
-		var err error
-		u, err = getUser(tx, id)
-		return err
-	})
-	return u, err
+	return result(ctx, s.view, func(tx *bolt.Tx) (identity.User, error) { return users.get(tx, id) })
 }
 
 // GetUserByName implements identity.UserStore.
 func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User, error) {
-	var u identity.User
-	err := s.DB.View(func(tx *bolt.Tx) error {
+	return result(ctx, s.view, func(tx *bolt.Tx) (identity.User, error) {
 		id := tx.Bucket(bucketUsernames).Get([]byte(identity.NormalizeUsername(username)))
 		if id == nil {
-			return errNoUser
+			return identity.User{}, errNoUser
 		}
-		var err error
-		u, err = getUser(tx, string(id))
-		return err
+		return users.get(tx, string(id))
 	})
-	return u, err
 }
 
 // ListUsers implements identity.UserStore: a walk of the username index, which bbolt keeps in
@@ -129,104 +98,71 @@ func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identit
 	if bytes.Compare(after, start) > 0 {
 		start = after
 	}
-	out := []identity.User{}
-	err := s.DB.View(func(tx *bolt.Tx) error {
+	return result(ctx, s.view, func(tx *bolt.Tx) ([]identity.User, error) {
+		out := []identity.User{}
 		c := tx.Bucket(bucketUsernames).Cursor()
 		for k, id := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(out) < opt.Limit; k, id = c.Next() {
 			if len(after) > 0 && bytes.Compare(k, after) <= 0 {
 				continue
 			}
-			u, err := getUser(tx, string(id))
+			u, err := users.get(tx, string(id))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			out = append(out, u)
 		}
-		return nil
+		return out, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // UpdateUser implements identity.UserStore.
 func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (identity.User, error)) (identity.User, error) {
-	var out identity.User
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		var err error
-		out, err = updateUser(tx, id, fn, false)
-		return err
-	})
-	if err != nil {
-		return identity.User{}, err
-	}
-	return out, nil
+	return result(ctx, s.write, func(tx *bolt.Tx) (identity.User, error) { return updateUser(tx, id, fn, identity.Apply) })
 }
 
 // ChangeCredentials implements identity.UserStore.
 func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error), keep ...string) (identity.User, error) {
-	var out identity.User
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		var err error
-		if out, err = updateUser(tx, id, fn, true); err != nil {
-			return err
+	return result(ctx, s.write, func(tx *bolt.Tx) (identity.User, error) {
+		u, err := updateUser(tx, id, fn, identity.ApplyCredentials)
+		if err != nil {
+			return u, err
 		}
 		if len(keep) > 0 {
-			return carryOver(tx, out, keep)
+			return u, carryOver(tx, u, keep)
 		}
 		if err := revokeFamilies(tx, id, ""); err != nil {
-			return err
+			return u, err
 		}
-		return endUserSessions(tx, id)
+		return u, endUserSessions(tx, id)
 	})
-	if err != nil {
-		return identity.User{}, err
-	}
-	return out, nil
 }
 
-// updateUser runs fn on the stored user, checks what it returns and stores it, moving the
-// credential epoch on when nextEpoch is set.
-func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, error), nextEpoch bool) (identity.User, error) {
-	old, err := getUser(tx, id)
-	if err != nil {
-		return old, err
-	}
-	u, err := fn(old)
-	if err != nil {
-		return u, err
-	}
-	if err := old.CheckUpdate(u); err != nil {
-		return u, err
-	}
-	if nextEpoch {
-		u.Epoch++
-	}
-	oldName, newName := identity.NormalizeUsername(old.Username), identity.NormalizeUsername(u.Username)
-	if oldName != newName {
-		names := tx.Bucket(bucketUsernames)
-		if names.Get([]byte(newName)) != nil || tx.Bucket(bucketReserved).Get([]byte(newName)) != nil {
-			return u, apperr.Errorf(apperr.ECONFLICT, "User already exists")
-		}
-		if err := names.Delete([]byte(oldName)); err != nil {
+// updateUser stores what apply (identity.Apply or identity.ApplyCredentials) makes of fn's
+// result, and moves the user's names in the indexes.
+func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, error),
+	apply func(identity.User, func(identity.User) (identity.User, error)) (identity.User, error)) (identity.User, error) {
+	return users.update(tx, id, func(old identity.User) (identity.User, error) {
+		u, err := apply(old, fn)
+		if err != nil {
 			return u, err
 		}
-		if err := names.Put([]byte(newName), []byte(id)); err != nil {
-			return u, err
-		}
+		return u, rename(tx, id, old, u)
+	})
+}
+
+// rename moves the user's entries in the username and email indexes from the names before had
+// to those after has (identity.Claims). ErrUsernameTaken when after's username is another
+// user's or reserved; ErrEmailTaken when its email is another user's, a deleted one's included
+// (the index keeps a reserved email under the deleted user's id).
+func rename(tx *bolt.Tx, id string, before, after identity.User) error {
+	claimed, freed := identity.Claims(before, after)
+	if claimed.Username != "" && tx.Bucket(bucketReserved).Get([]byte(claimed.Username)) != nil {
+		return identity.ErrUsernameTaken
 	}
-	if err := moveEmail(tx, id, old.Email, u.Email); err != nil {
-		return u, err
+	if err := moveKey(tx.Bucket(bucketUsernames), freed.Username, claimed.Username, id, identity.ErrUsernameTaken); err != nil {
+		return err
 	}
-	data, err := encodeUser(u)
-	if err != nil {
-		return u, err
-	}
-	if err := tx.Bucket(bucketUsers).Put([]byte(id), data); err != nil {
-		return u, err
-	}
-	return decodeUser(data) // as every later read sees it
+	return moveKey(tx.Bucket(bucketEmails), freed.Email, claimed.Email, id, identity.ErrEmailTaken)
 }
 
 // DeleteUser implements identity.UserStore. The id stays in bucketDeleted, which CreateUser
@@ -234,7 +170,7 @@ func updateUser(tx *bolt.Tx, id string, fn func(identity.User) (identity.User, e
 // stays in bucketEmails under the deleted id, so both are taken until ReleaseUsername.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *bolt.Tx) error {
-		u, err := getUser(tx, id)
+		u, err := users.get(tx, id)
 		if err != nil {
 			return err
 		}
@@ -258,14 +194,14 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if err := deleteConsents(tx, id); err != nil {
 			return err
 		}
-		if _, err := deleteCodes(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {
+		if _, err := codes.deleteWhere(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {
 			return err
 		}
 		name := identity.NormalizeUsername(u.Username)
 		if err := tx.Bucket(bucketUsernames).Delete([]byte(name)); err != nil {
 			return err
 		}
-		if err := put(tx.Bucket(bucketReserved), name, identity.ReservedName{Username: u.Username, UserID: id, Email: u.Email}); err != nil {
+		if err := reserved.put(tx, name, identity.ReservedName{Username: u.Username, UserID: id, Email: u.Email}); err != nil {
 			return err
 		}
 		// The id is never reused. Not a nil value: bbolt's Get finds none in the transaction
@@ -273,88 +209,50 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if err := tx.Bucket(bucketDeleted).Put([]byte(id), []byte{1}); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketUsers).Delete([]byte(id))
+		return users.delete(tx, id)
 	})
 }
 
 // ReleaseUsername implements identity.UserStore.
 func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.ReservedName, error) {
-	var r identity.ReservedName
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		reserved := tx.Bucket(bucketReserved)
+	return result(ctx, s.write, func(tx *bolt.Tx) (identity.ReservedName, error) {
 		name := identity.NormalizeUsername(username)
-		ok, err := get(reserved, name, &r)
+		r, err := reserved.get(tx, name)
 		if err != nil {
-			return fmt.Errorf("read reserved name %q: %w", name, err)
-		}
-		if !ok {
-			return errNoReservation
+			return r, err
 		}
 		if key := identity.NormalizeEmail(r.Email); key != "" && string(tx.Bucket(bucketEmails).Get([]byte(key))) == r.UserID {
 			if err := tx.Bucket(bucketEmails).Delete([]byte(key)); err != nil {
-				return err
+				return r, err
 			}
 		}
-		return reserved.Delete([]byte(name))
+		return r, reserved.delete(tx, name)
 	})
-	if err != nil {
-		return identity.ReservedName{}, err
-	}
-	return r, nil
 }
 
 // ReservedNames returns every reservation, by normalized username: what `idp store copy`
 // needs so that the target keeps them too.
 func (s *DB) ReservedNames(ctx context.Context) ([]identity.ReservedName, error) {
-	out := []identity.ReservedName{}
-	err := s.DB.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketReserved).ForEach(func(k, v []byte) error {
-			var r identity.ReservedName
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("read reserved name %q: %w", k, err)
-			}
-			out = append(out, r)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return result(ctx, s.view, reserved.list)
 }
 
-// moveEmail moves the user's entry in the email index from old to new (either may be "", for
-// none). ErrEmailTaken when another user has new in any letter case; the same address in
-// another case is no move.
-func moveEmail(tx *bolt.Tx, userID, old, new string) error {
-	oldKey, newKey := identity.NormalizeEmail(old), identity.NormalizeEmail(new)
-	if oldKey == newKey {
-		return nil
+// createAtEpoch runs create, which makes a session or a family of the user userID for
+// credentials of epoch, in a batched write, but only if the entity is valid (valid is nil)
+// and the user still has those credentials (identity.CheckEpoch), read in the same transaction.
+func (s *DB) createAtEpoch(ctx context.Context, valid error, userID string, epoch int64, create func(*bolt.Tx) error) error {
+	if valid != nil {
+		return valid
 	}
-	emails := tx.Bucket(bucketEmails)
-	if newKey != "" {
-		if owner := emails.Get([]byte(newKey)); owner != nil && string(owner) != userID {
-			return identity.ErrEmailTaken
-		}
-	}
-	if oldKey != "" {
-		if err := emails.Delete([]byte(oldKey)); err != nil {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
+		u, err := users.get(tx, userID)
+		if err != nil && apperr.Code(err) != apperr.ENOTFOUND {
 			return err
 		}
-	}
-	if newKey == "" {
-		return nil
-	}
-	return emails.Put([]byte(newKey), []byte(userID))
-}
-
-// checkEpoch refuses to make a session or family for credentials older than the user's.
-func checkEpoch(tx *bolt.Tx, userID string, epoch int64) error {
-	u, err := getUser(tx, userID)
-	if apperr.Code(err) == apperr.ENOTFOUND || (err == nil && u.Epoch != epoch) {
-		return identity.ErrStaleCredentials
-	}
-	return err
+		if err := identity.CheckEpoch(u, userID, epoch); err != nil {
+			return err
+		}
+		return create(tx)
+	})
 }
 
 // carryOver ends the sessions and families of u that keep does not name, as a change of
@@ -375,15 +273,15 @@ func carryOver(tx *bolt.Tx, u identity.User, keep []string) error {
 		} else {
 			f.Revoked = true
 		}
-		if err := put(tx.Bucket(bucketFamilies), f.ID, f); err != nil {
+		if err := families.put(tx, f.ID, f); err != nil {
 			return err
 		}
 	}
-	sessions, err := userSessions(tx, u.ID)
+	all, err := userSessions(tx, u.ID)
 	if err != nil {
 		return err
 	}
-	for _, sess := range sessions {
+	for _, sess := range all {
 		if !kept(sess.ID) {
 			if err := deleteSession(tx, sess); err != nil {
 				return err
@@ -391,7 +289,7 @@ func carryOver(tx *bolt.Tx, u identity.User, keep []string) error {
 			continue
 		}
 		sess.Epoch = u.Epoch
-		if err := put(tx.Bucket(bucketSessions), sess.ID, sess); err != nil {
+		if err := sessions.put(tx, sess.ID, sess); err != nil {
 			return err
 		}
 	}

@@ -56,10 +56,8 @@ func ValidateClientID(id string) error {
 	if n := len(id); n < 1 || n > 128 {
 		return apperr.Errorf(apperr.EINVALID, "client_id must be 1 to 128 characters long")
 	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return apperr.Errorf(apperr.EINVALID, "client_id may contain only letters, digits, '.', '_' and '-'")
-		}
+	if !nameChars(id) {
+		return apperr.Errorf(apperr.EINVALID, "client_id may contain only letters, digits, '.', '_' and '-'")
 	}
 	if id == FirstPartyClientID {
 		return apperr.Errorf(apperr.EINVALID, "client_id %q is the IdP's own", id)

@@ -83,12 +83,20 @@ func ValidateUsername(username string) error {
 	if n := len(username); n < 3 || n > 64 {
 		return apperr.Errorf(apperr.EINVALID, "Username must be 3 to 64 characters long")
 	}
-	for _, c := range username {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return apperr.Errorf(apperr.EINVALID, "Username may contain only letters, digits, '.', '_' and '-'")
-		}
+	if !nameChars(username) {
+		return apperr.Errorf(apperr.EINVALID, "Username may contain only letters, digits, '.', '_' and '-'")
 	}
 	return nil
+}
+
+// nameChars reports whether s is made of [A-Za-z0-9._-] only, as usernames and client ids are.
+func nameChars(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks a user's invariants before it is stored: an id, and a username within the
@@ -404,4 +412,19 @@ func (u User) RecordLogin(at time.Time) (User, error) {
 		u.LastLoginAt = at
 	}
 	return u, nil
+}
+
+// Store is every store of the domain, as one backend keeps them: what the IdP serves from, and
+// what idp/storetest holds each backend to.
+type Store interface {
+	UserStore
+	KeyStore
+	FamilyStore
+	SessionStore
+	SecretStore
+	ClientStore
+	CodeStore
+	ConsentStore
+	AuditStore
+	CodeFailureStore
 }

@@ -15,8 +15,6 @@ import (
 	"jwtidp/shared/pgdb"
 )
 
-var _ identity.AuditStore = (*DB)(nil)
-
 // errNoChange is what a write's fn returns when it wrote nothing and must record nothing (a
 // step that keeps nothing): the write returns nil without the context's audit events, and the
 // method reports the refusal itself.

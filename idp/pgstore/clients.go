@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,15 +18,10 @@ const clientCols = `id, name, public, secret_hash, redirect_uris, post_logout_re
 // so each list reads back as it was stored.
 func scanClient(row pgx.Row) (identity.Client, error) {
 	var c identity.Client
-	if err := row.Scan(&c.ID, &c.Name, &c.Public, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
-		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt, &c.ForwardAuth); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Client{}, errNoClient
-		}
-		return identity.Client{}, err
-	}
+	err := row.Scan(&c.ID, &c.Name, &c.Public, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
+		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt, &c.ForwardAuth)
 	c.CreatedAt = c.CreatedAt.UTC()
-	return c, nil
+	return found(c, err, errNoClient)
 }
 
 // storedClient is c as it is written and as every later read sees it: text made storable
@@ -58,12 +52,7 @@ func (s *DB) CreateClient(ctx context.Context, c identity.Client) error {
 
 // GetClient implements identity.ClientStore.
 func (s *DB) GetClient(ctx context.Context, id string) (identity.Client, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Client{}, errNoClient
-	}
-	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`, id))
-	return c, s.fail(err)
+	return getRow(ctx, s, id, errNoClient, scanClient, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`)
 }
 
 // ListClients implements identity.ClientStore: the id is COLLATE "C", so the order is the
@@ -75,36 +64,15 @@ func (s *DB) ListClients(ctx context.Context) ([]identity.Client, error) {
 // UpdateClient implements identity.ClientStore: the client's row is locked FOR UPDATE as it is
 // read, so concurrent updaters queue.
 func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Client) (identity.Client, error)) (identity.Client, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Client{}, errNoClient
-	}
-	var out identity.Client
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		old, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1 FOR UPDATE`, id))
-		if err != nil {
-			return err
-		}
-		c, err := fn(old)
-		if err != nil {
-			return err
-		}
-		if err := old.CheckUpdate(c); err != nil {
-			return err
-		}
-		c = storedClient(c)
-		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $2, public = $3, secret_hash = $4, redirect_uris = $5,
-			post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10, forward_auth = $11
-			WHERE id = $1`, clientArgs(c)...); err != nil {
-			return err
-		}
-		out = c
-		return nil
-	})
-	if err != nil {
-		return identity.Client{}, err
-	}
-	return out, nil
+	return updateRow(ctx, s, id, errNoClient, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1 FOR UPDATE`, scanClient,
+		func(old identity.Client) (identity.Client, bool, error) { return kept(identity.Apply(old, fn)) },
+		func(tx pgx.Tx, c identity.Client) (identity.Client, error) {
+			c = storedClient(c)
+			_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $2, public = $3, secret_hash = $4, redirect_uris = $5,
+				post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10, forward_auth = $11
+				WHERE id = $1`, clientArgs(c)...)
+			return c, err
+		})
 }
 
 // DeleteClient implements identity.ClientStore: the row goes with the consents given to the
@@ -114,11 +82,7 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 // A family created for the client after this commits is not revoked: whoever issues one
 // checks that its client is registered.
 func (s *DB) DeleteClient(ctx context.Context, id string) error {
-	id, ok := key(id)
-	if !ok {
-		return errNoClient
-	}
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, id, errNoClient, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE id = $1`, id)
 		if err != nil {
 			return err

@@ -2,8 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,15 +19,10 @@ const codeCols = `hash, client_id, redirect_uri, code_challenge, nonce, scopes, 
 // each list reads back as it was stored.
 func scanCode(row pgx.Row) (identity.AuthCode, error) {
 	var c identity.AuthCode
-	if err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Nonce, &c.Scopes, &c.UserID, &c.Epoch,
-		&c.SessionID, &c.AuthTime, &c.AMR, &c.CreatedAt, &c.ExpiresAt, &c.Used, &c.RefreshHash); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.AuthCode{}, errNoCode
-		}
-		return identity.AuthCode{}, err
-	}
+	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Nonce, &c.Scopes, &c.UserID, &c.Epoch,
+		&c.SessionID, &c.AuthTime, &c.AMR, &c.CreatedAt, &c.ExpiresAt, &c.Used, &c.RefreshHash)
 	c.AuthTime, c.CreatedAt, c.ExpiresAt = c.AuthTime.UTC(), c.CreatedAt.UTC(), c.ExpiresAt.UTC()
-	return c, nil
+	return found(c, err, errNoCode)
 }
 
 // storedCode is c as it is written and as every later read sees it: free text from the
@@ -61,40 +54,14 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 // UpdateCode implements identity.CodeStore: the code's row is locked FOR UPDATE as it is read,
 // so of two redemptions of one code the second waits, and sees the first one's Used.
 func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthCode) (identity.AuthCode, error)) (identity.AuthCode, error) {
-	hash, ok := key(hash)
-	if !ok {
-		return identity.AuthCode{}, errNoCode
-	}
-	var stored, out identity.AuthCode
-	var fnErr error
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var err error
-		fnErr = nil
-		stored, err = scanCode(tx.QueryRow(ctx, `SELECT `+codeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash))
-		if err != nil {
-			return err
-		}
-		// fn is given lists of its own: what it does to them must not reach stored.
-		given := stored
-		given.Scopes, given.AMR = slices.Clone(stored.Scopes), slices.Clone(stored.AMR)
-		if out, fnErr = fn(given); fnErr != nil {
-			return fnErr
-		}
-		if err := stored.CheckUpdate(out); err != nil {
-			return err
-		}
-		out = storedCode(out)
-		// CheckUpdate allowed nothing else to change.
-		_, err = tx.Exec(ctx, `UPDATE auth_codes SET used = $2, refresh_hash = $3 WHERE hash = $1`, hash, out.Used, out.RefreshHash)
-		return err
-	})
-	switch {
-	case fnErr != nil:
-		return stored, fnErr // nothing changed: the code as stored, for a caller acting on a replay
-	case err != nil:
-		return identity.AuthCode{}, err
-	}
-	return out, nil
+	return updateRow(ctx, s, hash, errNoCode, `SELECT `+codeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, scanCode,
+		func(stored identity.AuthCode) (identity.AuthCode, bool, error) { return stored.ApplyUpdate(fn) },
+		func(tx pgx.Tx, c identity.AuthCode) (identity.AuthCode, error) {
+			c = storedCode(c)
+			// CheckUpdate allowed nothing else to change.
+			_, err := tx.Exec(ctx, `UPDATE auth_codes SET used = $2, refresh_hash = $3 WHERE hash = $1`, c.Hash, c.Used, c.RefreshHash)
+			return c, err
+		})
 }
 
 // DeleteDeadCodes implements identity.CodeStore, in batches as DeleteDeadFamilies.

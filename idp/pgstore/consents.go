@@ -17,14 +17,9 @@ const consentCols = `user_id, client_id, scopes, granted_at`
 
 func scanConsent(row pgx.Row) (identity.Consent, error) {
 	var c identity.Consent
-	if err := row.Scan(&c.UserID, &c.ClientID, &c.Scopes, &c.GrantedAt); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Consent{}, errNoConsent
-		}
-		return identity.Consent{}, err
-	}
+	err := row.Scan(&c.UserID, &c.ClientID, &c.Scopes, &c.GrantedAt)
 	c.GrantedAt = c.GrantedAt.UTC()
-	return c, nil
+	return found(c, err, errNoConsent)
 }
 
 // GetConsent implements identity.ConsentStore.
@@ -69,9 +64,5 @@ func (s *DB) SaveConsent(ctx context.Context, c identity.Consent) error {
 // ListConsents implements identity.ConsentStore: client ids are COLLATE "C", so the order is
 // the bytes' (the bbolt store's).
 func (s *DB) ListConsents(ctx context.Context, userID string) ([]identity.Consent, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Consent{}, nil
-	}
-	return list(ctx, s, scanConsent, `SELECT `+consentCols+` FROM consents WHERE user_id = $1 ORDER BY client_id`, userID)
+	return listFor(ctx, s, userID, scanConsent, `SELECT `+consentCols+` FROM consents WHERE user_id = $1 ORDER BY client_id`)
 }

@@ -25,14 +25,9 @@ func familyDest(f *identity.Family) []any {
 
 func scanFamily(row pgx.Row, more ...any) (identity.Family, error) {
 	var f identity.Family
-	if err := row.Scan(append(familyDest(&f), more...)...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Family{}, errNoFamily
-		}
-		return identity.Family{}, err
-	}
+	err := row.Scan(append(familyDest(&f), more...)...)
 	f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC()
-	return f, nil
+	return found(f, err, errNoFamily)
 }
 
 // storedFamily is f as it is written and as every later read sees it: its free text made
@@ -57,17 +52,8 @@ const insertFamily = `INSERT INTO refresh_families
 // epoch check to the commit, so a credential change (which locks it FOR UPDATE) either
 // committed before — and the check refuses — or starts after, and revokes this family.
 func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	if _, ok := key(f.UserID); !ok {
-		return identity.ErrStaleCredentials
-	}
 	f = storedFamily(f)
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if err := lockUserEpoch(ctx, tx, f.UserID, f.Epoch, "SHARE"); err != nil {
-			return err
-		}
+	return s.createAtEpoch(ctx, f.Validate(), f.UserID, f.Epoch, "SHARE", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertFamily, familyArgs(f)...); err != nil {
 			return conflict(err)
 		}
@@ -159,14 +145,10 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		u = identity.User{} // the owner is gone
 	}
 
-	out, stepErr := step(f, u)
-	if stepErr != nil && out.ID == "" {
+	out, keep, stepErr := f.ApplyStep(u, step)
+	if !keep {
 		rollback()
 		return out, stepErr, nil // nothing to keep
-	}
-	if err := f.CheckUpdate(out); err != nil {
-		rollback()
-		return identity.Family{}, nil, err
 	}
 	// The audit events go with the change, as write writes them (this path cannot use it).
 	events, err := identity.AuditEventsOf(ctx)
@@ -223,12 +205,9 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if err != nil && !errors.Is(err, errNoUser) {
 			return err
 		}
-		out, stepErr = step(f, u)
-		if stepErr != nil && out.ID == "" {
+		var keep bool
+		if out, keep, stepErr = f.ApplyStep(u, step); !keep {
 			return errNoChange // nothing to keep, nothing to record
-		}
-		if err := f.CheckUpdate(out); err != nil {
-			return err
 		}
 		out = storedFamily(out)
 		if out.Current != f.Current {
@@ -269,23 +248,15 @@ func indexToken(ctx context.Context, tx pgx.Tx, tokenHash, familyID string) erro
 
 // ListFamilies implements identity.FamilyStore.
 func (s *DB) ListFamilies(ctx context.Context, userID string) ([]identity.Family, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Family{}, nil
-	}
-	return list(ctx, s, func(r pgx.Row) (identity.Family, error) { return scanFamily(r) },
-		`SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`, userID)
+	return listFor(ctx, s, userID, func(r pgx.Row) (identity.Family, error) { return scanFamily(r) },
+		`SELECT `+familyCols+` FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.created_at, f.id`)
 }
 
 // RevokeUserFamilies implements identity.FamilyStore: one statement, one transaction.
 func (s *DB) RevokeUserFamilies(ctx context.Context, userID string) error {
-	userID, ok := key(userID)
-	if !ok {
-		return nil
-	}
 	// In a transaction of its own, so that a deadlock with a refresh or a session's end (which
 	// lock the rows in another order) is retried rather than answered 500.
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, userID, nil, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND NOT revoked`, userID)
 		return err
 	})

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"jwtidp/idp/identity"
-	"jwtidp/shared/apperr"
 )
 
 // Keys implements identity.KeyStore.
@@ -66,25 +65,18 @@ func (s *DB) UpdateKeys(ctx context.Context, update func([]identity.SigningKey) 
 		if err != nil {
 			return err
 		}
-		next, err := update(old)
+		next, gone, err := identity.ApplyKeys(old, update)
 		if err != nil {
 			return err
 		}
-		keep := map[string]bool{}
-		for _, k := range next {
-			if k.ID == "" || keep[k.ID] {
-				return apperr.Errorf(apperr.EINVALID, "Signing keys: every key needs an id of its own")
+		if len(gone) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE id = ANY($1)`, gone); err != nil {
+				return err
 			}
-			keep[k.ID] = true
 		}
 		byID := map[string]identity.SigningKey{}
 		for _, k := range old {
 			byID[k.ID] = k
-			if !keep[k.ID] {
-				if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE id = $1`, k.ID); err != nil {
-					return err
-				}
-			}
 		}
 		for _, k := range next {
 			k = storedKey(k)

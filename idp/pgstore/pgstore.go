@@ -15,6 +15,7 @@ package pgstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -36,26 +37,15 @@ var migrations embed.FS
 // service's schema can share the database. `idp migrate` applies it alone.
 var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_schema_version"}
 
-// DB is the PostgreSQL-backed store. It implements identity.UserStore, identity.KeyStore,
-// identity.FamilyStore, identity.SessionStore, identity.SecretStore, identity.ClientStore,
-// identity.CodeStore, identity.ConsentStore, identity.ThrottleStore, identity.AuditStore and
-// identity.CodeFailureStore. Every write method writes the audit events of its context in its own transaction (write,
+// DB is the PostgreSQL-backed store: an identity.Store, and an identity.ThrottleStore. Every
+// write method writes the audit events of its context in its own transaction (write,
 // writeKeep, exec).
 type DB struct {
 	pool *pgxpool.Pool
 	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
 }
 
-var (
-	_ identity.UserStore    = (*DB)(nil)
-	_ identity.KeyStore     = (*DB)(nil)
-	_ identity.FamilyStore  = (*DB)(nil)
-	_ identity.SessionStore = (*DB)(nil)
-	_ identity.SecretStore  = (*DB)(nil)
-	_ identity.ClientStore  = (*DB)(nil)
-	_ identity.CodeStore    = (*DB)(nil)
-	_ identity.ConsentStore = (*DB)(nil)
-)
+var _ identity.Store = (*DB)(nil)
 
 // Open connects to the database cfg names and migrates the schema (under an advisory lock,
 // so replicas starting together migrate once). A server that does not answer within the
@@ -111,8 +101,8 @@ func conflict(err error) error {
 }
 
 var conflicts = map[string]string{
-	"users_pkey":                    "User id already taken",
-	"users_username_normalized_key": "User already exists",
+	"users_pkey":                    apperr.Message(identity.ErrUserIDTaken),
+	"users_username_normalized_key": apperr.Message(identity.ErrUsernameTaken),
 	"signing_keys_pkey":             "Signing key id already taken",
 	"refresh_families_pkey":         "Refresh family id already taken",
 	"refresh_tokens_pkey":           "Refresh token already issued",
@@ -204,4 +194,92 @@ func list[T any](ctx context.Context, s *DB, scan func(pgx.Row) (T, error), sql 
 		return nil, s.fail(err)
 	}
 	return out, nil
+}
+
+// getRow reads the one row sql finds by id ($1): missing when id cannot be a key (no row
+// holds it) or there is none.
+func getRow[T any](ctx context.Context, s *DB, id string, missing error, scan func(pgx.Row) (T, error), sql string) (T, error) {
+	if _, ok := key(id); !ok {
+		var zero T
+		return zero, missing
+	}
+	v, err := scan(s.pool.QueryRow(ctx, sql, id))
+	return v, s.fail(err)
+}
+
+// listFor is list of the rows of one owner (a user): $1 is id. None when id cannot be a key.
+func listFor[T any](ctx context.Context, s *DB, id string, scan func(pgx.Row) (T, error), sql string) ([]T, error) {
+	if _, ok := key(id); !ok {
+		return []T{}, nil
+	}
+	return list(ctx, s, scan, sql, id)
+}
+
+// writeFor is write for a method on the row whose key is id: missing, with nothing done, when
+// id cannot be a key.
+func (s *DB) writeFor(ctx context.Context, id string, missing error, fn func(pgx.Tx) error) error {
+	if _, ok := key(id); !ok {
+		return missing
+	}
+	return s.write(ctx, fn)
+}
+
+// updateRow is an Update method's transaction: the row whose key is id is read locked FOR
+// UPDATE (selectSQL, scanned by scan), so concurrent updaters queue; apply decides on it (an
+// identity rule around the method's updater), and store writes what apply keeps and returns it
+// as every later read sees it. What apply does not keep is returned with apply's error, and
+// nothing changes. missing when id cannot be a key.
+func updateRow[T any](ctx context.Context, s *DB, id string, missing error, selectSQL string, scan func(pgx.Row) (T, error),
+	apply func(T) (T, bool, error), store func(pgx.Tx, T) (T, error)) (T, error) {
+	var out T
+	var refused error
+	id, ok := key(id)
+	if !ok {
+		return out, missing
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		old, err := scan(tx.QueryRow(ctx, selectSQL, id))
+		if err != nil {
+			return err
+		}
+		var keep bool
+		if out, keep, refused = apply(old); !keep {
+			return errNoChange
+		}
+		out, err = store(tx, out)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, refused
+}
+
+// found is what a scan of one row read: missing when there was no row, the zero T with any
+// other error.
+func found[T any](v T, err error, missing error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, noRow(err, missing)
+	}
+	return v, nil
+}
+
+// noRow is err, but missing when a read of one row found none.
+func noRow(err, missing error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return missing
+	}
+	return err
+}
+
+// kept is identity.Apply's result as apply of updateRow: kept unless refused, when it is the
+// zero T.
+func kept[T any](next T, err error) (T, bool, error) {
+	if err != nil {
+		var zero T
+		return zero, false, err
+	}
+	return next, true, nil
 }

@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,15 +20,10 @@ func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
 	var s identity.Session
 	dest := []any{&s.ID, &s.TokenHash, &s.UserID, &s.Epoch, &s.AuthTime, &s.AMR, &s.CreatedAt, &s.LastSeenAt,
 		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending}
-	if err := row.Scan(append(dest, more...)...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.Session{}, errNoSession
-		}
-		return identity.Session{}, err
-	}
+	err := row.Scan(append(dest, more...)...)
 	s.AuthTime, s.CreatedAt = s.AuthTime.UTC(), s.CreatedAt.UTC()
 	s.LastSeenAt, s.ExpiresAt = s.LastSeenAt.UTC(), s.ExpiresAt.UTC()
-	return s, nil
+	return found(s, err, errNoSession)
 }
 
 // storedSession is sess as it is written and as every later read sees it: free text made
@@ -57,26 +51,12 @@ const insertSession = `INSERT INTO sessions
 // creations queue, so two logins past the bound do not both end the same oldest session and
 // leave one too many. (Foreign-key checks take FOR KEY SHARE, which this lock does not block.)
 func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
-	if err := sess.Validate(); err != nil {
-		return err
-	}
-	if _, ok := key(sess.UserID); !ok {
-		return identity.ErrStaleCredentials
-	}
 	sess = storedSession(sess)
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if err := lockUserEpoch(ctx, tx, sess.UserID, sess.Epoch, "NO KEY UPDATE"); err != nil {
-			return err
-		}
-		// The sessions of its kind past the newest MaxSessionsPerUser-1 (MaxPendingPerUser-1 for
-		// a pre-session) end, with their families, to make room for this one (none, almost
-		// always); the other kind is not touched.
-		limit := identity.MaxSessionsPerUser
-		if sess.Pending {
-			limit = identity.MaxPendingPerUser
-		}
+	return s.createAtEpoch(ctx, sess.Validate(), sess.UserID, sess.Epoch, "NO KEY UPDATE", func(tx pgx.Tx) error {
+		// The sessions sess evicts (identity.Session.Evicts: of its kind, past the newest
+		// KindLimit-1) end, with their families, to make room for it (none, almost always).
 		rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 AND pending = $3
-			ORDER BY created_at DESC, id DESC OFFSET $2`, sess.UserID, limit-1, sess.Pending)
+			ORDER BY created_at DESC, id DESC OFFSET $2`, sess.UserID, sess.KindLimit()-1, sess.Pending)
 		if err != nil {
 			return err
 		}
@@ -100,12 +80,8 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 
 // GetSession implements identity.SessionStore.
 func (s *DB) GetSession(ctx context.Context, id string) (identity.Session, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Session{}, errNoSession
-	}
-	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1`, id))
-	return sess, s.fail(err)
+	return getRow(ctx, s, id, errNoSession, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		`SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1`)
 }
 
 // SessionByToken implements identity.SessionStore: one statement, one snapshot.
@@ -129,43 +105,23 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash string) (identity.Ses
 
 // ListSessions implements identity.SessionStore.
 func (s *DB) ListSessions(ctx context.Context, userID string) ([]identity.Session, error) {
-	userID, ok := key(userID)
-	if !ok {
-		return []identity.Session{}, nil
-	}
-	return list(ctx, s, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
-		`SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`, userID)
+	return listFor(ctx, s, userID, func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		`SELECT `+sessionCols+` FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at, s.id`)
 }
 
 // UpdateSession implements identity.SessionStore: the session's row is locked FOR UPDATE as
 // it is read, so concurrent updaters queue.
 func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Session) (identity.Session, error)) (identity.Session, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.Session{}, errNoSession
-	}
-	var out identity.Session
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		old, err := scanSession(tx.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1 FOR UPDATE`, id))
-		if err != nil {
-			return err
-		}
-		if out, err = fn(old); err != nil {
-			return err
-		}
-		if err := old.CheckUpdate(out); err != nil {
-			return err
-		}
-		out = storedSession(out)
-		_, err = tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
-			last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13
-			WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(out)...)
-		return conflict(err)
-	})
-	if err != nil {
-		return identity.Session{}, err
-	}
-	return out, nil
+	return updateRow(ctx, s, id, errNoSession, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = $1 FOR UPDATE`,
+		func(r pgx.Row) (identity.Session, error) { return scanSession(r) },
+		func(old identity.Session) (identity.Session, bool, error) { return kept(identity.Apply(old, fn)) },
+		func(tx pgx.Tx, sess identity.Session) (identity.Session, error) {
+			sess = storedSession(sess)
+			_, err := tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
+				last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13
+				WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(sess)...)
+			return sess, conflict(err)
+		})
 }
 
 // EndSession implements identity.SessionStore. The families bound to the session are revoked
@@ -179,18 +135,15 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 	var sess identity.Session
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var userID string
-		err := tx.QueryRow(ctx, `SELECT user_id FROM sessions WHERE id = $1`, id).Scan(&userID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoSession
-		}
-		if err != nil {
-			return err
+		if err := tx.QueryRow(ctx, `SELECT user_id FROM sessions WHERE id = $1`, id).Scan(&userID); err != nil {
+			return noRow(err, errNoSession)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1 AND session_id = $2 AND NOT revoked`,
 			userID, id); err != nil {
 			return err
 		}
 		// Ended meanwhile by another: this transaction rolls back, its revocations with it.
+		var err error
 		sess, err = scanSession(tx.QueryRow(ctx, `DELETE FROM sessions s WHERE s.id = $1 RETURNING `+sessionCols, id))
 		return err
 	})

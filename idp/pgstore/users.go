@@ -104,9 +104,13 @@ func storedFactors(f identity.SecondFactors) identity.SecondFactors {
 // insertUser stores a user: the values of userArgs, in its order.
 const insertUser = `INSERT INTO users (` + userCols + `, username_normalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
-// userArgs are the values of insertUser's columns. The email is stored as given; the unique
-// index on lower(email) compares it as identity.NormalizeEmail does (emails are ASCII).
+// userArgs are the values of insertUser's columns, of a u that passes User.Validate (else
+// EINVALID). The email is stored as given; the unique index on lower(email) compares it as
+// identity.NormalizeEmail does (emails are ASCII).
 func userArgs(u identity.User) ([]any, error) {
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
 	factors, err := encodeFactors(storedFactors(u.Factors))
 	if err != nil {
 		return nil, err
@@ -118,10 +122,7 @@ func userArgs(u identity.User) ([]any, error) {
 func scanUser(row pgx.Row) (identity.User, error) {
 	var r userRow
 	if err := row.Scan(r.dest()...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return identity.User{}, errNoUser
-		}
-		return identity.User{}, err
+		return identity.User{}, noRow(err, errNoUser)
 	}
 	return r.user()
 }
@@ -135,9 +136,6 @@ func storedUser(u identity.User) identity.User {
 
 // CreateUser implements identity.UserStore.
 func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
-	if err := u.Validate(); err != nil {
-		return err
-	}
 	args, err := userArgs(u)
 	if err != nil {
 		return err
@@ -153,25 +151,25 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 			return err
 		}
 		if deleted {
-			return apperr.Errorf(apperr.ECONFLICT, "User id already taken")
+			return identity.ErrUserIDTaken
 		}
 		// So is a reserved name or email: a delete that freed the row is committed by now.
-		return checkReserved(ctx, tx, u.Username, u.Email)
+		return checkReserved(ctx, tx, u.Names())
 	})
 }
 
-// checkReserved refuses, in tx, a username or an email a deleted user left reserved: ECONFLICT
-// as for a taken name, ErrEmailTaken for the email ("" is none).
-func checkReserved(ctx context.Context, tx pgx.Tx, username, email string) error {
+// checkReserved refuses, in tx, a username or an email (normalized, "" for none) a deleted
+// user left reserved: ErrUsernameTaken, ErrEmailTaken.
+func checkReserved(ctx context.Context, tx pgx.Tx, names identity.UniqueNames) error {
 	var name, mail bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM reserved_names WHERE username_normalized = $1),
 		$2 <> '' AND EXISTS (SELECT FROM reserved_names WHERE email <> '' AND lower(email) = lower($2))`,
-		text(identity.NormalizeUsername(username)), text(email)).Scan(&name, &mail); err != nil {
+		text(names.Username), text(names.Email)).Scan(&name, &mail); err != nil {
 		return err
 	}
 	switch {
 	case name:
-		return apperr.Errorf(apperr.ECONFLICT, "User already exists")
+		return identity.ErrUsernameTaken
 	case mail:
 		return identity.ErrEmailTaken
 	}
@@ -180,22 +178,13 @@ func checkReserved(ctx context.Context, tx pgx.Tx, username, email string) error
 
 // GetUser implements identity.UserStore.
 func (s *DB) GetUser(ctx context.Context, id string) (identity.User, error) {
-	id, ok := key(id)
-	if !ok {
-		return identity.User{}, errNoUser
-	}
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
-	return u, s.fail(err)
+	return getRow(ctx, s, id, errNoUser, scanUser, `SELECT `+userCols+` FROM users WHERE id = $1`)
 }
 
 // GetUserByName implements identity.UserStore.
 func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User, error) {
-	name, ok := key(identity.NormalizeUsername(username))
-	if !ok {
-		return identity.User{}, errNoUser
-	}
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE username_normalized = $1`, name))
-	return u, s.fail(err)
+	return getRow(ctx, s, identity.NormalizeUsername(username), errNoUser, scanUser,
+		`SELECT `+userCols+` FROM users WHERE username_normalized = $1`)
 }
 
 // ListUsers implements identity.UserStore: a walk of the unique index on the normalized
@@ -229,7 +218,7 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(identity.User) (
 	var out identity.User
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = updateUser(ctx, tx, id, fn, false)
+		out, err = updateUser(ctx, tx, id, fn, identity.Apply)
 		return err
 	})
 	if err != nil {
@@ -249,7 +238,7 @@ func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.
 	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
-		if out, err = updateUser(ctx, tx, id, fn, true); err != nil {
+		if out, err = updateUser(ctx, tx, id, fn, identity.ApplyCredentials); err != nil {
 			return err
 		}
 		// What keep names (a session, a family, or a family bound to a kept session) moves to
@@ -272,9 +261,10 @@ func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.
 	return out, nil
 }
 
-// updateUser locks the stored user, runs fn on it, checks what it returns and stores it,
-// moving the credential epoch on when nextEpoch is set.
-func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User) (identity.User, error), nextEpoch bool) (identity.User, error) {
+// updateUser locks the stored user and stores what apply (identity.Apply or
+// identity.ApplyCredentials) makes of fn's result.
+func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User) (identity.User, error),
+	apply func(identity.User, func(identity.User) (identity.User, error)) (identity.User, error)) (identity.User, error) {
 	id, ok := key(id)
 	if !ok {
 		return identity.User{}, errNoUser
@@ -283,15 +273,9 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 	if err != nil {
 		return old, err
 	}
-	u, err := fn(old)
+	u, err := apply(old, fn)
 	if err != nil {
 		return u, err
-	}
-	if err := old.CheckUpdate(u); err != nil {
-		return u, err
-	}
-	if nextEpoch {
-		u.Epoch++
 	}
 	u.PasswordHash = text(u.PasswordHash)
 	u = storedUser(u)
@@ -306,17 +290,9 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 	if err != nil {
 		return u, conflict(err)
 	}
-	newName, newEmail := identity.NormalizeUsername(u.Username), identity.NormalizeEmail(u.Email)
-	if newName != identity.NormalizeUsername(old.Username) || newEmail != identity.NormalizeEmail(old.Email) {
-		if newName == identity.NormalizeUsername(old.Username) {
-			newName = "" // the user's own: only the email moves
-		}
-		if newEmail == identity.NormalizeEmail(old.Email) {
-			newEmail = ""
-		}
-		if err := checkReserved(ctx, tx, newName, newEmail); err != nil {
-			return u, err
-		}
+	// The unique indexes refused another user's names; a reservation's are refused here.
+	if claimed, _ := identity.Claims(old, u); claimed != (identity.UniqueNames{}) {
+		return u, checkReserved(ctx, tx, claimed)
 	}
 	return u, nil
 }
@@ -326,20 +302,12 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 // authorization codes (not foreign keys) are deleted, and the id kept in deleted_users so that
 // CreateUser refuses it for ever, in the same transaction.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	id, ok := key(id)
-	if !ok {
-		return errNoUser
-	}
 	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
 	// the cascade locks the user's families and sessions in another order than they do.
-	return s.write(ctx, func(tx pgx.Tx) error {
+	return s.writeFor(ctx, id, errNoUser, func(tx pgx.Tx) error {
 		var username, email string
-		err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoUser
-		}
-		if err != nil {
-			return err
+		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email); err != nil {
+			return noRow(err, errNoUser)
 		}
 		// The id is never reused: CreateUser refuses it.
 		if _, err := tx.Exec(ctx, `INSERT INTO deleted_users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
@@ -351,7 +319,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			identity.NormalizeUsername(username), username, id, email); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
+		_, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err
 	})
 }
@@ -366,10 +334,7 @@ func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.Res
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `DELETE FROM reserved_names WHERE username_normalized = $1 RETURNING username, user_id, email`,
 			name).Scan(&r.Username, &r.UserID, &r.Email)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoReservation
-		}
-		return err
+		return noRow(err, errNoReservation)
 	})
 	if err != nil {
 		return identity.ReservedName{}, err
@@ -377,14 +342,27 @@ func (s *DB) ReleaseUsername(ctx context.Context, username string) (identity.Res
 	return r, nil
 }
 
-// lockUserEpoch checks, in tx, that the user exists with the credential epoch, and locks the
-// user's row with the given strength against a concurrent credential change or delete until
-// tx ends. ErrStaleCredentials otherwise.
-func lockUserEpoch(ctx context.Context, tx pgx.Tx, userID string, epoch int64, strength string) error {
-	var stored int64
-	err := tx.QueryRow(ctx, `SELECT epoch FROM users WHERE id = $1 FOR `+strength, userID).Scan(&stored)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && stored != epoch) {
+// createAtEpoch runs create, which makes a session or a family of the user userID for
+// credentials of epoch, in a write, but only if the entity is valid (valid is nil) and the
+// user still has those credentials (identity.CheckEpoch). The user's row is locked with the
+// given strength from the check to the commit, against a concurrent credential change or
+// delete.
+func (s *DB) createAtEpoch(ctx context.Context, valid error, userID string, epoch int64, strength string, create func(pgx.Tx) error) error {
+	if valid != nil {
+		return valid
+	}
+	if _, ok := key(userID); !ok {
 		return identity.ErrStaleCredentials
 	}
-	return err
+	return s.write(ctx, func(tx pgx.Tx) error {
+		var u identity.User
+		err := tx.QueryRow(ctx, `SELECT id, epoch FROM users WHERE id = $1 FOR `+strength, userID).Scan(&u.ID, &u.Epoch)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err := identity.CheckEpoch(u, userID, epoch); err != nil {
+			return err
+		}
+		return create(tx)
+	})
 }

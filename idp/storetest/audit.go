@@ -17,16 +17,6 @@ func auditEvent(i int, typ, userID string) identity.AuditEvent {
 		Actor: "user:" + userID, ClientIP: "192.0.2.1", Outcome: "success", Detail: fmt.Sprintf("event %d", i)}
 }
 
-func listAudit(t *testing.T, s Store, q identity.AuditQuery) []identity.AuditEvent {
-	t.Helper()
-	l, err := s.ListAudit(ctx, q)
-	check(t, err)
-	if l == nil {
-		t.Fatalf("ListAudit(%+v) = nil, want a list", q)
-	}
-	return l
-}
-
 // details are the events' details, in the list's order.
 func details(l []identity.AuditEvent) []string {
 	out := []string{}
@@ -39,7 +29,7 @@ func details(l []identity.AuditEvent) []string {
 // allAudit is every stored event, newest first.
 func allAudit(t *testing.T, s Store) []identity.AuditEvent {
 	t.Helper()
-	return listAudit(t, s, identity.AuditQuery{Limit: identity.MaxListLimit})
+	return listed(t, s.ListAudit, identity.AuditQuery{Limit: identity.MaxListLimit})
 }
 
 func testAuditAppendAndList(t *testing.T, s Store) {
@@ -95,14 +85,14 @@ func testAuditAppendAndList(t *testing.T, s Store) {
 		{identity.AuditQuery{UserID: "bob", Before: all[2].ID, Since: t0.Add(2 * time.Second), Limit: 100}, []string{"event 5", "event 3"}},
 		{identity.AuditQuery{Limit: 1}, []string{"event 9"}},
 	} {
-		equal(t, fmt.Sprintf("ListAudit(%+v)", tt.q), details(listAudit(t, s, tt.q)), tt.want)
+		equal(t, fmt.Sprintf("ListAudit(%+v)", tt.q), details(listed(t, s.ListAudit, tt.q)), tt.want)
 	}
 
 	// Paging with Before: every event once, newest first.
 	var paged []string
 	q := identity.AuditQuery{UserID: "alice", Limit: 2}
 	for range 10 {
-		page := listAudit(t, s, q)
+		page := listed(t, s.ListAudit, q)
 		if len(page) == 0 {
 			break
 		}
@@ -175,10 +165,10 @@ func noted(what string) context.Context {
 // Every write method writes the events of its context with its change, once.
 func testAuditEveryWrite(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
-	createClients(t, s, client("grafana"))
-	createFamilies(t, s, family("f1", "u1", "r0"))
-	createSessions(t, s, session("s1", "u1", 0), session("s2", "u1", 0))
-	createCodes(t, s, code("c1", "u1", "grafana"))
+	create(t, s.CreateClient, client("grafana"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
+	create(t, s.CreateSession, session("s1", "u1", 0), session("s2", "u1", 0))
+	create(t, s.CreateCode, code("c1", "u1", "grafana"))
 	setPassword := func(u identity.User) (identity.User, error) { u.PasswordHash = "changed"; return u, nil }
 	writes := []struct {
 		name  string
@@ -291,12 +281,12 @@ func testAuditWithTheChange(t *testing.T, s Store) {
 	wantCode(t, "UpdateUser of no user", err, apperr.ENOTFOUND)
 	err = s.UpdateKeys(noted("failed"), func([]identity.SigningKey) ([]identity.SigningKey, error) { return nil, errBoom })
 	wantIs(t, "a failing key update", err, errBoom)
-	createCodes(t, s, code("c1", "u1", "grafana"))
+	create(t, s.CreateCode, code("c1", "u1", "grafana"))
 	_, err = s.UpdateCode(noted("failed"), "c1", func(identity.AuthCode) (identity.AuthCode, error) { return identity.AuthCode{}, errBoom })
 	wantIs(t, "a failing code update", err, errBoom)
 	_, err = s.UpdateCode(noted("refused"), "no-such-code", redeem("rh"))
 	wantCode(t, "UpdateCode of no code", err, apperr.ENOTFOUND)
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	before = allAudit(t, s)
 	_, err = s.UpdateFamilyByToken(noted("peek"), "r0", func(identity.Family, identity.User) (identity.Family, error) {
 		return identity.Family{}, errPeek
@@ -330,7 +320,7 @@ func testAuditWithTheChange(t *testing.T, s Store) {
 // the events decided with it.
 func testAuditKeptWithReuse(t *testing.T, s Store) {
 	users(t, s, "u1")
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	var reused bool
 	c := identity.WithAudit(ctx, func() []identity.AuditEvent {
 		if !reused {
@@ -354,7 +344,7 @@ func testAuditKeptWithReuse(t *testing.T, s Store) {
 	if !got.Revoked {
 		t.Fatalf("the family returned with the reuse: %+v, want revoked", got)
 	}
-	if f := listFamilies(t, s, "u1"); len(f) != 1 || !f[0].Revoked {
+	if f := listed(t, s.ListFamilies, "u1"); len(f) != 1 || !f[0].Revoked {
 		t.Fatalf("the family after the reuse: %+v, want it kept revoked", f)
 	}
 	equal(t, "the events kept with the revocation", details(allAudit(t, s)), []string{"family f1 revoked"})
@@ -372,16 +362,16 @@ func testUserFlagsRoundTrip(t *testing.T, s Store) {
 	byName, err := s.GetUserByName(ctx, "USER-U1")
 	check(t, err)
 	equal(t, "GetUserByName", byName, want)
-	equal(t, "ListUsers", listUsers(t, s, identity.ListOptions{Limit: 10})[0], want)
+	equal(t, "ListUsers", listed(t, s.ListUsers, identity.ListOptions{Limit: 10})[0], want)
 	never := getUser(t, s, "u2")
 	if never.Disabled || never.Admin || !never.LastLoginAt.IsZero() {
 		t.Fatalf("a user without flags: %+v", never)
 	}
-	createSessions(t, s, session("s1", "u1", 0))
+	create(t, s.CreateSession, session("s1", "u1", 0))
 	_, su, err := s.SessionByToken(ctx, "th-s1")
 	check(t, err)
 	equal(t, "the user of SessionByToken", su, want)
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	_, fu := peek(t, s, "r0")
 	equal(t, "the user a refresh step is given", fu, want)
 
@@ -431,7 +421,7 @@ func testDeletedIDNeverReused(t *testing.T, s Store) {
 	check(t, err)
 	check(t, s.CreateUser(ctx, successor))
 	equal(t, "the user with the deleted user's name and email", getUser(t, s, "u2"), successor)
-	equal(t, "users", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{successor})
+	equal(t, "users", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{successor})
 	// And the successor's id, once deleted, is refused too.
 	check(t, s.DeleteUser(ctx, "u2"))
 	wantCode(t, "CreateUser with the second deleted id", s.CreateUser(ctx, successor), apperr.ECONFLICT)

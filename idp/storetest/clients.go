@@ -21,13 +21,6 @@ func client(id string) identity.Client {
 	}
 }
 
-func createClients(t *testing.T, s Store, cs ...identity.Client) {
-	t.Helper()
-	for _, c := range cs {
-		check(t, s.CreateClient(ctx, c))
-	}
-}
-
 func getClient(t *testing.T, s Store, id string) identity.Client {
 	t.Helper()
 	c, err := s.GetClient(ctx, id)
@@ -65,7 +58,7 @@ func testClientRoundTrip(t *testing.T, s Store) {
 		ID: "billing", Name: "Billing", SecretHash: "sh", RedirectURIs: []string{}, PostLogoutRedirectURIs: []string{},
 		GrantTypes: []string{identity.GrantClientCredentials}, Scopes: nil, CreatedAt: t0.Add(-time.Hour).In(zone),
 	}
-	createClients(t, s, conf, pub, svc)
+	create(t, s.CreateClient, conf, pub, svc)
 	wantConf := conf
 	wantConf.RedirectURIs = slices.Clone(conf.RedirectURIs)
 	wantConf.PostLogoutRedirectURIs = slices.Clone(conf.PostLogoutRedirectURIs)
@@ -103,7 +96,7 @@ func testClientRoundTrip(t *testing.T, s Store) {
 
 func testCreateClientRefusals(t *testing.T, s Store) {
 	c1 := client("c1")
-	createClients(t, s, c1)
+	create(t, s.CreateClient, c1)
 	taken := client("c1")
 	taken.Name, taken.SecretHash = "Another", "sh-other"
 	withSecret := client("pub")
@@ -150,7 +143,7 @@ func testListClients(t *testing.T, s Store) {
 	// Created out of order; listed by id, byte by byte (so "B" before "a", "a" before "a-1").
 	ids := []string{"b", "a-1", "Z", "a", "c.x", "B", "a_1", "0"}
 	for _, id := range ids {
-		createClients(t, s, client(id))
+		create(t, s.CreateClient, client(id))
 	}
 	slices.Sort(ids)
 	var got []string
@@ -163,7 +156,7 @@ func testListClients(t *testing.T, s Store) {
 
 func testUpdateClient(t *testing.T, s Store) {
 	c1, c2 := client("c1"), client("c2")
-	createClients(t, s, c1, c2)
+	create(t, s.CreateClient, c1, c2)
 
 	// Every field but the id changes: a confidential client made public.
 	var seen identity.Client
@@ -222,19 +215,14 @@ func testUpdateClient(t *testing.T, s Store) {
 	equal(t, "the clients after failing updaters", listClients(t, s), []identity.Client{want, c2})
 
 	// No such client: ENOTFOUND, and the updater is not called.
-	called := false
-	_, err = s.UpdateClient(ctx, "nobody", func(c identity.Client) (identity.Client, error) { called = true; return client("nobody"), nil })
-	wantCode(t, "UpdateClient of no client", err, apperr.ENOTFOUND)
-	if called {
-		t.Fatal("UpdateClient called its updater for a client that does not exist")
-	}
+	updateNothing(t, "UpdateClient of no client", s.UpdateClient, "nobody")
 	_, err = s.GetClient(ctx, "nobody")
 	wantCode(t, "GetClient after UpdateClient of no client", err, apperr.ENOTFOUND)
 }
 
 // Twenty updaters on one client, each adding a scope: none is lost.
 func testConcurrentUpdateClient(t *testing.T, s Store) {
-	createClients(t, s, client("c1"))
+	create(t, s.CreateClient, client("c1"))
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -262,9 +250,9 @@ func testConcurrentUpdateClient(t *testing.T, s Store) {
 func testDeleteClient(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
 	grafana, gitlab := client("grafana"), client("gitlab")
-	createClients(t, s, grafana, gitlab)
+	create(t, s.CreateClient, grafana, gitlab)
 	of := func(f identity.Family, clientID string) identity.Family { f.ClientID = clientID; return f }
-	createFamilies(t, s,
+	create(t, s.CreateFamily,
 		of(family("a", "u1", "ra"), "grafana"), of(family("b", "u2", "rb"), "grafana"), of(family("c", "u1", "rc"), "grafana"),
 		of(family("d", "u1", "rd"), "gitlab"), of(family("e", "u2", "re"), identity.FirstPartyClientID),
 		of(family("g", "u2", "rg"), "ghost"), // issued to a client that is not registered (any more)
@@ -272,12 +260,12 @@ func testDeleteClient(t *testing.T, s Store) {
 	if _, err := refresh(s, "rc", "rc1", t0); err != nil { // a family with a spent token too
 		t.Fatal(err)
 	}
-	u1Fams, u2Fams := listFamilies(t, s, "u1"), listFamilies(t, s, "u2")
+	u1Fams, u2Fams := listed(t, s.ListFamilies, "u1"), listed(t, s.ListFamilies, "u2")
 
 	// A client that is not registered: ENOTFOUND, and its families are left alone.
 	wantCode(t, "DeleteClient of a client with families but no registration", s.DeleteClient(ctx, "ghost"), apperr.ENOTFOUND)
-	equal(t, "u1's families after a refused DeleteClient", listFamilies(t, s, "u1"), u1Fams)
-	equal(t, "u2's families after a refused DeleteClient", listFamilies(t, s, "u2"), u2Fams)
+	equal(t, "u1's families after a refused DeleteClient", listed(t, s.ListFamilies, "u1"), u1Fams)
+	equal(t, "u2's families after a refused DeleteClient", listed(t, s.ListFamilies, "u2"), u2Fams)
 
 	check(t, s.DeleteClient(ctx, "grafana"))
 	revoked := func(l []identity.Family) []identity.Family {
@@ -289,8 +277,8 @@ func testDeleteClient(t *testing.T, s Store) {
 		}
 		return out
 	}
-	equal(t, "u1's families: grafana's revoked, nothing else", listFamilies(t, s, "u1"), revoked(u1Fams))
-	equal(t, "u2's families: grafana's revoked, nothing else", listFamilies(t, s, "u2"), revoked(u2Fams))
+	equal(t, "u1's families: grafana's revoked, nothing else", listed(t, s.ListFamilies, "u1"), revoked(u1Fams))
+	equal(t, "u2's families: grafana's revoked, nothing else", listed(t, s.ListFamilies, "u2"), revoked(u2Fams))
 	for _, tok := range []string{"ra", "rb", "rc", "rc1"} {
 		_, err := refresh(s, tok, tok+"x", t0)
 		wantIs(t, tok+" after its client was deleted", err, identity.ErrInvalidGrant)
@@ -311,9 +299,9 @@ func testDeleteClient(t *testing.T, s Store) {
 
 	// Removed entirely: the id is free again, and the new client's families are its own.
 	grafana.Name = "Grafana again"
-	createClients(t, s, grafana)
+	create(t, s.CreateClient, grafana)
 	equal(t, "the client registered again", getClient(t, s, "grafana"), grafana)
-	createFamilies(t, s, of(family("h", "u1", "rh"), "grafana"))
+	create(t, s.CreateFamily, of(family("h", "u1", "rh"), "grafana"))
 	if _, err := refresh(s, "rh", "rh1", t0); err != nil {
 		t.Fatalf("a family of the client registered again: %v", err)
 	}

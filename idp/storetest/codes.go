@@ -22,13 +22,6 @@ func code(hash, userID, clientID string) identity.AuthCode {
 	}
 }
 
-func createCodes(t *testing.T, s Store, cs ...identity.AuthCode) {
-	t.Helper()
-	for _, c := range cs {
-		check(t, s.CreateCode(ctx, c))
-	}
-}
-
 // getCode returns the code stored under hash as UpdateCode's fn sees it, changing nothing, and
 // checks that UpdateCode returns the same code with fn's error.
 func getCode(t *testing.T, s Store, hash string) identity.AuthCode {
@@ -46,13 +39,7 @@ func getCode(t *testing.T, s Store, hash string) identity.AuthCode {
 // noCode checks that no code is stored under hash.
 func noCode(t *testing.T, s Store, what, hash string) {
 	t.Helper()
-	called := false
-	got, err := s.UpdateCode(ctx, hash, func(c identity.AuthCode) (identity.AuthCode, error) { called = true; return c, nil })
-	wantCode(t, what, err, apperr.ENOTFOUND)
-	if called {
-		t.Fatalf("%s: fn was called for a code that is not stored", what)
-	}
-	equal(t, what+": the code returned", got, identity.AuthCode{})
+	updateNothing(t, what, s.UpdateCode, hash)
 }
 
 // redeem is a redemption's updater: a used code is a replay.
@@ -80,7 +67,7 @@ func testCodeRoundTrip(t *testing.T, s Store) {
 	// Already used, with the refresh token it issued.
 	used := code("c3", "u1", "grafana")
 	used.Used, used.RefreshHash = true, "rh-c3"
-	createCodes(t, s, full, bare, used)
+	create(t, s.CreateCode, full, bare, used)
 
 	want := full
 	want.Scopes, want.AMR = slices.Clone(full.Scopes), slices.Clone(full.AMR)
@@ -93,7 +80,7 @@ func testCodeRoundTrip(t *testing.T, s Store) {
 
 func testCreateCodeRefusals(t *testing.T, s Store) {
 	c := code("c1", "u1", "grafana")
-	createCodes(t, s, c)
+	create(t, s.CreateCode, c)
 	other := code("c1", "u2", "gitlab")
 	wantCode(t, "a code whose hash is taken", s.CreateCode(ctx, other), apperr.ECONFLICT)
 	for name, change := range map[string]func(*identity.AuthCode){
@@ -113,7 +100,7 @@ func testCreateCodeRefusals(t *testing.T, s Store) {
 
 func testUpdateCode(t *testing.T, s Store) {
 	c := code("c1", "u1", "grafana")
-	createCodes(t, s, c, code("c2", "u1", "grafana"))
+	create(t, s.CreateCode, c, code("c2", "u1", "grafana"))
 	c2 := getCode(t, s, "c2")
 
 	// fn's error changes nothing, and the code comes back as stored, not as fn left it.
@@ -179,7 +166,7 @@ func testUpdateCode(t *testing.T, s Store) {
 }
 
 func testConcurrentRedeemOneWinner(t *testing.T, s Store) {
-	createCodes(t, s, code("c1", "u1", "grafana"))
+	create(t, s.CreateCode, code("c1", "u1", "grafana"))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var winners []string
@@ -223,7 +210,7 @@ func testDeleteDeadCodes(t *testing.T, s Store) {
 	// Used or not, a code stays until it has expired: a replay must be recognised until then.
 	used := expiring("later-used", t0.Add(time.Hour))
 	used.Used = true
-	createCodes(t, s, expiring("gone1", t0.Add(-time.Hour)), expiring("gone2", t0.Add(-time.Microsecond)),
+	create(t, s.CreateCode, expiring("gone1", t0.Add(-time.Hour)), expiring("gone2", t0.Add(-time.Microsecond)),
 		expiring("at", t0), expiring("later", t0.Add(time.Microsecond)), used)
 	n, err := s.DeleteDeadCodes(ctx, t0.In(zone))
 	check(t, err)

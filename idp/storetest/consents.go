@@ -26,21 +26,11 @@ func noConsent(t *testing.T, s Store, what, userID, clientID string) {
 	wantCode(t, what, err, apperr.ENOTFOUND)
 }
 
-func listConsents(t *testing.T, s Store, userID string) []identity.Consent {
-	t.Helper()
-	l, err := s.ListConsents(ctx, userID)
-	check(t, err)
-	if l == nil {
-		t.Fatalf("ListConsents(%s) = nil, want a list", userID)
-	}
-	return l
-}
-
 func testConsents(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
-	createClients(t, s, client("grafana"), client("gitlab"), client("b.app_1"))
-	equal(t, "consents of a user without any", listConsents(t, s, "u1"), []identity.Consent{})
-	equal(t, "consents of no user", listConsents(t, s, "nobody"), []identity.Consent{})
+	create(t, s.CreateClient, client("grafana"), client("gitlab"), client("b.app_1"))
+	equal(t, "consents of a user without any", listed(t, s.ListConsents, "u1"), []identity.Consent{})
+	equal(t, "consents of no user", listed(t, s.ListConsents, "nobody"), []identity.Consent{})
 	noConsent(t, s, "GetConsent before any", "u1", "grafana")
 
 	first := consent("u1", "grafana", "openid", "profile")
@@ -65,8 +55,8 @@ func testConsents(t *testing.T, s Store) {
 	check(t, s.SaveConsent(ctx, gitlab))
 	check(t, s.SaveConsent(ctx, bapp))
 	check(t, s.SaveConsent(ctx, other))
-	equal(t, "u1's consents", listConsents(t, s, "u1"), []identity.Consent{bapp, gitlab, narrower})
-	equal(t, "u2's consents", listConsents(t, s, "u2"), []identity.Consent{other})
+	equal(t, "u1's consents", listed(t, s.ListConsents, "u1"), []identity.Consent{bapp, gitlab, narrower})
+	equal(t, "u2's consents", listed(t, s.ListConsents, "u2"), []identity.Consent{other})
 	equal(t, "u2's consent to grafana", getConsent(t, s, "u2", "grafana"), other)
 	noConsent(t, s, "u2's consent to gitlab", "u2", "gitlab")
 	noConsent(t, s, "a consent of no user", "nobody", "grafana")
@@ -80,8 +70,8 @@ func testConsents(t *testing.T, s Store) {
 	wantCode(t, "a consent without scopes", s.SaveConsent(ctx, consent("u2", "gitlab")), apperr.EINVALID)
 	wantCode(t, "a consent without a user", s.SaveConsent(ctx, consent("", "gitlab", "openid")), apperr.EINVALID)
 	wantCode(t, "a consent without a client", s.SaveConsent(ctx, consent("u2", "", "openid")), apperr.EINVALID)
-	equal(t, "u2's consents after the refusals", listConsents(t, s, "u2"), []identity.Consent{other})
-	equal(t, "consents of no user after the refusals", listConsents(t, s, "nobody"), []identity.Consent{})
+	equal(t, "u2's consents after the refusals", listed(t, s.ListConsents, "u2"), []identity.Consent{other})
+	equal(t, "consents of no user after the refusals", listed(t, s.ListConsents, "nobody"), []identity.Consent{})
 
 	// The consent read is a copy of its own.
 	got := getConsent(t, s, "u1", "gitlab")
@@ -92,7 +82,7 @@ func testConsents(t *testing.T, s Store) {
 // Deleting a user or a client deletes its consents and codes, and nothing else's.
 func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	users(t, s, "u1", "u2", "u3")
-	createClients(t, s, client("grafana"), client("gitlab"))
+	create(t, s.CreateClient, client("grafana"), client("gitlab"))
 	for _, c := range []identity.Consent{
 		consent("u1", "grafana", "openid"), consent("u1", "gitlab", "openid"),
 		consent("u2", "grafana", "openid"), consent("u2", "gitlab", "openid", "profile"),
@@ -100,19 +90,19 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	} {
 		check(t, s.SaveConsent(ctx, c))
 	}
-	createCodes(t, s, code("c-u1-grafana", "u1", "grafana"), code("c-u1-gitlab", "u1", "gitlab"),
+	create(t, s.CreateCode, code("c-u1-grafana", "u1", "grafana"), code("c-u1-gitlab", "u1", "gitlab"),
 		code("c-u2-grafana", "u2", "grafana"), code("c-u2-gitlab", "u2", "gitlab"), code("c-u3-gitlab", "u3", "gitlab"),
 		code("c-u2-ghost", "u2", "ghost")) // a code of a client that is not registered
-	u2Consents, u3Consents := listConsents(t, s, "u2"), listConsents(t, s, "u3")
+	u2Consents, u3Consents := listed(t, s.ListConsents, "u2"), listed(t, s.ListConsents, "u3")
 	u2gitlab := getCode(t, s, "c-u2-gitlab")
 
 	check(t, s.DeleteUser(ctx, "u1"))
-	equal(t, "a deleted user's consents", listConsents(t, s, "u1"), []identity.Consent{})
+	equal(t, "a deleted user's consents", listed(t, s.ListConsents, "u1"), []identity.Consent{})
 	noConsent(t, s, "a deleted user's consent", "u1", "grafana")
 	noCode(t, s, "a deleted user's code", "c-u1-grafana")
 	noCode(t, s, "a deleted user's other code", "c-u1-gitlab")
-	equal(t, "u2's consents after u1's delete", listConsents(t, s, "u2"), u2Consents)
-	equal(t, "u3's consents after u1's delete", listConsents(t, s, "u3"), u3Consents)
+	equal(t, "u2's consents after u1's delete", listed(t, s.ListConsents, "u2"), u2Consents)
+	equal(t, "u3's consents after u1's delete", listed(t, s.ListConsents, "u3"), u3Consents)
 	for _, h := range []string{"c-u2-grafana", "c-u2-gitlab", "c-u3-gitlab", "c-u2-ghost"} {
 		getCode(t, s, h)
 	}
@@ -123,9 +113,9 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 
 	check(t, s.DeleteClient(ctx, "grafana"))
 	noConsent(t, s, "a consent to a deleted client", "u2", "grafana")
-	equal(t, "u2's consents after grafana's delete", listConsents(t, s, "u2"),
+	equal(t, "u2's consents after grafana's delete", listed(t, s.ListConsents, "u2"),
 		slices.DeleteFunc(slices.Clone(u2Consents), func(c identity.Consent) bool { return c.ClientID == "grafana" }))
-	equal(t, "u3's consents after grafana's delete", listConsents(t, s, "u3"), u3Consents)
+	equal(t, "u3's consents after grafana's delete", listed(t, s.ListConsents, "u3"), u3Consents)
 	noCode(t, s, "a code issued to a deleted client", "c-u2-grafana")
 	equal(t, "a code issued to another client", getCode(t, s, "c-u2-gitlab"), u2gitlab)
 	getCode(t, s, "c-u3-gitlab")
@@ -140,9 +130,9 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	_, err := s.ReleaseUsername(ctx, "user-u1")
 	check(t, err)
 	check(t, s.CreateUser(ctx, again))
-	createClients(t, s, client("grafana"))
-	equal(t, "the consents of the deleted user", listConsents(t, s, "u1"), []identity.Consent{})
-	equal(t, "the consents of a user made again with the name", listConsents(t, s, "u1b"), []identity.Consent{})
+	create(t, s.CreateClient, client("grafana"))
+	equal(t, "the consents of the deleted user", listed(t, s.ListConsents, "u1"), []identity.Consent{})
+	equal(t, "the consents of a user made again with the name", listed(t, s.ListConsents, "u1b"), []identity.Consent{})
 	noConsent(t, s, "u2's consent to the client made again", "u2", "grafana")
 	n, err := s.DeleteDeadCodes(ctx, t0.Add(24*time.Hour))
 	check(t, err)
@@ -151,6 +141,6 @@ func testDeleteUserAndClientConsentsCodes(t *testing.T, s Store) {
 	}
 	// Consents can be given again.
 	check(t, s.SaveConsent(ctx, consent("u1b", "grafana", "openid")))
-	equal(t, "a consent given again", listConsents(t, s, "u1b"), []identity.Consent{consent("u1b", "grafana", "openid")})
+	equal(t, "a consent given again", listed(t, s.ListConsents, "u1b"), []identity.Consent{consent("u1b", "grafana", "openid")})
 	wantCode(t, "a consent of the deleted user", s.SaveConsent(ctx, consent("u1", "grafana", "openid")), apperr.ENOTFOUND)
 }

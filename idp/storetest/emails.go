@@ -34,7 +34,7 @@ func testUserEmail(t *testing.T, s Store) {
 	byName, err := s.GetUserByName(ctx, "USER-U1")
 	check(t, err)
 	equal(t, "GetUserByName of a user with an email", byName, alice)
-	equal(t, "ListUsers with an email", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{alice})
+	equal(t, "ListUsers with an email", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{alice})
 	// Any number of users have no email: "" is never a conflict.
 	users(t, s, "u2", "u3")
 	u2, u3 := getUser(t, s, "u2"), getUser(t, s, "u3")
@@ -161,7 +161,7 @@ func testConcurrentSignupOneEmail(t *testing.T, s Store) {
 	if len(created) != 1 || taken != 19 {
 		t.Fatalf("%d created and %d refused for the email, want 1 and 19", len(created), taken)
 	}
-	if l := listUsers(t, s, identity.ListOptions{Limit: 100}); len(l) != 1 || l[0].ID != created[0] {
+	if l := listed(t, s.ListUsers, identity.ListOptions{Limit: 100}); len(l) != 1 || l[0].ID != created[0] {
 		t.Fatalf("users after the race: %+v, want %s alone", l, created[0])
 	}
 }

@@ -41,14 +41,14 @@ func testSecondFactorsRoundTrip(t *testing.T, s Store) {
 	byName, err := s.GetUserByName(ctx, alice.Username)
 	check(t, err)
 	equal(t, "GetUserByName of a user with TOTP", byName, want)
-	equal(t, "ListUsers", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{want})
+	equal(t, "ListUsers", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{want})
 
 	// The users a session's and a family's lookups give carry the factors too.
-	createSessions(t, s, session("s1", "u1", 0))
+	create(t, s.CreateSession, session("s1", "u1", 0))
 	_, owner, err := s.SessionByToken(ctx, "th-s1")
 	check(t, err)
 	equal(t, "SessionByToken's user", owner, want)
-	createFamilies(t, s, family("f1", "u1", "r1"))
+	create(t, s.CreateFamily, family("f1", "u1", "r1"))
 	_, owner = peek(t, s, "r1")
 	equal(t, "the user UpdateFamilyByToken's step is given", owner, want)
 
@@ -151,7 +151,7 @@ func testPendingSessionRoundTrip(t *testing.T, s Store) {
 	pre.Pending, pre.AMR = true, []string{"pwd"}
 	full := session("s2", "u1", 0)
 	full.CreatedAt = t0.Add(time.Second)
-	createSessions(t, s, pre, full)
+	create(t, s.CreateSession, pre, full)
 	equal(t, "GetSession of a pending session", getSession(t, s, "s1"), pre)
 	got, owner, err := s.SessionByToken(ctx, "th-s1")
 	check(t, err)
@@ -160,7 +160,7 @@ func testPendingSessionRoundTrip(t *testing.T, s Store) {
 	if got.Live(owner, t0) || !got.PendingLive(owner, t0) {
 		t.Fatal("the pending session read back is live, or not pending-live")
 	}
-	equal(t, "ListSessions", listSessions(t, s, "u1"), []identity.Session{pre, full})
+	equal(t, "ListSessions", listed(t, s.ListSessions, "u1"), []identity.Session{pre, full})
 
 	// An update may not turn a pre-session into a session, nor a session into a pre-session:
 	// the second step makes a new session. Its other fields still update.
@@ -180,7 +180,7 @@ func testPendingSessionRoundTrip(t *testing.T, s Store) {
 	check(t, err)
 	pre.AMR = []string{"pwd", "otp"}
 	equal(t, "UpdateSession of a pending session", done, pre)
-	equal(t, "ListSessions after the updates", listSessions(t, s, "u1"), []identity.Session{pre, full})
+	equal(t, "ListSessions after the updates", listed(t, s.ListSessions, "u1"), []identity.Session{pre, full})
 	ended, err := s.EndSession(ctx, "s2")
 	check(t, err)
 	equal(t, "EndSession's pending session", ended, full)
@@ -194,8 +194,8 @@ func testFamilyAMRRoundTrip(t *testing.T, s Store) {
 	f2.CreatedAt, f2.AMR = t0.Add(time.Second), []string{}
 	f3 := family("f3", "u1", "r3")
 	f3.CreatedAt = t0.Add(2 * time.Second) // nil AMR
-	createFamilies(t, s, f1, f2, f3)
-	equal(t, "ListFamilies", listFamilies(t, s, "u1"), []identity.Family{f1, f2, f3})
+	create(t, s.CreateFamily, f1, f2, f3)
+	equal(t, "ListFamilies", listed(t, s.ListFamilies, "u1"), []identity.Family{f1, f2, f3})
 	for tok, want := range map[string]identity.Family{"r1": f1, "r2": f2, "r3": f3} {
 		got, _ := peek(t, s, tok)
 		equal(t, "the family UpdateFamilyByToken's step is given for "+tok, got, want)
@@ -205,15 +205,15 @@ func testFamilyAMRRoundTrip(t *testing.T, s Store) {
 	want := f1
 	want.AMR = []string{"pwd", "otp"}
 	f1.AMR[0] = "evil"
-	listFamilies(t, s, "u1")[0].AMR[1] = "evil"
-	equal(t, "the family after changing slices outside the store", listFamilies(t, s, "u1")[0], want)
+	listed(t, s.ListFamilies, "u1")[0].AMR[1] = "evil"
+	equal(t, "the family after changing slices outside the store", listed(t, s.ListFamilies, "u1")[0], want)
 
 	// A refresh keeps the AMR; a step that changes it is stored.
 	got, err := refresh(s, "r1", "r1b", t0)
 	check(t, err)
 	want.Current = "r1b"
 	equal(t, "the family after a refresh", got, want)
-	equal(t, "ListFamilies after a refresh", listFamilies(t, s, "u1")[0], want)
+	equal(t, "ListFamilies after a refresh", listed(t, s.ListFamilies, "u1")[0], want)
 	got, err = s.UpdateFamilyByToken(ctx, "r1b", func(f identity.Family, _ identity.User) (identity.Family, error) {
 		f.AMR = []string{"pwd", "hwk"}
 		f.Current = "r1c"
@@ -229,5 +229,5 @@ func testFamilyAMRRoundTrip(t *testing.T, s Store) {
 	wantIs(t, "replayed r1", err, identity.ErrReuse)
 	want.Revoked = true
 	equal(t, "the revoked family", got, want)
-	equal(t, "ListFamilies after the revocation", listFamilies(t, s, "u1"), []identity.Family{want, f2, f3})
+	equal(t, "ListFamilies after the revocation", listed(t, s.ListFamilies, "u1"), []identity.Family{want, f2, f3})
 }

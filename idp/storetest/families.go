@@ -23,28 +23,28 @@ func testFamilyRoundTrip(t *testing.T, s Store) {
 	want := f
 	want.Audience = []string{"grafana", "workitems"}
 	want.CreatedAt, want.ExpiresAt = t0, t0.Add(30*24*time.Hour)
-	equal(t, "ListFamilies", listFamilies(t, s, "u1"), []identity.Family{want})
+	equal(t, "ListFamilies", listed(t, s.ListFamilies, "u1"), []identity.Family{want})
 	got, owner := peek(t, s, "hash0")
 	equal(t, "the family UpdateFamilyByToken's step is given", got, want)
 	equal(t, "the user UpdateFamilyByToken's step is given", owner, u)
 
 	// The audience is the store's own: changing what was given or returned changes nothing.
 	f.Audience[0] = "evil"
-	listFamilies(t, s, "u1")[0].Audience[0] = "evil"
-	equal(t, "ListFamilies after changing slices outside the store", listFamilies(t, s, "u1"), []identity.Family{want})
+	listed(t, s.ListFamilies, "u1")[0].Audience[0] = "evil"
+	equal(t, "ListFamilies after changing slices outside the store", listed(t, s.ListFamilies, "u1"), []identity.Family{want})
 
 	// Revoked reads back too.
 	_, err := s.UpdateFamilyByToken(ctx, "hash0", func(f identity.Family, _ identity.User) (identity.Family, error) { return f.Revoke() })
 	check(t, err)
 	want.Revoked = true
-	equal(t, "ListFamilies after a revocation", listFamilies(t, s, "u1"), []identity.Family{want})
-	equal(t, "ListFamilies of a user without families", listFamilies(t, s, "nobody"), []identity.Family{})
+	equal(t, "ListFamilies after a revocation", listed(t, s.ListFamilies, "u1"), []identity.Family{want})
+	equal(t, "ListFamilies of a user without families", listed(t, s.ListFamilies, "nobody"), []identity.Family{})
 }
 
 func testCreateFamilyRefusals(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
 	f1 := family("f1", "u1", "r1")
-	createFamilies(t, s, f1)
+	create(t, s.CreateFamily, f1)
 	stale := family("f5", "u1", "r5")
 	stale.Epoch = 1 // u1 is at epoch 0
 	for _, tt := range []struct {
@@ -68,9 +68,9 @@ func testCreateFamilyRefusals(t *testing.T, s Store) {
 		}
 	}
 	// Nothing was stored or changed by the refusals.
-	equal(t, "u1's families", listFamilies(t, s, "u1"), []identity.Family{f1})
-	equal(t, "u2's families", listFamilies(t, s, "u2"), []identity.Family{})
-	equal(t, "the families of a user who does not exist", listFamilies(t, s, "nobody"), []identity.Family{})
+	equal(t, "u1's families", listed(t, s.ListFamilies, "u1"), []identity.Family{f1})
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), []identity.Family{})
+	equal(t, "the families of a user who does not exist", listed(t, s.ListFamilies, "nobody"), []identity.Family{})
 	got, _ := peek(t, s, "r1")
 	equal(t, "the family of r1", got, f1)
 	for _, tok := range []string{"r2", "r3", "r4", "r5", "r6"} {
@@ -81,7 +81,7 @@ func testCreateFamilyRefusals(t *testing.T, s Store) {
 
 func testRefreshChain(t *testing.T, s Store) {
 	users(t, s, "u1")
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	got, err := refresh(s, "r0", "r1", t0)
 	check(t, err)
 	want := family("f1", "u1", "r1")
@@ -99,7 +99,7 @@ func testRefreshChain(t *testing.T, s Store) {
 	wantIs(t, "replayed r0", err, identity.ErrReuse)
 	want.Revoked = true
 	equal(t, "the family returned with the reuse", got, want)
-	equal(t, "the family after the reuse", listFamilies(t, s, "u1"), []identity.Family{want})
+	equal(t, "the family after the reuse", listed(t, s.ListFamilies, "u1"), []identity.Family{want})
 	_, err = refresh(s, "r2", "r3", t0)
 	wantIs(t, "r2 after the reuse", err, identity.ErrInvalidGrant)
 	_, err = refresh(s, "never-issued", "x", t0)
@@ -108,7 +108,7 @@ func testRefreshChain(t *testing.T, s Store) {
 
 func testUpdateFamilyByToken(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
-	createFamilies(t, s, family("f1", "u1", "r0"), family("f2", "u1", "q0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"), family("f2", "u1", "q0"))
 	f1, f2 := family("f1", "u1", "r0"), family("f2", "u1", "q0")
 
 	// A step's error does not undo what it returned with it: a revocation is kept.
@@ -119,7 +119,7 @@ func testUpdateFamilyByToken(t *testing.T, s Store) {
 	wantIs(t, "a step's error", err, errBoom)
 	f1.Revoked = true
 	equal(t, "what a failing step returned", got, f1)
-	equal(t, "f1 after a failing step that revoked it", listFamilies(t, s, "u1")[0], f1)
+	equal(t, "f1 after a failing step that revoked it", listed(t, s.ListFamilies, "u1")[0], f1)
 
 	// Refusals change nothing.
 	for _, tt := range []struct {
@@ -134,12 +134,12 @@ func testUpdateFamilyByToken(t *testing.T, s Store) {
 	} {
 		_, err := s.UpdateFamilyByToken(ctx, "q0", tt.step)
 		wantCode(t, tt.name, err, tt.code)
-		equal(t, "the families after "+tt.name, listFamilies(t, s, "u1"), []identity.Family{f1, f2})
+		equal(t, "the families after "+tt.name, listed(t, s.ListFamilies, "u1"), []identity.Family{f1, f2})
 	}
 	_, err = s.UpdateFamilyByToken(ctx, "q0", func(identity.Family, identity.User) (identity.Family, error) { return identity.Family{}, errBoom })
 	wantIs(t, "a step that returns the zero family", err, errBoom)
-	equal(t, "the families after a step that returned the zero family", listFamilies(t, s, "u1"), []identity.Family{f1, f2})
-	equal(t, "u2's families", listFamilies(t, s, "u2"), []identity.Family{})
+	equal(t, "the families after a step that returned the zero family", listed(t, s.ListFamilies, "u1"), []identity.Family{f1, f2})
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), []identity.Family{})
 	f, _ := peek(t, s, "r0")
 	equal(t, "the family of r0", f, f1)
 
@@ -165,7 +165,7 @@ func testUpdateFamilyByToken(t *testing.T, s Store) {
 
 func testConcurrentRefresh(t *testing.T, s Store) {
 	users(t, s, "u1")
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var winners []string
@@ -190,13 +190,13 @@ func testConcurrentRefresh(t *testing.T, s Store) {
 	// Every loser presented a spent token: reuse, which revoked the family, winner's token and all.
 	want := family("f1", "u1", winners[0])
 	want.Revoked = true
-	equal(t, "the family after the race", listFamilies(t, s, "u1"), []identity.Family{want})
+	equal(t, "the family after the race", listed(t, s.ListFamilies, "u1"), []identity.Family{want})
 }
 
 // Twenty steps on one family, each adding to its scope: none is lost.
 func testConcurrentUpdateFamily(t *testing.T, s Store) {
 	users(t, s, "u1")
-	createFamilies(t, s, family("f1", "u1", "r0"))
+	create(t, s.CreateFamily, family("f1", "u1", "r0"))
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -210,7 +210,7 @@ func testConcurrentUpdateFamily(t *testing.T, s Store) {
 		})
 	}
 	wg.Wait()
-	f := listFamilies(t, s, "u1")[0]
+	f := listed(t, s.ListFamilies, "u1")[0]
 	for i := range 20 {
 		if n := strings.Count(f.Scope, fmt.Sprintf("<%d>", i)); n != 1 {
 			t.Fatalf("update %d is in the result %d times, want once: %q", i, n, f.Scope)
@@ -224,24 +224,24 @@ func testListFamilies(t *testing.T, s Store) {
 	// Created out of order; listed by CreatedAt, then ID.
 	b, c, a, d := at(family("b", "u1", "rb"), 2*time.Hour), at(family("c", "u1", "rc"), 0), at(family("a", "u1", "ra"), 2*time.Hour), at(family("d", "u1", "rd"), time.Hour)
 	e := family("e", "u2", "re")
-	createFamilies(t, s, b, c, e, a, d)
-	equal(t, "u1's families", listFamilies(t, s, "u1"), []identity.Family{c, d, a, b})
-	equal(t, "u2's families", listFamilies(t, s, "u2"), []identity.Family{e})
+	create(t, s.CreateFamily, b, c, e, a, d)
+	equal(t, "u1's families", listed(t, s.ListFamilies, "u1"), []identity.Family{c, d, a, b})
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), []identity.Family{e})
 }
 
 func testRevokeUser(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
-	createFamilies(t, s, family("a", "u1", "ra"), family("b", "u1", "rb"), family("c", "u2", "rc"))
+	create(t, s.CreateFamily, family("a", "u1", "ra"), family("b", "u1", "rb"), family("c", "u2", "rc"))
 	if _, err := refresh(s, "rb", "rb1", t0); err != nil {
 		t.Fatal(err)
 	}
-	u1Fams, u2Fams := listFamilies(t, s, "u1"), listFamilies(t, s, "u2")
+	u1Fams, u2Fams := listed(t, s.ListFamilies, "u1"), listed(t, s.ListFamilies, "u2")
 	check(t, s.RevokeUserFamilies(ctx, "u1"))
 	for i := range u1Fams {
 		u1Fams[i].Revoked = true
 	}
-	equal(t, "u1's families: revoked, nothing else", listFamilies(t, s, "u1"), u1Fams)
-	equal(t, "u2's families", listFamilies(t, s, "u2"), u2Fams)
+	equal(t, "u1's families: revoked, nothing else", listed(t, s.ListFamilies, "u1"), u1Fams)
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), u2Fams)
 	for _, tok := range []string{"ra", "rb", "rb1"} {
 		_, err := refresh(s, tok, tok+"x", t0)
 		wantIs(t, tok+" after the user's families were revoked", err, identity.ErrInvalidGrant)
@@ -260,7 +260,7 @@ func testDeleteDeadFamilies(t *testing.T, s Store) {
 	live.ExpiresAt = now.Add(time.Microsecond) // a microsecond from death
 	expired.ExpiresAt = now.Add(-time.Minute)
 	edge.ExpiresAt = now // dead at now
-	createFamilies(t, s, live, expired, revoked, edge)
+	create(t, s.CreateFamily, live, expired, revoked, edge)
 	if _, err := refresh(s, "e0", "e1", t0); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func testDeleteDeadFamilies(t *testing.T, s Store) {
 	if n != 3 {
 		t.Fatalf("DeleteDeadFamilies removed %d, want 3", n)
 	}
-	equal(t, "the families left", listFamilies(t, s, "u"), []identity.Family{live})
+	equal(t, "the families left", listed(t, s.ListFamilies, "u"), []identity.Family{live})
 	for _, tok := range []string{"e0", "e1", "v0", "g0"} {
 		_, err := refresh(s, tok, "z", t0)
 		wantCode(t, "token "+tok+" of a deleted family", err, apperr.ENOTFOUND)

@@ -28,7 +28,7 @@ func testReservedNames(t *testing.T, s Store) {
 	wantCode(t, "GetUser after the refusals", err, apperr.ENOTFOUND)
 	_, err = s.GetUserByName(ctx, "alice")
 	wantCode(t, "GetUserByName of a reserved name", err, apperr.ENOTFOUND)
-	equal(t, "users while alice is reserved", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{user("u2")})
+	equal(t, "users while alice is reserved", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{user("u2")})
 
 	// Nor can a live user be renamed to it or take the email.
 	_, err = s.UpdateUser(ctx, "u2", func(u identity.User) (identity.User, error) { u.Username = "alice"; return u, nil })

@@ -31,8 +31,8 @@ func testSessionRoundTrip(t *testing.T, s Store) {
 	check(t, err)
 	equal(t, "SessionByToken's session", got, want)
 	equal(t, "SessionByToken's user", owner, u)
-	equal(t, "ListSessions", listSessions(t, s, "u1"), []identity.Session{want})
-	equal(t, "ListSessions of a user without sessions", listSessions(t, s, "nobody"), []identity.Session{})
+	equal(t, "ListSessions", listed(t, s.ListSessions, "u1"), []identity.Session{want})
+	equal(t, "ListSessions of a user without sessions", listed(t, s.ListSessions, "nobody"), []identity.Session{})
 
 	// The AMR is the store's own: changing what was given or returned changes nothing.
 	sess.AMR[0] = "evil"
@@ -48,7 +48,7 @@ func testSessionRoundTrip(t *testing.T, s Store) {
 func testCreateSessionRefusals(t *testing.T, s Store) {
 	users(t, s, "u1")
 	s1 := session("s1", "u1", 0)
-	createSessions(t, s, s1)
+	create(t, s.CreateSession, s1)
 	sameID := session("s1", "u1", 0)
 	sameID.TokenHash = "th-other"
 	sameToken := session("s2", "u1", 0)
@@ -77,7 +77,7 @@ func testCreateSessionRefusals(t *testing.T, s Store) {
 			wantIs(t, tt.name, err, tt.is)
 		}
 	}
-	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{s1})
+	equal(t, "u1's sessions", listed(t, s.ListSessions, "u1"), []identity.Session{s1})
 	equal(t, "s1", getSession(t, s, "s1"), s1)
 	for _, id := range []string{"s2", "s3", "s4", "s6", "s7", "s8", "s9"} {
 		_, err := s.GetSession(ctx, id)
@@ -87,13 +87,13 @@ func testCreateSessionRefusals(t *testing.T, s Store) {
 		_, _, err := s.SessionByToken(ctx, tok)
 		wantCode(t, "SessionByToken of refused "+tok, err, apperr.ENOTFOUND)
 	}
-	equal(t, "the sessions of a user who does not exist", listSessions(t, s, "nobody"), []identity.Session{})
+	equal(t, "the sessions of a user who does not exist", listed(t, s.ListSessions, "nobody"), []identity.Session{})
 }
 
 func testUpdateSession(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
 	s1, s2 := session("s1", "u1", 0), session("s2", "u2", 0)
-	createSessions(t, s, s1, s2)
+	create(t, s.CreateSession, s1, s2)
 
 	var seen identity.Session
 	got, err := s.UpdateSession(ctx, "s1", func(sess identity.Session) (identity.Session, error) {
@@ -160,20 +160,15 @@ func testUpdateSession(t *testing.T, s Store) {
 		_, err := s.GetSession(ctx, id)
 		wantCode(t, "the id an update tried", err, apperr.ENOTFOUND)
 	}
-	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{s2})
+	equal(t, "u2's sessions", listed(t, s.ListSessions, "u2"), []identity.Session{s2})
 
-	called := false
-	_, err = s.UpdateSession(ctx, "nope", func(sess identity.Session) (identity.Session, error) { called = true; return sess, nil })
-	wantCode(t, "UpdateSession of no session", err, apperr.ENOTFOUND)
-	if called {
-		t.Fatal("the updater was called for a session that does not exist")
-	}
+	updateNothing(t, "UpdateSession of no session", s.UpdateSession, "nope")
 }
 
 // Twenty updaters each add a method to one session's AMR: none is lost.
 func testConcurrentUpdateSession(t *testing.T, s Store) {
 	users(t, s, "u1")
-	createSessions(t, s, session("s1", "u1", 0))
+	create(t, s.CreateSession, session("s1", "u1", 0))
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -203,18 +198,18 @@ func testListSessions(t *testing.T, s Store) {
 	// Created out of order; listed by CreatedAt, then ID.
 	b, c, a, d := at(session("b", "u1", 0), 2*time.Hour), at(session("c", "u1", 0), 0), at(session("a", "u1", 0), 2*time.Hour), at(session("d", "u1", 0), time.Hour)
 	e := session("e", "u2", 0)
-	createSessions(t, s, b, c, e, a, d)
-	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{c, d, a, b})
-	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{e})
+	create(t, s.CreateSession, b, c, e, a, d)
+	equal(t, "u1's sessions", listed(t, s.ListSessions, "u1"), []identity.Session{c, d, a, b})
+	equal(t, "u2's sessions", listed(t, s.ListSessions, "u2"), []identity.Session{e})
 }
 
 func testEndSession(t *testing.T, s Store) {
 	users(t, s, "u1")
 	s1, s2 := session("s1", "u1", 0), session("s2", "u1", 0)
-	createSessions(t, s, s1, s2)
+	create(t, s.CreateSession, s1, s2)
 	bound, boundElsewhere, unbound := family("a", "u1", "ra"), family("b", "u1", "rb"), family("c", "u1", "rc")
 	bound.SessionID, boundElsewhere.SessionID = "s1", "s2"
-	createFamilies(t, s, bound, boundElsewhere, unbound)
+	create(t, s.CreateFamily, bound, boundElsewhere, unbound)
 
 	got, err := s.EndSession(ctx, "s1")
 	check(t, err)
@@ -223,9 +218,9 @@ func testEndSession(t *testing.T, s Store) {
 	wantCode(t, "GetSession of an ended session", err, apperr.ENOTFOUND)
 	_, _, err = s.SessionByToken(ctx, "th-s1")
 	wantCode(t, "SessionByToken of an ended session", err, apperr.ENOTFOUND)
-	equal(t, "the sessions left", listSessions(t, s, "u1"), []identity.Session{s2})
+	equal(t, "the sessions left", listed(t, s.ListSessions, "u1"), []identity.Session{s2})
 	bound.Revoked = true
-	equal(t, "the families after the end: only the bound one revoked", listFamilies(t, s, "u1"), []identity.Family{bound, boundElsewhere, unbound})
+	equal(t, "the families after the end: only the bound one revoked", listed(t, s.ListFamilies, "u1"), []identity.Family{bound, boundElsewhere, unbound})
 	_, err = s.EndSession(ctx, "s1")
 	wantCode(t, "a second EndSession", err, apperr.ENOTFOUND)
 }
@@ -241,13 +236,13 @@ func testDeleteDeadSessions(t *testing.T, s Store) {
 	expired.ExpiresAt, expired.IdleTTL = now.Add(-time.Minute), 0
 	expiryEdge.ExpiresAt, expiryEdge.LastSeenAt = now, now // expired at now
 	noIdle.IdleTTL = 0                                     // unused for hours, but has no idle limit
-	createSessions(t, s, live, idle, expired, idleEdge, expiryEdge, noIdle)
+	create(t, s.CreateSession, live, idle, expired, idleEdge, expiryEdge, noIdle)
 	n, err := s.DeleteDeadSessions(ctx, now)
 	check(t, err)
 	if n != 4 {
 		t.Fatalf("DeleteDeadSessions removed %d, want 4", n)
 	}
-	equal(t, "the sessions left", listSessions(t, s, "u1"), []identity.Session{live, noIdle})
+	equal(t, "the sessions left", listed(t, s.ListSessions, "u1"), []identity.Session{live, noIdle})
 	for _, id := range []string{"idle", "exp", "idle-edge", "exp-edge"} {
 		_, _, err := s.SessionByToken(ctx, "th-"+id)
 		wantCode(t, "SessionByToken of collected "+id, err, apperr.ENOTFOUND)
@@ -255,7 +250,7 @@ func testDeleteDeadSessions(t *testing.T, s Store) {
 	// Removed entirely: the id and token hash are free again.
 	again := session("idle", "u1", 0)
 	check(t, s.CreateSession(ctx, again))
-	equal(t, "the sessions after making one again", listSessions(t, s, "u1"), []identity.Session{again, live, noIdle})
+	equal(t, "the sessions after making one again", listed(t, s.ListSessions, "u1"), []identity.Session{again, live, noIdle})
 }
 
 func testSecret(t *testing.T, s Store) {
@@ -307,18 +302,18 @@ func testSessionsPerUserBounded(t *testing.T, s Store) {
 		sess.CreatedAt = t0.Add(time.Duration(i) * time.Minute)
 		all = append(all, sess)
 	}
-	createSessions(t, s, all...)
+	create(t, s.CreateSession, all...)
 	oldest := family("f", "u1", "rf")
 	oldest.SessionID = all[0].ID
-	createFamilies(t, s, oldest)
-	createSessions(t, s, session("other-user", "u2", 0))
+	create(t, s.CreateFamily, oldest)
+	create(t, s.CreateSession, session("other-user", "u2", 0))
 	newest := session("newest", "u1", 0)
 	newest.CreatedAt = t0.Add(24 * time.Hour)
-	createSessions(t, s, newest)
-	equal(t, "u1's sessions past the bound", listSessions(t, s, "u1"), append(all[1:], newest))
-	equal(t, "u2's sessions", len(listSessions(t, s, "u2")), 1)
+	create(t, s.CreateSession, newest)
+	equal(t, "u1's sessions past the bound", listed(t, s.ListSessions, "u1"), append(all[1:], newest))
+	equal(t, "u2's sessions", len(listed(t, s.ListSessions, "u2")), 1)
 	oldest.Revoked = true
-	equal(t, "the oldest session's family", listFamilies(t, s, "u1"), []identity.Family{oldest})
+	equal(t, "the oldest session's family", listed(t, s.ListFamilies, "u1"), []identity.Family{oldest})
 	_, _, err := s.SessionByToken(ctx, all[0].TokenHash)
 	wantCode(t, "the oldest session's token", err, apperr.ENOTFOUND)
 }
@@ -328,31 +323,31 @@ func testSessionsPerUserBounded(t *testing.T, s Store) {
 // transaction; another user's ids in keep change nothing of theirs.
 func testChangeCredentialsKeeping(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
-	createSessions(t, s, session("mine", "u1", 0), session("other", "u1", 0), session("theirs", "u2", 0))
+	create(t, s.CreateSession, session("mine", "u1", 0), session("other", "u1", 0), session("theirs", "u2", 0))
 	bound := family("f-bound", "u1", "rt-bound")
 	bound.SessionID = "mine"
 	own := family("f-own", "u1", "rt-own")
 	otherBound := family("f-other", "u1", "rt-other")
 	otherBound.SessionID = "other"
 	loose := family("f-loose", "u1", "rt-loose")
-	createFamilies(t, s, bound, own, otherBound, loose, family("f-theirs", "u2", "rt-theirs"))
+	create(t, s.CreateFamily, bound, own, otherBound, loose, family("f-theirs", "u2", "rt-theirs"))
 
 	u, err := s.ChangeCredentials(ctx, "u1", func(u identity.User) (identity.User, error) { u.PasswordHash = "h2"; return u, nil },
 		"mine", "f-own", "theirs", "f-theirs", "")
 	check(t, err)
 	equal(t, "the new epoch", u.Epoch, int64(1))
 	kept := session("mine", "u1", 1)
-	equal(t, "u1's sessions", listSessions(t, s, "u1"), []identity.Session{kept})
+	equal(t, "u1's sessions", listed(t, s.ListSessions, "u1"), []identity.Session{kept})
 	if sess, owner, err := s.SessionByToken(ctx, kept.TokenHash); err != nil || !sess.Live(owner, t0) {
 		t.Fatalf("the kept session is not live under the new epoch: %v %+v %+v", err, sess, owner)
 	}
 	bound.Epoch, own.Epoch = 1, 1
 	otherBound.Revoked, loose.Revoked = true, true
-	got := listFamilies(t, s, "u1")
+	got := listed(t, s.ListFamilies, "u1")
 	slices.SortFunc(got, func(a, b identity.Family) int { return strings.Compare(a.ID, b.ID) })
 	equal(t, "u1's families", got, []identity.Family{bound, loose, otherBound, own})
-	equal(t, "u2's sessions", listSessions(t, s, "u2"), []identity.Session{session("theirs", "u2", 0)})
-	equal(t, "u2's families", listFamilies(t, s, "u2"), []identity.Family{family("f-theirs", "u2", "rt-theirs")})
+	equal(t, "u2's sessions", listed(t, s.ListSessions, "u2"), []identity.Session{session("theirs", "u2", 0)})
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), []identity.Family{family("f-theirs", "u2", "rt-theirs")})
 	if _, err := refresh(s, "rt-own", "rt-own-2", t0); err != nil {
 		t.Fatalf("the kept family refreshes under the new epoch: %v", err)
 	}
@@ -367,30 +362,30 @@ func testChangeCredentialsKeeping(t *testing.T, s Store) {
 func testPendingSessionsBounded(t *testing.T, s Store) {
 	users(t, s, "u1")
 	real := session("real", "u1", 0)
-	createSessions(t, s, real)
+	create(t, s.CreateSession, real)
 	f := family("f", "u1", "rf")
 	f.SessionID = real.ID
-	createFamilies(t, s, f)
+	create(t, s.CreateFamily, f)
 	var pending []identity.Session
 	for i := range identity.MaxSessionsPerUser + 5 {
 		p := session(fmt.Sprintf("p%03d", i), "u1", 0)
 		p.Pending, p.IdleTTL, p.CreatedAt = true, 0, t0.Add(time.Duration(i+1)*time.Second)
 		p.LastSeenAt = p.CreatedAt
-		createSessions(t, s, p)
+		create(t, s.CreateSession, p)
 		pending = append(pending, p)
 	}
 	want := append([]identity.Session{real}, pending[len(pending)-identity.MaxPendingPerUser:]...)
-	equal(t, "the sessions after many pre-sessions", listSessions(t, s, "u1"), want)
-	equal(t, "the real session's family", listFamilies(t, s, "u1"), []identity.Family{f})
+	equal(t, "the sessions after many pre-sessions", listed(t, s.ListSessions, "u1"), want)
+	equal(t, "the real session's family", listed(t, s.ListFamilies, "u1"), []identity.Family{f})
 	// And real sessions past their bound end real ones, never the pending ones.
 	for i := range identity.MaxSessionsPerUser {
 		r := session(fmt.Sprintf("r%03d", i), "u1", 0)
 		r.CreatedAt = t0.Add(time.Hour + time.Duration(i)*time.Second)
 		r.LastSeenAt = r.CreatedAt
-		createSessions(t, s, r)
+		create(t, s.CreateSession, r)
 	}
 	n := 0
-	for _, sess := range listSessions(t, s, "u1") {
+	for _, sess := range listed(t, s.ListSessions, "u1") {
 		if sess.Pending {
 			n++
 		}

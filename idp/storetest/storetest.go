@@ -21,18 +21,7 @@ import (
 )
 
 // Store is everything an identity backend implements.
-type Store interface {
-	identity.UserStore
-	identity.KeyStore
-	identity.FamilyStore
-	identity.SessionStore
-	identity.SecretStore
-	identity.ClientStore
-	identity.CodeStore
-	identity.ConsentStore
-	identity.AuditStore
-	identity.CodeFailureStore
-}
+type Store = identity.Store
 
 // RunTests runs the suite; newStore returns a fresh, empty store for each subtest and closes
 // it with t.Cleanup.
@@ -170,6 +159,40 @@ func users(t *testing.T, s Store, ids ...string) {
 	}
 }
 
+// create stores each of vs with add (a store's Create method), or fails the test.
+func create[T any](t *testing.T, add func(context.Context, T) error, vs ...T) {
+	t.Helper()
+	for _, v := range vs {
+		check(t, add(ctx, v))
+	}
+}
+
+// updateNothing checks that update (a store's Update method) of key, which names nothing
+// stored, answers ENOTFOUND and the zero value without calling its updater.
+func updateNothing[T any](t *testing.T, what string, update func(context.Context, string, func(T) (T, error)) (T, error), key string) {
+	t.Helper()
+	called := false
+	got, err := update(ctx, key, func(v T) (T, error) { called = true; return v, nil })
+	wantCode(t, what, err, apperr.ENOTFOUND)
+	if called {
+		t.Fatalf("%s: the updater was called for what is not stored", what)
+	}
+	var zero T
+	equal(t, what+": what it returns", got, zero)
+}
+
+// listed is what list (a store's List method) returns for arg, which must be a list: empty,
+// never nil.
+func listed[A, T any](t *testing.T, list func(context.Context, A) ([]T, error), arg A) []T {
+	t.Helper()
+	l, err := list(ctx, arg)
+	check(t, err)
+	if l == nil {
+		t.Fatalf("the list of %+v is nil, want a list", arg)
+	}
+	return l
+}
+
 func getUser(t *testing.T, s Store, id string) identity.User {
 	t.Helper()
 	u, err := s.GetUser(ctx, id)
@@ -177,36 +200,9 @@ func getUser(t *testing.T, s Store, id string) identity.User {
 	return u
 }
 
-func listUsers(t *testing.T, s Store, opt identity.ListOptions) []identity.User {
-	t.Helper()
-	l, err := s.ListUsers(ctx, opt)
-	check(t, err)
-	if l == nil {
-		t.Fatalf("ListUsers(%+v) = nil, want a list", opt)
-	}
-	return l
-}
-
 func family(id, user, current string) identity.Family {
 	return identity.Family{ID: id, UserID: user, ClientID: "idp", Scope: "s", Audience: []string{"a"},
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), Current: current}
-}
-
-func createFamilies(t *testing.T, s Store, fs ...identity.Family) {
-	t.Helper()
-	for _, f := range fs {
-		check(t, s.CreateFamily(ctx, f))
-	}
-}
-
-func listFamilies(t *testing.T, s Store, userID string) []identity.Family {
-	t.Helper()
-	l, err := s.ListFamilies(ctx, userID)
-	check(t, err)
-	if l == nil {
-		t.Fatalf("ListFamilies(%s) = nil, want a list", userID)
-	}
-	return l
 }
 
 // errPeek makes peek's step change nothing.
@@ -240,28 +236,11 @@ func session(id, user string, epoch int64) identity.Session {
 	}
 }
 
-func createSessions(t *testing.T, s Store, ss ...identity.Session) {
-	t.Helper()
-	for _, sess := range ss {
-		check(t, s.CreateSession(ctx, sess))
-	}
-}
-
 func getSession(t *testing.T, s Store, id string) identity.Session {
 	t.Helper()
 	sess, err := s.GetSession(ctx, id)
 	check(t, err)
 	return sess
-}
-
-func listSessions(t *testing.T, s Store, userID string) []identity.Session {
-	t.Helper()
-	l, err := s.ListSessions(ctx, userID)
-	check(t, err)
-	if l == nil {
-		t.Fatalf("ListSessions(%s) = nil, want a list", userID)
-	}
-	return l
 }
 
 func keys(t *testing.T, s Store) []identity.SigningKey {

@@ -12,7 +12,7 @@ import (
 )
 
 func testUserRoundTrip(t *testing.T, s Store) {
-	equal(t, "users of an empty store", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{})
+	equal(t, "users of an empty store", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{})
 	u := identity.User{ID: "u1", Username: "Alice.Smith", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
 		CreatedAt: t0.In(zone), Epoch: 7}
 	check(t, s.CreateUser(ctx, u))
@@ -22,7 +22,7 @@ func testUserRoundTrip(t *testing.T, s Store) {
 	got, err := s.GetUserByName(ctx, "alice.SMITH")
 	check(t, err)
 	equal(t, "GetUserByName in another case", got, want)
-	equal(t, "ListUsers", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{want})
+	equal(t, "ListUsers", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{want})
 	_, err = s.GetUser(ctx, "nobody")
 	wantCode(t, "GetUser of no user", err, apperr.ENOTFOUND)
 	_, err = s.GetUserByName(ctx, "nobody")
@@ -48,7 +48,7 @@ func testCreateUserRefusals(t *testing.T, s Store) {
 		wantCode(t, tt.name, s.CreateUser(ctx, tt.u), tt.code)
 	}
 	// The refusals left nothing behind, and alice is as she was.
-	equal(t, "users after the refusals", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{alice})
+	equal(t, "users after the refusals", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{alice})
 	for _, id := range []string{"u2", "u3", "u4", "u5", ""} {
 		_, err := s.GetUser(ctx, id)
 		wantCode(t, "GetUser of a refused user "+id, err, apperr.ENOTFOUND)
@@ -85,7 +85,7 @@ func testConcurrentSignup(t *testing.T, s Store) {
 		t.Fatalf("%d created and %d conflicts, want 1 and 19", len(created), conflicts)
 	}
 	want := identity.User{ID: created[0], Username: "bob", CreatedAt: t0}
-	equal(t, "users after the race", listUsers(t, s, identity.ListOptions{Limit: 100}), []identity.User{want})
+	equal(t, "users after the race", listed(t, s.ListUsers, identity.ListOptions{Limit: 100}), []identity.User{want})
 }
 
 func usernames(us []identity.User) []string {
@@ -106,7 +106,7 @@ func testListUsers(t *testing.T, s Store) {
 		check(t, s.CreateUser(ctx, u))
 	}
 	order := []string{"a-b", "a.b", "a0b", "a_b", "abc", "ALF", "alfred", "alice", "Bob", "carol", "zed"}
-	all := listUsers(t, s, identity.ListOptions{Limit: identity.MaxListLimit})
+	all := listed(t, s.ListUsers, identity.ListOptions{Limit: identity.MaxListLimit})
 	equal(t, "all users", usernames(all), order)
 	for _, u := range all {
 		equal(t, "listed user "+u.ID, u, getUser(t, s, u.ID))
@@ -116,7 +116,7 @@ func testListUsers(t *testing.T, s Store) {
 	var pages [][]string
 	var after string
 	for {
-		page := listUsers(t, s, identity.ListOptions{After: after, Limit: 3})
+		page := listed(t, s.ListUsers, identity.ListOptions{After: after, Limit: 3})
 		if len(page) == 0 {
 			break
 		}
@@ -145,7 +145,7 @@ func testListUsers(t *testing.T, s Store) {
 		{identity.ListOptions{Prefix: "zz", Limit: 100}, []string{}},
 		{identity.ListOptions{Limit: 1}, []string{"a-b"}},
 	} {
-		equal(t, fmt.Sprintf("ListUsers(%+v)", tt.opt), usernames(listUsers(t, s, tt.opt)), tt.want)
+		equal(t, fmt.Sprintf("ListUsers(%+v)", tt.opt), usernames(listed(t, s.ListUsers, tt.opt)), tt.want)
 	}
 	for _, limit := range []int{0, -1, identity.MaxListLimit + 1} {
 		_, err := s.ListUsers(ctx, identity.ListOptions{Limit: limit})
@@ -175,7 +175,7 @@ func testUpdateUser(t *testing.T, s Store) {
 	equal(t, "GetUserByName of the new name", byName, want)
 	_, err = s.GetUserByName(ctx, "alice")
 	wantCode(t, "GetUserByName of the old name", err, apperr.ENOTFOUND)
-	equal(t, "users after the rename", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{want, bob})
+	equal(t, "users after the rename", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{want, bob})
 	// The old name is free, and the new one taken.
 	check(t, s.CreateUser(ctx, identity.User{ID: "u3", Username: "alice", CreatedAt: t0}))
 	wantCode(t, "signup with the new name", s.CreateUser(ctx, identity.User{ID: "u4", Username: "alice2", CreatedAt: t0}), apperr.ECONFLICT)
@@ -208,12 +208,7 @@ func testUpdateUser(t *testing.T, s Store) {
 	wantIs(t, "an updater's error", err, errBoom)
 	equal(t, "u1 after a failed updater", getUser(t, s, "u1"), want)
 
-	called := false
-	_, err = s.UpdateUser(ctx, "nobody", func(u identity.User) (identity.User, error) { called = true; return u, nil })
-	wantCode(t, "UpdateUser of no user", err, apperr.ENOTFOUND)
-	if called {
-		t.Fatal("the updater was called for a user that does not exist")
-	}
+	updateNothing(t, "UpdateUser of no user", s.UpdateUser, "nobody")
 }
 
 func testConcurrentUpdateUser(t *testing.T, s Store) {
@@ -251,10 +246,10 @@ func testChangeCredentials(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
 	bound := family("a2", "u1", "ra2")
 	bound.SessionID = "s1"
-	createFamilies(t, s, family("a", "u1", "ra"), bound, family("b", "u2", "rb"))
-	createSessions(t, s, session("s1", "u1", 0), session("s1b", "u1", 0), session("s2", "u2", 0))
-	u1Fams, u1Sess := listFamilies(t, s, "u1"), listSessions(t, s, "u1")
-	u2, u2Fams, u2Sess := getUser(t, s, "u2"), listFamilies(t, s, "u2"), listSessions(t, s, "u2")
+	create(t, s.CreateFamily, family("a", "u1", "ra"), bound, family("b", "u2", "rb"))
+	create(t, s.CreateSession, session("s1", "u1", 0), session("s1b", "u1", 0), session("s2", "u2", 0))
+	u1Fams, u1Sess := listed(t, s.ListFamilies, "u1"), listed(t, s.ListSessions, "u1")
+	u2, u2Fams, u2Sess := getUser(t, s, "u2"), listed(t, s.ListFamilies, "u2"), listed(t, s.ListSessions, "u2")
 
 	// Refused: nothing changes, not the user, not the families, not the sessions.
 	_, err := s.ChangeCredentials(ctx, "u1", replaceHash("wrong-old-hash", "h2"))
@@ -268,8 +263,8 @@ func testChangeCredentials(t *testing.T, s Store) {
 	_, err = s.ChangeCredentials(ctx, "nobody", replaceHash("", "h2"))
 	wantCode(t, "ChangeCredentials of no user", err, apperr.ENOTFOUND)
 	equal(t, "u1 after the refusals", getUser(t, s, "u1"), user("u1"))
-	equal(t, "u1's families after the refusals", listFamilies(t, s, "u1"), u1Fams)
-	equal(t, "u1's sessions after the refusals", listSessions(t, s, "u1"), u1Sess)
+	equal(t, "u1's families after the refusals", listed(t, s.ListFamilies, "u1"), u1Fams)
+	equal(t, "u1's sessions after the refusals", listed(t, s.ListSessions, "u1"), u1Sess)
 
 	got, err := s.ChangeCredentials(ctx, "u1", replaceHash("h-u1", "h2"))
 	check(t, err)
@@ -280,26 +275,26 @@ func testChangeCredentials(t *testing.T, s Store) {
 	for i := range u1Fams {
 		u1Fams[i].Revoked = true
 	}
-	equal(t, "u1's families after the change: revoked, nothing else", listFamilies(t, s, "u1"), u1Fams)
+	equal(t, "u1's families after the change: revoked, nothing else", listed(t, s.ListFamilies, "u1"), u1Fams)
 	if _, err := refresh(s, "ra", "ra1", t0); apperr.Code(err) != apperr.EUNAUTHORIZED {
 		t.Fatalf("refresh of u1's family after the change: %v, want invalid grant", err)
 	}
-	equal(t, "u1's sessions after the change", listSessions(t, s, "u1"), []identity.Session{})
+	equal(t, "u1's sessions after the change", listed(t, s.ListSessions, "u1"), []identity.Session{})
 	_, err = s.GetSession(ctx, "s1")
 	wantCode(t, "GetSession of an ended session", err, apperr.ENOTFOUND)
 	_, _, err = s.SessionByToken(ctx, "th-s1b")
 	wantCode(t, "SessionByToken of an ended session", err, apperr.ENOTFOUND)
 	equal(t, "u2", getUser(t, s, "u2"), u2)
-	equal(t, "u2's families", listFamilies(t, s, "u2"), u2Fams)
-	equal(t, "u2's sessions", listSessions(t, s, "u2"), u2Sess)
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), u2Fams)
+	equal(t, "u2's sessions", listed(t, s.ListSessions, "u2"), u2Sess)
 
 	// What a login that checked the old password would make now is refused; the new epoch works.
 	wantIs(t, "session for the old epoch", s.CreateSession(ctx, session("s3", "u1", 0)), identity.ErrStaleCredentials)
 	wantIs(t, "family for the old epoch", s.CreateFamily(ctx, family("c", "u1", "rc")), identity.ErrStaleCredentials)
-	createSessions(t, s, session("s4", "u1", 1))
+	create(t, s.CreateSession, session("s4", "u1", 1))
 	fresh := family("d", "u1", "rd")
 	fresh.Epoch = 1
-	createFamilies(t, s, fresh)
+	create(t, s.CreateFamily, fresh)
 	// A rehash (UpdateUser) keeps the epoch.
 	got, err = s.UpdateUser(ctx, "u1", replaceHash("h2", "h3"))
 	check(t, err)
@@ -338,32 +333,32 @@ func testDeleteUser(t *testing.T, s Store) {
 	users(t, s, "u1", "u2")
 	bound := family("a2", "u1", "ra2")
 	bound.SessionID = "s1"
-	createFamilies(t, s, family("a", "u1", "ra0"), bound, family("b", "u2", "rb"))
+	create(t, s.CreateFamily, family("a", "u1", "ra0"), bound, family("b", "u2", "rb"))
 	if _, err := refresh(s, "ra0", "ra1", t0); err != nil {
 		t.Fatal(err)
 	}
-	createSessions(t, s, session("s1", "u1", 0), session("s2", "u2", 0))
-	u2, u2Fams, u2Sess := getUser(t, s, "u2"), listFamilies(t, s, "u2"), listSessions(t, s, "u2")
+	create(t, s.CreateSession, session("s1", "u1", 0), session("s2", "u2", 0))
+	u2, u2Fams, u2Sess := getUser(t, s, "u2"), listed(t, s.ListFamilies, "u2"), listed(t, s.ListSessions, "u2")
 
 	check(t, s.DeleteUser(ctx, "u1"))
 	_, err := s.GetUser(ctx, "u1")
 	wantCode(t, "GetUser of a deleted user", err, apperr.ENOTFOUND)
 	_, err = s.GetUserByName(ctx, "user-u1")
 	wantCode(t, "GetUserByName of a deleted user", err, apperr.ENOTFOUND)
-	equal(t, "users after the delete", listUsers(t, s, identity.ListOptions{Limit: 10}), []identity.User{u2})
-	equal(t, "the deleted user's families", listFamilies(t, s, "u1"), []identity.Family{})
+	equal(t, "users after the delete", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{u2})
+	equal(t, "the deleted user's families", listed(t, s.ListFamilies, "u1"), []identity.Family{})
 	for _, tok := range []string{"ra0", "ra1", "ra2"} {
 		_, err := s.UpdateFamilyByToken(ctx, tok, func(f identity.Family, _ identity.User) (identity.Family, error) { return f, nil })
 		wantCode(t, "a token of a deleted user's family", err, apperr.ENOTFOUND)
 	}
-	equal(t, "the deleted user's sessions", listSessions(t, s, "u1"), []identity.Session{})
+	equal(t, "the deleted user's sessions", listed(t, s.ListSessions, "u1"), []identity.Session{})
 	_, err = s.GetSession(ctx, "s1")
 	wantCode(t, "GetSession of a deleted user's session", err, apperr.ENOTFOUND)
 	_, _, err = s.SessionByToken(ctx, "th-s1")
 	wantCode(t, "SessionByToken of a deleted user's session", err, apperr.ENOTFOUND)
 	equal(t, "u2", getUser(t, s, "u2"), u2)
-	equal(t, "u2's families", listFamilies(t, s, "u2"), u2Fams)
-	equal(t, "u2's sessions", listSessions(t, s, "u2"), u2Sess)
+	equal(t, "u2's families", listed(t, s.ListFamilies, "u2"), u2Fams)
+	equal(t, "u2's sessions", listed(t, s.ListSessions, "u2"), u2Sess)
 
 	// Nothing can be made for the deleted user, and the delete is done.
 	wantIs(t, "a family for a deleted user", s.CreateFamily(ctx, family("c", "u1", "rc")), identity.ErrStaleCredentials)
@@ -390,5 +385,5 @@ func testDeleteUser(t *testing.T, s Store) {
 	_, err = s.ReleaseUsername(ctx, "user-u1")
 	check(t, err)
 	check(t, s.CreateUser(ctx, identity.User{ID: "u3", Username: "USER-U1", CreatedAt: t0}))
-	equal(t, "the new user's families", listFamilies(t, s, "u3"), []identity.Family{})
+	equal(t, "the new user's families", listed(t, s.ListFamilies, "u3"), []identity.Family{})
 }

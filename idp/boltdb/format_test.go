@@ -1,0 +1,320 @@
+package boltdb_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/idp/boltdb"
+	"jwtidp/idp/identity"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/format.golden from what the store writes now")
+
+// formatGolden holds every bucket entry populate leaves, as the store wrote them before its
+// code was shared between entities. The file format is a contract with every data folder in
+// use: a change the golden file would need is a change those files need a migration for, so
+// -update is for an intended new format only.
+const formatGolden = "testdata/format.golden"
+
+// TestStoredFormat writes every kind of entity through every write path and compares the
+// bytes in the file, bucket by bucket, with the golden file.
+func TestStoredFormat(t *testing.T) {
+	db := openTemp(t).(*boltdb.DB)
+	populate(t, db)
+	got := dump(t, db)
+	if *update {
+		if err := os.WriteFile(formatGolden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(formatGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := range min(len(gl), len(wl)) {
+			if gl[i] != wl[i] {
+				t.Fatalf("stored format changed at line %d:\n got %s\nwant %s", i+1, gl[i], wl[i])
+			}
+		}
+		t.Fatalf("stored format changed: %d lines, want %d", len(gl), len(wl))
+	}
+}
+
+// TestGoldenFileOpens loads the golden file's entries into a data folder, as an older IdP left
+// it, and reads every entity back through the store: each reads as it does from the store
+// that wrote it.
+func TestGoldenFileOpens(t *testing.T) {
+	written := openTemp(t).(*boltdb.DB)
+	populate(t, written)
+
+	dir := t.TempDir()
+	raw, err := bolt.Open(filepath.Join(dir, boltdb.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := load(raw, formatGolden); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	old, err := boltdb.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+
+	want, got := readAll(t, written), readAll(t, old)
+	for k, w := range want {
+		if !reflect.DeepEqual(got[k], w) {
+			t.Errorf("%s from the golden file:\n got %+v\nwant %+v", k, got[k], w)
+		}
+	}
+}
+
+// at is the suite's clock, in a zone other than UTC: the store keeps what it is given, and
+// reads it back in UTC.
+var at = time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.FixedZone("CEST", 2*3600))
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// populate calls every write method of the store, with fixed values.
+func populate(t *testing.T, db *boltdb.DB) {
+	ctx := context.Background()
+	audited := identity.WithAuditEvents(ctx, identity.AuditEvent{Time: at, Type: identity.AuditSignup, UserID: "u1", Actor: "anonymous", ClientIP: "192.0.2.1", Outcome: "success"})
+	must(t, db.CreateUser(audited, identity.User{ID: "u1", Username: "Alice", PasswordHash: "$argon2id$x", CreatedAt: at, Email: "Alice@Example.com"}))
+	must(t, db.CreateUser(ctx, identity.User{ID: "u2", Username: "bob", PasswordHash: "$argon2id$y", CreatedAt: at}))
+	must(t, db.CreateUser(ctx, identity.User{ID: "u3", Username: "carol", CreatedAt: at, Email: "carol@example.com", Admin: true}))
+	must(t, second(db.UpdateUser(ctx, "u1", func(u identity.User) (identity.User, error) {
+		u.EmailVerified, u.LastLoginAt = true, at.Add(time.Minute)
+		u.Factors = identity.SecondFactors{TOTP: &identity.TOTP{Secret: []byte("sealed"), Confirmed: true, LastStep: 7, EnrolledAt: at},
+			RecoveryCodes: []string{}, Passkeys: []identity.Passkey{{ID: []byte{1, 2}, PublicKey: []byte{3}, Name: "key", CreatedAt: at}}}
+		return u, nil
+	})))
+	must(t, second(db.UpdateUser(ctx, "u2", func(u identity.User) (identity.User, error) {
+		u.Username, u.Email = "Bobby", "bob@example.com"
+		return u, nil
+	})))
+
+	must(t, db.CreateClient(ctx, identity.Client{ID: "app", Name: "App", SecretHash: "h", RedirectURIs: []string{"https://app.example/cb"},
+		GrantTypes: []string{identity.GrantAuthorizationCode, identity.GrantRefreshToken}, Scopes: []string{}, CreatedAt: at}))
+	must(t, db.CreateClient(ctx, identity.Client{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"},
+		GrantTypes: []string{identity.GrantAuthorizationCode}, CreatedAt: at}))
+	must(t, second(db.UpdateClient(ctx, "app", func(c identity.Client) (identity.Client, error) {
+		c.PostLogoutRedirectURIs, c.ForwardAuth = []string{"https://app.example/bye"}, true
+		return c, nil
+	})))
+	must(t, db.SaveConsent(ctx, identity.Consent{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile"}, GrantedAt: at}))
+	must(t, db.SaveConsent(ctx, identity.Consent{UserID: "u2", ClientID: "spa", Scopes: []string{"openid"}, GrantedAt: at}))
+
+	must(t, db.CreateCode(ctx, identity.AuthCode{Hash: "code1", ClientID: "app", RedirectURI: "https://app.example/cb", Nonce: "n",
+		Scopes: []string{"openid"}, UserID: "u1", SessionID: "s1", AuthTime: at, AMR: []string{"pwd", "otp"}, CreatedAt: at, ExpiresAt: at.Add(time.Minute)}))
+	must(t, db.CreateCode(ctx, identity.AuthCode{Hash: "code2", ClientID: "spa", RedirectURI: "http://127.0.0.1/cb", CodeChallenge: "c",
+		UserID: "u2", AuthTime: at, CreatedAt: at, ExpiresAt: at.Add(time.Minute)}))
+	must(t, second(db.UpdateCode(ctx, "code1", func(c identity.AuthCode) (identity.AuthCode, error) {
+		c.Used, c.RefreshHash = true, "r1"
+		return c, nil
+	})))
+
+	must(t, db.CreateSession(ctx, identity.Session{ID: "s1", TokenHash: "st1", UserID: "u1", AuthTime: at, AMR: []string{"pwd"}, CreatedAt: at,
+		LastSeenAt: at, IdleTTL: time.Hour, ExpiresAt: at.Add(24 * time.Hour), RemoteAddr: "192.0.2.1", UserAgent: "UA"}))
+	must(t, db.CreateSession(ctx, identity.Session{ID: "s2", TokenHash: "st2", UserID: "u1", CreatedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour), Pending: true}))
+	must(t, db.CreateSession(ctx, identity.Session{ID: "s3", TokenHash: "st3", UserID: "u2", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, second(db.UpdateSession(ctx, "s1", func(s identity.Session) (identity.Session, error) {
+		s.TokenHash, s.LastSeenAt = "st1b", at.Add(time.Minute)
+		return s, nil
+	})))
+
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ClientID: "app", Scope: "openid", Audience: []string{"api"}, SessionID: "s1",
+		CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "r1", AMR: []string{"pwd"}}))
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f2", UserID: "u1", ClientID: "spa", CreatedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour), Current: "r2"}))
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f3", UserID: "u2", ClientID: "app", CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "r3"}))
+	must(t, second(db.UpdateFamilyByToken(ctx, "r1", func(f identity.Family, u identity.User) (identity.Family, error) {
+		return f.Refresh("r1", "r1b", u, at)
+	})))
+	if _, err := db.UpdateFamilyByToken(ctx, "r1", func(f identity.Family, u identity.User) (identity.Family, error) {
+		return f.Refresh("r1", "r1c", u, at) // reuse: the family is revoked and kept so
+	}); !errors.Is(err, identity.ErrReuse) {
+		t.Fatalf("reuse: %v", err)
+	}
+	// The pending session and the families not bound to s1 end; s1 moves to the next epoch.
+	must(t, second(db.ChangeCredentials(ctx, "u1", func(u identity.User) (identity.User, error) {
+		u.PasswordHash = "$argon2id$z"
+		return u, nil
+	}, "s1")))
+
+	must(t, db.UpdateKeys(ctx, func([]identity.SigningKey) ([]identity.SigningKey, error) {
+		return []identity.SigningKey{
+			{ID: "k1", State: identity.KeyRetired, PrivateDER: []byte{1, 2, 3}, CreatedAt: at, SignsFrom: at, RetiredAt: at.Add(time.Hour), DeleteAt: at.Add(2 * time.Hour)},
+			{ID: "k2", State: identity.KeyCurrent, PrivateDER: []byte{4, 5}, CreatedAt: at, SignsFrom: at.Add(time.Hour)},
+			{ID: "k3", State: identity.KeyNext, PrivateDER: []byte{6}, CreatedAt: at},
+		}, nil
+	}))
+	must(t, db.UpdateKeys(ctx, func(keys []identity.SigningKey) ([]identity.SigningKey, error) { return keys[1:], nil }))
+
+	for _, id := range []string{"u1", "nobody"} {
+		must(t, second(db.UpdateCodeFailures(ctx, id, func(identity.ThrottleCounter) identity.ThrottleCounter {
+			return identity.ThrottleCounter{First: at, Until: at.Add(time.Minute), Touched: at, Failures: 3, Lockouts: 1}
+		})))
+	}
+	_, err := db.Secret(ctx, "browser", []byte("secret bytes\x00\xff"))
+	must(t, err)
+	must(t, db.AppendAudit(ctx, identity.AuditEvent{Time: at, Type: identity.AuditKeyRotated, Actor: "system", Outcome: "success", Detail: "k2"}))
+
+	// A deleted client's families are revoked (and written) by the delete.
+	must(t, db.CreateClient(ctx, identity.Client{ID: "gone", SecretHash: "h", GrantTypes: []string{identity.GrantClientCredentials}, CreatedAt: at}))
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f4", UserID: "u2", ClientID: "gone", CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "r4"}))
+	must(t, db.DeleteClient(ctx, "gone"))
+
+	// u3 goes: its username and email stay reserved, its id refused for ever.
+	must(t, db.DeleteUser(ctx, "u3"))
+}
+
+// dump lists every entry of every bucket, nested ones too, in bbolt's order: a line per entry,
+// its bucket path, key and value quoted; a nested bucket is the word bucket.
+func dump(t *testing.T, db *boltdb.DB) string {
+	var b strings.Builder
+	var walk func(path string, bk *bolt.Bucket) error
+	walk = func(path string, bk *bolt.Bucket) error {
+		return bk.ForEach(func(k, v []byte) error {
+			if v == nil {
+				fmt.Fprintf(&b, "%s%q bucket\n", path, k)
+				return walk(fmt.Sprintf("%s%q ", path, k), bk.Bucket(k))
+			}
+			fmt.Fprintf(&b, "%s%q %q\n", path, k, v)
+			return nil
+		})
+	}
+	err := db.DB.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			fmt.Fprintf(&b, "%q bucket\n", name)
+			return walk(fmt.Sprintf("%q ", name), bk)
+		})
+	})
+	must(t, err)
+	return b.String()
+}
+
+// load writes the entries of a dump into db.
+func load(db *bolt.DB, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var words [][]byte
+			nested := strings.HasSuffix(sc.Text(), " bucket")
+			rest := strings.TrimSuffix(sc.Text(), " bucket")
+			for rest != "" {
+				q, err := strconv.QuotedPrefix(rest)
+				if err != nil {
+					return fmt.Errorf("%q: %w", sc.Text(), err)
+				}
+				w, _ := strconv.Unquote(q)
+				words = append(words, []byte(w))
+				rest = strings.TrimPrefix(rest[len(q):], " ")
+			}
+			if nested {
+				words = append(words, nil)
+			}
+			path, k, v := words[:len(words)-2], words[len(words)-2], words[len(words)-1]
+			if len(path) == 0 { // a top-level bucket
+				if _, err := tx.CreateBucketIfNotExists(k); err != nil {
+					return err
+				}
+				continue
+			}
+			bk := tx.Bucket(path[0])
+			for _, w := range path[1:] {
+				bk = bk.Bucket(w)
+			}
+			var err error
+			if v == nil {
+				_, err = bk.CreateBucketIfNotExists(k)
+			} else {
+				err = bk.Put(k, v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return sc.Err()
+	})
+}
+
+// readAll reads every entity populate wrote through the store's read methods, by what was read.
+func readAll(t *testing.T, db *boltdb.DB) map[string]any {
+	ctx := context.Background()
+	out := map[string]any{}
+	read := func(what string, v any, err error) {
+		t.Helper()
+		must(t, err)
+		out[what] = v
+	}
+	users, err := db.ListUsers(ctx, identity.ListOptions{Limit: 10})
+	read("users", users, err)
+	u, err := db.GetUserByName(ctx, "BOBBY")
+	read("user by name", u, err)
+	reserved, err := db.ReservedNames(ctx)
+	read("reserved names", reserved, err)
+	deleted, err := db.DeletedUserIDs(ctx)
+	read("deleted users", deleted, err)
+	clients, err := db.ListClients(ctx)
+	read("clients", clients, err)
+	keys, err := db.Keys(ctx)
+	read("keys", keys, err)
+	events, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 100})
+	read("audit", events, err)
+	secrets, err := db.Secrets(ctx)
+	read("secrets", secrets, err)
+	for _, id := range []string{"u1", "u2"} {
+		consents, err := db.ListConsents(ctx, id)
+		read("consents of "+id, consents, err)
+		fams, err := db.ListFamilies(ctx, id)
+		read("families of "+id, fams, err)
+		sessions, err := db.ListSessions(ctx, id)
+		read("sessions of "+id, sessions, err)
+	}
+	for _, f := range []string{"f1", "f2", "f3", "f4"} {
+		hashes, err := db.FamilyTokenHashes(ctx, f)
+		read("token hashes of "+f, hashes, err)
+	}
+	sess, su, err := db.SessionByToken(ctx, "st1b")
+	read("session by token", []any{sess, su}, err)
+	for _, h := range []string{"code1", "code2"} {
+		stop := errors.New("read only")
+		c, err := db.UpdateCode(ctx, h, func(c identity.AuthCode) (identity.AuthCode, error) { return c, stop })
+		if !errors.Is(err, stop) {
+			t.Fatalf("code %s: %v", h, err)
+		}
+		out["code "+h] = c
+	}
+	for _, id := range []string{"u1", "nobody"} {
+		c, err := db.UpdateCodeFailures(ctx, id, func(c identity.ThrottleCounter) identity.ThrottleCounter { return c })
+		read("code failures of "+id, c, err)
+	}
+	return out
+}
