@@ -356,7 +356,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 10") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 11") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

@@ -27,7 +27,8 @@ func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, er
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
-// and a client redeems one at the IdP that issued it.
+// and a client redeems one at the IdP that issued it. Nor are stored authorization requests:
+// they live half an hour, and a browser whose request is gone starts again at its application.
 type copied struct {
 	users, keys, families, sessions, secrets, clients, consents, deleted, reserved, audit int
 }

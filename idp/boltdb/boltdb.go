@@ -36,6 +36,7 @@ var (
 	// normalized username of a deleted user → ReservedName, until an admin releases it; the
 	// deleted user's email stays in bucketEmails under their id meanwhile.
 	bucketReserved = []byte("reservednames")
+	bucketAuthReqs = []byte("authrequests") // authorization-request id → AuthRequest
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -53,7 +54,7 @@ var _ identity.Store = (*DB)(nil)
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
-		bucketCodeFails, bucketReserved)
+		bucketCodeFails, bucketReserved, bucketAuthReqs)
 	if err != nil {
 		return nil, err
 	}

@@ -135,6 +135,17 @@ func populate(t *testing.T, db *boltdb.DB) {
 		return c, nil
 	})))
 
+	age := 0
+	must(t, db.CreateAuthRequest(ctx, identity.AuthRequest{ID: "req1", ClientID: "app", RedirectURI: "https://app.example/cb",
+		Scopes: []string{"openid", "profile"}, State: "st", Nonce: "n", CodeChallenge: "c", Prompt: "login consent", LoginHint: "bob",
+		MaxAge: &age, ACRValues: []string{"mfa"}, SignInAfter: at, CreatedAt: at, ExpiresAt: at.Add(identity.AuthRequestTTL)}))
+	must(t, db.CreateAuthRequest(ctx, identity.AuthRequest{ID: "req2", ClientID: "spa", RedirectURI: "http://127.0.0.1/cb",
+		Scopes: []string{"openid"}, CreatedAt: at, ExpiresAt: at.Add(identity.AuthRequestTTL)}))
+	must(t, second(db.UpdateAuthRequest(ctx, "req2", func(r identity.AuthRequest) (identity.AuthRequest, error) {
+		r.SignInAfter, r.Answered = at.Add(time.Minute), true
+		return r, nil
+	})))
+
 	must(t, db.CreateSession(ctx, identity.Session{ID: "s1", TokenHash: "st1", UserID: "u1", AuthTime: at, AMR: []string{"pwd"}, CreatedAt: at,
 		LastSeenAt: at, IdleTTL: time.Hour, ExpiresAt: at.Add(24 * time.Hour), RemoteAddr: "192.0.2.1", UserAgent: "UA"}))
 	must(t, db.CreateSession(ctx, identity.Session{ID: "s2", TokenHash: "st2", UserID: "u1", CreatedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour), Pending: true}))
@@ -304,6 +315,10 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 	}
 	sess, su, err := db.SessionByToken(ctx, "st1b")
 	read("session by token", []any{sess, su}, err)
+	for _, id := range []string{"req1", "req2"} {
+		r, err := db.GetAuthRequest(ctx, id)
+		read("authorization request "+id, r, err)
+	}
 	for _, h := range []string{"code1", "code2"} {
 		stop := errors.New("read only")
 		c, err := db.UpdateCode(ctx, h, func(c identity.AuthCode) (identity.AuthCode, error) { return c, stop })

@@ -427,4 +427,5 @@ type Store interface {
 	ConsentStore
 	AuditStore
 	CodeFailureStore
+	AuthRequestStore
 }

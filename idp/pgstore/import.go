@@ -15,8 +15,8 @@ import (
 // epoch is copied as it is; no session bound ends another). Each only adds: a row that is
 // there already is kept as the target has it, so re-running a copy — even after replicas have
 // served from the target, changed passwords, revoked families, ended sessions — can never
-// undo any of that. Keys are copied with UpdateKeys. Authorization codes are not copied: they
-// live a minute.
+// undo any of that. Keys are copied with UpdateKeys. Authorization codes and requests are not
+// copied: they live a minute and half an hour, and the browser that holds one starts again.
 
 // ImportUser stores u, its email and whether that is verified included, unless a user with
 // its id is stored. EINVALID when u breaks User.Validate; ECONFLICT when another user has its

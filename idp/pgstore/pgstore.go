@@ -110,6 +110,7 @@ var conflicts = map[string]string{
 	"sessions_token_hash_key":       "Session token already taken",
 	"oauth_clients_pkey":            "Client id already taken",
 	"auth_codes_pkey":               "Authorization code already issued",
+	"auth_requests_pkey":            "Authorization request id already taken",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

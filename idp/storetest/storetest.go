@@ -87,6 +87,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentRedeemOneWinner", testConcurrentRedeemOneWinner},
 		{"DeleteDeadCodes", testDeleteDeadCodes},
 
+		{"AuthRequestRoundTrip", testAuthRequestRoundTrip},
+		{"CreateAuthRequestRefusals", testCreateAuthRequestRefusals},
+		{"UpdateAuthRequest", testUpdateAuthRequest},
+		{"ConcurrentAnswerOneWinner", testConcurrentAnswerOneWinner},
+		{"DeleteDeadAuthRequests", testDeleteDeadAuthRequests},
+
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 
