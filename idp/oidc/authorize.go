@@ -24,6 +24,7 @@ type AuthorizeRequest struct {
 	Prompt              string
 	LoginHint           string
 	MaxAge              *int
+	ACRValues           []string // space-delimited in the query, in order of preference
 
 	// problem is what ParseAuthorize found wrong beyond client_id and redirect_uri; Check
 	// reports it, once it knows the error may be redirected.
@@ -45,8 +46,8 @@ const ScopeOpenID = "openid"
 // §3.1). Others are ignored, as RFC 6749 §3.1 requires.
 var AuthorizeParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-	"code_challenge_method", "prompt", "login_hint", "max_age", "response_mode", "request",
-	"request_uri",
+	"code_challenge_method", "prompt", "login_hint", "max_age", "acr_values", "response_mode",
+	"request", "request_uri",
 }
 
 // ParseAuthorize reads an authorization request's query. Its error, an *Error that never
@@ -72,6 +73,7 @@ func ParseAuthorize(q url.Values) (AuthorizeRequest, error) {
 		CodeChallengeMethod: q.Get("code_challenge_method"),
 		Prompt:              q.Get("prompt"),
 		LoginHint:           q.Get("login_hint"),
+		ACRValues:           strings.Fields(q.Get("acr_values")),
 	}
 	for _, p := range AuthorizeParams {
 		if len(q[p]) > 1 {
@@ -225,6 +227,4 @@ func checkPrompt(p string) *Error {
 }
 
 // HasPrompt reports whether r's prompt parameter includes v (one of the Prompt constants).
-func (r AuthorizeRequest) HasPrompt(v string) bool {
-	return slices.Contains(strings.Fields(r.Prompt), v)
-}
+func (r AuthorizeRequest) HasPrompt(v string) bool { return hasPrompt(r.Prompt, v) }

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -200,18 +201,18 @@ func TestAuthorizeAccepts(t *testing.T) {
 }
 
 func TestParseAuthorizeFields(t *testing.T) {
-	r, err := ParseAuthorize(query(confidential, "prompt=login consent", "max_age=300", "login_hint=ann"))
+	r, err := ParseAuthorize(query(confidential, "prompt=login consent", "max_age=300", "login_hint=ann", "acr_values=mfa  urn:x:loa sfa"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := AuthorizeRequest{ResponseType: "code", ClientID: "app", RedirectURI: "https://app.example.com/cb",
 		Scope: "openid profile", State: "st", Nonce: "n", CodeChallenge: rfcChallenge, CodeChallengeMethod: "S256",
-		Prompt: "login consent", LoginHint: "ann"}
+		Prompt: "login consent", LoginHint: "ann", ACRValues: []string{"mfa", "urn:x:loa", "sfa"}}
 	if r.MaxAge == nil || *r.MaxAge != 300 {
 		t.Fatalf("MaxAge = %v", r.MaxAge)
 	}
 	r.MaxAge = nil
-	if r != want {
+	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("got %+v\nwant %+v", r, want)
 	}
 	if !r.HasPrompt(PromptLogin) || !r.HasPrompt(PromptConsent) || r.HasPrompt(PromptNone) {
