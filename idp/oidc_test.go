@@ -435,16 +435,14 @@ func TestCodeFlowRefusals(t *testing.T) {
 		t.Errorf("consent denied: %s", pg.url)
 	}
 	// A consent POST without the CSRF token (or with another session's) is refused with a page.
-	form := url.Values{"decision": {"allow"}}
-	for k, vv := range webQuery(v) {
-		form[k] = vv
-	}
-	resp, _ := bob.browser.PostForm(p.URL+"/authorize", form)
+	consent = bob.get(authorizeURL(p.URL, webQuery(v)))
+	form := url.Values{"decision": {"allow"}, "id": {formField(t, consent, "id")}}
+	resp, _ := bob.browser.PostForm(p.URL+"/authorize/continue", form)
 	if pg := bob.read(resp); pg.status != 403 || strings.HasPrefix(pg.url.String(), webCallback) {
 		t.Errorf("a CSRF-less consent POST: %d %s", pg.status, pg.url)
 	}
-	form.Set("csrf", hiddenField.FindStringSubmatch(consent.body)[2]) // bob's token, posted from alice's browser
-	resp, _ = r.browser.PostForm(p.URL+"/authorize", form)
+	form.Set("csrf", formField(t, consent, "csrf")) // bob's token, posted from alice's browser
+	resp, _ = r.browser.PostForm(p.URL+"/authorize/continue", form)
 	if pg := r.read(resp); pg.status != 403 {
 		t.Errorf("another session's consent token: %d %s", pg.status, pg.url)
 	}

@@ -109,7 +109,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.IntVar(&th.CodeFailures, "throttle-code-failures", "IDP_THROTTLE_CODE_FAILURES", def.CodeFailures, "wrong one-time codes for one account, from any client, before its code step is locked (0: never)")
 	fs.DurationVar(&th.CodeWindow, "throttle-code-window", "IDP_THROTTLE_CODE_WINDOW", def.CodeWindow, "window in which those codes count")
 	fs.DurationVar(&th.CodeLock, "throttle-code-lock", "IDP_THROTTLE_CODE_LOCK", def.CodeLock, "how long the code step stays locked (a browser with the account's device cookie is not)")
-	fs.IntVar(&c.rateLimit, "rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /login (0 turns it off)")
+	fs.IntVar(&c.rateLimit, "rate-limit", "IDP_RATE_LIMIT", 10, "requests per second per client on /signup, /auth, /login and the authorization requests kept for a page (0 turns it off)")
 	fs.IntVar(&c.rateBurst, "rate-burst", "IDP_RATE_BURST", 30, "burst per client above the rate")
 	fs.IntVar(&c.tokenRateLimit, "token-rate-limit", "IDP_TOKEN_RATE_LIMIT", 100, "requests per second per client on /token (0 turns it off)")
 	fs.IntVar(&c.tokenRateBurst, "token-rate-burst", "IDP_TOKEN_RATE_BURST", 200, "burst per client on /token")
@@ -333,7 +333,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
 	}
 	svc := auth.New(auth.Config{
-		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, IDTokenTTL: c.idTokenTTL,
+		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
@@ -369,6 +369,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
 		IDTokenHints: func(raw string) (token.IDClaims, error) { return issuer.ParseIDTokenHint(raw, km.PublicKey) },
+		ScopeText:    scopeText,
 		Now:          now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),
@@ -401,6 +402,13 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		where = []any{"store", "postgres"}
 	}
 	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid, "signer", km.SignerName()), c.secretsLog()...)}, nil
+}
+
+// scopeText is how the consent page names the first-party scopes of the default --scope; a
+// scope not named here is shown by its name.
+var scopeText = map[string]string{
+	"workitems:read":  "Read your work items",
+	"workitems:write": "Create, change and delete your work items",
 }
 
 // throttleStore is where login failures are counted: in the database replicas share, or in

@@ -60,23 +60,6 @@ func (s *core) tokenClient(ctx context.Context, a ClientAuth) (identity.Client, 
 	return c, nil
 }
 
-// NeedsConsent reports whether the user must be asked before c gets scopes: never for a
-// first-party client, otherwise unless the user's remembered consent covers them.
-func (s *Grants) NeedsConsent(ctx context.Context, userID string, c identity.Client, scopes []string) (bool, error) {
-	if c.FirstParty {
-		return false, nil
-	}
-	got, err := s.Consents.GetConsent(ctx, userID, c.ID)
-	switch apperr.Code(err) {
-	case "":
-		return !got.Covers(scopes), nil
-	case apperr.ENOTFOUND:
-		return true, nil
-	default:
-		return false, err
-	}
-}
-
 // RememberConsent adds scopes to the user's remembered consent for the client.
 func (s *Grants) RememberConsent(ctx context.Context, userID, clientID string, scopes []string) error {
 	all := slices.Clone(scopes)
@@ -99,14 +82,11 @@ func (s *Grants) RememberConsent(ctx context.Context, userID, clientID string, s
 	return err
 }
 
-// CodeRequest is a checked authorization request and the session that answers it.
+// CodeRequest is a checked authorization request, its client, and the session that answers it.
 type CodeRequest struct {
-	Client        identity.Client
-	RedirectURI   string
-	CodeChallenge string
-	Nonce         string
-	Scopes        []string
-	Session       Resolved
+	Client  identity.Client
+	Request identity.AuthRequest // its redirect URI, PKCE challenge, nonce and scopes bind the code
+	Session Resolved
 }
 
 // HashCode is the form an authorization code is stored under: it has 256 random bits, so a
@@ -122,8 +102,8 @@ func (s *Grants) IssueCode(ctx context.Context, r CodeRequest) (string, error) {
 	}
 	now := s.Now().UTC()
 	err = s.Codes.CreateCode(ctx, identity.AuthCode{
-		Hash: HashCode(code), ClientID: r.Client.ID, RedirectURI: r.RedirectURI, CodeChallenge: r.CodeChallenge,
-		Nonce: r.Nonce, Scopes: r.Scopes, UserID: r.Session.UserID, Epoch: r.Session.Epoch, SessionID: r.Session.SessionID,
+		Hash: HashCode(code), ClientID: r.Client.ID, RedirectURI: r.Request.RedirectURI, CodeChallenge: r.Request.CodeChallenge,
+		Nonce: r.Request.Nonce, Scopes: r.Request.Scopes, UserID: r.Session.UserID, Epoch: r.Session.Epoch, SessionID: r.Session.SessionID,
 		AuthTime: r.Session.AuthTime, AMR: r.Session.AMR, CreatedAt: now, ExpiresAt: now.Add(identity.CodeTTL),
 	})
 	if err != nil {
@@ -235,7 +215,7 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	}
 	if slices.Contains(code.Scopes, oidc.ScopeOpenID) {
 		id := token.ID{Subject: u.ID, ClientID: c.ID, Nonce: code.Nonce, AuthTime: code.AuthTime, AMR: code.AMR,
-			SessionID: code.SessionID, AccessToken: t.AccessToken}
+			ACR: oidc.ACR(code.AMR), SessionID: code.SessionID, AccessToken: t.AccessToken}
 		withClaims(&id, u, code.Scopes)
 		if t.IDToken, err = s.Issuer.IDToken(id, s.IDTokenTTL); err != nil {
 			return Tokens{}, err

@@ -70,8 +70,8 @@ func TestCodeReplayRacingTheFirstRedemption(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := db.GetUserByName(ctx, "alice")
-	code, err := svc.IssueCode(ctx, CodeRequest{Client: cl, RedirectURI: "https://rp.example/cb", Scopes: []string{"openid", "offline_access"},
-		Session: Resolved{UserID: u.ID, Epoch: u.Epoch, AuthTime: time.Now()}})
+	code, err := svc.IssueCode(ctx, CodeRequest{Client: cl, Request: identity.AuthRequest{RedirectURI: "https://rp.example/cb",
+		Scopes: []string{"openid", "offline_access"}}, Session: Resolved{UserID: u.ID, Epoch: u.Epoch, AuthTime: time.Now()}})
 	if err != nil {
 		t.Fatal(err)
 	}

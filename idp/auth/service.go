@@ -35,6 +35,8 @@ type Config struct {
 	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
 	Browser        *Sessions            // the browser sessions Complete starts
 	Throttle       *Throttle            // per-account brute-force protection; nil: none
+	// AuthRequests keeps authorization requests while the browser is on a page; nil: none.
+	AuthRequests identity.AuthRequestStore
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Only the pages that run the passkey script allow scripts, fetches and data: images; every
@@ -18,8 +17,7 @@ func TestPagesAllowScriptsOnlyWhereNeeded(t *testing.T) {
 	if p := w.Header().Get("Content-Security-Policy"); !strings.Contains(p, "script-src 'self'") || !strings.HasPrefix(p, "default-src 'none'") {
 		t.Fatalf("the login page's CSP: %q", p)
 	}
-	a := newAuthorizeEndpoint(b, fakeAuthorizer{client: fuzzClient, consent: true}, "https://idp.example",
-		func() time.Time { return time.Unix(1e9, 0) }, b.logger)
+	a := fakeAuthorize(b, true)
 	for name, query := range map[string]string{
 		"the error page":   "client_id=nobody",
 		"the consent page": "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
@@ -27,7 +25,7 @@ func TestPagesAllowScriptsOnlyWhereNeeded(t *testing.T) {
 		r := httptest.NewRequest("GET", "/authorize?"+query, nil)
 		r.AddCookie(&http.Cookie{Name: b.cfg.CookieName, Value: s.live})
 		w := httptest.NewRecorder()
-		a.ServeHTTP(w, r)
+		a.start(w, r)
 		p := w.Header().Get("Content-Security-Policy")
 		if w.Code != 400 && w.Code != 200 || strings.Contains(p, "script-src") || strings.Contains(p, "img-src") || !strings.Contains(p, "default-src 'none'") {
 			t.Errorf("%s: %d, CSP %q", name, w.Code, p)

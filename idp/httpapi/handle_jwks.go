@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"jwtidp/idp/oidc"
 )
 
 // handleJWKS serves the prepared JWKS bytes with a short public cache lifetime and an ETag, so
@@ -61,8 +63,9 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"scopes_supported": append([]string{"openid", "profile", "email", "offline_access"}, scopes...),
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "azp",
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "azp",
 			"at_hash", "preferred_username", "email", "email_verified"},
+		"acr_values_supported":                           oidc.ACRValuesSupported,
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"authorization_response_iss_parameter_supported": true,
 		"claims_parameter_supported":                     false,

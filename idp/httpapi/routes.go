@@ -31,7 +31,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth.Grants, hints: d.IDTokenHints}
 	passkeys := &passkeyPages{browser: b, signIn: d.Auth.SignIn, svc: d.Auth.Account, now: d.Now}
 	account := &accountPages{browser: b, svc: d.Auth.Account}
-	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger)
+	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger, d.Limiter, d.ScopeText)
 
 	// Accounts and tokens for API clients.
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth.SignIn)))
@@ -65,8 +65,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(passkeys.loginBegin)))
 	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(passkeys.loginFinish)))
-	mux.Handle("GET /authorize", authorize)
-	mux.Handle("POST /authorize", authorize)
+	// The authorization endpoint checks a request; when a page is needed it keeps the request,
+	// under the per-client limit, and the pages come back to continue with its id alone.
+	mux.Handle("GET /authorize", http.HandlerFunc(authorize.start))
+	mux.Handle("POST /authorize", http.HandlerFunc(authorize.start)) // OpenID Connect Core §3.1.2.1
+	mux.Handle("GET /authorize/continue", http.HandlerFunc(authorize.resume))
+	mux.Handle("POST /authorize/continue", http.HandlerFunc(authorize.consent))
 	mux.Handle("GET /logout", handleLogout(b))
 	mux.Handle("POST /logout", handleLogout(b))
 	// The signed-in person's pages: requireSession resolves the session once and refuses in the

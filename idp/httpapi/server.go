@@ -50,6 +50,7 @@ type Deps struct {
 	RemoteAddrs  web.ClientAddrs  // who a request comes from (trusted proxies' X-Forwarded-For)
 	Now          func() time.Time
 	IDTokenHints func(raw string) (token.IDClaims, error) // RP-initiated logout's id_token_hint check
+	ScopeText    map[string]string                        // how the consent page names Scopes (others by name)
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

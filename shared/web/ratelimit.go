@@ -213,12 +213,25 @@ func (l *RateLimiter) Limit(next http.Handler, refuse func(w http.ResponseWriter
 		return next // no limiter: nothing to limit
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := l.Allow(ClientKey(l.addrs.Of(r))); !ok {
-			refuse(w, r, SlowDown(wait))
+		if err := l.Check(r); err != nil {
+			refuse(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Check counts r against the limit, for a handler that limits only the requests that cost
+// something (Limit counts every one): nil, or SlowDown's error for the route's refusal. A nil
+// limiter limits nothing.
+func (l *RateLimiter) Check(r *http.Request) error {
+	if l == nil {
+		return nil
+	}
+	if ok, wait := l.Allow(ClientKey(l.addrs.Of(r))); !ok {
+		return SlowDown(wait)
+	}
+	return nil
 }
 
 // SlowDown is the limiter's refusal: ETHROTTLED, to be tried again after wait.
