@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -142,6 +143,23 @@ func (b *browser) loginCSRFOK(r *http.Request, token string) bool {
 	return ok && auth.ValidSecret(secret) && b.keys.csrfOK(r, token, "login", secret)
 }
 
+// postedLogin reads a post of the login's pages (the password step, the code step) and checks
+// its CSRF token; it returns the form and its way on (rd, checked). false (with the login form
+// shown again) when the form cannot be read or its token is not this browser's.
+func (b *browser) postedLogin(w http.ResponseWriter, r *http.Request) (url.Values, string, bool) {
+	form, err := web.DecodeForm(w, r)
+	if err != nil {
+		b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{Error: "The form could not be read. Please try again."})
+		return nil, "", false
+	}
+	rd := b.rv.Safe(form.Get("rd"))
+	if !b.loginCSRFOK(r, form.Get("csrf")) {
+		b.renderLogin(w, r, http.StatusForbidden, loginView{RD: rd, Username: form.Get("username"), Error: "Your sign-in form expired. Please try again."})
+		return nil, "", false
+	}
+	return form, rd, true
+}
+
 func handleLoginForm(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// login_hint: the authorization endpoint passes OpenID Connect's on, checked as a username.
@@ -155,19 +173,12 @@ func handleLoginForm(b *browser) http.Handler {
 
 func handleLogin(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, err := web.DecodeForm(w, r)
-		if err != nil {
-			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{Error: "The form could not be read. Please try again."})
+		form, rd, ok := b.postedLogin(w, r)
+		if !ok {
 			return
 		}
-		rd := b.rv.Safe(form.Get("rd"))
 		username := form.Get("username")
 		view := loginView{RD: rd, Username: username}
-		if !b.loginCSRFOK(r, form.Get("csrf")) {
-			view.Error = "Your sign-in form expired. Please try again."
-			b.renderLogin(w, r, http.StatusForbidden, view)
-			return
-		}
 		a, err := b.auth.Authenticate(r.Context(), auth.Credentials{
 			Username: username, Password: form.Get("password"), Device: b.keys.device(r, username), Deferred: true,
 		})
@@ -260,14 +271,8 @@ func (b *browser) renderOTP(w http.ResponseWriter, r *http.Request, status int, 
 // or recovery), throttled on its own counter; success turns the pre-session into a session.
 func handleLoginOTP(b *browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, err := web.DecodeForm(w, r)
-		if err != nil {
-			b.renderLogin(w, r, web.Status(apperr.Code(err)), loginView{Error: "The form could not be read. Please try again."})
-			return
-		}
-		rd := b.rv.Safe(form.Get("rd"))
-		if !b.loginCSRFOK(r, form.Get("csrf")) {
-			b.renderLogin(w, r, http.StatusForbidden, loginView{RD: rd, Error: "Your sign-in form expired. Please try again."})
+		form, rd, ok := b.postedLogin(w, r)
+		if !ok {
 			return
 		}
 		pendingSecret, _ := single(r, b.cfg.pendingCookieName())

@@ -208,6 +208,17 @@ func (p *passkeyPages) loginFinish(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, PasskeyLoginResult{Redirect: rd})
 }
 
+// scriptPost is the signed-in session of a post from the passkey page's script, whose CSRF token
+// it checks; false (with the error written) when the token is not the page's.
+func (p *passkeyPages) scriptPost(w http.ResponseWriter, r *http.Request) (auth.Resolved, string, bool) {
+	in := sessionOf(r)
+	if !p.csrfOK(r, in.secret, "") {
+		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
+		return auth.Resolved{}, "", false
+	}
+	return in.Resolved, in.secret, true
+}
+
 // csrfOK checks a passkey page post: its token (a form field or the X-CSRF-Token header) and
 // that the browser does not say it came from elsewhere.
 func (p *passkeyPages) csrfOK(r *http.Request, secret, token string) bool {
@@ -265,10 +276,8 @@ func (p *passkeyPages) render(w http.ResponseWriter, r *http.Request, s auth.Res
 }
 
 func (p *passkeyPages) registerBegin(w http.ResponseWriter, r *http.Request) {
-	in := sessionOf(r)
-	s, secret := in.Resolved, in.secret
-	if !p.csrfOK(r, secret, "") {
-		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
+	s, secret, ok := p.scriptPost(w, r)
+	if !ok {
 		return
 	}
 	if !p.fresh(s) {
@@ -294,10 +303,8 @@ type PasskeyInfo struct {
 }
 
 func (p *passkeyPages) registerFinish(w http.ResponseWriter, r *http.Request) {
-	in := sessionOf(r)
-	s, secret := in.Resolved, in.secret
-	if !p.csrfOK(r, secret, "") {
-		web.Error(w, r, p.logger, apperr.Errorf(apperr.EFORBIDDEN, "Please reload the page."))
+	s, secret, ok := p.scriptPost(w, r)
+	if !ok {
 		return
 	}
 	body, state, ok := p.ceremonyAnswer(w, r, "passkey_register", auth.HashSecret(secret))

@@ -149,11 +149,13 @@ fail:
 
 static const unsigned char jwtidp_empty[1];
 
-// jwtidp_sign writes the signature of msg[:len] to sig (k->siglen bytes), from a copy of the
-// key's template. EVP_MD_CTX_FLAG_FINALISE lets EVP_DigestSignFinal finalise the copy in place
-// instead of duplicating its EVP_PKEY_CTX once more (the copy is freed right after).
-static int jwtidp_sign(jwtidp_key *k, const unsigned char *msg, size_t len,
-		unsigned char *sig, size_t *siglen, unsigned long *err) {
+// jwtidp_sign_with writes the signature of msg[:len] to sig (k->siglen bytes). By default from a
+// copy of the key's template: EVP_MD_CTX_FLAG_FINALISE lets EVP_DigestSignFinal finalise the copy
+// in place instead of duplicating its EVP_PKEY_CTX once more (the copy is freed right after).
+// With fresh, the plain way, a fresh EVP_DigestSignInit per signature — kept for
+// BenchmarkOpenSSLContext, which measures what the template saves.
+static int jwtidp_sign_with(jwtidp_key *k, const unsigned char *msg, size_t len,
+		unsigned char *sig, size_t *siglen, unsigned long *err, int fresh) {
 	EVP_MD_CTX *ctx;
 	int ok = 0;
 
@@ -165,9 +167,14 @@ static int jwtidp_sign(jwtidp_key *k, const unsigned char *msg, size_t len,
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL)
 		goto out;
-	if (EVP_MD_CTX_copy_ex(ctx, k->tmpl) != 1)
-		goto out;
-	EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+	if (fresh) {
+		if (EVP_DigestSignInit(ctx, NULL, jwtidp_sha256, NULL, k->pkey) != 1)
+			goto out;
+	} else {
+		if (EVP_MD_CTX_copy_ex(ctx, k->tmpl) != 1)
+			goto out;
+		EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+	}
 	ok = EVP_DigestSign(ctx, sig, siglen, msg, len) == 1;
 out:
 	if (!ok)
@@ -176,29 +183,14 @@ out:
 	return ok;
 }
 
-// jwtidp_sign_init is the plain way, a fresh EVP_DigestSignInit per signature; kept for
-// BenchmarkOpenSSLContext, which measures what the template saves.
+static int jwtidp_sign(jwtidp_key *k, const unsigned char *msg, size_t len,
+		unsigned char *sig, size_t *siglen, unsigned long *err) {
+	return jwtidp_sign_with(k, msg, len, sig, siglen, err, 0);
+}
+
 static int jwtidp_sign_init(jwtidp_key *k, const unsigned char *msg, size_t len,
 		unsigned char *sig, size_t *siglen, unsigned long *err) {
-	EVP_MD_CTX *ctx;
-	int ok = 0;
-
-	ERR_clear_error();
-	*err = 0;
-	if (msg == NULL)
-		msg = jwtidp_empty;
-	*siglen = k->siglen;
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		goto out;
-	if (EVP_DigestSignInit(ctx, NULL, jwtidp_sha256, NULL, k->pkey) != 1)
-		goto out;
-	ok = EVP_DigestSign(ctx, sig, siglen, msg, len) == 1;
-out:
-	if (!ok)
-		*err = jwtidp_err();
-	EVP_MD_CTX_free(ctx);
-	return ok;
+	return jwtidp_sign_with(k, msg, len, sig, siglen, err, 1);
 }
 */
 import "C"
