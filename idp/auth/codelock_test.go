@@ -170,20 +170,26 @@ func TestCodeLockAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	u, code := totpUser(t, a, c)
 	svcs := []*Service{a, b}
+	// Only the user's own pre-session can be completed: another's, or a full session, is none.
+	for _, pre := range []identity.Session{{Pending: true, UserID: "someone-else"}, {UserID: u.ID}} {
+		if _, err := a.SecondFactor(ctx, pre, u, code(), Device{}); !errors.Is(err, ErrNoSession) {
+			t.Fatalf("the code step on %+v: %v, want ErrNoSession", pre, err)
+		}
+	}
 
 	for i := range 10 {
-		_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("198.51.100.%d", i)), identity.Session{}, u, "000000", Device{})
+		_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("198.51.100.%d", i)), identity.Session{Pending: true, UserID: u.ID}, u, "000000", Device{})
 		if !errors.Is(err, ErrOTPRequired) || apperr.RetryAfter(err) != 0 {
 			t.Fatalf("wrong code %d: %v (retry after %s)", i+1, err, apperr.RetryAfter(err))
 		}
 	}
 	for i, svc := range svcs {
-		_, err := svc.SecondFactor(WithClientIP(ctx, fmt.Sprintf("192.0.2.%d", 100+i)), identity.Session{}, u, code(), Device{})
+		_, err := svc.SecondFactor(WithClientIP(ctx, fmt.Sprintf("192.0.2.%d", 100+i)), identity.Session{Pending: true, UserID: u.ID}, u, code(), Device{})
 		if !errors.Is(err, ErrOTPRequired) || apperr.Code(err) != apperr.EUNAUTHORIZED || apperr.RetryAfter(err) != 15*time.Minute {
 			t.Fatalf("the right code on replica %d after 10 wrong ones on both: %v (retry after %s)", i, err, apperr.RetryAfter(err))
 		}
 	}
-	if _, err := b.SecondFactor(WithClientIP(ctx, "192.0.2.200"), identity.Session{}, u, code(), Device{ID: "owners-device", Epoch: u.Epoch, Sub: u.ID}); err != nil {
+	if _, err := b.SecondFactor(WithClientIP(ctx, "192.0.2.200"), identity.Session{Pending: true, UserID: u.ID}, u, code(), Device{ID: "owners-device", Epoch: u.Epoch, Sub: u.ID}); err != nil {
 		t.Fatalf("the owner's device while the code step is locked: %v", err)
 	}
 	events, err := a.Audit.ListAudit(ctx, identity.AuditQuery{UserID: u.ID, Type: identity.AuditLockout, Limit: 10})
@@ -198,7 +204,7 @@ func TestCodeLockAcrossReplicas(t *testing.T) {
 	checked := 0
 	for i := range 40 {
 		wg.Go(func() {
-			_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("2001:db8:%x::1", i)), identity.Session{}, u, "000000", Device{})
+			_, err := svcs[i%2].SecondFactor(WithClientIP(ctx, fmt.Sprintf("2001:db8:%x::1", i)), identity.Session{Pending: true, UserID: u.ID}, u, "000000", Device{})
 			if !errors.Is(err, ErrOTPRequired) {
 				t.Errorf("guess %d: %v", i, err)
 			}

@@ -41,6 +41,13 @@ func newGrants(c *core) *Grants {
 	return g
 }
 
+// Supports reports whether a grant of grantType exists: the token endpoint refuses any other
+// before it reads the client's authentication, as it always has.
+func (g *Grants) Supports(grantType string) bool {
+	_, ok := g.types[grantType]
+	return ok
+}
+
 // Token answers a token request of grantType by its grant; unsupported_grant_type for a type no
 // grant has.
 func (g *Grants) Token(ctx context.Context, grantType string, r TokenRequest) (Tokens, error) {
@@ -86,15 +93,10 @@ func (g refreshTokenGrant) Token(ctx context.Context, r TokenRequest) (Tokens, e
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "refresh_token is required")
 	}
 	t, err := g.RefreshGrant(ctx, RefreshRequest{Token: r.Params.Get("refresh_token"), Client: r.Client, Scope: r.Params.Get("scope")})
-	switch {
-	case errors.Is(err, identity.ErrInvalidGrant):
+	if errors.Is(err, identity.ErrInvalidGrant) {
 		return Tokens{}, grantError(oidc.ErrInvalidGrant, "refresh token is invalid, expired or revoked")
-	case errors.Is(err, ErrUnauthorizedClient):
-		return Tokens{}, grantError(oidc.ErrUnauthorizedClient, "the client may not use this grant type")
-	case errors.Is(err, ErrInvalidScope):
-		return Tokens{}, grantError(oidc.ErrInvalidScope, "the requested scope exceeds what was granted")
 	}
-	return t, err
+	return t, err // ErrUnauthorizedClient and ErrInvalidScope: the endpoint's words for every grant
 }
 
 // clientCredentialsGrant is RFC 6749 §4.4.

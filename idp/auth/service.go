@@ -35,7 +35,7 @@ type Config struct {
 	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
 	Browser        *Sessions            // the browser sessions Complete starts
 	Throttle       *Throttle            // per-account brute-force protection; nil: none
-	// AuthRequests keeps authorization requests while the browser is on a page; nil: none.
+	// AuthRequests keeps authorization requests while the browser is on a page (required with Codes).
 	AuthRequests identity.AuthRequestStore
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and

@@ -216,6 +216,9 @@ func otpAttempt(username, remoteKey, device string) Attempt {
 // A refusal is recorded as a second-factor failure or a lockout; success is the Authentication
 // for Complete (Target.Completes: pre's id), which records the sign-in.
 func (s *SignIn) SecondFactor(ctx context.Context, pre identity.Session, u identity.User, code string, device Device) (Authentication, error) {
+	if !pre.Pending || pre.UserID != u.ID {
+		return Authentication{}, ErrNoSession // not this user's pre-session: nothing to complete
+	}
 	if !device.For(u) {
 		device = Device{}
 	}

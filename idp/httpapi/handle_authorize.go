@@ -257,7 +257,9 @@ func (a *authorizeEndpoint) keep(w http.ResponseWriter, r *http.Request, req ide
 			a.fail(w, r, req, &oidc.Error{Code: oidc.ErrInvalidRequest, Description: apperr.Message(err), Redirect: true})
 			return req, false
 		}
-		req = stored
+		if err == nil {
+			req = stored // on a store failure, req stays the checked request, so the error is redirected
+		}
 	case signIn && req.SignInAfter.IsZero():
 		req, err = a.svc.AskSignIn(r.Context(), req.ID)
 	}

@@ -118,8 +118,6 @@ func (p *passkeyPages) openState(r *http.Request, purpose, binding string) ([]by
 	return state, err == nil
 }
 
-// readCredential reads a PublicKeyCredential's JSON: application/json (so another site's page
-// cannot post it without a preflight), at most MaxBodyBytes.
 // ceremonyAnswer reads a ceremony's finishing post: the authenticator's answer (the body) and
 // the ceremony's state from its cookie (bound to binding), which it clears — a state is good
 // for one answer. false (with the error written) when either is missing.
@@ -138,6 +136,8 @@ func (p *passkeyPages) ceremonyAnswer(w http.ResponseWriter, r *http.Request, pu
 	return body, state, ok
 }
 
+// readCredential reads a PublicKeyCredential's JSON: application/json (so another site's page
+// cannot post it without a preflight), at most MaxBodyBytes.
 func readCredential(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {

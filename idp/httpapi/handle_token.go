@@ -44,6 +44,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, int, string) 
 // Tokener is what /token needs of the use cases: its grants, behind one interface
 // (auth.GrantType), picked by grant_type.
 type Tokener interface {
+	Supports(grantType string) bool
 	Token(ctx context.Context, grantType string, r auth.TokenRequest) (auth.Tokens, error)
 }
 
@@ -59,6 +60,9 @@ func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 			return
 		case form.Get("grant_type") == "":
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+			return
+		case !svc.Supports(form.Get("grant_type")):
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the authorization_code, refresh_token and client_credentials grants are supported")
 			return
 		}
 		client, ok := requestClient(w, r, form, false)

@@ -26,7 +26,14 @@ func envelopeRefusal(logger *slog.Logger) refusal {
 
 // oauthRefusal answers in RFC 6749 §5.2's shape: temporarily_unavailable, with Retry-After.
 func oauthRefusal(logger *slog.Logger) refusal {
-	return func(w http.ResponseWriter, r *http.Request, err error) { tokenFailure(w, r, logger, "refused", err) }
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if apperr.Code(err) == apperr.ETHROTTLED {
+			web.SetRetryAfter(w, apperr.RetryAfter(err))
+			writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests; slow down")
+			return
+		}
+		tokenFailure(w, r, logger, "refused", err)
+	}
 }
 
 // toLogin refuses a page: no session is a 303 to the login page, which comes back to rd (the
@@ -71,5 +78,8 @@ func pageError(w http.ResponseWriter, err error) {
 // loginRefused answers on the login form itself, with loginRefusal's message.
 func (b *browser) loginRefused(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := b.loginRefusal(w, r, "browser login", err, "")
+	if apperr.Code(err) == apperr.ETHROTTLED {
+		msg = "Too many attempts. Please wait a moment and try again." // the limiter's, as before
+	}
 	b.renderLogin(w, r, status, loginView{Error: msg})
 }
