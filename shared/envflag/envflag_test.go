@@ -125,7 +125,9 @@ func TestLayerBelowEnvironmentAndFlags(t *testing.T) {
 	s = settings{}
 	fs = newSet(&s)
 	file(FileValue{"ttl", "soon", "f.yaml:4"}, FileValue{"secret", "hunter2", "f.yaml:5"}, FileValue{"n", "11", "f.yaml:6"}, FileValue{"mem", "x", "f.yaml:7"})(fs)
-	fs.Layer(func() ([]FileValue, error) { return nil, errors.Join(errors.New("f.yaml:8: one"), errors.New("f.yaml:9: two")) })
+	fs.Layer(func() ([]FileValue, error) {
+		return nil, errors.Join(errors.New("f.yaml:8: one"), errors.New("f.yaml:9: two"))
+	})
 	errs := fs.ParseAll(nil, nil)
 	var got []string
 	for _, err := range errs {
