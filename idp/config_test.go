@@ -148,10 +148,26 @@ func TestConfigFileSettings(t *testing.T) {
 	if err == nil || !strings.Contains(out, path+`:2: invalid refresh_ttl "1m": must be at least the token TTL`) {
 		t.Fatalf("a bad value in the file: %v\n%s", err, out)
 	}
-	// A flag that fixes it wins.
-	p := startIDP(t, t.TempDir(), "--config", path, "--refresh-ttl", "1h")
-	if a := do(t, "POST", p.URL+"/admin/reload", "", nil); a.status != 404 {
-		t.Fatalf("the reload route without an admin token: %d", a.status)
+	// Start-up names every mistake of the file's own.
+	writeFile(t, path, "token_tll: 10m\nsmtp: 1\n")
+	out, err = runIDP([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--config", path})
+	if err == nil || !strings.Contains(out, path+":1: unknown key token_tll") || !strings.Contains(out, path+":2: smtp must be a mapping") {
+		t.Fatalf("two mistakes: %v\n%s", err, out)
+	}
+	// A flag that fixes a value wins; a reload checks the file under the flags given at start,
+	// though the file alone does not check (refresh_ttl under the default token_ttl of 15m).
+	writeFile(t, path, "admin_token: audit-admin\nrefresh_ttl: 10m\n")
+	if out, err := runIDP([]string{"config", "check", path}); err == nil {
+		t.Fatalf("the file alone checked: %s", out)
+	}
+	p := startIDP(t, t.TempDir(), "--config", path, "--token-ttl", "5m")
+	if a := do(t, "POST", p.URL+"/admin/reload", "", nil, "Authorization", "Bearer audit-admin"); a.status != 200 {
+		t.Fatalf("a reload under the start's flags: %d %s", a.status, a.body)
+	}
+	// Without a file there is nothing to reload.
+	p = startIDP(t, t.TempDir(), "--admin-token", "audit-admin")
+	if a := do(t, "POST", p.URL+"/admin/reload", "", nil, "Authorization", "Bearer audit-admin"); a.status != 404 || !strings.Contains(string(a.body), "without --config") {
+		t.Fatalf("the reload route without a file: %d %s", a.status, a.body)
 	}
 	// The same client in --clients and in the file is refused: which one wins would be luck.
 	clients := filepath.Join(t.TempDir(), "clients.json")

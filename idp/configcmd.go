@@ -27,7 +27,7 @@ func configCmd(p *service.Program) service.Func {
 			return errors.New("usage: idp config check FILE")
 		}
 		path := args[1]
-		_, errs := checkConfig(p, path)
+		_, errs := checkConfig(p, path, nil)
 		if len(errs) == 0 {
 			fmt.Fprintf(stdout, "%s: ok\n", path)
 			return nil
@@ -39,13 +39,14 @@ func configCmd(p *service.Program) service.Func {
 	}
 }
 
-// checkConfig reads the file at path as serve would with no flag or variable but --config.
-func checkConfig(p *service.Program, path string) (*configfile.File, []error) {
+// checkConfig reads the file at path as serve would with the settings given (args; no
+// variable is read).
+func checkConfig(p *service.Program, path string, given []string) (*configfile.File, []error) {
 	fs := envflag.New(p.Name+" serve", io.Discard)
 	p.DefineSettings(fs)
 	c := &config{}
 	c.flags(fs)
-	errs := fs.ParseAll([]string{"--config", path}, nil)
+	errs := fs.ParseAll(append(slices.Clone(given), "--config", path), nil)
 	return c.file, errs
 }
 
@@ -67,7 +68,8 @@ func mistakes(path string, errs []error) []string {
 	return out
 }
 
-// reload re-reads the configuration file: when it checks, its clients are declared (created
+// reload re-reads the configuration file: when it checks (as at start, under the same flags and
+// variables), its clients are declared (created
 // or updated) and its scopes and access rules replace the running ones in one swap; when it
 // does not, or a client cannot be declared, the running configuration stays. Either way it is
 // logged and audited (config_reloaded, config_refused). The file's settings are read at start
@@ -76,12 +78,8 @@ func (c *config) reload(ctx context.Context, svc *auth.Service, logger *slog.Log
 	c.reloading.Lock()
 	defer c.reloading.Unlock()
 	cur := c.live.Load()
-	f, errs := checkConfig(c.program, c.configFile)
-	if len(errs) == 0 {
-		if err := clientsOverlap(c.clients, f); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// Checked as at start: under the flags and variables given then (--clients among them).
+	f, errs := checkConfig(c.program, c.configFile, c.fs.Given("config"))
 	if len(errs) > 0 {
 		ms := mistakes(c.configFile, errs)
 		logger.ErrorContext(ctx, "configuration file refused: the running configuration stays", "file", c.configFile, "mistakes", strings.Join(ms, "; "))

@@ -60,6 +60,7 @@ type config struct {
 	live       atomic.Pointer[liveConfig]
 	reloading  sync.Mutex // one reload at a time (SIGHUP and POST /admin/reload)
 	program    *service.Program
+	fs         *envflag.Set // the settings as parsed: a reload checks the file under the same
 }
 
 // liveConfig is the part of the configuration file a reload replaces.
@@ -143,6 +144,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.secretsKeyFile, "secrets-key-file", "IDP_SECRETS_KEY_FILE", "", "file of keys sealing secrets at rest (signing keys, TOTP seeds): one per line, 64 hex characters (openssl rand -hex 32), the first seals, every one opens")
 	fs.StringVar(&c.configFile, "config", "IDP_CONFIG", "", "YAML configuration `file`: a key for every setting (its flag's name with _ for -; a flag or variable wins), clients, scopes limited to groups, access rules; SIGHUP or POST /admin/reload re-reads its clients, scopes and rules")
 	fs.Layer(func() ([]envflag.FileValue, error) { return c.readConfig(fileKeys(fs)) })
+	c.fs = fs
 	fs.Secret("admin-token")
 
 	// The packages that own a value validate it; the rest are the IdP's own rules.

@@ -359,12 +359,17 @@ func (s *Set) lookup(name string) *setting {
 
 // Parse parses args, fills every setting not given on the command line from its variable (an
 // empty variable counts as unset), then from the layers (a configuration file), then runs the
-// rules. A refused value is an *InvalidError; -h is flag.ErrHelp. It stops at the first mistake.
+// rules. A refused value is an *InvalidError; -h is flag.ErrHelp. It stops at the first mistake
+// (a layer's mistakes come together, errors.Join).
 func (s *Set) Parse(args []string, getenv func(string) string) error {
-	if errs := s.parse(args, getenv, false); len(errs) > 0 {
+	switch errs := s.parse(args, getenv, false); len(errs) {
+	case 0:
+		return nil
+	case 1:
 		return errs[0]
+	default:
+		return errors.Join(errs...)
 	}
-	return nil
 }
 
 // ParseAll is Parse that goes on past a refused value, for a check of a configuration file: it
@@ -478,6 +483,19 @@ type FileValue struct {
 // it joins (errors.Join) are reported one by one by ParseAll.
 func (s *Set) Layer(load func() ([]FileValue, error)) {
 	s.layers = append(s.layers, load)
+}
+
+// Given are the settings the command line and the environment gave, as arguments
+// ("--name=value"), but for those named in except: to check a configuration file again later as
+// it was checked at start, under the same settings.
+func (s *Set) Given(except ...string) []string {
+	var out []string
+	for _, st := range s.order {
+		if st.given && st.where == "" && !slices.Contains(except, st.name) {
+			out = append(out, "--"+st.name+"="+st.raw)
+		}
+	}
+	return out
 }
 
 // Key is a setting's key in a configuration file: its flag's name with "-" turned into "_"

@@ -150,3 +150,20 @@ func TestLayerBelowEnvironmentAndFlags(t *testing.T) {
 		t.Fatalf("Parse: %v, want the first mistake", err)
 	}
 }
+
+// Given is what the command line and the environment set, as arguments, not the file's.
+func TestGiven(t *testing.T) {
+	var s settings
+	fs := newSet(&s)
+	fs.Layer(func() ([]FileValue, error) { return []FileValue{{"n", "3", "f.yaml:1"}}, nil })
+	if err := fs.Parse([]string{"--ttl", "90s", "--secret=x y"}, env("T_MEM", "128")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fs.Given("secret"), " "); got != "--ttl=90s --mem=128" {
+		t.Fatalf("Given: %s", got)
+	}
+	again := newSet(&settings{})
+	if err := again.Parse(fs.Given(), nil); err != nil {
+		t.Fatalf("the settings given again: %v", err)
+	}
+}
