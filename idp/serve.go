@@ -1,34 +1,35 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"jwtidp/idp/identity"
-	"jwtidp/idp/pgstore"
-	"jwtidp/shared/pgdb"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jwtidp/idp/access"
 	"jwtidp/idp/auth"
 	"jwtidp/idp/boltdb"
+	"jwtidp/idp/configfile"
 	"jwtidp/idp/httpapi"
+	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
 	"jwtidp/idp/password"
+	"jwtidp/idp/pgstore"
 	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
-	"jwtidp/shared/apperr"
 	"jwtidp/shared/envflag"
 	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/pgdb"
 	"jwtidp/shared/service"
 	"jwtidp/shared/web"
 )
@@ -51,6 +52,29 @@ type config struct {
 	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
 	secretsKeyFile string
 	sealer         seal.Sealer
+
+	// The configuration file (--config): as read at start; what a reload re-reads (clients,
+	// scopes, access rules) is live, swapped whole so a request reads one or the other.
+	configFile string
+	file       *configfile.File // nil without --config
+	live       atomic.Pointer[liveConfig]
+	reloading  sync.Mutex // one reload at a time (SIGHUP and POST /admin/reload)
+	program    *service.Program
+	fs         *envflag.Set // the settings as parsed: a reload checks the file under the same
+}
+
+// liveConfig is the part of the configuration file a reload replaces.
+type liveConfig struct {
+	file   *configfile.File // nil without --config
+	scopes map[string]auth.ScopeRule
+	access *access.Policy // nil: no access_control section, every signed-in user passes
+}
+
+func newLive(f *configfile.File) *liveConfig {
+	if f == nil {
+		return &liveConfig{}
+	}
+	return &liveConfig{file: f, scopes: f.Scopes, access: f.Access}
 }
 
 // program is the idp command line: `idp` and `idp serve` run the server, `idp keys` manages the
@@ -58,11 +82,14 @@ type config struct {
 // main runs it; a test runs it in its own process with program().Run (servicetest.Start).
 func program() *service.Program {
 	c := &config{}
-	return &service.Program{
+	p := &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
 		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
+	c.program = p
+	p.Commands["config"] = configCmd(p)
+	return p
 }
 
 // store is what the IdP keeps its data in: bbolt in --data, or PostgreSQL (--database-url)
@@ -115,6 +142,9 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.IntVar(&c.tokenRateBurst, "token-rate-burst", "IDP_TOKEN_RATE_BURST", 200, "burst per client on /token")
 	fs.StringVar(&c.clientsFile, "clients", "IDP_CLIENTS", "", "JSON file of registered OAuth clients, each confidential one with its client_secret; applied at start (created or updated)")
 	fs.StringVar(&c.secretsKeyFile, "secrets-key-file", "IDP_SECRETS_KEY_FILE", "", "file of keys sealing secrets at rest (signing keys, TOTP seeds): one per line, 64 hex characters (openssl rand -hex 32), the first seals, every one opens")
+	fs.StringVar(&c.configFile, "config", "IDP_CONFIG", "", "YAML configuration `file`: a key for every setting (its flag's name with _ for -; a flag or variable wins), clients, scopes limited to groups, access rules; SIGHUP or POST /admin/reload re-reads its clients, scopes and rules")
+	fs.Layer(func() ([]envflag.FileValue, error) { return c.readConfig(fileKeys(fs)) })
+	c.fs = fs
 	fs.Secret("admin-token")
 
 	// The packages that own a value validate it; the rest are the IdP's own rules.
@@ -132,6 +162,7 @@ func (c *config) flags(fs *envflag.Set) {
 	}, "argon2-memory", "argon2-time", "argon2-threads")
 	fs.Check(c.loadAdminToken, "admin-token-file")
 	fs.Check(c.loadClients, "clients")
+	fs.Check(func() error { return clientsOverlap(c.clients, c.file) }, "clients", "config")
 	fs.Check(c.loadSecretsKey, "secrets-key-file")
 	const rate = "be 0 or more (the rate), at least 1 (the burst)"
 	fs.Require(func() bool { return validRate(c.rateLimit, c.rateBurst) }, rate, "rate-limit", "rate-burst")
@@ -215,46 +246,54 @@ func (c *config) loadClients() error {
 	if err != nil {
 		return err
 	}
-	clients, err := parseClients(b)
+	clients, err := configfile.ParseClients(b)
 	c.clients = clients
 	return err
 }
 
-func parseClients(b []byte) ([]httpapi.ClientInfo, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("not a JSON array of clients: %v", err)
+// readConfig reads --config, if set, into file: its settings are envflag's layer below the
+// command line and the environment.
+func (c *config) readConfig(keys map[string]string) ([]envflag.FileValue, error) {
+	if c.configFile == "" {
+		return nil, nil
 	}
-	seen := map[string]bool{}
-	out := make([]httpapi.ClientInfo, 0, len(raw))
-	for i, r := range raw {
-		var ci httpapi.ClientInfo
-		dec := json.NewDecoder(bytes.NewReader(r))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ci); err != nil {
-			return nil, fmt.Errorf("client %d: %v", i+1, err)
-		}
-		name := fmt.Sprintf("client %d (%q)", i+1, ci.ClientID)
-		if ci.CreatedAt != nil {
-			return nil, fmt.Errorf("%s: created_at is not set in a file", name)
-		}
-		if seen[ci.ClientID] {
-			return nil, fmt.Errorf("%s: declared twice", name)
-		}
-		seen[ci.ClientID] = true
-		if err := auth.CheckDeclaredClient(ci.Client(), ci.ClientSecret); err != nil {
-			return nil, fmt.Errorf("%s: %s", name, apperr.Message(err))
-		}
-		out = append(out, ci)
+	f, err := configfile.Read(c.configFile, keys)
+	c.file = f
+	if f == nil {
+		return nil, err
 	}
-	return out, nil
+	return f.Settings, err
 }
 
-// declareClients makes the stored clients match the clients file: each is created or updated.
-func declareClients(ctx context.Context, svc *auth.Service, clients []httpapi.ClientInfo) error {
+// fileKeys are the settings a configuration file may set: all but --config itself and
+// --clients, a file's name, whose key is the file's own clients section.
+func fileKeys(fs *envflag.Set) map[string]string {
+	keys := fs.FileKeys()
+	delete(keys, "config")
+	delete(keys, "clients")
+	return keys
+}
+
+// clientsOverlap refuses a client both in the --clients file and the configuration file's
+// clients section: which one is meant would depend on the order they are applied in.
+func clientsOverlap(clients []httpapi.ClientInfo, f *configfile.File) error {
+	if f == nil {
+		return nil
+	}
+	for _, ci := range clients {
+		if where, ok := f.ClientLines[ci.ClientID]; ok {
+			return fmt.Errorf("client %q is also in the configuration file (%s): declare it in one of them", ci.ClientID, where)
+		}
+	}
+	return nil
+}
+
+// declareClients makes the stored clients match a clients file (from, in errors): each is
+// created or updated; an unchanged one is left alone.
+func declareClients(ctx context.Context, svc *auth.Service, clients []httpapi.ClientInfo, from string) error {
 	for _, ci := range clients {
 		if _, err := svc.DeclareClient(ctx, ci.Client(), ci.ClientSecret); err != nil {
-			return fmt.Errorf("--clients (IDP_CLIENTS): client %q: %v", ci.ClientID, err)
+			return fmt.Errorf("%s: client %q: %v", from, ci.ClientID, err)
 		}
 	}
 	return nil
@@ -278,6 +317,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		c.issuer = "http://" + r.Addr
 	}
 	now := r.Clock.Now
+	c.live.Store(newLive(c.file))
 	if c.secretsKeyFile == "" {
 		logger.Warn("secrets are stored unencrypted: set --secrets-key-file", "secrets", "unencrypted")
 	}
@@ -343,6 +383,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
+		Scopes: func() map[string]auth.ScopeRule { return c.live.Load().scopes },
 	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).
@@ -357,8 +398,19 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 			logger.Info("TOTP seeds resealed with the first secrets key", "users", n)
 		}
 	}
-	if err := declareClients(ctx, svc, c.clients); err != nil {
+	if err := declareClients(ctx, svc, c.clients, "--clients (IDP_CLIENTS)"); err != nil {
 		return service.App{}, err
+	}
+	var reload func(context.Context) error
+	if c.file != nil {
+		if err := declareClients(ctx, svc, c.file.Clients, c.configFile); err != nil {
+			return service.App{}, err
+		}
+		logUnused(logger, c.file)
+		reload = func(ctx context.Context) error { return c.reload(ctx, svc, logger) }
+		r.OnHangup(func(ctx context.Context) {
+			reload(auth.WithActor(ctx, auth.ActorSystem)) // logged and audited either way
+		})
 	}
 	clients := r.Settings.Clients
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
@@ -370,6 +422,8 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Logger: logger, Registry: r.Registry, Auth: svc, Keys: km, Ready: r.Ready, Issuer: c.issuer, Scopes: strings.Fields(c.scope), JWKSMaxAge: c.keys.MaxAge(), AdminToken: c.adminToken, Store: web.SnapshotterOf(db),
 		IDTokenHints: func(raw string) (token.IDClaims, error) { return issuer.ParseIDTokenHint(raw, km.PublicKey) },
 		ScopeText:    scopeText,
+		Access:       func() *access.Policy { return c.live.Load().access },
+		Reload:       reload,
 		Now:          now, LoginURL: c.loginURL, RemoteAddrs: clients, Sessions: sessions, BrowserKey: browserKey,
 		Limiter:      web.NewRateLimiter(float64(c.rateLimit), c.rateBurst, clients, now),
 		TokenLimiter: web.NewRateLimiter(float64(c.tokenRateLimit), c.tokenRateBurst, clients, now),

@@ -27,6 +27,7 @@ const (
 	composeReplicated = "../../docker-compose.yml"
 	composeSingle     = "../../docker-compose.single.yml"
 	composeEnvExample = "../../.env.example"
+	composeIDPConfig  = "../../deploy/idp.yaml" // the IdP's configuration file both mount
 )
 
 // Every IDP_* and WORKITEMS_* variable that the compose files (and .env.example) set must be a
@@ -136,6 +137,7 @@ func TestComposeReplicatedLayout(t *testing.T) {
 		}
 		healthcheck(name)
 		healthy(name, "postgres")
+		idpConfigMounted(t, services, name)
 	}
 	issuer := idpEnv.s("IDP_ISSUER")
 	if issuer != "http://localhost:8000" {
@@ -191,6 +193,21 @@ func TestComposeSingleLayout(t *testing.T) {
 	if got := strings.Join(sortedKeys(cfg.m("volumes")), " "); got != "idp-data workitems-data" {
 		t.Errorf("volumes: %s", got)
 	}
+	idpConfigMounted(t, services, "idp")
+}
+
+// idpConfigMounted checks that the IdP service name reads deploy/idp.yaml, mounted read-only,
+// and that the file passes `idp config check`.
+func idpConfigMounted(t *testing.T, services composeMap, name string) {
+	t.Helper()
+	path := services.s(name, "environment", "IDP_CONFIG")
+	mount := fmt.Sprint(services.m(name)["volumes"])
+	if path == "" || !strings.Contains(mount, "deploy/idp.yaml") || !strings.Contains(mount, "deploy/idp.yaml:"+path+":ro") {
+		t.Errorf("%s: IDP_CONFIG %q, volumes %s: want deploy/idp.yaml mounted read-only there", name, path, mount)
+	}
+	if out, err := proctest.Run(idpBin, []string{"config", "check", composeIDPConfig}); err != nil || !strings.Contains(out, composeIDPConfig+": ok") {
+		t.Errorf("idp config check %s: %v\n%s", composeIDPConfig, err, out)
+	}
 }
 
 // The compose setup without containers: nginx runs deploy/nginx/compose.conf with its upstreams
@@ -231,13 +248,15 @@ func TestComposeReplicatedTopology(t *testing.T) {
 	var idps, wis [2]*proctest.Proc
 	for i := range idps {
 		env := composeProcEnv(t, services.m(fmt.Sprintf("idp%d", i+1), "environment"), map[string]string{
+			"IDP_CONFIG":          composeIDPConfig,
 			"IDP_ADDR":            "127.0.0.1:0",
 			"IDP_ISSUER":          public,
-			"IDP_REDIRECT_HOSTS":  listen,
 			"IDP_DATABASE_URL":    db,
 			"IDP_TRUSTED_PROXIES": "127.0.0.1",
 			"IDP_ADMIN_TOKEN":     admin,
 		})
+		// The file's redirect_hosts is the published localhost:8000: a variable wins over it.
+		env = append(env, "IDP_REDIRECT_HOSTS="+listen)
 		idps[i] = proctest.Start(t, idpBin, append([]string{"serve"}, proctest.FastArgon...), env...)
 	}
 	for i := range wis {

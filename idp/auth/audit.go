@@ -176,6 +176,16 @@ func (s *core) record(ctx context.Context, events ...identity.AuditEvent) {
 	LogAudit(ctx, s.Logger, events...)
 }
 
+// RecordConfig records a reload of the configuration file: config_reloaded, or config_refused
+// with why (detail: the mistakes, never a secret).
+func (s *Admin) RecordConfig(ctx context.Context, reloaded bool, detail string) {
+	typ, outcome := identity.AuditConfigReloaded, Success
+	if !reloaded {
+		typ, outcome = identity.AuditConfigRefused, Failure
+	}
+	s.record(ctx, s.event(ctx, typ, "", outcome, detail))
+}
+
 // AuditEvents is GET /admin/audit: the events q selects, newest first. EINVALID for a bad limit.
 func (s *Admin) AuditEvents(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error) {
 	if err := q.Validate(); err != nil {

@@ -34,7 +34,10 @@ type Config struct {
 	Logger         *slog.Logger
 	OnLogin        func(outcome string) // metrics: "success", "invalid", "throttled", "error"
 	Browser        *Sessions            // the browser sessions Complete starts
-	Throttle       *Throttle            // per-account brute-force protection; nil: none
+	// Scopes are the scopes limited to groups (the configuration file's scopes section), read at
+	// every grant so a reload takes effect at once; nil: none is limited.
+	Scopes   func() map[string]ScopeRule
+	Throttle *Throttle // per-account brute-force protection; nil: none
 	// AuthRequests keeps authorization requests while the browser is on a page (required with Codes).
 	AuthRequests identity.AuthRequestStore
 
@@ -76,4 +79,10 @@ type Service struct {
 func New(c Config) *Service {
 	co := &core{Config: c}
 	return &Service{core: co, SignIn: &SignIn{co}, Grants: newGrants(co), Account: &Account{co}, Admin: &Admin{co}}
+}
+
+// ScopeRule limits a scope: only members of one of Groups are granted it, at /authorize, /auth
+// and every refresh (the configuration file's scopes section).
+type ScopeRule struct {
+	Groups []string `yaml:"groups"`
 }

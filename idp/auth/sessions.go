@@ -50,6 +50,8 @@ type Resolved struct {
 	Epoch     int64 // the user's credential epoch the session was made in
 	AuthTime  time.Time
 	AMR       []string
+	Email     string   // the user's email when verified: /verify's Remote-Email
+	Groups    []string // the user's groups: /verify's Remote-Groups and the access rules' subjects
 }
 
 type cachedSession struct {

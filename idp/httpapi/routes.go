@@ -106,6 +106,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
 	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
 	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth.Admin, d.Now)))
+	mux.Handle("POST /admin/reload", admin(handleReload(d.Logger, d.Reload)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.
 	mux.Handle("GET /admin/backup", web.NewAdminGuard(d.AdminToken, d.RemoteAddrs, d.Now)(web.HandleBackup(d.Store, "idp")))

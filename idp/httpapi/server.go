@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jwtidp/idp/access"
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
@@ -50,7 +51,13 @@ type Deps struct {
 	RemoteAddrs  web.ClientAddrs  // who a request comes from (trusted proxies' X-Forwarded-For)
 	Now          func() time.Time
 	IDTokenHints func(raw string) (token.IDClaims, error) // RP-initiated logout's id_token_hint check
-	ScopeText    map[string]string                        // how the consent page names Scopes (others by name)
+	// Access is the access rules /verify applies, as last loaded; nil (or a nil result): none,
+	// every signed-in user passes as before.
+	Access func() *access.Policy
+	// Reload re-reads the configuration file (clients, scopes, access rules): POST /admin/reload
+	// and SIGHUP. nil: there is no file to reload.
+	Reload    func(ctx context.Context) error
+	ScopeText map[string]string // how the consent page names Scopes (others by name)
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.

@@ -46,6 +46,8 @@ const (
 	AuditClientDeleted       = "client_deleted"
 	AuditKeyRotated          = "key_rotated"
 	AuditKeyRevoked          = "key_revoked"
+	AuditConfigReloaded      = "config_reloaded" // the configuration file re-read (SIGHUP, POST /admin/reload)
+	AuditConfigRefused       = "config_refused"  // a reload refused: the running configuration stays
 )
 
 // MaxAuditDetail bounds an event's detail, in bytes.

@@ -102,11 +102,17 @@ func (c Client) Validate() error {
 		}
 	}
 	for _, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") || len(s) > 128 {
+		if !ScopeToken(s) {
 			return apperr.Errorf(apperr.EINVALID, "scopes: %q is not a scope token", s)
 		}
 	}
 	return nil
+}
+
+// ScopeToken reports whether s may be a scope: a word without spaces, quotes or backslashes
+// (RFC 6749 §3.3), of at most 128 bytes.
+func ScopeToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\r\n\"\\") && len(s) <= 128
 }
 
 // ValidateRedirectURI enforces API.md: absolute, without a fragment or user info, https except

@@ -25,6 +25,7 @@ type Set struct {
 	settings map[string]*setting
 	order    []*setting // as defined: variables are read, and reported, in this order
 	checks   []check
+	layers   []func() ([]FileValue, error)
 	bad      *InvalidError // the first value the command line gave that did not parse
 }
 
@@ -34,8 +35,9 @@ type setting struct {
 	def              string // default as text, "" when it is the type's zero (not shown)
 	quote            bool   // the default is shown quoted
 	secret           bool   // never repeated in an error
-	given            bool   // set by the command line or the environment
+	given            bool   // set by the command line, the environment or a file (where)
 	raw              string // the text it was set with
+	where            string // "FILE:LINE" when a file (Layer) set it
 	value            flag.Value
 }
 
@@ -65,18 +67,33 @@ type Setting struct {
 	Flag  string // without dashes
 	Env   string // "" when the setting has no variable
 	Value string // as given; "" for a secret (never repeated)
+	Where string // "FILE:LINE" when a configuration file gave the value (Layer), else ""
 }
 
+// Error names each setting as the operator wrote it: a flag with its variable, or a file's key;
+// when a file gave any of the values, it begins with that place ("idp.yaml:3: invalid
+// token_ttl …"), as a compiler names a line.
 func (e *InvalidError) Error() string {
 	var b strings.Builder
+	for _, s := range e.Settings {
+		if s.Where != "" {
+			b.WriteString(s.Where + ": ")
+			break
+		}
+	}
 	b.WriteString("invalid ")
 	for i, s := range e.Settings {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("--" + s.Flag)
-		if s.Env != "" {
-			b.WriteString(" (" + s.Env + ")")
+		switch {
+		case s.Where != "":
+			b.WriteString(Key(s.Flag))
+		default:
+			b.WriteString("--" + s.Flag)
+			if s.Env != "" {
+				b.WriteString(" (" + s.Env + ")")
+			}
 		}
 		if s.Value != "" {
 			fmt.Fprintf(&b, " %q", s.Value)
@@ -99,12 +116,12 @@ func (s *Set) invalid(err error, settings ...*setting) *InvalidError {
 	return e
 }
 
-// named names the setting with value v, unless it is secret.
+// named names the setting with value v, unless it is secret, and the file line that gave it.
 func (st *setting) named(v string) Setting {
 	if st.secret {
 		v = ""
 	}
-	return Setting{Flag: st.name, Env: st.env, Value: v}
+	return Setting{Flag: st.name, Env: st.env, Value: v, Where: st.where}
 }
 
 // arg is what the flag package holds for a setting: it records a value that does not parse,
@@ -341,18 +358,42 @@ func (s *Set) lookup(name string) *setting {
 }
 
 // Parse parses args, fills every setting not given on the command line from its variable (an
-// empty variable counts as unset), then runs the rules. A refused value is an *InvalidError;
-// -h is flag.ErrHelp.
+// empty variable counts as unset), then from the layers (a configuration file), then runs the
+// rules. A refused value is an *InvalidError; -h is flag.ErrHelp. It stops at the first mistake
+// (a layer's mistakes come together, errors.Join).
 func (s *Set) Parse(args []string, getenv func(string) string) error {
+	switch errs := s.parse(args, getenv, false); len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	default:
+		return errors.Join(errs...)
+	}
+}
+
+// ParseAll is Parse that goes on past a refused value, for a check of a configuration file: it
+// returns every mistake — each refused value, each of a layer's (errors.Join), each rule broken
+// — in order. A rule over a setting whose value was refused is not run.
+func (s *Set) ParseAll(args []string, getenv func(string) string) []error {
+	return s.parse(args, getenv, true)
+}
+
+func (s *Set) parse(args []string, getenv func(string) string, all bool) []error {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	if err := s.fs.Parse(args); err != nil {
 		if s.bad != nil {
-			return s.bad
+			return []error{s.bad}
 		}
-		return err
+		return []error{err}
 	}
 	if s.fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+		return []error{fmt.Errorf("unexpected argument %q", s.fs.Arg(0))}
 	}
+	var errs []error
+	refused := map[*setting]bool{}
 	for _, st := range s.order {
 		if st.given || st.env == "" {
 			continue
@@ -362,11 +403,44 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 			continue
 		}
 		if err := st.value.Set(v); err != nil {
-			return &InvalidError{Settings: []Setting{st.named(v)}, Err: err}
+			errs = append(errs, &InvalidError{Settings: []Setting{st.named(v)}, Err: err})
+			if !all {
+				return errs
+			}
+			refused[st] = true
+			continue
 		}
 		st.given, st.raw = true, v
 	}
+	for _, load := range s.layers {
+		vals, err := load()
+		if err != nil {
+			errs = append(errs, unjoin(err)...)
+			if !all {
+				return errs
+			}
+		}
+		for _, fv := range vals {
+			st := s.lookup(fv.Name)
+			if st.given || refused[st] {
+				continue // the command line and the environment win over a file
+			}
+			st.where = fv.Where
+			if err := st.value.Set(fv.Value); err != nil {
+				errs = append(errs, &InvalidError{Settings: []Setting{st.named(fv.Value)}, Err: err})
+				if !all {
+					return errs
+				}
+				refused[st] = true
+				continue
+			}
+			st.given, st.raw = true, fv.Value
+		}
+	}
 	for _, c := range s.checks {
+		if slices.ContainsFunc(c.names, func(n string) bool { return refused[s.settings[n]] }) {
+			continue
+		}
 		if err := c.rule(); err != nil {
 			var named, given []*setting
 			for _, n := range c.names {
@@ -378,10 +452,66 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 			if len(given) == 0 {
 				given = named
 			}
-			return s.invalid(err, given...)
+			errs = append(errs, s.invalid(err, given...))
+			if !all {
+				return errs
+			}
 		}
 	}
-	return nil
+	return errs
+}
+
+// unjoin is the errors errors.Join joined, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// FileValue is a setting's value as a configuration file gives it.
+type FileValue struct {
+	Name  string // the setting's flag name
+	Value string // as text, parsed by the setting's own parser
+	Where string // "FILE:LINE", which errors about the value begin with
+}
+
+// Layer adds a source of values below the command line and the environment: a configuration
+// file. Once Parse has read both, it calls load (which may read the settings they gave, such
+// as the file's name) and sets each value load gives to a setting neither gave, with that
+// setting's parser; the rules then run over the result. An error of load stops Parse; errors
+// it joins (errors.Join) are reported one by one by ParseAll.
+func (s *Set) Layer(load func() ([]FileValue, error)) {
+	s.layers = append(s.layers, load)
+}
+
+// Given are the settings the command line and the environment gave, as arguments
+// ("--name=value"), but for those named in except: to check a configuration file again later as
+// it was checked at start, under the same settings.
+func (s *Set) Given(except ...string) []string {
+	var out []string
+	for _, st := range s.order {
+		if st.given && st.where == "" && !slices.Contains(except, st.name) {
+			out = append(out, "--"+st.name+"="+st.raw)
+		}
+	}
+	return out
+}
+
+// Key is a setting's key in a configuration file: its flag's name with "-" turned into "_"
+// (token-ttl is token_ttl).
+func Key(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// FileKeys maps each file key to its setting's flag name: every setting that has a variable
+// (a flag without one, such as --version, is for the command line only).
+func (s *Set) FileKeys() map[string]string {
+	keys := map[string]string{}
+	for _, st := range s.order {
+		if st.env != "" {
+			keys[Key(st.name)] = st.name
+		}
+	}
+	return keys
 }
 
 // usage prints what flag.FlagSet's default usage prints, with each setting's variable.

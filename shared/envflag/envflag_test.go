@@ -101,3 +101,69 @@ func TestUsageShowsVariablesAndDefaults(t *testing.T) {
 		t.Fatalf("usage:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// A file's values sit below the environment and the command line, go through the settings' own
+// parsers and rules, and a refused one is named by its key and line; ParseAll reports every
+// mistake, Parse the first.
+func TestLayerBelowEnvironmentAndFlags(t *testing.T) {
+	file := func(vals ...FileValue) func(fs *Set) {
+		return func(fs *Set) { fs.Layer(func() ([]FileValue, error) { return vals, nil }) }
+	}
+	var s settings
+	fs := newSet(&s)
+	file(FileValue{"ttl", "2h", "f.yaml:1"}, FileValue{"n", "3", "f.yaml:2"}, FileValue{"addr", "10.0.0.1:9", "f.yaml:3"})(fs)
+	if err := fs.Parse([]string{"--ttl", "90s"}, env("T_N", "7")); err != nil {
+		t.Fatal(err)
+	}
+	if s.ttl != 90*time.Second || s.n != 7 || s.addr != "10.0.0.1:9" {
+		t.Fatalf("got %+v: the flag, the variable, then the file", s)
+	}
+	if keys := fs.FileKeys(); keys["log_level"] != "log-level" || keys["ttl"] != "ttl" || keys["on"] != "" {
+		t.Fatalf("file keys %v: a setting with a variable has one, --on has none", keys)
+	}
+
+	s = settings{}
+	fs = newSet(&s)
+	file(FileValue{"ttl", "soon", "f.yaml:4"}, FileValue{"secret", "hunter2", "f.yaml:5"}, FileValue{"n", "11", "f.yaml:6"}, FileValue{"mem", "x", "f.yaml:7"})(fs)
+	fs.Layer(func() ([]FileValue, error) {
+		return nil, errors.Join(errors.New("f.yaml:8: one"), errors.New("f.yaml:9: two"))
+	})
+	errs := fs.ParseAll(nil, nil)
+	var got []string
+	for _, err := range errs {
+		got = append(got, err.Error())
+	}
+	want := []string{
+		`f.yaml:4: invalid ttl "soon": not a duration (such as 90s, 15m or 720h)`,
+		`f.yaml:7: invalid mem "x": not a whole number`,
+		"f.yaml:8: one", "f.yaml:9: two",
+		// n's rule is about mem too, whose value was refused: it is not run.
+		`f.yaml:5: invalid secret: must not be that`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("ParseAll:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	s = settings{}
+	fs = newSet(&s)
+	file(FileValue{"ttl", "soon", "f.yaml:4"}, FileValue{"mem", "x", "f.yaml:7"})(fs)
+	if err := fs.Parse(nil, nil); err == nil || err.Error() != want[0] {
+		t.Fatalf("Parse: %v, want the first mistake", err)
+	}
+}
+
+// Given is what the command line and the environment set, as arguments, not the file's.
+func TestGiven(t *testing.T) {
+	var s settings
+	fs := newSet(&s)
+	fs.Layer(func() ([]FileValue, error) { return []FileValue{{"n", "3", "f.yaml:1"}}, nil })
+	if err := fs.Parse([]string{"--ttl", "90s", "--secret=x y"}, env("T_MEM", "128")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fs.Given("secret"), " "); got != "--ttl=90s --mem=128" {
+		t.Fatalf("Given: %s", got)
+	}
+	again := newSet(&settings{})
+	if err := again.Parse(fs.Given(), nil); err != nil {
+		t.Fatalf("the settings given again: %v", err)
+	}
+}

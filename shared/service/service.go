@@ -49,6 +49,17 @@ type Env struct {
 	// Clock is the time the service reads (token lifetimes, lockouts, sessions, the key
 	// schedule); nil is the wall clock. Tests pass a clock.Fake and advance it.
 	Clock clock.Clock
+	// Hangups subscribes to the process's SIGHUP (Main's); stop ends the subscription. Only a
+	// service that asks (Running.OnHangup) subscribes, so SIGHUP keeps its default (the end of
+	// the process) for the others. nil: no SIGHUP arrives; a test passes its own channel.
+	Hangups func() (sig <-chan os.Signal, stop func())
+}
+
+// hangups is Main's Env.Hangups: the process's SIGHUP.
+func hangups() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }
 
 // Func is a subcommand of a program; args are those after its name.
@@ -75,7 +86,7 @@ type Server interface {
 func Main(p *Program, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := p.Run(ctx, args, Env{Getenv: getenv, Stdout: stdout, Stderr: stderr}); err != nil {
+	if err := p.Run(ctx, args, Env{Getenv: getenv, Stdout: stdout, Stderr: stderr, Hangups: hangups}); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return 1
 	}
@@ -141,6 +152,14 @@ type Settings struct {
 
 // Replicated reports whether the store is a database other processes may share.
 func (s Settings) Replicated() bool { return s.Database.URL != "" }
+
+// DefineSettings defines the settings every service has on fs, as serve does, for a command
+// that checks settings without serving (idp config check).
+func (p *Program) DefineSettings(fs *envflag.Set) *Settings {
+	s := new(Settings)
+	s.define(fs, p)
+	return s
+}
 
 func (s *Settings) define(fs *envflag.Set, p *Program) {
 	v := func(name string) string { return p.Prefix + "_" + name }
@@ -274,6 +293,27 @@ type Running[S Store] struct {
 	Clock    clock.Clock          // Env.Clock, or the wall clock: what Build passes as "now"
 	ctx      context.Context
 	wg       *sync.WaitGroup
+	hangups  func() (<-chan os.Signal, func())
+}
+
+// OnHangup runs fn at every SIGHUP until the service stops (one at a time, in the background,
+// as Go runs work); without it SIGHUP ends the process as it always did.
+func (r *Running[S]) OnHangup(fn func(ctx context.Context)) {
+	if r.hangups == nil {
+		return
+	}
+	sig, stop := r.hangups()
+	r.Go(func(ctx context.Context) {
+		defer stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				fn(ctx)
+			}
+		}
+	})
 }
 
 // Go runs fn in the background until the service stops: fn must return once ctx ends, and the
@@ -339,7 +379,7 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := &Running[S]{
 		Settings: set, Addr: ln.Addr().String(), Store: store, Logger: logger, Registry: reg,
-		Ready: web.NewReadiness(store.Ping), Clock: clock.Or(env.Clock), ctx: bg, wg: &wg,
+		Ready: web.NewReadiness(store.Ping), Clock: clock.Or(env.Clock), ctx: bg, wg: &wg, hangups: env.Hangups,
 	}
 	app, err := s.Build(bg, r)
 	if err != nil {
