@@ -51,13 +51,19 @@ type config struct {
 	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
 	secretsKeyFile string
 	sealer         seal.Sealer
+
+	// scopes are the scopes limited to groups; nil until the configuration file has a section
+	// for them (tests set it through programOf).
+	scopes map[string]auth.ScopeRule
 }
 
 // program is the idp command line: `idp` and `idp serve` run the server, `idp keys` manages the
 // signing keys of a running one and `idp clients` its registered OAuth clients.
 // main runs it; a test runs it in its own process with program().Run (servicetest.Start).
-func program() *service.Program {
-	c := &config{}
+func program() *service.Program { return programOf(&config{}) }
+
+// programOf is program over c, which its flags fill: a test may set what has no flag.
+func programOf(c *config) *service.Program {
 	return &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
 		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
@@ -330,10 +336,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	sessions := &auth.Sessions{
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
-		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
+		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db, Groups: db,
 	}
 	svc := auth.New(auth.Config{
-		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
+		Users: db, Families: db, Clients: db, Groups: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
@@ -343,6 +349,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
+		Scopes:         func() map[string]auth.ScopeRule { return c.scopes },
 	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).

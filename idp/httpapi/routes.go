@@ -105,6 +105,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
 	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
+	mux.Handle("POST /admin/groups", admin(handleGroupsCreate(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/groups", admin(handleGroupsList(d.Logger, d.Auth.Admin)))
+	mux.Handle("DELETE /admin/groups/{name}", admin(handleGroupsDelete(d.Logger, d.Auth.Admin, d.Sessions)))
+	// A membership changes the user's groups and scopes: their cached sessions are forgotten.
+	mux.Handle("PUT /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, d.Auth.Admin.AddMember, d.Sessions)))
+	mux.Handle("DELETE /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, d.Auth.Admin.RemoveMember, d.Sessions)))
 	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth.Admin, d.Now)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.

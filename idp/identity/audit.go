@@ -46,6 +46,10 @@ const (
 	AuditClientDeleted       = "client_deleted"
 	AuditKeyRotated          = "key_rotated"
 	AuditKeyRevoked          = "key_revoked"
+	AuditGroupCreated        = "group_created"
+	AuditGroupDeleted        = "group_deleted"
+	AuditGroupMemberAdded    = "group_member_added"   // the event's user is the member
+	AuditGroupMemberRemoved  = "group_member_removed" // the event's user is the member
 )
 
 // MaxAuditDetail bounds an event's detail, in bytes.
