@@ -349,7 +349,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
-		Scopes:         func() map[string]auth.ScopeRule { return c.scopes },
+		Scopes: func() map[string]auth.ScopeRule { return c.scopes },
 	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).

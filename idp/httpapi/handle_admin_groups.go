@@ -90,34 +90,28 @@ func handleGroupsList(logger *slog.Logger, svc AdminGroups) http.Handler {
 	})
 }
 
-// handleGroupsDelete is DELETE /admin/groups/{name}: 204, and its members are forgotten by this
-// process's session cache so /verify sees the change at once; 404 for no such group.
-func handleGroupsDelete(logger *slog.Logger, svc AdminGroups, sessions Sessions) http.Handler {
+// handleGroupsDelete is DELETE /admin/groups/{name}: 204, and forget (the members' cached
+// sessions) runs so /verify sees the change at once on this process; 404 for no such group.
+func handleGroupsDelete(logger *slog.Logger, svc AdminGroups, forget func(name string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if err := svc.DeleteGroup(r.Context(), name); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}
-		if sessions != nil {
-			sessions.ForgetGroup(name)
-		}
+		forget(name)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
 
 // handleGroupMember is PUT or DELETE /admin/groups/{name}/members/{user} ({user}: the user's
 // id, as every admin user route): 204; 404 for no such group or user, or (DELETE) a user who is
-// not a member; 409 (PUT) for one who is. The user's cached sessions are forgotten here.
-func handleGroupMember(logger *slog.Logger, change func(ctx context.Context, group, user string) (identity.User, error), sessions Sessions) http.Handler {
+// not a member; 409 (PUT) for one who is.
+func handleGroupMember(logger *slog.Logger, change func(ctx context.Context, group, user string) (identity.User, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, err := change(r.Context(), r.PathValue("name"), r.PathValue("user"))
-		if err != nil {
+		if _, err := change(r.Context(), r.PathValue("name"), r.PathValue("user")); err != nil {
 			web.Error(w, r, logger, err)
 			return
-		}
-		if sessions != nil {
-			sessions.ForgetUser(u.ID)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
