@@ -17,7 +17,9 @@ func groupsService(t *testing.T) (*Service, *identity.Client, map[string]identit
 	svc, db, _ := newService(t)
 	ctx := context.Background()
 	svc.Groups, svc.Clients, svc.Codes, svc.Consents, svc.Sessions, svc.IDTokenTTL = db, db, db, db, db, time.Hour
-	svc.Scopes = func() map[string]ScopeRule { return map[string]ScopeRule{"workitems:admin": {Groups: []string{"ops", "sre"}}} }
+	svc.Scopes = func() map[string]ScopeRule {
+		return map[string]ScopeRule{"workitems:admin": {Groups: []string{"ops", "sre"}}}
+	}
 	svc.FirstParty.Scope = "workitems:read workitems:admin"
 	cl := &identity.Client{ID: "web", SecretHash: HashClientSecret(rpSecret), RedirectURIs: []string{"https://rp.example/cb"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, CreatedAt: time.Now(),
