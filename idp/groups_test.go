@@ -23,7 +23,9 @@ func TestGroupsCLI(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--admin-token", "groups-admin", "--rate-limit", "0")
 	signup(t, p.URL, "alice", "correct-horse-9")
 	admin := []string{"--url", p.URL, "--admin-token", "groups-admin"}
-	run := func(args ...string) (string, error) { return runIDP(append(append([]string{"groups"}, args...), admin...)) }
+	run := func(args ...string) (string, error) {
+		return runIDP(append(append([]string{"groups"}, args...), admin...))
+	}
 	for _, tt := range []struct {
 		args []string
 		ok   bool
