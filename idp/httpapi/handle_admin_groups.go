@@ -4,11 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"jwtidp/idp/identity"
-	"jwtidp/shared/apperr"
 	"jwtidp/shared/web"
 )
 
@@ -67,14 +65,10 @@ func handleGroupsCreate(logger *slog.Logger, svc AdminGroups) http.Handler {
 func handleGroupsList(logger *slog.Logger, svc AdminGroups) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		limit := 100
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				web.Error(w, r, logger, apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", identity.MaxListLimit))
-				return
-			}
-			limit = n
+		limit, err := pageLimit(q)
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
 		}
 		groups, next, err := svc.ListGroups(r.Context(), q.Get("prefix"), q.Get("after"), limit)
 		if err != nil {
