@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"jwtidp/idp/boltdb"
 	"jwtidp/idp/identity"
 )
 
@@ -201,4 +202,46 @@ func TestAdminGroupsAudited(t *testing.T) {
 	if !reflect.DeepEqual(got[:4], want) {
 		t.Fatalf("audit trail:\n got %q\nwant %q", got[:4], want)
 	}
+}
+
+// A browser session resolves to its user's groups and verified email (what /verify answers),
+// cached as the session is: a membership change is seen at once after ForgetUser here, and
+// within the cache period without it; deleting a group, after ForgetGroup.
+func TestSessionResolvesGroupsAndVerifiedEmail(t *testing.T) {
+	svc, _, users := groupsService(t)
+	ctx := context.Background()
+	db := svc.Groups.(*boltdb.DB)
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sessions := newSessions(svc, db, c)
+	sessions.CacheTTL, sessions.Groups = 5*time.Second, db
+	alice := users["alice"]
+	if _, err := db.UpdateUser(ctx, alice.ID, func(u identity.User) (identity.User, error) { return u.SetEmail("alice@example.com") }); err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := sessions.Start(ctx, Authentication{User: alice, AMR: []string{"pwd"}, AuthTime: c.now()}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what, email string, groups ...string) {
+		t.Helper()
+		r, err := sessions.Resolve(ctx, secret)
+		if err != nil || r.Email != email || !reflect.DeepEqual(r.Groups, append([]string{}, groups...)) {
+			t.Fatalf("%s: %+v, %v; want email %q, groups %v", what, r, err, email, groups)
+		}
+	}
+	want("an unverified email", "", "dev", "ops")
+	if _, err := db.UpdateUser(ctx, alice.ID, func(u identity.User) (identity.User, error) { return u.VerifyEmail() }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RemoveMember(ctx, "dev", alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("within the cache period", "", "dev", "ops")
+	sessions.ForgetUser(alice.ID)
+	want("after ForgetUser", "alice@example.com", "ops")
+	if err := db.DeleteGroup(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	sessions.ForgetGroup("ops")
+	want("after ForgetGroup", "alice@example.com")
 }
