@@ -443,7 +443,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 		"code_challenge_methods_supported":               "[S256]",
 		"subject_types_supported":                        "[public]",
 		"authorization_response_iss_parameter_supported": "true",
-		"scopes_supported":                               "[openid profile email offline_access workitems:read workitems:write]",
+		"scopes_supported":                               "[openid profile email groups offline_access workitems:read workitems:write]",
 	} {
 		if got := fmt.Sprint(d[k]); got != want {
 			t.Errorf("discovery %s = %s, want %s", k, got, want)

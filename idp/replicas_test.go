@@ -236,11 +236,19 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := bolt.CreateFamily(context.Background(), withAMR); err != nil {
 		t.Fatal(err)
 	}
+	// Groups and their members move too.
+	ops := identity.Group{Name: "ops", CreatedAt: now}
+	if err := bolt.CreateGroup(context.Background(), ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := bolt.AddMember(context.Background(), "ops", carol.ID); err != nil {
+		t.Fatal(err)
+	}
 	bolt.Close()
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents") {
+	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents, 1 groups, 1 memberships") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
 	pg, err := pgstore.Open(context.Background(), pgdb.Config{URL: db}, nil)
@@ -265,6 +273,12 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	if got, err := pg.ListFamilies(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []identity.Family{withAMR}) {
 		t.Fatalf("the copied family with amr: %+v, %v; want %+v", got, err, withAMR)
+	}
+	if got, err := pg.GetGroup(context.Background(), "ops"); err != nil || !reflect.DeepEqual(got, ops) {
+		t.Fatalf("the copied group: %+v, %v; want %+v", got, err, ops)
+	}
+	if got, err := pg.UserGroups(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []string{"ops"}) {
+		t.Fatalf("carol's copied groups: %v, %v", got, err)
 	}
 	pg.Close()
 	// A second run must be told that the target is not empty; told, it changes nothing.
@@ -356,7 +370,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 11") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 12") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

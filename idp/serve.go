@@ -61,6 +61,8 @@ type config struct {
 	reloading  sync.Mutex // one reload at a time (SIGHUP and POST /admin/reload)
 	program    *service.Program
 	fs         *envflag.Set // the settings as parsed: a reload checks the file under the same
+	// scopes limited to groups without a file: what a test sets through programOf.
+	scopes map[string]auth.ScopeRule
 }
 
 // liveConfig is the part of the configuration file a reload replaces.
@@ -80,11 +82,13 @@ func newLive(f *configfile.File) *liveConfig {
 // program is the idp command line: `idp` and `idp serve` run the server, `idp keys` manages the
 // signing keys of a running one and `idp clients` its registered OAuth clients.
 // main runs it; a test runs it in its own process with program().Run (servicetest.Start).
-func program() *service.Program {
-	c := &config{}
+func program() *service.Program { return programOf(&config{}) }
+
+// programOf is program over c, which its flags fill: a test may set what has no flag.
+func programOf(c *config) *service.Program {
 	p := &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "groups": groupsCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 	c.program = p
@@ -370,10 +374,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	sessions := &auth.Sessions{
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
-		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db,
+		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db, Groups: db,
 	}
 	svc := auth.New(auth.Config{
-		Users: db, Families: db, Clients: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
+		Users: db, Families: db, Clients: db, Groups: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
@@ -383,7 +387,12 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Throttle:       throttle,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
-		Scopes: func() map[string]auth.ScopeRule { return c.live.Load().scopes },
+		Scopes: func() map[string]auth.ScopeRule {
+			if live := c.live.Load(); live != nil && live.file != nil {
+				return live.scopes
+			}
+			return c.scopes
+		},
 	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
 		// The TOTP half of the secrets key's rotation (the key manager reseals the signing keys).

@@ -13,24 +13,24 @@ import (
 // copyStore is `idp store copy`: everything in a bbolt data folder — users with their password
 // hashes and emails, signing keys in every state, refresh families with every token hash they
 // issued, browser sessions, the IdP's own secrets, registered clients and the consents users
-// gave them, the ids of deleted users (never reused there either) with the usernames and emails
-// they left reserved, and the audit trail with its
-// ids — into PostgreSQL, so that nobody has to log in again after the move. Copying again is
+// gave them, groups and their members, the ids of deleted users (never reused there either)
+// with the usernames and emails they left reserved, and the audit trail with its ids — into
+// PostgreSQL, so that nobody has to log in again after the move. Copying again is
 // safe: every row is rewritten as the source has it.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
 	n, err := copyIdentity(ctx, src, dst)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d deleted user ids, %d reserved usernames, %d audit events",
-		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.deleted, n.reserved, n.audit), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d groups, %d memberships, %d deleted user ids, %d reserved usernames, %d audit events",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.groups, n.members, n.deleted, n.reserved, n.audit), nil
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
 // and a client redeems one at the IdP that issued it. Nor are stored authorization requests:
 // they live half an hour, and a browser whose request is gone starts again at its application.
 type copied struct {
-	users, keys, families, sessions, secrets, clients, consents, deleted, reserved, audit int
+	users, keys, families, sessions, secrets, clients, consents, groups, members, deleted, reserved, audit int
 }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
@@ -96,6 +96,9 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 	if n.audit, err = copyAudit(ctx, src, dst); err != nil {
 		return n, err
 	}
+	if n.groups, err = copyGroups(ctx, src, dst); err != nil {
+		return n, err
+	}
 	after := ""
 	for {
 		page, err := src.ListUsers(ctx, identity.ListOptions{After: after, Limit: identity.MaxListLimit})
@@ -145,8 +148,38 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 				}
 				n.consents++
 			}
+			// After the groups and the user, whom each membership references.
+			groups, err := src.UserGroups(ctx, u.ID)
+			if err != nil {
+				return n, err
+			}
+			for _, g := range groups {
+				if err := dst.ImportMember(ctx, g, u.ID); err != nil {
+					return n, fmt.Errorf("membership of user %s in %s: %w", u.ID, g, err)
+				}
+				n.members++
+			}
 		}
 		after = identity.NormalizeUsername(page[len(page)-1].Username)
+	}
+}
+
+// copyGroups copies the groups, a page at a time; their members come with the users.
+func copyGroups(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (int, error) {
+	n := 0
+	opt := identity.ListOptions{Limit: identity.MaxListLimit}
+	for {
+		page, err := src.ListGroups(ctx, opt)
+		if err != nil || len(page) == 0 {
+			return n, err
+		}
+		for _, g := range page {
+			if err := dst.ImportGroup(ctx, g); err != nil {
+				return n, fmt.Errorf("group %s: %w", g.Name, err)
+			}
+			n++
+		}
+		opt.After = page[len(page)-1].Name
 	}
 }
 

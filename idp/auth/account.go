@@ -116,8 +116,9 @@ func (s *core) findUser(ctx context.Context, user string) (identity.User, error)
 // own client (the /auth and browser-login tokens, which /userinfo always answered)
 // preferred_username, and email with email_verified when the user has one; for a relying party
 // only with scope openid (else ErrInsufficientScope), preferred_username with scope profile and
-// email with email_verified with scope email, when the user has one. errNoUser (ENOTFOUND) when
-// sub is no user: a client's own token, or a deleted user's.
+// email with email_verified with scope email, when the user has one. groups (a list, empty for
+// none) with scope groups. errNoUser (ENOTFOUND) when sub is no user: a client's own token, or
+// a deleted user's.
 func (s *Account) Userinfo(ctx context.Context, sub, clientID, scope string) (map[string]any, error) {
 	u, err := s.Users.GetUser(ctx, sub)
 	if apperr.Code(err) == apperr.ENOTFOUND || err == nil && u.Disabled {
@@ -138,6 +139,13 @@ func (s *Account) Userinfo(ctx context.Context, sub, clientID, scope string) (ma
 	if u.Email != "" && (firstParty || slices.Contains(scopes, "email")) {
 		claims["email"] = u.Email
 		claims["email_verified"] = u.EmailVerified
+	}
+	if slices.Contains(scopes, ScopeGroups) {
+		groups, err := groupsOf(ctx, s.Groups, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		claims["groups"] = groups
 	}
 	return claims, nil
 }

@@ -35,6 +35,8 @@ type Tokens struct {
 	ExpiresIn    int    // seconds
 	Scope        string
 	SessionEnds  time.Time // the refresh family's absolute expiry
+
+	groups []string // the user's groups as Issue read them, for the code exchange's ID token
 }
 
 // Client is an OAuth client as the use cases see it: the first-party client that /auth and
@@ -345,12 +347,18 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if g.Scope == "" {
 		g.Scope = g.Client.Scope
 	}
+	groups, err := s.grantGroups(ctx, g)
+	if err != nil {
+		return Tokens{}, err
+	}
+	g.Scope = s.limitScope(g.Scope, groups)
 	if !g.Refresh {
-		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR)
-		return s.tokens(access, "", g.Scope), err
+		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR, groups)
+		t := s.tokens(access, "", g.Scope)
+		t.groups = groups
+		return t, err
 	}
 	refresh, hash := g.refresh, g.refreshHash
-	var err error
 	if refresh == "" {
 		if refresh, hash, err = token.NewRefresh(s.Random); err != nil {
 			return Tokens{}, err
@@ -373,22 +381,22 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		// The disk is failing: the login still succeeds, with an access token and no session to
 		// refresh, rather than locking every user out.
 		s.Logger.WarnContext(ctx, "login without refresh token: storage unavailable", "sub", g.User.ID)
-		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR)
+		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR, groups)
 		if err != nil {
 			return Tokens{}, err
 		}
 		t := s.tokens(access, "", g.Scope)
-		t.SessionEnds = s.Now().Add(s.Issuer.TTL)
+		t.SessionEnds, t.groups = s.Now().Add(s.Issuer.TTL), groups
 		return t, nil
 	case err != nil:
 		return Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
-	access, err := s.access(g.User, g.Client.ID, g.Scope, familySID(g.SessionID, famID), g.Client.Audience, g.AMR)
+	access, err := s.access(g.User, g.Client.ID, g.Scope, familySID(g.SessionID, famID), g.Client.Audience, g.AMR, groups)
 	if err != nil {
 		return Tokens{}, err
 	}
 	t := s.tokens(access, refresh, g.Scope)
-	t.SessionEnds = now.Add(s.RefreshTTL)
+	t.SessionEnds, t.groups = now.Add(s.RefreshTTL), groups
 	return t, nil
 }
 
@@ -404,10 +412,10 @@ func familySID(sessionID, familyID string) string {
 // access mints an access token of u for the client, from the session or family sid. It names
 // the user (preferred_username) only to the IdP's own client, whose tokens always did, or with
 // scope profile: a relying party that was not granted the user's profile does not learn their
-// username from its token.
-func (s *core) access(u identity.User, clientID, scope, sid string, audience, amr []string) (string, error) {
+// username from its token. groups, the user's, go into the IdP's own client's tokens only.
+func (s *core) access(u identity.User, clientID, scope, sid string, audience, amr, groups []string) (string, error) {
 	access, _, err := s.Issuer.Access(token.Access{Subject: u.ID, Username: usernameFor(u, clientID, scope), ClientID: clientID, Scope: scope, Audience: audience, AMR: amr,
-		SessionID: sid})
+		SessionID: sid, Groups: groupsFor(groups, clientID)})
 	return access, err
 }
 
@@ -483,7 +491,14 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
-	access, err := s.access(u, f.ClientID, scope, familySID(f.SessionID, f.ID), audience, f.AMR)
+	// The family keeps the scope it was granted; what this refresh carries of it is decided by
+	// the memberships read now, so a member removed from a group loses its scopes at once.
+	groups, err := groupsOf(ctx, s.Groups, u.ID)
+	if err != nil {
+		return Tokens{}, err
+	}
+	scope = s.limitScope(scope, groups)
+	access, err := s.access(u, f.ClientID, scope, familySID(f.SessionID, f.ID), audience, f.AMR, groups)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -123,5 +123,6 @@ var ScopeText = map[string]string{
 	oidc.ScopeOpenID:   "Sign you in with your account",
 	ScopeProfile:       "See your username",
 	ScopeEmail:         "See your email address",
+	ScopeGroups:        "See your groups",
 	ScopeOfflineAccess: "Stay signed in when you are away (refresh tokens)",
 }

@@ -32,6 +32,16 @@ var ErrNotForEdge = apperr.Errorf(apperr.EUNAUTHORIZED, "The access token may no
 // edgeUser is what the edge remembers of a user: zero when there is none or they are disabled.
 type edgeUser struct {
 	ID, Username string
+	Email        string // when verified
+	Groups       []string
+}
+
+// verifiedEmail is u's email when it is verified: what the edge may vouch for (Remote-Email).
+func verifiedEmail(u identity.User) string {
+	if !u.EmailVerified {
+		return ""
+	}
+	return u.Email
 }
 
 type cachedLookup[V any] struct {
@@ -49,7 +59,7 @@ const OutageGrace = time.Minute
 // passes forward-auth: the client is the first-party one or registered with ForwardAuth, sub is
 // a user and not the client itself, and the user exists and is not disabled. It returns the
 // user as /verify names them (the stored username: a relying party's token carries
-// preferred_username only with scope profile). ErrNotForEdge otherwise. When the store cannot
+// preferred_username only with scope profile), with their verified email and their groups. ErrNotForEdge otherwise. When the store cannot
 // be read, the last answer this process had is used if it is under OutageGrace old; else the
 // store's error is returned.
 func (s *Sessions) Bearer(ctx context.Context, clientID, sub string) (Resolved, error) {
@@ -72,7 +82,7 @@ func (s *Sessions) Bearer(ctx context.Context, clientID, sub string) (Resolved, 
 	if u.ID == "" {
 		return Resolved{}, ErrNotForEdge
 	}
-	return Resolved{UserID: u.ID, Username: u.Username}, nil
+	return Resolved{UserID: u.ID, Username: u.Username, Email: u.Email, Groups: u.Groups}, nil
 }
 
 func (s *Sessions) edgeUser(ctx context.Context, sub string) (edgeUser, error) {
@@ -86,7 +96,11 @@ func (s *Sessions) edgeUser(ctx context.Context, sub string) (edgeUser, error) {
 		case u.Disabled:
 			return edgeUser{}, nil
 		}
-		return edgeUser{ID: u.ID, Username: u.Username}, nil
+		groups, err := groupsOf(ctx, s.Groups, u.ID)
+		if err != nil {
+			return edgeUser{}, err
+		}
+		return edgeUser{ID: u.ID, Username: u.Username, Email: verifiedEmail(u), Groups: groups}, nil
 	})
 }
 

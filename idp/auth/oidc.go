@@ -213,10 +213,12 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	if slices.Contains(code.Scopes, oidc.ScopeOpenID) {
+	// What Issue granted: the code's scopes less those limited to groups the user is not in.
+	granted := strings.Fields(t.Scope)
+	if slices.Contains(granted, oidc.ScopeOpenID) {
 		id := token.ID{Subject: u.ID, ClientID: c.ID, Nonce: code.Nonce, AuthTime: code.AuthTime, AMR: code.AMR,
 			ACR: oidc.ACR(code.AMR), SessionID: code.SessionID, AccessToken: t.AccessToken}
-		withClaims(&id, u, code.Scopes)
+		withClaims(&id, u, granted, t.groups)
 		if t.IDToken, err = s.Issuer.IDToken(id, s.IDTokenTTL); err != nil {
 			return Tokens{}, err
 		}
@@ -229,7 +231,7 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 			return Tokens{}, errReplay
 		}
 	}
-	s.Logger.InfoContext(ctx, "authorization code redeemed", "sub", u.ID, "client_id", c.ID, "scope", scope)
+	s.Logger.InfoContext(ctx, "authorization code redeemed", "sub", u.ID, "client_id", c.ID, "scope", t.Scope)
 	return t, nil
 }
 
@@ -267,8 +269,12 @@ func checkVerifier(challenge, verifier string) error {
 	return nil
 }
 
-// withClaims adds the claims scopes profile and email ask for (OpenID Connect Core §5.4).
-func withClaims(id *token.ID, u identity.User, scopes []string) {
+// withClaims adds the claims scopes profile and email ask for (OpenID Connect Core §5.4), and
+// the user's groups with scope groups.
+func withClaims(id *token.ID, u identity.User, scopes, groups []string) {
+	if slices.Contains(scopes, ScopeGroups) {
+		id.Groups = groups
+	}
 	if slices.Contains(scopes, ScopeProfile) {
 		id.Username = u.Username
 	}

@@ -14,12 +14,15 @@ import (
 // Config is what the use cases are made of: the stores, the token issuer, the clock, randomness,
 // the log, the audit trail and the policies.
 type Config struct {
-	Users      Users
-	Families   Families
-	Clients    Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
-	Codes      identity.CodeStore    // authorization codes; nil: the code flow is off
-	Consents   identity.ConsentStore // remembered consents
-	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
+	Users    Users
+	Families Families
+	Clients  Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
+	Codes    identity.CodeStore    // authorization codes; nil: the code flow is off
+	Consents identity.ConsentStore // remembered consents
+	Sessions identity.SessionStore // browser sessions, which a code exchange checks are still live
+	// Groups keeps groups and their members; nil: nobody is in a group (and the admin's group
+	// methods are not to be called).
+	Groups     identity.GroupStore
 	IDTokenTTL time.Duration
 	Sealer     seal.Sealer         // seals TOTP seeds at rest; nil: seal.None (stored as they are)
 	Audit      identity.AuditStore // the audit trail; nil: events are only logged

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type Sessions struct {
 	// bearer token passes.
 	Users   UserReader
 	Clients ClientReader
+	// Groups are read with the user, for /verify's Remote-Groups and the access rules; nil:
+	// nobody is in a group.
+	Groups GroupReader
 
 	mu      sync.Mutex
 	cache   map[string]cachedSession          // token hash → what it resolved to
@@ -213,7 +217,12 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 			s.Logger.WarnContext(ctx, "session last-seen not updated", "sid", sess.ID, "err", err)
 		}
 	}
-	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR}
+	groups, err := groupsOf(ctx, s.Groups, u.ID)
+	if err != nil {
+		return Resolved{}, err
+	}
+	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR,
+		Email: verifiedEmail(u), Groups: groups}
 	until := now.Add(s.CacheTTL)
 	if sess.ExpiresAt.Before(until) {
 		until = sess.ExpiresAt
@@ -288,13 +297,28 @@ func (s *Sessions) End(ctx context.Context, secret string) error {
 
 // ForgetUser drops this process's cached sessions of the user and its cached state for bearer
 // tokens (Bearer), so that an admin's disable, logout or delete stops them at /verify on the
-// process that did it at once (other processes within CacheTTL). It walks the cache under its mutex: admin actions are rare.
+// process that did it at once (other processes within CacheTTL); so that a change of their
+// groups does too. It walks the cache under its mutex: admin actions are rare.
 func (s *Sessions) ForgetUser(userID string) {
 	s.forget(func(r Resolved) bool { return r.UserID == userID })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
 	delete(s.users, userID)
+}
+
+// ForgetGroup drops this process's cached sessions and bearer users of the group's members, so
+// that deleting it reaches /verify here at once (other processes within CacheTTL).
+func (s *Sessions) ForgetGroup(name string) {
+	s.forget(func(r Resolved) bool { return slices.Contains(r.Groups, name) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	for id, c := range s.users {
+		if slices.Contains(c.v.Groups, name) {
+			delete(s.users, id)
+		}
+	}
 }
 
 // ForgetSession drops this process's cached resolution of the session id, so that a session

@@ -1,7 +1,7 @@
 // Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
-// secrets, registered OAuth clients, authorization codes and consents in one bbolt file. Every
-// read-modify-write is one transaction; slow work (hashing, key generation) is done by callers
-// before they get here.
+// secrets, registered OAuth clients, authorization codes, consents and groups in one bbolt
+// file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
+// by callers before they get here.
 package boltdb
 
 import (
@@ -37,6 +37,11 @@ var (
 	// deleted user's email stays in bucketEmails under their id meanwhile.
 	bucketReserved = []byte("reservednames")
 	bucketAuthReqs = []byte("authrequests") // authorization-request id → AuthRequest
+	bucketGroups   = []byte("groups")       // group name → Group
+	// group name → (member's user id → nil), and user id → (group name → nil): one membership
+	// in both, written together.
+	bucketGroupMembers = []byte("groupmembers")
+	bucketUserGroups   = []byte("usergroups")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -54,7 +59,7 @@ var _ identity.Store = (*DB)(nil)
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
-		bucketCodeFails, bucketReserved, bucketAuthReqs)
+		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups)
 	if err != nil {
 		return nil, err
 	}

@@ -196,6 +196,16 @@ func populate(t *testing.T, db *boltdb.DB) {
 	must(t, db.CreateFamily(ctx, identity.Family{ID: "f4", UserID: "u2", ClientID: "gone", CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "r4"}))
 	must(t, db.DeleteClient(ctx, "gone"))
 
+	// Groups: u3's membership goes with u3, gone's memberships with gone.
+	for _, g := range []string{"ops", "k8s:admins", "gone"} {
+		must(t, db.CreateGroup(ctx, identity.Group{Name: g, CreatedAt: at}))
+	}
+	for _, m := range [][2]string{{"ops", "u1"}, {"ops", "u2"}, {"k8s:admins", "u1"}, {"ops", "u3"}, {"gone", "u2"}, {"k8s:admins", "u2"}} {
+		must(t, db.AddMember(ctx, m[0], m[1]))
+	}
+	must(t, db.RemoveMember(ctx, "k8s:admins", "u2"))
+	must(t, db.DeleteGroup(ctx, "gone"))
+
 	// u3 goes: its username and email stay reserved, its id refused for ever.
 	must(t, db.DeleteUser(ctx, "u3"))
 }
@@ -301,6 +311,12 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 	read("audit", events, err)
 	secrets, err := db.Secrets(ctx)
 	read("secrets", secrets, err)
+	groups, err := db.ListGroups(ctx, identity.ListOptions{Limit: 10})
+	read("groups", groups, err)
+	for _, id := range []string{"u1", "u2", "u3"} {
+		names, err := db.UserGroups(ctx, id)
+		read("groups of "+id, names, err)
+	}
 	for _, id := range []string{"u1", "u2"} {
 		consents, err := db.ListConsents(ctx, id)
 		read("consents of "+id, consents, err)

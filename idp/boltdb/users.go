@@ -92,27 +92,40 @@ func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identit
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
+	return result(ctx, s.view, func(tx *bolt.Tx) ([]identity.User, error) {
+		out := []identity.User{}
+		err := page(tx.Bucket(bucketUsernames), opt, func(_, id []byte) error {
+			u, err := users.get(tx, string(id))
+			out = append(out, u)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
+}
+
+// page calls fn with the keys and values of b that opt selects (a validated ListOptions, its
+// Prefix and After normalized as usernames are), in key order.
+func page(b *bolt.Bucket, opt identity.ListOptions, fn func(k, v []byte) error) error {
 	prefix := []byte(identity.NormalizeUsername(opt.Prefix))
 	after := []byte(identity.NormalizeUsername(opt.After))
 	start := prefix
 	if bytes.Compare(after, start) > 0 {
 		start = after
 	}
-	return result(ctx, s.view, func(tx *bolt.Tx) ([]identity.User, error) {
-		out := []identity.User{}
-		c := tx.Bucket(bucketUsernames).Cursor()
-		for k, id := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(out) < opt.Limit; k, id = c.Next() {
-			if len(after) > 0 && bytes.Compare(k, after) <= 0 {
-				continue
-			}
-			u, err := users.get(tx, string(id))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, u)
+	c, n := b.Cursor(), 0
+	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && n < opt.Limit; k, v = c.Next() {
+		if len(after) > 0 && bytes.Compare(k, after) <= 0 {
+			continue
 		}
-		return out, nil
-	})
+		if err := fn(k, v); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
 }
 
 // UpdateUser implements identity.UserStore.
@@ -192,6 +205,9 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		if err := deleteConsents(tx, id); err != nil {
+			return err
+		}
+		if err := deleteMemberships(tx, id); err != nil {
 			return err
 		}
 		if _, err := codes.deleteWhere(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -83,14 +84,10 @@ func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {
 			writeUserPage(w, users, "")
 			return
 		}
-		limit := 100
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				web.Error(w, r, logger, apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", identity.MaxListLimit))
-				return
-			}
-			limit = n
+		limit, err := pageLimit(q)
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
 		}
 		users, next, err := svc.AdminListUsers(r.Context(), q.Get("prefix"), q.Get("after"), limit)
 		if err != nil {
@@ -99,6 +96,20 @@ func handleAdminUsers(logger *slog.Logger, svc AdminUsers) http.Handler {
 		}
 		writeUserPage(w, users, next)
 	})
+}
+
+// pageLimit is an admin list's ?limit=, 100 when absent; EINVALID when it is no number (the
+// use case checks its range).
+func pageLimit(q url.Values) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, apperr.Errorf(apperr.EINVALID, "limit must be a whole number from 1 to %d", identity.MaxListLimit)
+	}
+	return n, nil
 }
 
 // writeUserPage answers GET /admin/users with users and the next page's after.

@@ -62,9 +62,9 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		// The first-party client's tokens need no authentication; a registered client's need its.
 		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"scopes_supported": append([]string{"openid", "profile", "email", "offline_access"}, scopes...),
+		"scopes_supported": append([]string{"openid", "profile", "email", "groups", "offline_access"}, scopes...),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "azp",
-			"at_hash", "preferred_username", "email", "email_verified"},
+			"at_hash", "preferred_username", "email", "email_verified", "groups"},
 		"acr_values_supported":                           oidc.ACRValuesSupported,
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"authorization_response_iss_parameter_supported": true,

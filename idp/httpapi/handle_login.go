@@ -79,9 +79,11 @@ type Sessions interface {
 	Resolve(ctx context.Context, secret string) (auth.Resolved, error)
 	End(ctx context.Context, secret string) error
 	// ForgetSession drops this process's cached resolution of a session ended elsewhere;
-	// ForgetUser, of every session of the user (their credentials changed).
+	// ForgetUser, of every session of the user (their credentials or groups changed);
+	// ForgetGroup, of every session of the group's members (it was deleted).
 	ForgetSession(id string)
 	ForgetUser(userID string)
+	ForgetGroup(name string)
 }
 
 // Authenticator is what the browser login needs of the use cases: the password step, the

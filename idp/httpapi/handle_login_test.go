@@ -56,6 +56,7 @@ func (f *fakeSessions) Resolve(_ context.Context, secret string) (auth.Resolved,
 
 func (f *fakeSessions) End(context.Context, string) error { f.ended++; return nil }
 func (f *fakeSessions) ForgetSession(string)              {}
+func (f *fakeSessions) ForgetGroup(string)                {}
 func (f *fakeSessions) ForgetUser(string)                 {}
 
 func (f *fakeSessions) Pending(context.Context, string) (identity.Session, identity.User, error) {

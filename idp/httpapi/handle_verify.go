@@ -31,7 +31,8 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, e
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Length", "0")
-		var sub, user string
+		var sub, user, email string
+		var groups []string
 		err := errors.New("no credentials")
 		bearer := r.Header.Get("Authorization") != ""
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
@@ -39,7 +40,7 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, e
 			if claims, err = v.Verify(r.Context(), raw); err == nil {
 				var who auth.Resolved
 				if who, err = edge.Bearer(r.Context(), claims.ClientID, claims.Subject); err == nil {
-					sub, user = who.UserID, who.Username
+					sub, user, email, groups = who.UserID, who.Username, who.Email, who.Groups
 				} else if apperr.Code(err) != apperr.EUNAUTHORIZED {
 					logger.ErrorContext(r.Context(), "verify: bearer token's user", "err", err)
 				}
@@ -47,7 +48,7 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, e
 		} else if secret := cfg.secret(r); secret != "" {
 			var s auth.Resolved
 			if s, err = sessions.Resolve(r.Context(), secret); err == nil {
-				sub, user = s.UserID, s.Username
+				sub, user, email, groups = s.UserID, s.Username, s.Email, s.Groups
 			} else if !errors.Is(err, auth.ErrNoSession) {
 				logger.ErrorContext(r.Context(), "verify: resolve session", "err", err)
 			}
@@ -69,6 +70,11 @@ func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, e
 		h.Set("X-Auth-Subject", sub)
 		h.Set("X-Auth-User", user)
 		h.Set("Remote-User", user)
+		// Authelia's names, which apps behind it read: group names hold no comma.
+		h.Set("Remote-Groups", strings.Join(groups, ","))
+		if email != "" {
+			h.Set("Remote-Email", email) // verified only
+		}
 		w.WriteHeader(http.StatusOK)
 	})
 }

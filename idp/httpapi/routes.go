@@ -105,6 +105,17 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
 	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
+	mux.Handle("POST /admin/groups", admin(handleGroupsCreate(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/groups", admin(handleGroupsList(d.Logger, d.Auth.Admin)))
+	// A group's deletion or a membership changes users' groups: their cached sessions and
+	// edge decisions are forgotten, as for the user actions below.
+	mux.Handle("DELETE /admin/groups/{name}", admin(handleGroupsDelete(d.Logger, d.Auth.Admin, func(name string) {
+		if d.Sessions != nil {
+			d.Sessions.ForgetGroup(name)
+		}
+	})))
+	mux.Handle("PUT /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, forgettingMember(d, d.Auth.Admin.AddMember))))
+	mux.Handle("DELETE /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, forgettingMember(d, d.Auth.Admin.RemoveMember))))
 	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth.Admin, d.Now)))
 	mux.Handle("POST /admin/reload", admin(handleReload(d.Logger, d.Reload)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
@@ -130,6 +141,13 @@ func forgetting(d Deps, do userAction) userAction {
 			d.Sessions.ForgetUser(u.ID)
 		}
 		return u, err
+	}
+}
+
+// forgettingMember is forgetting for a change of the user's membership of a group.
+func forgettingMember(d Deps, change func(ctx context.Context, group, user string) (identity.User, error)) func(ctx context.Context, group, user string) (identity.User, error) {
+	return func(ctx context.Context, group, user string) (identity.User, error) {
+		return forgetting(d, func(ctx context.Context, user string) (identity.User, error) { return change(ctx, group, user) })(ctx, user)
 	}
 }
 

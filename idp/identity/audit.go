@@ -48,6 +48,10 @@ const (
 	AuditKeyRevoked          = "key_revoked"
 	AuditConfigReloaded      = "config_reloaded" // the configuration file re-read (SIGHUP, POST /admin/reload)
 	AuditConfigRefused       = "config_refused"  // a reload refused: the running configuration stays
+	AuditGroupCreated        = "group_created"
+	AuditGroupDeleted        = "group_deleted"
+	AuditGroupMemberAdded    = "group_member_added"   // the event's user is the member
+	AuditGroupMemberRemoved  = "group_member_removed" // the event's user is the member
 )
 
 // MaxAuditDetail bounds an event's detail, in bytes.

@@ -227,9 +227,9 @@ type UserStore interface {
 	// an id that is none of the user's is ignored.
 	ChangeCredentials(ctx context.Context, id string, fn func(User) (User, error), keep ...string) (User, error)
 	// DeleteUser removes the user, their refresh families with every token hash those issued,
-	// their sessions, consents and authorization codes, in one transaction; the username and
-	// the email stay reserved (ReservedName) until ReleaseUsername, the id for ever (CreateUser
-	// refuses it with ECONFLICT). ENOTFOUND when there is no such user.
+	// their sessions, consents, authorization codes and group memberships, in one transaction;
+	// the username and the email stay reserved (ReservedName) until ReleaseUsername, the id for
+	// ever (CreateUser refuses it with ECONFLICT). ENOTFOUND when there is no such user.
 	DeleteUser(ctx context.Context, id string) error
 	// ReleaseUsername frees the reservation of username (any letter case) and the email kept
 	// with it, in one transaction, and returns what was reserved. The id stays refused.
@@ -428,4 +428,5 @@ type Store interface {
 	AuditStore
 	CodeFailureStore
 	AuthRequestStore
+	GroupStore
 }

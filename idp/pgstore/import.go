@@ -137,3 +137,24 @@ func (s *DB) ImportConsent(ctx context.Context, c identity.Consent) error {
 	}
 	return s.fail(err)
 }
+
+// ImportGroup stores g unless a group with its name is stored (store copy). EINVALID when g
+// breaks Group.Validate.
+func (s *DB) ImportGroup(ctx context.Context, g identity.Group) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, g.Name, g.CreatedAt)
+	return s.fail(err)
+}
+
+// ImportMember makes the user a member of the group unless they are one (store copy).
+// EINVALID when the group or the user is not stored (import them first).
+func (s *DB) ImportMember(ctx context.Context, group, userID string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO group_members (group_name, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		text(group), text(userID))
+	if pgdb.ForeignKeyViolation(err) {
+		return apperr.Errorf(apperr.EINVALID, "Membership of %s in %s: the group or the user is not stored", userID, group)
+	}
+	return s.fail(err)
+}

@@ -1,6 +1,6 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
-// sessions, secrets, registered OAuth clients, authorization codes and consents in PostgreSQL,
-// so several IdP processes can share one store.
+// sessions, secrets, registered OAuth clients, authorization codes, consents and groups in
+// PostgreSQL, so several IdP processes can share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent

@@ -193,18 +193,29 @@ func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identit
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
-	prefix, ok := key(identity.NormalizeUsername(opt.Prefix))
+	like, after, ok := pageArgs(opt)
 	if !ok {
 		return []identity.User{}, nil // no username holds what PostgreSQL cannot
 	}
-	after := identity.NormalizeUsername(opt.After)
-	if i := strings.IndexByte(after, 0); i >= 0 {
-		// Usernames hold no NUL, so those after "x\x00…" are those after "x".
-		after = after[:i]
-	}
 	return list(ctx, s, scanUser, `SELECT `+userCols+` FROM users
 		WHERE username_normalized LIKE $1 AND username_normalized > $2
-		ORDER BY username_normalized COLLATE "C" LIMIT $3`, likePrefix(prefix), after, opt.Limit)
+		ORDER BY username_normalized COLLATE "C" LIMIT $3`, like, after, opt.Limit)
+}
+
+// pageArgs are the LIKE pattern of opt's Prefix and the key its page starts after, both
+// normalized as usernames are, for a walk of a COLLATE "C" key; not ok when the prefix cannot
+// be a key (nothing starts with it).
+func pageArgs(opt identity.ListOptions) (like, after string, ok bool) {
+	prefix, ok := key(identity.NormalizeUsername(opt.Prefix))
+	if !ok {
+		return "", "", false
+	}
+	after = identity.NormalizeUsername(opt.After)
+	if i := strings.IndexByte(after, 0); i >= 0 {
+		// Keys hold no NUL, so those after "x\x00…" are those after "x".
+		after = after[:i]
+	}
+	return likePrefix(prefix), after, true
 }
 
 // likePrefix is the LIKE pattern of the strings that start with p: its wildcards escaped (a

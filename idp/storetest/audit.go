@@ -209,6 +209,10 @@ func testAuditEveryWrite(t *testing.T, s Store) {
 		{"CreateCode", func(c context.Context) error { return s.CreateCode(c, code("c2", "u2", "gitlab")) }},
 		{"UpdateCode", func(c context.Context) error { return second(s.UpdateCode(c, "c2", redeem("rh"))) }},
 		{"DeleteClient", func(c context.Context) error { return s.DeleteClient(c, "grafana") }},
+		{"CreateGroup", func(c context.Context) error { return s.CreateGroup(c, group("ops")) }},
+		{"AddMember", func(c context.Context) error { return s.AddMember(c, "ops", "u2") }},
+		{"RemoveMember", func(c context.Context) error { return s.RemoveMember(c, "ops", "u2") }},
+		{"DeleteGroup", func(c context.Context) error { return s.DeleteGroup(c, "ops") }},
 		{"DeleteUser", func(c context.Context) error { return s.DeleteUser(c, "u2") }},
 		{"UpdateCodeFailures", func(c context.Context) error {
 			return second(s.UpdateCodeFailures(c, "u1", func(identity.ThrottleCounter) identity.ThrottleCounter {

@@ -96,6 +96,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 
+		{"GroupRoundTrip", testGroupRoundTrip},
+		{"Memberships", testMemberships},
+		{"ConcurrentAddMemberOneWinner", testConcurrentAddMember},
+
 		{"UserFlagsRoundTrip", testUserFlagsRoundTrip},
 		{"DeletedUserIDNeverReused", testDeletedIDNeverReused},
 		{"ReservedNames", testReservedNames},

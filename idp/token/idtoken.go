@@ -22,10 +22,11 @@ type ID struct {
 	ACR         string // the class the sign-in achieved (OpenID Connect Core §2); "" for none
 	SessionID   string // sid
 	AccessToken string // issued with it: at_hash is computed from it; "" for none
-	// With scope profile and email.
+	// With scope profile, email and groups.
 	Username      string
 	Email         string
 	EmailVerified *bool
+	Groups        []string
 }
 
 // IDClaims is an ID token's claim set.
@@ -41,6 +42,7 @@ type IDClaims struct {
 	PreferredUsername string           `json:"preferred_username,omitempty"`
 	Email             string           `json:"email,omitempty"`
 	EmailVerified     *bool            `json:"email_verified,omitempty"`
+	Groups            []string         `json:"groups,omitempty"`
 }
 
 // IDToken returns a signed ID token saying id, valid for ttl. The header is
@@ -56,7 +58,7 @@ func (i *Issuer) IDToken(id ID, ttl time.Duration) (string, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 		},
 		Nonce: id.Nonce, AMR: id.AMR, ACR: id.ACR, SID: id.SessionID, AZP: id.ClientID,
-		PreferredUsername: id.Username, Email: id.Email, EmailVerified: id.EmailVerified,
+		PreferredUsername: id.Username, Email: id.Email, EmailVerified: id.EmailVerified, Groups: id.Groups,
 	}
 	if !id.AuthTime.IsZero() {
 		c.AuthTime = jwt.NewNumericDate(id.AuthTime)

@@ -33,6 +33,7 @@ type Access struct {
 	// SessionID is the sid: the browser session or refresh family the token came from; "" for
 	// none (a client's own token, an admin credential).
 	SessionID string
+	Groups    []string // the user's groups, on the first-party client's tokens; none otherwise
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -74,6 +75,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		Scope:    a.Scope,
 		AMR:      a.AMR,
 		Sid:      a.SessionID,
+		Groups:   a.Groups,
 	}, PreferredUsername: a.Username}
 	signed, err := i.sign("at+jwt", claims)
 	if err != nil {

@@ -31,6 +31,10 @@ type Claims struct {
 	// Sid names the browser session or refresh family the token came from (the id the IdP's
 	// GET /account/sessions lists): a handle, not a secret. None on a client's own token.
 	Sid string `json:"sid,omitempty"`
+	// Groups are the user's groups when the token was issued, on the IdP's own tokens (its
+	// first-party client's); none otherwise. A service that needs a role should check a scope
+	// limited to a group instead: a relying party's token carries that too.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // HasScope reports whether the token grants scope.

@@ -127,7 +127,16 @@ func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, e
 	return it, nil
 }
 
-// List implements workitem.Store: one statement on the index (owner, id).
+// ownerRow is a row of owner, then columns: scan reads the columns, the owner goes to owner.
+type ownerRow struct {
+	pgx.Row
+	owner *[]byte
+}
+
+func (r ownerRow) Scan(dest ...any) error { return r.Row.Scan(append([]any{r.owner}, dest...)...) }
+
+// List implements workitem.Store: one statement on the index (owner, id), or for every owner
+// on the primary key.
 func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -136,18 +145,24 @@ func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, erro
 	if f.After >= math.MaxInt64 { // no id is larger
 		return items, nil
 	}
-	rows, err := s.pool.Query(ctx,
-		`SELECT `+columns+` FROM workitems WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		[]byte(f.Owner), int64(f.After), f.Limit)
+	// Two statements, not one with an optional owner: each keeps a plan on its own index.
+	sql, args := `SELECT owner, `+columns+` FROM workitems WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		[]any{[]byte(f.Owner), int64(f.After), f.Limit}
+	if f.AllOwners {
+		sql, args = `SELECT owner, `+columns+` FROM workitems WHERE id > $1 ORDER BY id LIMIT $2`, args[1:]
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, s.err(fmt.Errorf("list items: %w", err))
 	}
 	defer rows.Close()
 	for rows.Next() {
-		it, err := scan(rows, f.Owner)
+		var o []byte
+		it, err := scan(ownerRow{rows, &o}, "")
 		if err != nil {
 			return nil, s.err(fmt.Errorf("list items: %w", err))
 		}
+		it.Owner = string(o)
 		items = append(items, it)
 	}
 	if err := rows.Err(); err != nil {

@@ -35,6 +35,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) workitem.Store) {
 		{"CreateRefusals", testCreateRefusals},
 		{"OwnersIsolated", testIsolation},
 		{"ListPages", testList},
+		{"ListAllOwners", testListAllOwners},
 		{"Update", testUpdate},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"DeleteAndIDsNeverReused", testDelete},
@@ -220,6 +221,32 @@ func testList(t *testing.T, s workitem.Store) {
 		_, err := s.List(ctx, f)
 		wantCode(t, fmt.Sprintf("List(%+v)", f), err, apperr.EINVALID)
 	}
+}
+
+// Every owner's items, each with its owner, in id order and in pages, whatever Owner says.
+func testListAllOwners(t *testing.T, s workitem.Store) {
+	var all []workitem.Item
+	for i := range 5 {
+		for _, owner := range []string{"b", "a", "c"}[:1+i%3] {
+			all = append(all, mk(t, s, owner, fmt.Sprintf("%s's item %d", owner, i)))
+		}
+	}
+	equal(t, "every owner's items", list(t, s, workitem.Filter{AllOwners: true, Owner: "ignored", Limit: workitem.MaxLimit}), all)
+	var got []workitem.Item
+	for after := uint64(0); ; {
+		page := list(t, s, workitem.Filter{AllOwners: true, After: after, Limit: 2})
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 2 || len(got) > len(all) {
+			t.Fatalf("a page of %d, after %d pages", len(page), len(got))
+		}
+		got, after = append(got, page...), page[len(page)-1].ID
+	}
+	equal(t, "every owner's items in pages of 2", got, all)
+	equal(t, "after the last id", list(t, s, workitem.Filter{AllOwners: true, After: math.MaxUint64, Limit: 10}), []workitem.Item{})
+	_, err := s.List(ctx, workitem.Filter{AllOwners: true, Limit: 0})
+	wantCode(t, "a bad limit", err, apperr.EINVALID)
 }
 
 func testUpdate(t *testing.T, s workitem.Store) {

@@ -35,13 +35,17 @@ const (
 // Filter selects a page of one owner's items, oldest first.
 type Filter struct {
 	Owner string
-	After uint64 // only items with a larger id
-	Limit int    // 1..MaxLimit
+	// AllOwners lists every owner's items, Owner ignored: an admin's view (the
+	// workitems:admin scope).
+	AllOwners bool
+	After     uint64 // only items with a larger id
+	Limit     int    // 1..MaxLimit
 }
 
-// Validate refuses a filter without owner or with a page size outside 1..MaxLimit. EINVALID.
+// Validate refuses a filter without owner (unless it is for all owners) or with a page size
+// outside 1..MaxLimit. EINVALID.
 func (f Filter) Validate() error {
-	if f.Owner == "" {
+	if f.Owner == "" && !f.AllOwners {
 		return apperr.Errorf(apperr.EINVALID, "An owner is required")
 	}
 	if f.Limit < 1 || f.Limit > MaxLimit {
@@ -108,8 +112,9 @@ type Store interface {
 	Create(ctx context.Context, it Item) (Item, error)
 	// Get returns an item. ENOTFOUND if it does not exist or is not owner's.
 	Get(ctx context.Context, owner string, id uint64) (Item, error)
-	// List returns a page of f.Owner's items in id order (oldest first): empty, never nil, past
-	// the last. EINVALID when f breaks Filter.Validate.
+	// List returns a page of f.Owner's items (every owner's with f.AllOwners, each with its
+	// Owner) in id order (oldest first): empty, never nil, past the last. EINVALID when f breaks
+	// Filter.Validate.
 	List(ctx context.Context, f Filter) ([]Item, error)
 	// Update runs fn on the item as stored now and stores its result, in one transaction, and
 	// returns what it stored. fn may run more than once; when it returns an error nothing
