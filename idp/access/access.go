@@ -49,6 +49,9 @@ func (p Problem) String() string { return p.Path + ": " + p.Msg }
 type Policy struct {
 	rules []rule
 	def   policy
+	// byDomain indexes the rules by their domains (a wildcard's by ".example.com"), ascending,
+	// so that Decide reads only the rules of a request's host and its parent domains.
+	byDomain map[string][]int
 }
 
 // policy is a policy name, compiled.
@@ -158,6 +161,14 @@ func Compile(c Config) (*Policy, []Problem) {
 	}
 	if probs != nil {
 		return nil, probs
+	}
+	p.byDomain = map[string][]int{}
+	for i, ru := range p.rules {
+		for _, d := range slices.Concat(ru.exact, ru.suffixes) {
+			if l := p.byDomain[d]; len(l) == 0 || l[len(l)-1] != i {
+				p.byDomain[d] = append(l, i)
+			}
+		}
 	}
 	return p, nil
 }
@@ -296,8 +307,35 @@ type Subject struct {
 // subject is skipped for a signed-in user it does not name; for someone not signed in, it is
 // NeedLogin, since who they are decides whether it applies (Authelia does the same).
 func (p *Policy) Decide(r Request, s Subject) Outcome {
-	for i := range p.rules {
-		ru := &p.rules[i]
+	// The rules naming the host, and those naming one of its parent domains with "*.": each
+	// list ascends, so merging them visits the candidates in the configuration's order.
+	var lists [maxLabels][]int
+	n := 0
+	lists[n], n = p.byDomain[r.Host], 1
+	for i := strings.IndexByte(r.Host, '.'); i >= 0 && n < maxLabels; {
+		lists[n], n = p.byDomain[r.Host[i:]], n+1
+		j := strings.IndexByte(r.Host[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	last := -1
+	for {
+		next := -1
+		for k := range n {
+			for len(lists[k]) > 0 && lists[k][0] <= last {
+				lists[k] = lists[k][1:]
+			}
+			if len(lists[k]) > 0 && (next < 0 || lists[k][0] < next) {
+				next = lists[k][0]
+			}
+		}
+		if next < 0 {
+			return p.def.outcome(s)
+		}
+		last = next
+		ru := &p.rules[next]
 		if !ru.matches(r) {
 			continue
 		}
@@ -311,8 +349,11 @@ func (p *Policy) Decide(r Request, s Subject) Outcome {
 		}
 		return ru.policy.outcome(s)
 	}
-	return p.def.outcome(s)
 }
+
+// maxLabels bounds the parent domains of a host whose wildcards are looked up: a name has at
+// most 127 labels; deeper than this, the further ones' wildcard rules do not apply.
+const maxLabels = 128
 
 func (pol policy) outcome(s Subject) Outcome {
 	switch {
@@ -330,11 +371,9 @@ func (pol policy) outcome(s Subject) Outcome {
 	return Allow
 }
 
-// matches tells whether every condition but the subject holds for r.
+// matches tells whether every condition but the domain (Decide's index) and the subject
+// holds for r.
 func (ru *rule) matches(r Request) bool {
-	if !slices.Contains(ru.exact, r.Host) && !ru.subdomain(r.Host) {
-		return false
-	}
 	if len(ru.methods) > 0 && !slices.Contains(ru.methods, r.Method) {
 		return false
 	}
@@ -345,16 +384,6 @@ func (ru *rule) matches(r Request) bool {
 		return false
 	}
 	return true
-}
-
-// subdomain: host is a subdomain of one of the wildcards (at least one label before the suffix).
-func (ru *rule) subdomain(host string) bool {
-	for _, suf := range ru.suffixes {
-		if len(host) > len(suf) && strings.HasSuffix(host, suf) {
-			return true
-		}
-	}
-	return false
 }
 
 func (ru *rule) inNetworks(ip netip.Addr) bool {

@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -262,4 +263,32 @@ func FuzzRulesAndHeaders(f *testing.F) {
 			t.Fatalf("a rule on the host %q did not decide: %v", r.Host, got)
 		}
 	})
+}
+
+// Rules are indexed by domain; the order across a host's own rules and its parent domains'
+// wildcards is still the configuration's, for hosts of any depth.
+func TestDecideOrderAcrossDomains(t *testing.T) {
+	p := mustCompile(t, Config{DefaultPolicy: Deny, Rules: []Rule{
+		{Domain: []string{"*.a.test"}, Resources: []string{"^/w"}, Policy: Deny},
+		{Domain: []string{"x.a.test", "*.x.a.test"}, Policy: Bypass},
+		{Domain: []string{"*.test"}, Policy: TwoFactor},
+		{Domain: []string{"x.a.test"}, Policy: OneFactor},
+	}})
+	deep := strings.Repeat("l.", 100) + "a.test"
+	for _, tt := range []struct {
+		host, uri string
+		want      Outcome
+	}{
+		{"x.a.test", "/w", Forbidden},        // an earlier wildcard before the host's own rule
+		{"x.a.test", "/v", Allow},            // the host's own, before a later wildcard
+		{"y.x.a.test", "/v", Allow},          // one rule naming the host and its subdomains
+		{"y.a.test", "/v", NeedSecondFactor}, // past the rules of other hosts
+		{deep, "/v", NeedSecondFactor},       // a wildcard 101 labels up
+		{"a.test", "/w", NeedSecondFactor},   // *.a.test is not a.test
+		{"test", "/", Forbidden},             // nor *.test test
+	} {
+		if got := p.Decide(req(t, tt.host, tt.uri, "GET", ""), alice); got != tt.want {
+			t.Errorf("%s%s: %v, want %v", tt.host, tt.uri, got, tt.want)
+		}
+	}
 }
