@@ -24,10 +24,9 @@ var stepUpPage = template.Must(template.ParseFS(templates, "templates/stepup.htm
 
 type stepUpView struct {
 	Style    template.CSS
-	CSRF     string
 	RD       string
 	Username string
-	Error    string
+	Error    string // for the code's form
 	Base     string // the way from the page's path to the root
 	Denied   bool   // the rules refuse this user the page: say so
 	Setup    bool   // the user has no second factor yet
@@ -137,8 +136,10 @@ func (p *stepUpPages) render(w http.ResponseWriter, r *http.Request, s auth.Reso
 		return
 	}
 	switch {
-	case totp:
-		v.CSRF = p.loginCSRF(w, r)
+	case totp: // the login's own second step, posted here
+		pageHeaders(w, status)
+		otpPage.Execute(w, loginView{Style: template.CSS(loginStyle), Action: "stepup", CSRF: p.loginCSRF(w, r), RD: v.RD, Error: v.Error})
+		return
 	case len(keys) > 0:
 		v.Passkey = true
 	default:
