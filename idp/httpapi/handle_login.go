@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtidp/idp/access"
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/token"
@@ -21,7 +22,7 @@ import (
 	"jwtidp/shared/web"
 )
 
-//go:embed templates/login.html templates/login_otp.html templates/logout.html templates/consent.html templates/error.html
+//go:embed templates/login.html templates/login_otp.html templates/logout.html templates/consent.html templates/error.html templates/stepup.html
 var templates embed.FS
 
 var (
@@ -71,6 +72,8 @@ type browser struct {
 	logger   *slog.Logger
 	clients  Clients                                  // for RP-initiated logout; nil: none
 	hints    func(raw string) (token.IDClaims, error) // checks an id_token_hint; nil: none
+	access   func() *access.Policy                    // the edge's rules, for the "not allowed" page; nil: none
+	addrs    web.ClientAddrs
 }
 
 // Sessions is what the browser pages need of the session use cases.
@@ -116,6 +119,18 @@ func pageHeadersCSP(w http.ResponseWriter, status int, policy string) {
 // renderLogin writes the form with a CSRF token bound to this browser: the browser's random
 // secret lives in a cookie, and the form carries its HMAC under the IdP's key.
 func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int, v loginView) {
+	v.CSRF, v.Style, v.Action = b.loginCSRF(w, r), template.CSS(loginStyle), "login"
+	if strings.HasSuffix(r.URL.Path, "/otp") {
+		v.Action = "../login" // shown by the second step, at /login/otp
+	}
+	v.Base = strings.TrimSuffix(v.Action, "login")
+	pageHeadersCSP(w, status, scriptCSP) // the passkey button's script
+	loginPage.Execute(w, v)
+}
+
+// loginCSRF is a login form's CSRF token, bound to the browser's CSRF cookie (set here when
+// the browser has none).
+func (b *browser) loginCSRF(w http.ResponseWriter, r *http.Request) string {
 	name := b.cfg.csrfCookieName()
 	secret, ok := single(r, name)
 	if !ok || !auth.ValidSecret(secret) {
@@ -129,13 +144,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: secret, Path: path, HttpOnly: true, Secure: b.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour.Seconds())})
-	v.CSRF, v.Style, v.Action = b.keys.csrfToken("login", secret), template.CSS(loginStyle), "login"
-	if strings.HasSuffix(r.URL.Path, "/otp") {
-		v.Action = "../login" // shown by the second step, at /login/otp
-	}
-	v.Base = strings.TrimSuffix(v.Action, "login")
-	pageHeadersCSP(w, status, scriptCSP) // the passkey button's script
-	loginPage.Execute(w, v)
+	return b.keys.csrfToken("login", secret)
 }
 
 // loginCSRFOK checks the posted token against the browser's one CSRF cookie, and that the
@@ -169,7 +178,12 @@ func handleLoginForm(b *browser) http.Handler {
 		if identity.ValidateUsername(hint) != nil {
 			hint = ""
 		}
-		b.renderLogin(w, r, http.StatusOK, loginView{RD: b.rv.Safe(r.URL.Query().Get("rd")), Username: hint})
+		rd := b.rv.Safe(r.URL.Query().Get("rd"))
+		if s, ok := b.notAllowed(r, r.URL.Query().Get("rd")); ok {
+			b.writeEdgePage(w, http.StatusForbidden, stepUpView{Denied: true, Username: s.Username})
+			return
+		}
+		b.renderLogin(w, r, http.StatusOK, loginView{RD: rd, Username: hint})
 	})
 }
 
@@ -303,5 +317,7 @@ func handleLoginOTP(b *browser) http.Handler {
 	})
 }
 
-// loginPath is the login form's path, from its own request or its second step's.
-func loginPath(r *http.Request) string { return strings.TrimSuffix(r.URL.Path, "/otp") }
+// loginPath is the login form's path, from its own request, its second step's or the step-up's.
+func loginPath(r *http.Request) string {
+	return strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/otp"), "/stepup")
+}

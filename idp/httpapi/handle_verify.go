@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"strings"
 
+	"jwtidp/idp/access"
 	"jwtidp/idp/auth"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/jwtauth"
+	"jwtidp/shared/web"
 )
 
 // handleVerify is the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and
@@ -26,57 +28,137 @@ import (
 // With ?redirect=1 — for Traefik and Caddy, which hand a non-2xx answer straight to the
 // client — a browser (a request without Authorization) gets a 302 to the login page instead;
 // API clients still get the 401.
-func handleVerify(logger *slog.Logger, v *jwtauth.Verifier, sessions Sessions, edge EdgeBearer, cfg SessionConfig, loginURL string) http.Handler {
+//
+// With access rules (Deps.Access), the original request — X-Forwarded-Host, X-Forwarded-Uri or
+// X-Original-URI, X-Forwarded-Method or X-Original-Method, and the client's address — is read
+// from a trusted proxy only (from anyone else, the request itself stands for it) and decides:
+// bypass lets in anyone (no user headers for no one), a user short of a second factor is sent
+// to the step-up (401, X-Auth-Redirect to /login/stepup), and a refusal is a 403 whose
+// X-Auth-Redirect names the login page, which shows a signed-in browser "not allowed" there.
+func handleVerify(d verifyDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Length", "0")
-		var sub, user, email string
-		var groups []string
+		var who auth.Resolved
 		err := errors.New("no credentials")
 		bearer := r.Header.Get("Authorization") != ""
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
 			var claims *jwtauth.Claims
-			if claims, err = v.Verify(r.Context(), raw); err == nil {
-				var who auth.Resolved
-				if who, err = edge.Bearer(r.Context(), claims.ClientID, claims.Subject); err == nil {
-					sub, user, email, groups = who.UserID, who.Username, who.Email, who.Groups
+			if claims, err = d.verifier.Verify(r.Context(), raw); err == nil {
+				if who, err = d.edge.Bearer(r.Context(), claims.ClientID, claims.Subject); err == nil {
+					who.AMR = claims.AMR // how the token's sign-in went
 				} else if apperr.Code(err) != apperr.EUNAUTHORIZED {
-					logger.ErrorContext(r.Context(), "verify: bearer token's user", "err", err)
+					d.logger.ErrorContext(r.Context(), "verify: bearer token's user", "err", err)
 				}
 			}
-		} else if secret := cfg.secret(r); secret != "" {
-			var s auth.Resolved
-			if s, err = sessions.Resolve(r.Context(), secret); err == nil {
-				sub, user, email, groups = s.UserID, s.Username, s.Email, s.Groups
-			} else if !errors.Is(err, auth.ErrNoSession) {
-				logger.ErrorContext(r.Context(), "verify: resolve session", "err", err)
+		} else if secret := d.cfg.secret(r); secret != "" {
+			if who, err = d.sessions.Resolve(r.Context(), secret); err != nil && !errors.Is(err, auth.ErrNoSession) {
+				d.logger.ErrorContext(r.Context(), "verify: resolve session", "err", err)
 			}
 		}
-		if err != nil {
-			login := loginURL + "?rd=" + url.QueryEscape(originalURL(r))
-			h.Set("X-Auth-Redirect", login)
-			if !bearer && r.URL.Query().Get("redirect") == "1" {
-				h.Set("Location", login)
-				w.WriteHeader(http.StatusFound)
-				return
+		outcome := access.NeedLogin
+		if err == nil {
+			outcome = access.Allow
+		}
+		if p := d.policy(); p != nil {
+			outcome = d.decide(r, p, who, err == nil)
+		}
+		browser := !bearer && r.URL.Query().Get("redirect") == "1"
+		switch outcome {
+		case access.Allow:
+			h.Set("X-Auth-Subject", who.UserID)
+			h.Set("X-Auth-User", who.Username)
+			h.Set("Remote-User", who.Username)
+			// Authelia's names, which apps behind it read: group names hold no comma.
+			h.Set("Remote-Groups", strings.Join(who.Groups, ","))
+			if who.Email != "" {
+				h.Set("Remote-Email", who.Email) // verified only
 			}
+			w.WriteHeader(http.StatusOK)
+		case access.AllowAnonymous:
+			w.WriteHeader(http.StatusOK)
+		case access.NeedSecondFactor:
+			if bearer {
+				// RFC 9470: the token's sign-in is not enough; one with a second factor is.
+				h.Set("WWW-Authenticate", `Bearer realm="jwtidp", error="insufficient_user_authentication", error_description="A second factor is required", acr_values="mfa"`)
+			}
+			refuse(w, d.loginURL+"/stepup?rd="+url.QueryEscape(originalURL(r)), browser, http.StatusUnauthorized)
+		case access.Forbidden:
+			refuse(w, d.loginURL+"?rd="+url.QueryEscape(originalURL(r)), browser, http.StatusForbidden)
+		default:
 			if bearer {
 				h.Set("WWW-Authenticate", `Bearer realm="jwtidp"`)
 			}
-			w.WriteHeader(http.StatusUnauthorized)
-			return
+			refuse(w, d.loginURL+"?rd="+url.QueryEscape(originalURL(r)), browser, http.StatusUnauthorized)
 		}
-		h.Set("X-Auth-Subject", sub)
-		h.Set("X-Auth-User", user)
-		h.Set("Remote-User", user)
-		// Authelia's names, which apps behind it read: group names hold no comma.
-		h.Set("Remote-Groups", strings.Join(groups, ","))
-		if email != "" {
-			h.Set("Remote-Email", email) // verified only
-		}
-		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// refuse answers with status, naming where a browser should go in X-Auth-Redirect; a browser
+// asking with ?redirect=1 is sent there at once.
+func refuse(w http.ResponseWriter, to string, browser bool, status int) {
+	w.Header().Set("X-Auth-Redirect", to)
+	if browser {
+		w.Header().Set("Location", to)
+		status = http.StatusFound
+	}
+	w.WriteHeader(status)
+}
+
+// verifyDeps are what /verify needs.
+type verifyDeps struct {
+	logger   *slog.Logger
+	verifier *jwtauth.Verifier
+	sessions Sessions
+	edge     EdgeBearer
+	cfg      SessionConfig
+	loginURL string
+	access   func() *access.Policy // nil: no rules
+	addrs    web.ClientAddrs
+}
+
+func (d verifyDeps) policy() *access.Policy {
+	if d.access == nil {
+		return nil
+	}
+	return d.access()
+}
+
+// decide applies the rules to the original request, as a trusted proxy tells it, and who
+// asks. A request the proxy's headers do not describe is refused.
+func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved, signedIn bool) access.Outcome {
+	host, uri, method := r.Host, r.URL.RequestURI(), r.Method
+	if d.addrs.FromTrusted(r) {
+		host = firstHeader(r, "X-Forwarded-Host", "")
+		uri = firstHeader(r, "X-Forwarded-Uri", "X-Original-URI")
+		method = firstHeader(r, "X-Forwarded-Method", "X-Original-Method")
+		if method == "" {
+			method = r.Method
+		}
+	}
+	req, err := access.NewRequest(host, uri, method, d.addrs.Of(r))
+	if err != nil {
+		d.logger.WarnContext(r.Context(), "verify: the original request cannot be read; refused", "err", err)
+		return access.Forbidden
+	}
+	return p.Decide(req, subjectOf(who, signedIn))
+}
+
+// subjectOf is who asks, as the access rules see them.
+func subjectOf(who auth.Resolved, signedIn bool) access.Subject {
+	if !signedIn {
+		return access.Subject{}
+	}
+	return access.Subject{SignedIn: true, Username: who.Username, Groups: who.Groups, AMR: who.AMR}
+}
+
+// firstHeader is the first of two headers that is set ("" for none).
+func firstHeader(r *http.Request, name, alt string) string {
+	if v := r.Header.Get(name); v != "" || alt == "" {
+		return v
+	}
+	return r.Header.Get(alt)
 }
 
 // EdgeBearer decides whether a verified access token passes forward-auth, and names its user.
@@ -88,7 +170,7 @@ type EdgeBearer interface {
 // that nginx (by our config), Traefik and Caddy send. It only becomes a login page's rd, which
 // is checked against the allowed hosts before anyone is sent there.
 func originalURL(r *http.Request) string {
-	uri := r.Header.Get("X-Forwarded-Uri")
+	uri := firstHeader(r, "X-Forwarded-Uri", "X-Original-URI")
 	if !strings.HasPrefix(uri, "/") {
 		uri = "/"
 	}

@@ -28,7 +28,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	admin := newAdminGuard(d, d.Auth.Admin)
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth.SignIn, rv: d.Redirects,
-		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth.Grants, hints: d.IDTokenHints}
+		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth.Grants, hints: d.IDTokenHints, access: d.Access, addrs: d.RemoteAddrs}
 	passkeys := &passkeyPages{browser: b, signIn: d.Auth.SignIn, svc: d.Auth.Account, now: d.Now}
 	account := &accountPages{browser: b, svc: d.Auth.Account}
 	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger, d.Limiter, d.ScopeText)
@@ -58,10 +58,15 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /account/passkeys/{id}", firstParty("passkeys", http.HandlerFunc(passkeys.removeBearer)))
 
 	// The browser: forward auth, login, OpenID Connect's pages, the account's pages.
-	mux.Handle("/verify", handleVerify(d.Logger, d.Verifier, d.Sessions, d.Sessions, d.Session, d.LoginURL))
+	mux.Handle("/verify", handleVerify(verifyDeps{logger: d.Logger, verifier: d.Verifier, sessions: d.Sessions, edge: d.Sessions,
+		cfg: d.Session, loginURL: d.LoginURL, access: d.Access, addrs: d.RemoteAddrs}))
 	mux.Handle("GET /login", handleLoginForm(b))
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), b.loginRefused))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), b.loginRefused))
+	// The step-up: a second factor for a one-factor session, for an access rule that asks for two.
+	stepUp := &stepUpPages{browser: b, factors: d.Auth.Account, stepUp: d.Auth.SignIn}
+	mux.Handle("GET /login/stepup", http.HandlerFunc(stepUp.page))
+	mux.Handle("POST /login/stepup", d.Limiter.Limit(http.HandlerFunc(stepUp.post), b.loginRefused))
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(passkeys.loginBegin)))
 	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(passkeys.loginFinish)))

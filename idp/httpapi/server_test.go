@@ -34,6 +34,12 @@ func newIdP(t *testing.T) http.Handler {
 // clients in memory.
 func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
 	t.Helper()
+	return newIdPAt(t, time.Now, edit)
+}
+
+// newIdPAt is newIdPWith on the clock now.
+func newIdPAt(t testing.TB, now func() time.Time, edit func(*Deps)) http.Handler {
+	t.Helper()
 	ctx := context.Background()
 	db, err := boltdb.Open(t.TempDir(), time.Second)
 	if err != nil {
@@ -41,7 +47,7 @@ func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	km, err := keys.New(ctx, db, keys.Options{Bits: 2048, Now: time.Now, Random: rand.Reader, Logger: log,
+	km, err := keys.New(ctx, db, keys.Options{Bits: 2048, Now: now, Random: rand.Reader, Logger: log,
 		Policy: keys.Policy{TokenTTL: 15 * time.Minute}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,16 +56,16 @@ func newIdPWith(t *testing.T, edit func(*Deps)) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := &auth.Sessions{Store: db, TTL: time.Hour, CacheTTL: time.Second, Now: time.Now, Random: rand.Reader, Logger: log}
-	svc := auth.New(auth.Config{Browser: sessions, Users: db, Families: db, Clients: storetest.NewMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: time.Now, Random: rand.Reader, Logger: log,
+	sessions := &auth.Sessions{Store: db, TTL: time.Hour, CacheTTL: time.Second, Now: now, Random: rand.Reader, Logger: log}
+	svc := auth.New(auth.Config{Browser: sessions, Users: db, Families: db, Clients: storetest.NewMemClients(), Hasher: h, RefreshTTL: time.Hour, Now: now, Random: rand.Reader, Logger: log,
 		FirstParty: auth.Client{ID: "idp", Scope: "workitems:read", Audience: []string{"workitems"}},
-		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: time.Now, Random: rand.Reader}})
+		Issuer:     &token.Issuer{Issuer: "http://idp.test", TTL: 15 * time.Minute, Keys: km, Now: now, Random: rand.Reader}})
 	d := Deps{
 		Logger: log, Registry: prometheus.NewRegistry(), Auth: svc, Keys: km, Ready: web.NewReadiness(), Issuer: "http://idp.test",
 		JWKSMaxAge: time.Minute, Store: db, Sessions: sessions, BrowserKey: []byte("k"), LoginURL: "/login",
 		Session: SessionConfig{CookieName: "jwtidp_session", TTL: time.Hour}, Redirects: Redirects{Default: "/"},
-		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: "http://idp.test", Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}}),
-		Now:      time.Now,
+		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: "http://idp.test", Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, Now: now}),
+		Now:      now,
 	}
 	if edit != nil {
 		edit(&d)
@@ -153,7 +159,7 @@ func TestIdPErrorAnswers(t *testing.T) {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))

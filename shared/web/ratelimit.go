@@ -51,13 +51,26 @@ func (c ClientAddrs) trusted(a netip.Addr) bool {
 	return slices.ContainsFunc(c.Trusted, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
 }
 
-// Of returns the client address of r.
-func (c ClientAddrs) Of(r *http.Request) string {
+// FromTrusted reports whether r comes straight from a trusted proxy, whose X-Forwarded-*
+// headers may be believed.
+func (c ClientAddrs) FromTrusted(r *http.Request) bool {
+	_, peer, err := peerOf(r)
+	return err == nil && c.trusted(peer)
+}
+
+// peerOf is the address r came from (its connection's), as written and parsed.
+func peerOf(r *http.Request) (string, netip.Addr, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
+	return host, peer, err
+}
+
+// Of returns the client address of r.
+func (c ClientAddrs) Of(r *http.Request) string {
+	host, peer, err := peerOf(r)
 	if err != nil || !c.trusted(peer) {
 		return host
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +68,10 @@ func TestClientAddrsTrustOnlyListedProxies(t *testing.T) {
 		}
 		if got := c.Of(r); got != tt.want {
 			t.Errorf("peer %s, XFF %q: %s, want %s", tt.peer, tt.xff, got, tt.want)
+		}
+		// The peer is trusted exactly when its header was read.
+		if got, want := c.FromTrusted(r), !strings.HasPrefix(tt.peer, "203."); got != want {
+			t.Errorf("peer %s: FromTrusted %v, want %v", tt.peer, got, want)
 		}
 	}
 	if _, err := ParsePrefixes("10.0.0.0/33"); err == nil {

@@ -1,0 +1,72 @@
+package access
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// NewRequest reads the original request from what the proxy said of it: its host (a Host
+// header's form, a port allowed), its request URI (path and query), its method, and the
+// client's address ("" when unknown). The path is decoded and cleaned as the app will see it
+// ("/a/../admin" is "/admin", "/%61dmin" is "/admin"), keeping a trailing slash, so that a
+// rule on a path cannot be walked around by spelling it differently; the query follows as
+// sent. An error when the host or URI cannot be read: the caller refuses the request.
+func NewRequest(host, uri, method, clientIP string) (Request, error) {
+	h, err := cleanHost(host)
+	if err != nil {
+		return Request{}, err
+	}
+	p, err := cleanURI(uri)
+	if err != nil {
+		return Request{}, err
+	}
+	if method == "" {
+		method = "GET"
+	}
+	if !validMethod(method) {
+		return Request{}, errors.New("the method is not an HTTP method")
+	}
+	r := Request{Host: h, Path: p, Method: strings.ToUpper(method)}
+	if a, err := netip.ParseAddr(clientIP); err == nil {
+		r.IP = a
+	}
+	return r, nil
+}
+
+func cleanHost(host string) (string, error) {
+	h := host
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[:end+1] // "[::1]:8000" → "[::1]"
+		}
+	} else if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if !validHost(h) {
+		return "", errors.New("the host is not a host name")
+	}
+	return h, nil
+}
+
+func cleanURI(uri string) (string, error) {
+	if !strings.HasPrefix(uri, "/") {
+		return "", errors.New("the URI is not a path")
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Path == "" || u.Opaque != "" {
+		return "", errors.New("the URI is not a path")
+	}
+	p := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && p != "/" {
+		p += "/"
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		p += "?" + u.RawQuery
+	}
+	return p, nil
+}
