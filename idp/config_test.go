@@ -270,7 +270,11 @@ func TestConfigReload(t *testing.T) {
 	if len(events) != 1 || events[0].Outcome != "failure" || events[0].Actor != "admin-token" || !strings.Contains(events[0].Detail, ":9: unknown key token_tll") {
 		t.Fatalf("config_refused events: %+v", events)
 	}
-	events, _ = auditEvents(t, p.URL, "type=config_reloaded")
+	// The SIGHUP's reload records its event after it declares the clients: wait for it.
+	proctest.Eventually(10*time.Second, func() bool {
+		events, _ = auditEvents(t, p.URL, "type=config_reloaded")
+		return len(events) == 11
+	})
 	if len(events) != 11 || events[0].Actor != "system" || events[1].Actor != "admin-token" || events[0].Outcome != "success" {
 		t.Fatalf("config_reloaded events: %d, the last %+v", len(events), events[0])
 	}

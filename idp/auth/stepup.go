@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 
-	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
 )
 
@@ -23,5 +22,5 @@ func (s *SignIn) StepUp(ctx context.Context, sess Resolved, code string, device 
 	case u.Epoch != sess.Epoch:
 		return Authentication{}, ErrInvalidCredentials
 	}
-	return s.SecondFactor(ctx, identity.Session{AuthTime: sess.AuthTime}, u, code, device)
+	return s.codeStep(ctx, u, code, device, sess.AuthTime)
 }

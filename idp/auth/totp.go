@@ -219,6 +219,12 @@ func (s *SignIn) SecondFactor(ctx context.Context, pre identity.Session, u ident
 	if !pre.Pending || pre.UserID != u.ID {
 		return Authentication{}, ErrNoSession // not this user's pre-session: nothing to complete
 	}
+	return s.codeStep(ctx, u, code, device, pre.AuthTime)
+}
+
+// codeStep checks and spends a one-time code of u as a sign-in's second step (SecondFactor's, or
+// a step-up's), recording a refusal; success is the Authentication of a sign-in at authTime.
+func (s *SignIn) codeStep(ctx context.Context, u identity.User, code string, device Device, authTime time.Time) (Authentication, error) {
 	if !device.For(u) {
 		device = Device{}
 	}
@@ -227,7 +233,7 @@ func (s *SignIn) SecondFactor(ctx context.Context, pre identity.Session, u ident
 		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "password and one-time code", err)
 		return Authentication{}, err
 	}
-	return Authentication{User: u, AMR: amr, AuthTime: pre.AuthTime}, nil
+	return Authentication{User: u, AMR: amr, AuthTime: authTime}, nil
 }
 
 // secondFactor is SecondFactor without the records: a step of a sign-in or of another check.
