@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"jwtidp/idp/auth"
 	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
 	"jwtidp/shared/service/servicetest"
@@ -68,10 +68,13 @@ func startWithScopes(t *testing.T) *servicetest.Instance {
 	writeClients(t, file, []any{map[string]any{"client_id": "webapp", "name": "The Web App", "client_secret": webSecret,
 		"redirect_uris": []string{webCallback}, "grant_types": []string{"authorization_code", "refresh_token"},
 		"scopes": []string{"openid", "groups", "offline_access", "workitems:admin"}}})
-	c := &config{scopes: map[string]auth.ScopeRule{"workitems:admin": {Groups: []string{"ops"}}}}
-	args := append([]string{"idp", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--clients", file, "--admin-token", "groups-admin",
+	conf := filepath.Join(t.TempDir(), "idp.yaml")
+	if err := os.WriteFile(conf, []byte("scopes:\n  workitems:admin: {groups: [ops]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"idp", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--config", conf, "--clients", file, "--admin-token", "groups-admin",
 		"--scope", "workitems:read workitems:admin", "--rate-limit", "0"}, proctest.FastArgon...)
-	return servicetest.StartEnv(t, context.Background(), programOf(c), service.Env{}, args...)
+	return servicetest.StartEnv(t, context.Background(), programOf(&config{}), service.Env{}, args...)
 }
 
 // A scope limited to a group is granted to a member and refused to a non-member at /authorize
@@ -101,6 +104,10 @@ func TestScopeLimitedToGroupEndToEnd(t *testing.T) {
 		if strings.Contains(pg.body, `name="decision"`) {
 			if !strings.Contains(pg.body, "See your groups") {
 				t.Fatalf("the consent page does not name the groups scope: %s", pg.body)
+			}
+			// The page asks for what this user would get: the role only of a member.
+			if shown, member := strings.Contains(pg.body, "See every user&#39;s work items"), user == "alice"; shown != member {
+				t.Fatalf("%s's consent page shows the ops-only scope: %v: %s", user, shown, pg.body)
 			}
 			pg = r.submit(pg, "decision", "allow")
 		}

@@ -61,8 +61,6 @@ type config struct {
 	reloading  sync.Mutex // one reload at a time (SIGHUP and POST /admin/reload)
 	program    *service.Program
 	fs         *envflag.Set // the settings as parsed: a reload checks the file under the same
-	// scopes limited to groups without a file: what a test sets through programOf.
-	scopes map[string]auth.ScopeRule
 }
 
 // liveConfig is the part of the configuration file a reload replaces.
@@ -388,10 +386,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
-			if live := c.live.Load(); live != nil && live.file != nil {
+			if live := c.live.Load(); live != nil {
 				return live.scopes
 			}
-			return c.scopes
+			return nil
 		},
 	})
 	if _, keyed := c.sealer.(*seal.Ring); keyed {
@@ -472,6 +470,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 var scopeText = map[string]string{
 	"workitems:read":  "Read your work items",
 	"workitems:write": "Create, change and delete your work items",
+	"workitems:admin": "See every user's work items",
 }
 
 // throttleStore is where login failures are counted: in the database replicas share, or in

@@ -79,3 +79,11 @@ func groupsFor(groups []string, clientID string) []string {
 	}
 	return groups
 }
+
+// Grantable is scopes without those limited to groups that groups has none of: what a user in
+// groups would be granted of them now. The consent page asks only for these, and remembers
+// only these, so a non-member is neither shown a role they will not get nor asked again for it
+// at every sign-in; the grants themselves filter again when they issue (limitScope).
+func (s *Grants) Grantable(scopes []string, groups []string) []string {
+	return strings.Fields(s.limitScope(strings.Join(scopes, " "), groups))
+}

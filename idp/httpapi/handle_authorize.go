@@ -27,6 +27,9 @@ type Authorizer interface {
 	GetClient(ctx context.Context, id string) (identity.Client, error)
 	ConsentOf(ctx context.Context, userID string, c identity.Client) (oidc.Consent, error)
 	HasSecondFactor(ctx context.Context, userID string) (bool, error)
+	// Grantable is the scopes a user in groups would be granted now (a scope limited to
+	// groups they are not in is left out): what the consent page asks for and remembers.
+	Grantable(scopes []string, groups []string) []string
 	RememberConsent(ctx context.Context, userID, clientID string, scopes []string) error
 	IssueCode(ctx context.Context, r auth.CodeRequest) (string, error)
 	// The request kept while the browser is on a page.
@@ -146,7 +149,7 @@ func (a *authorizeEndpoint) consent(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if err := a.svc.RememberConsent(r.Context(), s.UserID, client.ID, req.Scopes); err != nil {
+	if err := a.svc.RememberConsent(r.Context(), s.UserID, client.ID, a.svc.Grantable(req.Scopes, s.Groups)); err != nil {
 		a.unavailable(w, r, req, err)
 		return
 	}
@@ -204,7 +207,13 @@ func (a *authorizeEndpoint) next(w http.ResponseWriter, r *http.Request, client 
 			return
 		}
 	}
-	step, oe := oidc.Next(req, sess, consent, a.now())
+	// Consent is asked for, and checked against, what this user would be granted: a scope
+	// limited to a group they are not in is neither shown nor waited for.
+	asked := req
+	if sess.Present {
+		asked.Scopes = a.svc.Grantable(req.Scopes, s.Groups)
+	}
+	step, oe := oidc.Next(asked, sess, consent, a.now())
 	switch step {
 	case oidc.StepLogin, oidc.StepSecondFactor:
 		hint := req.LoginHint
@@ -216,6 +225,7 @@ func (a *authorizeEndpoint) next(w http.ResponseWriter, r *http.Request, client 
 		}
 	case oidc.StepConsent:
 		if req, ok := a.keep(w, r, req, false); ok {
+			req.Scopes = asked.Scopes
 			a.consentPage(w, client, req, s, secret)
 		}
 	case oidc.StepError:
