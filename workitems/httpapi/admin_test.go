@@ -8,7 +8,7 @@ import (
 )
 
 // GET /workitems?owner=all lists every owner's items with the workitems:admin scope, in pages;
-// without it, 403 insufficient_scope; any other owner is a 400.
+// each says whose it is ("owner", the subject); without it, 403 insufficient_scope; any other owner is a 400.
 func TestListAllOwners(t *testing.T) {
 	h := newServer(t)
 	do := func(method, path, tok, body string) *httptest.ResponseRecorder {
@@ -31,19 +31,25 @@ func TestListAllOwners(t *testing.T) {
 	}
 	titles := func(w *httptest.ResponseRecorder) string {
 		var env struct {
-			Result []struct{ Title string } `json:"result"`
+			Result []struct {
+				Title string
+				Owner *string
+			} `json:"result"`
 		}
 		json.Unmarshal(w.Body.Bytes(), &env)
 		var out []string
 		for _, it := range env.Result {
+			if it.Owner != nil { // only the list of every owner's items says whose
+				it.Title = *it.Owner + ":" + it.Title
+			}
 			out = append(out, it.Title)
 		}
 		return strings.Join(out, " ")
 	}
-	if w := do("GET", "/workitems?owner=all", admin, ""); w.Code != 200 || titles(w) != "a1 b1 a2" {
+	if w := do("GET", "/workitems?owner=all", admin, ""); w.Code != 200 || titles(w) != "alice:a1 bob:b1 alice:a2" {
 		t.Fatalf("owner=all with workitems:admin: %d %s", w.Code, w.Body)
 	}
-	if w := do("GET", "/workitems?owner=all&after=1&limit=1", admin, ""); w.Code != 200 || titles(w) != "b1" {
+	if w := do("GET", "/workitems?owner=all&after=1&limit=1", admin, ""); w.Code != 200 || titles(w) != "bob:b1" {
 		t.Fatalf("owner=all, a page: %d %s", w.Code, w.Body)
 	}
 	if w := do("GET", "/workitems", admin, ""); w.Code != 200 || titles(w) != "" {

@@ -122,7 +122,11 @@ func handleList(d Deps) http.Handler {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = it.AppendJSON(buf)
+			if f.AllOwners {
+				buf = it.AppendJSONWithOwner(buf)
+			} else {
+				buf = it.AppendJSON(buf)
+			}
 		}
 		web.SuccessRaw(w, http.StatusOK, append(buf, ']'))
 	})
