@@ -260,13 +260,25 @@ func idpCLI(t *testing.T, idpURL, adminToken string, args ...string) string {
 }
 
 // browser is a browser without JavaScript: its own cookie jar, following redirects as a
-// browser does (and, as a browser, sending Secure cookies to 127.0.0.1 over http).
+// browser does (and, as a browser, sending Secure cookies to 127.0.0.1 over http), and asking
+// for HTML as a browser does — mod_auth_openidc answers a request that does not take HTML
+// (an API client's) 401 instead of sending it to the IdP.
 func browser(t *testing.T) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: acceptHTML{}}
+}
+
+type acceptHTML struct{}
+
+func (acceptHTML) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Accept") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 var (
