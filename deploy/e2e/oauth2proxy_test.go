@@ -9,10 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,34 +45,15 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 	const user, pw, email, adminToken = "olga", "correct-horse-9", "Olga@Example.com", "oauth2-proxy-test-admin-token"
 	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)
 
-	// The client registration README.md gives, the callback moved to this test's port and the
-	// example secret replaced.
-	clients := readReplaced(t, "../oauth2-proxy/clients.example.json", map[string]string{
-		"http://127.0.0.1:4180/oauth2/callback":                      "http://" + listen + "/oauth2/callback",
-		"EXAMPLE-ONLY-not-a-secret-replace-with-openssl-rand-hex-32": clientSecret,
-	})
-	clientsFile := filepath.Join(t.TempDir(), "clients.json")
-	if err := os.WriteFile(clientsFile, []byte(clients), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--clients", clientsFile,
-		"--admin-token", adminToken}, proctest.FastArgon...)
-	idp := proctest.Start(t, idpBin, args)
-
+	idp := startIdPForOAuth2Proxy(t, listen, clientSecret, adminToken, nil)
 	// A user with an email, verified by an admin: oauth2-proxy refuses unverified ones.
-	body, _ := json.Marshal(map[string]string{"username": user, "password": pw, "email": email})
-	if r, err := http.Post(idp.URL+"/signup", "application/json", bytes.NewReader(body)); err != nil || r.StatusCode != 201 {
-		t.Fatalf("signup: %v %v", err, r)
-	}
-	if out, err := proctest.Run(idpBin, []string{"users", "verify-email", user, email, "--url", idp.URL, "--admin-token", adminToken}); err != nil {
-		t.Fatalf("idp users verify-email: %v\n%s", err, out)
-	}
+	signupVerified(t, idp.URL, adminToken, user, pw, email)
 
 	app := newAppWith(t, oauth2ProxyPage)
 	proxy := startOAuth2Proxy(t, proxyBin, listen, idp.URL, app.srv.URL, map[string]string{
 		"OAUTH2_PROXY_CLIENT_SECRET": clientSecret,
 		"OAUTH2_PROXY_COOKIE_SECRET": cookieSecret,
-	})
+	}, nil)
 
 	// Without signing in, nothing reaches the app, whatever identity headers the request carries.
 	page := proxy + "/projects/42?tab=files"
@@ -135,6 +120,239 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 	step("sign out of the proxy", chromedp.Navigate(proxy+"/oauth2/sign_out"), chromedp.Navigate(page), chromedp.WaitVisible(signIn))
 }
 
+// The real oauth2-proxy with deploy/oauth2-proxy's configuration and its commented
+// allowed_groups example turned on (allowed_groups = ["admins"], scope groups added, the client
+// registered for it): the IdP only says which groups a user is in, in the ID token's groups
+// claim, and oauth2-proxy alone decides. A member of admins signs in and reaches the app, which
+// gets X-Forwarded-Groups; a user who is not gets oauth2-proxy's 403 at the callback and the app
+// never sees them; added to admins, the same user gets in at the next sign-in.
+func TestOAuth2ProxyAllowedGroup(t *testing.T) {
+	proxyBin := needOAuth2Proxy(t)
+
+	listen := freeAddr(t)
+	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
+	const pw, adminToken = "correct-horse-9", "oauth2-proxy-groups-test-admin-token"
+	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)
+
+	idp := startIdPForOAuth2Proxy(t, listen, clientSecret, adminToken, map[string]string{
+		`"scopes": ["openid", "profile", "email"]`: `"scopes": ["openid", "profile", "email", "groups"]`,
+	})
+	// Both have a verified email, so the group is the only difference between them.
+	signupVerified(t, idp.URL, adminToken, "ada", pw, "ada@example.com")
+	signupVerified(t, idp.URL, adminToken, "bert", pw, "bert@example.com")
+	idpCLI(t, idp.URL, adminToken, "groups", "add", "admins")
+	idpCLI(t, idp.URL, adminToken, "groups", "add", "staff")
+	idpCLI(t, idp.URL, adminToken, "groups", "add-member", "admins", "ada")
+	idpCLI(t, idp.URL, adminToken, "groups", "add-member", "staff", "bert")
+
+	app := newAppWith(t, oauth2ProxyPage)
+	proxy := startOAuth2Proxy(t, proxyBin, listen, idp.URL, app.srv.URL, map[string]string{
+		"OAUTH2_PROXY_CLIENT_SECRET": clientSecret,
+		"OAUTH2_PROXY_COOKIE_SECRET": cookieSecret,
+	}, map[string]string{
+		`scope = "openid profile email"`: `scope = "openid profile email groups"`,
+		`# allowed_groups = ["admins"]`:  `allowed_groups = ["admins"]`,
+	})
+	page := proxy + "/reports/q3?year=2026"
+
+	// signIn opens the page in a fresh browser, presses the proxy's "Sign in with jwtidp" and
+	// passes the IdP's login and consent pages.
+	signIn := func(c *http.Client, user string) (*http.Response, string) {
+		t.Helper()
+		resp, body := get(t, c, page)
+		if resp.StatusCode == 200 || !strings.Contains(body, `action="/oauth2/start"`) {
+			t.Fatalf("%s without a session: %d, not the proxy's sign-in page:\n%s", user, resp.StatusCode, body)
+		}
+		resp, body = submitForm(t, c, resp, body)
+		return idpSignIn(t, c, resp, body, idp.URL, user, pw)
+	}
+
+	ada := browser(t)
+	resp, body := signIn(ada, "ada")
+	if resp.StatusCode != 200 || resp.Request.URL.String() != page || !strings.Contains(body, `<span id="user">ada</span>`) {
+		t.Fatalf("ada, in admins: %d at %s:\n%s\noauth2-proxy's log:\n%s", resp.StatusCode, where(resp), body, proxyLog(t))
+	}
+	reqs := app.requests()
+	if got := reqs[len(reqs)-1].Get("X-Forwarded-Groups"); got != "admins" {
+		t.Fatalf("the app got X-Forwarded-Groups %q, want admins", got)
+	}
+
+	before := len(app.requests())
+	bert := browser(t)
+	resp, body = signIn(bert, "bert")
+	if resp.StatusCode != 403 || resp.Request.URL.Path != "/oauth2/callback" || strings.Contains(body, `id="user"`) {
+		t.Fatalf("bert, not in admins: %d at %s, want oauth2-proxy's 403 at its callback:\n%s", resp.StatusCode, where(resp), body)
+	}
+	// oauth2-proxy's reason is its group check (not, say, an unverified email or a failed
+	// code exchange, which are 403 or 500 pages too). It may finish writing that line just
+	// after the answer.
+	refused := regexp.MustCompile(`bert@example\.com \[[^]]*\] \[AuthFailure\] Invalid authentication via OAuth2: unauthorized`)
+	if !proctest.Eventually(5*time.Second, func() bool { return refused.MatchString(proxyLog(t)) }) {
+		t.Fatalf("oauth2-proxy did not log refusing bert for his groups:\n%s", proxyLog(t))
+	}
+	// He has no session at the proxy: the page is still its sign-in page, and the app saw nothing.
+	if resp, body := get(t, bert, page); resp.StatusCode == 200 || !strings.Contains(body, `action="/oauth2/start"`) {
+		t.Fatalf("bert after the refusal: %d\n%s", resp.StatusCode, body)
+	}
+	if n := len(app.requests()); n != before {
+		t.Fatalf("%d requests of bert reached the app", n-before)
+	}
+
+	// An admin adds him to admins; his next sign-in (the IdP's session and his consent are
+	// remembered, so it goes straight through) carries the group and he is let in.
+	idpCLI(t, idp.URL, adminToken, "groups", "add-member", "admins", "bert")
+	resp, body = signIn(bert, "bert")
+	if resp.StatusCode != 200 || !strings.Contains(body, `<span id="user">bert</span>`) {
+		t.Fatalf("bert, added to admins: %d at %s:\n%s", resp.StatusCode, where(resp), body)
+	}
+	reqs = app.requests()
+	if got := reqs[len(reqs)-1].Get("X-Forwarded-Groups"); got != "admins,staff" && got != "staff,admins" {
+		t.Fatalf("the app got X-Forwarded-Groups %q for bert, want admins and staff", got)
+	}
+}
+
+// startIdPForOAuth2Proxy runs the IdP with the client registration README.md gives
+// (clients.example.json), its callback moved to this test's proxy at listen, the example secret
+// replaced and the edits made (each must be found), and the admin token.
+func startIdPForOAuth2Proxy(t *testing.T, listen, clientSecret, adminToken string, edits map[string]string) *proctest.Proc {
+	t.Helper()
+	replace := map[string]string{
+		"http://127.0.0.1:4180/oauth2/callback":                      "http://" + listen + "/oauth2/callback",
+		"EXAMPLE-ONLY-not-a-secret-replace-with-openssl-rand-hex-32": clientSecret,
+	}
+	for k, v := range edits {
+		replace[k] = v
+	}
+	clients := readReplaced(t, "../oauth2-proxy/clients.example.json", replace)
+	clientsFile := filepath.Join(t.TempDir(), "clients.json")
+	if err := os.WriteFile(clientsFile, []byte(clients), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--clients", clientsFile,
+		"--admin-token", adminToken}, proctest.FastArgon...)
+	return proctest.Start(t, idpBin, args)
+}
+
+// signupVerified signs a user up with an email, which an admin then verifies (the IdP sends no
+// mail here): oauth2-proxy refuses an unverified one.
+func signupVerified(t *testing.T, idpURL, adminToken, user, pw, email string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": user, "password": pw, "email": email})
+	r, err := http.Post(idpURL+"/signup", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 201 {
+		t.Fatalf("signup %s: %d", user, r.StatusCode)
+	}
+	idpCLI(t, idpURL, adminToken, "users", "verify-email", user, email)
+}
+
+// idpCLI runs `idp ARGS… --url idpURL --admin-token adminToken` against the running IdP.
+func idpCLI(t *testing.T, idpURL, adminToken string, args ...string) string {
+	t.Helper()
+	out, err := proctest.Run(idpBin, append(args, "--url", idpURL, "--admin-token", adminToken))
+	if err != nil {
+		t.Fatalf("idp %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// browser is a browser without JavaScript: its own cookie jar, following redirects as a
+// browser does (and, as a browser, sending Secure cookies to 127.0.0.1 over http), and asking
+// for HTML as a browser does — mod_auth_openidc answers a request that does not take HTML
+// (an API client's) 401 instead of sending it to the IdP.
+func browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: acceptHTML{}}
+}
+
+type acceptHTML struct{}
+
+func (acceptHTML) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Accept") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+var (
+	htmlForm    = regexp.MustCompile(`(?s)<form method="(?i:get|post)" action="([^"]*)"[^>]*>(.*?)</form>`)
+	formMethod  = regexp.MustCompile(`^<form method="([^"]+)"`)
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// submitForm submits the first form of the page (body, fetched as resp) as a browser does: its
+// hidden fields and the given name, value pairs, to its action, with its method; and returns the
+// page it ends on.
+func submitForm(t *testing.T, c *http.Client, resp *http.Response, body string, fields ...string) (*http.Response, string) {
+	t.Helper()
+	m := htmlForm.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no form on %s (%d):\n%s", where(resp), resp.StatusCode, body)
+	}
+	form := url.Values{}
+	for _, h := range hiddenInput.FindAllStringSubmatch(m[2], -1) {
+		form.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form.Set(fields[i], fields[i+1])
+	}
+	action, err := resp.Request.URL.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.EqualFold(formMethod.FindStringSubmatch(m[0])[1], "get") {
+		action.RawQuery = form.Encode()
+		return get(t, c, action.String())
+	}
+	r, err := c.PostForm(action.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return r, string(b)
+}
+
+// where is the address of the page resp answered, without its query: it may carry an
+// authorization code, which no log gets.
+func where(resp *http.Response) string {
+	u := *resp.Request.URL
+	u.RawQuery = ""
+	return u.String()
+}
+
+// idpSignIn passes the IdP's pages a relying party sent the browser c to: the login form (unless
+// the IdP's session is still there) with user and pw, and the consent page (unless the user
+// allowed the client before), allowing. It returns the page the browser ends on, back at the
+// relying party.
+func idpSignIn(t *testing.T, c *http.Client, resp *http.Response, body, idpURL, user, pw string) (*http.Response, string) {
+	t.Helper()
+	onIdP := func(path string) bool {
+		u := resp.Request.URL
+		return "http://"+u.Host == idpURL && u.Path == path
+	}
+	if onIdP("/login") {
+		resp, body = submitForm(t, c, resp, body, "username", user, "password", pw)
+		if onIdP("/login") {
+			t.Fatalf("the IdP did not sign %s in: %d at %s:\n%s", user, resp.StatusCode, where(resp), body)
+		}
+	}
+	if strings.Contains(body, `id="allow"`) {
+		resp, body = submitForm(t, c, resp, body, "decision", "allow")
+	}
+	if strings.HasPrefix(resp.Request.URL.String(), idpURL+"/") {
+		t.Fatalf("%s is still at the IdP: %d at %s:\n%s", user, resp.StatusCode, where(resp), body)
+	}
+	return resp, body
+}
+
 // needOAuth2Proxy finds the oauth2-proxy binary in PATH or where `go install` puts it (.ci/run
 // installs it there), or skips — fails where integration is required, as need does.
 func needOAuth2Proxy(t *testing.T) string {
@@ -171,16 +389,20 @@ func needOAuth2Proxy(t *testing.T) string {
 }
 
 // startOAuth2Proxy runs oauth2-proxy with deploy/oauth2-proxy/oauth2-proxy.cfg, its addresses
-// pointed at this test's servers (each must be found, so the test notices when the file
-// drifts), and returns its base URL once it answers.
-func startOAuth2Proxy(t *testing.T, bin, listen, issuer, upstream string, env map[string]string) string {
+// pointed at this test's servers and the edits made (each must be found, so the test notices
+// when the file drifts), and returns its base URL once it answers.
+func startOAuth2Proxy(t *testing.T, bin, listen, issuer, upstream string, env, edits map[string]string) string {
 	t.Helper()
-	cfg := readReplaced(t, "../oauth2-proxy/oauth2-proxy.cfg", map[string]string{
+	replace := map[string]string{
 		`http_address = "127.0.0.1:4180"`:                        `http_address = "` + listen + `"`,
 		`redirect_url = "http://127.0.0.1:4180/oauth2/callback"`: `redirect_url = "http://` + listen + `/oauth2/callback"`,
 		`oidc_issuer_url = "http://127.0.0.1:8080"`:              `oidc_issuer_url = "` + issuer + `"`,
 		`upstreams = ["http://127.0.0.1:9000/"]`:                 `upstreams = ["` + upstream + `/"]`,
-	})
+	}
+	for k, v := range edits {
+		replace[k] = v
+	}
+	cfg := readReplaced(t, "../oauth2-proxy/oauth2-proxy.cfg", replace)
 	// What the issue asks of the file, and what this test shows works as it is.
 	for _, setting := range []string{`provider = "oidc"`, `client_id = "oauth2-proxy"`, `code_challenge_method = "S256"`,
 		`insecure_oidc_allow_unverified_email = false`, `insecure_oidc_skip_nonce = false`, `cookie_secure = true`, `pass_user_headers = true`} {
