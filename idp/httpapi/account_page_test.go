@@ -237,7 +237,7 @@ func TestAccountPageSessions(t *testing.T) {
 		t.Fatalf("bob ending alice's session: %d", w.status)
 	}
 
-	// The real form, as a browser posts it from the no-referrer page.
+	// The real form, as a browser that hides its origin but says same-origin posts it.
 	w := end(a, other, pa.csrf, "Origin", "null", "Sec-Fetch-Site", "same-origin")
 	if w.status != 303 || w.header.Get("Location") != "/account?done=ended" || w.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("ending B from A: %d → %q", w.status, w.header.Get("Location"))

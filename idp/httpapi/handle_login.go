@@ -111,7 +111,9 @@ func pageHeadersCSP(w http.ResponseWriter, status int, policy string) {
 	h.Set("Content-Security-Policy", policy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Not no-referrer: under it a browser sends "Origin: null" on the page's own forms, and over
+	// plain http to a host name, with no Sec-Fetch-Site either, the origin check refuses them.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 }

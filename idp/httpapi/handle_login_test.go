@@ -124,6 +124,9 @@ func TestLoginCSRF(t *testing.T) {
 			{"a sibling host", good, []*http.Cookie{cookie}, []string{"Sec-Fetch-Site", "same-site", "Origin", "https://evil.example.com"}},
 			{"another origin", good, []*http.Cookie{cookie}, []string{"Origin", "https://evil.example"}},
 			{"a hidden origin from another site", good, []*http.Cookie{cookie}, []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}},
+			// Over plain http to a host name a browser sends no Sec-Fetch-Site; a hidden origin
+			// is then a sandboxed frame's, never the page's own form (see TestLoginOverPlainHTTP).
+			{"a hidden origin over plain http", good, []*http.Cookie{cookie}, []string{"Origin", "null"}},
 		} {
 			if w := postLogin(b, tt.form, tt.cookies, tt.hdr...); w.Code != 403 {
 				t.Errorf("secure=%v, %s: %d, want 403", secure, tt.name, w.Code)
@@ -136,11 +139,37 @@ func TestLoginCSRF(t *testing.T) {
 		if w.Code != 303 || a.calls != 1 {
 			t.Fatalf("secure=%v: the real form: %d", secure, w.Code)
 		}
-		// The page's no-referrer policy makes browsers send "Origin: null" on its own form.
+		// A browser that hides the origin but says the post is same-origin.
 		w = postLogin(b, good, []*http.Cookie{cookie}, "Origin", "null", "Sec-Fetch-Site", "same-origin")
 		if w.Code != 303 || a.calls != 2 {
-			t.Fatalf("secure=%v: the real form from a no-referrer page: %d", secure, w.Code)
+			t.Fatalf("secure=%v: the real form with a hidden origin: %d", secure, w.Code)
 		}
+	}
+}
+
+// Over plain http to a host name (http://app.internal, not a potentially trustworthy origin)
+// browsers send no Sec-Fetch-Site, so the origin check rests on Origin alone. Under
+// Referrer-Policy: no-referrer a browser sends "Origin: null" on the page's own form, which
+// Go's CrossOriginProtection refuses: no one could sign in there. The login's pages keep
+// referrers within their origin (same-origin), so the browser names the page's origin on its
+// own form, and a hidden one is refused (TestLoginCSRF).
+func TestLoginOverPlainHTTP(t *testing.T) {
+	b, a, _ := newBrowser(false)
+	w := httptest.NewRecorder()
+	handleLoginForm(b).ServeHTTP(w, httptest.NewRequest("GET", "http://app.internal/login", nil))
+	if got := w.Header().Get("Referrer-Policy"); got != "same-origin" {
+		t.Fatalf("Referrer-Policy %q: a browser would hide the page's origin from its own form", got)
+	}
+	cookie, token := loginForm(t, b)
+	good := url.Values{"csrf": {token}, "username": {"alice"}, "password": {"right-password"}}
+	r := httptest.NewRequest("POST", "http://app.internal/login", strings.NewReader(good.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Origin", "http://app.internal")
+	r.AddCookie(cookie)
+	w = httptest.NewRecorder()
+	handleLogin(b).ServeHTTP(w, r)
+	if w.Code != 303 || a.calls != 1 {
+		t.Fatalf("the page's own form over plain http: %d, %d password checks", w.Code, a.calls)
 	}
 }
 

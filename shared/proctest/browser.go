@@ -18,8 +18,10 @@ type Browser struct {
 
 // NewBrowser starts Chromium with a fresh profile — skipping, or failing where integration is
 // required, when it is not installed (Need) — and closes it when the test ends. Every step
-// together must finish within timeout.
-func NewBrowser(t testing.TB, timeout time.Duration) *Browser {
+// together must finish within timeout. extra adds to (or overrides) the command line's flags:
+// a test whose apps have host names maps them to loopback with
+// chromedp.Flag("host-resolver-rules", "MAP *.example.test 127.0.0.1").
+func NewBrowser(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	chromium := Need(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -32,6 +34,7 @@ func NewBrowser(t testing.TB, timeout time.Duration) *Browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
