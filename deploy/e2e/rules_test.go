@@ -155,12 +155,13 @@ func TestEdgeRulesThroughNginx(t *testing.T) {
 	t.Run("plain clients", func(t *testing.T) {
 		anon, office := rulesClient(t, "", nil), rulesClient(t, officeAddr, nil)
 		// The bypass path: no session at all, and the identity a client forges is dropped.
-		resp, body := get(t, anon, s.wwwURL+"/public/news?page=2", "X-Auth-User", "root", "Remote-User", "root")
+		resp, body := get(t, anon, s.wwwURL+"/public/news?page=2", "X-Auth-User", "root", "Remote-User", "root", "Remote-Groups", "admins", "Remote-Email", "ceo@example.com")
 		if resp.StatusCode != 200 || !strings.Contains(body, `<span id="user"></span>`) {
 			t.Fatalf("the bypass path without a session: %d %s", resp.StatusCode, body)
 		}
 		reqs := s.www.requests()
-		if h := reqs[len(reqs)-1]; h.Get("X-Auth-User") != "" || h.Get("Remote-User") != "" || h.Get("X-Auth-Subject") != "" {
+		if h := reqs[len(reqs)-1]; h.Get("X-Auth-User") != "" || h.Get("Remote-User") != "" || h.Get("X-Auth-Subject") != "" ||
+			h.Get("Remote-Groups") != "" || h.Get("Remote-Email") != "" {
 			t.Fatalf("the app saw identity headers on the bypass path: %v", h)
 		}
 		// Beside it, app one wants a sign-in.
