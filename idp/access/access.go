@@ -229,17 +229,27 @@ func validName(n string, group bool) bool {
 	return true
 }
 
-// parseNetwork reads a CIDR network or a bare address (the one address).
+// parseNetwork reads a CIDR network or a bare address (the one address). An IPv4 network
+// written IPv4-mapped (::ffff:203.0.113.0/120) is kept as IPv4, the form client addresses
+// arrive in, so that it matches them.
 func parseNetwork(n string) (netip.Prefix, error) {
+	var p netip.Prefix
 	if strings.Contains(n, "/") {
-		p, err := netip.ParsePrefix(n)
-		return p.Masked(), err
+		var err error
+		if p, err = netip.ParsePrefix(n); err != nil {
+			return p, err
+		}
+	} else {
+		a, err := netip.ParseAddr(n)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	a, err := netip.ParseAddr(n)
-	if err != nil {
-		return netip.Prefix{}, err
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return p.Masked(), nil
 }
 
 // validMethod: an HTTP method is a token (RFC 9110 §9.1); rules name them in any case.

@@ -292,3 +292,18 @@ func TestDecideOrderAcrossDomains(t *testing.T) {
 		}
 	}
 }
+
+// A network written IPv4-mapped is an IPv4 network, the form client addresses arrive in; a
+// plain IPv6 one stays IPv6.
+func TestParseNetworkUnmapsIPv4(t *testing.T) {
+	for in, want := range map[string]string{
+		"::ffff:203.0.113.0/120": "203.0.113.0/24",
+		"::ffff:198.51.100.7":    "198.51.100.7/32",
+		"10.1.2.3/8":             "10.0.0.0/8",
+		"2001:db8::/32":          "2001:db8::/32",
+	} {
+		if p, err := parseNetwork(in); err != nil || p.String() != want {
+			t.Errorf("parseNetwork(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+}
