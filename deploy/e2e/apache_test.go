@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -224,45 +223,12 @@ func startApache(t *testing.T, bin, listen string, replace map[string]string) ap
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	errorLog := filepath.Join(dir, "error.log")
-	readLog := func() string { b, _ := os.ReadFile(errorLog); return string(b) }
-	proctest.RememberLog("apache2", readLog)
+	readLog := fileLog(t, "apache2", filepath.Join(dir, "error.log"))
 
-	cmd := exec.Command(bin, "-X", "-f", path)
-	// Apache's own start-up complaints, before its error log is open.
-	out, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		out.Close()
-	})
-	up := proctest.Eventually(10*time.Second, func() bool {
-		select {
-		case <-done:
-			return false
-		default:
-		}
+	// The output file holds Apache's own start-up complaints, before its error log is open.
+	startServer(t, "apache2-stderr", exec.Command(bin, "-X", "-f", path), dir, 10*time.Second, func() bool {
 		return proctest.Listening(listen, 0)
 	})
-	if !up {
-		b, _ := os.ReadFile(out.Name())
-		t.Fatalf("apache2 did not listen:\n%s%s", b, readLog())
-	}
 	return apacheServer{url: "http://" + listen, log: readLog}
 }
 

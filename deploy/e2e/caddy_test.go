@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,23 +31,9 @@ func startCaddy(t *testing.T, listen, idpAddr, appAddr string) string {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(path, []byte(c), 0o644)
-	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		logf.Close()
-	})
-	if !proctest.Listening(listen, 15*time.Second) {
-		b, _ := os.ReadFile(logf.Name())
-		t.Fatalf("caddy did not listen: %s", b)
-	}
+	startServer(t, "caddy", cmd, dir, 15*time.Second, func() bool { return proctest.Listening(listen, 0) })
 	return "http://" + listen
 }
 

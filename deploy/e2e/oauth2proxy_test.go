@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -425,32 +424,8 @@ func startOAuth2Proxy(t *testing.T, bin, listen, issuer, upstream string, env, e
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	log := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	proctest.RememberLog("oauth2-proxy", log.String)
-	proxyLogs.Store(t.Name(), log)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
 	base := "http://" + listen
-	up := proctest.Eventually(30*time.Second, func() bool {
-		select {
-		case <-done:
-			return false
-		default:
-		}
+	log := startServer(t, "oauth2-proxy", cmd, filepath.Dir(path), 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/ping")
 		if err != nil {
 			return false
@@ -458,17 +433,15 @@ func startOAuth2Proxy(t *testing.T, bin, listen, issuer, upstream string, env, e
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	if !up {
-		t.Fatalf("oauth2-proxy did not answer /ping:\n%s", log.String())
-	}
+	proxyLogs.Store(t.Name(), log)
 	return base
 }
 
-var proxyLogs sync.Map // test name → *lockedBuffer
+var proxyLogs sync.Map // test name → its oauth2-proxy's output reader
 
 func proxyLog(t *testing.T) string {
 	if l, ok := proxyLogs.Load(t.Name()); ok {
-		return l.(*lockedBuffer).String()
+		return l.(func() string)()
 	}
 	return ""
 }
@@ -508,20 +481,3 @@ func randomBytes(t *testing.T, n int) []byte {
 }
 
 func randomText(t *testing.T, n int) string { return hex.EncodeToString(randomBytes(t, n)) }
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

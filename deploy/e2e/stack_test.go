@@ -114,34 +114,76 @@ func runNginx(t *testing.T, path, listen string, replace map[string]string) stri
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", path, "-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
-	// A file, not a pipe: nginx's workers inherit it, and a pipe would keep Wait waiting on them.
-	logf, err := os.Create(filepath.Join(dir, "nginx.log"))
+	startServer(t, "nginx", cmd, dir, 10*time.Second, func() bool { return proctest.Listening(listen, 0) })
+	return "http://" + listen
+}
+
+// fileLog reads the log file at path, registered with the secret-leak check under name; what
+// it holds when the test ends is kept, so the check (after every test, its files gone) still
+// reads it.
+func fileLog(t *testing.T, name, path string) func() string {
+	var mu sync.Mutex
+	var kept *string
+	read := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if kept != nil {
+			return *kept
+		}
+		b, _ := os.ReadFile(path)
+		return string(b)
+	}
+	t.Cleanup(func() { // before t.TempDir's removal, which was registered earlier
+		s := read()
+		mu.Lock()
+		kept = &s
+		mu.Unlock()
+	})
+	proctest.RememberLog(name, read)
+	return read
+}
+
+// startServer starts cmd, a server nobody here wrote, in its own process group with its output
+// in a file in dir (a file, not a pipe: workers that inherit it would keep Wait waiting on a
+// pipe), registered with the secret-leak check under name; it is stopped at the test's end
+// (SIGTERM, then SIGKILL to the group after 5 s). It waits up to timeout for up, failing the
+// test with the output if the server exits or never comes up, and returns the output's reader.
+func startServer(t *testing.T, name string, cmd *exec.Cmd, dir string, timeout time.Duration, up func() bool) (output func() string) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(dir, name+".out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
+	output = fileLog(t, name, out.Name())
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // the master stops its workers
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		cmd.Process.Signal(syscall.SIGTERM) // nginx's master stops its workers
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		logf.Close()
+		out.Close()
 	})
-	base := "http://" + listen
-	if !proctest.Listening(listen, 10*time.Second) {
-		b, _ := os.ReadFile(logf.Name())
-		t.Fatalf("nginx did not listen: %s", b)
+	ok := proctest.Eventually(timeout, func() bool {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		return up()
+	})
+	if !ok {
+		t.Fatalf("%s did not come up:\n%s", name, output())
 	}
-	return base
+	return output
 }
 
 // startStack runs the IdP (allowing logins to return to the proxy), the app and nginx.
