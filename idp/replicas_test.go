@@ -53,11 +53,8 @@ func TestScheduledRotationAcrossReplicasOncePerPeriod(t *testing.T) {
 	count := func() int {
 		return len(rotated.FindAllString(a.Log(), -1)) + len(rotated.FindAllString(b.Log(), -1))
 	}
-	n := count()
-	for deadline := time.Now().Add(10 * time.Second); n < 6 && time.Now().Before(deadline); n = count() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n != 6 {
+	proctest.Eventually(10*time.Second, func() bool { return count() >= 6 })
+	if n := count(); n != 6 {
 		t.Fatalf("%d scheduled rotations by two replicas over six periods, want 6\nA:\n%s\nB:\n%s", n, a.Log(), b.Log())
 	}
 }
