@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -129,15 +130,18 @@ func (d verifyDeps) policy() *access.Policy {
 // asks. A request the proxy's headers do not describe is refused.
 func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved, signedIn bool) access.Outcome {
 	host, uri, method := r.Host, r.URL.RequestURI(), r.Method
+	var err error
 	if d.addrs.FromTrusted(r) {
-		host = firstHeader(r, "X-Forwarded-Host", "")
-		uri = firstHeader(r, "X-Forwarded-Uri", "X-Original-URI")
-		method = firstHeader(r, "X-Forwarded-Method", "X-Original-Method")
-		if method == "" {
-			method = r.Method
+		host = r.Header.Get("X-Forwarded-Host")
+		uri, err = forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
+		if err == nil {
+			method, err = forwarded(r, "X-Forwarded-Method", "X-Original-Method")
 		}
 	}
-	req, err := access.NewRequest(host, uri, method, d.addrs.Of(r))
+	var req access.Request
+	if err == nil {
+		req, err = access.NewRequest(host, uri, method, d.addrs.Of(r))
+	}
 	if err != nil {
 		d.logger.WarnContext(r.Context(), "verify: the original request cannot be read; refused", "err", err)
 		return access.Forbidden
@@ -153,12 +157,21 @@ func subjectOf(who auth.Resolved, signedIn bool) access.Subject {
 	return access.Subject{SignedIn: true, Username: who.Username, Groups: who.Groups, AMR: who.AMR}
 }
 
-// firstHeader is the first of two headers that is set ("" for none).
-func firstHeader(r *http.Request, name, alt string) string {
-	if v := r.Header.Get(name); v != "" || alt == "" {
-		return v
+// forwarded is what a trusted proxy says of the original request in the header name or its
+// alias alt. Missing, it is an error — the rules would judge /verify's own request instead (a
+// missing method was taken as GET) — and so is a pair that disagrees: a proxy that sets one
+// passes the client's own copy of the other, which must not choose for it.
+func forwarded(r *http.Request, name, alt string) (string, error) {
+	v, a := r.Header.Get(name), r.Header.Get(alt)
+	switch {
+	case v == "" && a == "":
+		return "", fmt.Errorf("the proxy sent neither %s nor %s", name, alt)
+	case v != "" && a != "" && v != a:
+		return "", fmt.Errorf("the proxy's %s and %s disagree", name, alt)
+	case v == "":
+		return a, nil
 	}
-	return r.Header.Get(alt)
+	return v, nil
 }
 
 // EdgeBearer decides whether a verified access token passes forward-auth, and names its user.
@@ -170,7 +183,7 @@ type EdgeBearer interface {
 // that nginx (by our config), Traefik and Caddy send. It only becomes a login page's rd, which
 // is checked against the allowed hosts before anyone is sent there.
 func originalURL(r *http.Request) string {
-	uri := firstHeader(r, "X-Forwarded-Uri", "X-Original-URI")
+	uri, _ := forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
 	if !strings.HasPrefix(uri, "/") {
 		uri = "/"
 	}

@@ -114,6 +114,9 @@ func TestVerifyAppliesAccessRules(t *testing.T) {
 		{"inside the network", alice, "GET", "http://a.net.test/", []string{"X-Forwarded-For", "10.9.8.7"}, 200, "alice", ""},
 		{"outside the network", alice, "GET", "http://a.net.test/", []string{"X-Forwarded-For", "192.0.2.7"}, 403, "", login("http://a.net.test/")},
 		{"no host from the proxy: refused", alice, "GET", "http://public.test/", []string{"X-Forwarded-Host", ""}, 403, "", login("/")},
+		{"no method from the proxy: refused, not taken as GET", alice, "", "http://alice.test/", nil, 403, "", login("http://alice.test/")},
+		{"the client's X-Forwarded-Uri beside the proxy's X-Original-URI: refused", alice, "GET", "http://public.test/",
+			[]string{"X-Original-URI", "/admin"}, 403, "", login("http://public.test/")},
 		{"an unreadable URI: refused", anon, "GET", "http://public.test/", []string{"X-Forwarded-Uri", "/%zz"}, 403, "", login("http://public.test/%zz")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +136,7 @@ func TestVerifyAppliesAccessRules(t *testing.T) {
 	// the login page, which says "not allowed".
 	redirect := func(b *pageBrowser, orig string) string {
 		u, _ := url.Parse(orig)
-		a := b.do("GET", "/verify?redirect=1", nil, "X-Forwarded-Proto", "http", "X-Forwarded-Host", u.Host, "X-Forwarded-Uri", u.RequestURI())
+		a := b.do("GET", "/verify?redirect=1", nil, "X-Forwarded-Proto", "http", "X-Forwarded-Host", u.Host, "X-Forwarded-Uri", u.RequestURI(), "X-Forwarded-Method", "GET")
 		if a.status != 302 {
 			t.Errorf("redirect=1 for %s: %d", orig, a.status)
 		}
@@ -189,6 +192,7 @@ func TestVerifyBelievesOnlyTrustedProxies(t *testing.T) {
 		r.AddCookie(cookie)
 		r.Header.Set("X-Forwarded-Host", "alice.test")
 		r.Header.Set("X-Forwarded-Uri", "/")
+		r.Header.Set("X-Forwarded-Method", "GET")
 		w := httptest.NewRecorder()
 		d.Registry = prometheus.NewRegistry()
 		NewServer(d).ServeHTTP(w, r)
