@@ -300,7 +300,7 @@ func (o Outcome) String() string {
 // Request is the original request, as NewRequest makes it.
 type Request struct {
 	Host   string     // lower-case, without port
-	Path   string     // the cleaned path, and "?" and the query when there is one
+	URI    string     // the decoded, cleaned path, and "?" and the query as sent when there is one
 	Method string     // upper-case
 	IP     netip.Addr // the client's; the zero Addr when unknown, matching no network
 }
@@ -390,7 +390,7 @@ func (ru *rule) matches(r Request) bool {
 	if len(ru.networks) > 0 && !ru.inNetworks(r.IP) {
 		return false
 	}
-	if len(ru.resources) > 0 && !slices.ContainsFunc(ru.resources, func(re *regexp.Regexp) bool { return re.MatchString(r.Path) }) {
+	if len(ru.resources) > 0 && !slices.ContainsFunc(ru.resources, func(re *regexp.Regexp) bool { return re.MatchString(r.URI) }) {
 		return false
 	}
 	return true

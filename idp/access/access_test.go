@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -114,7 +115,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideDefaults(t *testing.T) {
-	r := Request{Host: "any.test", Path: "/", Method: "GET"}
+	r := Request{Host: "any.test", URI: "/", Method: "GET"}
 	tests := []struct {
 		def  string
 		s    Subject
@@ -195,15 +196,27 @@ func TestNewRequest(t *testing.T) {
 		bad                   bool
 	}{
 		{host: "App.Example.com:443", uri: "/a/b/?x=1&y=%2F", method: "post", ip: "10.0.0.1",
-			want: Request{Host: "app.example.com", Path: "/a/b/?x=1&y=%2F", Method: "POST"}},
-		{host: "app.example.com.", uri: "/a/./b/../c", want: Request{Host: "app.example.com", Path: "/a/c", Method: "GET"}},
-		{host: "[2001:DB8::1]:80", uri: "/?", want: Request{Host: "[2001:db8::1]", Path: "/?", Method: "GET"}},
+			want: Request{Host: "app.example.com", URI: "/a/b/?x=1&y=%2F", Method: "POST"}},
+		{host: "app.example.com.", uri: "/a/./b/../c", want: Request{Host: "app.example.com", URI: "/a/c", Method: "GET"}},
+		{host: "[2001:DB8::1]:80", uri: "/?", want: Request{Host: "[2001:db8::1]", URI: "/?", Method: "GET"}},
 		{host: "", uri: "/", bad: true},
 		{host: "a b", uri: "/", bad: true},
 		{host: "a.test", uri: "", bad: true},
 		{host: "a.test", uri: "http://evil.test/", bad: true},
 		{host: "a.test", uri: "/%zz", bad: true},
 		{host: "a.test", uri: "/", method: "G T", bad: true},
+		// Spellings apps read differently are refused: one of them would walk around a rule.
+		{host: "a.test", uri: "/admin/..%2f", bad: true},
+		{host: "a.test", uri: "/admin%2Fx", bad: true},
+		{host: "a.test", uri: "/admin%5c..%5c", bad: true},
+		{host: "a.test", uri: `/public\..\admin`, bad: true},
+		{host: "a.test", uri: "/public/%2e%2e/admin", bad: true},
+		{host: "a.test", uri: "/admin%3F.css", bad: true},
+		// Path parameters are dropped as Java servers drop them; an encoded ";" is data.
+		{host: "a.test", uri: "/admin;jsessionid=1", want: Request{Host: "a.test", URI: "/admin", Method: "GET"}},
+		{host: "a.test", uri: "/admin;x/users/?q=1;2", want: Request{Host: "a.test", URI: "/admin/users/?q=1;2", Method: "GET"}},
+		{host: "a.test", uri: "/public;/../admin", want: Request{Host: "a.test", URI: "/admin", Method: "GET"}},
+		{host: "a.test", uri: "/a%3Bb", want: Request{Host: "a.test", URI: "/a;b", Method: "GET"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host+tt.uri, func(t *testing.T) {
@@ -246,10 +259,20 @@ func FuzzRulesAndHeaders(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.Host == "" || r.Path == "" || r.Path[0] != '/' || r.Method == "" {
+		if r.Host == "" || r.URI == "" || r.URI[0] != '/' || r.Method == "" {
 			t.Fatalf("NewRequest read %+v", r)
 		}
-		again, err := NewRequest(r.Host, r.Path, r.Method, ip)
+		// Read again from the URI an app is sent for it: each decoded segment escaped again.
+		rawPath, q, hasQ := strings.Cut(r.URI, "?")
+		segs := strings.Split(rawPath, "/")
+		for i := range segs {
+			segs[i] = url.PathEscape(segs[i])
+		}
+		uri2 := strings.Join(segs, "/")
+		if hasQ {
+			uri2 += "?" + q
+		}
+		again, err := NewRequest(r.Host, uri2, r.Method, ip)
 		if err != nil || again != r {
 			t.Fatalf("a read request reads again differently: %+v, %+v, %v", r, again, err)
 		}

@@ -12,9 +12,10 @@ import (
 // NewRequest reads the original request from what the proxy said of it: its host (a Host
 // header's form, a port allowed), its request URI (path and query), its method, and the
 // client's address ("" when unknown). The path is decoded and cleaned as the app will see it
-// ("/a/../admin" is "/admin", "/%61dmin" is "/admin"), keeping a trailing slash, so that a
-// rule on a path cannot be walked around by spelling it differently; the query follows as
-// sent. An error when the host or URI cannot be read: the caller refuses the request.
+// ("/a/../admin" is "/admin", "/%61dmin" is "/admin", "/admin;x=1" is "/admin"), keeping a
+// trailing slash, so that a rule on a path cannot be walked around by spelling it
+// differently; the query follows as sent. A path whose decoding apps disagree on (an encoded
+// slash, backslash, dot or question mark) is an error. An error when the host or URI cannot be read: the caller refuses the request.
 func NewRequest(host, uri, method, clientIP string) (Request, error) {
 	h, err := cleanHost(host)
 	if err != nil {
@@ -30,7 +31,7 @@ func NewRequest(host, uri, method, clientIP string) (Request, error) {
 	if !validMethod(method) {
 		return Request{}, errors.New("the method is not an HTTP method")
 	}
-	r := Request{Host: h, Path: p, Method: strings.ToUpper(method)}
+	r := Request{Host: h, URI: p, Method: strings.ToUpper(method)}
 	if a, err := netip.ParseAddr(clientIP); err == nil {
 		r.IP = a
 	}
@@ -61,8 +62,29 @@ func cleanURI(uri string) (string, error) {
 	if err != nil || u.Path == "" || u.Opaque != "" {
 		return "", errors.New("the URI is not a path")
 	}
-	p := path.Clean(u.Path)
-	if strings.HasSuffix(u.Path, "/") && p != "/" {
+	raw := u.EscapedPath()
+	// An encoded slash, backslash, dot or question mark is decoded here but not by every app:
+	// "/admin/..%2f" is "/" to a decoder and a path under /admin to a router that splits the
+	// raw path. No reading is safe for every app behind the proxy, so such a path is refused,
+	// and so is a backslash, a separator to some servers.
+	l := strings.ToLower(raw)
+	for _, bad := range []string{"%2f", "%5c", "%2e", "%3f", `\`} {
+		if strings.Contains(l, bad) {
+			return "", errors.New("the path holds an encoded slash, backslash, dot or question mark, or a backslash")
+		}
+	}
+	// Path parameters ("/admin;jsessionid=1/x") are dropped, as Java servers do before
+	// routing, so that "/admin;x" is judged as /admin.
+	segs := strings.Split(raw, "/")
+	for i, seg := range segs {
+		seg, _, _ = strings.Cut(seg, ";")
+		if segs[i], err = url.PathUnescape(seg); err != nil {
+			return "", errors.New("the URI is not a path")
+		}
+	}
+	decoded := strings.Join(segs, "/")
+	p := path.Clean(decoded)
+	if strings.HasSuffix(decoded, "/") && p != "/" {
 		p += "/"
 	}
 	if u.RawQuery != "" || u.ForceQuery {
