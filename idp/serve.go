@@ -420,6 +420,9 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		})
 	}
 	clients := r.Settings.Clients
+	if c.file != nil && c.file.Access != nil && len(clients.Trusted) == 0 {
+		logger.Warn("access rules are set but --trusted-proxies is not: /verify refuses every request, since only a trusted proxy can say which request it asks about")
+	}
 	browserKey, err := db.Secret(ctx, "browser-key", randomBytes(32))
 	if err != nil {
 		return service.App{}, fmt.Errorf("browser key: %w", err)

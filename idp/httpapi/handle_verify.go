@@ -32,7 +32,7 @@ import (
 //
 // With access rules (Deps.Access), the original request — X-Forwarded-Host, X-Forwarded-Uri or
 // X-Original-URI, X-Forwarded-Method or X-Original-Method, and the client's address — is read
-// from a trusted proxy only (from anyone else, the request itself stands for it) and decides:
+// from a trusted proxy only (anyone else is refused, 403) and decides:
 // bypass lets in anyone (no user headers for no one), a user short of a second factor is sent
 // to the step-up (401, X-Auth-Redirect to /login/stepup), and a refusal is a 403 whose
 // X-Auth-Redirect names the login page, which shows a signed-in browser "not allowed" there.
@@ -127,10 +127,12 @@ func (d verifyDeps) policy() *access.Policy {
 }
 
 // decide applies the rules to the original request, as a trusted proxy tells it, and who
-// asks. A request the proxy's headers do not describe is refused.
+// asks. A request the proxy's headers do not describe is refused, and so is one from any other
+// peer: /verify's own request names no app, and judging it instead let a default one_factor
+// pass every signed-in user whatever the rules said of the app.
 func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved, signedIn bool) access.Outcome {
-	host, uri, method := r.Host, r.URL.RequestURI(), r.Method
-	var err error
+	var host, uri, method string
+	err := errors.New("the request did not come from a --trusted-proxies address")
 	if d.addrs.FromTrusted(r) {
 		host = r.Header.Get("X-Forwarded-Host")
 		uri, err = forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
@@ -143,7 +145,7 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 		req, err = access.NewRequest(host, uri, method, d.addrs.Of(r))
 	}
 	if err != nil {
-		d.logger.WarnContext(r.Context(), "verify: the original request cannot be read; refused", "err", err)
+		d.logger.WarnContext(r.Context(), "verify: the original request (X-Forwarded-Host, X-Forwarded-Uri or X-Original-URI, X-Forwarded-Method or X-Original-Method) cannot be read; refused", "err", err)
 		return access.Forbidden
 	}
 	return p.Decide(req, subjectOf(who, signedIn))

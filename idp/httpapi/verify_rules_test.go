@@ -177,9 +177,9 @@ func bearerToken(t *testing.T, base, user string, more ...string) string {
 	return body.AccessToken
 }
 
-// Only a trusted proxy is believed: from anyone else, the headers are ignored and the request
-// itself (to the IdP's host) is what the rules see, which none names: default deny. Without
-// rules, /verify is what it always was.
+// Only a trusted proxy is believed: with rules, anyone else is refused — even under a default
+// one_factor, which judging /verify's own request (to the IdP's host, named by no rule) let
+// every signed-in user through. Without rules, /verify is what it always was.
 func TestVerifyBelievesOnlyTrustedProxies(t *testing.T) {
 	srv, deps := edgeIdP(t, time.Now, &edgeRules)
 	signUp(t, srv.URL, "alice")
@@ -202,7 +202,21 @@ func TestVerifyBelievesOnlyTrustedProxies(t *testing.T) {
 		t.Errorf("from the trusted proxy: %d", w.Code)
 	}
 	if w := ask("192.0.2.1:5000", *deps); w.Code != 403 {
-		t.Errorf("from elsewhere: %d, want the default deny", w.Code)
+		t.Errorf("from elsewhere: %d, want 403", w.Code)
+	}
+	lenient, probs := access.Compile(access.Config{DefaultPolicy: access.OneFactor, Rules: []access.Rule{
+		{Domain: []string{"alice.test"}, Policy: access.Deny},
+	}})
+	if probs != nil {
+		t.Fatal(probs)
+	}
+	open := *deps
+	open.Access = func() *access.Policy { return lenient }
+	if w := ask("127.0.0.1:5000", open); w.Code != 403 {
+		t.Errorf("a deny rule from the trusted proxy: %d", w.Code)
+	}
+	if w := ask("192.0.2.1:5000", open); w.Code != 403 || w.Header().Get("Remote-User") != "" {
+		t.Errorf("a deny rule from elsewhere, under a default one_factor: %d %q, want 403", w.Code, w.Header().Get("Remote-User"))
 	}
 	none := *deps
 	none.Access = func() *access.Policy { return nil }
@@ -269,7 +283,7 @@ func TestStepUpWithTOTP(t *testing.T) {
 		t.Fatalf("before the step-up: %d", a.status)
 	}
 	to := a.header.Get("X-Auth-Redirect")
-	if a = bob.do("GET", to, nil); a.status != 200 || !strings.Contains(a.body, `id="setup"`) || !strings.Contains(a.body, `href="../account/passkeys"`) {
+	if a = bob.do("GET", to, nil); a.status != 200 || !strings.Contains(a.body, `id="setup"`) || !strings.Contains(a.body, `href="`+deps.Issuer+`/account/passkeys"`) {
 		t.Fatalf("no second factor yet: %d %s", a.status, a.body)
 	}
 
@@ -316,6 +330,10 @@ func TestStepUpWithTOTP(t *testing.T) {
 	}
 	if _, err := deps.Sessions.Resolve(ctx, cookieValue(first, "jwtidp_session")); err == nil {
 		t.Errorf("the one-factor session outlived the step-up")
+	}
+	// The new session ends when the one it replaced would have: a step-up renews no sign-in.
+	if up, err := deps.Sessions.Resolve(ctx, cookieValue(bob.c.Jar.Cookies(mustURL(t, srv.URL)), "jwtidp_session")); err != nil || !up.ExpiresAt.Equal(s.ExpiresAt) {
+		t.Errorf("the stepped-up session ends at %v (%v), the one it replaced at %v", up.ExpiresAt, err, s.ExpiresAt)
 	}
 	// Stepped up already: the page goes straight on.
 	if a = bob.do("GET", to, nil); a.status != 303 || a.header.Get("Location") != admin {
