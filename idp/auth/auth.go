@@ -142,6 +142,9 @@ type Authentication struct {
 	// Pending: the password was right and a second factor is owed (Credentials.Deferred). It
 	// signs nobody in; SecondFactor completes it.
 	Pending bool
+	// NotAfter, when set, is the latest a session made from it may end: a step-up's session
+	// ends when the session it replaces would have, or stepping up would renew a sign-in.
+	NotAfter time.Time
 }
 
 // Authenticate checks a username and password. A wrong password and an unknown user both

@@ -54,8 +54,9 @@ type Resolved struct {
 	Epoch     int64 // the user's credential epoch the session was made in
 	AuthTime  time.Time
 	AMR       []string
-	Email     string   // the user's email when verified: /verify's Remote-Email
-	Groups    []string // the user's groups: /verify's Remote-Groups and the access rules' subjects
+	Email     string    // the user's email when verified: /verify's Remote-Email
+	Groups    []string  // the user's groups: /verify's Remote-Groups and the access rules' subjects
+	ExpiresAt time.Time // the session's absolute end
 }
 
 type cachedSession struct {
@@ -170,6 +171,8 @@ func (s *Sessions) start(ctx context.Context, a Authentication, userAgent string
 	}
 	if pending {
 		sess.IdleTTL, sess.ExpiresAt = 0, now.Add(PendingTTL)
+	} else if !a.NotAfter.IsZero() && a.NotAfter.Before(sess.ExpiresAt) {
+		sess.ExpiresAt = a.NotAfter
 	}
 	if err := s.Store.CreateSession(ctx, sess); err != nil {
 		if errors.Is(err, identity.ErrStaleCredentials) {
@@ -222,7 +225,7 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 		return Resolved{}, err
 	}
 	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR,
-		Email: verifiedEmail(u), Groups: groups}
+		Email: verifiedEmail(u), Groups: groups, ExpiresAt: sess.ExpiresAt}
 	until := now.Add(s.CacheTTL)
 	if sess.ExpiresAt.Before(until) {
 		until = sess.ExpiresAt

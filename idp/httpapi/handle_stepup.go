@@ -28,6 +28,7 @@ type stepUpView struct {
 	Username string
 	Error    string // for the code's form
 	Base     string // the way from the page's path to the root
+	Account  string // the IdP's own second-factor page: absolute, since a proxy may serve /login/ on an app's host and nothing else of the IdP
 	Denied   bool   // the rules refuse this user the page: say so
 	Setup    bool   // the user has no second factor yet
 	Passkey  bool   // the user's second factor is a passkey: sign in again with it
@@ -48,6 +49,7 @@ type stepUpPages struct {
 	*browser
 	factors SecondFactors
 	stepUp  StepUpper
+	account string // the URL of the IdP's second-factor page
 }
 
 // session resolves the browser's session; without one the browser goes to the login page
@@ -145,7 +147,7 @@ func (p *stepUpPages) render(w http.ResponseWriter, r *http.Request, s auth.Reso
 	default:
 		v.Setup = true
 	}
-	v.Username, v.Base = s.Username, "../"
+	v.Username, v.Base, v.Account = s.Username, "../", p.account
 	p.writeEdgePage(w, status, v)
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -64,7 +65,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), b.loginRefused))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), b.loginRefused))
 	// The step-up: a second factor for a one-factor session, for an access rule that asks for two.
-	stepUp := &stepUpPages{browser: b, factors: d.Auth.Account, stepUp: d.Auth.SignIn}
+	stepUp := &stepUpPages{browser: b, factors: d.Auth.Account, stepUp: d.Auth.SignIn, account: strings.TrimSuffix(d.Issuer, "/") + "/account/passkeys"}
 	mux.Handle("GET /login/stepup", http.HandlerFunc(stepUp.page))
 	mux.Handle("POST /login/stepup", d.Limiter.Limit(http.HandlerFunc(stepUp.post), b.loginRefused))
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
