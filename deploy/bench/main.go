@@ -727,6 +727,7 @@ func nginxFigures(c *http.Client, dir string, idp *proc, access string) error {
 	authListen, plainListen := freeAddr(), freeAddr()
 	c2 := strings.NewReplacer("server 127.0.0.1:8080;", "server "+strings.TrimPrefix(idp.url, "http://")+";",
 		"server 127.0.0.1:9000;", "server "+appLn.Addr().String()+";",
+		"listen 127.0.0.1:8000 default_server;", "listen "+authListen+" default_server;",
 		"listen 127.0.0.1:8000;", "listen "+authListen+";").Replace(string(conf))
 	// The same nginx, one more server block: the app with no auth.
 	c2 = strings.Replace(c2, "    server {\n        listen "+authListen, "    server {\n        listen "+plainListen+";\n        location / {\n            proxy_pass http://app;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n        }\n    }\n\n    server {\n        listen "+authListen, 1)

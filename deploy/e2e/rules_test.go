@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -91,7 +93,7 @@ func startRulesStack(t *testing.T) *rulesStack {
 		"--config", cfg, "--admin-token", rulesAdmin}, proctest.FastArgon...))
 	proxy := func(a *app, host string) string {
 		listen := freeAddr(t)
-		startNginx(t, listen, s.idp.Addr, strings.TrimPrefix(a.srv.URL, "http://"))
+		startNginxFor(t, listen, s.idp.Addr, strings.TrimPrefix(a.srv.URL, "http://"), host)
 		_, port, _ := net.SplitHostPort(listen)
 		return "http://" + host + ":" + port
 	}
@@ -163,6 +165,18 @@ func TestEdgeRulesThroughNginx(t *testing.T) {
 		if h := reqs[len(reqs)-1]; h.Get("X-Auth-User") != "" || h.Get("Remote-User") != "" || h.Get("X-Auth-Subject") != "" ||
 			h.Get("Remote-Groups") != "" || h.Get("Remote-Email") != "" {
 			t.Fatalf("the app saw identity headers on the bypass path: %v", h)
+		}
+		// App one's nginx serves app one's host only: a request naming app two's host, in the
+		// Host header or in an absolute request line beside app one's Host, is refused there,
+		// never judged by app two's rules (which let any admin in with one factor).
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.wwwURL, "http://"))
+		for _, req := range []string{
+			"GET /admin/ HTTP/1.1\r\nHost: " + adminHost + ":" + port + "\r\nConnection: close\r\n\r\n",
+			"GET http://" + adminHost + ":" + port + "/admin/ HTTP/1.1\r\nHost: " + wwwHost + ":" + port + "\r\nConnection: close\r\n\r\n",
+		} {
+			if status := rawStatus(t, "127.0.0.1:"+port, req); status != "421" {
+				t.Errorf("app one's nginx, asked for app two's host: %s, want 421\n%q", status, req)
+			}
 		}
 		// Beside it, app one wants a sign-in.
 		if resp, _ := get(t, anon, s.wwwURL+"/news"); resp.StatusCode != 302 || !strings.Contains(resp.Header.Get("Location"), "/login?rd=") {
@@ -281,4 +295,24 @@ func TestEdgeRulesThroughNginx(t *testing.T) {
 			t.Fatalf("after the step-up: at %s showing %q; want %s showing alice", url, user, admin)
 		}
 	})
+}
+
+// rawStatus sends req as written to addr and reads the answer's status code: a request Go's
+// client would not send (an absolute request line beside another Host).
+func rawStatus(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if f := strings.Fields(line); err == nil && len(f) >= 2 {
+		return f[1]
+	}
+	return fmt.Sprintf("no answer (%v)", err)
 }

@@ -85,10 +85,18 @@ type stack struct {
 // servers, and returns its base URL.
 func startNginx(t *testing.T, listen, idpAddr, appAddr string) string {
 	t.Helper()
+	return startNginxFor(t, listen, idpAddr, appAddr, "127.0.0.1 localhost")
+}
+
+// startNginxFor is startNginx for an app whose host names are names (space-separated).
+func startNginxFor(t *testing.T, listen, idpAddr, appAddr, names string) string {
+	t.Helper()
 	return runNginx(t, "../nginx/nginx.conf", listen, map[string]string{
-		"server 127.0.0.1:8080;": "server " + idpAddr + ";",
-		"server 127.0.0.1:9000;": "server " + appAddr + ";",
-		"listen 127.0.0.1:8000;": "listen " + listen + ";",
+		"server 127.0.0.1:8080;":                "server " + idpAddr + ";",
+		"server 127.0.0.1:9000;":                "server " + appAddr + ";",
+		"listen 127.0.0.1:8000 default_server;": "listen " + listen + " default_server;",
+		"listen 127.0.0.1:8000;":                "listen " + listen + ";",
+		"server_name 127.0.0.1 localhost;":      "server_name " + names + ";",
 	})
 }
 
