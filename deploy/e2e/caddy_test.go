@@ -51,7 +51,8 @@ func TestCaddyForwardAuth(t *testing.T) {
 		t.Fatalf("no session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	access, _ := signupAndToken(t, idp.URL, "gus")
-	resp, body := get(t, c, proxy+"/hello", "Authorization", "Bearer "+access, "X-Auth-User", "root", "Remote-User", "root")
+	resp, body := get(t, c, proxy+"/hello", "Authorization", "Bearer "+access, "X-Auth-User", "root", "Remote-User", "root",
+		"Remote-Groups", "admins", "Remote-Email", "ceo@example.com")
 	if resp.StatusCode != 200 || !strings.Contains(body, ">gus<") {
 		t.Fatalf("bearer: %d %s", resp.StatusCode, body)
 	}
@@ -88,7 +89,9 @@ func TestCaddyForwardAuth(t *testing.T) {
 		t.Fatalf("session through caddy: %d %s", resp.StatusCode, body)
 	}
 	for _, h := range a.requests() {
-		if ck := h.Get("Cookie"); h.Get("X-Auth-User") != "gus" || h.Get("Remote-User") != "gus" || strings.Contains(ck, session) {
+		// gus is in no group and has no verified address: a client's copies of those are gone.
+		if ck := h.Get("Cookie"); h.Get("X-Auth-User") != "gus" || h.Get("Remote-User") != "gus" || strings.Contains(ck, session) ||
+			h.Get("Remote-Groups") != "" || h.Get("Remote-Email") != "" {
 			t.Fatalf("the app saw %v", h)
 		}
 	}

@@ -72,10 +72,10 @@ func handleVerify(d verifyDeps) http.Handler {
 			h.Set("X-Auth-User", who.Username)
 			h.Set("Remote-User", who.Username)
 			// Authelia's names, which apps behind it read: group names hold no comma.
+			// Both always sent, empty when there is none: a proxy that copies them from the
+			// answer (Caddy) would otherwise pass its placeholder, or the client's own copy.
 			h.Set("Remote-Groups", strings.Join(who.Groups, ","))
-			if who.Email != "" {
-				h.Set("Remote-Email", who.Email) // verified only
-			}
+			h.Set("Remote-Email", who.Email) // verified only
 			w.WriteHeader(http.StatusOK)
 		case access.AllowAnonymous:
 			w.WriteHeader(http.StatusOK)
