@@ -63,7 +63,7 @@ func TestConfigCheck(t *testing.T) {
 		{"a bad duration", "log_level: debug\ntoken_ttl: soon\n", `:2: invalid token_ttl "soon": not a duration (such as 90s, 15m or 720h)`},
 		{"a rule over settings", "token_ttl: 2h\nrefresh_ttl: 1h\n", `:2: invalid refresh_ttl "1h": must be at least the token TTL`},
 		{"a bad number", "key_bits: 1024\n", `:1: invalid key_bits "1024"`},
-		{"a secret refused", "admin_token: x\nadmin_token_file: /nonexistent\n", `:2: invalid admin_token_file "/nonexistent": set it or --admin-token`},
+		{"a secret refused", "admin_token: x\nadmin_token_file: /nonexistent\n", `:2: invalid admin_token_file "/nonexistent": set it or admin_token (--admin-token, IDP_ADMIN_TOKEN), not both`},
 		{"a wrong type in a client", "clients:\n  - client_id: a\n    public: maybe\n", ":3: clients[0].public must be true or false"},
 		{"an unknown client member", "clients:\n" + cfgClient("a", cfgSecretA) + "    secrett: x\n", ":6: unknown key clients[0].secrett"},
 		{"a bad client", "clients:\n  - client_id: a\n    grant_types: [client_credentials]\n", `:2: client 1 ("a"): A confidential client needs its client_secret`},

@@ -203,7 +203,7 @@ func (c *config) loadAdminToken() error {
 		return nil
 	}
 	if c.adminToken != "" {
-		return errors.New("set it or --admin-token (IDP_ADMIN_TOKEN), not both")
+		return errors.New("set it or admin_token (--admin-token, IDP_ADMIN_TOKEN), not both")
 	}
 	b, err := os.ReadFile(c.adminTokenFile)
 	if err != nil {

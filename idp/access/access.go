@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"jwtidp/idp/identity"
 )
 
 // Policies a rule (or the default) may have.
@@ -133,12 +135,12 @@ func Compile(c Config) (*Policy, []Problem) {
 		for j, s := range r.Subject {
 			kind, name, _ := strings.Cut(s, ":")
 			switch {
-			case kind == "user" && validName(name, false):
+			case kind == "user" && identity.ValidateUsername(name) == nil:
 				out.users = append(out.users, strings.ToLower(name))
-			case kind == "group" && validName(name, true):
+			case kind == "group" && identity.ValidateGroupName(name) == nil:
 				out.groups = append(out.groups, name)
 			default:
-				bad(fmt.Sprintf("%s.subject[%d]", at, j), "%q is neither user:NAME nor group:NAME (group names are [a-z0-9._:-], up to 64)", s)
+				bad(fmt.Sprintf("%s.subject[%d]", at, j), "%q is neither user:NAME nor group:NAME (usernames are [A-Za-z0-9._-], 3 to 64; group names [a-z0-9._:-], up to 64)", s)
 			}
 		}
 		out.subject = len(r.Subject) > 0
@@ -207,23 +209,6 @@ func validHost(h string) bool {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return false
 			}
-		}
-	}
-	return true
-}
-
-// validName: a username ([A-Za-z0-9._-], as accounts have) or a group name ([a-z0-9._:-], as
-// groups are created with), 1 to 64 characters.
-func validName(n string, group bool) bool {
-	if n == "" || len(n) > 64 {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' ||
-			(group && c == ':') || (!group && c >= 'A' && c <= 'Z')
-		if !ok {
-			return false
 		}
 	}
 	return true

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -163,21 +164,12 @@ func (d *decoder) lineOf(section, path string) int {
 		if l, ok := d.lines[p]; ok {
 			return l
 		}
-		i := max(lastIndex(p, '.'), lastIndex(p, '['))
+		i := max(strings.LastIndexByte(p, '.'), strings.LastIndexByte(p, '['))
 		if i <= 0 {
 			return d.lines[section]
 		}
 		p = p[:i]
 	}
-}
-
-func lastIndex(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // clients decodes the clients section and checks each client that decoded as the --clients
@@ -202,9 +194,6 @@ func (f *File) clients(d *decoder, n *yaml.Node, line int) {
 	}
 }
 
-// groupName is a group's name as API.md has it.
-var groupName = regexp.MustCompile(`^[a-z0-9._:-]{1,64}$`)
-
 // scopes decodes the scopes section and checks each scope that decoded: a scope token limited
 // to at least one group.
 func (f *File) scopes(d *decoder, n *yaml.Node, line int) {
@@ -225,7 +214,7 @@ func (f *File) scopes(d *decoder, n *yaml.Node, line int) {
 			d.bad(d.lines[path], "%s: groups must name at least one group (members only are granted the scope)", path)
 		}
 		for i, g := range rule.Groups {
-			if !groupName.MatchString(g) {
+			if identity.ValidateGroupName(g) != nil {
 				d.bad(d.lines[fmt.Sprintf("%s.groups[%d]", path, i)], "%s: %q is not a group name (a-z, 0-9 and . _ : -, at most 64)", path, g)
 			}
 		}
