@@ -42,6 +42,8 @@ var (
 	// in both, written together.
 	bucketGroupMembers = []byte("groupmembers")
 	bucketUserGroups   = []byte("usergroups")
+	bucketLinks        = []byte("links")      // link id → Link
+	bucketLinkHashes   = []byte("linkhashes") // hash of a link's token → link id
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -59,7 +61,8 @@ var _ identity.Store = (*DB)(nil)
 func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
-		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups)
+		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
+		bucketLinks, bucketLinkHashes)
 	if err != nil {
 		return nil, err
 	}

@@ -111,6 +111,8 @@ var conflicts = map[string]string{
 	"oauth_clients_pkey":            "Client id already taken",
 	"auth_codes_pkey":               "Authorization code already issued",
 	"auth_requests_pkey":            "Authorization request id already taken",
+	"links_pkey":                    "Link id already taken",
+	"links_hash_key":                "Link hash already taken",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

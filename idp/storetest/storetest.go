@@ -93,6 +93,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentAnswerOneWinner", testConcurrentAnswerOneWinner},
 		{"DeleteDeadAuthRequests", testDeleteDeadAuthRequests},
 
+		{"LinkRoundTrip", testLinkRoundTrip},
+		{"CreateLinkRefusals", testCreateLinkRefusals},
+		{"UseLink", testUseLink},
+		{"ConcurrentUseLinkOneWinner", testConcurrentUseLinkOneWinner},
+		{"DeleteLinks", testDeleteLinks},
+
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 
