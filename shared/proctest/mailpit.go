@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,8 @@ func GoTool(t testing.TB, tool, want string) string {
 }
 
 // Mailpit is a Mailpit SMTP server for one test, on free loopback ports with its own database.
-// It accepts AUTH PLAIN with any username and password, over plain SMTP.
+// It accepts AUTH PLAIN with any username and password, over plain SMTP unless a flag requires
+// TLS.
 type Mailpit struct {
 	SMTPHost string // 127.0.0.1
 	SMTPPort int
@@ -89,13 +91,19 @@ func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 		bin:      bin,
 		log:      &lockedBuffer{},
 	}
-	m.args = append([]string{
+	m.args = []string{
 		"--smtp", m.SMTPAddr,
 		"--listen", strings.TrimPrefix(m.URL, "http://"),
 		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+		"--smtp-auth-accept-any",
 		"--smtp-disable-rdns", "--disable-version-check",
-	}, extra...)
+	}
+	// Mailpit refuses AUTH over plain SMTP unless allowed, and refuses to allow it when TLS is
+	// required (--smtp-require-starttls, --smtp-require-tls).
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--smtp-require-") }) {
+		m.args = append(m.args, "--smtp-auth-allow-insecure")
+	}
+	m.args = append(m.args, extra...)
 	t.Cleanup(m.kill)
 	m.Start()
 	return m
