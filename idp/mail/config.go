@@ -43,8 +43,8 @@ func (c Config) Validate() error {
 	if c.Host == "" {
 		return errors.New("smtp host is required")
 	}
-	if strings.ContainsFunc(c.Host, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' || r == '@' }) {
-		return fmt.Errorf("smtp host %q is not a host name or IP address", c.Host)
+	if strings.ContainsFunc(c.Host, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("/@[]", r) }) {
+		return fmt.Errorf("smtp host %q is not a host name or IP address (an IPv6 address without brackets)", c.Host)
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		return fmt.Errorf("smtp port %d is not between 1 and 65535", c.Port)
@@ -60,6 +60,11 @@ func (c Config) Validate() error {
 	}
 	if (c.Username == "") != (c.Password == "") {
 		return errors.New("smtp username and password go together: set both or neither")
+	}
+	// net/smtp's PlainAuth sends the password without TLS only to these names; say so now
+	// rather than fail at every delivery.
+	if c.TLS == TLSNone && c.Username != "" && c.Host != "localhost" && c.Host != "127.0.0.1" && c.Host != "::1" {
+		return fmt.Errorf("smtp username with tls: none needs host localhost, 127.0.0.1 or ::1, not %q: the password is sent without TLS only there", c.Host)
 	}
 	if strings.ContainsAny(c.Username, "\r\n\x00") || strings.ContainsAny(c.Password, "\r\n\x00") {
 		return errors.New("smtp username or password holds a line break or NUL")
@@ -81,7 +86,7 @@ func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
 
