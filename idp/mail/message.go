@@ -25,6 +25,8 @@ const (
 	maxBody    = 1 << 20 // each of Text and HTML
 )
 
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n")
+
 // Message is one mail to one recipient.
 type Message struct {
 	ID      string // stable per queued message: the Message-ID's left part, the same on every attempt
@@ -101,7 +103,9 @@ func Build(cfg Config, m Message, now time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("mail: part: %w", err)
 		}
 		qp := quotedprintable.NewWriter(w)
-		if _, err := qp.Write([]byte(p.body)); err != nil {
+		// Every line break, CR LF, lone CR or lone LF, as LF, which the writer sends as CR LF: its
+		// own handling of a lone CR loses the next LF when a byte it escapes comes between.
+		if _, err := qp.Write([]byte(lineBreaks.Replace(p.body))); err != nil {
 			return nil, fmt.Errorf("mail: encode: %w", err)
 		}
 		if err := qp.Close(); err != nil {

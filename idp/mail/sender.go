@@ -88,10 +88,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return &Error{Step: "dial", Err: err}
 	}
 	defer conn.Close()
-	// Every read and write ends at the deadline, or at once when ctx is cancelled.
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
+	// Every read and write ends at once when ctx is cancelled or reaches its deadline.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	fail := func(step string, err error, permanent bool) error {
