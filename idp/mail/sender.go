@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// Sender delivers messages to the configured SMTP server, one connection per message.
+// Sender delivers messages to the configured SMTP server, one connection per message. It is
+// safe for concurrent use.
 type Sender struct {
 	cfg  Config
 	from string // the envelope sender (MAIL FROM)
