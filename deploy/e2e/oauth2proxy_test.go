@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
-	"debug/buildinfo"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -356,35 +355,7 @@ func idpSignIn(t *testing.T, c *http.Client, resp *http.Response, body, idpURL, 
 // installs it there), or skips — fails where integration is required, as need does.
 func needOAuth2Proxy(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("oauth2-proxy")
-	if err != nil {
-		bin = ""
-		out, _ := exec.Command("go", "env", "GOBIN", "GOPATH").Output()
-		lines := strings.Split(string(out), "\n") // GOBIN's line is empty when it is not set
-		var dirs []string
-		if len(lines) >= 2 {
-			dirs = append(dirs, strings.TrimSpace(lines[0]))
-			for _, p := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-				dirs = append(dirs, filepath.Join(p, "bin"))
-			}
-		}
-		for _, d := range dirs {
-			if d == "" {
-				continue
-			}
-			if p, err := exec.LookPath(filepath.Join(d, "oauth2-proxy")); err == nil {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		return need(t, "oauth2-proxy")
-	}
-	if info, err := buildinfo.ReadFile(bin); err == nil && info.Main.Version != oauth2ProxyVersion {
-		t.Logf("%s is oauth2-proxy %s; deploy/oauth2-proxy is written for %s", bin, info.Main.Version, oauth2ProxyVersion)
-	}
-	return bin
+	return proctest.GoTool(t, "oauth2-proxy", oauth2ProxyVersion)
 }
 
 // startOAuth2Proxy runs oauth2-proxy with deploy/oauth2-proxy/oauth2-proxy.cfg, its addresses
