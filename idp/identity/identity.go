@@ -429,4 +429,5 @@ type Store interface {
 	CodeFailureStore
 	AuthRequestStore
 	GroupStore
+	MailStore
 }
