@@ -250,11 +250,18 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err := bolt.AddMember(context.Background(), "ops", carol.ID); err != nil {
 		t.Fatal(err)
 	}
+	// Mail still queued moves too, its delivery state with it: it is sent from the target.
+	queued := identity.Mail{ID: "mail-1", To: "Alice@Example.com", Subject: "Your password changed", Text: "text", HTML: "<p>html</p>",
+		Kind: "notice", UserID: alice.ID, CreatedAt: now, NextAttemptAt: now.Add(time.Minute), Attempts: 2, LastError: "421 try later"}
+	if err := bolt.EnqueueMail(context.Background(), queued); err != nil {
+		t.Fatal(err)
+	}
 	bolt.Close()
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents, 1 groups, 1 memberships") {
+	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents, 1 groups, 1 memberships") ||
+		!strings.Contains(out, "1 queued mails") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
 	pg, err := pgstore.Open(context.Background(), pgdb.Config{URL: db}, nil)
@@ -285,6 +292,10 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	if got, err := pg.UserGroups(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []string{"ops"}) {
 		t.Fatalf("carol's copied groups: %v, %v", got, err)
+	}
+	if got, err := pg.ClaimMail(context.Background(), now.Add(time.Minute), time.Minute); err != nil ||
+		!reflect.DeepEqual(got, func() identity.Mail { m := queued; m.Attempts, m.LeaseUntil = 3, now.Add(2*time.Minute); return m }()) {
+		t.Fatalf("the copied mail, claimed: %+v, %v; want %+v", got, err, queued)
 	}
 	pg.Close()
 	// A second run must be told that the target is not empty; told, it changes nothing.
@@ -376,7 +387,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 13") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 14") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

@@ -14,23 +14,25 @@ import (
 // hashes and emails, signing keys in every state, refresh families with every token hash they
 // issued, browser sessions, the IdP's own secrets, registered clients and the consents users
 // gave them, groups and their members, the ids of deleted users (never reused there either)
-// with the usernames and emails they left reserved, and the audit trail with its ids — into
-// PostgreSQL, so that nobody has to log in again after the move. Copying again is
-// safe: every row is rewritten as the source has it.
+// with the usernames and emails they left reserved, the audit trail with its ids, and the mail
+// still queued in the outbox with its delivery state — into PostgreSQL, so that nobody has to
+// log in again after the move and no mail is lost. Copying again is safe: every row is
+// rewritten as the source has it, and no target a replica has served from (and so sent mail
+// from) is copied into.
 func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, error) {
 	n, err := copyIdentity(ctx, src, dst)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d groups, %d memberships, %d deleted user ids, %d reserved usernames, %d audit events",
-		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.groups, n.members, n.deleted, n.reserved, n.audit), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d groups, %d memberships, %d deleted user ids, %d reserved usernames, %d audit events, %d queued mails",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.groups, n.members, n.deleted, n.reserved, n.audit, n.mail), nil
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
 // and a client redeems one at the IdP that issued it. Nor are stored authorization requests:
 // they live half an hour, and a browser whose request is gone starts again at its application.
 type copied struct {
-	users, keys, families, sessions, secrets, clients, consents, groups, members, deleted, reserved, audit int
+	users, keys, families, sessions, secrets, clients, consents, groups, members, deleted, reserved, audit, mail int
 }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
@@ -98,6 +100,16 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 	}
 	if n.groups, err = copyGroups(ctx, src, dst); err != nil {
 		return n, err
+	}
+	mails, err := src.Outbox(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, m := range mails {
+		if err := dst.ImportMail(ctx, m); err != nil {
+			return n, fmt.Errorf("queued mail %s: %w", m.ID, err)
+		}
+		n.mail++
 	}
 	after := ""
 	for {

@@ -20,9 +20,10 @@ import (
 var errNoChange = errors.New("nothing written")
 
 // write is every write method's transaction (Update): fn makes the change, then the audit
-// events ctx carries (identity.AuditEventsOf, called once fn has run) are written in the same
-// transaction, so the change and its record commit together or not at all. When fn fails
-// nothing is written, the events neither; when AuditEventsOf fails, the write fails with it.
+// events and the mail ctx carries (identity.AuditEventsOf and identity.MailOf, called once fn
+// has run) are written in the same transaction, so the change, its record and the mail it
+// causes commit together or not at all. When fn fails nothing is written, the events and mail
+// neither; when AuditEventsOf or MailOf fails, or a message's id is taken, the write fails.
 func (s *DB) write(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return s.Update(withAudit(ctx, fn))
 }
@@ -45,7 +46,14 @@ func withAudit(ctx context.Context, fn func(*bolt.Tx) error) func(*bolt.Tx) erro
 		if err != nil {
 			return err
 		}
-		return appendAudit(tx, events)
+		if err := appendAudit(tx, events); err != nil {
+			return err
+		}
+		mails, err := identity.MailOf(ctx)
+		if err != nil {
+			return err
+		}
+		return enqueue(tx, mails)
 	}
 }
 
@@ -88,11 +96,21 @@ func (s *DB) AppendAudit(ctx context.Context, events ...identity.AuditEvent) err
 			return err
 		}
 	}
-	if len(events) == 0 {
+	// No updater runs first, so the mail is what it will be inside the transaction.
+	mails, err := identity.MailOf(ctx)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 && len(mails) == 0 {
 		return nil
 	}
 	// Batched: refused sign-ins come many at a time, and each would be an fsync of its own.
-	return s.Batch(func(tx *bolt.Tx) error { return appendAudit(tx, events) })
+	return s.Batch(func(tx *bolt.Tx) error {
+		if err := appendAudit(tx, events); err != nil {
+			return err
+		}
+		return enqueue(tx, mails)
+	})
 }
 
 // ListAudit implements identity.AuditStore: a walk back from the newest event (or from

@@ -1,6 +1,6 @@
 // Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
-// secrets, registered OAuth clients, authorization codes, consents and groups in one bbolt
-// file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
+// secrets, registered OAuth clients, authorization codes, consents, groups, the audit trail and
+// the mail outbox in one bbolt file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
 // by callers before they get here.
 package boltdb
 
@@ -44,10 +44,13 @@ var (
 	bucketUserGroups   = []byte("usergroups")
 	bucketLinks        = []byte("links")      // link id → Link
 	bucketLinkHashes   = []byte("linkhashes") // hash of a link's token → link id
+	bucketOutbox       = []byte("outbox")     // mail id → Mail
+	// CreatedAt (UTC, fixed width) + " " + mail id → mail id: the outbox oldest first.
+	bucketOutboxOrder = []byte("outboxorder")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
-// of its context in its own transaction (write, batch).
+// and the mail of its context in its own transaction (write, batch).
 type DB struct {
 	boltfile.Store
 	path string
@@ -62,7 +65,7 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
 		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
-		bucketLinks, bucketLinkHashes)
+		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder)
 	if err != nil {
 		return nil, err
 	}

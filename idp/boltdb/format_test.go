@@ -208,6 +208,24 @@ func populate(t *testing.T, db *boltdb.DB) {
 
 	// u3 goes: its username and email stay reserved, its id refused for ever.
 	must(t, db.DeleteUser(ctx, "u3"))
+
+	// The outbox: mail queued with a change, with an audit event and alone; one claimed and
+	// failed, one sent.
+	mail := func(id string, created time.Time) identity.Mail {
+		return identity.Mail{ID: id, To: "Alice <alice@example.com>", Subject: "About " + id, Text: "text " + id, HTML: "<p>" + id + "</p>",
+			Kind: "notice", UserID: "u1", CreatedAt: created}
+	}
+	must(t, db.CreateGroup(identity.WithMail(ctx, mail("m1", at)), identity.Group{Name: "mailed", CreatedAt: at}))
+	must(t, db.AppendAudit(identity.WithMail(ctx, mail("m2", at.Add(time.Second))),
+		identity.AuditEvent{Time: at, Type: identity.AuditLogin, Actor: "anonymous", Outcome: "failure"}))
+	m3 := mail("m3", at.Add(2*time.Second))
+	m3.HTML, m3.UserID, m3.Kind = "", "", "reset-password"
+	must(t, db.EnqueueMail(ctx, m3, mail("m4", at.Add(3*time.Second))))
+	must(t, second(db.ClaimMail(ctx, at.Add(time.Hour), time.Minute)))
+	must(t, db.MailFailed(ctx, "m1", at.Add(2*time.Hour), "421 try again later"))
+	must(t, second(db.ClaimMail(ctx, at.Add(time.Hour), time.Minute)))
+	must(t, db.MailSent(ctx, "m2"))
+	must(t, second(db.ClaimMail(ctx, at.Add(time.Hour), time.Minute)))
 }
 
 // dump lists every entry of every bucket, nested ones too, in bbolt's order: a line per entry,
@@ -313,6 +331,8 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 	read("secrets", secrets, err)
 	groups, err := db.ListGroups(ctx, identity.ListOptions{Limit: 10})
 	read("groups", groups, err)
+	outbox, err := db.Outbox(ctx)
+	read("outbox", outbox, err)
 	for _, id := range []string{"u1", "u2", "u3"} {
 		names, err := db.UserGroups(ctx, id)
 		read("groups of "+id, names, err)

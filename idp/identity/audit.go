@@ -93,10 +93,12 @@ func (q AuditQuery) Validate() error {
 // commits: a change and the event that records it are kept together or not at all. A method
 // that finds nothing to change (ErrUnchanged) or fails writes no event; a decision an updater
 // reports as an error but the store keeps (a refresh family revoked on reuse) keeps its events.
+// The messages of the context (WithMail) are written alongside, on the same terms (MailStore).
 type AuditStore interface {
 	// AppendAudit writes events that record no other change (a failed login, a lockout), in one
-	// transaction, assigning their IDs in order. EINVALID when one breaks AuditEvent.Validate;
-	// nothing is written then.
+	// transaction, assigning their IDs in order, with the messages of the context (WithMail; a
+	// reset asked for an unknown address, say). EINVALID when an event breaks
+	// AuditEvent.Validate or a message Mail.Validate; nothing is written then.
 	AppendAudit(ctx context.Context, events ...AuditEvent) error
 	// ListAudit returns the events q selects, newest first; empty, never nil, when none.
 	// EINVALID when q breaks AuditQuery.Validate.

@@ -430,4 +430,5 @@ type Store interface {
 	AuthRequestStore
 	GroupStore
 	LinkStore
+	MailStore
 }

@@ -21,10 +21,11 @@ import (
 var errNoChange = errors.New("nothing written")
 
 // write is every write method's transaction (s.tx): fn makes the change, then the audit events
-// ctx carries (identity.AuditEventsOf, called once fn has run) are written in the same
-// transaction, so the change and its record commit together or not at all. When fn fails nothing
-// is written, the events neither; when AuditEventsOf fails, the write fails with it. A retried
-// transaction runs fn, then asks for the events, again.
+// and the mail ctx carries (identity.AuditEventsOf and identity.MailOf, called once fn has run)
+// are written in the same transaction, so the change, its record and the mail it causes commit
+// together or not at all. When fn fails nothing is written, the events and mail neither; when
+// AuditEventsOf or MailOf fails, or a message's id is taken, the write fails. A retried
+// transaction runs fn, then asks for the events and mail, again.
 func (s *DB) write(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.writeKeep(ctx, fn, nil)
 }
@@ -41,10 +42,12 @@ func (s *DB) writeKeep(ctx context.Context, fn func(pgx.Tx) error, keep func(err
 		if err != nil {
 			return err
 		}
-		if sql, args := insertAudit(events); sql != "" {
-			if _, err := tx.Exec(ctx, sql, args...); err != nil {
-				return err
-			}
+		mails, err := identity.MailOf(ctx)
+		if err != nil {
+			return err
+		}
+		if err := record(ctx, tx, events, mails); err != nil {
+			return err
 		}
 		return ferr
 	}, keep)
@@ -54,16 +57,16 @@ func (s *DB) writeKeep(ctx context.Context, fn func(pgx.Tx) error, keep func(err
 	return s.fail(err)
 }
 
-// exec runs one statement that makes a change without an updater, with the audit events ctx
-// carries: alone (one round trip) when there are none, else in a transaction with them. The
-// error is the statement's, unmapped, for the caller to name a conflict.
+// exec runs one statement that makes a change without an updater, with the audit events and
+// the mail ctx carries: alone (one round trip) when there are none, else in a transaction with
+// them. The error is the statement's, unmapped, for the caller to name a conflict.
 func (s *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	// No updater runs before the statement, so the events are what they will be after it.
-	events, err := identity.AuditEventsOf(ctx)
+	// No updater runs before the statement, so the events and mail are what they will be after it.
+	events, mails, err := recorded(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	if len(events) == 0 {
+	if len(events) == 0 && len(mails) == 0 {
 		return s.pool.Exec(ctx, sql, args...)
 	}
 	var tag pgconn.CommandTag
@@ -72,11 +75,23 @@ func (s *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 		if tag, err = tx.Exec(ctx, sql, args...); err != nil {
 			return err
 		}
-		isql, iargs := insertAudit(events)
-		_, err = tx.Exec(ctx, isql, iargs...)
-		return err
+		return record(ctx, tx, events, mails)
 	})
 	return tag, err
+}
+
+// recorded is what a write made with ctx records beside its change: its audit events and its
+// mail. EINVALID when one breaks its Validate.
+func recorded(ctx context.Context) ([]identity.AuditEvent, []identity.Mail, error) {
+	events, err := identity.AuditEventsOf(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	mails, err := identity.MailOf(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return events, mails, nil
 }
 
 // insertAudit is the statement that appends events in their order, each with the next id, and
@@ -103,18 +118,26 @@ func insertAudit(events []identity.AuditEvent) (string, []any) {
 		ORDER BY n`, []any{times, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]}
 }
 
-// AppendAudit implements identity.AuditStore: one statement.
+// AppendAudit implements identity.AuditStore: one statement, or a transaction when ctx
+// carries mail.
 func (s *DB) AppendAudit(ctx context.Context, events ...identity.AuditEvent) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
 			return err
 		}
 	}
+	mails, err := identity.MailOf(ctx)
+	if err != nil {
+		return err
+	}
+	if len(mails) > 0 {
+		return s.tx(ctx, func(tx pgx.Tx) error { return record(ctx, tx, events, mails) })
+	}
 	sql, args := insertAudit(events)
 	if sql == "" {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, sql, args...)
+	_, err = s.pool.Exec(ctx, sql, args...)
 	return s.fail(err)
 }
 

@@ -150,8 +150,8 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		rollback()
 		return out, stepErr, nil // nothing to keep
 	}
-	// The audit events go with the change, as write writes them (this path cannot use it).
-	events, err := identity.AuditEventsOf(ctx)
+	// The audit events and mail go with the change, as write writes them (this path cannot use it).
+	events, mails, err := recorded(ctx)
 	if err != nil {
 		rollback()
 		return identity.Family{}, nil, err
@@ -168,6 +168,11 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12
 			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
 	if sql, args := insertAudit(events); sql != "" {
+		write.Queue(sql, args...)
+	}
+	// A message id queued already aborts the transaction and takes the slow path, which names
+	// the conflict.
+	if sql, args := insertMail(mails); sql != "" {
 		write.Queue(sql, args...)
 	}
 	write.Queue("COMMIT")

@@ -15,7 +15,8 @@ import (
 // epoch is copied as it is; no session bound ends another). Each only adds: a row that is
 // there already is kept as the target has it, so re-running a copy — even after replicas have
 // served from the target, changed passwords, revoked families, ended sessions — can never
-// undo any of that. Keys are copied with UpdateKeys. Authorization codes and requests are not
+// undo any of that (and a target a replica has served from, and so sent mail from, is never
+// copied into). Keys are copied with UpdateKeys. Authorization codes and requests are not
 // copied: they live a minute and half an hour, and the browser that holds one starts again.
 
 // ImportUser stores u, its email and whether that is verified included, unless a user with
@@ -101,14 +102,15 @@ func (s *DB) ImportSecret(ctx context.Context, name string, value []byte) error 
 }
 
 // Empty reports whether the store holds nothing at all: no user, key, family, session,
-// secret, client, deleted user's id or audit event. A copy refuses a target that is not,
-// unless told.
+// secret, client, deleted user's id, audit event or queued mail. A copy refuses a target that
+// is not, unless told.
 func (s *DB) Empty(ctx context.Context) (bool, error) {
 	var empty bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM users) AND NOT EXISTS (SELECT FROM signing_keys)
 		AND NOT EXISTS (SELECT FROM refresh_families) AND NOT EXISTS (SELECT FROM sessions)
 		AND NOT EXISTS (SELECT FROM secrets) AND NOT EXISTS (SELECT FROM oauth_clients)
-		AND NOT EXISTS (SELECT FROM deleted_users) AND NOT EXISTS (SELECT FROM audit_events)`).Scan(&empty)
+		AND NOT EXISTS (SELECT FROM deleted_users) AND NOT EXISTS (SELECT FROM audit_events)
+		AND NOT EXISTS (SELECT FROM mail_outbox)`).Scan(&empty)
 	return empty, s.fail(err)
 }
 

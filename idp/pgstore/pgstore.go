@@ -1,6 +1,6 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
-// sessions, secrets, registered OAuth clients, authorization codes, consents and groups in
-// PostgreSQL, so several IdP processes can share one store.
+// sessions, secrets, registered OAuth clients, authorization codes, consents, groups, the audit
+// trail and the mail outbox in PostgreSQL, so several IdP processes can share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
@@ -38,8 +38,8 @@ var migrations embed.FS
 var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_schema_version"}
 
 // DB is the PostgreSQL-backed store: an identity.Store, and an identity.ThrottleStore. Every
-// write method writes the audit events of its context in its own transaction (write,
-// writeKeep, exec).
+// write method writes the audit events and the mail of its context in its own transaction
+// (write, writeKeep, exec).
 type DB struct {
 	pool *pgxpool.Pool
 	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
@@ -113,6 +113,7 @@ var conflicts = map[string]string{
 	"auth_requests_pkey":            "Authorization request id already taken",
 	"links_pkey":                    "Link id already taken",
 	"links_hash_key":                "Link hash already taken",
+	"mail_outbox_pkey":              "Mail id already queued",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

@@ -6,7 +6,8 @@
 // has its apperr code and changes nothing, lists come in their documented order, updaters on
 // one row from many goroutines lose nothing, and the operations that span entities (a
 // credential change, deleting a user, ending a session) do all of their work, and every write
-// keeps the audit events of its context with its change.
+// keeps the audit events and the mail of its context with its change; the outbox hands each due
+// message to one claimer at a time.
 package storetest
 
 import (
@@ -115,6 +116,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"AuditEveryWrite", testAuditEveryWrite},
 		{"AuditWithTheChange", testAuditWithTheChange},
 		{"AuditKeptWithReuse", testAuditKeptWithReuse},
+
+		{"ClaimMail", testClaimMail},
+		{"EnqueueMailRefusals", testEnqueueMailRefusals},
+		{"MailWithTheChange", testMailWithTheChange},
+		{"ConcurrentClaimMailOnce", testConcurrentClaimMail},
 
 		{"CodeFailuresRoundTrip", func(t *testing.T, s Store) { testCodeFailuresRoundTrip(t, s) }},
 		{"ConcurrentCodeFailuresAllCounted", func(t *testing.T, s Store) { testCodeFailuresConcurrent(t, s, s) }},
