@@ -78,7 +78,15 @@ func TestConfigCheck(t *testing.T) {
 		// compile) is a row of the rules' own table once the rules engine is merged: its
 		// problems' paths become lines as TestConfigProblemLines shows.
 		{"a key twice", "token_ttl: 1m\ntoken_ttl: 2m\n", ":2: token_ttl is given twice (first at line 1)"},
-		{"a reserved section not a mapping", "smtp: yes\n", ":1: smtp must be a mapping"},
+		{"the smtp section not a mapping", "smtp: yes\n", ":1: smtp must be a mapping"},
+		{"a reserved section not a mapping", "connectors: yes\n", ":1: connectors must be a mapping"},
+		{"an smtp setting outside its section", "smtp_host: mail.example.com\n", ":1: smtp_host belongs in the smtp section (smtp: {host: …})"},
+		{"an smtp key misspelt", "smtp:\n  frm: login@example.com\n", `:2: unknown key smtp.frm (did you mean "from"?)`},
+		{"smtp without TLS to another host", "smtp:\n  host: mail.example.com\n  tls: none\n  from: login@example.com\n",
+			`:2: invalid smtp_host "mail.example.com", smtp_tls "none", smtp_from "login@example.com": smtp tls: none is only allowed for a loopback host`},
+		{"smtp without a sender", "smtp:\n  host: mail.example.com\n", `:2: invalid smtp_host "mail.example.com": smtp from is required`},
+		{"an smtp setting without a host", "smtp:\n  from: login@example.com\n", `:2: invalid smtp_from "login@example.com": smtp host is not set`},
+		{"a header in the sender", "smtp:\n  host: 127.0.0.1\n  tls: none\n  from: \"a@example.com\\r\\nBcc: x@evil.example\"\n", `:2: invalid smtp_host "127.0.0.1", smtp_tls "none", smtp_from "a@example.com\r\nBcc: x@evil.example": smtp from holds a line break`},
 		{"not YAML", "token_ttl: [1m\n", ":1: not YAML"},
 		{"not a mapping", "- token_ttl\n", ":1: the file must be a mapping"},
 	} {

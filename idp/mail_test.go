@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"jwtidp/shared/clock"
 	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
@@ -40,7 +42,7 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	}
 	change("second-horse-10", "third-horse-11")
 	got := mp.WaitFor(t, "mona@example.com", 1)
-	if len(got) != 1 || got[0].Subject != "Your password was changed on your account" || got[0].From.Address != "login@example.com" {
+	if len(got) != 1 || got[0].Subject != "Your password was changed" || got[0].From.Address != "login@example.com" {
 		t.Fatalf("the notice: %+v", got)
 	}
 	text, html, _ := mp.Message(t, got[0].ID)
@@ -72,6 +74,22 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	clk.Advance(time.Hour)
 	if n := len(mp.To(t, "mona@example.com")); n != 2 {
 		t.Fatalf("%d notices, want 2", n)
+	}
+
+	// Turning TOTP on is told too; the writes after it (the code's throttle) carry no mail.
+	tok := login(t, p.URL, "mona", "fourth-horse-12")["access_token"].(string)
+	a := bearerJSON(t, "POST", p.URL+"/account/totp", tok, `{"current_password":"fourth-horse-12"}`)
+	if a.status != 200 {
+		t.Fatalf("enrol: %d %s", a.status, a.body)
+	}
+	secret := a.json(t)["secret"].(string)
+	proctest.Secret(secret)
+	code, _ := totp.GenerateCode(secret, clk.Now())
+	if a := bearerJSON(t, "POST", p.URL+"/account/totp/confirm", tok, `{"code":"`+code+`"}`); a.status != 200 {
+		t.Fatalf("confirm: %d %s", a.status, a.body)
+	}
+	if got := mp.WaitFor(t, "mona@example.com", 3); got[0].Subject != "Your second factors were changed" {
+		t.Fatalf("the second-factor notice: %+v", got[0])
 	}
 	lg := p.Log()
 	for _, s := range []string{"correct-horse-9", "second-horse-10", "third-horse-11", "fourth-horse-12"} {

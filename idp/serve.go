@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"jwtidp/idp/httpapi"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
+	"jwtidp/idp/mail"
 	"jwtidp/idp/password"
 	"jwtidp/idp/pgstore"
 	"jwtidp/idp/seal"
@@ -52,6 +55,12 @@ type config struct {
 	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
 	secretsKeyFile string
 	sealer         seal.Sealer
+
+	// The mail server (the smtp section, --smtp-*): mail is off while smtp.Host is empty.
+	smtp             mail.Config
+	smtpPasswordFile string
+	mailTemplatesDir string
+	mailTemplates    *mail.Templates
 
 	// The configuration file (--config): as read at start; what a reload re-reads (clients,
 	// scopes, access rules) is live, swapped whole so a request reads one or the other.
@@ -148,6 +157,13 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Layer(func() ([]envflag.FileValue, error) { return c.readConfig(fileKeys(fs)) })
 	c.fs = fs
 	fs.Secret("admin-token")
+	fs.StringVar(&c.smtp.Host, "smtp-host", "IDP_SMTP_HOST", "", "SMTP server that mail (verification, password reset, invitations, notices) goes out through; mail is off without it")
+	fs.IntVar(&c.smtp.Port, "smtp-port", "IDP_SMTP_PORT", 587, "SMTP server port")
+	fs.StringVar(&c.smtp.TLS, "smtp-tls", "IDP_SMTP_TLS", mail.TLSStartTLS, "starttls, implicit (port 465) or none (only to a loopback host)")
+	fs.StringVar(&c.smtp.Username, "smtp-username", "IDP_SMTP_USERNAME", "", "SMTP AUTH user (with --smtp-password-file)")
+	fs.StringVar(&c.smtpPasswordFile, "smtp-password-file", "IDP_SMTP_PASSWORD_FILE", "", "file holding the SMTP AUTH password")
+	fs.StringVar(&c.mailTemplatesDir, "mail-templates", "IDP_MAIL_TEMPLATES", "", "folder of mail templates replacing the built-in ones (notice.txt, notice.html …)")
+	fs.StringVar(&c.smtp.From, "smtp-from", "IDP_SMTP_FROM", "", `the sender of the IdP's mail: "Example login <login@example.com>"`)
 
 	// The packages that own a value validate it; the rest are the IdP's own rules.
 	fs.Check(func() error { return c.keys.Validate() }, "key-bits", "key-rotation", "jwks-max-age")
@@ -166,6 +182,8 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Check(c.loadClients, "clients")
 	fs.Check(func() error { return clientsOverlap(c.clients, c.file) }, "clients", "config")
 	fs.Check(c.loadSecretsKey, "secrets-key-file")
+	fs.Check(c.loadSMTP, "smtp-host", "smtp-port", "smtp-tls", "smtp-username", "smtp-password-file", "smtp-from")
+	fs.Check(func() (err error) { c.mailTemplates, err = mail.LoadTemplates(c.mailTemplatesDir); return err }, "mail-templates")
 	const rate = "be 0 or more (the rate), at least 1 (the burst)"
 	fs.Require(func() bool { return validRate(c.rateLimit, c.rateBurst) }, rate, "rate-limit", "rate-burst")
 	fs.Require(func() bool { return validRate(c.tokenRateLimit, c.tokenRateBurst) }, rate, "token-rate-limit", "token-rate-burst")
@@ -213,6 +231,31 @@ func (c *config) loadAdminToken() error {
 		return errors.New("the file is empty")
 	}
 	return nil
+}
+
+// loadSMTP reads --smtp-password-file, if set, and checks the mail server's settings: all of
+// them when a host is set, and none but the defaults when it is not (a From or a password
+// without a server would say mail goes out when it does not).
+func (c *config) loadSMTP() error {
+	if c.smtp.Host == "" {
+		if c.smtp.From != "" || c.smtp.Username != "" || c.smtpPasswordFile != "" {
+			return errors.New("smtp host is not set: mail is off, so the other smtp settings would do nothing")
+		}
+		return nil
+	}
+	if c.smtpPasswordFile != "" {
+		b, err := os.ReadFile(c.smtpPasswordFile)
+		if err != nil {
+			return err
+		}
+		if c.smtp.Password = strings.TrimRight(string(b), "\r\n"); c.smtp.Password == "" {
+			return errors.New("the smtp password file is empty")
+		}
+	}
+	if c.smtp.From == "" {
+		return errors.New("smtp from is required with an smtp host: the address the IdP's mail comes from")
+	}
+	return c.smtp.Validate()
 }
 
 // loadSecretsKey reads --secrets-key-file, if set, into sealer (seal.None otherwise). Its
@@ -374,6 +417,20 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db, Groups: db,
 	}
+	// Mail: queued in the store with its cause, sent by every replica's outbox.
+	var mailer auth.Mailer
+	var outbox *mail.Outbox
+	if c.smtp.Host != "" {
+		sender, err := mail.New(c.smtp, logger.With("component", "mail"))
+		if err != nil {
+			return service.App{}, err
+		}
+		outbox = mail.NewOutbox(db, sender.WithClock(now), r.Clock, logger.With("component", "mail"), r.Registry)
+		mailer = &mail.Composer{Templates: c.mailTemplates, Issuer: c.issuer, Random: rand.Reader, Now: now, Wake: outbox.Wake}
+		logger.Info("mail goes out through the SMTP server", "smtp", net.JoinHostPort(c.smtp.Host, strconv.Itoa(c.smtp.Port)), "tls", c.smtp.TLS)
+	} else {
+		logger.Info("mail is off: no --smtp-host (smtp section)")
+	}
 	svc := auth.New(auth.Config{
 		Users: db, Families: db, Clients: db, Groups: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
@@ -383,6 +440,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"), Browser: sessions,
 		OnLogin:        func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle:       throttle,
+		Mail:           mailer,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
@@ -452,6 +510,9 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		r.Go(func(ctx context.Context) { km.Follow(ctx, time.Second) })
 	}
 	r.Go(func(ctx context.Context) { svc.CollectGarbage(ctx, time.Hour) })
+	if outbox != nil {
+		r.Go(outbox.Run)
+	}
 	r.Go(func(ctx context.Context) { sessions.CollectGarbage(ctx, time.Hour) })
 	r.Go(live.Run)
 	r.Go(func(context.Context) {

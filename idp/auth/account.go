@@ -44,7 +44,8 @@ func (s *Account) SetEmail(ctx context.Context, userID, email string, proof Reau
 		detail = "email removed"
 	}
 	var u identity.User
-	err = s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, owner, NoticeEmail) // to the address it had, when verified
+	err = s.audited(mctx, func(ctx context.Context) error {
 		var err error
 		u, err = s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.SetEmail(email) })
 		return err
@@ -63,6 +64,7 @@ func (s *Account) SetEmail(ctx context.Context, userID, email string, proof Reau
 	}
 	// The address itself stays out of the log: it is personal data.
 	s.Logger.InfoContext(ctx, "email changed", "sub", u.ID, "removed", u.Email == "")
+	s.mailQueued(mctx)
 	return u, nil
 }
 

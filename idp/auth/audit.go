@@ -204,3 +204,50 @@ func (s *Admin) PruneAudit(ctx context.Context, retention time.Duration) (int, e
 	}
 	return s.Audit.DeleteAuditBefore(ctx, s.Now().Add(-retention))
 }
+
+// Mailer composes mail for the outbox (mail.Composer) and wakes this process's sender.
+type Mailer interface {
+	// Notice is the message telling u what happened to their account; false when they have
+	// no address it may go to.
+	Notice(u identity.User, what string) (identity.Mail, bool, error)
+	// Queued says mail was just committed to the outbox.
+	Queued()
+}
+
+// Notices about an account, the owner's mail when a credential or the address changes.
+const (
+	NoticePassword     = "Your password was changed"
+	NoticeEmail        = "Your email address was changed"
+	NoticeSecondFactor = "Your second factors were changed"
+)
+
+// withNotice is ctx carrying the notice of what to u for the next store write (which queues it
+// with its change); ctx itself when mail is off or u has no verified address. A template that
+// fails is logged: the change it reports does not fail with it.
+func (s *core) withNotice(ctx context.Context, u identity.User, what string) context.Context {
+	if s.Mail == nil {
+		return ctx
+	}
+	m, ok, err := s.Mail.Notice(u, what)
+	if err != nil {
+		s.Logger.ErrorContext(ctx, "mail: notice not composed", "err", err, "sub", u.ID)
+		return ctx
+	}
+	if !ok {
+		return ctx
+	}
+	return identity.WithMail(ctx, append(mailOf(ctx), m)...)
+}
+
+// mailOf is the mail ctx already carries (nil for none, or when it does not check).
+func mailOf(ctx context.Context) []identity.Mail {
+	m, _ := identity.MailOf(ctx)
+	return m
+}
+
+// mailQueued wakes the sender after a write that carried mail.
+func (s *core) mailQueued(ctx context.Context) {
+	if s.Mail != nil && len(mailOf(ctx)) > 0 {
+		s.Mail.Queued()
+	}
+}

@@ -609,7 +609,8 @@ func (s *Account) ChangePassword(ctx context.Context, userID, current, next stri
 		return err
 	}
 	// Refused (ECONFLICT) if the hash is no longer the one just checked: another change won.
-	err = s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, u, NoticePassword)
+	err = s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 			return cur.ReplacePasswordHash(u.PasswordHash, hash)
 		})
@@ -619,6 +620,7 @@ func (s *Account) ChangePassword(ctx context.Context, userID, current, next stri
 		return fmt.Errorf("change password: %w", err)
 	}
 	s.Logger.InfoContext(ctx, "password changed; sessions ended", "sub", u.ID)
+	s.mailQueued(mctx)
 	return nil
 }
 

@@ -190,13 +190,15 @@ func (s *Account) FinishPasskeyRegistration(ctx context.Context, userID string, 
 	for _, t := range cred.Transport {
 		p.Transports = append(p.Transports, string(t))
 	}
-	if err := s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, u, NoticeSecondFactor)
+	if err := s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.AddPasskey(p) })
 		return err
 	}, s.event(ctx, identity.AuditSecondFactorAdded, u.ID, Success, "passkey "+strconv.Quote(name))); err != nil {
 		return identity.Passkey{}, err
 	}
 	s.Logger.InfoContext(ctx, "passkey registered", "sub", u.ID)
+	s.mailQueued(mctx)
 	return p, nil
 }
 
@@ -311,12 +313,18 @@ func (s *Account) Passkeys(ctx context.Context, userID string) ([]identity.Passk
 
 // RemovePasskey removes one of the user's passkeys. ENOTFOUND when the user has none with id.
 func (s *Account) RemovePasskey(ctx context.Context, userID string, id []byte) error {
-	if err := s.audited(ctx, func(ctx context.Context) error {
+	u, err := s.Users.GetUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	mctx := s.withNotice(ctx, u, NoticeSecondFactor)
+	if err := s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.UpdateUser(ctx, userID, func(cur identity.User) (identity.User, error) { return cur.RemovePasskey(id) })
 		return err
 	}, s.event(ctx, identity.AuditSecondFactorRemoved, userID, Success, "passkey")); err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "passkey removed", "sub", userID)
+	s.mailQueued(mctx)
 	return nil
 }

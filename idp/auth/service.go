@@ -43,6 +43,9 @@ type Config struct {
 	Throttle *Throttle // per-account brute-force protection; nil: none
 	// AuthRequests keeps authorization requests while the browser is on a page (required with Codes).
 	AuthRequests identity.AuthRequestStore
+	// Mail composes the IdP's mail, which goes into the outbox with the change that causes it;
+	// nil: mail is off.
+	Mail Mailer
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

@@ -156,7 +156,8 @@ func (s *Account) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([
 	if err != nil {
 		return nil, err
 	}
-	if err := s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, u, NoticeSecondFactor)
+	if err := s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 			return cur.ConfirmTOTP(t.Secret, step, hashes)
 		}, keep)
@@ -168,6 +169,7 @@ func (s *Account) ConfirmTOTP(ctx context.Context, userID, code, keep string) ([
 		return nil, err
 	}
 	s.Logger.InfoContext(ctx, "totp enabled; other sessions ended", "sub", u.ID)
+	s.mailQueued(mctx)
 	return codes, nil
 }
 
@@ -323,13 +325,15 @@ func (s *Account) DisableTOTP(ctx context.Context, userID, pw, code string) erro
 		s.loginRefused(ctx, u.ID, strings.TrimSpace(code) != "", "", err)
 		return err
 	}
-	if err := s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, u, NoticeSecondFactor)
+	if err := s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.UpdateUser(ctx, u.ID, func(cur identity.User) (identity.User, error) { return cur.DisableTOTP() })
 		return err
 	}, s.event(ctx, identity.AuditSecondFactorRemoved, u.ID, Success, "totp")); err != nil {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "totp disabled", "sub", u.ID)
+	s.mailQueued(mctx)
 	return nil
 }
 
@@ -343,7 +347,8 @@ func (s *Admin) ResetSecondFactors(ctx context.Context, user string) (identity.U
 		return identity.User{}, err
 	}
 	var v identity.User
-	err = s.audited(ctx, func(ctx context.Context) error {
+	mctx := s.withNotice(ctx, u, NoticeSecondFactor)
+	err = s.audited(mctx, func(ctx context.Context) error {
 		v, err = s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 			cur.Factors = identity.SecondFactors{}
 			return cur, nil
@@ -354,6 +359,7 @@ func (s *Admin) ResetSecondFactors(ctx context.Context, user string) (identity.U
 		return identity.User{}, err
 	}
 	s.Logger.InfoContext(ctx, "second factors reset by an admin; sessions ended", "sub", v.ID)
+	s.mailQueued(mctx)
 	return v, nil
 }
 

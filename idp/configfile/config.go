@@ -46,12 +46,12 @@ const (
 	SectionScopes     = "scopes"         // scope → auth.ScopeRule
 	SectionAccess     = "access_control" // access.Config
 	SectionConnectors = "connectors"     // reserved: upstream identity (not used yet)
-	SectionSMTP       = "smtp"           // reserved: mail (not used yet)
+	SectionSMTP       = "smtp"           // the mail server: its keys are the smtp_* settings'
 )
 
 // Reserved are the sections a file may have that nothing reads yet: accepted when they are
 // mappings, and logged as not used.
-var Reserved = []string{SectionConnectors, SectionSMTP}
+var Reserved = []string{SectionConnectors}
 
 // File is what a configuration file says.
 type File struct {
@@ -125,25 +125,24 @@ func Parse(name string, b []byte, keys map[string]string) (*File, []Mistake) {
 		case SectionAccess:
 			accessCfg = new(access.Config)
 			d.decode(v, reflect.ValueOf(accessCfg).Elem(), k.Value, k.Line)
-		case SectionConnectors, SectionSMTP:
+		case SectionSMTP:
+			f.smtp(d, v, k.Line, keys)
+		case SectionConnectors:
 			var any map[string]any
 			d.decode(v, reflect.ValueOf(&any).Elem(), k.Value, k.Line)
 			f.Unused = append(f.Unused, k.Value)
 		default:
 			flag, ok := keys[k.Value]
+			if rest, section := strings.CutPrefix(k.Value, SectionSMTP+"_"); ok && section {
+				// One spelling: the mail server's settings live in their section.
+				d.bad(k.Line, "%s belongs in the smtp section (smtp: {%s: …})", k.Value, rest)
+				return
+			}
 			if !ok {
 				d.bad(k.Line, "unknown key %s%s", k.Value, suggest(k.Value, known))
 				return
 			}
-			v = resolve(v)
-			switch {
-			case v.Kind != yaml.ScalarNode:
-				d.bad(k.Line, "%s must be a single value, not %s", k.Value, shape(v))
-			case isNull(v):
-				d.bad(k.Line, "%s has no value (leave the key out for the default)", k.Value)
-			default:
-				f.Settings = append(f.Settings, envflag.FileValue{Name: flag, Value: v.Value, Where: fmt.Sprintf("%s:%d", name, k.Line)})
-			}
+			f.setting(d, k.Value, flag, v, k.Line)
 		}
 	})
 	if accessCfg != nil && len(d.mistakes) == 0 {
@@ -220,4 +219,38 @@ func (f *File) scopes(d *decoder, n *yaml.Node, line int) {
 		}
 		f.Scopes[scope] = rule
 	}
+}
+
+// setting records the value of the settings' key (whose flag is flag) at line, a single value.
+func (f *File) setting(d *decoder, key, flag string, v *yaml.Node, line int) {
+	v = resolve(v)
+	switch {
+	case v.Kind != yaml.ScalarNode:
+		d.bad(line, "%s must be a single value, not %s", key, shape(v))
+	case isNull(v):
+		d.bad(line, "%s has no value (leave the key out for the default)", key)
+	default:
+		f.Settings = append(f.Settings, envflag.FileValue{Name: flag, Value: v.Value, Where: fmt.Sprintf("%s:%d", d.file, line)})
+	}
+}
+
+// smtp reads the smtp section: each of its keys is the setting smtp_KEY (host is the
+// --smtp-host flag's), so a flag or variable given as well wins, as for every setting.
+func (f *File) smtp(d *decoder, n *yaml.Node, line int, keys map[string]string) {
+	d.lines[SectionSMTP] = line
+	var known []string
+	for k := range keys {
+		if rest, ok := strings.CutPrefix(k, SectionSMTP+"_"); ok {
+			known = append(known, rest)
+		}
+	}
+	slices.Sort(known)
+	d.pairs(n, SectionSMTP, func(k, v *yaml.Node) {
+		flag, ok := keys[SectionSMTP+"_"+k.Value]
+		if !ok {
+			d.bad(k.Line, "unknown key %s%s", join(SectionSMTP, k.Value), suggest(k.Value, known))
+			return
+		}
+		f.setting(d, join(SectionSMTP, k.Value), flag, v, k.Line)
+	})
 }
