@@ -86,6 +86,25 @@ func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User,
 	})
 }
 
+// GetUserByEmail implements identity.UserStore through the email index, which also keeps a
+// deleted user's address (reserved): such an id reads as no user.
+func (s *DB) GetUserByEmail(ctx context.Context, email string) (identity.User, error) {
+	return result(ctx, s.view, func(tx *bolt.Tx) (identity.User, error) {
+		if email == "" {
+			return identity.User{}, errNoUser
+		}
+		id := tx.Bucket(bucketEmails).Get([]byte(identity.NormalizeEmail(email)))
+		if id == nil {
+			return identity.User{}, errNoUser
+		}
+		u, err := users.get(tx, string(id))
+		if apperr.Code(err) == apperr.ENOTFOUND {
+			return identity.User{}, errNoUser
+		}
+		return u, err
+	})
+}
+
 // ListUsers implements identity.UserStore: a walk of the username index, which bbolt keeps in
 // byte order.
 func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identity.User, error) {

@@ -206,6 +206,9 @@ type UserStore interface {
 	// GetUserByName returns the user with this username in any letter case. ENOTFOUND when
 	// there is none.
 	GetUserByName(ctx context.Context, username string) (User, error)
+	// GetUserByEmail returns the user whose email is email in any letter case, verified or
+	// not. ENOTFOUND when there is none ("" is nobody's).
+	GetUserByEmail(ctx context.Context, email string) (User, error)
 	// ListUsers returns a page of users ordered by normalized username: empty, never nil, past
 	// the last. EINVALID when opt breaks ListOptions.Validate.
 	ListUsers(ctx context.Context, opt ListOptions) ([]User, error)

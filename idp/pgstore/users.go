@@ -187,6 +187,15 @@ func (s *DB) GetUserByName(ctx context.Context, username string) (identity.User,
 		`SELECT `+userCols+` FROM users WHERE username_normalized = $1`)
 }
 
+// GetUserByEmail implements identity.UserStore through the unique index on lower(email).
+func (s *DB) GetUserByEmail(ctx context.Context, email string) (identity.User, error) {
+	if email == "" {
+		return identity.User{}, errNoUser
+	}
+	return getRow(ctx, s, identity.NormalizeEmail(email), errNoUser, scanUser,
+		`SELECT `+userCols+` FROM users WHERE lower(email) = $1 AND email <> ''`)
+}
+
 // ListUsers implements identity.UserStore: a walk of the unique index on the normalized
 // username, which is COLLATE "C", so the order is the bytes' (the bbolt store's).
 func (s *DB) ListUsers(ctx context.Context, opt identity.ListOptions) ([]identity.User, error) {

@@ -34,6 +34,15 @@ func testUserEmail(t *testing.T, s Store) {
 	byName, err := s.GetUserByName(ctx, "USER-U1")
 	check(t, err)
 	equal(t, "GetUserByName of a user with an email", byName, alice)
+	for _, e := range []string{"Alice@Example.com", "alice@EXAMPLE.com"} {
+		byEmail, err := s.GetUserByEmail(ctx, e)
+		check(t, err)
+		equal(t, "GetUserByEmail "+e, byEmail, alice)
+	}
+	for _, e := range []string{"", "bob@example.com", "alice@example.co"} {
+		_, err := s.GetUserByEmail(ctx, e)
+		wantCode(t, "GetUserByEmail "+e, err, apperr.ENOTFOUND)
+	}
 	equal(t, "ListUsers with an email", listed(t, s.ListUsers, identity.ListOptions{Limit: 10}), []identity.User{alice})
 	// Any number of users have no email: "" is never a conflict.
 	users(t, s, "u2", "u3")
