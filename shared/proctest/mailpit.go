@@ -232,8 +232,12 @@ func (m *Mailpit) Messages(t testing.TB) []MailSummary {
 		Total    int
 		Messages []MailSummary
 	}
-	m.getJSON(t, "/api/v1/messages?limit=1000", &list)
-	if list.Total > len(list.Messages) {
+	// A message stored while the list is read can be counted in Total and missing from the
+	// page: read again until the two agree.
+	if !Eventually(5*time.Second, func() bool {
+		m.getJSON(t, "/api/v1/messages?limit=1000", &list)
+		return list.Total <= len(list.Messages)
+	}) {
 		t.Fatalf("mailpit holds %d messages, listed %d", list.Total, len(list.Messages))
 	}
 	return list.Messages
