@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
 	"jwtidp/shared/clock"
@@ -99,5 +101,179 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	}
 	if !strings.Contains(lg, `msg="mail sent"`) || !strings.Contains(lg, "to_domain=example.com") || strings.Contains(lg, "mona@example.com") {
 		t.Fatalf("the delivery's log lines:\n%s", lg)
+	}
+}
+
+var resetLink = regexp.MustCompile(`http://\S+/password/reset\?token=[A-Za-z0-9_-]+`)
+
+// A forgotten password, through a real SMTP server: the same answer for an account and for
+// none; the mailed link sets a new password once (the old one and every old session dead), and
+// not again, nor after 30 minutes, nor with a password the policy refuses (which leaves it
+// live). An admin can print a link instead, also where no mail is set up.
+func TestPasswordResetThroughMailpit(t *testing.T) {
+	mp := proctest.StartMailpit(t)
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--admin-token", "audit-admin", "--rate-limit", "0",
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	proctest.Secret("correct-horse-9")
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "ann", "password": "correct-horse-9", "email": "Ann@Example.com"}); a.status != 201 {
+		t.Fatalf("signup: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP([]string{"users", "verify-email", "ann", "Ann@Example.com", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil {
+		t.Fatalf("users verify-email: %v\n%s", err, out)
+	}
+	old := login(t, p.URL, "ann", "correct-horse-9")
+	forgot := func(login string) answer {
+		t.Helper()
+		return postJSON(t, p.URL+"/password/forgot", map[string]string{"login": login})
+	}
+	first := forgot("stranger@example.com")
+	if a := forgot("ANN@example.com"); a.status != 202 || first.status != 202 || string(a.body) != string(first.body) ||
+		!strings.Contains(string(a.body), "If the account exists") {
+		t.Fatalf("an account and none answer apart: %d %s / %d %s", a.status, a.body, first.status, first.body)
+	}
+	for _, bad := range []string{"", strings.Repeat("a", 321), "ann\r\nBcc: x@evil.example"} {
+		if a := forgot(bad); a.status != 400 {
+			t.Errorf("login %q: %d %s", bad, a.status, a.body)
+		}
+	}
+	got := mp.WaitFor(t, "ann@example.com", 1)
+	text, _, _ := mp.Message(t, got[0].ID)
+	link := resetLink.FindString(text)
+	if got[0].Subject != "Reset your password" || link == "" {
+		t.Fatalf("the reset mail: %+v\n%s", got[0], text)
+	}
+	proctest.Secret(link)
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	reset := func(tok, pw string) answer {
+		t.Helper()
+		return postJSON(t, p.URL+"/password/reset", map[string]string{"token": tok, "new_password": pw})
+	}
+	if a := reset(tok, "ann"); a.status != 400 {
+		t.Fatalf("a password the policy refuses: %d %s", a.status, a.body)
+	}
+	if a := reset(tok+"x", "brand-new-horse-5"); a.status != 400 || !strings.Contains(string(a.body), "not valid") {
+		t.Fatalf("a token that is no link's: %d %s", a.status, a.body)
+	}
+	if a := reset(tok, "brand-new-horse-5"); a.status != 204 {
+		t.Fatalf("the reset: %d %s", a.status, a.body)
+	}
+	if a := reset(tok, "another-horse-6"); a.status != 400 {
+		t.Fatalf("the link a second time: %d %s", a.status, a.body)
+	}
+	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "ann", "password": "correct-horse-9"}); a.status != 401 {
+		t.Fatalf("the old password: %d", a.status)
+	}
+	login(t, p.URL, "ann", "brand-new-horse-5")
+	if a := refreshGrant(t, p.URL, old["refresh_token"].(string)); a.status != 400 {
+		t.Fatalf("a refresh token from before the reset: %d %s", a.status, a.body)
+	}
+	// The owner is told; a stranger's address got nothing.
+	if got := mp.WaitFor(t, "ann@example.com", 2); got[0].Subject != "Your password was changed" {
+		t.Fatalf("the notice after the reset: %+v", got[0])
+	}
+	if n := len(mp.To(t, "stranger@example.com")); n != 0 {
+		t.Fatalf("%d messages to an address no account has", n)
+	}
+
+	// An expired link is refused.
+	forgot("ann")
+	got = mp.WaitFor(t, "ann@example.com", 3)
+	text, _, _ = mp.Message(t, got[0].ID)
+	late := resetLink.FindString(text)
+	proctest.Secret(late)
+	clk.Advance(31 * time.Minute)
+	if a := reset(late[strings.Index(late, "token=")+len("token="):], "late-horse-7"); a.status != 400 {
+		t.Fatalf("a link after 30 minutes: %d %s", a.status, a.body)
+	}
+
+	// The admin prints a link for an account (the CLI resolves the name).
+	out, err := runIDP([]string{"users", "reset-password", "ann", "--print-link", "--url", p.URL, "--admin-token", "audit-admin"})
+	printed := resetLink.FindString(out)
+	if err != nil || printed == "" {
+		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
+	}
+	proctest.Secret(printed)
+	if a := reset(printed[strings.Index(printed, "token=")+len("token="):], "printed-horse-8"); a.status != 204 {
+		t.Fatalf("the printed link: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP([]string{"users", "reset-password", "ann", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil || !strings.Contains(out, "mailed") {
+		t.Fatalf("users reset-password: %v\n%s", err, out)
+	}
+	mp.WaitFor(t, "ann@example.com", 5) // the printed link's notice, and the admin's link
+	events, _ := auditEvents(t, p.URL, "type=password_reset")
+	if len(events) != 2 {
+		t.Fatalf("password_reset events: %+v", events)
+	}
+	if lg := p.Log(); strings.Contains(lg, tok) || strings.Contains(lg, "ann@example.com") {
+		t.Fatal("a link's token or the address reached the log")
+	}
+}
+
+// Without a mail server, asking for a reset by mail says so; an admin can still print a link.
+func TestPasswordResetWithoutMail(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin")
+	signup(t, p.URL, "bea", "correct-horse-9")
+	if a := postJSON(t, p.URL+"/password/forgot", map[string]string{"login": "bea"}); a.status != 503 || !strings.Contains(string(a.body), "ask an administrator") {
+		t.Fatalf("forgot without mail: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP([]string{"users", "reset-password", "bea", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil || !strings.Contains(out, "--print-link") {
+		t.Fatalf("users reset-password without mail: %v\n%s", err, out)
+	}
+	out, err := runIDP([]string{"users", "reset-password", "bea", "--print-link", "--url", p.URL, "--admin-token", "cli-admin"})
+	link := resetLink.FindString(out)
+	if err != nil || link == "" {
+		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
+	}
+	proctest.Secret(link)
+	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 204 {
+		t.Fatalf("the printed link: %d %s", a.status, a.body)
+	}
+	login(t, p.URL, "bea", "brand-new-horse-5")
+}
+
+// The issue's browser test: Chromium follows "Forgot your password?" from the login page, the
+// link arrives in Mailpit, the page it opens sets a new password; the old password is dead and
+// the link is refused a second time.
+func TestPasswordResetInChromium(t *testing.T) {
+	mp := proctest.StartMailpit(t)
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin", "--rate-limit", "0",
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	proctest.Secret("correct-horse-9")
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "cleo", "password": "correct-horse-9", "email": "cleo@example.com"}); a.status != 201 {
+		t.Fatalf("signup: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP([]string{"users", "verify-email", "cleo", "cleo@example.com", "--url", p.URL, "--admin-token", "cli-admin"}); err != nil {
+		t.Fatalf("users verify-email: %v\n%s", err, out)
+	}
+	br := proctest.NewBrowser(t, 60*time.Second)
+	step, value := br.Step, br.Value
+	step("the login page's link", chromedp.Navigate(p.URL+"/login"), chromedp.WaitVisible(`#forgot`), chromedp.Click(`#forgot`),
+		chromedp.WaitVisible(`input[name=login]`))
+	step("ask for a link", chromedp.SendKeys(`input[name=login]`, "cleo"), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#done`))
+	got := mp.WaitFor(t, "cleo@example.com", 1)
+	text, _, _ := mp.Message(t, got[0].ID)
+	link := resetLink.FindString(text)
+	if link == "" {
+		t.Fatalf("no link in the mail:\n%s", text)
+	}
+	proctest.Secret(link)
+	step("the link's page", chromedp.Navigate(link), chromedp.WaitVisible(`input[name=new_password]`))
+	step("a new password", chromedp.SendKeys(`input[name=new_password]`, "brand-new-horse-5"), chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#done`))
+	if title := value(chromedp.Title()); title != "Choose a new password" {
+		t.Fatalf("after the reset: %q", title)
+	}
+	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "cleo", "password": "correct-horse-9"}); a.status != 401 {
+		t.Fatalf("the old password: %d", a.status)
+	}
+	login(t, p.URL, "cleo", "brand-new-horse-5")
+	step("the link again", chromedp.Navigate(link), chromedp.WaitVisible(`input[name=new_password]`),
+		chromedp.SendKeys(`input[name=new_password]`, "another-horse-6"), chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`p.error`))
+	if msg := value(chromedp.Text(`p.error`)); !strings.Contains(msg, "not valid") {
+		t.Fatalf("the link a second time: %q", msg)
 	}
 }

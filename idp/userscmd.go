@@ -105,6 +105,7 @@ func usersUsage() string {
 	return "usage: idp users " + strings.Join(names, "|") + " USER [--sub]" + flags + "\n" +
 		"       idp users verify-email USER ADDRESS [--sub]" + flags + "\n" +
 		"       idp users release-name USERNAME" + flags + "\n" +
+		"       idp users reset-password USER [--print-link] [--sub]" + flags + "\n" +
 		"       idp users list [--prefix P] [--after NAME] [--limit N]" + flags + "\n" +
 		"USER is a username (any letter case) or a user's sub; one that is both someone's username and\n" +
 		"someone else's sub is refused (--sub: USER is a sub only). release-name frees a deleted user's\n" +
@@ -185,6 +186,8 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usersList(ctx, rest, getenv, stdout, stderr)
 	case "release-name":
 		return usersReleaseName(ctx, rest, getenv, stdout, stderr)
+	case "reset-password":
+		return usersResetPassword(ctx, rest, getenv, stdout, stderr)
 	}
 	cmd, ok := usersCommands[sub]
 	if !ok {
@@ -306,5 +309,51 @@ func usersReleaseName(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "username %s released: it and the email reserved with it are free for a new signup\n", name)
+	return err
+}
+
+// usersResetPassword is `idp users reset-password USER [--print-link]`: a password reset link
+// mailed to the user's verified address, or printed (for deployments without mail) for the
+// admin to hand over; it works once, for 30 minutes.
+func usersResetPassword(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || isKeysFlag(args[0]) {
+		return fmt.Errorf("idp users reset-password needs a username or sub\n%s", usersUsage())
+	}
+	user, rest := args[0], args[1:]
+	fs := envflag.New("idp users reset-password", stderr)
+	admin := addAdminFlags(fs)
+	base := admin.base
+	onlySub := fs.Bool("sub", "", false, "USER is a sub: do not look it up as a username too")
+	printLink := fs.Bool("print-link", "", false, "print the link instead of mailing it")
+	if err := fs.Parse(rest, getenv); err != nil {
+		return err
+	}
+	token, err := admin.credential()
+	if err != nil {
+		return err
+	}
+	id, err := resolveUser(ctx, *base, token, user, *onlySub)
+	if err != nil {
+		return err
+	}
+	path, status := "/admin/users/"+url.PathEscape(id)+"/reset-password", http.StatusAccepted
+	if *printLink {
+		path, status = path+"?print=1", http.StatusOK
+	}
+	result, err := adminCall(ctx, *base, token, http.MethodPost, path, nil, status)
+	if err != nil {
+		return err
+	}
+	if !*printLink {
+		_, err = fmt.Fprintf(stdout, "a password reset link was mailed to %s's verified address; it works once, for 30 minutes\n", user)
+		return err
+	}
+	var v struct {
+		Link string `json:"link"`
+	}
+	if err := json.Unmarshal(result, &v); err != nil || v.Link == "" {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n(it works once, for 30 minutes: hand it to the user over a channel you trust)\n", v.Link)
 	return err
 }

@@ -691,5 +691,10 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 				s.Logger.ErrorContext(ctx, "authorization-request garbage collection", "err", err)
 			}
 		}
+		if s.Links != nil {
+			if _, err := s.Links.DeleteDeadLinks(ctx, s.Now()); err != nil {
+				s.Logger.ErrorContext(ctx, "link garbage collection", "err", err)
+			}
+		}
 	}
 }

@@ -46,6 +46,8 @@ type Config struct {
 	// Mail composes the IdP's mail, which goes into the outbox with the change that causes it;
 	// nil: mail is off.
 	Mail Mailer
+	// Links keeps the links mail carries (password resets); nil: none can be made.
+	Links identity.LinkStore
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.
@@ -55,7 +57,10 @@ type Config struct {
 // core is what every part of the use cases shares: the Config, and the mechanisms more than one
 // part uses — the audit trail's writes (event, audited, record), minting tokens (Issue), checking
 // a password or a one-time code again, reading a client. It has no use cases of its own.
-type core struct{ Config }
+type core struct {
+	Config
+	resets chan struct{} // the background password-reset look-ups running: ForgotPassword
+}
 
 // The use cases, split by whom they serve:
 //   - SignIn: proving who one is and finishing the sign-in (Authenticate, SecondFactor, the
@@ -83,7 +88,7 @@ type Service struct {
 
 // New makes the use cases from c.
 func New(c Config) *Service {
-	co := &core{Config: c}
+	co := &core{Config: c, resets: make(chan struct{}, resetSlots)}
 	return &Service{core: co, SignIn: &SignIn{co}, Grants: newGrants(co), Account: &Account{co}, Admin: &Admin{co}}
 }
 

@@ -22,7 +22,7 @@ import (
 	"jwtidp/shared/web"
 )
 
-//go:embed templates/login.html templates/login_otp.html templates/logout.html templates/consent.html templates/error.html templates/stepup.html
+//go:embed templates/login.html templates/login_otp.html templates/logout.html templates/consent.html templates/error.html templates/stepup.html templates/password.html
 var templates embed.FS
 
 var (
@@ -59,6 +59,7 @@ type loginView struct {
 	Username string
 	Error    string
 	Base     string // the way from the page's path to the root: the passkey script and routes
+	Forgot   string // the IdP's forgotten-password page, absolute (a proxy serves only /login on an app's host); "" without mail
 }
 
 // browser is what the login and logout pages need.
@@ -71,6 +72,7 @@ type browser struct {
 	loginURL string
 	logger   *slog.Logger
 	clients  Clients                                  // for RP-initiated logout; nil: none
+	forgot   string                                   // the forgotten-password page's URL; "" when mail is off
 	hints    func(raw string) (token.IDClaims, error) // checks an id_token_hint; nil: none
 	access   func() *access.Policy                    // the edge's rules, for the "not allowed" page; nil: none
 	addrs    web.ClientAddrs
@@ -126,6 +128,7 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 		v.Action = "../login" // shown by the second step, at /login/otp
 	}
 	v.Base = strings.TrimSuffix(v.Action, "login")
+	v.Forgot = b.forgot
 	pageHeadersCSP(w, status, scriptCSP) // the passkey button's script
 	loginPage.Execute(w, v)
 }

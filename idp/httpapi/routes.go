@@ -30,6 +30,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	keys := browserKeys{key: d.BrowserKey}
 	b := &browser{cfg: d.Session, keys: keys, sessions: d.Sessions, auth: d.Auth.SignIn, rv: d.Redirects,
 		loginURL: d.LoginURL, logger: d.Logger, clients: d.Auth.Grants, hints: d.IDTokenHints, access: d.Access, addrs: d.RemoteAddrs}
+	if d.Auth.Mail != nil {
+		b.forgot = strings.TrimSuffix(d.Issuer, "/") + "/password/forgot"
+	}
 	passkeys := &passkeyPages{browser: b, signIn: d.Auth.SignIn, svc: d.Auth.Account, now: d.Now}
 	account := &accountPages{browser: b, svc: d.Auth.Account}
 	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger, d.Limiter, d.ScopeText)
@@ -37,6 +40,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	// Accounts and tokens for API clients.
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth.SignIn)))
 	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth.SignIn, keys, d.Session.Secure)))
+	// A forgotten password: a link by mail, then a new password (issue 28).
+	mux.Handle("GET /password/forgot", http.HandlerFunc(handleForgotPage))
+	mux.Handle("GET /password/reset", http.HandlerFunc(handleResetPage))
+	mux.Handle("POST /password/forgot", limit(handleForgotPassword(d.Logger, d.Auth.SignIn)))
+	mux.Handle("POST /password/reset", limit(handleResetPassword(d.Logger, d.Auth.SignIn)))
 	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth.Grants)))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth.Grants))
 	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth.Grants, d.Verifier)))
@@ -109,6 +117,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/users/{user}/grant-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth.Admin, true))))
 	mux.Handle("POST /admin/users/{user}/revoke-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth.Admin, false))))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth.Admin)))
+	mux.Handle("POST /admin/users/{user}/reset-password", admin(handleAdminResetPassword(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
 	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/groups", admin(handleGroupsCreate(d.Logger, d.Auth.Admin)))

@@ -29,6 +29,8 @@ const (
 	AuditRefreshReuse        = "refresh_reuse"         // a spent refresh token presented again: its family revoked
 	AuditRevocation          = "revocation"            // a refresh family or browser session ended on request
 	AuditPasswordChange      = "password_change"
+	AuditPasswordResetAsked  = "password_reset_requested" // a reset link made: mailed, or printed for an admin
+	AuditPasswordReset       = "password_reset"           // a new password chosen through a reset link
 	AuditSecondFactorAdded   = "second_factor_added"
 	AuditSecondFactorRemoved = "second_factor_removed"
 	AuditEmailChange         = "email_change"

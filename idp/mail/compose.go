@@ -40,16 +40,34 @@ func (c *Composer) Notice(u identity.User, what string) (identity.Mail, bool, er
 	if u.Email == "" || !u.EmailVerified {
 		return identity.Mail{}, false, nil
 	}
-	now := c.Now().UTC()
-	subject, text, html, err := c.Templates.Render(KindNotice, NoticeData{Username: u.Username, Issuer: c.Issuer, What: what, At: now.Format("2006-01-02 15:04 MST")})
+	at := c.Now().UTC().Format("2006-01-02 15:04 MST")
+	m, err := c.compose(u, KindNotice, NoticeData{Username: u.Username, Issuer: c.Issuer, What: what, At: at})
+	return m, err == nil, err
+}
+
+// ResetData is what the reset-password templates are given.
+type ResetData struct {
+	Username, Issuer string
+	Link             string // the page to choose a new password, with the link's token
+	Minutes          int    // how long the link works
+}
+
+// ResetPassword is the message carrying link, a password reset of u valid for ttl, to u's
+// address (the caller makes sure it is verified).
+func (c *Composer) ResetPassword(u identity.User, link string, ttl time.Duration) (identity.Mail, error) {
+	return c.compose(u, KindResetPassword, ResetData{Username: u.Username, Issuer: c.Issuer, Link: link, Minutes: int(ttl / time.Minute)})
+}
+
+func (c *Composer) compose(u identity.User, kind string, data any) (identity.Mail, error) {
+	subject, text, html, err := c.Templates.Render(kind, data)
 	if err != nil {
-		return identity.Mail{}, false, err
+		return identity.Mail{}, err
 	}
 	id, err := c.id()
 	if err != nil {
-		return identity.Mail{}, false, err
+		return identity.Mail{}, err
 	}
-	return identity.Mail{ID: id, To: u.Email, Subject: subject, Text: text, HTML: html, Kind: KindNotice, UserID: u.ID, CreatedAt: now}, true, nil
+	return identity.Mail{ID: id, To: u.Email, Subject: subject, Text: text, HTML: html, Kind: kind, UserID: u.ID, CreatedAt: c.Now().UTC()}, nil
 }
 
 // id is a message's random id, 128 bits: the Message-ID's left part.

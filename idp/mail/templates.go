@@ -18,11 +18,12 @@ var defaultTemplates embed.FS
 
 // Kinds of mail, each a pair of templates KIND.txt (which defines "subject") and KIND.html.
 const (
-	KindNotice = "notice" // the owner is told a credential or their address changed
+	KindNotice        = "notice"         // the owner is told a credential or their address changed
+	KindResetPassword = "reset-password" // a link to choose a new password
 )
 
 // Kinds are the mail the IdP sends.
-var Kinds = []string{KindNotice}
+var Kinds = []string{KindNotice, KindResetPassword}
 
 // Templates are the bodies of the IdP's mail: the built-in ones, each replaced by a file of the
 // same name in an operator's folder. The text template defines "subject" too; the HTML one is

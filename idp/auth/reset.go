@@ -1,0 +1,226 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode"
+
+	"jwtidp/idp/identity"
+	"jwtidp/idp/password"
+	"jwtidp/idp/token"
+	"jwtidp/shared/apperr"
+)
+
+// The refusals of a password reset.
+var (
+	// ErrMailOff: asking for a reset by mail where no mail server is configured.
+	ErrMailOff = apperr.Errorf(apperr.EUNAVAILABLE, "Password reset by mail is not available here: ask an administrator")
+	// ErrResetLink: a reset link that is unknown, used, expired, or for an account that
+	// changed or is gone since — one answer for all, so the link tells nothing.
+	ErrResetLink = apperr.Errorf(apperr.EINVALID, "This password reset link is not valid (any more): ask for a new one")
+)
+
+// maxLogin bounds what /password/forgot takes: a username or an email address.
+const maxLogin = 320
+
+// resetSlots bounds the resets being looked up and written at once in the background; past
+// it, a request is answered as every other and dropped (logged).
+const resetSlots = 8
+
+// ForgotPassword asks for a password reset of the account whose username or email is login.
+// It answers the same at once whether or not the account exists: the look-up, the link and its
+// mail (to a verified address only) happen afterwards, in the background, so the answer's
+// timing tells nothing either. Throttled per account (the brute-force throttle, on its own
+// counters) beside the route's per-address limit. ErrMailOff without mail; EINVALID for input
+// no account can have.
+func (s *SignIn) ForgotPassword(ctx context.Context, login string) error {
+	if s.Mail == nil || s.Links == nil {
+		return ErrMailOff
+	}
+	login = strings.TrimSpace(login)
+	if login == "" || len(login) > maxLogin || strings.ContainsFunc(login, unicode.IsControl) {
+		return apperr.Errorf(apperr.EINVALID, "Field \"login\" is required: your username or email address")
+	}
+	select {
+	case s.resets <- struct{}{}:
+	default:
+		s.Logger.WarnContext(ctx, "password reset dropped: too many at once")
+		return nil
+	}
+	go func() {
+		defer func() { <-s.resets }()
+		if err := s.forgot(context.WithoutCancel(ctx), login); err != nil {
+			s.Logger.ErrorContext(ctx, "password reset not sent", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *SignIn) forgot(ctx context.Context, login string) error {
+	var u identity.User
+	var err error
+	if strings.Contains(login, "@") {
+		u, err = s.Users.GetUserByEmail(ctx, login)
+	} else {
+		u, err = s.Users.GetUserByName(ctx, login)
+	}
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		s.Logger.InfoContext(ctx, "password reset asked for no account")
+		return nil
+	case err != nil:
+		return err
+	case u.Disabled || u.Email == "" || !u.EmailVerified:
+		s.Logger.InfoContext(ctx, "password reset asked for an account it cannot go to", "sub", u.ID)
+		return nil
+	}
+	// Every request counts against the account, so its owner's mailbox cannot be flooded.
+	at := Attempt{Account: "password-reset:" + u.ID, Remote: remoteKey(ctx)}
+	if err := s.Throttle.Allow(ctx, at); err != nil {
+		s.Logger.WarnContext(ctx, "password reset throttled", "sub", u.ID)
+		return nil
+	}
+	if err := s.Throttle.Failure(ctx, at); err != nil {
+		return err
+	}
+	_, err = s.makeResetLink(ctx, u, true)
+	return err
+}
+
+// makeResetLink stores a reset link for u and, when mail is true, its mail in the same
+// transaction; it returns the link's URL.
+func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool) (string, error) {
+	tok, err := token.RandomString(s.Random, 32)
+	if err != nil {
+		return "", err
+	}
+	id, err := token.RandomString(s.Random, 16)
+	if err != nil {
+		return "", err
+	}
+	now := s.Now().UTC()
+	link := strings.TrimSuffix(s.Issuer.Issuer, "/") + "/password/reset?token=" + tok
+	l := identity.Link{ID: id, Hash: HashSecret(tok), Kind: identity.LinkResetPassword, UserID: u.ID, Epoch: u.Epoch,
+		CreatedAt: now, ExpiresAt: now.Add(identity.ResetPasswordTTL)}
+	detail := "printed for an admin"
+	if mail {
+		m, err := s.Mail.ResetPassword(u, link, identity.ResetPasswordTTL)
+		if err != nil {
+			return "", err
+		}
+		ctx, detail = identity.WithMail(ctx, m), "mailed"
+	}
+	if err := s.audited(ctx, func(ctx context.Context) error { return s.Links.CreateLink(ctx, l) },
+		s.event(ctx, identity.AuditPasswordResetAsked, u.ID, Success, detail)); err != nil {
+		return "", err
+	}
+	if mail {
+		s.Mail.Queued()
+	}
+	return link, nil
+}
+
+// ResetPassword sets the password of the account a reset link names: the link must be live
+// and the account unchanged since it was made (the same credential epoch, not disabled); the
+// new password passes the signup policy; a TOTP user gives a current code or a recovery code
+// too (a reset does not get around the second factor). The link is spent, then the password
+// set and, in the same transaction, every session and refresh family of the user ended; the
+// owner is told by mail. ErrResetLink for a link that cannot be used, and nothing changes; a
+// refused password or code leaves the link live.
+func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string) error {
+	if s.Links == nil || tok == "" || len(tok) > 100 {
+		return ErrResetLink
+	}
+	hash := HashSecret(tok)
+	var l identity.Link
+	_, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) { l = x; return x, errPeek })
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return ErrResetLink
+	case !errors.Is(err, errPeek):
+		return err
+	case l.Kind != identity.LinkResetPassword || !l.Live(s.Now()):
+		return ErrResetLink
+	}
+	u, err := s.Users.GetUser(ctx, l.UserID)
+	switch {
+	case apperr.Code(err) == apperr.ENOTFOUND:
+		return ErrResetLink
+	case err != nil:
+		return err
+	case u.Disabled || u.Epoch != l.Epoch:
+		return ErrResetLink
+	}
+	if err := password.CheckPolicy(u.Username, newPassword); err != nil {
+		return err
+	}
+	if u.Factors.HasTOTP() {
+		if _, err := s.secondFactor(ctx, u, otp, Attempt{Remote: remoteKey(ctx)}); err != nil {
+			s.loginRefused(ctx, u.ID, strings.TrimSpace(otp) != "", "one-time code at a password reset", err)
+			return err
+		}
+	}
+	newHash, err := s.Hasher.Hash(ctx, newPassword)
+	if err != nil {
+		return err
+	}
+	now := s.Now().UTC()
+	_, err = s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) {
+		if !x.Live(now) {
+			return identity.Link{}, ErrResetLink
+		}
+		x.UsedAt = now
+		return x, nil
+	})
+	if err != nil {
+		return err
+	}
+	mctx := s.withNotice(ctx, u, NoticePassword)
+	err = s.audited(mctx, func(ctx context.Context) error {
+		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+			if cur.Epoch != l.Epoch || cur.Disabled {
+				return cur, ErrResetLink
+			}
+			cur.PasswordHash = newHash
+			return cur, nil
+		})
+		return err
+	}, s.event(ctx, identity.AuditPasswordReset, u.ID, Success, "through a mailed link; sessions and refresh tokens ended"))
+	if err != nil {
+		return err
+	}
+	s.Logger.InfoContext(ctx, "password reset; sessions ended", "sub", u.ID)
+	s.mailQueued(mctx)
+	return nil
+}
+
+// ResetPasswordLink is the admin's reset of a user's password (user: the user's id): a link
+// mailed to the user's verified address, or, with print, returned instead for the admin to
+// hand over (deployments without mail). ErrMailOff to mail without a server; EINVALID to mail
+// a user without a verified address.
+func (s *Admin) ResetPasswordLink(ctx context.Context, user string, print bool) (string, error) {
+	if s.Links == nil {
+		return "", ErrMailOff
+	}
+	u, err := s.findUser(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	if !print {
+		switch {
+		case s.Mail == nil:
+			return "", apperr.Errorf(apperr.EUNAVAILABLE, "Mail is not set up here: print the link instead (--print-link)")
+		case u.Email == "" || !u.EmailVerified:
+			return "", apperr.Errorf(apperr.EINVALID, "The user has no verified email address: print the link instead (--print-link)")
+		}
+	}
+	link, err := s.makeResetLink(ctx, u, !print)
+	if err != nil {
+		return "", err
+	}
+	if !print {
+		return "", nil
+	}
+	return link, nil
+}

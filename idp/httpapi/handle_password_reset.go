@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"context"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"jwtidp/shared/apperr"
+	"jwtidp/shared/web"
+)
+
+var passwordPage = template.Must(template.ParseFS(templates, "templates/password.html"))
+
+// passwordView is the forgotten-password pages' data.
+type passwordView struct {
+	Style   template.CSS
+	Base    string // from /password/… to the root
+	Reset   bool   // the new-password form (else the request for a link)
+	Token   string // the link's, carried by the form
+	Done    bool
+	Message string
+	Error   string
+}
+
+func renderPassword(w http.ResponseWriter, status int, v passwordView) {
+	v.Style, v.Base = template.CSS(loginStyle), "../"
+	pageHeaders(w, status)
+	passwordPage.Execute(w, v)
+}
+
+// isForm tells a browser's form post from an API call.
+func isForm(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+}
+
+// formValues reads a bounded form body: the fields of the password pages, nothing large.
+func formValues(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		return apperr.Errorf(apperr.EINVALID, "The form could not be read")
+	}
+	return nil
+}
+
+// handleForgotPage is GET /password/forgot: the form asking for a link.
+func handleForgotPage(w http.ResponseWriter, r *http.Request) {
+	renderPassword(w, http.StatusOK, passwordView{})
+}
+
+// handleResetPage is GET /password/reset?token=…, where the mailed link leads: the form for a
+// new password, carrying the token. A GET changes nothing (a mail scanner may fetch it).
+func handleResetPage(w http.ResponseWriter, r *http.Request) {
+	renderPassword(w, http.StatusOK, passwordView{Reset: true, Token: r.URL.Query().Get("token")})
+}
+
+// PasswordResetter is what the forgotten-password routes need of the sign-in use cases.
+type PasswordResetter interface {
+	ForgotPassword(ctx context.Context, login string) error
+	ResetPassword(ctx context.Context, token, newPassword, otp string) error
+}
+
+// ResetLinker is the admin's password reset.
+type ResetLinker interface {
+	ResetPasswordLink(ctx context.Context, user string, print bool) (string, error)
+}
+
+type forgotRequest struct {
+	Login string `json:"login"`
+}
+
+type resetRequest struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"new_password"`
+	OTP         string `json:"otp"`
+}
+
+func (r resetRequest) Valid() map[string]string {
+	switch {
+	case r.Token == "":
+		return map[string]string{"token": `Field "token" is required: the one in the link you were mailed`}
+	case r.NewPassword == "":
+		return map[string]string{"new_password": `Field "new_password" is required`}
+	}
+	return nil
+}
+
+// forgotAnswer is POST /password/forgot's one answer, whatever the login names.
+const forgotAnswer = "If the account exists, a message is on its way"
+
+// handleForgotPassword is POST /password/forgot {"login"}: 202 with the same answer whether or
+// not an account has that username or address (503 where no mail is set up, 400 for input no
+// account can have).
+func handleForgotPassword(logger *slog.Logger, svc PasswordResetter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if isForm(r) {
+			err := formValues(w, r)
+			if err == nil {
+				err = svc.ForgotPassword(r.Context(), r.PostForm.Get("login"))
+			}
+			if err != nil {
+				renderPassword(w, web.Status(apperr.Code(err)), passwordView{Error: apperr.Message(err)})
+				return
+			}
+			renderPassword(w, http.StatusAccepted, passwordView{Done: true, Message: forgotAnswer + ". The link in it works once, for 30 minutes."})
+			return
+		}
+		var req forgotRequest
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		if err := svc.ForgotPassword(r.Context(), req.Login); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusAccepted, forgotAnswer)
+	})
+}
+
+// handleResetPassword is POST /password/reset {"token","new_password","otp"}: 204 once the
+// new password is set (every session and refresh token of the user ended).
+func handleResetPassword(logger *slog.Logger, svc PasswordResetter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if isForm(r) {
+			err := formValues(w, r)
+			tok := r.PostForm.Get("token")
+			if err == nil {
+				err = svc.ResetPassword(r.Context(), tok, r.PostForm.Get("new_password"), r.PostForm.Get("otp"))
+			}
+			if err != nil {
+				if apperr.Code(err) == apperr.EINTERNAL {
+					logger.ErrorContext(r.Context(), "password reset", "err", err)
+				}
+				renderPassword(w, web.Status(apperr.Code(err)), passwordView{Reset: true, Token: tok, Error: apperr.Message(err)})
+				return
+			}
+			renderPassword(w, http.StatusOK, passwordView{Reset: true, Done: true, Message: "Your password is changed, and every session of your account has ended. Sign in with the new password."})
+			return
+		}
+		var req resetRequest
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		if err := svc.ResetPassword(r.Context(), req.Token, req.NewPassword, req.OTP); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// handleAdminResetPassword is POST /admin/users/{user}/reset-password: 202 once the link is
+// mailed; with ?print=1, 200 {"link"} instead and nothing is mailed.
+func handleAdminResetPassword(logger *slog.Logger, svc ResetLinker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		print := r.URL.Query().Get("print") == "1"
+		link, err := svc.ResetPasswordLink(r.Context(), r.PathValue("user"), print)
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		if print {
+			web.Success(w, http.StatusOK, map[string]string{"link": link})
+			return
+		}
+		web.Success(w, http.StatusAccepted, "A password reset link is on its way")
+	})
+}
