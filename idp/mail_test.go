@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -275,5 +276,72 @@ func TestPasswordResetInChromium(t *testing.T) {
 		chromedp.WaitVisible(`p.error`))
 	if msg := value(chromedp.Text(`p.error`)); !strings.Contains(msg, "not valid") {
 		t.Fatalf("the link a second time: %q", msg)
+	}
+}
+
+var verifyLink = regexp.MustCompile(`http://\S+/email/verify\?token=[A-Za-z0-9_-]+`)
+
+// An address given at signup or changed later gets a confirmation link; its page changes
+// nothing until its button is pressed, which verifies that exact address once. A link for an
+// address changed since verifies nothing; the old verified address is told of the change.
+func TestEmailVerificationThroughMailpit(t *testing.T) {
+	mp := proctest.StartMailpit(t)
+	p := startIDP(t, t.TempDir(), "--rate-limit", "0",
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	proctest.Secret("correct-horse-9")
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "dora", "password": "correct-horse-9", "email": "dora@example.com"}); a.status != 201 {
+		t.Fatalf("signup: %d %s", a.status, a.body)
+	}
+	linkIn := func(to string, n int) string {
+		t.Helper()
+		got := mp.WaitFor(t, to, n)
+		text, _, _ := mp.Message(t, got[0].ID)
+		link := verifyLink.FindString(text)
+		if got[0].Subject != "Confirm your email address" || link == "" {
+			t.Fatalf("the confirmation mail: %+v\n%s", got[0], text)
+		}
+		proctest.Secret(link)
+		return link
+	}
+	verified := func() any {
+		tok := login(t, p.URL, "dora", "correct-horse-9")["access_token"].(string)
+		return userinfoOf(t, p.URL, tok)["email_verified"]
+	}
+	link := linkIn("dora@example.com", 1)
+	if a := do(t, "GET", link, "", nil); a.status != 200 || !strings.Contains(string(a.body), `id="confirm"`) || verified() != false {
+		t.Fatalf("the link's page: %d, verified %v\n%s", a.status, verified(), a.body)
+	}
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	confirm := func(tok string) answer {
+		return postForm(t, p.URL+"/email/verify", url.Values{"token": {tok}})
+	}
+	if a := confirm(tok); a.status != 200 || !strings.Contains(string(a.body), `id="done"`) || verified() != true {
+		t.Fatalf("the confirmation: %d, verified %v\n%s", a.status, verified(), a.body)
+	}
+	if a := confirm(tok); a.status != 400 || !strings.Contains(string(a.body), "not valid") {
+		t.Fatalf("the link a second time: %d %s", a.status, a.body)
+	}
+
+	// A new address: unverified, a link to it, and the old (verified) address told.
+	at := login(t, p.URL, "dora", "correct-horse-9")["access_token"].(string)
+	if a := putEmail(t, p.URL, at, "dora@example.org"); a.status != 200 {
+		t.Fatalf("a new address: %d %s", a.status, a.body)
+	}
+	if got := mp.WaitFor(t, "dora@example.com", 2); got[0].Subject != "Your email address was changed" {
+		t.Fatalf("the old address's notice: %+v", got[0])
+	}
+	stale := linkIn("dora@example.org", 1)
+	// Changed again before confirming: the first link verifies nothing now.
+	if a := putEmail(t, p.URL, at, "dora@example.net"); a.status != 200 {
+		t.Fatalf("another address: %d %s", a.status, a.body)
+	}
+	if a := confirm(stale[strings.Index(stale, "token=")+len("token="):]); a.status != 400 || verified() != false {
+		t.Fatalf("a link for an address changed since: %d, verified %v", a.status, verified())
+	}
+	fresh := linkIn("dora@example.net", 1)
+	if a := postJSON(t, p.URL+"/email/verify", map[string]string{"token": fresh[strings.Index(fresh, "token=")+len("token="):]}); a.status != 200 ||
+		!strings.Contains(string(a.body), `"email_verified":true`) || verified() != true {
+		t.Fatalf("the JSON confirmation: %d %s", a.status, a.body)
 	}
 }

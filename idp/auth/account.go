@@ -65,6 +65,7 @@ func (s *Account) SetEmail(ctx context.Context, userID, email string, proof Reau
 	// The address itself stays out of the log: it is personal data.
 	s.Logger.InfoContext(ctx, "email changed", "sub", u.ID, "removed", u.Email == "")
 	s.mailQueued(mctx)
+	s.sendVerification(ctx, u, u.Email)
 	return u, nil
 }
 

@@ -210,6 +210,8 @@ type Mailer interface {
 	// Notice is the message telling u what happened to their account; false when they have
 	// no address it may go to.
 	Notice(u identity.User, what string) (identity.Mail, bool, error)
+	// VerifyEmail is the message carrying the confirmation link of address to it.
+	VerifyEmail(u identity.User, address, link string, ttl time.Duration) (identity.Mail, error)
 	// ResetPassword is the message carrying a password-reset link to u's address.
 	ResetPassword(u identity.User, link string, ttl time.Duration) (identity.Mail, error)
 	// Queued says mail was just committed to the outbox.

@@ -97,6 +97,7 @@ func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 		return err
 	}
 	s.Logger.InfoContext(ctx, "user created", "sub", id)
+	s.sendVerification(ctx, u, u.Email)
 	return nil
 }
 

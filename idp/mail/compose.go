@@ -58,6 +58,20 @@ func (c *Composer) ResetPassword(u identity.User, link string, ttl time.Duration
 	return c.compose(u, KindResetPassword, ResetData{Username: u.Username, Issuer: c.Issuer, Link: link, Minutes: int(ttl / time.Minute)})
 }
 
+// VerifyData is what the verify-email templates are given.
+type VerifyData struct {
+	Username, Issuer string
+	Link             string // the confirmation page, with the link's token
+	Hours            int
+}
+
+// VerifyEmail is the message carrying link, the confirmation of address (u's new one), valid
+// for ttl, to that address.
+func (c *Composer) VerifyEmail(u identity.User, address, link string, ttl time.Duration) (identity.Mail, error) {
+	u.Email = address
+	return c.compose(u, KindVerifyEmail, VerifyData{Username: u.Username, Issuer: c.Issuer, Link: link, Hours: int(ttl / time.Hour)})
+}
+
 func (c *Composer) compose(u identity.User, kind string, data any) (identity.Mail, error) {
 	subject, text, html, err := c.Templates.Render(kind, data)
 	if err != nil {
