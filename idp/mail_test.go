@@ -228,10 +228,44 @@ func TestPasswordResetWithoutMail(t *testing.T) {
 		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
 	}
 	proctest.Secret(link)
-	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 204 {
-		t.Fatalf("the printed link: %d %s", a.status, a.body)
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	// bea turns TOTP on: that change of credentials kills the link printed before it.
+	at := login(t, p.URL, "bea", "correct-horse-9")["access_token"].(string)
+	secret := bearerJSON(t, "POST", p.URL+"/account/totp", at, `{"current_password":"correct-horse-9"}`).json(t)["secret"].(string)
+	proctest.Secret(secret)
+	code, _ := totp.GenerateCode(secret, time.Now())
+	confirmed := bearerJSON(t, "POST", p.URL+"/account/totp/confirm", at, `{"code":"`+code+`"}`)
+	if confirmed.status != 200 {
+		t.Fatalf("confirm: %d %s", confirmed.status, confirmed.body)
 	}
-	login(t, p.URL, "bea", "brand-new-horse-5")
+	recovery := confirmed.json(t)["recovery_codes"].([]any)[0].(string)
+	proctest.Secret(recovery)
+	reset := func(otp string) answer {
+		return postJSON(t, p.URL+"/password/reset", map[string]string{"token": tok, "new_password": "brand-new-horse-5", "otp": otp})
+	}
+	if a := reset(recovery); a.status != 400 {
+		t.Fatalf("a link older than the second factor: %d %s", a.status, a.body)
+	}
+	// A new link: a reset does not get around the second factor, and a refused code leaves the
+	// link live.
+	out, err = runIDP([]string{"users", "reset-password", "bea", "--print-link", "--url", p.URL, "--admin-token", "cli-admin"})
+	if link = resetLink.FindString(out); err != nil || link == "" {
+		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
+	}
+	proctest.Secret(link)
+	tok = link[strings.Index(link, "token=")+len("token="):]
+	for _, otp := range []string{"", "000000"} {
+		if a := reset(otp); a.status != 401 {
+			t.Fatalf("a reset with the code %q: %d %s", otp, a.status, a.body)
+		}
+	}
+	if a := reset(recovery); a.status != 204 {
+		t.Fatalf("a reset with a recovery code: %d %s", a.status, a.body)
+	}
+	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "bea", "password": "brand-new-horse-5"}); a.status != 401 ||
+		!strings.Contains(string(a.body), "One-time code required") {
+		t.Fatalf("the new password still asks for the code: %d %s", a.status, a.body)
+	}
 }
 
 // The issue's browser test: Chromium follows "Forgot your password?" from the login page, the
