@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -44,8 +45,8 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 		t.Fatalf("users verify-email: %v\n%s", err, out)
 	}
 	change("second-horse-10", "third-horse-11")
-	got := mp.WaitFor(t, "mona@example.com", 1)
-	if len(got) != 1 || got[0].Subject != "Your password was changed" || got[0].From.Address != "login@example.com" {
+	got := mp.WaitFor(t, "mona@example.com", 2) // the signup's confirmation link, then the notice
+	if len(got) != 2 || got[0].Subject != "Your password was changed" || got[0].From.Address != "login@example.com" {
 		t.Fatalf("the notice: %+v", got)
 	}
 	text, html, _ := mp.Message(t, got[0].ID)
@@ -63,20 +64,20 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	// Back: the retry is due 30 s later, on the IdP's clock; the poll finds it.
 	if !proctest.Eventually(20*time.Second, func() bool {
 		clk.Advance(10 * time.Second)
-		return len(mp.To(t, "mona@example.com")) >= 2
+		return len(mp.To(t, "mona@example.com")) >= 3
 	}) {
 		t.Fatalf("the notice was not delivered once the server was back:\n%s", p.Log())
 	}
-	// Exactly once: two sent, nothing left in the queue to send again.
+	// Exactly once: three sent (the confirmation, two notices), nothing left to send again.
 	if !proctest.Eventually(10*time.Second, func() bool {
 		m := string(do(t, "GET", p.URL+"/metrics", "", nil).body)
-		return strings.Contains(m, `idp_mail_deliveries_total{outcome="sent"} 2`) && strings.Contains(m, "idp_mail_queued 0")
+		return strings.Contains(m, `idp_mail_deliveries_total{outcome="sent"} 3`) && strings.Contains(m, "idp_mail_queued 0")
 	}) {
-		t.Fatalf("the metrics do not show two sent and an empty queue")
+		t.Fatalf("the metrics do not show three sent and an empty queue")
 	}
 	clk.Advance(time.Hour)
-	if n := len(mp.To(t, "mona@example.com")); n != 2 {
-		t.Fatalf("%d notices, want 2", n)
+	if n := len(mp.To(t, "mona@example.com")); n != 3 {
+		t.Fatalf("%d messages, want the confirmation and two notices", n)
 	}
 
 	// Turning TOTP on is told too; the writes after it (the code's throttle) carry no mail.
@@ -91,7 +92,7 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	if a := bearerJSON(t, "POST", p.URL+"/account/totp/confirm", tok, `{"code":"`+code+`"}`); a.status != 200 {
 		t.Fatalf("confirm: %d %s", a.status, a.body)
 	}
-	if got := mp.WaitFor(t, "mona@example.com", 3); got[0].Subject != "Your second factors were changed" {
+	if got := mp.WaitFor(t, "mona@example.com", 4); got[0].Subject != "Your second factors were changed" {
 		t.Fatalf("the second-factor notice: %+v", got[0])
 	}
 	lg := p.Log()
@@ -139,7 +140,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 			t.Errorf("login %q: %d %s", bad, a.status, a.body)
 		}
 	}
-	got := mp.WaitFor(t, "ann@example.com", 1)
+	got := mp.WaitFor(t, "ann@example.com", 2) // the signup's confirmation link, then the reset
 	text, _, _ := mp.Message(t, got[0].ID)
 	link := resetLink.FindString(text)
 	if got[0].Subject != "Reset your password" || link == "" {
@@ -171,7 +172,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 		t.Fatalf("a refresh token from before the reset: %d %s", a.status, a.body)
 	}
 	// The owner is told; a stranger's address got nothing.
-	if got := mp.WaitFor(t, "ann@example.com", 2); got[0].Subject != "Your password was changed" {
+	if got := mp.WaitFor(t, "ann@example.com", 3); got[0].Subject != "Your password was changed" {
 		t.Fatalf("the notice after the reset: %+v", got[0])
 	}
 	if n := len(mp.To(t, "stranger@example.com")); n != 0 {
@@ -180,7 +181,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 
 	// An expired link is refused.
 	forgot("ann")
-	got = mp.WaitFor(t, "ann@example.com", 3)
+	got = mp.WaitFor(t, "ann@example.com", 4)
 	text, _, _ = mp.Message(t, got[0].ID)
 	late := resetLink.FindString(text)
 	proctest.Secret(late)
@@ -202,7 +203,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 	if out, err := runIDP([]string{"users", "reset-password", "ann", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil || !strings.Contains(out, "mailed") {
 		t.Fatalf("users reset-password: %v\n%s", err, out)
 	}
-	mp.WaitFor(t, "ann@example.com", 5) // the printed link's notice, and the admin's link
+	mp.WaitFor(t, "ann@example.com", 6) // the printed link's notice, and the admin's link
 	events, _ := auditEvents(t, p.URL, "type=password_reset")
 	if len(events) != 2 {
 		t.Fatalf("password_reset events: %+v", events)
@@ -266,6 +267,13 @@ func TestPasswordResetWithoutMail(t *testing.T) {
 		!strings.Contains(string(a.body), "One-time code required") {
 		t.Fatalf("the new password still asks for the code: %d %s", a.status, a.body)
 	}
+	// A disabled user gets no link: it could never be used.
+	if out, err := runIDP([]string{"users", "disable", "bea", "--url", p.URL, "--admin-token", "cli-admin"}); err != nil {
+		t.Fatalf("users disable: %v\n%s", err, out)
+	}
+	if out, err := runIDP([]string{"users", "reset-password", "bea", "--print-link", "--url", p.URL, "--admin-token", "cli-admin"}); err == nil || !strings.Contains(out, "disabled") {
+		t.Fatalf("a reset link for a disabled user: %v\n%s", err, out)
+	}
 }
 
 // The issue's browser test: Chromium follows "Forgot your password?" from the login page, the
@@ -288,7 +296,7 @@ func TestPasswordResetInChromium(t *testing.T) {
 	step("the login page's link", chromedp.Navigate(p.URL+"/login"), chromedp.WaitVisible(`#forgot`), chromedp.Click(`#forgot`),
 		chromedp.WaitVisible(`input[name=login]`))
 	step("ask for a link", chromedp.SendKeys(`input[name=login]`, "cleo"), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#done`))
-	got := mp.WaitFor(t, "cleo@example.com", 1)
+	got := mp.WaitFor(t, "cleo@example.com", 2) // the signup's confirmation link, then the reset
 	text, _, _ := mp.Message(t, got[0].ID)
 	link := resetLink.FindString(text)
 	if link == "" {
@@ -377,5 +385,174 @@ func TestEmailVerificationThroughMailpit(t *testing.T) {
 	if a := postJSON(t, p.URL+"/email/verify", map[string]string{"token": fresh[strings.Index(fresh, "token=")+len("token="):]}); a.status != 200 ||
 		!strings.Contains(string(a.body), `"email_verified":true`) || verified() != true {
 		t.Fatalf("the JSON confirmation: %d %s", a.status, a.body)
+	}
+}
+
+var inviteLink = regexp.MustCompile(`http://\S+/signup\?invitation=[A-Za-z0-9_-]+`)
+
+// Sign-up by invitation only: without one /signup is refused; the mailed link's page makes the
+// account once, with the invitation's address verified and its group; a withdrawn invitation
+// and a used one make nothing.
+func TestInvitationThroughMailpit(t *testing.T) {
+	mp := proctest.StartMailpit(t)
+	p := startIDP(t, t.TempDir(), "--admin-token", "audit-admin", "--rate-limit", "0", "--signup", "invite",
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	proctest.Secret("correct-horse-9")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runIDP(append(args, "--url", p.URL, "--admin-token", "audit-admin"))
+		if err != nil {
+			t.Fatalf("idp %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	cli("groups", "add", "ops")
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "mallory", "password": "correct-horse-9"}); a.status != 403 ||
+		!strings.Contains(string(a.body), "needs an invitation") {
+		t.Fatalf("a sign-up without an invitation: %d %s", a.status, a.body)
+	}
+	if out, err := runIDP([]string{"users", "invite", "eve@example.com", "--group", "nope", "--url", p.URL, "--admin-token", "audit-admin"}); err == nil || !strings.Contains(out, `No group "nope"`) {
+		t.Fatalf("an invitation into no group: %v\n%s", err, out)
+	}
+	cli("users", "invite", "Eve@Example.com", "--group", "ops")
+	got := mp.WaitFor(t, "eve@example.com", 1)
+	text, _, _ := mp.Message(t, got[0].ID)
+	link := inviteLink.FindString(text)
+	if link == "" || !strings.HasPrefix(got[0].Subject, "You are invited") {
+		t.Fatalf("the invitation mail: %+v\n%s", got[0], text)
+	}
+	proctest.Secret(link)
+	if a := do(t, "GET", link, "", nil); a.status != 200 || !strings.Contains(string(a.body), `id="make"`) {
+		t.Fatalf("the invitation's page: %d %s", a.status, a.body)
+	}
+	inv := link[strings.Index(link, "invitation=")+len("invitation="):]
+	signupForm := func(user string) answer {
+		return postForm(t, p.URL+"/signup", url.Values{"invitation": {inv}, "username": {user}, "password": {"correct-horse-9"}})
+	}
+	if a := signupForm("eve"); a.status != 201 || !strings.Contains(string(a.body), `id="done"`) {
+		t.Fatalf("the invitation's sign-up: %d %s", a.status, a.body)
+	}
+	tok := login(t, p.URL, "eve", "correct-horse-9")["access_token"].(string)
+	if info := userinfoOf(t, p.URL, tok); info["email"] != "Eve@Example.com" || info["email_verified"] != true {
+		t.Fatalf("eve's address: %v", info)
+	}
+	if g := payload(t, tok)["groups"]; fmt.Sprint(g) != "[ops]" {
+		t.Fatalf("eve's groups: %v", g)
+	}
+	if a := signupForm("eve2"); a.status != 400 || !strings.Contains(string(a.body), "not valid") {
+		t.Fatalf("the invitation a second time: %d %s", a.status, a.body)
+	}
+	// A printed invitation, withdrawn, makes nothing.
+	out := cli("users", "invite", "fay@example.com", "--print-link")
+	printed := inviteLink.FindString(out)
+	if printed == "" {
+		t.Fatalf("users invite --print-link:\n%s", out)
+	}
+	proctest.Secret(printed)
+	list := do(t, "GET", p.URL+"/admin/invitations", "", nil, "Authorization", "Bearer audit-admin")
+	var invs struct {
+		Result struct {
+			Invitations []struct {
+				ID, Email string
+				Used      bool
+			}
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(list.body, &invs); err != nil || len(invs.Result.Invitations) != 2 || !invs.Result.Invitations[0].Used ||
+		invs.Result.Invitations[1].Email != "fay@example.com" || invs.Result.Invitations[1].Used {
+		t.Fatalf("GET /admin/invitations: %d %s", list.status, list.body)
+	}
+	if a := do(t, "DELETE", p.URL+"/admin/invitations/"+invs.Result.Invitations[1].ID, "", nil, "Authorization", "Bearer audit-admin"); a.status != 204 {
+		t.Fatalf("DELETE the invitation: %d %s", a.status, a.body)
+	}
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "fay", "password": "correct-horse-9",
+		"invitation": printed[strings.Index(printed, "invitation=")+len("invitation="):]}); a.status != 400 {
+		t.Fatalf("a withdrawn invitation: %d %s", a.status, a.body)
+	}
+}
+
+// An open sign-up limited to domains takes only addresses there.
+func TestSignupEmailDomains(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--signup-email-domains", "Example.com,example.org")
+	proctest.Secret("correct-horse-9")
+	for email, want := range map[string]int{"": 403, "gil@example.net": 403, "gil@sub.example.com": 403, "gil@EXAMPLE.com": 201} {
+		if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "gil", "password": "correct-horse-9", "email": email}); a.status != want {
+			t.Errorf("signup with %q: %d %s, want %d", email, a.status, a.body, want)
+		}
+	}
+	if out, err := runIDP([]string{"serve", "--signup", "sometimes", "--data", t.TempDir()}); err == nil || !strings.Contains(out, "be open, invite or closed") {
+		t.Fatalf("--signup sometimes: %v\n%s", err, out)
+	}
+}
+
+// What an attacker could do with the forgotten-password flow, and cannot: learn that an account
+// exists from the login throttle (a reset moves no counter a login shares), flood its owner's
+// mailbox (three links an hour, from anywhere), make a visitor's browser ask for one from another
+// site, or use a link after the address it went to changed.
+func TestPasswordResetAbuse(t *testing.T) {
+	mp := proctest.StartMailpit(t)
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin", "--rate-limit", "0",
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	proctest.Secret("correct-horse-9")
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "hal", "password": "correct-horse-9", "email": "hal@example.com"}); a.status != 201 {
+		t.Fatalf("signup: %d %s", a.status, a.body)
+	}
+	verify := func(address string) {
+		t.Helper()
+		if out, err := runIDP([]string{"users", "verify-email", "hal", address, "--url", p.URL, "--admin-token", "cli-admin"}); err != nil {
+			t.Fatalf("users verify-email: %v\n%s", err, out)
+		}
+	}
+	verify("hal@example.com")
+	mp.WaitFor(t, "hal@example.com", 1) // the confirmation link of the signup
+	forgot := func() {
+		t.Helper()
+		if a := postJSON(t, p.URL+"/password/forgot", map[string]string{"login": "hal"}); a.status != 202 {
+			t.Fatalf("forgot: %d %s", a.status, a.body)
+		}
+	}
+
+	// A link for the address hal had is dead once the address changes.
+	forgot()
+	got := mp.WaitFor(t, "hal@example.com", 2)
+	text, _, _ := mp.Message(t, got[0].ID)
+	link := resetLink.FindString(text)
+	proctest.Secret(link)
+	tok := login(t, p.URL, "hal", "correct-horse-9")["access_token"].(string)
+	if a := putEmail(t, p.URL, tok, "hal@example.org"); a.status != 200 {
+		t.Fatalf("a new address: %d %s", a.status, a.body)
+	}
+	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 400 {
+		t.Fatalf("a link to the old address: %d %s", a.status, a.body)
+	}
+	verify("hal@example.org")
+	mp.WaitFor(t, "hal@example.org", 1) // its confirmation link
+
+	// 29 failed logins from this address: one short of its lock.
+	for i := range 29 {
+		if a := postJSON(t, p.URL+"/auth", map[string]string{"username": fmt.Sprintf("nobody%d", i), "password": "wrong-horse-1"}); a.status != 401 {
+			t.Fatalf("failed login %d: %d", i, a.status)
+		}
+	}
+	// A form from another site is refused, and asks for nothing.
+	if a := do(t, "POST", p.URL+"/password/forgot", "application/x-www-form-urlencoded", strings.NewReader("login=hal"), "Sec-Fetch-Site", "cross-site"); a.status != 403 {
+		t.Fatalf("a cross-site form: %d %s", a.status, a.body)
+	}
+	// Three links an hour: one went out above, so two of these five go.
+	for range 5 {
+		forgot()
+	}
+	mp.WaitFor(t, "hal@example.org", 3)
+	if !proctest.Eventually(10*time.Second, func() bool { return strings.Count(p.Log(), "too many links this hour") == 3 }) {
+		t.Fatalf("the per-account cap did not refuse three of five:\n%s", p.Log())
+	}
+	if n := len(mp.To(t, "hal@example.org")); n != 3 {
+		t.Fatalf("%d messages to hal's new address, want its confirmation and two links", n)
+	}
+	// The login throttle moved for none of it: the 30th failure is the first that locks.
+	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "nobody-else", "password": "wrong-horse-1"}); a.status != 401 {
+		t.Fatalf("a failed login after the resets: %d, want 401 as without them", a.status)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,8 @@ type config struct {
 	smtpPasswordFile string
 	mailTemplatesDir string
 	mailTemplates    *mail.Templates
+	signupMode       string
+	signupDomains    string
 
 	// The configuration file (--config): as read at start; what a reload re-reads (clients,
 	// scopes, access rules) is live, swapped whole so a request reads one or the other.
@@ -162,6 +165,8 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.smtp.TLS, "smtp-tls", "IDP_SMTP_TLS", mail.TLSStartTLS, "starttls, implicit (port 465) or none (only to a loopback host)")
 	fs.StringVar(&c.smtp.Username, "smtp-username", "IDP_SMTP_USERNAME", "", "SMTP AUTH user (with --smtp-password-file)")
 	fs.StringVar(&c.smtpPasswordFile, "smtp-password-file", "IDP_SMTP_PASSWORD_FILE", "", "file holding the SMTP AUTH password")
+	fs.StringVar(&c.signupMode, "signup", "IDP_SIGNUP", auth.SignupOpen, "who may sign up: open, invite (only with an invitation: idp users invite) or closed; an invitation works in every mode")
+	fs.StringVar(&c.signupDomains, "signup-email-domains", "IDP_SIGNUP_EMAIL_DOMAINS", "", "with an open sign-up, the only email domains it takes (comma-separated; an address is then required)")
 	fs.StringVar(&c.mailTemplatesDir, "mail-templates", "IDP_MAIL_TEMPLATES", "", "folder of mail templates replacing the built-in ones (notice.txt, notice.html …)")
 	fs.StringVar(&c.smtp.From, "smtp-from", "IDP_SMTP_FROM", "", `the sender of the IdP's mail: "Example login <login@example.com>"`)
 
@@ -187,6 +192,17 @@ func (c *config) flags(fs *envflag.Set) {
 	const rate = "be 0 or more (the rate), at least 1 (the burst)"
 	fs.Require(func() bool { return validRate(c.rateLimit, c.rateBurst) }, rate, "rate-limit", "rate-burst")
 	fs.Require(func() bool { return validRate(c.tokenRateLimit, c.tokenRateBurst) }, rate, "token-rate-limit", "token-rate-burst")
+	fs.Require(func() bool {
+		return slices.Contains([]string{auth.SignupOpen, auth.SignupInvite, auth.SignupClosed}, c.signupMode)
+	}, "be open, invite or closed", "signup")
+	fs.Require(func() bool {
+		for _, d := range splitList(c.signupDomains) {
+			if identity.ValidateEmail("x@"+d) != nil || strings.Contains(d, "@") {
+				return false
+			}
+		}
+		return true
+	}, "be domain names, comma-separated", "signup-email-domains")
 	fs.Require(func() bool { return c.tokenTTL >= time.Second }, "be at least 1s", "token-ttl")
 	fs.Require(func() bool { return c.refreshTTL >= c.tokenTTL }, "be at least the token TTL", "refresh-ttl")
 	fs.Require(func() bool { return c.idTokenTTL >= time.Minute && c.idTokenTTL <= 24*time.Hour }, "be between 1m and 24h", "id-token-ttl")
@@ -441,6 +457,8 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		OnLogin:        func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 		Throttle:       throttle,
 		Mail:           mailer,
+		SignupMode:     c.signupMode,
+		SignupDomains:  lowerAll(splitList(c.signupDomains)),
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
@@ -568,4 +586,13 @@ func openBolt(dir string, lockTimeout time.Duration) (store, error) {
 
 func openPostgres(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (store, error) {
 	return pgstore.Open(ctx, cfg, logger)
+}
+
+// lowerAll is l in lower case: domains compare so.
+func lowerAll(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = strings.ToLower(s)
+	}
+	return out
 }

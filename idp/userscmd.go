@@ -106,6 +106,7 @@ func usersUsage() string {
 		"       idp users verify-email USER ADDRESS [--sub]" + flags + "\n" +
 		"       idp users release-name USERNAME" + flags + "\n" +
 		"       idp users reset-password USER [--print-link] [--sub]" + flags + "\n" +
+		"       idp users invite EMAIL [--group G[,G…]] [--print-link]" + flags + "\n" +
 		"       idp users list [--prefix P] [--after NAME] [--limit N]" + flags + "\n" +
 		"USER is a username (any letter case) or a user's sub; one that is both someone's username and\n" +
 		"someone else's sub is refused (--sub: USER is a sub only). release-name frees a deleted user's\n" +
@@ -188,6 +189,8 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usersReleaseName(ctx, rest, getenv, stdout, stderr)
 	case "reset-password":
 		return usersResetPassword(ctx, rest, getenv, stdout, stderr)
+	case "invite":
+		return usersInvite(ctx, rest, getenv, stdout, stderr)
 	}
 	cmd, ok := usersCommands[sub]
 	if !ok {
@@ -355,5 +358,52 @@ func usersResetPassword(ctx context.Context, args []string, getenv func(string) 
 		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n(it works once, for 30 minutes: hand it to the user over a channel you trust)\n", v.Link)
+	return err
+}
+
+// usersInvite is `idp users invite EMAIL [--group G] [--print-link]`: an invitation to sign up,
+// mailed to EMAIL or printed; its account gets that address, verified, and the groups.
+func usersInvite(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || isKeysFlag(args[0]) {
+		return fmt.Errorf("idp users invite needs an email address\n%s", usersUsage())
+	}
+	email, rest := args[0], args[1:]
+	fs := envflag.New("idp users invite", stderr)
+	admin := addAdminFlags(fs)
+	base := admin.base
+	groups := fs.String("group", "", "", "groups the new user joins (comma-separated)")
+	printLink := fs.Bool("print-link", "", false, "print the link instead of mailing it")
+	if err := fs.Parse(rest, getenv); err != nil {
+		return err
+	}
+	token, err := admin.credential()
+	if err != nil {
+		return err
+	}
+	gs := splitList(*groups)
+	if gs == nil {
+		gs = []string{}
+	}
+	body, err := json.Marshal(httpapi.InvitationRequest{Email: email, Groups: gs})
+	if err != nil {
+		return err
+	}
+	path := "/admin/invitations"
+	if *printLink {
+		path += "?print=1"
+	}
+	result, err := adminCall(ctx, *base, token, http.MethodPost, path, body, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	var inv httpapi.InvitationInfo
+	if err := json.Unmarshal(result, &inv); err != nil {
+		return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+	}
+	if *printLink {
+		_, err = fmt.Fprintf(stdout, "%s\n(invitation %s for %s; it works once, until %s)\n", inv.Link, inv.ID, inv.Email, inv.ExpiresAt.Format(time.RFC3339))
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "invitation %s mailed to %s; it works once, until %s\n", inv.ID, inv.Email, inv.ExpiresAt.Format(time.RFC3339))
 	return err
 }

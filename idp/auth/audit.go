@@ -212,6 +212,8 @@ type Mailer interface {
 	Notice(u identity.User, what string) (identity.Mail, bool, error)
 	// VerifyEmail is the message carrying the confirmation link of address to it.
 	VerifyEmail(u identity.User, address, link string, ttl time.Duration) (identity.Mail, error)
+	// Invitation is the message carrying an invitation to sign up to address.
+	Invitation(address, link string, ttl time.Duration) (identity.Mail, error)
 	// ResetPassword is the message carrying a password-reset link to u's address.
 	ResetPassword(u identity.User, link string, ttl time.Duration) (identity.Mail, error)
 	// Queued says mail was just committed to the outbox.

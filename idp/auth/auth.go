@@ -73,6 +73,9 @@ func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 	if err := identity.ValidateEmail(email); err != nil {
 		return err
 	}
+	if err := s.signupAllowed(email); err != nil {
+		return err
+	}
 	// The policy refuses an over-long password before anything hashes it.
 	if err := password.CheckPolicy(username, pw); err != nil {
 		return err

@@ -3,7 +3,9 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"jwtidp/idp/identity"
@@ -23,6 +25,9 @@ var (
 
 // maxLogin bounds what /password/forgot takes: a username or an email address.
 const maxLogin = 320
+
+// resetsPerHour bounds the reset links one account is mailed in an hour.
+const resetsPerHour = 3
 
 // resetSlots bounds the resets being looked up and written at once in the background; past
 // it, a request is answered as every other and dropped (logged).
@@ -50,7 +55,9 @@ func (s *SignIn) ForgotPassword(ctx context.Context, login string) error {
 	}
 	go func() {
 		defer func() { <-s.resets }()
-		if err := s.forgot(context.WithoutCancel(ctx), login); err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.forgot(ctx, login); err != nil {
 			s.Logger.ErrorContext(ctx, "password reset not sent", "err", err)
 		}
 	}()
@@ -75,34 +82,40 @@ func (s *SignIn) forgot(ctx context.Context, login string) error {
 		s.Logger.InfoContext(ctx, "password reset asked for an account it cannot go to", "sub", u.ID)
 		return nil
 	}
-	// Every request counts against the account, so its owner's mailbox cannot be flooded.
-	at := Attempt{Account: "password-reset:" + u.ID, Remote: remoteKey(ctx)}
-	if err := s.Throttle.Allow(ctx, at); err != nil {
-		s.Logger.WarnContext(ctx, "password reset throttled", "sub", u.ID)
-		return nil
+	// At most resetsPerHour links per account in a clock hour, from anywhere, so its owner's
+	// mailbox cannot be flooded. The store decides: the links of an hour have the ids of its
+	// slots, and a taken id is a conflict, so requests at once on any number of replicas cannot
+	// all pass. Not the login throttle's counters, which an address shares with its logins: a
+	// reset for an account that exists must move no counter that one for no account leaves alone.
+	hour := s.Now().Unix() / 3600
+	for n := range resetsPerHour {
+		_, err := s.makeResetLink(ctx, u, true, fmt.Sprintf("reset-%s-%d-%d", u.ID, hour, n))
+		if apperr.Code(err) != apperr.ECONFLICT {
+			return err
+		}
 	}
-	if err := s.Throttle.Failure(ctx, at); err != nil {
-		return err
-	}
-	_, err = s.makeResetLink(ctx, u, true)
-	return err
+	s.Logger.WarnContext(ctx, "password reset refused: too many links this hour", "sub", u.ID)
+	return nil
 }
 
-// makeResetLink stores a reset link for u and, when mail is true, its mail in the same
-// transaction; it returns the link's URL.
-func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool) (string, error) {
+// makeResetLink stores a reset link for u with id ("": a random one) and, when mail is true,
+// its mail in the same transaction; it returns the link's URL. ECONFLICT when id is taken.
+func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool, id string) (string, error) {
 	tok, err := token.RandomString(s.Random, 32)
 	if err != nil {
 		return "", err
 	}
-	id, err := token.RandomString(s.Random, 16)
-	if err != nil {
-		return "", err
+	if id == "" {
+		if id, err = token.RandomString(s.Random, 16); err != nil {
+			return "", err
+		}
 	}
 	now := s.Now().UTC()
 	link := strings.TrimSuffix(s.Issuer.Issuer, "/") + "/password/reset?token=" + tok
+	// Bound to the address it went to as well as the credential epoch: a change of address,
+	// which moves no epoch, ends the links the old mailbox holds.
 	l := identity.Link{ID: id, Hash: HashSecret(tok), Kind: identity.LinkResetPassword, UserID: u.ID, Epoch: u.Epoch,
-		CreatedAt: now, ExpiresAt: now.Add(identity.ResetPasswordTTL)}
+		Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(identity.ResetPasswordTTL)}
 	detail := "printed for an admin"
 	if mail {
 		m, err := s.Mail.ResetPassword(u, link, identity.ResetPasswordTTL)
@@ -149,7 +162,7 @@ func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string
 		return ErrResetLink
 	case err != nil:
 		return err
-	case u.Disabled || u.Epoch != l.Epoch:
+	case u.Disabled || u.Epoch != l.Epoch || identity.NormalizeEmail(u.Email) != identity.NormalizeEmail(l.Email):
 		return ErrResetLink
 	}
 	if err := password.CheckPolicy(u.Username, newPassword); err != nil {
@@ -179,7 +192,7 @@ func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string
 	mctx := s.withNotice(ctx, u, NoticePassword)
 	err = s.audited(mctx, func(ctx context.Context) error {
 		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
-			if cur.Epoch != l.Epoch || cur.Disabled {
+			if cur.Epoch != l.Epoch || cur.Disabled || identity.NormalizeEmail(cur.Email) != identity.NormalizeEmail(l.Email) {
 				return cur, ErrResetLink
 			}
 			cur.PasswordHash = newHash
@@ -207,6 +220,9 @@ func (s *Admin) ResetPasswordLink(ctx context.Context, user string, print bool) 
 	if err != nil {
 		return "", err
 	}
+	if u.Disabled {
+		return "", apperr.Errorf(apperr.ECONFLICT, "The user is disabled: enable them first, or the link cannot be used")
+	}
 	if !print {
 		switch {
 		case s.Mail == nil:
@@ -215,7 +231,7 @@ func (s *Admin) ResetPasswordLink(ctx context.Context, user string, print bool) 
 			return "", apperr.Errorf(apperr.EINVALID, "The user has no verified email address: print the link instead (--print-link)")
 		}
 	}
-	link, err := s.makeResetLink(ctx, u, !print)
+	link, err := s.makeResetLink(ctx, u, !print, "")
 	if err != nil {
 		return "", err
 	}

@@ -48,6 +48,11 @@ type Config struct {
 	Mail Mailer
 	// Links keeps the links mail carries (password resets); nil: none can be made.
 	Links identity.LinkStore
+	// SignupMode is who may sign up: SignupOpen (""), SignupInvite or SignupClosed; an
+	// invitation works in every mode. SignupDomains, with an open sign-up, are the only email
+	// domains it takes (an address is then required); none: any.
+	SignupMode    string
+	SignupDomains []string
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"jwtidp/idp/auth"
+	"jwtidp/shared/apperr"
 	"jwtidp/shared/web"
 )
 
@@ -29,9 +30,10 @@ func (c credentials) Valid() map[string]string {
 
 // signupRequest is /signup's body: the credentials and an optional email.
 type signupRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Email    string `json:"email"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	Email      string `json:"email"`
+	Invitation string `json:"invitation"` // an invitation's token: the account gets its address and groups
 }
 
 func (c signupRequest) Valid() map[string]string {
@@ -41,13 +43,30 @@ func (c signupRequest) Valid() map[string]string {
 // Signer is what /signup needs of the use cases.
 type Signer interface {
 	Signup(ctx context.Context, username, password, email string) error
+	SignupInvited(ctx context.Context, invitation, username, password string) error
 }
 
 func handleSignup(logger *slog.Logger, svc Signer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isForm(r) {
+			signupForm(w, r, logger, svc)
+			return
+		}
 		var req signupRequest
 		if err := web.Decode(w, r, &req); err != nil {
 			web.Error(w, r, logger, err)
+			return
+		}
+		if req.Invitation != "" {
+			if req.Email != "" {
+				web.Error(w, r, logger, apperr.Errorf(apperr.EINVALID, "An invitation brings its own email address: leave \"email\" out"))
+				return
+			}
+			if err := svc.SignupInvited(r.Context(), req.Invitation, req.Username, req.Password); err != nil {
+				web.Error(w, r, logger, err)
+				return
+			}
+			web.Success(w, http.StatusCreated, "User created")
 			return
 		}
 		if err := svc.Signup(r.Context(), req.Username, req.Password, req.Email); err != nil {

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
+	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/web"
@@ -20,6 +22,7 @@ type passwordView struct {
 	Base    string // from /password/… to the root
 	Reset   bool   // the new-password form (else the request for a link)
 	Verify  bool   // the address confirmation's page
+	Signup  bool   // an invitation's sign-up page
 	Token   string // the link's, carried by the form
 	Done    bool
 	Message string
@@ -37,8 +40,13 @@ func isForm(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
 }
 
-// formValues reads a bounded form body: the fields of the password pages, nothing large.
+// formValues reads a bounded form body: the fields of the password pages, nothing large. A form
+// a browser says another site sent is refused: a hostile page must not make its visitors ask
+// for resets, confirmations or accounts.
 func formValues(w http.ResponseWriter, r *http.Request) error {
+	if !sameOrigin(r) {
+		return apperr.Errorf(apperr.EFORBIDDEN, "This form must be sent from this site's own page")
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
 		return apperr.Errorf(apperr.EINVALID, "The form could not be read")
@@ -195,7 +203,7 @@ func handleVerifyEmailLink(logger *slog.Logger, svc EmailLinkVerifier) http.Hand
 		form := isForm(r)
 		if form {
 			if err := formValues(w, r); err != nil {
-				renderPassword(w, http.StatusBadRequest, passwordView{Verify: true, Error: apperr.Message(err)})
+				renderPassword(w, web.Status(apperr.Code(err)), passwordView{Verify: true, Error: apperr.Message(err)})
 				return
 			}
 			tok = r.PostForm.Get("token")
@@ -223,5 +231,109 @@ func handleVerifyEmailLink(logger *slog.Logger, svc EmailLinkVerifier) http.Hand
 		default:
 			web.Success(w, http.StatusOK, map[string]any{"email": u.Email, "email_verified": u.EmailVerified})
 		}
+	})
+}
+
+// handleSignupPage is GET /signup?invitation=…, where an invitation's link leads: a form for a
+// username and a password, carrying the invitation.
+func handleSignupPage(w http.ResponseWriter, r *http.Request) {
+	renderPassword(w, http.StatusOK, passwordView{Signup: true, Token: r.URL.Query().Get("invitation")})
+}
+
+// signupForm is POST /signup from that page: the account the invitation allows.
+func signupForm(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Signer) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := formValues(w, r); err != nil {
+		renderPassword(w, web.Status(apperr.Code(err)), passwordView{Signup: true, Error: apperr.Message(err)})
+		return
+	}
+	tok := r.PostForm.Get("invitation")
+	err := svc.SignupInvited(r.Context(), tok, r.PostForm.Get("username"), r.PostForm.Get("password"))
+	if err != nil {
+		if apperr.Code(err) == apperr.EINTERNAL {
+			logger.ErrorContext(r.Context(), "signup by invitation", "err", err)
+		}
+		renderPassword(w, web.Status(apperr.Code(err)), passwordView{Signup: true, Token: tok, Error: apperr.Message(err)})
+		return
+	}
+	renderPassword(w, http.StatusCreated, passwordView{Signup: true, Done: true, Message: "Your account is made. Sign in with your username and password."})
+}
+
+// Inviter is the admin's invitations.
+type Inviter interface {
+	Invite(ctx context.Context, email string, groups []string, print bool) (auth.Invitation, error)
+	Invitations(ctx context.Context) ([]auth.Invitation, error)
+	DeleteInvitation(ctx context.Context, id string) error
+}
+
+// InvitationRequest is POST /admin/invitations' body.
+type InvitationRequest struct {
+	Email  string   `json:"email"`
+	Groups []string `json:"groups"`
+}
+
+// InvitationInfo is an invitation as the admin routes show it.
+type InvitationInfo struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Groups    []string  `json:"groups"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Used      bool      `json:"used"`
+	Link      string    `json:"link,omitempty"` // only when made with ?print=1
+}
+
+func invitationInfo(i auth.Invitation) InvitationInfo {
+	g := i.Groups
+	if g == nil {
+		g = []string{}
+	}
+	return InvitationInfo{ID: i.ID, Email: i.Email, Groups: g, CreatedAt: i.CreatedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Used: i.Used, Link: i.Link}
+}
+
+// handleInvite is POST /admin/invitations {"email","groups"}: 201 with the invitation (and its
+// link with ?print=1, when nothing is mailed).
+func handleInvite(logger *slog.Logger, svc Inviter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		var req InvitationRequest
+		if err := web.Decode(w, r, &req); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		inv, err := svc.Invite(r.Context(), req.Email, req.Groups, r.URL.Query().Get("print") == "1")
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		web.Success(w, http.StatusCreated, invitationInfo(inv))
+	})
+}
+
+// handleInvitations is GET /admin/invitations: {"invitations":[…]}, oldest first.
+func handleInvitations(logger *slog.Logger, svc Inviter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		all, err := svc.Invitations(r.Context())
+		if err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		out := make([]InvitationInfo, 0, len(all))
+		for _, i := range all {
+			out = append(out, invitationInfo(i))
+		}
+		web.Success(w, http.StatusOK, map[string]any{"invitations": out})
+	})
+}
+
+// handleDeleteInvitation is DELETE /admin/invitations/{id}: 204, 404 for none.
+func handleDeleteInvitation(logger *slog.Logger, svc Inviter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := svc.DeleteInvitation(r.Context(), r.PathValue("id")); err != nil {
+			web.Error(w, r, logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 }

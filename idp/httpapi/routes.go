@@ -39,6 +39,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 
 	// Accounts and tokens for API clients.
 	mux.Handle("POST /signup", limit(handleSignup(d.Logger, d.Auth.SignIn)))
+	mux.Handle("GET /signup", http.HandlerFunc(handleSignupPage))
 	mux.Handle("POST /auth", limit(handleAuth(d.Logger, d.Auth.SignIn, keys, d.Session.Secure)))
 	// A forgotten password: a link by mail, then a new password (issue 28).
 	mux.Handle("GET /password/forgot", http.HandlerFunc(handleForgotPage))
@@ -120,6 +121,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/users/{user}/revoke-admin", admin(handleAdminUserAction(d.Logger, setAdmin(d.Auth.Admin, false))))
 	mux.Handle("POST /admin/users/{user}/verify-email", admin(handleVerifyEmail(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/users/{user}/reset-password", admin(handleAdminResetPassword(d.Logger, d.Auth.Admin)))
+	mux.Handle("POST /admin/invitations", admin(handleInvite(d.Logger, d.Auth.Admin)))
+	mux.Handle("GET /admin/invitations", admin(handleInvitations(d.Logger, d.Auth.Admin)))
+	mux.Handle("DELETE /admin/invitations/{id}", admin(handleDeleteInvitation(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/users/{user}/reset-mfa", admin(handleResetMFA(d.Logger, d.Auth.Admin, d.Sessions)))
 	mux.Handle("POST /admin/usernames/{name}/release", admin(handleReleaseUsername(d.Logger, d.Auth.Admin)))
 	mux.Handle("POST /admin/groups", admin(handleGroupsCreate(d.Logger, d.Auth.Admin)))

@@ -23,6 +23,8 @@ type AuditEvent struct {
 // The audit event types: the security events API.md lists.
 const (
 	AuditSignup              = "signup"
+	AuditInvitationCreated   = "invitation_created"    // by an admin
+	AuditInvitationDeleted   = "invitation_deleted"    // by an admin
 	AuditLogin               = "login"                 // outcome success or failure
 	AuditLockout             = "lockout"               // a login refused by the brute-force throttle
 	AuditSecondFactorFailure = "second_factor_failure" // a one-time code given and refused

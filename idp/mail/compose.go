@@ -72,6 +72,18 @@ func (c *Composer) VerifyEmail(u identity.User, address, link string, ttl time.D
 	return c.compose(u, KindVerifyEmail, VerifyData{Username: u.Username, Issuer: c.Issuer, Link: link, Hours: int(ttl / time.Hour)})
 }
 
+// InvitationData is what the invitation templates are given.
+type InvitationData struct {
+	Issuer string
+	Link   string // the sign-up page, with the invitation's token
+	Days   int
+}
+
+// Invitation is the message carrying link, an invitation to sign up valid for ttl, to address.
+func (c *Composer) Invitation(address, link string, ttl time.Duration) (identity.Mail, error) {
+	return c.compose(identity.User{Email: address}, KindInvitation, InvitationData{Issuer: c.Issuer, Link: link, Days: int(ttl / (24 * time.Hour))})
+}
+
 func (c *Composer) compose(u identity.User, kind string, data any) (identity.Mail, error) {
 	subject, text, html, err := c.Templates.Render(kind, data)
 	if err != nil {

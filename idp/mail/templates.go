@@ -21,10 +21,11 @@ const (
 	KindNotice        = "notice"         // the owner is told a credential or their address changed
 	KindResetPassword = "reset-password" // a link to choose a new password
 	KindVerifyEmail   = "verify-email"   // a link confirming an address is its owner's
+	KindInvitation    = "invitation"     // a link to sign up
 )
 
 // Kinds are the mail the IdP sends.
-var Kinds = []string{KindNotice, KindResetPassword, KindVerifyEmail}
+var Kinds = []string{KindNotice, KindResetPassword, KindVerifyEmail, KindInvitation}
 
 // Templates are the bodies of the IdP's mail: the built-in ones, each replaced by a file of the
 // same name in an operator's folder. The text template defines "subject" too; the HTML one is
