@@ -85,11 +85,7 @@ func (s *Admin) Invite(ctx context.Context, email string, groups []string, print
 			return Invitation{}, err
 		}
 	}
-	tok, err := token.RandomString(s.Random, 32)
-	if err != nil {
-		return Invitation{}, err
-	}
-	id, err := token.RandomString(s.Random, 16)
+	tok, id, err := s.newLinkToken("")
 	if err != nil {
 		return Invitation{}, err
 	}
@@ -161,25 +157,15 @@ func (s *Admin) DeleteInvitation(ctx context.Context, id string) error {
 // rules. The invitation is spent when the username is known to be free; ErrInvitation for one
 // that cannot be used, ECONFLICT for a taken username (the invitation stays live).
 func (s *SignIn) SignupInvited(ctx context.Context, invitation, username, pw string) error {
-	if s.Links == nil || invitation == "" || len(invitation) > 100 {
-		return ErrInvitation
-	}
 	if err := identity.ValidateUsername(username); err != nil {
 		return err
 	}
 	if err := password.CheckPolicy(username, pw); err != nil {
 		return err
 	}
-	hash := HashSecret(invitation)
-	var l identity.Link
-	_, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) { l = x; return x, errPeek })
-	switch {
-	case apperr.Code(err) == apperr.ENOTFOUND:
-		return ErrInvitation
-	case !errors.Is(err, errPeek):
+	l, hash, err := s.peekLink(ctx, invitation, identity.LinkInvitation, ErrInvitation)
+	if err != nil {
 		return err
-	case l.Kind != identity.LinkInvitation || !l.Live(s.Now()):
-		return ErrInvitation
 	}
 	if _, err := s.Users.GetUserByName(ctx, username); err == nil {
 		return identity.ErrUsernameTaken
@@ -194,16 +180,10 @@ func (s *SignIn) SignupInvited(ctx context.Context, invitation, username, pw str
 	if err != nil {
 		return err
 	}
-	now := s.Now().UTC()
-	if _, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) {
-		if !x.Live(now) {
-			return identity.Link{}, ErrInvitation
-		}
-		x.UsedAt = now
-		return x, nil
-	}); err != nil {
+	if err := s.spendLink(ctx, hash, ErrInvitation); err != nil {
 		return err
 	}
+	now := s.Now().UTC()
 	u := identity.User{ID: id, Username: username, PasswordHash: pwHash, CreatedAt: now, Email: l.Email, EmailVerified: true}
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 		s.event(ctx, identity.AuditSignup, id, Success, "by invitation"))

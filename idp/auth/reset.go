@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/password"
-	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 )
 
@@ -101,14 +99,9 @@ func (s *SignIn) forgot(ctx context.Context, login string) error {
 // makeResetLink stores a reset link for u with id ("": a random one) and, when mail is true,
 // its mail in the same transaction; it returns the link's URL. ECONFLICT when id is taken.
 func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool, id string) (string, error) {
-	tok, err := token.RandomString(s.Random, 32)
+	tok, id, err := s.newLinkToken(id)
 	if err != nil {
 		return "", err
-	}
-	if id == "" {
-		if id, err = token.RandomString(s.Random, 16); err != nil {
-			return "", err
-		}
 	}
 	now := s.Now().UTC()
 	link := strings.TrimSuffix(s.Issuer.Issuer, "/") + "/password/reset?token=" + tok
@@ -142,19 +135,9 @@ func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool, id
 // owner is told by mail. ErrResetLink for a link that cannot be used, and nothing changes; a
 // refused password or code leaves the link live.
 func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string) error {
-	if s.Links == nil || tok == "" || len(tok) > 100 {
-		return ErrResetLink
-	}
-	hash := HashSecret(tok)
-	var l identity.Link
-	_, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) { l = x; return x, errPeek })
-	switch {
-	case apperr.Code(err) == apperr.ENOTFOUND:
-		return ErrResetLink
-	case !errors.Is(err, errPeek):
+	l, hash, err := s.peekLink(ctx, tok, identity.LinkResetPassword, ErrResetLink)
+	if err != nil {
 		return err
-	case l.Kind != identity.LinkResetPassword || !l.Live(s.Now()):
-		return ErrResetLink
 	}
 	u, err := s.Users.GetUser(ctx, l.UserID)
 	switch {
@@ -178,15 +161,7 @@ func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string
 	if err != nil {
 		return err
 	}
-	now := s.Now().UTC()
-	_, err = s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) {
-		if !x.Live(now) {
-			return identity.Link{}, ErrResetLink
-		}
-		x.UsedAt = now
-		return x, nil
-	})
-	if err != nil {
+	if err := s.spendLink(ctx, hash, ErrResetLink); err != nil {
 		return err
 	}
 	mctx := s.withNotice(ctx, u, NoticePassword)

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"jwtidp/idp/identity"
-	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 )
 
@@ -22,11 +21,7 @@ func (s *core) sendVerification(ctx context.Context, u identity.User, address st
 		return
 	}
 	err := func() error {
-		tok, err := token.RandomString(s.Random, 32)
-		if err != nil {
-			return err
-		}
-		id, err := token.RandomString(s.Random, 16)
+		tok, id, err := s.newLinkToken("")
 		if err != nil {
 			return err
 		}
@@ -52,19 +47,9 @@ func (s *core) sendVerification(ctx context.Context, u identity.User, address st
 // so a link for an old address verifies nothing after a change. The link is spent.
 // ErrVerifyLink otherwise, and nothing changes.
 func (s *Account) VerifyEmailLink(ctx context.Context, tok string) (identity.User, error) {
-	if s.Links == nil || tok == "" || len(tok) > 100 {
-		return identity.User{}, ErrVerifyLink
-	}
-	hash := HashSecret(tok)
-	var l identity.Link
-	_, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) { l = x; return x, errPeek })
-	switch {
-	case apperr.Code(err) == apperr.ENOTFOUND:
-		return identity.User{}, ErrVerifyLink
-	case !errors.Is(err, errPeek):
+	l, hash, err := s.peekLink(ctx, tok, identity.LinkVerifyEmail, ErrVerifyLink)
+	if err != nil {
 		return identity.User{}, err
-	case l.Kind != identity.LinkVerifyEmail || !l.Live(s.Now()):
-		return identity.User{}, ErrVerifyLink
 	}
 	u, err := s.Users.GetUser(ctx, l.UserID)
 	switch {
@@ -75,14 +60,7 @@ func (s *Account) VerifyEmailLink(ctx context.Context, tok string) (identity.Use
 	case identity.NormalizeEmail(u.Email) != identity.NormalizeEmail(l.Email):
 		return identity.User{}, ErrVerifyLink
 	}
-	now := s.Now().UTC()
-	if _, err := s.Links.UseLink(ctx, hash, func(x identity.Link) (identity.Link, error) {
-		if !x.Live(now) {
-			return identity.Link{}, ErrVerifyLink
-		}
-		x.UsedAt = now
-		return x, nil
-	}); err != nil {
+	if err := s.spendLink(ctx, hash, ErrVerifyLink); err != nil {
 		return identity.User{}, err
 	}
 	var v identity.User
