@@ -386,6 +386,14 @@ func TestEmailVerificationThroughMailpit(t *testing.T) {
 		!strings.Contains(string(a.body), `"email_verified":true`) || verified() != true {
 		t.Fatalf("the JSON confirmation: %d %s", a.status, a.body)
 	}
+	// A sign-up with dora's address: the same answer as with a free one, the address not
+	// attached, and dora told.
+	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "mallory", "password": "correct-horse-9", "email": "DORA@example.net"}); a.status != 201 {
+		t.Fatalf("a sign-up with dora's address: %d %s", a.status, a.body)
+	}
+	if got := mp.WaitFor(t, "dora@example.net", 2); !strings.HasPrefix(got[0].Subject, "Someone signed up with your email address") {
+		t.Fatalf("dora's note: %+v", got[0])
+	}
 }
 
 var inviteLink = regexp.MustCompile(`http://\S+/signup\?invitation=[A-Za-z0-9_-]+`)

@@ -225,6 +225,8 @@ const (
 	NoticePassword     = "Your password was changed"
 	NoticeEmail        = "Your email address was changed"
 	NoticeSecondFactor = "Your second factors were changed"
+	// Someone signed up giving the owner's address: it was not attached to the new account.
+	NoticeSignupWithYourAddress = "Someone signed up with your email address (it was not given to their account)"
 )
 
 // withNotice is ctx carrying the notice of what to u for the next store write (which queues it

@@ -91,14 +91,20 @@ func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC(), Email: email}
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 		s.event(ctx, identity.AuditSignup, id, Success, ""))
+	mctx := ctx
 	if errors.Is(err, identity.ErrEmailTaken) {
+		// The address's owner is told (when it is verified): the requester learns nothing.
+		if owner, oerr := s.Users.GetUserByEmail(ctx, email); oerr == nil {
+			mctx = s.withNotice(ctx, owner, NoticeSignupWithYourAddress)
+		}
 		u.Email = ""
-		err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
+		err = s.audited(mctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 			s.event(ctx, identity.AuditSignup, id, Success, "the email given is another user's: not attached"))
 	}
 	if err != nil {
 		return err
 	}
+	s.mailQueued(mctx)
 	s.Logger.InfoContext(ctx, "user created", "sub", id)
 	s.sendVerification(ctx, u, u.Email)
 	return nil
