@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -396,5 +398,61 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if out, err := runIDP([]string{"migrate"}, "IDP_DATABASE_URL="+db); err != nil {
 		t.Fatalf("idp migrate with IDP_DATABASE_URL: %v\n%s", err, out)
+	}
+}
+
+// Two replicas on one database send the outbox between them, each message once: the mail
+// server is down while six sign-ups queue their confirmation links (half on each replica), both
+// fail to deliver, and once the server is back every message arrives exactly once.
+func TestMailAcrossReplicasOnce(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	mp := proctest.StartMailpit(t)
+	clk := clock.NewFake(time.Now())
+	mail := []string{"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>"}
+	replicas := []*servicetest.Instance{startReplica(t, db, service.Env{Clock: clk}, mail...), startReplica(t, db, service.Env{Clock: clk}, mail...)}
+	mp.Stop()
+	proctest.Secret("correct-horse-9")
+	for i := range 6 {
+		p := replicas[i%2]
+		if a := postJSON(t, p.URL+"/signup", map[string]string{"username": fmt.Sprintf("user%d", i), "password": "correct-horse-9",
+			"email": fmt.Sprintf("user%d@example.com", i)}); a.status != 201 {
+			t.Fatalf("signup %d: %d %s", i, a.status, a.body)
+		}
+	}
+	failed := func() bool {
+		return strings.Contains(replicas[0].Log(), "mail not sent: will retry") && strings.Contains(replicas[1].Log(), "mail not sent: will retry")
+	}
+	if !proctest.Eventually(10*time.Second, failed) {
+		t.Fatalf("both replicas did not try and fail:\nA:\n%s\nB:\n%s", replicas[0].Log(), replicas[1].Log())
+	}
+	mp.Start()
+	if !proctest.Eventually(30*time.Second, func() bool {
+		clk.Advance(10 * time.Second) // past the back-off, a poll at a time
+		return len(mp.Messages(t)) >= 6
+	}) {
+		t.Fatalf("%d of 6 messages delivered", len(mp.Messages(t)))
+	}
+	sent := regexp.MustCompile(`idp_mail_deliveries_total\{outcome="sent"\} (\d+)`)
+	total := func() int {
+		n := 0
+		for _, p := range replicas {
+			if m := sent.FindStringSubmatch(string(do(t, "GET", p.URL+"/metrics", "", nil).body)); m != nil {
+				k, _ := strconv.Atoi(m[1])
+				n += k
+			}
+		}
+		return n
+	}
+	proctest.Eventually(10*time.Second, func() bool { return total() == 6 })
+	for range 12 { // two more minutes of polls on both replicas
+		clk.Advance(10 * time.Second)
+	}
+	ids := map[string]bool{}
+	for _, m := range mp.Messages(t) {
+		ids[m.MessageID] = true
+	}
+	if n := len(mp.Messages(t)); n != 6 || len(ids) != 6 || total() != 6 {
+		t.Fatalf("%d messages (%d distinct), %d sent by the replicas; want 6 each", n, len(ids), total())
 	}
 }
