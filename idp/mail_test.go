@@ -564,3 +564,55 @@ func TestPasswordResetAbuse(t *testing.T) {
 		t.Fatalf("a failed login after the resets: %d, want 401 as without them", a.status)
 	}
 }
+
+// The refusals of the mail flows, each a 4xx that changes nothing: malformed and over-long
+// addresses, header injection in an address or a login, a link of a deleted user.
+func TestMailRefusals(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--admin-token", "audit-admin", "--rate-limit", "0")
+	admin := []string{"Authorization", "Bearer audit-admin"}
+	invite := func(email string) answer {
+		b, _ := json.Marshal(map[string]any{"email": email, "groups": []string{}})
+		return do(t, "POST", p.URL+"/admin/invitations?print=1", "application/json", strings.NewReader(string(b)), admin...)
+	}
+	for _, bad := range []string{"", "ivy", "ivy@", "@example.com", "ivy@example..com", "ivy@example.com\r\nBcc: x@evil.example",
+		"Ivy <ivy@example.com>", "ivy@example.com\n", strings.Repeat("i", 300) + "@example.com", "ïvy@example.com"} {
+		if a := invite(bad); a.status != 400 {
+			t.Errorf("an invitation for %q: %d %s", bad, a.status, a.body)
+		}
+	}
+	if a := do(t, "GET", p.URL+"/admin/invitations", "", nil, admin...); a.status != 200 || !strings.Contains(string(a.body), `"invitations":[]`) {
+		t.Fatalf("invitations after the refusals: %d %s", a.status, a.body)
+	}
+	for _, bad := range []map[string]string{
+		{"login": "ivy\r\nBcc: x@evil.example"}, {"login": strings.Repeat("a", 321)}, {"login": "  "}, {"user": "ivy"},
+	} {
+		if a := postJSON(t, p.URL+"/password/forgot", bad); a.status != 400 {
+			t.Errorf("forgot %q: %d %s", bad, a.status, a.body)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"token": "", "new_password": "brand-new-horse-5"}, {"token": strings.Repeat("t", 101), "new_password": "brand-new-horse-5"},
+		{"token": "x\r\ny", "new_password": "brand-new-horse-5"}, {"token": "nothing", "new_password": ""},
+	} {
+		if a := postJSON(t, p.URL+"/password/reset", bad); a.status != 400 {
+			t.Errorf("reset %q: %d %s", bad, a.status, a.body)
+		}
+	}
+	if a := postJSON(t, p.URL+"/email/verify", map[string]string{"token": "\x00"}); a.status != 400 {
+		t.Errorf("verify a NUL: %d %s", a.status, a.body)
+	}
+	// A deleted user's link is dead.
+	signup(t, p.URL, "ivy", "correct-horse-9")
+	out, err := runIDP([]string{"users", "reset-password", "ivy", "--print-link", "--url", p.URL, "--admin-token", "audit-admin"})
+	link := resetLink.FindString(out)
+	if err != nil || link == "" {
+		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
+	}
+	proctest.Secret(link)
+	if out, err := runIDP([]string{"users", "delete", "ivy", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil {
+		t.Fatalf("users delete: %v\n%s", err, out)
+	}
+	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 400 {
+		t.Fatalf("a deleted user's link: %d %s", a.status, a.body)
+	}
+}

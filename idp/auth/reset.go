@@ -38,12 +38,12 @@ const resetSlots = 8
 // counters) beside the route's per-address limit. ErrMailOff without mail; EINVALID for input
 // no account can have.
 func (s *SignIn) ForgotPassword(ctx context.Context, login string) error {
-	if s.Mail == nil || s.Links == nil {
-		return ErrMailOff
-	}
 	login = strings.TrimSpace(login)
 	if login == "" || len(login) > maxLogin || strings.ContainsFunc(login, unicode.IsControl) {
 		return apperr.Errorf(apperr.EINVALID, "Field \"login\" is required: your username or email address")
+	}
+	if s.Mail == nil || s.Links == nil {
+		return ErrMailOff
 	}
 	select {
 	case s.resets <- struct{}{}:
