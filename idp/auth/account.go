@@ -69,7 +69,7 @@ func (s *Account) SetEmail(ctx context.Context, userID, email string, proof Reau
 	return u, nil
 }
 
-// VerifyEmail marks the user's email verified: the admin's act, since the IdP sends no mail.
+// VerifyEmail marks the user's email verified: the admin's act (the owner's is VerifyEmailLink).
 // user is the user's id (sub); email is the address the admin looked at, compared with the
 // user's inside the update. ENOTFOUND for no such user; EINVALID for no email named;
 // identity.ErrEmailNotCurrent (ECONFLICT) when the user's email is not that address (any more),
