@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,10 +210,71 @@ func TestOAuth2ProxyAllowedGroup(t *testing.T) {
 	}
 }
 
+// oauth2-proxy keyed on the email domain admits a user only once they followed the link the IdP
+// mailed to their address (through a real SMTP server, Mailpit): before, the ID token's
+// email_verified is false, and oauth2-proxy refuses the sign-in.
+func TestOAuth2ProxyEmailDomainAfterVerification(t *testing.T) {
+	proxyBin := needOAuth2Proxy(t)
+	mp := proctest.StartMailpit(t)
+
+	listen := freeAddr(t)
+	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
+	const pw, adminToken = "correct-horse-9", "oauth2-proxy-email-test-admin-token"
+	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)
+	idp := startIdPForOAuth2Proxy(t, listen, clientSecret, adminToken, nil,
+		"--smtp-host", mp.SMTPHost, "--smtp-port", strconv.Itoa(mp.SMTPPort), "--smtp-tls", "none",
+		"--smtp-from", "Example login <login@example.com>")
+	body, _ := json.Marshal(map[string]string{"username": "cora", "password": pw, "email": "cora@example.com"})
+	r, err := http.Post(idp.URL+"/signup", "application/json", bytes.NewReader(body))
+	if err != nil || r.StatusCode != 201 {
+		t.Fatalf("signup: %v %v", r, err)
+	}
+	r.Body.Close()
+
+	app := newAppWith(t, oauth2ProxyPage)
+	proxy := startOAuth2Proxy(t, proxyBin, listen, idp.URL, app.srv.URL, map[string]string{
+		"OAUTH2_PROXY_CLIENT_SECRET": clientSecret,
+		"OAUTH2_PROXY_COOKIE_SECRET": cookieSecret,
+	}, map[string]string{`email_domains = ["*"]`: `email_domains = ["example.com"]`})
+	page := proxy + "/inbox"
+	signIn := func(c *http.Client) (*http.Response, string) {
+		t.Helper()
+		resp, body := get(t, c, page)
+		if resp.StatusCode == 200 || !strings.Contains(body, `action="/oauth2/start"`) {
+			t.Fatalf("without a session: %d, not the proxy's sign-in page:\n%s", resp.StatusCode, body)
+		}
+		resp, body = submitForm(t, c, resp, body)
+		return idpSignIn(t, c, resp, body, idp.URL, "cora", pw)
+	}
+	// Unverified: oauth2-proxy refuses, and nothing reaches the app.
+	c := browser(t)
+	if resp, body := signIn(c); resp.StatusCode == 200 || strings.Contains(body, `id="user"`) || len(app.requests()) != 0 {
+		t.Fatalf("cora, unverified: %d at %s:\n%s", resp.StatusCode, where(resp), body)
+	}
+	// She follows the mailed link and presses its button.
+	got := mp.WaitFor(t, "cora@example.com", 1)
+	text, _, _ := mp.Message(t, got[0].ID)
+	link := regexp.MustCompile(`http://\S+/email/verify\?token=[A-Za-z0-9_-]+`).FindString(text)
+	if link == "" {
+		t.Fatalf("no confirmation link in the mail:\n%s", text)
+	}
+	proctest.Secret(link)
+	form := url.Values{"token": {link[strings.Index(link, "token=")+len("token="):]}}
+	r, err = http.PostForm(idp.URL+"/email/verify", form)
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("the confirmation: %v %v", r, err)
+	}
+	r.Body.Close()
+	// Her next sign-in is admitted.
+	if resp, body := signIn(browser(t)); resp.StatusCode != 200 || !strings.Contains(body, `<span id="user">cora</span>`) {
+		t.Fatalf("cora, verified: %d at %s:\n%s\noauth2-proxy's log:\n%s", resp.StatusCode, where(resp), body, proxyLog(t))
+	}
+}
+
 // startIdPForOAuth2Proxy runs the IdP with the client registration README.md gives
 // (clients.example.json), its callback moved to this test's proxy at listen, the example secret
-// replaced and the edits made (each must be found), and the admin token.
-func startIdPForOAuth2Proxy(t *testing.T, listen, clientSecret, adminToken string, edits map[string]string) *proctest.Proc {
+// replaced and the edits made (each must be found), the admin token, and extra arguments.
+func startIdPForOAuth2Proxy(t *testing.T, listen, clientSecret, adminToken string, edits map[string]string, extra ...string) *proctest.Proc {
 	t.Helper()
 	replace := map[string]string{
 		"http://127.0.0.1:4180/oauth2/callback":                      "http://" + listen + "/oauth2/callback",
@@ -228,11 +290,11 @@ func startIdPForOAuth2Proxy(t *testing.T, listen, clientSecret, adminToken strin
 	}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--clients", clientsFile,
 		"--admin-token", adminToken}, proctest.FastArgon...)
-	return proctest.Start(t, idpBin, args)
+	return proctest.Start(t, idpBin, append(args, extra...))
 }
 
-// signupVerified signs a user up with an email, which an admin then verifies (the IdP sends no
-// mail here): oauth2-proxy refuses an unverified one.
+// signupVerified signs a user up with an email, which an admin then verifies (the IdP has no
+// mail server here): oauth2-proxy refuses an unverified one.
 func signupVerified(t *testing.T, idpURL, adminToken, user, pw, email string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"username": user, "password": pw, "email": email})
