@@ -147,7 +147,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 		t.Fatalf("the reset mail: %+v\n%s", got[0], text)
 	}
 	proctest.Secret(link)
-	tok := link[strings.Index(link, "token=")+len("token="):]
+	tok := tokenIn(link)
 	reset := func(tok, pw string) answer {
 		t.Helper()
 		return postJSON(t, p.URL+"/password/reset", map[string]string{"token": tok, "new_password": pw})
@@ -186,7 +186,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 	late := resetLink.FindString(text)
 	proctest.Secret(late)
 	clk.Advance(31 * time.Minute)
-	if a := reset(late[strings.Index(late, "token=")+len("token="):], "late-horse-7"); a.status != 400 {
+	if a := reset(tokenIn(late), "late-horse-7"); a.status != 400 {
 		t.Fatalf("a link after 30 minutes: %d %s", a.status, a.body)
 	}
 
@@ -197,7 +197,7 @@ func TestPasswordResetThroughMailpit(t *testing.T) {
 		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
 	}
 	proctest.Secret(printed)
-	if a := reset(printed[strings.Index(printed, "token=")+len("token="):], "printed-horse-8"); a.status != 204 {
+	if a := reset(tokenIn(printed), "printed-horse-8"); a.status != 204 {
 		t.Fatalf("the printed link: %d %s", a.status, a.body)
 	}
 	if out, err := runIDP([]string{"users", "reset-password", "ann", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil || !strings.Contains(out, "mailed") {
@@ -229,7 +229,7 @@ func TestPasswordResetWithoutMail(t *testing.T) {
 		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
 	}
 	proctest.Secret(link)
-	tok := link[strings.Index(link, "token=")+len("token="):]
+	tok := tokenIn(link)
 	// bea turns TOTP on: that change of credentials kills the link printed before it.
 	at := login(t, p.URL, "bea", "correct-horse-9")["access_token"].(string)
 	secret := bearerJSON(t, "POST", p.URL+"/account/totp", at, `{"current_password":"correct-horse-9"}`).json(t)["secret"].(string)
@@ -254,7 +254,7 @@ func TestPasswordResetWithoutMail(t *testing.T) {
 		t.Fatalf("users reset-password --print-link: %v\n%s", err, out)
 	}
 	proctest.Secret(link)
-	tok = link[strings.Index(link, "token=")+len("token="):]
+	tok = tokenIn(link)
 	for _, otp := range []string{"", "000000"} {
 		if a := reset(otp); a.status != 401 {
 			t.Fatalf("a reset with the code %q: %d %s", otp, a.status, a.body)
@@ -354,7 +354,7 @@ func TestEmailVerificationThroughMailpit(t *testing.T) {
 	if a := do(t, "GET", link, "", nil); a.status != 200 || !strings.Contains(string(a.body), `id="confirm"`) || verified() != false {
 		t.Fatalf("the link's page: %d, verified %v\n%s", a.status, verified(), a.body)
 	}
-	tok := link[strings.Index(link, "token=")+len("token="):]
+	tok := tokenIn(link)
 	confirm := func(tok string) answer {
 		return postForm(t, p.URL+"/email/verify", url.Values{"token": {tok}})
 	}
@@ -378,11 +378,11 @@ func TestEmailVerificationThroughMailpit(t *testing.T) {
 	if a := putEmail(t, p.URL, at, "dora@example.net"); a.status != 200 {
 		t.Fatalf("another address: %d %s", a.status, a.body)
 	}
-	if a := confirm(stale[strings.Index(stale, "token=")+len("token="):]); a.status != 400 || verified() != false {
+	if a := confirm(tokenIn(stale)); a.status != 400 || verified() != false {
 		t.Fatalf("a link for an address changed since: %d, verified %v", a.status, verified())
 	}
 	fresh := linkIn("dora@example.net", 1)
-	if a := postJSON(t, p.URL+"/email/verify", map[string]string{"token": fresh[strings.Index(fresh, "token=")+len("token="):]}); a.status != 200 ||
+	if a := postJSON(t, p.URL+"/email/verify", map[string]string{"token": tokenIn(fresh)}); a.status != 200 ||
 		!strings.Contains(string(a.body), `"email_verified":true`) || verified() != true {
 		t.Fatalf("the JSON confirmation: %d %s", a.status, a.body)
 	}
@@ -434,7 +434,7 @@ func TestInvitationThroughMailpit(t *testing.T) {
 	if a := do(t, "GET", link, "", nil); a.status != 200 || !strings.Contains(string(a.body), `id="make"`) {
 		t.Fatalf("the invitation's page: %d %s", a.status, a.body)
 	}
-	inv := link[strings.Index(link, "invitation=")+len("invitation="):]
+	inv := tokenIn(link)
 	signupForm := func(user string) answer {
 		return postForm(t, p.URL+"/signup", url.Values{"invitation": {inv}, "username": {user}, "password": {"correct-horse-9"}})
 	}
@@ -475,7 +475,7 @@ func TestInvitationThroughMailpit(t *testing.T) {
 		t.Fatalf("DELETE the invitation: %d %s", a.status, a.body)
 	}
 	if a := postJSON(t, p.URL+"/signup", map[string]string{"username": "fay", "password": "correct-horse-9",
-		"invitation": printed[strings.Index(printed, "invitation=")+len("invitation="):]}); a.status != 400 {
+		"invitation": tokenIn(printed)}); a.status != 400 {
 		t.Fatalf("a withdrawn invitation: %d %s", a.status, a.body)
 	}
 }
@@ -532,7 +532,7 @@ func TestPasswordResetAbuse(t *testing.T) {
 	if a := putEmail(t, p.URL, tok, "hal@example.org"); a.status != 200 {
 		t.Fatalf("a new address: %d %s", a.status, a.body)
 	}
-	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 400 {
+	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": tokenIn(link), "new_password": "brand-new-horse-5"}); a.status != 400 {
 		t.Fatalf("a link to the old address: %d %s", a.status, a.body)
 	}
 	verify("hal@example.org")
@@ -612,7 +612,10 @@ func TestMailRefusals(t *testing.T) {
 	if out, err := runIDP([]string{"users", "delete", "ivy", "--url", p.URL, "--admin-token", "audit-admin"}); err != nil {
 		t.Fatalf("users delete: %v\n%s", err, out)
 	}
-	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": link[strings.Index(link, "token=")+len("token="):], "new_password": "brand-new-horse-5"}); a.status != 400 {
+	if a := postJSON(t, p.URL+"/password/reset", map[string]string{"token": tokenIn(link), "new_password": "brand-new-horse-5"}); a.status != 400 {
 		t.Fatalf("a deleted user's link: %d %s", a.status, a.body)
 	}
 }
+
+// tokenIn is the token a mailed or printed link carries: what follows its "=".
+func tokenIn(link string) string { return link[strings.LastIndexByte(link, '=')+1:] }
