@@ -41,7 +41,7 @@ func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	writeFile(t, good, "token_ttl: 10m\nlog_format: json\nclients:\n"+cfgClient("a", cfgSecretA)+
-		"scopes:\n  workitems:admin: {groups: [ops]}\naccess_control:\n  default_policy: one_factor\n  rules:\n    - domain: [public.example.com]\n      policy: bypass\nconnectors: {}\n")
+		"scopes:\n  workitems:admin: {groups: [ops]}\naccess_control:\n  default_policy: one_factor\n  rules:\n    - domain: [public.example.com]\n      policy: bypass\nconnectors: []\n")
 	if out, err := runIDP([]string{"config", "check", good}); err != nil || out != good+": ok\n" {
 		t.Fatalf("a good file: %v\n%s", err, out)
 	}
@@ -79,7 +79,14 @@ func TestConfigCheck(t *testing.T) {
 		// problems' paths become lines as TestConfigProblemLines shows.
 		{"a key twice", "token_ttl: 1m\ntoken_ttl: 2m\n", ":2: token_ttl is given twice (first at line 1)"},
 		{"the smtp section not a mapping", "smtp: yes\n", ":1: smtp must be a mapping"},
-		{"a reserved section not a mapping", "connectors: yes\n", ":1: connectors must be a mapping"},
+		{"the connectors section not a list", "connectors: yes\n", ":1: connectors must be a list"},
+		{"a connector of no known type", "connectors:\n  - id: corp\n    type: saml\n", `:2: connectors[0]: connector "corp": type must be oidc or ldap`},
+		{"a connector's id unfit for a URL", "connectors:\n  - id: Corp/1\n    type: ldap\n    url: ldaps://ldap.example.com\n    user_search: {base_dn: dc=example}\n", `:2: connectors[0]: connector "Corp/1": id must be 1 to 32 characters`},
+		{"plain LDAP to another host", "connectors:\n  - id: corp\n    type: ldap\n    url: ldap://ldap.example.com\n    user_search: {base_dn: dc=example}\n", `:2: connectors[0]: connector "corp": url: plain ldap:// only to a loopback host`},
+		{"an OIDC connector over http", "connectors:\n  - id: co\n    type: oidc\n    issuer: http://login.example.com\n    client_id: a\n    client_secret_file: /s\n", `:2: connectors[0]: connector "co": issuer must be an https URL`},
+		{"two connectors with one id", "connectors:\n  - {id: co, type: ldap, url: \"ldaps://l.example.com\", user_search: {base_dn: dc=x}}\n  - {id: co, type: ldap, url: \"ldaps://l.example.com\", user_search: {base_dn: dc=x}}\n", `:3: connectors[1]: a connector with id "co" comes before`},
+		{"a password backend that is no directory", "connectors:\n  - {id: co, type: oidc, issuer: \"https://l.example.com\", client_id: a, client_secret_file: /s}\npassword_backends: [local, co]\n", `:3: password_backends: connector "co" is of type oidc`},
+		{"an unknown password backend", "password_backends: [local, corp]\n", `:1: password_backends: "corp" is neither "local" nor a connector's id`},
 		{"an smtp setting outside its section", "smtp_host: mail.example.com\n", ":1: smtp_host belongs in the smtp section (smtp: {host: …})"},
 		{"an smtp key misspelt", "smtp:\n  frm: login@example.com\n", `:2: unknown key smtp.frm (did you mean "from"?)`},
 		{"smtp without TLS to another host", "smtp:\n  host: mail.example.com\n  tls: none\n  from: login@example.com\n",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -31,6 +32,7 @@ import (
 	"jwtidp/idp/pgstore"
 	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
+	"jwtidp/idp/upstream"
 	"jwtidp/shared/envflag"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/pgdb"
@@ -447,6 +449,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	} else {
 		logger.Info("mail is off: no --smtp-host (smtp section)")
 	}
+	up, err := c.connectors(logger)
+	if err != nil {
+		return service.App{}, err
+	}
 	svc := auth.New(auth.Config{
 		Users: db, Families: db, Clients: db, Groups: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, Links: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
@@ -454,12 +460,14 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"), Browser: sessions,
-		OnLogin:        func(outcome string) { logins.WithLabelValues(outcome).Inc() },
-		Throttle:       throttle,
-		Mail:           mailer,
-		SignupMode:     c.signupMode,
-		SignupDomains:  lowerAll(splitList(c.signupDomains)),
-		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
+		OnLogin:       func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+		Throttle:      throttle,
+		Mail:          mailer,
+		SignupMode:    c.signupMode,
+		SignupDomains: lowerAll(splitList(c.signupDomains)),
+		Connectors:    up.configs, Directories: up.directories, PasswordBackends: up.backends,
+		Statuses:       up.statuses, // Federations: db, once both stores keep them
+		Sealer:         c.sealer,    // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
 			if live := c.live.Load(); live != nil {
@@ -545,6 +553,53 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		where = []any{"store", "postgres"}
 	}
 	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid, "signer", km.SignerName()), c.secretsLog()...)}, nil
+}
+
+// connectors are the configuration file's upstream identity providers, made.
+type connectors struct {
+	configs     map[string]upstream.Config
+	directories map[string]upstream.PasswordConnector
+	redirects   map[string]upstream.RedirectConnector
+	ordered     []upstream.Config // the file's order: the login page's buttons
+	backends    []string
+	statuses    *upstream.Statuses
+}
+
+// connectors reads each connector's secret files and makes it; none connects to its upstream
+// here, so an upstream that is down does not stop the IdP.
+func (c *config) connectors(logger *slog.Logger) (connectors, error) {
+	up := connectors{configs: map[string]upstream.Config{}, directories: map[string]upstream.PasswordConnector{},
+		redirects: map[string]upstream.RedirectConnector{}}
+	if c.file == nil {
+		up.statuses = upstream.NewStatuses(nil)
+		return up, nil
+	}
+	for _, cc := range c.file.Connectors {
+		if err := cc.Load(); err != nil {
+			return up, err
+		}
+		log := logger.With("component", "connector", "connector", cc.ID)
+		switch cc.Type {
+		case upstream.TypeOIDC:
+			redirect := strings.TrimSuffix(c.issuer, "/") + "/login/upstream/" + cc.ID + "/callback"
+			rc, err := upstream.NewOIDC(cc, redirect, http.DefaultClient, log)
+			if err != nil {
+				return up, err
+			}
+			up.redirects[cc.ID] = rc
+		case upstream.TypeLDAP:
+			pc, err := upstream.NewLDAP(cc, log)
+			if err != nil {
+				return up, err
+			}
+			up.directories[cc.ID] = pc
+		}
+		up.configs[cc.ID] = cc
+		up.ordered = append(up.ordered, cc)
+	}
+	up.backends = c.file.PasswordBackends
+	up.statuses = upstream.NewStatuses(up.ordered)
+	return up, nil
 }
 
 // scopeText is how the consent page names the first-party scopes of the default --scope; a

@@ -147,8 +147,11 @@ func (c Credentials) attempt(ctx context.Context) Attempt {
 // Authentication is who proved to be whom, and how.
 type Authentication struct {
 	User     identity.User // as read when the password was checked: its Epoch binds what is made from it
-	AMR      []string      // RFC 8176 methods: "pwd"; "pwd", "otp", "mfa" with a one-time code
+	AMR      []string      // RFC 8176 methods: "pwd"; "pwd", "otp", "mfa" with a one-time code; "fed"
 	AuthTime time.Time
+	// IDP is the connector an upstream sign-in went through ("" for the IdP's own accounts): the
+	// ID token's idp claim.
+	IDP string
 	// Pending: the password was right and a second factor is owed (Credentials.Deferred). It
 	// signs nobody in; SecondFactor completes it.
 	Pending bool

@@ -9,6 +9,7 @@ import (
 	"jwtidp/idp/password"
 	"jwtidp/idp/seal"
 	"jwtidp/idp/token"
+	"jwtidp/idp/upstream"
 )
 
 // Config is what the use cases are made of: the stores, the token issuer, the clock, randomness,
@@ -53,6 +54,16 @@ type Config struct {
 	// domains it takes (an address is then required); none: any.
 	SignupMode    string
 	SignupDomains []string
+
+	// Upstream identity (the connectors section): each connector's settings by id; the
+	// directories (ldap connectors) by id; what the password form tries, in order
+	// (upstream.Local and directory ids; empty: local only); the links between local users and
+	// upstream subjects; each connector's last success and error.
+	Connectors       map[string]upstream.Config
+	Directories      map[string]upstream.PasswordConnector
+	PasswordBackends []string
+	Federations      identity.FederationStore
+	Statuses         *upstream.Statuses
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

@@ -22,6 +22,7 @@ import (
 	"jwtidp/idp/auth"
 	"jwtidp/idp/httpapi"
 	"jwtidp/idp/identity"
+	"jwtidp/idp/upstream"
 	"jwtidp/shared/envflag"
 )
 
@@ -42,16 +43,17 @@ func (m Mistake) Error() string {
 
 // Sections beyond the settings' keys.
 const (
-	SectionClients    = "clients"        // registered clients: the objects of the --clients file
-	SectionScopes     = "scopes"         // scope → auth.ScopeRule
-	SectionAccess     = "access_control" // access.Config
-	SectionConnectors = "connectors"     // reserved: upstream identity (not used yet)
-	SectionSMTP       = "smtp"           // the mail server: its keys are the smtp_* settings'
+	SectionClients    = "clients"           // registered clients: the objects of the --clients file
+	SectionScopes     = "scopes"            // scope → auth.ScopeRule
+	SectionAccess     = "access_control"    // access.Config
+	SectionConnectors = "connectors"        // upstream identity: []upstream.Config
+	SectionBackends   = "password_backends" // what the password form tries, in order
+	SectionSMTP       = "smtp"              // the mail server: its keys are the smtp_* settings'
 )
 
 // Reserved are the sections a file may have that nothing reads yet: accepted when they are
 // mappings, and logged as not used.
-var Reserved = []string{SectionConnectors}
+var Reserved = []string{}
 
 // File is what a configuration file says.
 type File struct {
@@ -63,7 +65,11 @@ type File struct {
 	Scopes      map[string]auth.ScopeRule
 	// Access is the access_control section compiled; nil when the file has none.
 	Access *access.Policy
-	// Unused are the reserved sections the file has (connectors, smtp).
+	// Connectors are the upstream identity providers, checked (their secret files not read).
+	Connectors []upstream.Config
+	// PasswordBackends is what the password form tries, in order; nil: local accounts only.
+	PasswordBackends []string
+	// Unused are the reserved sections the file has.
 	Unused []string
 }
 
@@ -110,12 +116,13 @@ func Parse(name string, b []byte, keys map[string]string) (*File, []Mistake) {
 	} else {
 		top = &yaml.Node{Kind: yaml.MappingNode, Line: 1} // an empty file: every default
 	}
-	known := []string{SectionClients, SectionScopes, SectionAccess, SectionConnectors, SectionSMTP}
+	known := []string{SectionClients, SectionScopes, SectionAccess, SectionConnectors, SectionBackends, SectionSMTP}
 	for k := range keys {
 		known = append(known, k)
 	}
 	slices.Sort(known)
 	var accessCfg *access.Config
+	backendsLine := 0
 	d.pairs(top, "", func(k, v *yaml.Node) {
 		switch k.Value {
 		case SectionClients:
@@ -128,9 +135,10 @@ func Parse(name string, b []byte, keys map[string]string) (*File, []Mistake) {
 		case SectionSMTP:
 			f.smtp(d, v, k.Line, keys)
 		case SectionConnectors:
-			var any map[string]any
-			d.decode(v, reflect.ValueOf(&any).Elem(), k.Value, k.Line)
-			f.Unused = append(f.Unused, k.Value)
+			f.connectors(d, v, k.Line)
+		case SectionBackends:
+			backendsLine = k.Line
+			d.decode(v, reflect.ValueOf(&f.PasswordBackends).Elem(), k.Value, k.Line)
 		default:
 			flag, ok := keys[k.Value]
 			if rest, section := strings.CutPrefix(k.Value, SectionSMTP+"_"); ok && section {
@@ -153,7 +161,39 @@ func Parse(name string, b []byte, keys map[string]string) (*File, []Mistake) {
 		}
 		f.Access = policy
 	}
+	if backendsLine > 0 && len(d.mistakes) == 0 {
+		if err := upstream.CheckBackends(f.PasswordBackends, f.Connectors); err != nil {
+			d.bad(backendsLine, "%v", err)
+		}
+	}
 	return f, d.mistakes
+}
+
+// connectors decodes the connectors section and checks each entry that decoded, and that no
+// two share an id.
+func (f *File) connectors(d *decoder, n *yaml.Node, line int) {
+	var nodes []*yaml.Node
+	d.decode(n, reflect.ValueOf(&nodes).Elem(), SectionConnectors, line)
+	seen := map[string]bool{}
+	for i, e := range nodes {
+		var c upstream.Config
+		path, before := fmt.Sprintf("%s[%d]", SectionConnectors, i), len(d.mistakes)
+		d.decode(e, reflect.ValueOf(&c).Elem(), path, resolve(e).Line)
+		if len(d.mistakes) > before {
+			continue
+		}
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			d.bad(d.lines[path], "%s: %v", path, err)
+			continue
+		}
+		if seen[c.ID] {
+			d.bad(d.lines[path], "%s: a connector with id %q comes before", path, c.ID)
+			continue
+		}
+		seen[c.ID] = true
+		f.Connectors = append(f.Connectors, c)
+	}
 }
 
 // lineOf is the line of path under section, or of the nearest enclosing path decoded.
