@@ -24,6 +24,7 @@ type AuthCode struct {
 	SessionID     string
 	AuthTime      time.Time
 	AMR           []string
+	IDP           string // the connector the sign-in went through ("" for a local account)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	Used          bool
@@ -60,7 +61,7 @@ func (c AuthCode) equal(o AuthCode) bool {
 	return c.Hash == o.Hash && c.ClientID == o.ClientID && c.RedirectURI == o.RedirectURI &&
 		c.CodeChallenge == o.CodeChallenge && c.Nonce == o.Nonce && slices.Equal(c.Scopes, o.Scopes) &&
 		c.UserID == o.UserID && c.Epoch == o.Epoch && c.SessionID == o.SessionID &&
-		c.AuthTime.Equal(o.AuthTime) && slices.Equal(c.AMR, o.AMR) && c.CreatedAt.Equal(o.CreatedAt) &&
+		c.AuthTime.Equal(o.AuthTime) && slices.Equal(c.AMR, o.AMR) && c.IDP == o.IDP && c.CreatedAt.Equal(o.CreatedAt) &&
 		c.ExpiresAt.Equal(o.ExpiresAt) && c.Used == o.Used && c.RefreshHash == o.RefreshHash
 }
 
