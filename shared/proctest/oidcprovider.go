@@ -1,0 +1,113 @@
+package proctest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// OIDCProvider is panva's oidc-provider (npm), a certified OpenID provider, run by a test as
+// the upstream of an oidc connector: its script and pinned package.json live in dir (e.g.
+// idp/testdata/oidc-provider), installed with npm ci into dir's node_modules on first use.
+type OIDCProvider struct {
+	Issuer       string // http://127.0.0.1:PORT
+	ClientID     string // jwtidp
+	ClientSecret string
+	log          *lockedBuffer
+}
+
+// Log is what the provider printed.
+func (p *OIDCProvider) Log() string { return p.log.String() }
+
+var npmOnce sync.Map // dir → *sync.Once
+
+// npmCI installs dir's pinned packages once per test binary when node_modules is missing.
+func npmCI(t testing.TB, dir string) {
+	t.Helper()
+	once, _ := npmOnce.LoadOrStore(dir, &sync.Once{})
+	var err error
+	once.(*sync.Once).Do(func() {
+		if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); statErr == nil {
+			return
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		var out []byte
+		if out, err = cmd.CombinedOutput(); err != nil {
+			err = fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); statErr != nil {
+		t.Fatalf("npm ci in %s did not install oidc-provider (an earlier attempt failed?)", dir)
+	}
+}
+
+// FreePort is a loopback port nothing listens on now.
+func FreePort(t testing.TB) int { return freePort(t) }
+
+// StartOIDCProvider starts oidc-provider on port (FreePort) with one client, jwtidp, whose only
+// redirect URI is redirectURI; every account is in groups. It skips (or fails under
+// JWTIDP_REQUIRE_INTEGRATION) without node and npm, and stops when the test ends.
+func StartOIDCProvider(t testing.TB, dir string, port int, redirectURI string, groups ...string) *OIDCProvider {
+	t.Helper()
+	node := Need(t, "node")
+	Need(t, "npm")
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	npmCI(t, dir)
+	p := &OIDCProvider{ClientID: "jwtidp", ClientSecret: "upstream-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), log: &lockedBuffer{}}
+	Secret(p.ClientSecret)
+	if len(groups) == 0 {
+		groups = []string{"devs", "ops"}
+	}
+	cmd := exec.Command(node, "provider.js")
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "PORT="+strconv.Itoa(port), "REDIRECT_URI="+redirectURI,
+		"CLIENT_SECRET="+p.ClientSecret, "GROUPS="+strings.Join(groups, ","), "NODE_ENV=test")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); pw.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.log.Write([]byte(line + "\n"))
+			if rest, ok := strings.CutPrefix(line, "ready "); ok {
+				select {
+				case ready <- rest:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case p.Issuer = <-ready:
+	case <-done:
+		t.Fatalf("oidc-provider exited before listening:\n%s", p.log.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("oidc-provider did not listen within 30s:\n%s", p.log.String())
+	}
+	return p
+}
