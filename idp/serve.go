@@ -100,7 +100,7 @@ func program() *service.Program { return programOf(&config{}) }
 func programOf(c *config) *service.Program {
 	p := &service.Program{
 		Name: "idp", Version: version, Prefix: "IDP", DefaultAddr: "127.0.0.1:8080",
-		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "groups": groupsCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
+		Commands: map[string]service.Func{"keys": keysCmd, "clients": clientsCmd, "users": usersCmd, "groups": groupsCmd, "connectors": connectorsCmd, "audit": auditCmd, "store": pgdb.CopyCommand("idp", boltdb.OpenExisting, pgstore.Open, copyStore), "migrate": pgdb.MigrateCommand("idp", "IDP", pgstore.Schema)},
 		Serve:    service.Service[store]{Flags: c.flags, Open: service.Stores(openBolt, openPostgres), Build: c.build},
 	}
 	c.program = p
@@ -526,6 +526,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 			Secure: secure,
 		},
 		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
+		Upstreams: up.redirects, UpstreamConfigs: up.ordered, UpstreamStatuses: up.statuses,
 		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Now: now,
 			Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000}),
 	})

@@ -60,22 +60,25 @@ type loginView struct {
 	Error    string
 	Base     string // the way from the page's path to the root: the passkey script and routes
 	Forgot   string // the IdP's forgotten-password page, absolute (a proxy serves only /login on an app's host); "" without mail
+	// Upstreams are the "Sign in with NAME" buttons, one per oidc connector.
+	Upstreams []upstreamButton
 }
 
 // browser is what the login and logout pages need.
 type browser struct {
-	cfg      SessionConfig
-	keys     browserKeys
-	sessions Sessions
-	auth     Authenticator
-	rv       Redirects
-	loginURL string
-	logger   *slog.Logger
-	clients  Clients                                  // for RP-initiated logout; nil: none
-	forgot   string                                   // the forgotten-password page's URL; "" when mail is off
-	hints    func(raw string) (token.IDClaims, error) // checks an id_token_hint; nil: none
-	access   func() *access.Policy                    // the edge's rules, for the "not allowed" page; nil: none
-	addrs    web.ClientAddrs
+	cfg       SessionConfig
+	keys      browserKeys
+	sessions  Sessions
+	auth      Authenticator
+	rv        Redirects
+	loginURL  string
+	logger    *slog.Logger
+	clients   Clients                                  // for RP-initiated logout; nil: none
+	forgot    string                                   // the forgotten-password page's URL; "" when mail is off
+	hints     func(raw string) (token.IDClaims, error) // checks an id_token_hint; nil: none
+	access    func() *access.Policy                    // the edge's rules, for the "not allowed" page; nil: none
+	addrs     web.ClientAddrs
+	upstreams []upstreamButton // the oidc connectors' buttons
 }
 
 // Sessions is what the browser pages need of the session use cases.
@@ -129,6 +132,13 @@ func (b *browser) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	}
 	v.Base = strings.TrimSuffix(v.Action, "login")
 	v.Forgot = b.forgot
+	for _, u := range b.upstreams {
+		u.Href = v.Base + "login/upstream/" + u.ID
+		if v.RD != "" {
+			u.Href += "?" + url.Values{"rd": {v.RD}}.Encode()
+		}
+		v.Upstreams = append(v.Upstreams, u)
+	}
 	pageHeadersCSP(w, status, scriptCSP) // the passkey button's script
 	loginPage.Execute(w, v)
 }

@@ -33,6 +33,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth.Mail != nil {
 		b.forgot = strings.TrimSuffix(d.Issuer, "/") + "/password/forgot"
 	}
+	b.upstreams = upstreamButtons(d.UpstreamConfigs)
+	upstreams := newUpstreamPages(b, d)
 	passkeys := &passkeyPages{browser: b, signIn: d.Auth.SignIn, svc: d.Auth.Account, now: d.Now}
 	account := &accountPages{browser: b, svc: d.Auth.Account}
 	authorize := newAuthorizeEndpoint(b, d.Auth.Grants, d.Issuer, d.Now, d.Logger, d.Limiter, d.ScopeText)
@@ -79,6 +81,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	stepUp := &stepUpPages{browser: b, factors: d.Auth.Account, stepUp: d.Auth.SignIn, account: strings.TrimSuffix(d.Issuer, "/") + "/account/passkeys"}
 	mux.Handle("GET /login/stepup", http.HandlerFunc(stepUp.page))
 	mux.Handle("POST /login/stepup", d.Limiter.Limit(http.HandlerFunc(stepUp.post), b.loginRefused))
+	// Sign-in through an upstream OpenID provider (issue 29): the start and the link form are
+	// limited as the login is; the callback's state is single use.
+	mux.Handle("GET /login/upstream/{id}", d.Limiter.Limit(http.HandlerFunc(upstreams.start), b.loginRefused))
+	mux.Handle("GET /login/upstream/{id}/callback", d.Limiter.Limit(http.HandlerFunc(upstreams.callback), b.loginRefused))
+	mux.Handle("POST /login/upstream/link", d.Limiter.Limit(http.HandlerFunc(upstreams.link), b.loginRefused))
 	mux.Handle("GET /login/passkey.js", http.HandlerFunc(servePasskeyJS))
 	mux.Handle("POST /login/passkey/begin", limit(http.HandlerFunc(passkeys.loginBegin)))
 	mux.Handle("POST /login/passkey/finish", limit(http.HandlerFunc(passkeys.loginFinish)))
@@ -138,6 +145,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("PUT /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, forgettingMember(d, d.Auth.Admin.AddMember))))
 	mux.Handle("DELETE /admin/groups/{name}/members/{user}", admin(handleGroupMember(d.Logger, forgettingMember(d, d.Auth.Admin.RemoveMember))))
 	mux.Handle("GET /admin/audit", admin(handleAudit(d.Logger, d.Auth.Admin, d.Now)))
+	mux.Handle("GET /admin/connectors", admin(handleConnectors(d.UpstreamStatuses)))
 	mux.Handle("POST /admin/reload", admin(handleReload(d.Logger, d.Reload)))
 	// The backup holds every secret of the store (the signing keys, password hashes, TOTP seeds):
 	// only the static admin token, the operator's own credential, may take it.

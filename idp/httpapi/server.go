@@ -15,6 +15,7 @@ import (
 	"jwtidp/idp/identity"
 	"jwtidp/idp/keys"
 	"jwtidp/idp/token"
+	"jwtidp/idp/upstream"
 	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
@@ -58,6 +59,11 @@ type Deps struct {
 	// and SIGHUP. nil: there is no file to reload.
 	Reload    func(ctx context.Context) error
 	ScopeText map[string]string // how the consent page names Scopes (others by name)
+	// Upstreams are the oidc connectors by id, UpstreamConfigs every connector in the file's
+	// order (the login page's buttons), UpstreamStatuses what each last did (issue 29).
+	Upstreams        map[string]upstream.RedirectConnector
+	UpstreamConfigs  []upstream.Config
+	UpstreamStatuses *upstream.Statuses
 }
 
 // NewServer returns the IdP's handler with every route and the common middleware.
