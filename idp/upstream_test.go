@@ -2,15 +2,21 @@ package main
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"jwtidp/idp/boltdb"
+	"jwtidp/idp/identity"
 	"jwtidp/shared/proctest"
 )
 
@@ -177,3 +183,76 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	signup(t, p.URL, "local-user", "correct-horse-9")
 	login(t, p.URL, "local-user", "correct-horse-9")
 }
+
+// TestUpstreamLinkExisting: with link: existing, the first upstream sign-in asks for the local
+// account's password (a wrong one signs nobody in), links it, and the next upstream sign-in
+// goes straight through. The upstream is oidc-provider, signed in to with its own forms.
+func TestUpstreamLinkExisting(t *testing.T) {
+	if _, ok := any((*boltdb.DB)(nil)).(identity.FederationStore); !ok {
+		t.Skip("the stores do not keep upstream links (identity.FederationStore) yet")
+	}
+	idpAddr, upPort := "127.0.0.1:"+strconv.Itoa(proctest.FreePort(t)), proctest.FreePort(t)
+	up := proctest.StartOIDCProvider(t, "testdata/oidc-provider", upPort, "http://"+idpAddr+"/login/upstream/company/callback")
+	p := startIDP(t, t.TempDir(), "--addr", idpAddr, "--config", upstreamConfig(t, up.ClientSecret, "    link: existing\n", "company", up.Issuer))
+	signup(t, p.URL, "kim", "correct-horse-9")
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	session := func() bool {
+		for _, ck := range jar.Cookies(mustURL(p.URL)) {
+			if ck.Name == "jwtidp_session" {
+				return true
+			}
+		}
+		return false
+	}
+	resp := up.SignIn(t, c, p.URL+"/login/upstream/company?rd=/done", "kim-upstream")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Link your account") || session() {
+		t.Fatalf("the first upstream sign-in: %d at %s, session %v:\n%s", resp.StatusCode, resp.Request.URL, session(), body)
+	}
+	field := func(name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("the link form has no %s", name)
+		}
+		return html.UnescapeString(string(m[1]))
+	}
+	form := url.Values{"csrf": {field("csrf")}, "rd": {field("rd")}, "ticket": {field("ticket")}, "connector": {field("connector")}, "username": {"kim"}}
+	post := func(pw string) *http.Response {
+		form.Set("password", pw)
+		req, _ := http.NewRequest("POST", p.URL+"/login/upstream/link", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", p.URL)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("wrong-horse-9"); resp.StatusCode != 401 || session() {
+		t.Fatalf("a wrong password: %d, session %v", resp.StatusCode, session())
+	}
+	bad := form.Get("csrf")
+	form.Set("csrf", "x"+bad)
+	if resp := post("correct-horse-9"); resp.StatusCode != 403 || session() {
+		t.Fatalf("a wrong CSRF token: %d, session %v", resp.StatusCode, session())
+	}
+	form.Set("csrf", bad)
+	if resp := post("correct-horse-9"); resp.Request.URL.Path != "/done" || !session() {
+		t.Fatalf("the right password: %d at %s, session %v", resp.StatusCode, resp.Request.URL, session())
+	}
+
+	// Linked: a fresh browser goes straight through.
+	jar, _ = cookiejar.New(nil)
+	c.Jar = jar
+	resp = up.SignIn(t, c, p.URL+"/login/upstream/company?rd=/done", "kim-upstream")
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/done" || !session() {
+		t.Fatalf("the second upstream sign-in: %d at %s, session %v", resp.StatusCode, resp.Request.URL, session())
+	}
+}
+
+func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }

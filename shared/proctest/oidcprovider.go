@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,4 +113,33 @@ func StartOIDCProvider(t testing.TB, dir string, port int, redirectURI string, g
 		t.Fatalf("oidc-provider did not listen within 30s:\n%s", p.log.String())
 	}
 	return p
+}
+
+// SignIn follows a browser's way from start (a URL that leads to the provider) through the
+// provider's own login and consent forms (devInteractions) as login, with c (which keeps
+// cookies and follows redirects), and returns the first answer from off the provider.
+func (p *OIDCProvider) SignIn(t testing.TB, c *http.Client, start, login string) *http.Response {
+	t.Helper()
+	action := regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+	resp, err := c.Get(start)
+	for step := 0; ; step++ {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(resp.Request.URL.String(), p.Issuer+"/") {
+			return resp
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := action.FindSubmatch(body)
+		if m == nil || step == 4 {
+			t.Fatalf("no way on at %s (%d): %s", resp.Request.URL, resp.StatusCode, body)
+		}
+		to, _ := resp.Request.URL.Parse(string(m[1]))
+		form := url.Values{"prompt": {"consent"}}
+		if strings.Contains(string(body), `name="login"`) {
+			form = url.Values{"prompt": {"login"}, "login": {login}, "password": {"anything"}}
+		}
+		resp, err = c.PostForm(to.String(), form)
+	}
 }
