@@ -453,6 +453,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if err != nil {
 		return service.App{}, err
 	}
+	upstreamKey, err := db.Secret(ctx, "upstream-key", randomBytes(32))
+	if err != nil {
+		return service.App{}, fmt.Errorf("upstream key: %w", err)
+	}
 	svc := auth.New(auth.Config{
 		Users: db, Families: db, Clients: db, Groups: db, Codes: db, Consents: db, Sessions: db, AuthRequests: db, Links: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
@@ -466,8 +470,8 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		SignupMode:    c.signupMode,
 		SignupDomains: lowerAll(splitList(c.signupDomains)),
 		Connectors:    up.configs, Directories: up.directories, PasswordBackends: up.backends,
-		Statuses:       up.statuses, // Federations: db, once both stores keep them
-		Sealer:         c.sealer,    // seals TOTP seeds as keys.Options.Sealer seals the signing keys
+		Statuses: up.statuses, UpstreamKey: upstreamKey, // Federations: db, once both stores keep them
+		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
 			if live := c.live.Load(); live != nil {

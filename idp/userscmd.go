@@ -292,19 +292,29 @@ func resolveUser(ctx context.Context, base, token, arg string, onlySub bool) (st
 	return "", fmt.Errorf("no such user %q: it is neither a username nor a sub", arg)
 }
 
+// userArgs starts a users command that names one thing first (need says what, when it is
+// missing): that argument, the admin flags and the command's own (addFlags, when set) parsed from
+// the rest, and the admin's credential.
+func userArgs(name, need string, args []string, getenv func(string) string, stderr io.Writer, addFlags func(*envflag.Set)) (string, adminFlags, string, error) {
+	if len(args) == 0 || isKeysFlag(args[0]) {
+		return "", adminFlags{}, "", fmt.Errorf("idp users %s needs %s\n%s", name, need, usersUsage())
+	}
+	fs := envflag.New("idp users "+name, stderr)
+	admin := addAdminFlags(fs)
+	if addFlags != nil {
+		addFlags(fs)
+	}
+	if err := fs.Parse(args[1:], getenv); err != nil {
+		return "", adminFlags{}, "", err
+	}
+	token, err := admin.credential()
+	return args[0], admin, token, err
+}
+
 // usersReleaseName is `idp users release-name USERNAME`: a deleted user's username and email,
 // reserved since the delete, are free for someone new.
 func usersReleaseName(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || isKeysFlag(args[0]) {
-		return fmt.Errorf("idp users release-name needs the deleted user's username\n%s", usersUsage())
-	}
-	name, rest := args[0], args[1:]
-	fs := envflag.New("idp users release-name", stderr)
-	admin := addAdminFlags(fs)
-	if err := fs.Parse(rest, getenv); err != nil {
-		return err
-	}
-	token, err := admin.credential()
+	name, admin, token, err := userArgs("release-name", "the deleted user's username", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -319,22 +329,15 @@ func usersReleaseName(ctx context.Context, args []string, getenv func(string) st
 // mailed to the user's verified address, or printed (for deployments without mail) for the
 // admin to hand over; it works once, for 30 minutes.
 func usersResetPassword(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || isKeysFlag(args[0]) {
-		return fmt.Errorf("idp users reset-password needs a username or sub\n%s", usersUsage())
-	}
-	user, rest := args[0], args[1:]
-	fs := envflag.New("idp users reset-password", stderr)
-	admin := addAdminFlags(fs)
-	base := admin.base
-	onlySub := fs.Bool("sub", "", false, "USER is a sub: do not look it up as a username too")
-	printLink := fs.Bool("print-link", "", false, "print the link instead of mailing it")
-	if err := fs.Parse(rest, getenv); err != nil {
-		return err
-	}
-	token, err := admin.credential()
+	var onlySub, printLink *bool
+	user, admin, token, err := userArgs("reset-password", "a username or sub", args, getenv, stderr, func(fs *envflag.Set) {
+		onlySub = fs.Bool("sub", "", false, "USER is a sub: do not look it up as a username too")
+		printLink = fs.Bool("print-link", "", false, "print the link instead of mailing it")
+	})
 	if err != nil {
 		return err
 	}
+	base := admin.base
 	id, err := resolveUser(ctx, *base, token, user, *onlySub)
 	if err != nil {
 		return err
@@ -364,22 +367,16 @@ func usersResetPassword(ctx context.Context, args []string, getenv func(string) 
 // usersInvite is `idp users invite EMAIL [--group G] [--print-link]`: an invitation to sign up,
 // mailed to EMAIL or printed; its account gets that address, verified, and the groups.
 func usersInvite(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || isKeysFlag(args[0]) {
-		return fmt.Errorf("idp users invite needs an email address\n%s", usersUsage())
-	}
-	email, rest := args[0], args[1:]
-	fs := envflag.New("idp users invite", stderr)
-	admin := addAdminFlags(fs)
-	base := admin.base
-	groups := fs.String("group", "", "", "groups the new user joins (comma-separated)")
-	printLink := fs.Bool("print-link", "", false, "print the link instead of mailing it")
-	if err := fs.Parse(rest, getenv); err != nil {
-		return err
-	}
-	token, err := admin.credential()
+	var groups *string
+	var printLink *bool
+	email, admin, token, err := userArgs("invite", "an email address", args, getenv, stderr, func(fs *envflag.Set) {
+		groups = fs.String("group", "", "", "groups the new user joins (comma-separated)")
+		printLink = fs.Bool("print-link", "", false, "print the link instead of mailing it")
+	})
 	if err != nil {
 		return err
 	}
+	base := admin.base
 	gs := splitList(*groups)
 	if gs == nil {
 		gs = []string{}

@@ -56,6 +56,7 @@ type Grant struct {
 	Refresh   bool     // start a refresh family
 	SessionID string   // the browser session the family belongs to, if any
 	AMR       []string // how the user signed in, for the access tokens (amr)
+	IDP       string   // the connector that sign-in went through, kept by its family
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -77,19 +78,12 @@ func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 	if err := s.signupAllowed(email); err != nil {
 		return err
 	}
-	// The policy refuses an over-long password before anything hashes it.
-	if err := password.CheckPolicy(username, pw); err != nil {
-		return err
-	}
-	hash, err := s.Hasher.Hash(ctx, pw)
+	u, err := s.newAccount(ctx, username, pw)
 	if err != nil {
 		return err
 	}
-	id, err := token.RandomString(s.Random, 16)
-	if err != nil {
-		return err
-	}
-	u := identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC(), Email: email}
+	id := u.ID
+	u.Email = email
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 		s.event(ctx, identity.AuditSignup, id, Success, ""))
 	mctx := ctx
@@ -109,6 +103,23 @@ func (s *SignIn) Signup(ctx context.Context, username, pw, email string) error {
 	s.Logger.InfoContext(ctx, "user created", "sub", id)
 	s.sendVerification(ctx, u, u.Email)
 	return nil
+}
+
+// newAccount is a new user with a password, not yet stored: the password checked against the
+// policy (which refuses an over-long one before anything hashes it) and hashed, a random id.
+func (s *core) newAccount(ctx context.Context, username, pw string) (identity.User, error) {
+	if err := password.CheckPolicy(username, pw); err != nil {
+		return identity.User{}, err
+	}
+	hash, err := s.Hasher.Hash(ctx, pw)
+	if err != nil {
+		return identity.User{}, err
+	}
+	id, err := token.RandomString(s.Random, 16)
+	if err != nil {
+		return identity.User{}, err
+	}
+	return identity.User{ID: id, Username: username, PasswordHash: hash, CreatedAt: s.Now().UTC()}, nil
 }
 
 // Credentials are a login attempt: what the user typed. Where it came from is the request's
@@ -448,7 +459,7 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	now := s.Now().UTC()
 	err = s.Families.CreateFamily(ctx, identity.Family{
 		ID: famID, UserID: g.User.ID, ClientID: g.Client.ID, Scope: g.Scope, Audience: g.Client.Audience,
-		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash, AMR: g.AMR,
+		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash, AMR: g.AMR, IDP: g.IDP,
 	})
 	switch {
 	case errors.Is(err, identity.ErrStaleCredentials):
@@ -567,6 +578,16 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	audience := f.Audience
 	if len(audience) == 0 {
 		audience = s.FirstParty.Audience // a family made before families kept their audience
+	}
+	// A user linked to a directory is asked about there (at most once a minute): one who is gone
+	// loses the family just refreshed, and gets nothing.
+	if err := s.CheckUpstream(ctx, u.ID); errors.Is(err, upstream.ErrGone) {
+		if err := s.revoke(ctx, nextHash, "ended: the user is gone from the directory"); err != nil {
+			s.Logger.ErrorContext(ctx, "family of a user gone upstream not revoked", "sub", u.ID, "err", err)
+		}
+		return Tokens{}, identity.ErrInvalidGrant
+	} else if err != nil {
+		return Tokens{}, err
 	}
 	// The family keeps the scope it was granted; what this refresh carries of it is decided by
 	// the memberships read now, so a member removed from a group loses its scopes at once.

@@ -9,7 +9,6 @@ import (
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/password"
-	"jwtidp/idp/token"
 	"jwtidp/shared/apperr"
 )
 
@@ -172,19 +171,15 @@ func (s *SignIn) SignupInvited(ctx context.Context, invitation, username, pw str
 	} else if apperr.Code(err) != apperr.ENOTFOUND {
 		return err
 	}
-	pwHash, err := s.Hasher.Hash(ctx, pw)
-	if err != nil {
-		return err
-	}
-	id, err := token.RandomString(s.Random, 16)
+	u, err := s.newAccount(ctx, username, pw)
 	if err != nil {
 		return err
 	}
 	if err := s.spendLink(ctx, hash, ErrInvitation); err != nil {
 		return err
 	}
-	now := s.Now().UTC()
-	u := identity.User{ID: id, Username: username, PasswordHash: pwHash, CreatedAt: now, Email: l.Email, EmailVerified: true}
+	id := u.ID
+	u.Email, u.EmailVerified = l.Email, true
 	err = s.audited(ctx, func(ctx context.Context) error { return s.Users.CreateUser(ctx, u) },
 		s.event(ctx, identity.AuditSignup, id, Success, "by invitation"))
 	if errors.Is(err, identity.ErrEmailTaken) {

@@ -104,7 +104,7 @@ func (s *Grants) IssueCode(ctx context.Context, r CodeRequest) (string, error) {
 	err = s.Codes.CreateCode(ctx, identity.AuthCode{
 		Hash: HashCode(code), ClientID: r.Client.ID, RedirectURI: r.Request.RedirectURI, CodeChallenge: r.Request.CodeChallenge,
 		Nonce: r.Request.Nonce, Scopes: r.Request.Scopes, UserID: r.Session.UserID, Epoch: r.Session.Epoch, SessionID: r.Session.SessionID,
-		AuthTime: r.Session.AuthTime, AMR: r.Session.AMR, CreatedAt: now, ExpiresAt: now.Add(identity.CodeTTL),
+		AuthTime: r.Session.AuthTime, AMR: r.Session.AMR, IDP: r.Session.IDP, CreatedAt: now, ExpiresAt: now.Add(identity.CodeTTL),
 	})
 	if err != nil {
 		return "", err
@@ -208,7 +208,7 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	scope := strings.Join(code.Scopes, " ")
 	t, err := s.Issue(ctx, Grant{
 		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: s.FirstParty.Audience}, Scope: scope,
-		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, refresh: refresh, refreshHash: refreshHash,
+		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, IDP: code.IDP, refresh: refresh, refreshHash: refreshHash,
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -216,7 +216,7 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	// What Issue granted: the code's scopes less those limited to groups the user is not in.
 	granted := strings.Fields(t.Scope)
 	if slices.Contains(granted, oidc.ScopeOpenID) {
-		id := token.ID{Subject: u.ID, ClientID: c.ID, Nonce: code.Nonce, AuthTime: code.AuthTime, AMR: code.AMR,
+		id := token.ID{Subject: u.ID, ClientID: c.ID, Nonce: code.Nonce, AuthTime: code.AuthTime, AMR: code.AMR, IDP: code.IDP,
 			ACR: oidc.ACR(code.AMR), SessionID: code.SessionID, AccessToken: t.AccessToken}
 		withClaims(&id, u, granted, t.groups)
 		if t.IDToken, err = s.Issuer.IDToken(id, s.IDTokenTTL); err != nil {

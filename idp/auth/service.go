@@ -64,6 +64,8 @@ type Config struct {
 	PasswordBackends []string
 	Federations      identity.FederationStore
 	Statuses         *upstream.Statuses
+	// UpstreamKey (32 bytes or more) authenticates the tickets of link: existing sign-ins.
+	UpstreamKey []byte
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

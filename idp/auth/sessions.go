@@ -54,6 +54,7 @@ type Resolved struct {
 	Epoch     int64 // the user's credential epoch the session was made in
 	AuthTime  time.Time
 	AMR       []string
+	IDP       string    // the connector the sign-in went through ("" for a local account)
 	Email     string    // the user's email when verified: /verify's Remote-Email
 	Groups    []string  // the user's groups: /verify's Remote-Groups and the access rules' subjects
 	ExpiresAt time.Time // the session's absolute end
@@ -166,7 +167,7 @@ func (s *Sessions) start(ctx context.Context, a Authentication, userAgent string
 	now := s.Now().UTC()
 	sess := identity.Session{
 		ID: id, TokenHash: HashSecret(secret), UserID: a.User.ID, Epoch: a.User.Epoch,
-		AuthTime: a.AuthTime, AMR: a.AMR, CreatedAt: now, LastSeenAt: now, IdleTTL: s.IdleTTL,
+		AuthTime: a.AuthTime, AMR: a.AMR, IDP: a.IDP, CreatedAt: now, LastSeenAt: now, IdleTTL: s.IdleTTL,
 		ExpiresAt: now.Add(s.TTL), RemoteAddr: requestOf(ctx).clientIP, UserAgent: userAgent, Pending: pending,
 	}
 	if pending {
@@ -224,7 +225,7 @@ func (s *Sessions) Resolve(ctx context.Context, secret string) (Resolved, error)
 	if err != nil {
 		return Resolved{}, err
 	}
-	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR,
+	r := Resolved{SessionID: sess.ID, UserID: u.ID, Username: u.Username, Epoch: sess.Epoch, AuthTime: sess.AuthTime, AMR: sess.AMR, IDP: sess.IDP,
 		Email: verifiedEmail(u), Groups: groups, ExpiresAt: sess.ExpiresAt}
 	until := now.Add(s.CacheTTL)
 	if sess.ExpiresAt.Before(until) {

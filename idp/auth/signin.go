@@ -66,9 +66,9 @@ func (s *SignIn) Complete(ctx context.Context, a Authentication, t Target) (Sign
 			return Signed{}, ErrNotAdmin
 		}
 		admin := Client{ID: s.FirstParty.ID, Scope: AdminScope, Audience: []string{s.Issuer.Issuer}}
-		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR})
+		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR, IDP: a.IDP})
 	default:
-		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR})
+		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR, IDP: a.IDP})
 	}
 	if err != nil {
 		return Signed{}, err
@@ -86,6 +86,9 @@ func (s *SignIn) Complete(ctx context.Context, a Authentication, t Target) (Sign
 // one-time code; a passkey, something held and the user verified).
 const AMRMultiFactor = "mfa"
 
+// AMRFederated is RFC 8176's method of a sign-in at an upstream identity provider.
+const AMRFederated = "fed"
+
 // signInMethod is how the audit trail names a sign-in, from its amr.
 func signInMethod(amr []string) string {
 	var methods []string
@@ -95,6 +98,8 @@ func signInMethod(amr []string) string {
 			methods = append(methods, "password")
 		case "otp":
 			methods = append(methods, "one-time code")
+		case AMRFederated:
+			methods = append(methods, "upstream provider")
 		case "hwk", "swk":
 			return "passkey"
 		}

@@ -23,6 +23,6 @@ func (s *SignIn) StepUp(ctx context.Context, sess Resolved, code string, device 
 		return Authentication{}, ErrInvalidCredentials
 	}
 	a, err := s.codeStep(ctx, u, code, device, sess.AuthTime)
-	a.NotAfter = sess.ExpiresAt
+	a.NotAfter, a.IDP, a.AMR = sess.ExpiresAt, sess.IDP, onTopOf(sess.AMR, a.AMR)
 	return a, err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,7 +222,22 @@ func (s *SignIn) SecondFactor(ctx context.Context, pre identity.Session, u ident
 	if !pre.Pending || pre.UserID != u.ID {
 		return Authentication{}, ErrNoSession // not this user's pre-session: nothing to complete
 	}
-	return s.codeStep(ctx, u, code, device, pre.AuthTime)
+	a, err := s.codeStep(ctx, u, code, device, pre.AuthTime)
+	a.AMR, a.IDP = onTopOf(pre.AMR, a.AMR), pre.IDP
+	return a, err
+}
+
+// onTopOf is the methods of a second factor (amr, which begins with "pwd") given on top of a
+// first sign-in by first: an upstream sign-in's "fed" stands where the password would.
+func onTopOf(first, amr []string) []string {
+	if len(amr) == 0 || !slices.Contains(first, AMRFederated) || slices.Contains(first, "pwd") {
+		return amr
+	}
+	out := slices.Clone(amr)
+	if i := slices.Index(out, "pwd"); i >= 0 {
+		out[i] = AMRFederated
+	}
+	return out
 }
 
 // codeStep checks and spends a one-time code of u as a sign-in's second step (SecondFactor's, or

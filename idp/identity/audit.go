@@ -56,6 +56,7 @@ const (
 	AuditGroupDeleted        = "group_deleted"
 	AuditGroupMemberAdded    = "group_member_added"   // the event's user is the member
 	AuditGroupMemberRemoved  = "group_member_removed" // the event's user is the member
+	AuditFederationLinked    = "federation_linked"    // an upstream identity linked to a local account
 )
 
 // MaxAuditDetail bounds an event's detail, in bytes.

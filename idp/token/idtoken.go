@@ -19,6 +19,7 @@ type ID struct {
 	Nonce       string // "" when the request had none
 	AuthTime    time.Time
 	AMR         []string
+	IDP         string // the connector an upstream sign-in went through: the idp claim
 	ACR         string // the class the sign-in achieved (OpenID Connect Core §2); "" for none
 	SessionID   string // sid
 	AccessToken string // issued with it: at_hash is computed from it; "" for none
@@ -37,6 +38,7 @@ type IDClaims struct {
 	AtHash            string           `json:"at_hash,omitempty"`
 	AMR               []string         `json:"amr,omitempty"`
 	ACR               string           `json:"acr,omitempty"`
+	IDP               string           `json:"idp,omitempty"`
 	SID               string           `json:"sid,omitempty"`
 	AZP               string           `json:"azp,omitempty"`
 	PreferredUsername string           `json:"preferred_username,omitempty"`
@@ -57,7 +59,7 @@ func (i *Issuer) IDToken(id ID, ttl time.Duration) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			IssuedAt:  jwt.NewNumericDate(now),
 		},
-		Nonce: id.Nonce, AMR: id.AMR, ACR: id.ACR, SID: id.SessionID, AZP: id.ClientID,
+		Nonce: id.Nonce, AMR: id.AMR, ACR: id.ACR, IDP: id.IDP, SID: id.SessionID, AZP: id.ClientID,
 		PreferredUsername: id.Username, Email: id.Email, EmailVerified: id.EmailVerified, Groups: id.Groups,
 	}
 	if !id.AuthTime.IsZero() {
