@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"jwtidp/idp/identity"
 	"jwtidp/idp/upstream"
 	"jwtidp/shared/apperr"
 )
@@ -40,6 +41,69 @@ func (d *fakeDirectory) Refresh(context.Context, upstream.Identity) (upstream.Id
 	return upstream.Identity{}, upstream.ErrGone
 }
 
+// memFederations is a FederationStore in memory over svc's user store, until both stores keep
+// federations.
+type memFederations struct {
+	mu    sync.Mutex
+	users identity.UserStore
+	m     map[[2]string]identity.Federation
+}
+
+func (s *memFederations) CreateFederation(_ context.Context, f identity.Federation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[[2]string{f.Connector, f.Subject}]; ok {
+		return identity.ErrFederationTaken
+	}
+	s.m[[2]string{f.Connector, f.Subject}] = f
+	return nil
+}
+
+func (s *memFederations) CreateFederatedUser(ctx context.Context, u identity.User, f identity.Federation) error {
+	if err := s.users.CreateUser(ctx, u); err != nil {
+		return err
+	}
+	return s.CreateFederation(ctx, f)
+}
+
+func (s *memFederations) GetFederation(_ context.Context, connector, subject string) (identity.Federation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.m[[2]string{connector, subject}]
+	if !ok {
+		return identity.Federation{}, identity.ErrNoFederation
+	}
+	return f, nil
+}
+
+func (s *memFederations) UserFederations(_ context.Context, userID string) ([]identity.Federation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []identity.Federation{}
+	for _, f := range s.m {
+		if f.UserID == userID {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (s *memFederations) UpdateFederation(_ context.Context, connector, subject string, change func(identity.Federation) (identity.Federation, error)) (identity.Federation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.m[[2]string{connector, subject}]
+	if !ok {
+		return identity.Federation{}, identity.ErrNoFederation
+	}
+	n, err := change(f)
+	if err != nil {
+		return identity.Federation{}, err
+	}
+	n.Connector, n.Subject, n.UserID, n.CreatedAt = f.Connector, f.Subject, f.UserID, f.CreatedAt
+	s.m[[2]string{connector, subject}] = n
+	return n, nil
+}
+
 // withDirectories sets the password backends of svc: the local accounts and two fake directories,
 // corp (knows carol) and corp2 (knows dave), in the order given.
 func withDirectories(t *testing.T, svc *Service, backends ...string) (dirs map[string]*fakeDirectory, asked func() []string, log *bytes.Buffer) {
@@ -52,7 +116,15 @@ func withDirectories(t *testing.T, svc *Service, backends ...string) (dirs map[s
 	}
 	svc.Directories = map[string]upstream.PasswordConnector{"corp": dirs["corp"], "corp2": dirs["corp2"]}
 	svc.PasswordBackends = backends
-	svc.Statuses = upstream.NewStatuses([]upstream.Config{{ID: "corp", Type: upstream.TypeLDAP}, {ID: "corp2", Type: upstream.TypeLDAP}})
+	cs := []upstream.Config{{ID: "corp", Type: upstream.TypeLDAP}, {ID: "corp2", Type: upstream.TypeLDAP}}
+	svc.Connectors = map[string]upstream.Config{}
+	for i := range cs {
+		cs[i].Groups.Prefix = cs[i].ID + ":"
+		cs[i].Defaults()
+		svc.Connectors[cs[i].ID] = cs[i]
+	}
+	svc.Statuses = upstream.NewStatuses(cs)
+	svc.Federations = &memFederations{users: svc.Users, m: map[[2]string]identity.Federation{}}
 	log = &bytes.Buffer{}
 	svc.Logger = slog.New(slog.NewTextHandler(log, nil))
 	svc.Throttle = NewThrottle(ThrottlePolicy{Failures: 3, RemoteFailures: 3, Window: time.Hour, Wait: time.Minute, MaxWait: time.Hour}, svc.Now, nil)
@@ -108,12 +180,22 @@ func TestPasswordBackendsInOrder(t *testing.T) {
 func TestPasswordBackendDirectorySignsInThroughFederated(t *testing.T) {
 	svc, _, _ := newService(t)
 	withDirectories(t, svc, "local", "corp")
-	a, err := svc.Authenticate(context.Background(), creds("carol", "carol-upstream-1"))
-	if err != nil && strings.Contains(err.Error(), "not built yet") {
-		t.Skip("auth.Federated is still the seam's stub")
-	}
-	if err != nil || a.IDP != "corp" || a.User.ID == "" || !slices.Contains(a.AMR, "pwd") {
+	ctx := context.Background()
+	a, err := svc.Authenticate(ctx, creds("carol", "carol-upstream-1"))
+	if err != nil || a.IDP != "corp" || a.User.ID == "" || !slices.Equal(a.AMR, []string{"pwd"}) {
 		t.Fatalf("carol through corp: %+v, %v", a, err)
+	}
+	f, err := svc.Federations.GetFederation(ctx, "corp", "uid=carol,dc=corp")
+	if err != nil || f.UserID != a.User.ID || !slices.Equal(f.Groups, []string{"corp:devs"}) {
+		t.Errorf("carol's link = %+v, %v; want her user with group corp:devs", f, err)
+	}
+	// The directory's password is not kept here: carol has no local password.
+	u, err := svc.Users.GetUser(ctx, a.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := svc.Hasher.Verify(ctx, u.PasswordHash, "carol-upstream-1"); ok {
+		t.Errorf("carol's directory password became her local one")
 	}
 }
 
