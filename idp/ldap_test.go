@@ -115,7 +115,7 @@ password_backends: [local, corp]
 	}
 	clk.Advance(61 * time.Second)
 	if r := refresh(); r.status == 200 {
-		t.Errorf("alice's refresh after she was removed from the directory: %d %s", r.status, r.body)
+		t.Errorf("alice's refresh after she was removed from the directory: %d, want a refusal", r.status)
 	}
 	for _, s := range []string{proctest.SlapdAlicePassword, proctest.SlapdBobPassword, proctest.SlapdServicePassword} {
 		if strings.Contains(p.Log(), s) {
