@@ -466,8 +466,9 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		SignupMode:    c.signupMode,
 		SignupDomains: lowerAll(splitList(c.signupDomains)),
 		Connectors:    up.configs, Directories: up.directories, PasswordBackends: up.backends,
-		Statuses:       up.statuses, // Federations: db, once both stores keep them
-		Sealer:         c.sealer,    // seals TOTP seeds as keys.Options.Sealer seals the signing keys
+		Statuses:       up.statuses,
+		Federations:    db,
+		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
 			if live := c.live.Load(); live != nil {
