@@ -1,7 +1,8 @@
 // Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
 // secrets, registered OAuth clients, authorization codes, consents, groups, the audit trail,
-// the mail outbox and the links to upstream identities in one bbolt file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
-// by callers before they get here.
+// the mail outbox and the links to upstream identities in one bbolt file. Every
+// read-modify-write is one transaction; slow work (hashing, key generation) is done by callers
+// before they get here.
 package boltdb
 
 import (

@@ -23,11 +23,11 @@ func scanFederation(row pgx.Row) (identity.Federation, error) {
 	return found(f, err, identity.ErrNoFederation)
 }
 
-// storedFederation is f as it is written and as every later read sees it: the subject made
-// storable (an upstream's free text), the groups a copy of their own (nil stays nil), times
-// UTC to the microsecond.
+// storedFederation is f (valid: its connector and subject are text PostgreSQL holds) as it is
+// written and as every later read sees it: the groups a copy of their own (nil stays nil),
+// times UTC to the microsecond.
 func storedFederation(f identity.Federation) identity.Federation {
-	f.Subject, f.Groups = text(f.Subject), texts(f.Groups)
+	f.Groups = texts(f.Groups)
 	f.CreatedAt = ts(f.CreatedAt)
 	if !f.CheckedAt.IsZero() {
 		f.CheckedAt = ts(f.CheckedAt)
@@ -35,8 +35,8 @@ func storedFederation(f identity.Federation) identity.Federation {
 	return f
 }
 
-// insertFederation stores f (stored), or nothing when its (connector, subject) is linked:
-// inserted is then false.
+// insertFederation stores f (stored) in tx: ErrFederationTaken, with nothing stored, when its
+// (connector, subject) is linked already; ENOTFOUND when its user is gone.
 func insertFederation(ctx context.Context, tx pgx.Tx, f identity.Federation) error {
 	tag, err := tx.Exec(ctx, `INSERT INTO federations (`+federationCols+`) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (connector, subject) DO NOTHING`,

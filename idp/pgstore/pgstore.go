@@ -1,6 +1,7 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
 // sessions, secrets, registered OAuth clients, authorization codes, consents, groups, the audit
-// trail and the mail outbox in PostgreSQL, so several IdP processes can share one store.
+// trail, the mail outbox and the links to upstream identities in PostgreSQL, so several IdP
+// processes can share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
