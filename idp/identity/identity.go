@@ -435,4 +435,5 @@ type Store interface {
 	GroupStore
 	LinkStore
 	MailStore
+	FederationStore
 }
