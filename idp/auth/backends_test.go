@@ -41,69 +41,6 @@ func (d *fakeDirectory) Refresh(context.Context, upstream.Identity) (upstream.Id
 	return upstream.Identity{}, upstream.ErrGone
 }
 
-// memFederations is a FederationStore in memory over svc's user store, until both stores keep
-// federations.
-type memFederations struct {
-	mu    sync.Mutex
-	users identity.UserStore
-	m     map[[2]string]identity.Federation
-}
-
-func (s *memFederations) CreateFederation(_ context.Context, f identity.Federation) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[[2]string{f.Connector, f.Subject}]; ok {
-		return identity.ErrFederationTaken
-	}
-	s.m[[2]string{f.Connector, f.Subject}] = f
-	return nil
-}
-
-func (s *memFederations) CreateFederatedUser(ctx context.Context, u identity.User, f identity.Federation) error {
-	if err := s.users.CreateUser(ctx, u); err != nil {
-		return err
-	}
-	return s.CreateFederation(ctx, f)
-}
-
-func (s *memFederations) GetFederation(_ context.Context, connector, subject string) (identity.Federation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.m[[2]string{connector, subject}]
-	if !ok {
-		return identity.Federation{}, identity.ErrNoFederation
-	}
-	return f, nil
-}
-
-func (s *memFederations) UserFederations(_ context.Context, userID string) ([]identity.Federation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []identity.Federation{}
-	for _, f := range s.m {
-		if f.UserID == userID {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
-func (s *memFederations) UpdateFederation(_ context.Context, connector, subject string, change func(identity.Federation) (identity.Federation, error)) (identity.Federation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.m[[2]string{connector, subject}]
-	if !ok {
-		return identity.Federation{}, identity.ErrNoFederation
-	}
-	n, err := change(f)
-	if err != nil {
-		return identity.Federation{}, err
-	}
-	n.Connector, n.Subject, n.UserID, n.CreatedAt = f.Connector, f.Subject, f.UserID, f.CreatedAt
-	s.m[[2]string{connector, subject}] = n
-	return n, nil
-}
-
 // withDirectories sets the password backends of svc: the local accounts and two fake directories,
 // corp (knows carol) and corp2 (knows dave), in the order given.
 func withDirectories(t *testing.T, svc *Service, backends ...string) (dirs map[string]*fakeDirectory, asked func() []string, log *bytes.Buffer) {
@@ -124,7 +61,7 @@ func withDirectories(t *testing.T, svc *Service, backends ...string) (dirs map[s
 		svc.Connectors[cs[i].ID] = cs[i]
 	}
 	svc.Statuses = upstream.NewStatuses(cs)
-	svc.Federations = &memFederations{users: svc.Users, m: map[[2]string]identity.Federation{}}
+	svc.Federations = svc.Users.(identity.FederationStore) // the test's bbolt store
 	log = &bytes.Buffer{}
 	svc.Logger = slog.New(slog.NewTextHandler(log, nil))
 	svc.Throttle = NewThrottle(ThrottlePolicy{Failures: 3, RemoteFailures: 3, Window: time.Hour, Wait: time.Minute, MaxWait: time.Hour}, svc.Now, nil)
