@@ -501,7 +501,6 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		if err := declareClients(ctx, svc, c.file.Clients, c.configFile); err != nil {
 			return service.App{}, err
 		}
-		logUnused(logger, c.file)
 		reload = func(ctx context.Context) error { return c.reload(ctx, svc, logger) }
 		r.OnHangup(func(ctx context.Context) {
 			reload(auth.WithActor(ctx, auth.ActorSystem)) // logged and audited either way

@@ -51,10 +51,6 @@ const (
 	SectionSMTP       = "smtp"              // the mail server: its keys are the smtp_* settings'
 )
 
-// Reserved are the sections a file may have that nothing reads yet: accepted when they are
-// mappings, and logged as not used.
-var Reserved = []string{}
-
 // File is what a configuration file says.
 type File struct {
 	Path     string
@@ -69,8 +65,6 @@ type File struct {
 	Connectors []upstream.Config
 	// PasswordBackends is what the password form tries, in order; nil: local accounts only.
 	PasswordBackends []string
-	// Unused are the reserved sections the file has.
-	Unused []string
 }
 
 // Read reads and checks the file at path; keys are the settings' file keys (envflag's
