@@ -263,7 +263,7 @@ func TestConfigReload(t *testing.T) {
 	}
 
 	// SIGHUP: a file that checks again, with a third client and without a; a stays registered.
-	writeFile(t, path, "admin_token: audit-admin\ntoken_ttl: 1m\nclients:\n"+cfgClient("b", cfgSecretB)+cfgClient("c", cfgSecretC))
+	writeFile(t, path, "admin_token: audit-admin\ntoken_ttl: 1m\npassword_backends: [local]\nclients:\n"+cfgClient("b", cfgSecretB)+cfgClient("c", cfgSecretC))
 	hup <- syscall.SIGHUP
 	if !proctest.Eventually(10*time.Second, func() bool { return works("c", cfgSecretC) }) {
 		t.Fatalf("the client of the file SIGHUP reloaded does not work\n%s", p.Log())
@@ -287,7 +287,7 @@ func TestConfigReload(t *testing.T) {
 	lg := p.Log()
 	for _, want := range []string{
 		`msg="a client removed from the configuration file stays registered (idp clients remove deletes it)" client=a`,
-		`msg="settings changed in the configuration file take effect at the next start" keys=token_ttl`,
+		`msg="settings changed in the configuration file take effect at the next start" keys=password_backends,token_ttl`,
 		`msg="configuration file refused: the running configuration stays"`,
 	} {
 		if !strings.Contains(lg, want) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,7 +99,6 @@ func (c *config) reload(ctx context.Context, svc *auth.Service, logger *slog.Log
 		logger.WarnContext(ctx, "settings changed in the configuration file take effect at the next start", "keys", strings.Join(changed, ","))
 	}
 	c.live.Store(newLive(f))
-	logUnused(logger, f)
 	rules := "none"
 	if f.Access != nil {
 		rules = "loaded"
@@ -143,13 +143,13 @@ func changedSettings(before, after *configfile.File) []string {
 			out = append(out, k)
 		}
 	}
+	// The connectors are made at start: a change waits for the next, as a setting's does.
+	if !reflect.DeepEqual(before.Connectors, after.Connectors) {
+		out = append(out, configfile.SectionConnectors)
+	}
+	if !slices.Equal(before.PasswordBackends, after.PasswordBackends) {
+		out = append(out, configfile.SectionBackends)
+	}
 	slices.Sort(out)
 	return out
-}
-
-// logUnused says which reserved sections the file has that nothing reads yet.
-func logUnused(logger *slog.Logger, f *configfile.File) {
-	for _, s := range f.Unused {
-		logger.Warn("configuration section not used yet: it is accepted and ignored", "section", s)
-	}
 }

@@ -304,10 +304,12 @@ func TestPasswordResetInChromium(t *testing.T) {
 	}
 	proctest.Secret(link)
 	step("the link's page", chromedp.Navigate(link), chromedp.WaitVisible(`input[name=new_password]`))
+	// API.md: the form's answer is the signed-in page — the account page, signed in with the
+	// new password.
 	step("a new password", chromedp.SendKeys(`input[name=new_password]`, "brand-new-horse-5"), chromedp.Click(`button[type=submit]`),
-		chromedp.WaitVisible(`#done`))
-	if title := value(chromedp.Title()); title != "Choose a new password" {
-		t.Fatalf("after the reset: %q", title)
+		chromedp.WaitVisible(`#username`))
+	if who := value(chromedp.Text(`#username`)); who != "cleo" {
+		t.Fatalf("after the reset, signed in as %q", who)
 	}
 	if a := postJSON(t, p.URL+"/auth", map[string]string{"username": "cleo", "password": "correct-horse-9"}); a.status != 401 {
 		t.Fatalf("the old password: %d", a.status)

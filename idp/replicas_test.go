@@ -233,15 +233,20 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	if err != nil || !carol.Factors.HasTOTP() {
 		t.Fatalf("carol's TOTP: %+v, %v", carol.Factors, err)
 	}
-	pending := identity.Session{ID: "carol-pre", TokenHash: "carol-pre-hash", UserID: carol.ID, AuthTime: now, AMR: []string{"pwd"},
-		CreatedAt: now, LastSeenAt: now, IdleTTL: 5 * time.Minute, ExpiresAt: now.Add(5 * time.Minute), RemoteAddr: "192.0.2.7",
+	pending := identity.Session{ID: "carol-pre", TokenHash: "carol-pre-hash", UserID: carol.ID, AuthTime: now, AMR: []string{"fed"},
+		IDP: "company", CreatedAt: now, LastSeenAt: now, IdleTTL: 5 * time.Minute, ExpiresAt: now.Add(5 * time.Minute), RemoteAddr: "192.0.2.7",
 		UserAgent: "test/1.0", Pending: true}
 	if err := bolt.CreateSession(context.Background(), pending); err != nil {
 		t.Fatal(err)
 	}
 	withAMR := identity.Family{ID: "carol-fam", UserID: carol.ID, ClientID: "reporter", Scope: "openid", Audience: []string{"reporter"},
-		CreatedAt: now, ExpiresAt: now.Add(time.Hour), Current: "carol-refresh-hash", AMR: []string{"pwd", "otp"}}
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), Current: "carol-refresh-hash", AMR: []string{"fed", "otp"}, IDP: "company"}
 	if err := bolt.CreateFamily(context.Background(), withAMR); err != nil {
+		t.Fatal(err)
+	}
+	// Her link to an upstream identity moves too.
+	link := identity.Federation{Connector: "company", Subject: "carol-sub", UserID: carol.ID, Groups: []string{"ops"}, CreatedAt: now, CheckedAt: now}
+	if err := bolt.CreateFederation(context.Background(), link); err != nil {
 		t.Fatal(err)
 	}
 	// Groups and their members move too.
@@ -262,7 +267,7 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 
 	db := pgtest.NewDatabase(t)
 	out, err := runIDP([]string{"store", "copy", "--from", dir, "--to", db})
-	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents, 1 groups, 1 memberships") ||
+	if err != nil || !strings.Contains(out, "copied 3 users, 3 signing keys, 3 refresh families") || !strings.Contains(out, "1 clients, 1 consents, 1 groups, 1 memberships, 1 federations") ||
 		!strings.Contains(out, "1 queued mails") {
 		t.Fatalf("store copy: %v\n%s", err, out)
 	}
@@ -288,6 +293,9 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	if got, err := pg.ListFamilies(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []identity.Family{withAMR}) {
 		t.Fatalf("the copied family with amr: %+v, %v; want %+v", got, err, withAMR)
+	}
+	if got, err := pg.UserFederations(context.Background(), carol.ID); err != nil || !reflect.DeepEqual(got, []identity.Federation{link}) {
+		t.Fatalf("carol's copied federations: %+v, %v; want %+v", got, err, link)
 	}
 	if got, err := pg.GetGroup(context.Background(), "ops"); err != nil || !reflect.DeepEqual(got, ops) {
 		t.Fatalf("the copied group: %+v, %v; want %+v", got, err, ops)
@@ -389,7 +397,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 14") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 15") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

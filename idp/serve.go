@@ -470,7 +470,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		SignupMode:    c.signupMode,
 		SignupDomains: lowerAll(splitList(c.signupDomains)),
 		Connectors:    up.configs, Directories: up.directories, PasswordBackends: up.backends,
-		Statuses: up.statuses, UpstreamKey: upstreamKey, // Federations: db, once both stores keep them
+		Statuses: up.statuses, UpstreamKey: upstreamKey, Federations: db,
 		Sealer:         c.sealer, // seals TOTP seeds as keys.Options.Sealer seals the signing keys
 		OnRefreshReuse: reuse.Inc, OnSecondFactorFailure: factorFailures.Inc,
 		Scopes: func() map[string]auth.ScopeRule {
@@ -501,7 +501,6 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		if err := declareClients(ctx, svc, c.file.Clients, c.configFile); err != nil {
 			return service.App{}, err
 		}
-		logUnused(logger, c.file)
 		reload = func(ctx context.Context) error { return c.reload(ctx, svc, logger) }
 		r.OnHangup(func(ctx context.Context) {
 			reload(auth.WithActor(ctx, auth.ActorSystem)) // logged and audited either way

@@ -13,7 +13,7 @@ import (
 // copyStore is `idp store copy`: everything in a bbolt data folder — users with their password
 // hashes and emails, signing keys in every state, refresh families with every token hash they
 // issued, browser sessions, the IdP's own secrets, registered clients and the consents users
-// gave them, groups and their members, the ids of deleted users (never reused there either)
+// gave them, groups and their members, the links to upstream identities, the ids of deleted users (never reused there either)
 // with the usernames and emails they left reserved, the audit trail with its ids, and the mail
 // still queued in the outbox with its delivery state — into PostgreSQL, so that nobody has to
 // log in again after the move and no mail is lost. Copying again is safe: every row is
@@ -24,15 +24,15 @@ func copyStore(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (string, er
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d groups, %d memberships, %d deleted user ids, %d reserved usernames, %d audit events, %d queued mails",
-		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.groups, n.members, n.deleted, n.reserved, n.audit, n.mail), nil
+	return fmt.Sprintf("copied %d users, %d signing keys, %d refresh families, %d sessions, %d secrets, %d clients, %d consents, %d groups, %d memberships, %d federations, %d deleted user ids, %d reserved usernames, %d audit events, %d queued mails",
+		n.users, n.keys, n.families, n.sessions, n.secrets, n.clients, n.consents, n.groups, n.members, n.federations, n.deleted, n.reserved, n.audit, n.mail), nil
 }
 
 // copied counts what a copy stored. Authorization codes are not copied: they live a minute,
 // and a client redeems one at the IdP that issued it. Nor are stored authorization requests:
 // they live half an hour, and a browser whose request is gone starts again at its application.
 type copied struct {
-	users, keys, families, sessions, secrets, clients, consents, groups, members, deleted, reserved, audit, mail int
+	users, keys, families, sessions, secrets, clients, consents, groups, members, federations, deleted, reserved, audit, mail int
 }
 
 func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied, error) {
@@ -170,6 +170,17 @@ func copyIdentity(ctx context.Context, src *boltdb.DB, dst *pgstore.DB) (copied,
 					return n, fmt.Errorf("membership of user %s in %s: %w", u.ID, g, err)
 				}
 				n.members++
+			}
+			// After the user, whom each link references.
+			feds, err := src.UserFederations(ctx, u.ID)
+			if err != nil {
+				return n, err
+			}
+			for _, f := range feds {
+				if err := dst.ImportFederation(ctx, f); err != nil {
+					return n, fmt.Errorf("federation of user %s with %s: %w", u.ID, f.Connector, err)
+				}
+				n.federations++
 			}
 		}
 		after = identity.NormalizeUsername(page[len(page)-1].Username)

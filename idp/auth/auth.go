@@ -241,40 +241,67 @@ func (s *core) countLogin(err error) string {
 	return outcome
 }
 
-func (s *core) authenticate(ctx context.Context, c Credentials) (Authentication, error) {
+// authenticate checks c against the password backends in order (PasswordBackends; none: the
+// local accounts alone) and stops at the first that knows the username and password. The throttle
+// counts the attempt once, whichever backends were asked: a locked attempt asks none, a password
+// no backend takes is one failure. A directory that cannot be asked is skipped, logged and
+// recorded in Statuses, so local sign-in works while it is down.
+func (s *SignIn) authenticate(ctx context.Context, c Credentials) (Authentication, error) {
 	if err := identity.ValidateUsername(c.Username); err != nil {
 		return Authentication{}, err
 	}
 	if len(c.Password) > password.MaxBytes {
 		return Authentication{}, apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
-	u, err := s.Users.GetUserByName(ctx, c.Username)
-	switch apperr.Code(err) {
-	case "":
-	case apperr.ENOTFOUND:
-		u = identity.User{} // verified against the dummy hash below
-	default:
-		return Authentication{}, err
+	backends := s.PasswordBackends
+	if len(backends) == 0 {
+		backends = []string{upstream.Local}
+	}
+	var u identity.User // the local account; none (verified against the dummy hash) when unknown
+	if slices.Contains(backends, upstream.Local) {
+		var err error
+		u, err = s.Users.GetUserByName(ctx, c.Username)
+		switch apperr.Code(err) {
+		case "":
+		case apperr.ENOTFOUND:
+			u = identity.User{}
+		default:
+			return Authentication{}, err
+		}
 	}
 	if !c.Device.For(u) {
 		c.Device = Device{} // issued before the password changed (or for nobody): no exemption
 	}
-	// A locked attempt is refused before any hashing, the correct password included.
+	// A locked attempt is refused before any hashing or directory, the correct password included.
 	if err := s.Throttle.Allow(ctx, c.attempt(ctx)); err != nil {
 		return Authentication{User: identity.User{ID: u.ID}}, err
 	}
-	ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
-	if err != nil {
-		return Authentication{}, err
-	}
-	// A disabled user's right password is answered as a wrong one, after the same work, and
-	// counts as one: nothing tells the two apart.
-	if !ok || u.Disabled {
-		if err := s.Throttle.Failure(ctx, c.attempt(ctx)); err != nil {
+	for _, b := range backends {
+		if b != upstream.Local {
+			if a, done, err := s.directoryLogin(ctx, b, c); done {
+				return a, err
+			}
+			continue
+		}
+		ok, rehash, err := s.Hasher.Verify(ctx, u.PasswordHash, c.Password)
+		if err != nil {
 			return Authentication{}, err
 		}
-		return Authentication{User: identity.User{ID: u.ID}}, ErrInvalidCredentials
+		// A disabled user's right password is answered as a wrong one, after the same work, and
+		// counts as one: nothing tells the two apart.
+		if ok && !u.Disabled {
+			return s.localSignIn(ctx, c, u, rehash)
+		}
 	}
+	if err := s.Throttle.Failure(ctx, c.attempt(ctx)); err != nil {
+		return Authentication{}, err
+	}
+	return Authentication{User: identity.User{ID: u.ID}}, ErrInvalidCredentials
+}
+
+// localSignIn finishes authenticate for a local account whose password was right: its second
+// factor, unless deferred.
+func (s *SignIn) localSignIn(ctx context.Context, c Credentials, u identity.User, rehash bool) (Authentication, error) {
 	if err := s.Throttle.Success(ctx, c.attempt(ctx)); err != nil {
 		return Authentication{}, err
 	}
@@ -295,6 +322,39 @@ func (s *core) authenticate(ctx context.Context, c Credentials) (Authentication,
 	}
 	a.AMR = amr
 	return a, nil
+}
+
+// directoryLogin asks the directory id about c. done is false when the next backend is to be
+// asked: the directory refused the password, or could not be asked (logged, and recorded in
+// Statuses). Otherwise the attempt succeeded upstream and Federated says who signed in here.
+func (s *SignIn) directoryLogin(ctx context.Context, id string, c Credentials) (a Authentication, done bool, err error) {
+	d := s.Directories[id]
+	if d == nil {
+		s.Logger.ErrorContext(ctx, "password backend is not a directory", "connector", id)
+		return Authentication{}, false, nil
+	}
+	ident, err := d.Login(ctx, c.Username, c.Password)
+	s.Statuses.Record(id, s.Now(), err)
+	switch apperr.Code(err) {
+	case "":
+	case apperr.EUNAUTHORIZED, apperr.EINVALID:
+		return Authentication{}, false, nil
+	default:
+		s.Logger.WarnContext(ctx, "directory unavailable: trying the next password backend", "connector", id, "err", err)
+		return Authentication{}, false, nil
+	}
+	if err := s.Throttle.Success(ctx, c.attempt(ctx)); err != nil {
+		return Authentication{}, true, err
+	}
+	if a, err = s.Federated(ctx, id, ident); err != nil || !a.Pending || c.Deferred {
+		return a, true, err
+	}
+	amr, err := s.secondFactor(ctx, a.User, c.OTP, c.attempt(ctx))
+	if err != nil {
+		return Authentication{User: identity.User{ID: a.User.ID}}, true, err
+	}
+	a.AMR, a.Pending = amr, false
+	return a, true, nil
 }
 
 // Login is the API's sign-in (/auth): it authenticates and completes the sign-in with tokens

@@ -133,40 +133,44 @@ func (s *core) makeResetLink(ctx context.Context, u identity.User, mail bool, id
 // too (a reset does not get around the second factor). The link is spent, then the password
 // set and, in the same transaction, every session and refresh family of the user ended; the
 // owner is told by mail. ErrResetLink for a link that cannot be used, and nothing changes; a
-// refused password or code leaves the link live.
-func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string) error {
+// refused password or code leaves the link live. The Authentication is of the user with the new
+// password (and code), for a browser that is to be signed in (Complete).
+func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string) (Authentication, error) {
 	l, hash, err := s.peekLink(ctx, tok, identity.LinkResetPassword, ErrResetLink)
 	if err != nil {
-		return err
+		return Authentication{}, err
 	}
 	u, err := s.Users.GetUser(ctx, l.UserID)
 	switch {
 	case apperr.Code(err) == apperr.ENOTFOUND:
-		return ErrResetLink
+		return Authentication{}, ErrResetLink
 	case err != nil:
-		return err
+		return Authentication{}, err
 	case u.Disabled || u.Epoch != l.Epoch || identity.NormalizeEmail(u.Email) != identity.NormalizeEmail(l.Email):
-		return ErrResetLink
+		return Authentication{}, ErrResetLink
 	}
 	if err := password.CheckPolicy(u.Username, newPassword); err != nil {
-		return err
+		return Authentication{}, err
 	}
+	amr := []string{"pwd"}
 	if u.Factors.HasTOTP() {
-		if _, err := s.secondFactor(ctx, u, otp, Attempt{Remote: remoteKey(ctx)}); err != nil {
+		if amr, err = s.secondFactor(ctx, u, otp, Attempt{Remote: remoteKey(ctx)}); err != nil {
 			s.loginRefused(ctx, u.ID, strings.TrimSpace(otp) != "", "one-time code at a password reset", err)
-			return err
+			return Authentication{}, err
 		}
 	}
 	newHash, err := s.Hasher.Hash(ctx, newPassword)
 	if err != nil {
-		return err
+		return Authentication{}, err
 	}
 	if err := s.spendLink(ctx, hash, ErrResetLink); err != nil {
-		return err
+		return Authentication{}, err
 	}
 	mctx := s.withNotice(ctx, u, NoticePassword)
+	var changed identity.User
 	err = s.audited(mctx, func(ctx context.Context) error {
-		_, err := s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
+		var err error
+		changed, err = s.Users.ChangeCredentials(ctx, u.ID, func(cur identity.User) (identity.User, error) {
 			if cur.Epoch != l.Epoch || cur.Disabled || identity.NormalizeEmail(cur.Email) != identity.NormalizeEmail(l.Email) {
 				return cur, ErrResetLink
 			}
@@ -176,11 +180,11 @@ func (s *SignIn) ResetPassword(ctx context.Context, tok, newPassword, otp string
 		return err
 	}, s.event(ctx, identity.AuditPasswordReset, u.ID, Success, "through a mailed link; sessions and refresh tokens ended"))
 	if err != nil {
-		return err
+		return Authentication{}, err
 	}
 	s.Logger.InfoContext(ctx, "password reset; sessions ended", "sub", u.ID)
 	s.mailQueued(mctx)
-	return nil
+	return Authentication{User: changed, AMR: amr, AuthTime: s.Now().UTC()}, nil
 }
 
 // ResetPasswordLink is the admin's reset of a user's password (user: the user's id): a link

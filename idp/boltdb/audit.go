@@ -91,13 +91,7 @@ func decodeAudit(k, v []byte) (identity.AuditEvent, error) {
 
 // AppendAudit implements identity.AuditStore.
 func (s *DB) AppendAudit(ctx context.Context, events ...identity.AuditEvent) error {
-	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			return err
-		}
-	}
-	// No updater runs first, so the mail is what it will be inside the transaction.
-	mails, err := identity.MailOf(ctx)
+	mails, err := identity.AppendOf(ctx, events)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Package boltdb keeps the IdP's users, signing keys, refresh-token families, browser sessions,
-// secrets, registered OAuth clients, authorization codes, consents, groups, the audit trail and
-// the mail outbox in one bbolt file. Every read-modify-write is one transaction; slow work (hashing, key generation) is done
-// by callers before they get here.
+// secrets, registered OAuth clients, authorization codes, consents, groups, the audit trail,
+// the mail outbox and the links to upstream identities in one bbolt file. Every
+// read-modify-write is one transaction; slow work (hashing, key generation) is done by callers
+// before they get here.
 package boltdb
 
 import (
@@ -47,6 +48,9 @@ var (
 	bucketOutbox       = []byte("outbox")     // mail id → Mail
 	// CreatedAt (UTC, fixed width) + " " + mail id → mail id: the outbox oldest first.
 	bucketOutboxOrder = []byte("outboxorder")
+	// connector + "\x00" + upstream subject → Federation, and user id → (that key → nil).
+	bucketFederations = []byte("federations")
+	bucketUserFeds    = []byte("userfeds")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -65,7 +69,7 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
 		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
-		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder)
+		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds)
 	if err != nil {
 		return nil, err
 	}

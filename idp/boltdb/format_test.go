@@ -206,6 +206,26 @@ func populate(t *testing.T, db *boltdb.DB) {
 	must(t, db.RemoveMember(ctx, "k8s:admins", "u2"))
 	must(t, db.DeleteGroup(ctx, "gone"))
 
+	// Federations (issue 29): u1 linked twice, one link updated; u3's goes with u3. A session,
+	// a family and a code through a connector carry its id; those of local sign-ins above
+	// leave IDP out of their JSON, so entries written before it existed read unchanged.
+	must(t, db.CreateFederation(ctx, identity.Federation{Connector: "company", Subject: "248289761001", UserID: "u1",
+		Groups: []string{"company:dev"}, CreatedAt: at}))
+	must(t, db.CreateFederation(ctx, identity.Federation{Connector: "corp", Subject: "uid=alice", UserID: "u1", CreatedAt: at}))
+	must(t, db.CreateFederatedUser(ctx, identity.User{ID: "u4", Username: "dave", CreatedAt: at},
+		identity.Federation{Connector: "company", Subject: "dave-sub", UserID: "u4", Groups: []string{}, CreatedAt: at}))
+	must(t, db.CreateFederation(ctx, identity.Federation{Connector: "corp", Subject: "uid=carol", UserID: "u3", CreatedAt: at}))
+	must(t, second(db.UpdateFederation(ctx, "company", "248289761001", func(f identity.Federation) (identity.Federation, error) {
+		f.Groups, f.CheckedAt = []string{"company:dev", "company:ops"}, at.Add(time.Minute)
+		return f, nil
+	})))
+	must(t, db.CreateSession(ctx, identity.Session{ID: "s4", TokenHash: "st4", UserID: "u4", AuthTime: at, AMR: []string{"fed"}, IDP: "company",
+		CreatedAt: at, LastSeenAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f5", UserID: "u4", ClientID: "app", SessionID: "s4", CreatedAt: at, ExpiresAt: at.Add(time.Hour),
+		Current: "r5", AMR: []string{"fed"}, IDP: "company"}))
+	must(t, db.CreateCode(ctx, identity.AuthCode{Hash: "code3", ClientID: "app", RedirectURI: "https://app.example/cb", UserID: "u4", SessionID: "s4",
+		AuthTime: at, AMR: []string{"fed"}, IDP: "company", CreatedAt: at, ExpiresAt: at.Add(time.Minute)}))
+
 	// u3 goes: its username and email stay reserved, its id refused for ever.
 	must(t, db.DeleteUser(ctx, "u3"))
 
@@ -337,7 +357,13 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 		names, err := db.UserGroups(ctx, id)
 		read("groups of "+id, names, err)
 	}
-	for _, id := range []string{"u1", "u2"} {
+	for _, id := range []string{"u1", "u3", "u4"} {
+		feds, err := db.UserFederations(ctx, id)
+		read("federations of "+id, feds, err)
+	}
+	fed, err := db.GetFederation(ctx, "company", "248289761001")
+	read("federation", fed, err)
+	for _, id := range []string{"u1", "u2", "u4"} {
 		consents, err := db.ListConsents(ctx, id)
 		read("consents of "+id, consents, err)
 		fams, err := db.ListFamilies(ctx, id)
@@ -345,7 +371,7 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 		sessions, err := db.ListSessions(ctx, id)
 		read("sessions of "+id, sessions, err)
 	}
-	for _, f := range []string{"f1", "f2", "f3", "f4"} {
+	for _, f := range []string{"f1", "f2", "f3", "f4", "f5"} {
 		hashes, err := db.FamilyTokenHashes(ctx, f)
 		read("token hashes of "+f, hashes, err)
 	}
@@ -355,7 +381,7 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 		r, err := db.GetAuthRequest(ctx, id)
 		read("authorization request "+id, r, err)
 	}
-	for _, h := range []string{"code1", "code2"} {
+	for _, h := range []string{"code1", "code2", "code3"} {
 		stop := errors.New("read only")
 		c, err := db.UpdateCode(ctx, h, func(c identity.AuthCode) (identity.AuthCode, error) { return c, stop })
 		if !errors.Is(err, stop) {

@@ -59,15 +59,19 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDeleted).Get([]byte(u.ID)) != nil {
-			return identity.ErrUserIDTaken
-		}
-		if err := rename(tx, u.ID, identity.User{}, u); err != nil {
-			return err
-		}
-		return users.create(tx, u.ID, u)
-	})
+	return s.write(ctx, func(tx *bolt.Tx) error { return createUser(tx, u) })
+}
+
+// createUser stores u, a valid user, under an id no user ever had, with names no one holds or
+// reserves: CreateUser's transaction, and CreateFederatedUser's first half.
+func createUser(tx *bolt.Tx, u identity.User) error {
+	if tx.Bucket(bucketDeleted).Get([]byte(u.ID)) != nil {
+		return identity.ErrUserIDTaken
+	}
+	if err := rename(tx, u.ID, identity.User{}, u); err != nil {
+		return err
+	}
+	return users.create(tx, u.ID, u)
 }
 
 // GetUser implements identity.UserStore.
@@ -227,6 +231,9 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		if err := deleteMemberships(tx, id); err != nil {
+			return err
+		}
+		if err := deleteFederations(tx, id); err != nil {
 			return err
 		}
 		if _, err := codes.deleteWhere(tx, func(c identity.AuthCode) bool { return c.UserID == id }); err != nil {

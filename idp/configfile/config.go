@@ -51,10 +51,6 @@ const (
 	SectionSMTP       = "smtp"              // the mail server: its keys are the smtp_* settings'
 )
 
-// Reserved are the sections a file may have that nothing reads yet: accepted when they are
-// mappings, and logged as not used.
-var Reserved = []string{}
-
 // File is what a configuration file says.
 type File struct {
 	Path     string
@@ -69,8 +65,6 @@ type File struct {
 	Connectors []upstream.Config
 	// PasswordBackends is what the password form tries, in order; nil: local accounts only.
 	PasswordBackends []string
-	// Unused are the reserved sections the file has.
-	Unused []string
 }
 
 // Read reads and checks the file at path; keys are the settings' file keys (envflag's
@@ -172,27 +166,34 @@ func Parse(name string, b []byte, keys map[string]string) (*File, []Mistake) {
 // connectors decodes the connectors section and checks each entry that decoded, and that no
 // two share an id.
 func (f *File) connectors(d *decoder, n *yaml.Node, line int) {
-	var nodes []*yaml.Node
-	d.decode(n, reflect.ValueOf(&nodes).Elem(), SectionConnectors, line)
 	seen := map[string]bool{}
-	for i, e := range nodes {
-		var c upstream.Config
-		path, before := fmt.Sprintf("%s[%d]", SectionConnectors, i), len(d.mistakes)
-		d.decode(e, reflect.ValueOf(&c).Elem(), path, resolve(e).Line)
-		if len(d.mistakes) > before {
-			continue
-		}
+	eachEntry(d, n, SectionConnectors, line, func(_ int, path string, c upstream.Config) {
 		c.Defaults()
-		if err := c.Validate(); err != nil {
+		switch err := c.Validate(); {
+		case err != nil:
 			d.bad(d.lines[path], "%s: %v", path, err)
-			continue
-		}
-		if seen[c.ID] {
+		case seen[c.ID]:
 			d.bad(d.lines[path], "%s: a connector with id %q comes before", path, c.ID)
-			continue
+		default:
+			seen[c.ID] = true
+			f.Connectors = append(f.Connectors, c)
 		}
-		seen[c.ID] = true
-		f.Connectors = append(f.Connectors, c)
+	})
+}
+
+// eachEntry decodes a section that is a list, entry by entry, into T, and hands check each
+// entry that decoded with its path: an entry's mistakes are said, and checking what could be
+// read of it would add noise.
+func eachEntry[T any](d *decoder, n *yaml.Node, section string, line int, check func(i int, path string, v T)) {
+	var nodes []*yaml.Node
+	d.decode(n, reflect.ValueOf(&nodes).Elem(), section, line)
+	for i, e := range nodes {
+		var v T
+		path, before := fmt.Sprintf("%s[%d]", section, i), len(d.mistakes)
+		d.decode(e, reflect.ValueOf(&v).Elem(), path, resolve(e).Line)
+		if len(d.mistakes) == before {
+			check(i, path, v)
+		}
 	}
 }
 
@@ -214,23 +215,15 @@ func (d *decoder) lineOf(section, path string) int {
 // clients decodes the clients section and checks each client that decoded as the --clients
 // file's are checked.
 func (f *File) clients(d *decoder, n *yaml.Node, line int) {
-	var nodes []*yaml.Node
-	d.decode(n, reflect.ValueOf(&nodes).Elem(), SectionClients, line)
 	seen := map[string]bool{}
-	for i, e := range nodes {
-		var ci httpapi.ClientInfo
-		path, before := fmt.Sprintf("%s[%d]", SectionClients, i), len(d.mistakes)
-		d.decode(e, reflect.ValueOf(&ci).Elem(), path, resolve(e).Line)
-		if len(d.mistakes) > before {
-			continue // its mistakes are said; checking what could be read would add noise
-		}
+	eachEntry(d, n, SectionClients, line, func(i int, path string, ci httpapi.ClientInfo) {
 		if err := CheckClient(i, ci, seen); err != nil {
 			d.bad(d.lines[path], "%v", err)
-			continue
+			return
 		}
 		f.Clients = append(f.Clients, ci)
 		f.ClientLines[ci.ClientID] = fmt.Sprintf("%s:%d", d.file, d.lines[path])
-	}
+	})
 }
 
 // scopes decodes the scopes section and checks each scope that decoded: a scope token limited

@@ -68,7 +68,7 @@ func handleResetPage(w http.ResponseWriter, r *http.Request) {
 // PasswordResetter is what the forgotten-password routes need of the sign-in use cases.
 type PasswordResetter interface {
 	ForgotPassword(ctx context.Context, login string) error
-	ResetPassword(ctx context.Context, token, newPassword, otp string) error
+	ResetPassword(ctx context.Context, token, newPassword, otp string) (auth.Authentication, error)
 }
 
 // ResetLinker is the admin's password reset.
@@ -131,15 +131,18 @@ func handleForgotPassword(logger *slog.Logger, svc PasswordResetter) http.Handle
 }
 
 // handleResetPassword is POST /password/reset {"token","new_password","otp"}: 204 once the
-// new password is set (every session and refresh token of the user ended).
-func handleResetPassword(logger *slog.Logger, svc PasswordResetter) http.Handler {
+// new password is set (every session and refresh token of the user ended). The form's browser
+// is then signed in with the new password (b's finisher) and sent to the account page, account.
+func handleResetPassword(b *browser, account string, svc PasswordResetter) http.Handler {
+	logger := b.logger
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if isForm(r) {
 			err := formValues(w, r)
 			tok := r.PostForm.Get("token")
+			var a auth.Authentication
 			if err == nil {
-				err = svc.ResetPassword(r.Context(), tok, r.PostForm.Get("new_password"), r.PostForm.Get("otp"))
+				a, err = svc.ResetPassword(r.Context(), tok, r.PostForm.Get("new_password"), r.PostForm.Get("otp"))
 			}
 			if err != nil {
 				if apperr.Code(err) == apperr.EINTERNAL {
@@ -148,7 +151,14 @@ func handleResetPassword(logger *slog.Logger, svc PasswordResetter) http.Handler
 				renderPassword(w, web.Status(apperr.Code(err)), passwordView{Reset: true, Token: tok, Error: apperr.Message(err)})
 				return
 			}
-			renderPassword(w, http.StatusOK, passwordView{Reset: true, Done: true, Message: "Your password is changed, and every session of your account has ended. Sign in with the new password."})
+			signed, err := b.auth.Complete(r.Context(), a, auth.Target{Browser: true, UserAgent: r.UserAgent()})
+			if err != nil || signed.Pending {
+				// The password is changed all the same: the login page signs in with it.
+				logger.WarnContext(r.Context(), "password reset: the browser not signed in", "err", err, "pending", signed.Pending)
+				renderPassword(w, http.StatusOK, passwordView{Reset: true, Done: true, Message: "Your password is changed, and every session of your account has ended. Sign in with the new password."})
+				return
+			}
+			b.signedIn(w, r, signed, account)
 			return
 		}
 		var req resetRequest
@@ -156,7 +166,7 @@ func handleResetPassword(logger *slog.Logger, svc PasswordResetter) http.Handler
 			web.Error(w, r, logger, err)
 			return
 		}
-		if err := svc.ResetPassword(r.Context(), req.Token, req.NewPassword, req.OTP); err != nil {
+		if _, err := svc.ResetPassword(r.Context(), req.Token, req.NewPassword, req.OTP); err != nil {
 			web.Error(w, r, logger, err)
 			return
 		}

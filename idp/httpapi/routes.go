@@ -47,7 +47,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /password/forgot", http.HandlerFunc(handleForgotPage))
 	mux.Handle("GET /password/reset", http.HandlerFunc(handleResetPage))
 	mux.Handle("POST /password/forgot", limit(handleForgotPassword(d.Logger, d.Auth.SignIn)))
-	mux.Handle("POST /password/reset", limit(handleResetPassword(d.Logger, d.Auth.SignIn)))
+	mux.Handle("POST /password/reset", limit(handleResetPassword(b, strings.TrimSuffix(d.Issuer, "/")+"/account", d.Auth.SignIn)))
 	mux.Handle("GET /email/verify", http.HandlerFunc(handleVerifyEmailPage))
 	mux.Handle("POST /email/verify", limit(handleVerifyEmailLink(d.Logger, d.Auth.Account)))
 	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth.Grants)))

@@ -24,7 +24,7 @@ type AuthCode struct {
 	SessionID     string
 	AuthTime      time.Time
 	AMR           []string
-	IDP           string // the connector the sign-in went through ("" for a local account)
+	IDP           string `json:",omitempty"` // the connector the sign-in went through ("" for a local account)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	Used          bool

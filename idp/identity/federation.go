@@ -2,7 +2,10 @@ package identity
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"jwtidp/shared/apperr"
 )
@@ -28,6 +31,10 @@ func (f Federation) Validate() error {
 	if f.Connector == "" || f.Subject == "" || f.UserID == "" || f.CreatedAt.IsZero() {
 		return apperr.Errorf(apperr.EINVALID, "Federation: connector, subject, user and creation are required")
 	}
+	// The stores key a link by connector, a NUL, and subject, and keep them as text.
+	if !utf8.ValidString(f.Connector) || !utf8.ValidString(f.Subject) || strings.ContainsRune(f.Connector+f.Subject, 0) {
+		return apperr.Errorf(apperr.EINVALID, "Federation: the connector and the upstream subject must be text without NUL")
+	}
 	if len(f.Subject) > 1024 {
 		return apperr.Errorf(apperr.EINVALID, "Federation: the upstream subject is over 1024 bytes")
 	}
@@ -37,6 +44,22 @@ func (f Federation) Validate() error {
 		}
 	}
 	return nil
+}
+
+// CheckUpdate refuses next as the update of f when it changes the connector, the subject, the
+// user or the creation time, or breaks Federation.Validate. EINVALID.
+func (f Federation) CheckUpdate(next Federation) error {
+	if next.Connector != f.Connector || next.Subject != f.Subject || next.UserID != f.UserID || !next.CreatedAt.Equal(f.CreatedAt) {
+		return apperr.Errorf(apperr.EINVALID, "An update may not change a federation's connector, subject, user or creation time")
+	}
+	return next.Validate()
+}
+
+// ApplyUpdate is Apply for UpdateFederation: change gets a copy of f whose groups are its own.
+func (f Federation) ApplyUpdate(change func(Federation) (Federation, error)) (Federation, error) {
+	given := f
+	given.Groups = slices.Clone(f.Groups)
+	return Apply(f, func(Federation) (Federation, error) { return change(given) })
 }
 
 var (
@@ -61,6 +84,8 @@ type FederationStore interface {
 	// UserFederations returns the user's links, by connector: empty, never nil.
 	UserFederations(ctx context.Context, userID string) ([]Federation, error)
 	// UpdateFederation applies change to the link as stored, in one transaction (Connector,
-	// Subject, UserID and CreatedAt stay). ErrNoFederation when none.
+	// Subject, UserID and CreatedAt stay: EINVALID when change's result moves them or breaks
+	// Validate, with nothing changed; change's own error is returned as it is). ErrNoFederation
+	// when none.
 	UpdateFederation(ctx context.Context, connector, subject string, change func(Federation) (Federation, error)) (Federation, error)
 }

@@ -298,7 +298,7 @@ type Family struct {
 	Current   string    // hash of the one live token
 	Revoked   bool
 	AMR       []string // how the user signed in when the family was made, for its access tokens
-	IDP       string   // the connector that sign-in went through ("" for a local account)
+	IDP       string   `json:",omitempty"` // the connector that sign-in went through ("" for a local account)
 }
 
 // FamilyStore keeps refresh-token families, indexed by the hashes of every token they issued.
@@ -435,4 +435,5 @@ type Store interface {
 	GroupStore
 	LinkStore
 	MailStore
+	FederationStore
 }

@@ -152,6 +152,21 @@ func WithMail(ctx context.Context, mails ...Mail) context.Context {
 // (nil for none). Stores call it inside the transaction, once fn has run; a message that breaks
 // Validate fails the write (EINVALID), so a change is never kept without the mail it causes.
 func MailOf(ctx context.Context) ([]Mail, error) {
+	return mailOf(ctx)
+}
+
+// AppendOf is what AuditStore.AppendAudit writes: events, each valid, and the mail ctx
+// carries (MailOf) — taken before the store's transaction, since no updater runs first.
+func AppendOf(ctx context.Context, events []AuditEvent) ([]Mail, error) {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return mailOf(ctx)
+}
+
+func mailOf(ctx context.Context) ([]Mail, error) {
 	f, _ := ctx.Value(mailKey{}).(func() []Mail)
 	if f == nil {
 		return nil, nil

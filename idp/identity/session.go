@@ -17,7 +17,7 @@ type Session struct {
 	Epoch      int64     // the user's credential epoch when the session was made
 	AuthTime   time.Time // when the user proved who they are
 	AMR        []string  // how: "pwd", later "otp", "hwk"…
-	IDP        string    // the connector the sign-in went through ("" for a local account)
+	IDP        string    `json:",omitempty"` // the connector the sign-in went through ("" for a local account)
 	CreatedAt  time.Time //
 	LastSeenAt time.Time // renewed at most once a minute while the session is used
 	IdleTTL    time.Duration

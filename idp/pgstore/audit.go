@@ -121,12 +121,7 @@ func insertAudit(events []identity.AuditEvent) (string, []any) {
 // AppendAudit implements identity.AuditStore: one statement, or a transaction when ctx
 // carries mail.
 func (s *DB) AppendAudit(ctx context.Context, events ...identity.AuditEvent) error {
-	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			return err
-		}
-	}
-	mails, err := identity.MailOf(ctx)
+	mails, err := identity.AppendOf(ctx, events)
 	if err != nil {
 		return err
 	}

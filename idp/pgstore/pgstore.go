@@ -1,6 +1,7 @@
 // Package pgstore keeps the IdP's users, signing keys, refresh-token families, browser
 // sessions, secrets, registered OAuth clients, authorization codes, consents, groups, the audit
-// trail and the mail outbox in PostgreSQL, so several IdP processes can share one store.
+// trail, the mail outbox and the links to upstream identities in PostgreSQL, so several IdP
+// processes can share one store.
 //
 // Every decision an updater makes is made inside the transaction that reads what it decides
 // on, with the row it changes locked (SELECT … FOR UPDATE) at READ COMMITTED: concurrent
@@ -90,8 +91,13 @@ func conflict(err error) error {
 	if !ok {
 		return err
 	}
-	if c == "users_email_lower_key" {
+	switch c {
+	case "users_email_lower_key":
 		return identity.ErrEmailTaken
+	case "users_username_normalized_key": // so a caller can tell it from another conflict (errors.Is)
+		return identity.ErrUsernameTaken
+	case "users_pkey":
+		return identity.ErrUserIDTaken
 	}
 	msg, ok := conflicts[c]
 	if !ok {
@@ -101,19 +107,17 @@ func conflict(err error) error {
 }
 
 var conflicts = map[string]string{
-	"users_pkey":                    apperr.Message(identity.ErrUserIDTaken),
-	"users_username_normalized_key": apperr.Message(identity.ErrUsernameTaken),
-	"signing_keys_pkey":             "Signing key id already taken",
-	"refresh_families_pkey":         "Refresh family id already taken",
-	"refresh_tokens_pkey":           "Refresh token already issued",
-	"sessions_pkey":                 "Session id already taken",
-	"sessions_token_hash_key":       "Session token already taken",
-	"oauth_clients_pkey":            "Client id already taken",
-	"auth_codes_pkey":               "Authorization code already issued",
-	"auth_requests_pkey":            "Authorization request id already taken",
-	"links_pkey":                    "Link id already taken",
-	"links_hash_key":                "Link hash already taken",
-	"mail_outbox_pkey":              "Mail id already queued",
+	"signing_keys_pkey":       "Signing key id already taken",
+	"refresh_families_pkey":   "Refresh family id already taken",
+	"refresh_tokens_pkey":     "Refresh token already issued",
+	"sessions_pkey":           "Session id already taken",
+	"sessions_token_hash_key": "Session token already taken",
+	"oauth_clients_pkey":      "Client id already taken",
+	"auth_codes_pkey":         "Authorization code already issued",
+	"auth_requests_pkey":      "Authorization request id already taken",
+	"links_pkey":              "Link id already taken",
+	"links_hash_key":          "Link hash already taken",
+	"mail_outbox_pkey":        "Mail id already queued",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

@@ -14,12 +14,12 @@ var errNoSession = apperr.Errorf(apperr.ENOTFOUND, "Session not found")
 
 // sessionCols are the columns of a session, of the table aliased s.
 const sessionCols = `s.id, s.token_hash, s.user_id, s.epoch, s.auth_time, s.amr, s.created_at, s.last_seen_at,
-	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent, s.pending`
+	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent, s.pending, s.idp`
 
 func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
 	var s identity.Session
 	dest := []any{&s.ID, &s.TokenHash, &s.UserID, &s.Epoch, &s.AuthTime, &s.AMR, &s.CreatedAt, &s.LastSeenAt,
-		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending}
+		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending, &s.IDP}
 	err := row.Scan(append(dest, more...)...)
 	s.AuthTime, s.CreatedAt = s.AuthTime.UTC(), s.CreatedAt.UTC()
 	s.LastSeenAt, s.ExpiresAt = s.LastSeenAt.UTC(), s.ExpiresAt.UTC()
@@ -30,7 +30,7 @@ func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
 // storable, times UTC to the microsecond, the idle limit to the microsecond (an interval's
 // precision), the AMR a copy of its own.
 func storedSession(sess identity.Session) identity.Session {
-	sess.AMR, sess.RemoteAddr, sess.UserAgent = texts(sess.AMR), text(sess.RemoteAddr), text(sess.UserAgent)
+	sess.AMR, sess.RemoteAddr, sess.UserAgent, sess.IDP = texts(sess.AMR), text(sess.RemoteAddr), text(sess.UserAgent), text(sess.IDP)
 	sess.AuthTime, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt = ts(sess.AuthTime), ts(sess.CreatedAt), ts(sess.LastSeenAt), ts(sess.ExpiresAt)
 	sess.IdleTTL = sess.IdleTTL.Truncate(time.Microsecond)
 	return sess
@@ -38,12 +38,12 @@ func storedSession(sess identity.Session) identity.Session {
 
 func sessionArgs(sess identity.Session) []any {
 	return []any{sess.ID, sess.TokenHash, sess.UserID, sess.Epoch, sess.AuthTime, sess.AMR, sess.CreatedAt, sess.LastSeenAt,
-		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent, sess.Pending}
+		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent, sess.Pending, sess.IDP}
 }
 
 const insertSession = `INSERT INTO sessions
-	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent, pending)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent, pending, idp)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // CreateSession implements identity.SessionStore. The user's row is locked FOR NO KEY UPDATE
 // from the epoch check to the commit: a credential change (FOR UPDATE) either committed
@@ -118,7 +118,7 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		func(tx pgx.Tx, sess identity.Session) (identity.Session, error) {
 			sess = storedSession(sess)
 			_, err := tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
-				last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13
+				last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13, idp = $14
 				WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(sess)...)
 			return sess, conflict(err)
 		})

@@ -140,22 +140,27 @@ func (s *DB) CreateUser(ctx context.Context, u identity.User) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, insertUser, args...); err != nil {
-			return conflict(err)
-		}
-		// Checked after the insert: an insert of the id of a user being deleted waits for the
-		// delete to commit, and this read then sees the delete's tombstone.
-		var deleted bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM deleted_users WHERE id = $1)`, u.ID).Scan(&deleted); err != nil {
-			return err
-		}
-		if deleted {
-			return identity.ErrUserIDTaken
-		}
-		// So is a reserved name or email: a delete that freed the row is committed by now.
-		return checkReserved(ctx, tx, u.Names())
-	})
+	return s.write(ctx, func(tx pgx.Tx) error { return createUser(ctx, tx, u, args) })
+}
+
+// createUser inserts u (args: userArgs(u)) in tx and refuses an id no user may have again and
+// names a deleted user left reserved: CreateUser's transaction, and CreateFederatedUser's first
+// half.
+func createUser(ctx context.Context, tx pgx.Tx, u identity.User, args []any) error {
+	if _, err := tx.Exec(ctx, insertUser, args...); err != nil {
+		return conflict(err)
+	}
+	// Checked after the insert: an insert of the id of a user being deleted waits for the
+	// delete to commit, and this read then sees the delete's tombstone.
+	var deleted bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM deleted_users WHERE id = $1)`, u.ID).Scan(&deleted); err != nil {
+		return err
+	}
+	if deleted {
+		return identity.ErrUserIDTaken
+	}
+	// So is a reserved name or email: a delete that freed the row is committed by now.
+	return checkReserved(ctx, tx, u.Names())
 }
 
 // checkReserved refuses, in tx, a username or an email (normalized, "" for none) a deleted
@@ -318,7 +323,7 @@ func updateUser(ctx context.Context, tx pgx.Tx, id string, fn func(identity.User
 }
 
 // DeleteUser implements identity.UserStore: the user's families (with their token hashes),
-// sessions and consents go with the row, by ON DELETE CASCADE, in the one statement; the
+// sessions, consents, memberships and federations go with the row, by ON DELETE CASCADE, in the one statement; the
 // authorization codes (not foreign keys) are deleted, and the id kept in deleted_users so that
 // CreateUser refuses it for ever, in the same transaction.
 func (s *DB) DeleteUser(ctx context.Context, id string) error {

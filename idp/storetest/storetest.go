@@ -100,6 +100,14 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentUseLinkOneWinner", testConcurrentUseLinkOneWinner},
 		{"DeleteLinks", testDeleteLinks},
 
+		{"FederationRoundTrip", testFederationRoundTrip},
+		{"CreateFederationRefusals", testCreateFederationRefusals},
+		{"CreateFederatedUser", testCreateFederatedUser},
+		{"UpdateFederation", testUpdateFederation},
+		{"ConcurrentUpdateFederation", testConcurrentUpdateFederation},
+		{"DeleteUserDeletesFederations", testDeleteUserFederations},
+		{"IDPRoundTrip", testIDPRoundTrip},
+
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 
