@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"jwtidp/idp/boltdb"
-	"jwtidp/idp/identity"
 	"jwtidp/shared/proctest"
 )
 
@@ -188,9 +186,6 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 // account's password (a wrong one signs nobody in), links it, and the next upstream sign-in
 // goes straight through. The upstream is oidc-provider, signed in to with its own forms.
 func TestUpstreamLinkExisting(t *testing.T) {
-	if _, ok := any((*boltdb.DB)(nil)).(identity.FederationStore); !ok {
-		t.Skip("the stores do not keep upstream links (identity.FederationStore) yet")
-	}
 	idpAddr, upPort := "127.0.0.1:"+strconv.Itoa(proctest.FreePort(t)), proctest.FreePort(t)
 	up := proctest.StartOIDCProvider(t, "testdata/oidc-provider", upPort, "http://"+idpAddr+"/login/upstream/company/callback")
 	p := startIDP(t, t.TempDir(), "--addr", idpAddr, "--config", upstreamConfig(t, up.ClientSecret, "    link: existing\n", "company", up.Issuer))

@@ -17,8 +17,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"jwtidp/idp/boltdb"
-	"jwtidp/idp/identity"
 	"jwtidp/shared/proctest"
 )
 
@@ -28,9 +26,6 @@ import (
 // Remote-Groups (the upstream's groups, mapped with a prefix). Then a relying party of ours
 // (go-oidc) gets an ID token naming the user, whose idp claim is the connector's id.
 func TestUpstreamOIDCSignInThroughNginx(t *testing.T) {
-	if _, ok := any((*boltdb.DB)(nil)).(identity.FederationStore); !ok {
-		t.Skip("the stores do not keep upstream links (identity.FederationStore) yet")
-	}
 	need(t, "chromium")
 	need(t, "node")
 
