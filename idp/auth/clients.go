@@ -159,7 +159,7 @@ func (s *Admin) RegisterClient(ctx context.Context, c identity.Client, secret st
 // withSecret is c with its secret's hash for a registration: one is made for a confidential
 // client that brings none, and returned to be shown this once.
 func (s *Admin) withSecret(c identity.Client, secret string) (identity.Client, string, error) {
-	if !c.Public && secret == "" {
+	if !c.Public && secret == "" && c.TokenEndpointAuth != identity.AuthPrivateKeyJWT {
 		var err error
 		if secret, err = s.NewClientSecret(); err != nil {
 			return c, "", err
@@ -170,13 +170,17 @@ func (s *Admin) withSecret(c identity.Client, secret string) (identity.Client, s
 }
 
 // withClientSecret is c with the hash of secret, under the one rule of client secrets: a public
-// client has none, a confidential one needs one of at least MinClientSecretBytes. EINVALID.
+// client has none, nor has a private_key_jwt one (its keys stand for it); any other
+// confidential one needs one of at least MinClientSecretBytes. EINVALID.
 func withClientSecret(c identity.Client, secret string) (identity.Client, error) {
 	c.SecretHash = ""
+	keyed := c.TokenEndpointAuth == identity.AuthPrivateKeyJWT
 	switch {
 	case c.Public && secret != "":
 		return c, apperr.Errorf(apperr.EINVALID, "A public client has no client_secret")
-	case c.Public:
+	case keyed && secret != "":
+		return c, apperr.Errorf(apperr.EINVALID, "A private_key_jwt client has no client_secret: it signs with its keys")
+	case c.Public || keyed:
 		return c, nil
 	case secret == "":
 		return c, apperr.Errorf(apperr.EINVALID, "A confidential client needs its client_secret")

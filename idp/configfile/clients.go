@@ -41,6 +41,9 @@ func CheckClient(i int, ci httpapi.ClientInfo, seen map[string]bool) error {
 	if ci.CreatedAt != nil {
 		return fmt.Errorf("%s: created_at is not set in a file", name)
 	}
+	if ci.RegisteredBy != "" {
+		return fmt.Errorf("%s: registered_by is not set in a file", name)
+	}
 	if seen[ci.ClientID] {
 		return fmt.Errorf("%s: declared twice", name)
 	}

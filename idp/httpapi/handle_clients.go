@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -19,6 +20,9 @@ type ClientInfo struct {
 	ClientFields
 	CreatedAt    *time.Time `json:"created_at,omitempty"`
 	ClientSecret string     `json:"client_secret,omitempty"`
+	// RegisteredBy is who registered it through RFC 7591 ("" for an admin or a clients file);
+	// shown, never taken from a request or a file.
+	RegisteredBy string `json:"registered_by,omitempty"`
 }
 
 // ClientFields are a client's registration: what POST /admin/clients takes and every client
@@ -33,15 +37,39 @@ type ClientFields struct {
 	Scopes                 []string `json:"scopes"`
 	FirstParty             bool     `json:"first_party"`
 	ForwardAuth            bool     `json:"forward_auth"` // its users' tokens pass /verify
+	// Issue 30: how it authenticates at the token endpoint (client_secret_basic, the default
+	// for a confidential client; client_secret_post; private_key_jwt with jwks or jwks_uri; none
+	// for a public client), back-channel logout, and the audiences token exchange may give it.
+	TokenEndpointAuthMethod          string         `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                             map[string]any `json:"jwks,omitempty"`
+	JWKSURI                          string         `json:"jwks_uri,omitempty"`
+	BackchannelLogoutURI             string         `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool           `json:"backchannel_logout_session_required,omitempty"`
+	TokenExchange                    *TokenExchange `json:"token_exchange,omitempty"`
+}
+
+// TokenExchange is a client's token_exchange member: the audiences it may exchange a user's
+// token for.
+type TokenExchange struct {
+	Audiences []string `json:"audiences"`
 }
 
 // Client is the identity.Client c describes (without a secret hash).
 func (c ClientInfo) Client() identity.Client {
-	return identity.Client{
+	out := identity.Client{
 		ID: c.ClientID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scopes: c.Scopes, FirstParty: c.FirstParty,
-		ForwardAuth: c.ForwardAuth,
+		ForwardAuth: c.ForwardAuth, TokenEndpointAuth: c.TokenEndpointAuthMethod, JWKSURI: c.JWKSURI,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
+	if c.JWKS != nil {
+		b, _ := json.Marshal(c.JWKS) // decoded from JSON or YAML: it encodes
+		out.JWKS = string(b)
+	}
+	if c.TokenExchange != nil {
+		out.ExchangeAudiences = c.TokenExchange.Audiences
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
@@ -53,11 +81,19 @@ func nonNil(s []string) []string {
 
 // ClientInfoOf is c as the admin routes show it: never its secret or the secret's hash.
 func ClientInfoOf(c identity.Client) ClientInfo {
-	return ClientInfo{ClientFields: ClientFields{
+	info := ClientInfo{ClientFields: ClientFields{
 		ClientID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNil(c.RedirectURIs),
 		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
-		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth,
-	}, CreatedAt: optTime(c.CreatedAt)}
+		FirstParty: c.FirstParty, ForwardAuth: c.ForwardAuth, TokenEndpointAuthMethod: c.TokenEndpointAuth, JWKSURI: c.JWKSURI,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+	}, CreatedAt: optTime(c.CreatedAt), RegisteredBy: c.RegisteredBy}
+	if c.JWKS != "" {
+		json.Unmarshal([]byte(c.JWKS), &info.JWKS) // stored as a client's JWKS that decoded
+	}
+	if len(c.ExchangeAudiences) > 0 {
+		info.TokenExchange = &TokenExchange{Audiences: c.ExchangeAudiences}
+	}
+	return info
 }
 
 // clientRequest is the body of POST /admin/clients: the client object without a secret (the

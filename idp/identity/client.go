@@ -16,6 +16,8 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"    // RFC 8628
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange" // RFC 8693
 )
 
 // FirstPartyClientID is the IdP's own client: /auth and the browser login act for it. No
@@ -41,14 +43,42 @@ type Client struct {
 	// party alone, and the edge refuses it.
 	ForwardAuth bool
 	CreatedAt   time.Time
+
+	// TokenEndpointAuth is how the client authenticates at /token, /introspect, /revoke and
+	// /device/authorize: AuthSecretBasic or AuthSecretPost (a confidential client with a secret;
+	// "" means either), AuthPrivateKeyJWT (a signed assertion by a key of JWKS or JWKSURI, no
+	// secret), AuthNone (a public client).
+	TokenEndpointAuth string `json:",omitempty"`
+	JWKS              string `json:",omitempty"` // private_key_jwt: its public keys, a JWKS document
+	JWKSURI           string `json:",omitempty"` // private_key_jwt: or where to fetch them (https)
+	// BackchannelLogoutURI is where a logout_token is POSTed when a session it got tokens from
+	// ends; BackchannelLogoutSessionRequired: it needs sid in it.
+	BackchannelLogoutURI             string `json:",omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:",omitempty"`
+	// ExchangeAudiences are the audiences the token exchange grant may give it tokens for.
+	ExchangeAudiences []string `json:",omitempty"`
+	// RegisteredBy says who made the registration: "" (an admin or the clients file) or
+	// "registration:<initial token id>"/"registration:open" (RFC 7591).
+	RegisteredBy string `json:",omitempty"`
 }
+
+// Client authentication methods at the token endpoint (RFC 7591 §2).
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
 
 // SameAs reports whether c and o are the same registration (a nil list equals an empty one).
 func (c Client) SameAs(o Client) bool {
 	return c.ID == o.ID && c.Name == o.Name && c.Public == o.Public && c.SecretHash == o.SecretHash &&
 		slices.Equal(c.RedirectURIs, o.RedirectURIs) && slices.Equal(c.PostLogoutRedirectURIs, o.PostLogoutRedirectURIs) &&
 		slices.Equal(c.GrantTypes, o.GrantTypes) && slices.Equal(c.Scopes, o.Scopes) && c.FirstParty == o.FirstParty &&
-		c.ForwardAuth == o.ForwardAuth && c.CreatedAt.Equal(o.CreatedAt)
+		c.ForwardAuth == o.ForwardAuth && c.CreatedAt.Equal(o.CreatedAt) &&
+		c.TokenEndpointAuth == o.TokenEndpointAuth && c.JWKS == o.JWKS && c.JWKSURI == o.JWKSURI &&
+		c.BackchannelLogoutURI == o.BackchannelLogoutURI && c.BackchannelLogoutSessionRequired == o.BackchannelLogoutSessionRequired &&
+		slices.Equal(c.ExchangeAudiences, o.ExchangeAudiences) && c.RegisteredBy == o.RegisteredBy
 }
 
 // ValidateClientID enforces 1–128 characters of [A-Za-z0-9._-], and not the IdP's own.
@@ -76,8 +106,51 @@ func (c Client) Validate() error {
 	if c.Public && c.SecretHash != "" {
 		return apperr.Errorf(apperr.EINVALID, "A public client has no secret")
 	}
-	if !c.Public && c.SecretHash == "" {
-		return apperr.Errorf(apperr.EINVALID, "A confidential client needs a secret")
+	keyed := c.TokenEndpointAuth == AuthPrivateKeyJWT
+	switch c.TokenEndpointAuth {
+	case "", AuthSecretBasic, AuthSecretPost:
+		if !c.Public && c.SecretHash == "" {
+			return apperr.Errorf(apperr.EINVALID, "A confidential client needs a secret")
+		}
+		if c.Public && c.TokenEndpointAuth != "" {
+			return apperr.Errorf(apperr.EINVALID, "token_endpoint_auth_method: a public client authenticates with none")
+		}
+	case AuthPrivateKeyJWT:
+		if c.Public || c.SecretHash != "" {
+			return apperr.Errorf(apperr.EINVALID, "A private_key_jwt client is confidential and has no secret")
+		}
+		if (c.JWKS == "") == (c.JWKSURI == "") {
+			return apperr.Errorf(apperr.EINVALID, "A private_key_jwt client needs jwks or jwks_uri (one of them)")
+		}
+	case AuthNone:
+		if !c.Public {
+			return apperr.Errorf(apperr.EINVALID, "token_endpoint_auth_method none is a public client's")
+		}
+	default:
+		return apperr.Errorf(apperr.EINVALID, "token_endpoint_auth_method: %q is not supported", c.TokenEndpointAuth)
+	}
+	if !keyed && (c.JWKS != "" || c.JWKSURI != "") {
+		return apperr.Errorf(apperr.EINVALID, "jwks and jwks_uri are for private_key_jwt clients")
+	}
+	if len(c.JWKS) > 64<<10 {
+		return apperr.Errorf(apperr.EINVALID, "jwks is over 64 KiB")
+	}
+	if c.JWKSURI != "" {
+		if u, err := url.Parse(c.JWKSURI); err != nil || u.Scheme != "https" || u.Host == "" {
+			if err := ValidateRedirectURI(c.JWKSURI); err != nil { // https, or http to loopback
+				return apperr.Errorf(apperr.EINVALID, "jwks_uri must be an https URL (http only for a loopback host)")
+			}
+		}
+	}
+	if c.BackchannelLogoutURI != "" {
+		if err := ValidateRedirectURI(c.BackchannelLogoutURI); err != nil {
+			return apperr.Errorf(apperr.EINVALID, "backchannel_logout_uri must be absolute, https (http only for a loopback host), without a fragment")
+		}
+	}
+	for _, a := range c.ExchangeAudiences {
+		if !ScopeToken(a) {
+			return apperr.Errorf(apperr.EINVALID, "token_exchange.audiences: %q is not an audience", a)
+		}
 	}
 	if len(c.GrantTypes) == 0 {
 		return apperr.Errorf(apperr.EINVALID, "grant_types must name at least one grant type")
@@ -85,9 +158,10 @@ func (c Client) Validate() error {
 	for _, g := range c.GrantTypes {
 		switch g {
 		case GrantAuthorizationCode, GrantRefreshToken:
-		case GrantClientCredentials:
+		case GrantDeviceCode:
+		case GrantClientCredentials, GrantTokenExchange:
 			if c.Public {
-				return apperr.Errorf(apperr.EINVALID, "A public client cannot use the client_credentials grant")
+				return apperr.Errorf(apperr.EINVALID, "A public client cannot use the %s grant", g)
 			}
 		default:
 			return apperr.Errorf(apperr.EINVALID, "grant_types: %q is not supported", g)

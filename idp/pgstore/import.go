@@ -120,8 +120,7 @@ func (s *DB) ImportClient(ctx context.Context, c identity.Client) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (id) DO NOTHING`, clientArgs(storedClient(c))...)
+	_, err := s.pool.Exec(ctx, insertClient+` ON CONFLICT (id) DO NOTHING`, clientArgs(storedClient(c))...)
 	return s.fail(err)
 }
 

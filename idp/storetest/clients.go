@@ -58,7 +58,17 @@ func testClientRoundTrip(t *testing.T, s Store) {
 		ID: "billing", Name: "Billing", SecretHash: "sh", RedirectURIs: []string{}, PostLogoutRedirectURIs: []string{},
 		GrantTypes: []string{identity.GrantClientCredentials}, Scopes: nil, CreatedAt: t0.Add(-time.Hour).In(zone),
 	}
-	create(t, s.CreateClient, conf, pub, svc)
+	// An agent's registration: a key instead of a secret, back-channel logout, token exchange
+	// and the device grant, registered through RFC 7591.
+	agent := identity.Client{
+		ID: "agent", SecretHash: "", TokenEndpointAuth: identity.AuthPrivateKeyJWT,
+		JWKS: `{"keys":[{"kty":"EC","crv":"P-256","x":"x","y":"y","kid":"k1"}]}`, RedirectURIs: []string{},
+		GrantTypes:           []string{identity.GrantDeviceCode, identity.GrantTokenExchange, identity.GrantRefreshToken},
+		BackchannelLogoutURI: "https://agent.example/logout", BackchannelLogoutSessionRequired: true,
+		ExchangeAudiences: []string{"workitems", "billing"}, RegisteredBy: "registration:open", CreatedAt: t0,
+	}
+	create(t, s.CreateClient, conf, pub, svc, agent)
+	equal(t, "GetClient of a private_key_jwt client", getClient(t, s, "agent"), agent)
 	wantConf := conf
 	wantConf.RedirectURIs = slices.Clone(conf.RedirectURIs)
 	wantConf.PostLogoutRedirectURIs = slices.Clone(conf.PostLogoutRedirectURIs)
@@ -70,13 +80,13 @@ func testClientRoundTrip(t *testing.T, s Store) {
 	equal(t, "GetClient of a confidential client", getClient(t, s, "grafana"), wantConf)
 	equal(t, "GetClient of a public client with a nil and an empty list", getClient(t, s, "spa.app_1"), pub)
 	equal(t, "GetClient of a service with empty and nil lists", getClient(t, s, "billing"), wantSvc)
-	equal(t, "ListClients", listClients(t, s), []identity.Client{wantSvc, wantConf, pub})
+	equal(t, "ListClients", listClients(t, s), []identity.Client{agent, wantSvc, wantConf, pub})
 
 	// The lists are the store's own: changing what was given or returned changes nothing.
 	conf.RedirectURIs[0], conf.PostLogoutRedirectURIs[0], conf.GrantTypes[0], conf.Scopes[0] = "evil", "evil", "evil", "evil"
 	got := getClient(t, s, "grafana")
 	got.RedirectURIs[0], got.PostLogoutRedirectURIs[0], got.GrantTypes[0], got.Scopes[0] = "evil", "evil", "evil", "evil"
-	listClients(t, s)[1].Scopes[0] = "evil"
+	listClients(t, s)[2].Scopes[0] = "evil"
 	equal(t, "GetClient after changing slices outside the store", getClient(t, s, "grafana"), wantConf)
 
 	// What UpdateClient returns and gives its updater is the stored client, in the same form.
@@ -111,6 +121,12 @@ func testCreateClientRefusals(t *testing.T, s Store) {
 	pubCC.Public, pubCC.SecretHash, pubCC.GrantTypes = true, "", []string{identity.GrantClientCredentials}
 	badScope := client("badscope")
 	badScope.Scopes = []string{"open id"}
+	keyed := func(id string, change func(*identity.Client)) identity.Client {
+		c := client(id)
+		c.SecretHash, c.TokenEndpointAuth, c.JWKSURI = "", identity.AuthPrivateKeyJWT, "https://keys.example/jwks"
+		change(&c)
+		return c
+	}
 	for _, tt := range []struct {
 		name string
 		c    identity.Client
@@ -126,6 +142,16 @@ func testCreateClientRefusals(t *testing.T, s Store) {
 		{"an http redirect URI to another host", badURI, apperr.EINVALID},
 		{"a public client with client credentials", pubCC, apperr.EINVALID},
 		{"a scope with a space", badScope, apperr.EINVALID},
+		{"private_key_jwt with a secret", keyed("k1", func(c *identity.Client) { c.SecretHash = "sh" }), apperr.EINVALID},
+		{"private_key_jwt without keys", keyed("k2", func(c *identity.Client) { c.JWKSURI = "" }), apperr.EINVALID},
+		{"private_key_jwt with jwks and jwks_uri", keyed("k3", func(c *identity.Client) { c.JWKS = `{"keys":[]}` }), apperr.EINVALID},
+		{"jwks_uri over http to another host", keyed("k4", func(c *identity.Client) { c.JWKSURI = "http://keys.example/jwks" }), apperr.EINVALID},
+		{"keys for a secret client", keyed("k5", func(c *identity.Client) { c.TokenEndpointAuth, c.SecretHash = "", "sh" }), apperr.EINVALID},
+		{"an unknown auth method", keyed("k6", func(c *identity.Client) { c.TokenEndpointAuth = "client_secret_jwt" }), apperr.EINVALID},
+		{"a public client exchanging tokens", keyed("k7", func(c *identity.Client) {
+			c.TokenEndpointAuth, c.JWKSURI, c.Public, c.GrantTypes = identity.AuthNone, "", true, []string{identity.GrantTokenExchange}
+		}), apperr.EINVALID},
+		{"a back-channel logout URI over http to another host", keyed("k8", func(c *identity.Client) { c.BackchannelLogoutURI = "http://rp.example/logout" }), apperr.EINVALID},
 	} {
 		wantCode(t, tt.name, s.CreateClient(ctx, tt.c), tt.code)
 	}
