@@ -135,6 +135,9 @@ type Credentials struct {
 	// Scope is what Login is asked for: "" for the first-party client's scopes, AdminScope for
 	// an admin credential.
 	Scope string
+	// LocalOnly: only the IdP's own accounts are asked, not the directories of
+	// PasswordBackends (linking an upstream identity to a local account).
+	LocalOnly bool
 }
 
 // Device is a device cookie's content (OWASP's device cookie): a browser that has logged in to
@@ -254,7 +257,7 @@ func (s *SignIn) authenticate(ctx context.Context, c Credentials) (Authenticatio
 		return Authentication{}, apperr.Errorf(apperr.EINVALID, "Password must be at most %d bytes long", password.MaxBytes)
 	}
 	backends := s.PasswordBackends
-	if len(backends) == 0 {
+	if len(backends) == 0 || c.LocalOnly {
 		backends = []string{upstream.Local}
 	}
 	var u identity.User // the local account; none (verified against the dummy hash) when unknown
@@ -346,8 +349,12 @@ func (s *SignIn) directoryLogin(ctx context.Context, id string, c Credentials) (
 	if err := s.Throttle.Success(ctx, c.attempt(ctx)); err != nil {
 		return Authentication{}, true, err
 	}
-	if a, err = s.Federated(ctx, id, ident); err != nil || !a.Pending || c.Deferred {
+	if a, err = s.Federated(ctx, id, ident); err != nil || !a.User.Factors.HasTOTP() {
 		return a, true, err
+	}
+	if c.Deferred {
+		a.Pending = true // the browser's next page asks the code
+		return a, true, nil
 	}
 	amr, err := s.secondFactor(ctx, a.User, c.OTP, c.attempt(ctx))
 	if err != nil {
@@ -580,14 +587,15 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 		audience = s.FirstParty.Audience // a family made before families kept their audience
 	}
 	// A user linked to a directory is asked about there (at most once a minute): one who is gone
-	// loses the family just refreshed, and gets nothing.
+	// loses the family just refreshed, and gets nothing. Any other failure lets the refresh
+	// pass: its token is spent already, and a retry would look like reuse.
 	if err := s.CheckUpstream(ctx, u.ID); errors.Is(err, upstream.ErrGone) {
 		if err := s.revoke(ctx, nextHash, "ended: the user is gone from the directory"); err != nil {
 			s.Logger.ErrorContext(ctx, "family of a user gone upstream not revoked", "sub", u.ID, "err", err)
 		}
 		return Tokens{}, identity.ErrInvalidGrant
 	} else if err != nil {
-		return Tokens{}, err
+		s.Logger.WarnContext(ctx, "upstream check at refresh failed: the refresh passes", "sub", u.ID, "err", err)
 	}
 	// The family keeps the scope it was granted; what this refresh carries of it is decided by
 	// the memberships read now, so a member removed from a group loses its scopes at once.

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/base32"
 	"errors"
 	"log/slog"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"jwtidp/idp/identity"
 	"jwtidp/idp/upstream"
@@ -188,5 +191,38 @@ func TestPasswordBackendDown(t *testing.T) {
 	st := svc.Statuses.List()
 	if !st[0].LastError.Equal(c.now()) || st[0].Error == "" || !st[0].LastSuccess.IsZero() {
 		t.Errorf("corp's status = %+v, want its last error now", st[0])
+	}
+}
+
+// A directory's user with our TOTP: /auth needs the code beside the directory's password, and
+// the browser's form defers it to the next page, as for a local account.
+func TestPasswordBackendDirectoryUserWithTOTP(t *testing.T) {
+	svc, _, c := newService(t)
+	withDirectories(t, svc, "local", "corp")
+	ctx := context.Background()
+	a, err := svc.Authenticate(ctx, creds("carol", "carol-upstream-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("twenty-byte-seed-xx!")
+	seed := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw) // as apps are given it
+	if _, err := svc.Users.UpdateUser(ctx, a.User.ID, func(u identity.User) (identity.User, error) {
+		u.Factors.TOTP = &identity.TOTP{Secret: raw, Confirmed: true, EnrolledAt: c.now()} // no sealer here
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, creds("carol", "carol-upstream-1")); !errors.Is(err, ErrOTPRequired) {
+		t.Fatalf("no code: %v, want it asked for", err)
+	}
+	deferred := creds("carol", "carol-upstream-1")
+	deferred.Deferred = true
+	if a, err := svc.Authenticate(ctx, deferred); err != nil || !a.Pending {
+		t.Fatalf("the form's step: %v, pending %v", err, a.Pending)
+	}
+	withCode := creds("carol", "carol-upstream-1")
+	withCode.OTP, _ = totp.GenerateCode(seed, c.now())
+	if a, err := svc.Authenticate(ctx, withCode); err != nil || !slices.Equal(a.AMR, []string{"pwd", "otp", "mfa"}) || a.IDP != "corp" {
+		t.Fatalf("with the code: %v %+v", err, a)
 	}
 }

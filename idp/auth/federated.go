@@ -42,14 +42,19 @@ var ErrSecondFactorRequired = apperr.Errorf(apperr.EFORBIDDEN,
 var ErrAlreadyLinked = apperr.Errorf(apperr.ECONFLICT, "This account is linked to another identity of that provider already")
 
 // LinkNeeded is Federated's error when the person must link a local account: Ticket is an
-// opaque, short-lived, tamper-proof value naming the upstream identity, for LinkExisting.
-type LinkNeeded struct{ Ticket string }
+// opaque, short-lived, tamper-proof value naming the upstream identity, for LinkExisting;
+// Upstream is how the upstream names the person (its username, else its email), for the page
+// to show whose account would be linked.
+type LinkNeeded struct{ Ticket, Upstream string }
 
 func (e *LinkNeeded) Error() string { return ErrLinkRequired.Error() }
 func (e *LinkNeeded) Unwrap() error { return ErrLinkRequired }
 
 // LinkTicketTTL bounds how long a person has to prove their local account.
 const LinkTicketTTL = 10 * time.Minute
+
+// maxUpstreamGroups bounds the groups one sign-in may sync: each is a write.
+const maxUpstreamGroups = 100
 
 // upstreamCheckEvery is how often the refresh grant asks a directory about a user (API.md: at
 // most once a minute).
@@ -70,6 +75,10 @@ func (s *SignIn) Federated(ctx context.Context, connector string, id upstream.Id
 	}
 	id.Connector = connector
 	groups := c.Groups.Apply(id.Groups)
+	if len(groups) > maxUpstreamGroups {
+		s.Logger.WarnContext(ctx, "upstream sign-in: too many groups, the first kept", "connector", connector, "groups", len(groups), "kept", maxUpstreamGroups)
+		groups = groups[:maxUpstreamGroups]
+	}
 	f, err := s.Federations.GetFederation(ctx, connector, id.Subject)
 	switch {
 	case errors.Is(err, identity.ErrNoFederation) && c.Link == upstream.LinkExisting:
@@ -78,7 +87,11 @@ func (s *SignIn) Federated(ctx context.Context, connector string, id upstream.Id
 			return Authentication{}, err
 		}
 		s.Logger.InfoContext(ctx, "upstream sign-in: a local account must be linked", "connector", connector)
-		return Authentication{}, &LinkNeeded{Ticket: t}
+		shown := id.Username
+		if shown == "" {
+			shown = id.Email
+		}
+		return Authentication{}, &LinkNeeded{Ticket: t, Upstream: shown}
 	case errors.Is(err, identity.ErrNoFederation):
 		if f, err = s.createFederated(ctx, id, groups); err != nil {
 			return Authentication{}, err
@@ -201,8 +214,11 @@ func (s *SignIn) candidate(base string, n int) (string, error) {
 }
 
 // syncGroups makes the user's membership of the groups the upstream's map to what it says
-// now: groups it no longer names are left (only those it gave: an admin's stay), the new ones
-// joined (made when missing). Then the link records them and when it was last checked.
+// now: groups it no longer names are left, the new ones joined (made when missing). Only the
+// groups the upstream gave at the last sync are ever left: a group an admin gave stays, unless
+// the upstream named it too and no longer does. Each change is a write of its own (not one
+// transaction): a sync cut short leaves the link's record as it was, so the next one redoes it.
+// Then the link records the groups and when it was last checked.
 func (s *core) syncGroups(ctx context.Context, f identity.Federation, groups []string) error {
 	if s.Groups != nil {
 		for _, g := range groups {
@@ -239,8 +255,10 @@ func (s *core) syncGroups(ctx context.Context, f identity.Federation, groups []s
 }
 
 // LinkExisting links the upstream identity a LinkNeeded ticket names to the local account c
-// proves — its password, throttled and recorded as a login; a directory's account does not
-// count — and signs in as Federated would (Complete asks a second factor the account has).
+// proves in full — its password and, when it has one, its second factor (c.OTP), throttled and
+// recorded as a login; a directory's accounts are not asked — and signs in as Federated would.
+// The link is made only once the account is proven whole: a stolen password alone cannot tie
+// an attacker's upstream account to it. ErrOTPRequired asks for the code.
 func (s *SignIn) LinkExisting(ctx context.Context, ticket string, c Credentials) (Authentication, error) {
 	id, err := s.readLinkTicket(ticket)
 	if err != nil {
@@ -250,14 +268,10 @@ func (s *SignIn) LinkExisting(ctx context.Context, ticket string, c Credentials)
 	if !ok || cfg.Link != upstream.LinkExisting {
 		return Authentication{}, ErrLinkTicket
 	}
-	c.Deferred = true // the second factor, if any, is Complete's to ask
+	c.Deferred, c.LocalOnly = false, true
 	a, err := s.Authenticate(ctx, c)
 	if err != nil {
 		return Authentication{}, err
-	}
-	if a.IDP != "" {
-		// a directory's account, not one of ours: nothing here to link to
-		return Authentication{}, ErrInvalidCredentials
 	}
 	linked, err := s.Federations.UserFederations(ctx, a.User.ID)
 	if err != nil {
@@ -280,7 +294,11 @@ func (s *SignIn) LinkExisting(ctx context.Context, ticket string, c Credentials)
 		return Authentication{}, err
 	}
 	s.Logger.InfoContext(ctx, "upstream identity linked to a local account", "connector", id.Connector, "sub", f.UserID)
-	return s.federatedSignIn(ctx, cfg, f, cfg.Groups.Apply(id.Groups))
+	fa, err := s.federatedSignIn(ctx, cfg, f, cfg.Groups.Apply(id.Groups))
+	if err == nil && slices.Contains(a.AMR, AMRMultiFactor) {
+		fa.AMR = onTopOf(fa.AMR, a.AMR) // the code was given here: not asked again
+	}
+	return fa, err
 }
 
 // linkClaims is what a link ticket carries.
@@ -354,7 +372,15 @@ func (s *core) CheckUpstream(ctx context.Context, userID string) error {
 			s.Logger.InfoContext(ctx, "refresh refused: gone from the directory", "connector", f.Connector, "sub", userID)
 			return err
 		case err != nil:
+			// Asked again a minute from now, not at every refresh while it is down.
 			s.Logger.WarnContext(ctx, "directory not asked at refresh", "connector", f.Connector, "sub", userID, "err", err)
+			_, err := s.Federations.UpdateFederation(ctx, f.Connector, f.Subject, func(cur identity.Federation) (identity.Federation, error) {
+				cur.CheckedAt = now.UTC()
+				return cur, nil
+			})
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if err := s.syncGroups(ctx, f, s.Connectors[f.Connector].Groups.Apply(id.Groups)); err != nil {

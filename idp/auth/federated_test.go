@@ -53,7 +53,7 @@ func newFederated(t *testing.T) (*Service, *clock, *peopleDirectory) {
 	cfgs := []upstream.Config{
 		{ID: "co", Type: upstream.TypeOIDC, Link: upstream.LinkCreate, SecondFactor: upstream.SecondFactorOptional, Groups: upstream.GroupMapping{Prefix: "co:"}},
 		{ID: "old", Type: upstream.TypeOIDC, Link: upstream.LinkExisting, SecondFactor: upstream.SecondFactorOptional},
-		{ID: "strict", Type: upstream.TypeOIDC, Link: upstream.LinkCreate, SecondFactor: upstream.SecondFactorRequired},
+		{ID: "strict", Type: upstream.TypeOIDC, Link: upstream.LinkExisting, SecondFactor: upstream.SecondFactorRequired},
 		{ID: "dir", Type: upstream.TypeLDAP, Link: upstream.LinkCreate, SecondFactor: upstream.SecondFactorOptional, Groups: upstream.GroupMapping{Map: map[string]string{"staff": "staff"}}},
 	}
 	svc.Connectors = map[string]upstream.Config{}
@@ -152,7 +152,16 @@ func TestFederatedRefusals(t *testing.T) {
 	if _, err := svc.Federated(ctx, "co", upstream.Identity{}); apperr.Code(err) != apperr.EINVALID {
 		t.Fatalf("no subject: %v", err)
 	}
-	if _, err := svc.Federated(ctx, "strict", upstream.Identity{Subject: "s-2", Username: "carol"}); !errors.Is(err, ErrSecondFactorRequired) {
+	// second_factor: required — a local account without one is refused.
+	if err := svc.Signup(ctx, "carol", "correct-horse-9", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Federated(ctx, "strict", upstream.Identity{Subject: "s-2", Username: "carol"})
+	var need *LinkNeeded
+	if !errors.As(err, &need) {
+		t.Fatalf("strict, first sign-in: %v", err)
+	}
+	if _, err := svc.LinkExisting(ctx, need.Ticket, creds("carol", "correct-horse-9")); !errors.Is(err, ErrSecondFactorRequired) {
 		t.Fatalf("second factor required, none: %v", err)
 	}
 }
@@ -217,9 +226,42 @@ func TestRefreshAsksTheDirectory(t *testing.T) {
 	if tok, err = svc.Refresh(ctx, tok.RefreshToken); err != nil || dir.asked != 1 {
 		t.Fatalf("refresh while the directory is down: %v, asked %d", err, dir.asked)
 	}
+	// An outage is asked about once a minute too, not at every refresh.
+	if tok, err = svc.Refresh(ctx, tok.RefreshToken); err != nil || dir.asked != 1 {
+		t.Fatalf("a second refresh while the directory is down: %v, asked %d", err, dir.asked)
+	}
+	c.add(time.Minute)
 	dir.down = false
 	delete(dir.people, id.Subject)
 	if _, err = svc.Refresh(ctx, tok.RefreshToken); err != identity.ErrInvalidGrant || dir.asked != 2 {
 		t.Fatalf("refresh once gone from the directory: %v, asked %d", err, dir.asked)
+	}
+}
+
+// Linking needs the local account proven whole: with a second factor, the code too — a
+// password alone links nothing — and the sign-in it makes is not asked the code again.
+func TestLinkExistingNeedsTheSecondFactor(t *testing.T) {
+	svc, c, _ := newFederated(t)
+	ctx := context.Background()
+	u, code := totpUser(t, svc, c)
+	_, err := svc.Federated(ctx, "old", upstream.Identity{Subject: "s-20", Username: "alice.upstream"})
+	var need *LinkNeeded
+	if !errors.As(err, &need) || need.Upstream != "alice.upstream" {
+		t.Fatalf("first sign-in: %v, want a ticket naming the upstream account", err)
+	}
+	if _, err := svc.LinkExisting(ctx, need.Ticket, creds("alice", "correct-horse-9")); !errors.Is(err, ErrOTPRequired) {
+		t.Fatalf("password alone: %v, want the code asked for", err)
+	}
+	if fs, _ := svc.Federations.UserFederations(ctx, u.ID); len(fs) != 0 {
+		t.Fatalf("linked on a password alone: %+v", fs)
+	}
+	cr := creds("alice", "correct-horse-9")
+	cr.OTP = code()
+	a, err := svc.LinkExisting(ctx, need.Ticket, cr)
+	if err != nil || a.User.ID != u.ID || !slices.Equal(a.AMR, []string{"fed", "otp", "mfa"}) {
+		t.Fatalf("password and code: %v %+v", err, a)
+	}
+	if _, err := svc.Complete(ctx, a, Target{}); err != nil {
+		t.Fatalf("complete: %v (ErrOTPRequired: the code was asked again)", err)
 	}
 }
