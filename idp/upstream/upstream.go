@@ -180,6 +180,16 @@ func (c Config) Validate() error {
 		if err := identity.ValidateGroupName(p + "x"); err != nil {
 			bad("groups.prefix: %s", apperr.Message(err))
 		}
+		if !strings.HasSuffix(p, ":") {
+			// "a" would make the upstream's "dmins" our "admins": a prefix must set its groups apart
+			bad("groups.prefix must end with ':' (such as %q), so the upstream's groups cannot become ours", strings.TrimRight(p, ":")+":")
+		}
+	}
+	if c.Type == TypeLDAP && c.Link == LinkExisting {
+		bad("link: existing is for oidc connectors: a directory's sign-in is the password form, which has no way to link")
+	}
+	if c.Link == LinkCreate && c.SecondFactor == SecondFactorRequired {
+		bad("second_factor: required needs link: existing — a user made just in time has no second factor here, and would be refused for ever")
 	}
 	for from, to := range c.Groups.Map {
 		if err := identity.ValidateGroupName(to); err != nil {
