@@ -578,6 +578,9 @@ func (c *config) connectors(logger *slog.Logger) (connectors, error) {
 		up.statuses = upstream.NewStatuses(nil)
 		return up, nil
 	}
+	// Every request to an upstream is bounded, key fetches included (go-oidc's key set fetches
+	// with the client it was made with).
+	upstreamClient := &http.Client{Timeout: 10 * time.Second}
 	for _, cc := range c.file.Connectors {
 		if err := cc.Load(); err != nil {
 			return up, err
@@ -586,7 +589,7 @@ func (c *config) connectors(logger *slog.Logger) (connectors, error) {
 		switch cc.Type {
 		case upstream.TypeOIDC:
 			redirect := strings.TrimSuffix(c.issuer, "/") + "/login/upstream/" + cc.ID + "/callback"
-			rc, err := upstream.NewOIDC(cc, redirect, http.DefaultClient, log)
+			rc, err := upstream.NewOIDC(cc, redirect, upstreamClient, log)
 			if err != nil {
 				return up, err
 			}

@@ -88,9 +88,12 @@ type upstreamButton struct {
 	Href     string // filled per page: relative to it, with its rd
 }
 
+// stateCookieName is the flow's cookie: __Host- over https, so a sibling subdomain cannot plant
+// its own flow's cookie in the browser (a login CSRF: the victim would finish the attacker's
+// upstream sign-in), which a __Secure- cookie scoped to the callback's path would allow.
 func (p *upstreamPages) stateCookieName() string {
 	if p.cfg.Secure {
-		return "__Secure-jwtidp_upstream"
+		return "__Host-jwtidp_upstream"
 	}
 	return "jwtidp_upstream"
 }
@@ -138,6 +141,9 @@ func (p *upstreamPages) stateCookie(r *http.Request, value string, maxAge time.D
 	path := r.URL.Path
 	if !strings.HasSuffix(path, "/callback") {
 		path += "/callback"
+	}
+	if p.cfg.Secure {
+		path = "/" // a __Host- cookie's
 	}
 	ck := &http.Cookie{Name: p.stateCookieName(), Value: value, Path: path, HttpOnly: true, Secure: p.cfg.Secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())}
@@ -239,7 +245,7 @@ func (p *upstreamPages) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := p.fed.Federated(r.Context(), id, ident)
 	if ln := (*auth.LinkNeeded)(nil); errors.As(err, &ln) {
-		p.renderLink(w, r, http.StatusOK, linkView{Ticket: ln.Ticket, Connector: id, RD: rd})
+		p.renderLink(w, r, http.StatusOK, linkView{Ticket: ln.Ticket, Connector: id, RD: rd, Upstream: ln.Upstream})
 		return
 	}
 	if err != nil {
@@ -297,6 +303,7 @@ type linkView struct {
 	Ticket    string
 	Connector string
 	Name      string
+	Upstream  string // how the upstream names the person: whose account would be linked
 	Username  string
 	Error     string
 }
@@ -347,11 +354,16 @@ func (p *upstreamPages) link(w http.ResponseWriter, r *http.Request) {
 	username := form.Get("username")
 	lr := loginRequest(r)
 	a, err := p.fed.LinkExisting(r.Context(), form.Get("ticket"), auth.Credentials{
-		Username: username, Password: form.Get("password"), Device: p.keys.device(lr, username), Deferred: true,
+		Username: username, Password: form.Get("password"), Device: p.keys.device(lr, username), OTP: form.Get("otp"),
 	})
 	if err != nil {
-		status, msg := p.loginRefusal(w, r, "upstream sign-in: link", err, "Invalid username or password.")
-		p.renderLink(w, r, status, linkView{Ticket: form.Get("ticket"), Connector: connector, RD: rd, Username: username, Error: msg})
+		invalid := "Invalid username or password."
+		if errors.Is(err, auth.ErrOTPRequired) {
+			invalid = "Your account has an authenticator app: give its one-time code (or a recovery code) as well."
+		}
+		status, msg := p.loginRefusal(w, r, "upstream sign-in: link", err, invalid)
+		p.renderLink(w, r, status, linkView{Ticket: form.Get("ticket"), Connector: connector, RD: rd, Username: username,
+			Upstream: form.Get("upstream"), Error: msg})
 		return
 	}
 	p.finish(w, r, a, rd)

@@ -57,7 +57,10 @@ type oidcConnector struct {
 
 	mu       sync.Mutex
 	provider *oidc.Provider // nil until discovery succeeds
-	failedAt time.Time      // the last failed discovery
+	// verifier checks ID tokens against the upstream's JWKS, which it caches (fetched again
+	// for a kid it does not know): one for the connector's life, not one per sign-in.
+	verifier *oidc.IDTokenVerifier
+	failedAt time.Time // the last failed discovery
 	failErr  error
 }
 
@@ -95,6 +98,7 @@ func (o *oidcConnector) discover(ctx context.Context) (*oidc.Provider, error) {
 		o.logger.Warn("upstream discovery failed", "issuer", o.cfg.Issuer, "err", short(err.Error()))
 		return nil, o.failErr
 	}
+	o.verifier = p.VerifierContext(oidc.ClientContext(context.Background(), o.client), &oidc.Config{ClientID: o.cfg.ClientID, Now: o.now})
 	o.provider, o.failedAt, o.failErr = p, time.Time{}, nil
 	return p, nil
 }
@@ -143,7 +147,9 @@ func (o *oidcConnector) Exchange(ctx context.Context, code, verifier, nonce stri
 	if raw == "" {
 		return Identity{}, unavailable(o.cfg.ID, "token endpoint", errors.New("the token response holds no id_token"))
 	}
-	v := p.VerifierContext(oidc.ClientContext(ctx, o.client), &oidc.Config{ClientID: o.cfg.ClientID, Now: o.now})
+	o.mu.Lock()
+	v := o.verifier
+	o.mu.Unlock()
 	idt, err := v.Verify(ctx, raw)
 	if err != nil {
 		if strings.Contains(err.Error(), "fetching keys") {
