@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,5 +122,62 @@ password_backends: [local, corp]
 		if strings.Contains(p.Log(), s) {
 			t.Errorf("a directory password reached the IdP's log")
 		}
+	}
+}
+
+// TestLDAPOverTLSConfigFile: the configuration file's ldaps:// url and ca_file reach the
+// connector — alice signs in at /auth through slapd's TLS port, with her directory groups —
+// and a start_tls connector whose ca_file is another CA's fails as a directory that cannot be
+// asked: the wrong password's 401, no bind at slapd, the outage in /admin/connectors.
+func TestLDAPOverTLSConfigFile(t *testing.T) {
+	sl := proctest.StartSlapdTLS(t)
+	other := proctest.NewTestCA(t, "another CA")
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "ldap.pw")
+	writeFile(t, pwFile, proctest.SlapdServicePassword+"\n")
+	connector := func(id, url, extra string) string {
+		return fmt.Sprintf(`  - id: %s
+    type: ldap
+    url: %s
+%s    bind_dn: %s
+    bind_password_file: %s
+    user_search: {base_dn: "ou=people,%s", filter: "(objectClass=inetOrgPerson)"}
+    group_search: {base_dn: "ou=groups,%s", filter: "(objectClass=groupOfNames)"}
+    groups: {prefix: "%s:"}
+`, id, url, extra, proctest.SlapdServiceDN, pwFile, proctest.SlapdSuffix, proctest.SlapdSuffix, id)
+	}
+	conf := filepath.Join(dir, "idp.yaml")
+	writeFile(t, conf, "admin_token: tls-admin-token\nconnectors:\n"+
+		connector("corp", sl.LDAPS, "    ca_file: "+sl.CA.CertFile+"\n")+
+		connector("wrongca", sl.URL, "    start_tls: true\n    ca_file: "+other.CertFile+"\n")+
+		"password_backends: [wrongca, corp]\n")
+	p := startIDP(t, t.TempDir(), "--config", conf, "--rate-limit", "0")
+
+	binds := sl.Binds()
+	a := authAs(t, p.URL, "alice", proctest.SlapdAlicePassword)
+	if a.status != 200 {
+		t.Fatalf("alice through ldaps://: %d %s\n%s", a.status, a.body, p.Log())
+	}
+	at, _ := a.json(t)["access_token"].(string)
+	proctest.Secret(at, a.json(t)["refresh_token"].(string))
+	claims := payload(t, at)
+	if g := toStrings(claims["groups"]); !slices.Equal(g, []string{"corp:devs", "corp:ops"}) || !slices.Equal(toStrings(claims["amr"]), []string{"pwd"}) {
+		t.Errorf("alice's token: groups %v, amr %v", g, claims["amr"])
+	}
+	// corp's service bind and alice's, twice (the service again for the groups): none of wrongca's.
+	if got := sl.Binds() - binds; got != 3 {
+		t.Errorf("slapd saw %d binds, want 3 (corp's alone)\n%s", got, sl.Log())
+	}
+	list := do(t, "GET", p.URL+"/admin/connectors", "", nil, "Authorization", "Bearer tls-admin-token")
+	var st struct {
+		Result []map[string]any `json:"result"`
+	}
+	json.Unmarshal(list.body, &st)
+	if len(st.Result) != 2 || st.Result[1]["id"] != "wrongca" || st.Result[1]["last_error"] == nil || st.Result[1]["last_success"] != nil ||
+		st.Result[0]["last_success"] == nil || st.Result[0]["last_error"] != nil {
+		t.Errorf("/admin/connectors: %d %s", list.status, list.body)
+	}
+	if strings.Contains(string(list.body), proctest.SlapdServicePassword) || strings.Contains(p.Log(), proctest.SlapdAlicePassword) {
+		t.Error("a directory password reached /admin/connectors or the log")
 	}
 }

@@ -266,6 +266,11 @@ func (p *upstreamPages) refuse(w http.ResponseWriter, r *http.Request, id, rd st
 			p.name(id)+" cannot be reached right now. Try again later, or sign in with your username and password.", rd)
 	case apperr.EUNAUTHORIZED, apperr.EFORBIDDEN, apperr.EINVALID:
 		p.logger.InfoContext(r.Context(), "upstream sign-in: refused", "connector", id, "err", err)
+		if errors.Is(err, auth.ErrSecondFactorRequired) {
+			// Ours to say, and the person can act on it (the upstream's reasons are not shown).
+			p.errorPage(w, r, http.StatusForbidden, "Sign-in refused", apperr.Message(err), rd)
+			return
+		}
 		p.errorPage(w, r, web.Status(apperr.Code(err)), "Sign-in refused", "The sign-in with "+p.name(id)+" was refused.", rd)
 	default:
 		p.logger.ErrorContext(r.Context(), "upstream sign-in", "connector", id, "err", err)

@@ -142,3 +142,89 @@ func TestLDAPEmptyPasswordAsksNothing(t *testing.T) {
 		t.Errorf("nothing listening = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestLDAPOverTLS is the connector against slapd with TLS (a throwaway CA): ldaps:// and
+// ldap:// with start_tls sign in with the right ca_file; another CA's, or none (the system's
+// roots), is ErrUnavailable before any bind — the service account's password and the user's
+// never leave — and the connector's log says why.
+func TestLDAPOverTLS(t *testing.T) {
+	sl := proctest.StartSlapdTLS(t)
+	ctx := context.Background()
+	withTLS := func(url string, startTLS bool, caFile string) upstream.Config {
+		c := ldapConfig(url)
+		c.StartTLS, c.CAFile = startTLS, caFile
+		return c
+	}
+	for name, c := range map[string]upstream.Config{
+		"ldaps":              withTLS(sl.LDAPS, false, sl.CA.CertFile),
+		"ldap with StartTLS": withTLS(sl.URL, true, sl.CA.CertFile),
+		"ldaps to localhost": withTLS(strings.Replace(sl.LDAPS, "127.0.0.1", "localhost", 1), false, sl.CA.CertFile),
+	} {
+		pc, _ := newLDAP(t, c)
+		id, err := pc.Login(ctx, "alice", proctest.SlapdAlicePassword)
+		if err != nil || id.Subject != proctest.SlapdAliceDN || len(id.Groups) != 2 {
+			t.Errorf("%s: alice = %+v, %v\n%s", name, id, err, sl.Log())
+		}
+		if _, err := pc.Login(ctx, "alice", "not-her-password"); !errors.Is(err, upstream.ErrInvalidCredentials) {
+			t.Errorf("%s: a wrong password = %v, want ErrInvalidCredentials", name, err)
+		}
+		if _, err := pc.Refresh(ctx, id); err != nil {
+			t.Errorf("%s: Refresh(alice) = %v", name, err)
+		}
+	}
+
+	other := proctest.NewTestCA(t, "another CA")
+	binds := sl.Binds()
+	if binds < 6 {
+		t.Fatalf("slapd logged %d binds of the sign-ins above: Binds cannot see them\n%s", binds, sl.Log())
+	}
+	for name, c := range map[string]upstream.Config{
+		"ldaps, another CA":              withTLS(sl.LDAPS, false, other.CertFile),
+		"ldap with StartTLS, another CA": withTLS(sl.URL, true, other.CertFile),
+		"ldaps, the system's roots":      withTLS(sl.LDAPS, false, ""),
+		"StartTLS, the system's roots":   withTLS(sl.URL, true, ""),
+	} {
+		pc, log := newLDAP(t, c)
+		if _, err := pc.Login(ctx, "alice", proctest.SlapdAlicePassword); !errors.Is(err, upstream.ErrUnavailable) {
+			t.Errorf("%s: Login = %v, want ErrUnavailable", name, err)
+		}
+		if _, err := pc.Refresh(ctx, upstream.Identity{Connector: "corp", Subject: proctest.SlapdAliceDN}); !errors.Is(err, upstream.ErrUnavailable) {
+			t.Errorf("%s: Refresh = %v, want ErrUnavailable", name, err)
+		}
+		if strings.Contains(log.String(), proctest.SlapdAlicePassword) || strings.Contains(log.String(), proctest.SlapdServicePassword) {
+			t.Errorf("%s: a password reached the log", name)
+		}
+	}
+	if got := sl.Binds(); got != binds {
+		t.Errorf("slapd saw %d binds from connectors that should not trust it, want none\n%s", got-binds, sl.Log())
+	}
+}
+
+// TestLDAPValidateTLS: plain ldap:// only to a loopback host; ldaps:// or StartTLS anywhere;
+// StartTLS is for ldap:// alone.
+func TestLDAPValidateTLS(t *testing.T) {
+	for _, c := range []struct {
+		url      string
+		startTLS bool
+		err      string
+	}{
+		{"ldap://127.0.0.1:389", false, ""},
+		{"ldap://localhost", false, ""},
+		{"ldap://[::1]:389", false, ""},
+		{"ldap://ldap.example.com", false, "plain ldap:// only to a loopback host"},
+		{"ldap://10.0.0.5:389", false, "plain ldap:// only to a loopback host"},
+		{"ldap://127.0.0.1.example.com", false, "plain ldap:// only to a loopback host"},
+		{"ldap://ldap.example.com", true, ""},
+		{"ldaps://ldap.example.com:636", false, ""},
+		{"ldaps://ldap.example.com:636", true, "start_tls is for ldap:// URLs"},
+		{"http://ldap.example.com", false, "url must be"},
+		{"ldap:///no-host", false, "url must be"},
+	} {
+		cfg := ldapConfig(c.url)
+		cfg.StartTLS = c.startTLS
+		err := cfg.Validate()
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("url %s, start_tls %v: Validate() = %v, want %q", c.url, c.startTLS, err, c.err)
+		}
+	}
+}

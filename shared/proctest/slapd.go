@@ -27,13 +27,18 @@ import (
 type Slapd struct {
 	URL  string // ldap://127.0.0.1:PORT
 	Addr string
-	t    testing.TB
-	bin  string
-	dir  string
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *lockedBuffer
+	// StartSlapdTLS only: the same directory over ldaps:// (LDAPS, LDAPSAddr), StartTLS on URL,
+	// and the CA that signed slapd's certificate for 127.0.0.1 and localhost (CA.CertFile).
+	LDAPS     string
+	LDAPSAddr string
+	CA        *TestCA
+	t         testing.TB
+	bin       string
+	dir       string
+	conf      string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	log       *lockedBuffer
 }
 
 // The seeded directory's names and secrets.
@@ -129,9 +134,28 @@ access to *
 	by * none
 `
 
+const slapdTLSConf = `
+TLSCACertificateFile {{CA}}
+TLSCertificateFile {{CERT}}
+TLSCertificateKeyFile {{KEY}}
+`
+
 // StartSlapd starts slapd with the seed above. It skips (or fails under
 // JWTIDP_REQUIRE_INTEGRATION) when slapd or ldapadd is missing.
 func StartSlapd(t testing.TB) *Slapd {
+	t.Helper()
+	return startSlapd(t, false)
+}
+
+// StartSlapdTLS is StartSlapd with TLS: a throwaway CA (s.CA) signs slapd's certificate for
+// 127.0.0.1 and localhost; slapd offers StartTLS on s.URL and listens on s.LDAPS too. Plain
+// ldap:// without StartTLS still works (the seed and the client tools use it).
+func StartSlapdTLS(t testing.TB) *Slapd {
+	t.Helper()
+	return startSlapd(t, true)
+}
+
+func startSlapd(t testing.TB, withTLS bool) *Slapd {
 	t.Helper()
 	bin := "/usr/sbin/slapd"
 	if _, err := os.Stat(bin); err != nil {
@@ -145,6 +169,15 @@ func StartSlapd(t testing.TB) *Slapd {
 	}
 	conf := strings.NewReplacer("{{DIR}}", dir, "{{ROOTPW}}", SlapdAdminPassword).Replace(slapdConf)
 	s := &Slapd{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf"), log: &lockedBuffer{}}
+	if withTLS {
+		s.CA = NewTestCA(t, "slapd test CA")
+		cert, key := s.CA.Issue(t, "127.0.0.1", "localhost")
+		// TLS settings are global: they go before the database section.
+		tlsConf := strings.NewReplacer("{{CA}}", s.CA.CertFile, "{{CERT}}", cert, "{{KEY}}", key).Replace(slapdTLSConf)
+		conf = strings.Replace(conf, "\ndatabase mdb\n", tlsConf+"\ndatabase mdb\n", 1)
+		s.LDAPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		s.LDAPS = "ldaps://" + s.LDAPSAddr
+	}
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +196,14 @@ func (s *Slapd) Start() {
 	if s.running() {
 		s.t.Fatal("slapd: Start while it runs")
 	}
-	// -d keeps slapd in the foreground (its process is the test's to stop); level 0 logs only
-	// what goes wrong.
-	cmd := exec.Command(s.bin, "-d", "0", "-f", s.conf, "-h", s.URL+"/")
+	// -d keeps slapd in the foreground (its process is the test's to stop); level stats logs
+	// each connection and operation (never a password: a bind is its DN and method), which
+	// Binds counts.
+	urls := s.URL + "/"
+	if s.LDAPS != "" {
+		urls += " " + s.LDAPS + "/"
+	}
+	cmd := exec.Command(s.bin, "-d", "stats", "-f", s.conf, "-h", urls)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
@@ -175,7 +213,7 @@ func (s *Slapd) Start() {
 	go func() { cmd.Wait(); close(done) }()
 	s.cmd, s.done = cmd, done
 	up := Eventually(30*time.Second, func() bool {
-		return !s.running() || Listening(s.Addr, 100*time.Millisecond)
+		return !s.running() || (Listening(s.Addr, 100*time.Millisecond) && (s.LDAPSAddr == "" || Listening(s.LDAPSAddr, 100*time.Millisecond)))
 	})
 	switch {
 	case !s.running():
@@ -222,6 +260,18 @@ func (s *Slapd) LDAP(t testing.TB, tool, input string, args ...string) {
 func (s *Slapd) Delete(t testing.TB, dn string) {
 	t.Helper()
 	s.LDAP(t, "ldapdelete", dn+"\n")
+}
+
+// Binds is how many bind requests slapd has received so far, whatever their outcome: each is a
+// password sent to it (slapd logs `conn=N op=N BIND dn="…" method=128` as it reads one).
+func (s *Slapd) Binds() int {
+	n := 0
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(line, " BIND dn=") && strings.Contains(line, " method=") {
+			n++
+		}
+	}
+	return n
 }
 
 // Log is what slapd has printed so far.
