@@ -44,7 +44,7 @@ func TestUpstreamSecondFactor(t *testing.T) {
 	}
 	writeFile(t, conf, "connectors:\n"+
 		connector("company", "Company", up.Issuer, upSecret, "    link: existing\n    second_factor: optional\n")+
-		connector("strict", "Strict", strict.Issuer, strictSecret, "    link: create\n    second_factor: required\n"))
+		connector("strict", "Strict", strict.Issuer, strictSecret, "    link: existing\n    second_factor: required\n"))
 	clk := clock.NewFake(time.Now().Truncate(30 * time.Second).Add(5 * time.Second))
 	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--addr", idpAddr, "--config", conf, "--clients", oidcClients(t), "--rate-limit", "0")
 	const pw = "correct-horse-9"
@@ -132,12 +132,24 @@ func TestUpstreamSecondFactor(t *testing.T) {
 		t.Errorf("the access token's amr = %v, want [fed otp mfa]", c["amr"])
 	}
 
-	// second_factor: required, and lee has no TOTP here: a 403 page saying so, no session.
+	// second_factor: required, and lee has no TOTP here: linking her account ends in a 403 page
+	// saying so, and no session.
+	signup(t, p.URL, "lee", pw)
 	jar, _ := cookiejar.New(nil)
 	lee := &http.Client{Jar: jar, Timeout: 20 * time.Second}
-	resp := strict.SignIn(t, lee, p.URL+"/login/upstream/strict?rd=/done", "lee-upstream")
+	lp = (&rp{t: t}).read(strict.SignIn(t, lee, p.URL+"/login/upstream/strict?rd=/done", "lee-upstream"))
+	if !strings.Contains(lp.body, "Link your account") {
+		t.Fatalf("lee's first upstream sign-in: %d at %s:\n%s", lp.status, lp.url, lp.body)
+	}
+	req, _ = http.NewRequest("POST", p.URL+"/login/upstream/link", strings.NewReader(linkForm(t, lp.body, "lee", pw).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", p.URL)
+	resp, err := lee.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	refused := (&rp{t: t}).read(resp)
-	if refused.status != 403 || !strings.Contains(refused.body, "second factor") || hasSession(lee) || refused.url.Path != "/login/upstream/strict/callback" {
+	if refused.status != 403 || !strings.Contains(refused.body, "second factor") || hasSession(lee) || refused.url.Path != "/login/upstream/link" {
 		t.Errorf("a user without TOTP through a connector that requires it: %d at %s, session %v:\n%s", refused.status, refused.url, hasSession(lee), refused.body)
 	}
 	for _, s := range []string{secret, up.ClientSecret, strict.ClientSecret} {

@@ -264,11 +264,11 @@ func (p *upstreamPages) refuse(w http.ResponseWriter, r *http.Request, id, rd st
 		web.SetRetryAfter(w, apperr.RetryAfter(err))
 		p.errorPage(w, r, web.Status(apperr.Code(err)), p.name(id)+" is unavailable",
 			p.name(id)+" cannot be reached right now. Try again later, or sign in with your username and password.", rd)
-	case apperr.EUNAUTHORIZED, apperr.EFORBIDDEN, apperr.EINVALID:
+	case apperr.EUNAUTHORIZED, apperr.EFORBIDDEN, apperr.EINVALID, apperr.ECONFLICT:
 		p.logger.InfoContext(r.Context(), "upstream sign-in: refused", "connector", id, "err", err)
-		if errors.Is(err, auth.ErrSecondFactorRequired) {
+		if errors.Is(err, auth.ErrSecondFactorRequired) || errors.Is(err, auth.ErrAlreadyLinked) {
 			// Ours to say, and the person can act on it (the upstream's reasons are not shown).
-			p.errorPage(w, r, http.StatusForbidden, "Sign-in refused", apperr.Message(err), rd)
+			p.errorPage(w, r, web.Status(apperr.Code(err)), "Sign-in refused", apperr.Message(err), rd)
 			return
 		}
 		p.errorPage(w, r, web.Status(apperr.Code(err)), "Sign-in refused", "The sign-in with "+p.name(id)+" was refused.", rd)
@@ -361,6 +361,10 @@ func (p *upstreamPages) link(w http.ResponseWriter, r *http.Request) {
 	a, err := p.fed.LinkExisting(r.Context(), form.Get("ticket"), auth.Credentials{
 		Username: username, Password: form.Get("password"), Device: p.keys.device(lr, username), OTP: form.Get("otp"),
 	})
+	if errors.Is(err, auth.ErrSecondFactorRequired) || errors.Is(err, auth.ErrAlreadyLinked) {
+		p.refuse(w, r, connector, rd, err) // the account is proven: what is wrong is not the form's
+		return
+	}
 	if err != nil {
 		invalid := "Invalid username or password."
 		if errors.Is(err, auth.ErrOTPRequired) {
