@@ -77,6 +77,8 @@ func TestLDAPAgainstSlapd(t *testing.T) {
 		"the DN as a username":     {proctest.SlapdAliceDN, proctest.SlapdAlicePassword},
 		"alice with a bad escape":  {"alice\\", proctest.SlapdAlicePassword},
 		"alice with trailing star": {"ali*", proctest.SlapdAlicePassword},
+		// Unescaped, the filter would be (uid=alice)(uid=*): the one entry alice, signed in.
+		"alice and an injection": {"alice)(uid=*", proctest.SlapdAlicePassword},
 	}
 	for name, c := range refused {
 		if _, err := pc.Login(ctx, c[0], c[1]); !errors.Is(err, upstream.ErrInvalidCredentials) {
