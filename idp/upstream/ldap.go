@@ -78,6 +78,21 @@ func checkUsername(username string) bool {
 	return true
 }
 
+// open dials the directory and binds as the service account: the connection, closed by done
+// (and at once if ctx ends first), or why it could not be had.
+func (l *ldapConnector) open(ctx context.Context) (conn *ldap.Conn, done func(), err error) {
+	if conn, err = l.dial(ctx); err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	done = func() { stop(); conn.Close() }
+	if err := l.serviceBind(conn); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return conn, done, nil
+}
+
 // Login binds as the user found by username to check password.
 func (l *ldapConnector) Login(ctx context.Context, username, password string) (Identity, error) {
 	// An LDAP simple bind with a DN and an empty password is an unauthenticated bind, which
@@ -85,15 +100,11 @@ func (l *ldapConnector) Login(ctx context.Context, username, password string) (I
 	if password == "" || !checkUsername(username) {
 		return Identity{}, ErrInvalidCredentials
 	}
-	conn, err := l.dial(ctx)
+	conn, done, err := l.open(ctx)
 	if err != nil {
 		return Identity{}, err
 	}
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	defer conn.Close()
-	if err := l.serviceBind(conn); err != nil {
-		return Identity{}, err
-	}
+	defer done()
 	filter := fmt.Sprintf("(&%s(%s=%s))", l.c.UserSearch.Filter, l.c.UserSearch.UsernameAttr, ldap.EscapeFilter(username))
 	entry, err := l.findOne(conn, l.c.UserSearch.BaseDN, ldap.ScopeWholeSubtree, filter)
 	if err != nil {
@@ -119,15 +130,11 @@ func (l *ldapConnector) Refresh(ctx context.Context, id Identity) (Identity, err
 	if id.Subject == "" {
 		return Identity{}, ErrGone
 	}
-	conn, err := l.dial(ctx)
+	conn, done, err := l.open(ctx)
 	if err != nil {
 		return Identity{}, err
 	}
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	defer conn.Close()
-	if err := l.serviceBind(conn); err != nil {
-		return Identity{}, err
-	}
+	defer done()
 	entry, err := l.findOne(conn, id.Subject, ldap.ScopeBaseObject, l.c.UserSearch.Filter)
 	switch {
 	case errors.Is(err, ErrInvalidCredentials):
