@@ -167,8 +167,9 @@ func (s *SignIn) createFederated(ctx context.Context, id upstream.Identity, grou
 	}
 }
 
-// usernameFrom makes an upstream's username fit ours: [A-Za-z0-9._-], 3 to 60 characters
-// (room for a suffix); "user" when nothing is left.
+// usernameFrom makes an upstream's username fit ours: [A-Za-z0-9._-], 3 to 59 characters
+// (room for candidate's longest suffix, "-" and four random characters, within 64); "user"
+// when nothing is left.
 func usernameFrom(s string) string {
 	var b strings.Builder
 	for _, c := range s {
@@ -181,7 +182,7 @@ func usernameFrom(s string) string {
 				return usernameFrom(b.String())
 			}
 		}
-		if b.Len() >= 60 {
+		if b.Len() >= maxBaseUsername {
 			break
 		}
 	}
@@ -191,6 +192,9 @@ func usernameFrom(s string) string {
 	}
 	return name
 }
+
+// maxBaseUsername leaves room for a candidate's suffix within the 64 characters of a username.
+const maxBaseUsername = 59
 
 // candidate is the n-th username tried for base: base, base-2, … base-9, then base and a random
 // suffix.
