@@ -225,6 +225,7 @@ const (
 	NoticePassword     = "Your password was changed"
 	NoticeEmail        = "Your email address was changed"
 	NoticeSecondFactor = "Your second factors were changed"
+	NoticeLinked       = "A sign-in through another provider was linked to your account"
 	// Someone signed up giving the owner's address: it was not attached to the new account.
 	NoticeSignupWithYourAddress = "Someone signed up with your email address (it was not given to their account)"
 )

@@ -286,8 +286,13 @@ func (s *SignIn) LinkExisting(ctx context.Context, ticket string, c Credentials)
 	}
 	now := s.Now().UTC()
 	f := identity.Federation{Connector: id.Connector, Subject: id.Subject, UserID: a.User.ID, CreatedAt: now, CheckedAt: now}
-	err = s.audited(ctx, func(ctx context.Context) error { return s.Federations.CreateFederation(ctx, f) },
+	// The owner is told: a link is a way in that a password change does not end.
+	mctx := s.withNotice(ctx, a.User, NoticeLinked)
+	err = s.audited(mctx, func(ctx context.Context) error { return s.Federations.CreateFederation(ctx, f) },
 		s.event(ctx, identity.AuditFederationLinked, a.User.ID, Success, "upstream "+id.Connector))
+	if err == nil {
+		s.mailQueued(mctx)
+	}
 	switch {
 	case errors.Is(err, identity.ErrFederationTaken):
 		// linked meanwhile (the same person twice): sign in as that link says

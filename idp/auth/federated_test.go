@@ -265,3 +265,39 @@ func TestLinkExistingNeedsTheSecondFactor(t *testing.T) {
 		t.Fatalf("complete: %v (ErrOTPRequired: the code was asked again)", err)
 	}
 }
+
+// noticeMailer composes only notices, each a message naming what happened.
+type noticeMailer struct{ Mailer }
+
+func (noticeMailer) Notice(u identity.User, what string) (identity.Mail, bool, error) {
+	if !u.EmailVerified {
+		return identity.Mail{}, false, nil
+	}
+	return identity.Mail{ID: "m-" + u.ID, To: u.Email, Subject: what, Text: what, Kind: "notice", UserID: u.ID, CreatedAt: time.Now()}, true, nil
+}
+func (noticeMailer) Queued() {}
+
+// The owner of a local account is told by mail when an upstream identity is linked to it: a
+// way in that outlives a password change should not arrive unseen.
+func TestLinkExistingTellsTheOwner(t *testing.T) {
+	svc, c, _ := newFederated(t)
+	ctx := context.Background()
+	svc.Mail = noticeMailer{}
+	if err := svc.Signup(ctx, "erin", "correct-horse-9", "erin@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := svc.Users.GetUserByName(ctx, "erin")
+	if _, err := svc.VerifyEmail(ctx, u.ID, "erin@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Federated(ctx, "old", upstream.Identity{Subject: "s-30", Username: "erin.up"})
+	var need *LinkNeeded
+	errors.As(err, &need)
+	if _, err := svc.LinkExisting(ctx, need.Ticket, creds("erin", "correct-horse-9")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := svc.Users.(identity.MailStore).ClaimMail(ctx, c.now(), time.Minute)
+	if err != nil || m.To != "erin@example.com" || m.Subject != NoticeLinked {
+		t.Fatalf("the owner's mail: %+v, %v; want the link's notice", m, err)
+	}
+}
