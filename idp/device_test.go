@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -320,5 +322,66 @@ func TestDeviceCodeGuessingThrottled(t *testing.T) {
 		"device_code": {m["device_code"].(string)}, "client_id": {"tv"}}, "", ""), 400, "authorization_pending", "")
 	if got := dora.submit(pg, "decision", "approve"); got.status != 200 {
 		t.Fatalf("the form as given: %d %s", got.status, got.body)
+	}
+}
+
+// `idp login --device` against the IdP: it prints the URL and the code, polls (its waits are the
+// fake clock's) while the person approves on the page it names, and saves the token answer to
+// ~/.config/jwtidp/tokens.json with mode 0600 in a 0700 folder. Denied, it says so and writes
+// no file.
+func TestLoginDeviceCommand(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startDevice(t, clk)
+	home := t.TempDir()
+	run := func(decision string, args ...string) (string, error) {
+		t.Helper()
+		var out strings.Builder
+		dora, waits := person(t), 0
+		old := loginSleep
+		t.Cleanup(func() { loginSleep = old })
+		loginSleep = func(_ context.Context, d time.Duration) error {
+			if waits++; waits == 2 { // the first poll was pending; the person answers now
+				m := regexp.MustCompile(`\(or open (\S+)\)`).FindStringSubmatch(out.String())
+				if m == nil {
+					t.Fatalf("no verification URI in %q", out.String())
+				}
+				answerDevice(t, dora, m[1], decision)
+			}
+			clk.Advance(d)
+			return nil
+		}
+		err := program().Run(context.Background(), append([]string{"idp", "login", "--device", "--url", p.URL}, args...),
+			service.Env{Getenv: getenv("HOME=" + home), Stdout: &out, Stderr: &out})
+		return out.String(), err
+	}
+	out, err := run("approve")
+	if err != nil || !regexp.MustCompile(`enter the code [BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}\n`).MatchString(out) {
+		t.Fatalf("idp login --device: %v\n%s", err, out)
+	}
+	file := filepath.Join(home, ".config", "jwtidp", "tokens.json")
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tokens file: %v %v", fi, err)
+	}
+	if di, _ := os.Stat(filepath.Dir(file)); di.Mode().Perm() != 0o700 {
+		t.Fatalf("tokens folder mode %v", di.Mode())
+	}
+	b, _ := os.ReadFile(file)
+	var saved map[string]any
+	if json.Unmarshal(b, &saved) != nil || saved["access_token"] == nil || saved["refresh_token"] == nil || saved["id_token"] == nil {
+		t.Fatalf("saved: %s", b)
+	}
+	proctest.Secret(saved["access_token"].(string), saved["refresh_token"].(string), saved["id_token"].(string))
+	if strings.Contains(out, saved["access_token"].(string)) || !strings.Contains(out, file) {
+		t.Fatalf("the output: %s", out)
+	}
+
+	// Denied, into --out: an error, no file.
+	other := filepath.Join(t.TempDir(), "t.json")
+	if out, err := run("deny", "--out", other); err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Fatalf("denied: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Fatalf("a denied login wrote %s: %v", other, err)
 	}
 }

@@ -105,6 +105,7 @@ func programOf(c *config) *service.Program {
 	}
 	c.program = p
 	p.Commands["config"] = configCmd(p)
+	p.Commands["login"] = loginCmd
 	return p
 }
 
