@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -384,4 +385,48 @@ func TestLoginDeviceCommand(t *testing.T) {
 	if _, err := os.Stat(other); !os.IsNotExist(err) {
 		t.Fatalf("a denied login wrote %s: %v", other, err)
 	}
+}
+
+// A person in Chromium connects a device: on the verification URI they type the code the device
+// shows (in lower case, without the dash), sign in on the login page that sends them back, see
+// the client's name and scopes, and click Approve; the device's next poll gets its tokens.
+func TestDeviceApprovalInChromium(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startDevice(t, clk)
+	a := deviceAuthorize(t, p.URL, url.Values{"client_id": {"tv"}, "scope": {"openid workitems:read"}}, "", "")
+	m := a.json(t)
+	if a.status != 200 {
+		t.Fatalf("device authorization: %d %s", a.status, a.body)
+	}
+	deviceCode, userCode := m["device_code"].(string), m["user_code"].(string)
+	proctest.Secret(deviceCode)
+
+	br := proctest.NewBrowser(t, 60*time.Second)
+	step, value := br.Step, br.Value
+	step("open the verification URI", chromedp.Navigate(m["verification_uri"].(string)), chromedp.WaitVisible(`#user_code`))
+	step("enter the code",
+		chromedp.SendKeys(`#user_code`, strings.ToLower(strings.ReplaceAll(userCode, "-", ""))),
+		chromedp.Click(`#continue`),
+		chromedp.WaitVisible(`#username`),
+	)
+	step("sign in",
+		chromedp.SendKeys(`#username`, "dora"),
+		chromedp.SendKeys(`#password`, "correct-horse-9"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#approve`),
+	)
+	if name, code, scopes := value(chromedp.Text(`#client-name`)), value(chromedp.Text(`#user-code`)), value(chromedp.Text(`#scopes`)); name != "Living Room TV" ||
+		code != userCode || !strings.Contains(scopes, "workitems:read") && !strings.Contains(scopes, "work items") {
+		t.Fatalf("the confirmation page names %q, code %q, scopes %q", name, code, scopes)
+	}
+	step("approve", chromedp.Click(`#approve`), chromedp.WaitVisible(`#done`))
+	if title := value(chromedp.Text(`h1`)); title != "Device connected" {
+		t.Fatalf("after approving: %q", title)
+	}
+	poll := tokenCall(t, p.URL, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {deviceCode}, "client_id": {"tv"}}, "", "")
+	tok := poll.json(t)
+	if poll.status != 200 || tok["access_token"] == nil || tok["id_token"] == nil || tok["refresh_token"] != nil {
+		t.Fatalf("the device's poll: %d %s", poll.status, poll.body)
+	}
+	proctest.Secret(tok["access_token"].(string), tok["id_token"].(string))
 }
