@@ -87,7 +87,7 @@ func FormatUserCode(code string) string {
 
 // Validate checks a device code's invariants before it is stored. EINVALID.
 func (d DeviceCode) Validate() error {
-	if _, ok := NormalizeUserCode(d.UserCode); !ok || d.UserCode != strings.ToUpper(d.UserCode) || strings.Contains(d.UserCode, "-") {
+	if n, ok := NormalizeUserCode(d.UserCode); !ok || n != d.UserCode {
 		return apperr.Errorf(apperr.EINVALID, "Device code: the user code must be %d letters of %s", UserCodeLength, UserCodeAlphabet)
 	}
 	if d.Hash == "" || d.ClientID == "" || d.ExpiresAt.IsZero() || d.Interval <= 0 {
