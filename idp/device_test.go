@@ -430,3 +430,38 @@ func TestDeviceApprovalInChromium(t *testing.T) {
 	}
 	proctest.Secret(tok["access_token"].(string), tok["id_token"].(string))
 }
+
+// Tokens once, also when an approved code is polled by many at once (a device's retries, an
+// attacker who copied the code): one poll gets tokens, the rest invalid_grant.
+func TestDeviceConcurrentPollsOneWinner(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startDevice(t, clk)
+	m := deviceAuthorize(t, p.URL, url.Values{"client_id": {"tv"}}, "", "").json(t)
+	code := m["device_code"].(string)
+	proctest.Secret(code)
+	answerDevice(t, person(t), m["verification_uri_complete"].(string), "approve")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[int]int{}
+	for range 10 {
+		wg.Go(func() {
+			a := tokenCall(t, p.URL, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {code}, "client_id": {"tv"}}, "", "")
+			if a.status == 200 {
+				proctest.Secret(a.json(t)["access_token"].(string))
+				if rt, ok := a.json(t)["refresh_token"].(string); ok {
+					proctest.Secret(rt)
+				}
+				if it, ok := a.json(t)["id_token"].(string); ok {
+					proctest.Secret(it)
+				}
+			}
+			mu.Lock()
+			got[a.status]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if got[200] != 1 || got[400] != 9 {
+		t.Fatalf("answers by status: %v, want one 200 and nine 400", got)
+	}
+}
