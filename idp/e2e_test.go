@@ -428,7 +428,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 		t.Fatalf("issuer %v", d["issuer"])
 	}
 	for _, k := range []string{"jwks_uri", "token_endpoint", "revocation_endpoint", "userinfo_endpoint", "authorization_endpoint",
-		"introspection_endpoint", "end_session_endpoint"} {
+		"introspection_endpoint", "end_session_endpoint", "device_authorization_endpoint"} {
 		if u, _ := d[k].(string); !strings.HasPrefix(u, iss+"/") {
 			t.Errorf("%s = %q, want an absolute URL under %s", k, u, iss)
 		}
@@ -437,7 +437,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	for k, want := range map[string]string{
 		"id_token_signing_alg_values_supported":          "[RS256]",
 		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none]",
-		"grant_types_supported":                          "[authorization_code refresh_token client_credentials]",
+		"grant_types_supported":                          "[authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:device_code]",
 		"response_types_supported":                       "[code]",
 		"response_modes_supported":                       "[query]",
 		"code_challenge_methods_supported":               "[S256]",

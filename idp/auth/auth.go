@@ -789,6 +789,11 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 				s.Logger.ErrorContext(ctx, "authorization-code garbage collection", "err", err)
 			}
 		}
+		if s.DeviceCodes != nil {
+			if _, err := s.DeviceCodes.DeleteDeadDeviceCodes(ctx, s.Now()); err != nil {
+				s.Logger.ErrorContext(ctx, "device-code garbage collection", "err", err)
+			}
+		}
 		if s.AuthRequests != nil {
 			if _, err := s.AuthRequests.DeleteDeadAuthRequests(ctx, s.Now()); err != nil {
 				s.Logger.ErrorContext(ctx, "authorization-request garbage collection", "err", err)

@@ -17,10 +17,12 @@ import (
 type Config struct {
 	Users    Users
 	Families Families
-	Clients  Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
-	Codes    identity.CodeStore    // authorization codes; nil: the code flow is off
-	Consents identity.ConsentStore // remembered consents
-	Sessions identity.SessionStore // browser sessions, which a code exchange checks are still live
+	Clients  Clients            // registered clients; nil: none (the client-credentials grant refuses every client)
+	Codes    identity.CodeStore // authorization codes; nil: the code flow is off
+	// DeviceCodes keeps device authorizations (RFC 8628); nil: the device grant refuses every client.
+	DeviceCodes identity.DeviceCodeStore
+	Consents    identity.ConsentStore // remembered consents
+	Sessions    identity.SessionStore // browser sessions, which a code exchange checks are still live
 	// Groups keeps groups and their members; nil: nobody is in a group (and the admin's group
 	// methods are not to be called).
 	Groups     identity.GroupStore

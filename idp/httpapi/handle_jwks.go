@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtidp/idp/identity"
 	"jwtidp/idp/oidc"
 )
 
@@ -72,6 +73,8 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 	}
+	doc["device_authorization_endpoint"] = base + "/device/authorize"
+	doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), identity.GrantDeviceCode)
 	body, _ := json.Marshal(doc)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -95,6 +95,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /authorize", http.HandlerFunc(authorize.start)) // OpenID Connect Core §3.1.2.1
 	mux.Handle("GET /authorize/continue", http.HandlerFunc(authorize.resume))
 	mux.Handle("POST /authorize/continue", http.HandlerFunc(authorize.consent))
+	// The device grant (RFC 8628, issue 30): the device's request, limited as /token is; the
+	// person's page, limited per client, each code looked up counted per address (auth).
+	device := &devicePages{b: b, svc: d.Auth.Grants, path: strings.TrimSuffix(d.Issuer, "/") + "/device", scopeText: d.ScopeText}
+	mux.Handle("POST /device/authorize", tokenLimit(handleDeviceAuthorize(d.Logger, d.Auth.Grants, d.Issuer)))
+	mux.Handle("GET /device", d.Limiter.Limit(http.HandlerFunc(device.page), toLogin(d.LoginURL, "")))
+	mux.Handle("POST /device", d.Limiter.Limit(b.requireSession(formRefusal, device.answer), formRefusal))
 	mux.Handle("GET /logout", handleLogout(b))
 	mux.Handle("POST /logout", handleLogout(b))
 	// The signed-in person's pages: requireSession resolves the session once and refuses in the

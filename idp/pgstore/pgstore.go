@@ -107,17 +107,19 @@ func conflict(err error) error {
 }
 
 var conflicts = map[string]string{
-	"signing_keys_pkey":       "Signing key id already taken",
-	"refresh_families_pkey":   "Refresh family id already taken",
-	"refresh_tokens_pkey":     "Refresh token already issued",
-	"sessions_pkey":           "Session id already taken",
-	"sessions_token_hash_key": "Session token already taken",
-	"oauth_clients_pkey":      "Client id already taken",
-	"auth_codes_pkey":         "Authorization code already issued",
-	"auth_requests_pkey":      "Authorization request id already taken",
-	"links_pkey":              "Link id already taken",
-	"links_hash_key":          "Link hash already taken",
-	"mail_outbox_pkey":        "Mail id already queued",
+	"signing_keys_pkey":          "Signing key id already taken",
+	"refresh_families_pkey":      "Refresh family id already taken",
+	"refresh_tokens_pkey":        "Refresh token already issued",
+	"sessions_pkey":              "Session id already taken",
+	"sessions_token_hash_key":    "Session token already taken",
+	"oauth_clients_pkey":         "Client id already taken",
+	"auth_codes_pkey":            "Authorization code already issued",
+	"auth_requests_pkey":         "Authorization request id already taken",
+	"links_pkey":                 "Link id already taken",
+	"links_hash_key":             "Link hash already taken",
+	"mail_outbox_pkey":           "Mail id already queued",
+	"device_codes_pkey":          "Device code already issued",
+	"device_codes_user_code_key": "User code already taken",
 }
 
 // ts is t as the database keeps it: UTC, to the microsecond (PostgreSQL truncates, as this

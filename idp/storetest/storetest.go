@@ -88,6 +88,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentRedeemOneWinner", testConcurrentRedeemOneWinner},
 		{"DeleteDeadCodes", testDeleteDeadCodes},
 
+		{"DeviceCodeRoundTrip", testDeviceCodeRoundTrip},
+		{"CreateDeviceCodeRefusals", testCreateDeviceCodeRefusals},
+		{"UpdateDeviceCode", testUpdateDeviceCode},
+		{"ConcurrentApproveOneWinner", testConcurrentApproveOneWinner},
+		{"DeleteDeadDeviceCodes", testDeleteDeadDeviceCodes},
+
 		{"AuthRequestRoundTrip", testAuthRequestRoundTrip},
 		{"CreateAuthRequestRefusals", testCreateAuthRequestRefusals},
 		{"UpdateAuthRequest", testUpdateAuthRequest},
