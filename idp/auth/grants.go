@@ -55,7 +55,7 @@ func (g *Grants) Supports(grantType string) bool {
 func (g *Grants) Token(ctx context.Context, grantType string, r TokenRequest) (Tokens, error) {
 	t, ok := g.types[grantType]
 	if !ok {
-		return Tokens{}, grantError(oidc.ErrUnsupportedGrantType, "only the authorization_code, refresh_token and client_credentials grants are supported")
+		return Tokens{}, grantError(oidc.ErrUnsupportedGrantType, "this grant_type is not supported: discovery's grant_types_supported lists those that are")
 	}
 	return t.Token(ctx, r)
 }

@@ -62,7 +62,7 @@ func handleToken(logger *slog.Logger, svc Tokener) http.Handler {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 			return
 		case !svc.Supports(form.Get("grant_type")):
-			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "only the authorization_code, refresh_token and client_credentials grants are supported")
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "this grant_type is not supported: discovery's grant_types_supported lists those that are")
 			return
 		}
 		client, ok := requestClient(w, r, form, false)
