@@ -17,10 +17,15 @@ import (
 type Config struct {
 	Users    Users
 	Families Families
-	Clients  Clients               // registered clients; nil: none (the client-credentials grant refuses every client)
-	Codes    identity.CodeStore    // authorization codes; nil: the code flow is off
-	Consents identity.ConsentStore // remembered consents
-	Sessions identity.SessionStore // browser sessions, which a code exchange checks are still live
+	Clients  Clients // registered clients; nil: none (the client-credentials grant refuses every client)
+	// Assertions remembers the jtis of client assertions (private_key_jwt) until they expire;
+	// nil: no client can authenticate with one.
+	Assertions identity.AssertionStore
+	// ClientKeys fetches the keys of clients registered with a jwks_uri; nil: NewClientKeys's.
+	ClientKeys *ClientKeys
+	Codes      identity.CodeStore    // authorization codes; nil: the code flow is off
+	Consents   identity.ConsentStore // remembered consents
+	Sessions   identity.SessionStore // browser sessions, which a code exchange checks are still live
 	// Groups keeps groups and their members; nil: nobody is in a group (and the admin's group
 	// methods are not to be called).
 	Groups     identity.GroupStore
@@ -106,6 +111,9 @@ type Service struct {
 
 // New makes the use cases from c.
 func New(c Config) *Service {
+	if c.ClientKeys == nil {
+		c.ClientKeys = NewClientKeys(func() time.Time { return c.Now() })
+	}
 	co := &core{Config: c, resets: make(chan struct{}, resetSlots)}
 	return &Service{core: co, SignIn: &SignIn{co}, Grants: newGrants(co), Account: &Account{co}, Admin: &Admin{co}}
 }
