@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,4 +317,40 @@ func discoveryDoc(t *testing.T, base string) map[string]any {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// The referee: panva's certified openid-client (npm, pinned in testdata/openid-client)
+// authenticates with its PrivateKeyJwt — ES256 and RS256 — at /token, /introspect and
+// /revoke, and its assertion with a jti used before is refused.
+func TestPrivateKeyJWTWithOpenIDClient(t *testing.T) {
+	node := proctest.NodePackages(t, "testdata/openid-client", "openid-client")
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin", "--rate-limit", "0", "--audience", "workitems,relying")
+	issuer := discoveryDoc(t, p.URL)["issuer"].(string)
+	ecKey, rsaKey := newECKey(t, "ec-1"), newRSAKey(t, "rsa-1")
+	adminCreateClient(t, p.URL, map[string]any{"client_id": "relying", "name": "openid-client", "grant_types": []string{"client_credentials"},
+		"scopes": []string{"workitems:read"}, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(t, ecKey, rsaKey)})
+	var private []jose.JSONWebKey
+	for _, k := range []signingKey{ecKey, rsaKey} {
+		private = append(private, jose.JSONWebKey{Key: k.key, KeyID: k.kid, Algorithm: k.alg, Use: "sig"})
+	}
+	keys, err := json.Marshal(private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "private_key_jwt.mjs")
+	cmd.Dir = "testdata/openid-client"
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer, "CLIENT_ID=relying", "KEYS="+string(keys))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openid-client: %v\n%s\nIdP log:\n%s", err, out, p.Log())
+	}
+	for _, want := range []string{"ok ES256: token, introspection, revocation", "ok RS256: token, introspection, revocation",
+		"ok first use of the jti", "ok replay refused: invalid_client"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("openid-client did not say %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(p.Log(), "jti already used") {
+		t.Fatalf("the IdP did not log the replay's refusal:\n%s", p.Log())
+	}
 }
