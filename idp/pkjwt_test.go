@@ -354,3 +354,41 @@ func TestPrivateKeyJWTWithOpenIDClient(t *testing.T) {
 		t.Fatalf("the IdP did not log the replay's refusal:\n%s", p.Log())
 	}
 }
+
+// A registration's keys are checked: private keys, unreadable documents and keys no assertion
+// can be checked with are a 400 that stores nothing.
+func TestPrivateKeyJWTRegistrationRefusals(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin", "--rate-limit", "0")
+	ec := newECKey(t, "ec-1")
+	privateJWK, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: ec.key, KeyID: "ec-1"}}})
+	var privateSet map[string]any
+	json.Unmarshal(privateJWK, &privateSet)
+	hmac, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "h"}}})
+	var hmacSet map[string]any
+	json.Unmarshal(hmac, &hmacSet)
+	for name, tt := range map[string]struct {
+		fields map[string]any
+		want   string
+	}{
+		"a private key":        {map[string]any{"jwks": privateSet}, "public keys only"},
+		"a symmetric key":      {map[string]any{"jwks": hmacSet}, "public keys only"},
+		"no keys":              {map[string]any{"jwks": map[string]any{"keys": []any{}}}, "needs an RSA key"},
+		"not a JWKS":           {map[string]any{"jwks": map[string]any{"keys": "x"}}, "not a JWKS"},
+		"a secret too":         {map[string]any{"jwks": jwks(t, ec), "client_secret": strings.Repeat("s", 40)}, "client_secret"},
+		"neither":              {map[string]any{}, "jwks or jwks_uri"},
+		"plain http elsewhere": {map[string]any{"jwks_uri": "http://keys.example/jwks.json"}, "jwks_uri"},
+	} {
+		c := map[string]any{"client_id": "keyed", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}
+		for k, v := range tt.fields {
+			c[k] = v
+		}
+		b, _ := json.Marshal(c)
+		a := do(t, "POST", p.URL+"/admin/clients", "application/json", bytes.NewReader(b), "Authorization", "Bearer cli-admin")
+		if a.status != 400 || !strings.Contains(string(a.body), tt.want) {
+			t.Errorf("%s: %d %s, want 400 saying %q", name, a.status, a.body, tt.want)
+		}
+	}
+	if a := do(t, "GET", p.URL+"/admin/clients/keyed", "", nil, "Authorization", "Bearer cli-admin"); a.status != 404 {
+		t.Fatalf("a refused registration was stored: %d %s", a.status, a.body)
+	}
+}

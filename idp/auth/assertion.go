@@ -261,3 +261,29 @@ func (k *ClientKeys) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet,
 	}
 	return set, nil
 }
+
+// CheckClientJWKS checks a private_key_jwt client's registered jwks: a JWKS document of public
+// keys only, at least one of them one an assertion can be checked with (RSA of 2048 bits or
+// more, or EC P-256). EINVALID.
+func CheckClientJWKS(doc string) error {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(doc), &set); err != nil {
+		return apperr.Errorf(apperr.EINVALID, "jwks is not a JWKS document of keys it can read (RSA or EC P-256)")
+	}
+	usable := false
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return apperr.Errorf(apperr.EINVALID, "jwks must hold public keys only: keep the private key %q to the client", k.KeyID)
+		}
+		switch pub := k.Key.(type) {
+		case *rsa.PublicKey:
+			usable = usable || pub.N.BitLen() >= 2048
+		case *ecdsa.PublicKey:
+			usable = usable || pub.Curve == elliptic.P256()
+		}
+	}
+	if !usable {
+		return apperr.Errorf(apperr.EINVALID, "jwks needs an RSA key of 2048 bits or more, or an EC P-256 key")
+	}
+	return nil
+}

@@ -186,6 +186,8 @@ func withClientSecret(c identity.Client, secret string) (identity.Client, error)
 		return c, apperr.Errorf(apperr.EINVALID, "A public client has no client_secret")
 	case keyed && secret != "":
 		return c, apperr.Errorf(apperr.EINVALID, "A private_key_jwt client has no client_secret: it signs with its keys")
+	case keyed && c.JWKS != "":
+		return c, CheckClientJWKS(c.JWKS)
 	case c.Public || keyed:
 		return c, nil
 	case secret == "":
