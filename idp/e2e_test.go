@@ -436,7 +436,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	// Exactly what is implemented (API.md's OpenID Connect section).
 	for k, want := range map[string]string{
 		"id_token_signing_alg_values_supported":          "[RS256]",
-		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none]",
+		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none private_key_jwt]",
 		"grant_types_supported":                          "[authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:device_code]",
 		"response_types_supported":                       "[code]",
 		"response_modes_supported":                       "[query]",

@@ -459,7 +459,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		return service.App{}, fmt.Errorf("upstream key: %w", err)
 	}
 	svc := auth.New(auth.Config{
-		Users: db, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: db, AuthRequests: db, Links: db, IDTokenTTL: c.idTokenTTL,
+		Users: db, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: db, AuthRequests: db, Links: db, Assertions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.

@@ -194,7 +194,13 @@ var errPeek = errors.New("introspection: look, don't touch")
 // change it stays active until it expires (--token-ttl), as it does at every resource server
 // that verifies it itself.
 func (s *Grants) Introspect(ctx context.Context, clientID, secret, tok, hint string, verify VerifyAccess) (Introspection, error) {
-	c, err := s.authenticateClient(ctx, clientID, secret)
+	return s.IntrospectAs(ctx, ClientAuth{ID: clientID, Secret: secret}, tok, hint, verify)
+}
+
+// IntrospectAs is Introspect for the client authenticated by a: its secret or its signed
+// assertion.
+func (s *Grants) IntrospectAs(ctx context.Context, a ClientAuth, tok, hint string, verify VerifyAccess) (Introspection, error) {
+	c, err := s.authenticate(ctx, a)
 	if errors.Is(err, ErrUnauthorizedClient) {
 		return Introspection{}, ErrInvalidClient // a public client: it has no secret to authenticate with
 	}

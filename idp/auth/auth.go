@@ -630,7 +630,7 @@ var ErrNotTokenOwner = apperr.Errorf(apperr.EFORBIDDEN, "The token was not issue
 // token that needs it; ErrNotTokenOwner when the token is another client's. Nothing changes then.
 func (s *Grants) RevokeAs(ctx context.Context, a ClientAuth, refreshToken string) error {
 	clientID := ""
-	if a.ID != "" || a.Secret != "" {
+	if !a.Empty() {
 		c, err := s.tokenClient(ctx, a)
 		if err != nil {
 			return err
@@ -802,6 +802,11 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 		if s.Links != nil {
 			if _, err := s.Links.DeleteDeadLinks(ctx, s.Now()); err != nil {
 				s.Logger.ErrorContext(ctx, "link garbage collection", "err", err)
+			}
+		}
+		if s.Assertions != nil {
+			if _, err := s.Assertions.DeleteExpiredAssertions(ctx, s.Now()); err != nil {
+				s.Logger.ErrorContext(ctx, "client-assertion garbage collection", "err", err)
 			}
 		}
 	}

@@ -59,7 +59,13 @@ func (s *Admin) NewClientSecret() (string, error) { return token.RandomString(s.
 // audience, scope the requested scopes (all of the client's when scope is empty). No refresh
 // family, no ID token.
 func (s *Grants) ClientCredentials(ctx context.Context, clientID, secret, scope string) (Tokens, error) {
-	c, err := s.authenticateClient(ctx, clientID, secret)
+	return s.ClientCredentialsAs(ctx, ClientAuth{ID: clientID, Secret: secret}, scope)
+}
+
+// ClientCredentialsAs is ClientCredentials for a client authenticated by a, its secret or
+// its signed assertion.
+func (s *Grants) ClientCredentialsAs(ctx context.Context, a ClientAuth, scope string) (Tokens, error) {
+	c, err := s.authenticate(ctx, a)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -180,6 +186,8 @@ func withClientSecret(c identity.Client, secret string) (identity.Client, error)
 		return c, apperr.Errorf(apperr.EINVALID, "A public client has no client_secret")
 	case keyed && secret != "":
 		return c, apperr.Errorf(apperr.EINVALID, "A private_key_jwt client has no client_secret: it signs with its keys")
+	case keyed && c.JWKS != "":
+		return c, CheckClientJWKS(c.JWKS)
 	case c.Public || keyed:
 		return c, nil
 	case secret == "":

@@ -68,7 +68,7 @@ func (authorizationCodeGrant) Type() string { return identity.GrantAuthorization
 
 func (g authorizationCodeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
 	switch {
-	case r.Client.ID == "":
+	case r.Client.ID == "" && r.Client.Assertion == "":
 		return Tokens{}, ErrInvalidClient
 	case r.Params.Get("code") == "":
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "code is required")
@@ -107,10 +107,10 @@ type clientCredentialsGrant struct{ *Grants }
 func (clientCredentialsGrant) Type() string { return identity.GrantClientCredentials }
 
 func (g clientCredentialsGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
-	if r.Client.ID == "" {
+	if r.Client.Empty() {
 		return Tokens{}, ErrInvalidClient
 	}
-	t, err := g.ClientCredentials(ctx, r.Client.ID, r.Client.Secret, r.Params.Get("scope"))
+	t, err := g.ClientCredentialsAs(ctx, r.Client, r.Params.Get("scope"))
 	switch {
 	case errors.Is(err, ErrUnauthorizedClient):
 		return Tokens{}, grantError(oidc.ErrUnauthorizedClient, "the client may not use the client_credentials grant")

@@ -25,20 +25,43 @@ const (
 	ScopeOfflineAccess = "offline_access"
 )
 
-// ClientAuth is how a client identified itself at the token endpoint: a confidential client
-// with its secret, a public one with its id alone.
+// ClientAuth is how a client identified itself at the token endpoint (and at /introspect,
+// /revoke and /device/authorize, which authenticate clients the same way): a confidential
+// client with its secret or a signed assertion (private_key_jwt), a public one with its id
+// alone.
 type ClientAuth struct {
 	ID     string
 	Secret string // "" for a public client
+	// Assertion is a client_assertion of type AssertionType (the HTTP layer checked the type):
+	// the client is then the one it names.
+	Assertion string
+	// Endpoint is the path of the endpoint it was sent to ("/token"), which an assertion's aud
+	// may name (with the issuer in front).
+	Endpoint string
+}
+
+// Empty reports whether a client sent no authentication and no client_id at all.
+func (a ClientAuth) Empty() bool { return a.ID == "" && a.Secret == "" && a.Assertion == "" }
+
+// authenticate is client authentication for every endpoint that needs a confidential client:
+// a signed assertion (assertedClient), or else the client's secret (authenticateClient). A
+// private_key_jwt client sending a secret, or a secret-based one sending an assertion, is
+// ErrInvalidClient; a public client is ErrUnauthorizedClient (it has nothing to prove itself
+// with).
+func (s *core) authenticate(ctx context.Context, a ClientAuth) (identity.Client, error) {
+	if a.Assertion != "" {
+		return s.assertedClient(ctx, a)
+	}
+	return s.authenticateClient(ctx, a.ID, a.Secret)
 }
 
 // tokenClient authenticates the client of a token request: a confidential client by its
-// secret; a public client, which has none, by its id (it proves itself through PKCE). A
-// confidential client without a secret, a public one with one, or an unknown id is
-// ErrInvalidClient.
+// secret or its assertion (authenticate); a public client, which has none, by its id (it
+// proves itself through PKCE). A confidential client without a secret or assertion, a public
+// one with one, or an unknown id is ErrInvalidClient.
 func (s *core) tokenClient(ctx context.Context, a ClientAuth) (identity.Client, error) {
-	if a.Secret != "" {
-		c, err := s.authenticateClient(ctx, a.ID, a.Secret)
+	if a.Secret != "" || a.Assertion != "" {
+		c, err := s.authenticate(ctx, a)
 		if errors.Is(err, ErrUnauthorizedClient) {
 			return identity.Client{}, ErrInvalidClient // a public client sent a secret
 		}
@@ -304,7 +327,7 @@ var errScopeWidened = errors.New("requested scope exceeds the family's")
 // ErrInvalidScope.
 func (s *Grants) RefreshGrant(ctx context.Context, r RefreshRequest) (Tokens, error) {
 	clientID := ""
-	if r.Client.ID != "" || r.Client.Secret != "" {
+	if !r.Client.Empty() {
 		c, err := s.tokenClient(ctx, r.Client)
 		if err != nil {
 			return Tokens{}, err

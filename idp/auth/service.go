@@ -17,8 +17,13 @@ import (
 type Config struct {
 	Users    Users
 	Families Families
-	Clients  Clients            // registered clients; nil: none (the client-credentials grant refuses every client)
-	Codes    identity.CodeStore // authorization codes; nil: the code flow is off
+	Clients  Clients // registered clients; nil: none (the client-credentials grant refuses every client)
+	// Assertions remembers the jtis of client assertions (private_key_jwt) until they expire;
+	// nil: no client can authenticate with one.
+	Assertions identity.AssertionStore
+	// ClientKeys fetches the keys of clients registered with a jwks_uri; nil: NewClientKeys's.
+	ClientKeys *ClientKeys
+	Codes      identity.CodeStore // authorization codes; nil: the code flow is off
 	// DeviceCodes keeps device authorizations (RFC 8628); nil: the device grant refuses every client.
 	DeviceCodes identity.DeviceCodeStore
 	Consents    identity.ConsentStore // remembered consents
@@ -108,6 +113,9 @@ type Service struct {
 
 // New makes the use cases from c.
 func New(c Config) *Service {
+	if c.ClientKeys == nil {
+		c.ClientKeys = NewClientKeys(func() time.Time { return c.Now() })
+	}
 	co := &core{Config: c, resets: make(chan struct{}, resetSlots)}
 	return &Service{core: co, SignIn: &SignIn{co}, Grants: newGrants(co), Account: &Account{co}, Admin: &Admin{co}}
 }

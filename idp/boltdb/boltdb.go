@@ -53,6 +53,8 @@ var (
 	bucketUserFeds    = []byte("userfeds")
 	bucketDeviceCodes = []byte("devicecodes") // device_code hash → DeviceCode (issue 30)
 	bucketUserCodes   = []byte("usercodes")   // user code → device_code hash
+	// client id + "\x00" + jti → UsedAssertion, until the assertion expires.
+	bucketAssertions = []byte("assertions")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -71,7 +73,7 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
 		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
-		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds, bucketDeviceCodes, bucketUserCodes)
+		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds, bucketDeviceCodes, bucketUserCodes, bucketAssertions)
 	if err != nil {
 		return nil, err
 	}

@@ -124,6 +124,7 @@ func populate(t *testing.T, db *boltdb.DB) {
 		return c, nil
 	})))
 	must(t, db.SaveConsent(ctx, identity.Consent{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile"}, GrantedAt: at}))
+	must(t, db.UseAssertion(ctx, identity.UsedAssertion{ClientID: "app", JTI: "jti-1", ExpiresAt: at.Add(time.Minute)}, at))
 	must(t, db.SaveConsent(ctx, identity.Consent{UserID: "u2", ClientID: "spa", Scopes: []string{"openid"}, GrantedAt: at}))
 
 	must(t, db.CreateCode(ctx, identity.AuthCode{Hash: "code1", ClientID: "app", RedirectURI: "https://app.example/cb", Nonce: "n",

@@ -274,7 +274,7 @@ func handleSetEmail(logger *slog.Logger, svc Account) http.Handler {
 
 // Introspector is what /introspect needs of the use cases.
 type Introspector interface {
-	Introspect(ctx context.Context, clientID, secret, tok, hint string, verify auth.VerifyAccess) (auth.Introspection, error)
+	IntrospectAs(ctx context.Context, a auth.ClientAuth, tok, hint string, verify auth.VerifyAccess) (auth.Introspection, error)
 }
 
 // introspection is RFC 7662 §2.2's answer; an inactive token is {"active":false} only.
@@ -318,7 +318,7 @@ func handleIntrospect(logger *slog.Logger, svc Introspector, v *jwtauth.Verifier
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 			return
 		}
-		in, err := svc.Introspect(r.Context(), client.ID, client.Secret, form.Get("token"), form.Get("token_type_hint"), verify)
+		in, err := svc.IntrospectAs(r.Context(), client, form.Get("token"), form.Get("token_type_hint"), verify)
 		switch {
 		case errors.Is(err, auth.ErrInvalidClient):
 			invalidClient(w)

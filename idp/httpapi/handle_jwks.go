@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/oidc"
 )
@@ -59,10 +60,13 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none", "private_key_jwt"},
 		// The first-party client's tokens need no authentication; a registered client's need its.
-		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":               []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"introspection_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported":         auth.AssertionAlgs,
+		"revocation_endpoint_auth_signing_alg_values_supported":    auth.AssertionAlgs,
+		"introspection_endpoint_auth_signing_alg_values_supported": auth.AssertionAlgs,
 		"scopes_supported": append([]string{"openid", "profile", "email", "groups", "offline_access"}, scopes...),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "azp",
 			"at_hash", "preferred_username", "email", "email_verified", "groups"},

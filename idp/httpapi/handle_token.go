@@ -123,18 +123,37 @@ func tokenFailure(w http.ResponseWriter, r *http.Request, logger *slog.Logger, w
 	}
 }
 
-// clientAuth is how a client authenticated at /token (RFC 6749 §2.3.1).
+// clientAuth is how a client authenticated at /token (RFC 6749 §2.3.1, RFC 7523 §2.2).
 type clientAuth struct {
 	id, secret string
-	basic      bool // client_secret_basic: a failure must be a 401 with a Basic challenge
+	assertion  string // private_key_jwt's client_assertion
+	basic      bool   // client_secret_basic: a failure must be a 401 with a Basic challenge
 }
 
 // readClientAuth takes the client's credentials from an Authorization: Basic header
-// (client_secret_basic; id and secret are form-urlencoded inside it, as §2.3.1 says) or from
-// the form (client_secret_post), not both. problem is an invalid_request description; badBasic
-// says a Basic header was there but could not be read (invalid_client).
+// (client_secret_basic; id and secret are form-urlencoded inside it, as §2.3.1 says), from
+// the form (client_secret_post), or from a signed assertion in the form (private_key_jwt:
+// client_assertion_type and client_assertion, client_id optional) — one of them. problem is
+// an invalid_request description; badBasic says a Basic header was there but could not be
+// read (invalid_client).
 func readClientAuth(r *http.Request, form url.Values) (a clientAuth, badBasic bool, problem string) {
 	_, hasHeader := r.Header["Authorization"]
+	_, hasType := form["client_assertion_type"]
+	_, hasAssertion := form["client_assertion"]
+	if hasType || hasAssertion {
+		_, hasSecret := form["client_secret"]
+		switch {
+		case hasHeader || hasSecret:
+			return clientAuth{}, false, "use one client authentication method: a client_assertion, or a client secret, not both"
+		case !hasType || !hasAssertion || form.Get("client_assertion") == "":
+			return clientAuth{}, false, "client_assertion and client_assertion_type go together"
+		case len(form["client_assertion"]) > 1 || len(form["client_assertion_type"]) > 1:
+			return clientAuth{}, false, "client_assertion is given more than once"
+		case form.Get("client_assertion_type") != auth.AssertionType:
+			return clientAuth{}, false, "client_assertion_type must be " + auth.AssertionType
+		}
+		return clientAuth{id: form.Get("client_id"), assertion: form.Get("client_assertion")}, false, ""
+	}
 	if !hasHeader {
 		return clientAuth{id: form.Get("client_id"), secret: form.Get("client_secret")}, false, ""
 	}
@@ -157,19 +176,22 @@ func readClientAuth(r *http.Request, form url.Values) (a clientAuth, badBasic bo
 }
 
 // requestClient reads how the client authenticated (readClientAuth) and answers what is wrong
-// with it: invalid_request for two methods at once; invalid_client (401 with a Basic challenge)
-// for a Basic header that cannot be read or, when required, no client at all. false: answered.
+// with it: invalid_request for two methods at once or a malformed assertion's parameters;
+// invalid_client (401 with a Basic challenge) for a Basic header that cannot be read or, when
+// required, no client at all. false: answered. Every endpoint that authenticates clients
+// (/token, /introspect, /revoke, /device/authorize) reads them here, and the use cases check
+// them in one place (auth's authenticate).
 func requestClient(w http.ResponseWriter, r *http.Request, form url.Values, required bool) (auth.ClientAuth, bool) {
 	a, badBasic, problem := readClientAuth(r, form)
 	switch {
 	case problem != "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", problem)
 		return auth.ClientAuth{}, false
-	case badBasic || (required && a.id == ""):
+	case badBasic || (required && a.id == "" && a.assertion == ""):
 		invalidClient(w)
 		return auth.ClientAuth{}, false
 	}
-	return auth.ClientAuth{ID: a.id, Secret: a.secret}, true
+	return auth.ClientAuth{ID: a.id, Secret: a.secret, Assertion: a.assertion, Endpoint: r.URL.Path}, true
 }
 
 // Revoker is what /revoke needs of the use cases.

@@ -437,4 +437,5 @@ type Store interface {
 	MailStore
 	FederationStore
 	DeviceCodeStore
+	AssertionStore
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,8 +91,14 @@ func TestConcurrentOpensMigrate(t *testing.T) {
 	}
 	db := open(t, url)
 	files, _ := fs.Glob(pgstore.Schema.FS, "*.sql")
-	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != int64(len(files)) {
-		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, len(files))
+	var highest int64 // the last file's number: numbers may be reserved by work not yet merged
+	for _, f := range files {
+		if n, err := strconv.ParseInt(strings.SplitN(f, "_", 2)[0], 10, 64); err == nil && n > highest {
+			highest = n
+		}
+	}
+	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != highest {
+		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, highest)
 	}
 	users, err := db.ListUsers(ctx, identity.ListOptions{Limit: 10})
 	if err != nil || len(users) != len(errs) {

@@ -114,6 +114,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteUserDeletesFederations", testDeleteUserFederations},
 		{"IDPRoundTrip", testIDPRoundTrip},
 
+		{"UseAssertion", testUseAssertion},
+		{"ConcurrentUseAssertionOneWinner", testConcurrentUseAssertionOneWinner},
+		{"DeleteExpiredAssertions", testDeleteExpiredAssertions},
+
 		{"Consents", testConsents},
 		{"DeleteUserAndClientDeleteConsentsAndCodes", testDeleteUserAndClientConsentsCodes},
 

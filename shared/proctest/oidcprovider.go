@@ -32,13 +32,24 @@ func (p *OIDCProvider) Log() string { return p.log.String() }
 
 var npmOnce sync.Map // dir → *sync.Once
 
-// npmCI installs dir's pinned packages once per test binary when node_modules is missing.
-func npmCI(t testing.TB, dir string) {
+// NodePackages is node's path once dir's pinned packages (package.json and its lock) are
+// installed in dir's node_modules (npm ci, once per test binary, when pkg is missing there). It
+// skips (or fails under JWTIDP_REQUIRE_INTEGRATION) without node and npm.
+func NodePackages(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	node := Need(t, "node")
+	Need(t, "npm")
+	npmCI(t, dir, pkg)
+	return node
+}
+
+// npmCI installs dir's pinned packages once per test binary when node_modules lacks pkg.
+func npmCI(t testing.TB, dir, pkg string) {
 	t.Helper()
 	once, _ := npmOnce.LoadOrStore(dir, &sync.Once{})
 	var err error
 	once.(*sync.Once).Do(func() {
-		if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); statErr == nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "node_modules", pkg)); statErr == nil {
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
@@ -51,8 +62,8 @@ func npmCI(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); statErr != nil {
-		t.Fatalf("npm ci in %s did not install oidc-provider (an earlier attempt failed?)", dir)
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", pkg)); statErr != nil {
+		t.Fatalf("npm ci in %s did not install %s (an earlier attempt failed?)", dir, pkg)
 	}
 }
 
@@ -70,7 +81,7 @@ func StartOIDCProvider(t testing.TB, dir string, port int, redirectURI string, g
 	if err != nil {
 		t.Fatal(err)
 	}
-	npmCI(t, dir)
+	npmCI(t, dir, "oidc-provider")
 	p := &OIDCProvider{ClientID: "jwtidp", ClientSecret: "upstream-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), log: &lockedBuffer{}}
 	Secret(p.ClientSecret)
 	if len(groups) == 0 {
