@@ -71,6 +71,7 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
+		"backchannel_logout_supported":                   true, "backchannel_logout_session_supported": true,
 	}
 	body, _ := json.Marshal(doc)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,8 +91,14 @@ func TestConcurrentOpensMigrate(t *testing.T) {
 	}
 	db := open(t, url)
 	files, _ := fs.Glob(pgstore.Schema.FS, "*.sql")
-	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != int64(len(files)) {
-		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, len(files))
+	var last int64 // the highest file's number: helpers on other branches take numbers between
+	for _, f := range files {
+		if n, err := strconv.ParseInt(f[:5], 10, 64); err == nil && n > last {
+			last = n
+		}
+	}
+	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != last {
+		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, last)
 	}
 	users, err := db.ListUsers(ctx, identity.ListOptions{Limit: 10})
 	if err != nil || len(users) != len(errs) {
