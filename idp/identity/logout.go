@@ -62,8 +62,12 @@ func LogoutMail(sess Session, client func(id string) (Client, error), now time.T
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Mail{ID: "bcl-" + rand.Text(), To: c.BackchannelLogoutURI, Subject: c.ID, Text: string(text),
-			Kind: MailBackchannelLogout, UserID: sess.UserID, CreatedAt: now})
+		m := Mail{ID: "bcl-" + rand.Text(), To: c.BackchannelLogoutURI, Subject: c.ID, Text: string(text),
+			Kind: MailBackchannelLogout, UserID: sess.UserID, CreatedAt: now}
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
