@@ -110,7 +110,7 @@ func verifyLogoutToken(t *testing.T, clk *clock.Fake, base, clientID, sub, sid s
 
 // Back-channel logout: a client registered with backchannel_logout_uri that got tokens from a
 // browser session is POSTed one signed logout_token when that session ends — RP-initiated
-// logout, an admin's disable, an admin's logout — from the outbox, never in the request: a 503
+// logout, an admin's disable, a password change, an admin's logout — from the outbox, never in the request: a 503
 // is retried after the back-off on the IdP's clock, a 400 dropped. A client without the URI,
 // and a session the client got no tokens from, are not told.
 func TestBackchannelLogout(t *testing.T) {
@@ -131,7 +131,7 @@ func TestBackchannelLogout(t *testing.T) {
 	if disco["backchannel_logout_supported"] != true || disco["backchannel_logout_session_supported"] != true {
 		t.Fatalf("discovery: %v", disco)
 	}
-	for _, u := range []string{"alice", "bob", "carol"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		signup(t, p.URL, u, "correct-horse-9")
 	}
 	// signIn runs a code flow of client in browser (nil: a new one) and returns the browser,
@@ -185,7 +185,7 @@ func TestBackchannelLogout(t *testing.T) {
 	admin("/admin/users/" + bob + "/disable")
 	got = bcl.waitFor(t, clk, 0, 2)
 	first := verifyLogoutToken(t, clk, p.URL, "webapp", bob, sidBob, got[1])
-	if !proctest.Eventually(10*time.Second, func() bool { return strings.Contains(p.Log(), "mail not sent: will retry") }) {
+	if !proctest.Eventually(10*time.Second, func() bool { return strings.Contains(p.Log(), "back-channel logout not sent: will retry") }) {
 		t.Fatalf("the 503 was not logged as a retry:\n%s", p.Log())
 	}
 	bcl.set(http.StatusOK)
@@ -195,23 +195,34 @@ func TestBackchannelLogout(t *testing.T) {
 		t.Fatalf("a retry has another jti: %v, %v", first["jti"], again["jti"])
 	}
 
+	// dave changes his password (with the IdP's own sign-in): his sessions end, the RP is told.
+	_, _, dave, sidDave := signIn(nil, "webapp", webSecret, "dave")
+	tok := login(t, p.URL, "dave", "correct-horse-9")["access_token"].(string)
+	proctest.Secret(tok, "another-horse-10")
+	if a := do(t, "POST", p.URL+"/account/password", "application/json",
+		strings.NewReader(`{"current_password":"correct-horse-9","new_password":"another-horse-10"}`), "Authorization", "Bearer "+tok); a.status != 204 {
+		t.Fatalf("password change: %d %s", a.status, a.body)
+	}
+	got = bcl.waitFor(t, clk, 0, 4)
+	verifyLogoutToken(t, clk, p.URL, "webapp", dave, sidDave, got[3])
+
 	// carol's RP refuses (400): dropped, never tried again.
 	_, _, carol, sidCarol := signIn(nil, "webapp", webSecret, "carol")
 	bcl.set(http.StatusBadRequest)
 	admin("/admin/users/" + carol + "/logout")
-	got = bcl.waitFor(t, clk, 0, 4)
-	verifyLogoutToken(t, clk, p.URL, "webapp", carol, sidCarol, got[3])
+	got = bcl.waitFor(t, clk, 0, 5)
+	verifyLogoutToken(t, clk, p.URL, "webapp", carol, sidCarol, got[4])
 	if !proctest.Eventually(10*time.Second, func() bool {
 		m := string(do(t, "GET", p.URL+"/metrics", "", nil).body)
 		return strings.Contains(m, `idp_backchannel_logouts_total{outcome="dropped"} 1`) &&
-			strings.Contains(m, `idp_backchannel_logouts_total{outcome="sent"} 2`) &&
+			strings.Contains(m, `idp_backchannel_logouts_total{outcome="sent"} 3`) &&
 			strings.Contains(m, `idp_backchannel_logouts_total{outcome="retry"} 1`) && strings.Contains(m, "idp_mail_queued 0")
 	}) {
-		t.Fatalf("the metrics do not show 2 sent, 1 retry, 1 dropped and an empty queue")
+		t.Fatalf("the metrics do not show 3 sent, 1 retry, 1 dropped and an empty queue")
 	}
 	// Nothing is left to try again: the queue is empty. (Had alice's second session been
 	// reported, its POST would have come before bob's, in the outbox's order.)
-	if lg := p.Log(); strings.Contains(lg, got[0]) || strings.Contains(lg, got[3]) || strings.Contains(lg, "correct-horse-9") {
+	if lg := p.Log(); strings.Contains(lg, got[0]) || strings.Contains(lg, got[4]) || strings.Contains(lg, "another-horse-10") || strings.Contains(lg, "correct-horse-9") {
 		t.Fatal("a logout token or a password reached the log")
 	}
 }

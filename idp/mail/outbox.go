@@ -149,33 +149,37 @@ func (o *Outbox) deliver(ctx context.Context, m identity.Mail) {
 		}
 	}
 	count := func(outcome string) { o.count(m.Kind, outcome) }
+	what := "mail" // the log's word for it
+	if m.Kind == identity.MailBackchannelLogout {
+		what = "back-channel logout"
+	}
 	switch {
 	case err == nil:
 		if err := o.Queue.MailSent(ctx, m.ID); err != nil {
 			// Accepted by the server but still queued: it will go out again when the lease ends.
 			count(OutcomeError)
-			log.ErrorContext(ctx, "mail sent, but its removal from the queue failed: it may be sent again", "err", err)
+			log.ErrorContext(ctx, what+" sent, but its removal from the queue failed: it may be sent again", "err", err)
 			return
 		}
 		count(OutcomeSent)
-		log.InfoContext(ctx, "mail sent")
+		log.InfoContext(ctx, what+" sent")
 	case Permanent(err) || m.Attempts >= o.MaxAttempts:
 		if derr := o.Queue.DropMail(ctx, m.ID); derr != nil {
 			count(OutcomeError)
-			log.ErrorContext(ctx, "mail given up on, but its removal from the queue failed", "err", derr, "reason", err)
+			log.ErrorContext(ctx, what+" given up on, but its removal from the queue failed", "err", derr, "reason", err)
 			return
 		}
 		count(OutcomeDropped)
-		log.ErrorContext(ctx, "mail dropped: the server refused it, or every attempt failed", "err", err)
+		log.ErrorContext(ctx, what+" dropped: the server refused it, or every attempt failed", "err", err)
 	default:
 		next := o.Clock.Now().Add(Backoff(m.Attempts))
 		if ferr := o.Queue.MailFailed(ctx, m.ID, next, err.Error()); ferr != nil {
 			count(OutcomeError)
-			log.ErrorContext(ctx, "mail not sent, and its retry not recorded", "err", ferr, "reason", err)
+			log.ErrorContext(ctx, what+" not sent, and its retry not recorded", "err", ferr, "reason", err)
 			return
 		}
 		count(OutcomeRetry)
-		log.WarnContext(ctx, "mail not sent: will retry", "err", err, "retry_at", next)
+		log.WarnContext(ctx, what+" not sent: will retry", "err", err, "retry_at", next)
 	}
 }
 
