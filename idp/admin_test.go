@@ -97,7 +97,7 @@ func TestScheduledRotation(t *testing.T) {
 		return m["kid"].(string)
 	}
 	// Short of the period, the key stays.
-	clk.BlockUntil(1) // the schedule is waiting
+	clk.BlockUntil(2) // the schedule and the outbox are waiting
 	clk.Advance(1900 * time.Millisecond)
 	if tok := login(t, p.URL, "sched", "correct-horse-9")["access_token"].(string); kid(tok) != kid(first) {
 		t.Fatal("the key rotated before its period")

@@ -40,14 +40,14 @@ func TestScheduledRotationAcrossReplicasOncePerPeriod(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 	a := startReplica(t, db, service.Env{Clock: clk}, "--key-rotation", "1s")
 	b := startReplica(t, db, service.Env{Clock: clk}, "--key-rotation", "1s")
-	// 6.5 seconds of the fake clock in steps of 100 ms, each taken once both schedules are
-	// waiting on it again: rotations are due at 1, 2, … 6 s. (Without the lock that makes the
+	// 6.5 seconds of the fake clock in steps of 100 ms, each taken once both schedules (and
+	// both outboxes' polls: four waiters) are waiting on it again: rotations are due at 1, 2, … 6 s. (Without the lock that makes the
 	// due check and the write one step, about one run in three counts a double rotation.)
 	for range 65 {
-		clk.BlockUntil(2)
+		clk.BlockUntil(4)
 		clk.Advance(100 * time.Millisecond)
 	}
-	clk.BlockUntil(2)
+	clk.BlockUntil(4)
 	// A schedule woken by the other replica's rotation leaves its abandoned timer among the
 	// fake clock's waiters, so BlockUntil can return while the last due rotation is still being
 	// written: wait for it (the clock stays at 6.5 s, so no seventh can be due).
@@ -397,7 +397,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 18") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 20") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

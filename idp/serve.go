@@ -432,19 +432,23 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
 
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
+	// The outbox: mail (when there is an SMTP server) and back-channel logout notices, queued in
+	// the store with their cause and sent by every replica's outbox.
+	outbox := mail.NewOutbox(db, nil, r.Clock, logger.With("component", "mail"), r.Registry)
+	outbox.Logouts = &mail.Backchannel{Signer: issuer}
+	ending := endingStore{store: db, wake: outbox.Wake} // wakes the outbox when sessions end
 	sessions := &auth.Sessions{
-		Store: db, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
+		Store: ending, TTL: c.sessionTTL, IdleTTL: c.sessionIdle, CacheTTL: c.sessionCache,
 		Now: now, Random: rand.Reader, Logger: logger.With("component", "sessions"), Users: db, Clients: db, Groups: db,
 	}
 	// Mail: queued in the store with its cause, sent by every replica's outbox.
 	var mailer auth.Mailer
-	var outbox *mail.Outbox
 	if c.smtp.Host != "" {
 		sender, err := mail.New(c.smtp, logger.With("component", "mail"))
 		if err != nil {
 			return service.App{}, err
 		}
-		outbox = mail.NewOutbox(db, sender.WithClock(now), r.Clock, logger.With("component", "mail"), r.Registry)
+		outbox.Sender = sender.WithClock(now)
 		mailer = &mail.Composer{Templates: c.mailTemplates, Issuer: c.issuer, Random: rand.Reader, Now: now, Wake: outbox.Wake}
 		logger.Info("mail goes out through the SMTP server", "smtp", net.JoinHostPort(c.smtp.Host, strconv.Itoa(c.smtp.Port)), "tls", c.smtp.TLS)
 	} else {
@@ -459,7 +463,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		return service.App{}, fmt.Errorf("upstream key: %w", err)
 	}
 	svc := auth.New(auth.Config{
-		Users: db, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: db, AuthRequests: db, Links: db, Assertions: db, IDTokenTTL: c.idTokenTTL,
+		Users: ending, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: ending, AuthRequests: db, Links: db, Assertions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
@@ -541,9 +545,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		r.Go(func(ctx context.Context) { km.Follow(ctx, time.Second) })
 	}
 	r.Go(func(ctx context.Context) { svc.CollectGarbage(ctx, time.Hour) })
-	if outbox != nil {
-		r.Go(outbox.Run)
-	}
+	r.Go(outbox.Run)
 	r.Go(func(ctx context.Context) { sessions.CollectGarbage(ctx, time.Hour) })
 	r.Go(live.Run)
 	r.Go(func(context.Context) {
@@ -620,6 +622,37 @@ var scopeText = map[string]string{
 
 // throttleStore is where login failures are counted: in the database replicas share, or in
 // this process's memory when it alone opens its store (bbolt).
+// endingStore is the store for the writes that end sessions: after one succeeds it wakes the
+// outbox, which sends the back-channel logout notices queued with it at once.
+type endingStore struct {
+	store
+	wake func()
+}
+
+func (e endingStore) EndSession(ctx context.Context, id string) (identity.Session, error) {
+	sess, err := e.store.EndSession(ctx, id)
+	if err == nil {
+		e.wake()
+	}
+	return sess, err
+}
+
+func (e endingStore) ChangeCredentials(ctx context.Context, id string, fn func(identity.User) (identity.User, error), keep ...string) (identity.User, error) {
+	u, err := e.store.ChangeCredentials(ctx, id, fn, keep...)
+	if err == nil {
+		e.wake()
+	}
+	return u, err
+}
+
+func (e endingStore) DeleteUser(ctx context.Context, id string) error {
+	err := e.store.DeleteUser(ctx, id)
+	if err == nil {
+		e.wake()
+	}
+	return err
+}
+
 func throttleStore(db store) identity.ThrottleStore {
 	if ts, ok := db.(identity.ThrottleStore); ok {
 		return ts

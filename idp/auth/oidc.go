@@ -221,10 +221,12 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 		return Tokens{}, err
 	}
 	if code.SessionID != "" {
-		if _, err := s.Sessions.GetSession(ctx, code.SessionID); apperr.Code(err) == apperr.ENOTFOUND {
+		// The session records the client (once), in the store: when it ends, a client with a
+		// back-channel logout URI is told (identity.LogoutMail).
+		if _, err := s.Sessions.UpdateSession(ctx, code.SessionID, identity.AddClient(c.ID)); apperr.Code(err) == apperr.ENOTFOUND {
 			s.Logger.InfoContext(ctx, "code exchange refused", "client_id", c.ID, "sub", u.ID, "reason", "session ended")
 			return Tokens{}, grantError(oidc.ErrInvalidGrant, "the session behind the authorization code has ended")
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, identity.ErrUnchanged) {
 			return Tokens{}, err
 		}
 	}

@@ -96,8 +96,22 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 		if err := revokeFamilies(tx, sess.UserID, sess.ID); err != nil {
 			return sess, err
 		}
-		return sess, deleteSession(tx, sess)
+		return sess, endSession(tx, sess)
 	})
+}
+
+// endSession deletes a session that ends before its time (not an expiry) and queues, in the
+// same transaction, the back-channel logout notices of the clients that got tokens from it
+// (identity.LogoutMail).
+func endSession(tx *bolt.Tx, sess identity.Session) error {
+	mails, err := identity.LogoutMail(sess, func(id string) (identity.Client, error) { return clients.get(tx, id) }, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := enqueue(tx, mails); err != nil {
+		return err
+	}
+	return deleteSession(tx, sess)
 }
 
 func deleteSession(tx *bolt.Tx, sess identity.Session) error {
@@ -124,7 +138,7 @@ func makeRoom(tx *bolt.Tx, sess identity.Session) error {
 		if err := revokeFamilies(tx, old.UserID, old.ID); err != nil {
 			return err
 		}
-		if err := deleteSession(tx, old); err != nil {
+		if err := endSession(tx, old); err != nil {
 			return err
 		}
 	}
@@ -138,7 +152,7 @@ func endUserSessions(tx *bolt.Tx, userID string) error {
 		return err
 	}
 	for _, sess := range all {
-		if err := deleteSession(tx, sess); err != nil {
+		if err := endSession(tx, sess); err != nil {
 			return err
 		}
 	}

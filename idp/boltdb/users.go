@@ -325,7 +325,7 @@ func carryOver(tx *bolt.Tx, u identity.User, keep []string) error {
 	}
 	for _, sess := range all {
 		if !kept(sess.ID) {
-			if err := deleteSession(tx, sess); err != nil {
+			if err := endSession(tx, sess); err != nil {
 				return err
 			}
 			continue

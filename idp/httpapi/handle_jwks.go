@@ -76,6 +76,7 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
+		"backchannel_logout_supported":                   true, "backchannel_logout_session_supported": true,
 	}
 	doc["device_authorization_endpoint"] = base + "/device/authorize"
 	doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), identity.GrantDeviceCode)

@@ -64,11 +64,15 @@ func (m Mail) Validate() error {
 	case strings.ContainsAny(m.Subject, "\r\n"):
 		return bad("the subject must be one line")
 	}
+	maxTo := MaxMailTo
+	if m.Kind == MailBackchannelLogout {
+		maxTo = MaxLogoutURI // a URI, not an address
+	}
 	for _, f := range []struct {
 		name, v string
 		max     int
 	}{
-		{"id", m.ID, MaxMailID}, {"recipient (To)", m.To, MaxMailTo}, {"subject", m.Subject, MaxMailSubject},
+		{"id", m.ID, MaxMailID}, {"recipient (To)", m.To, maxTo}, {"subject", m.Subject, MaxMailSubject},
 		{"text body", m.Text, MaxMailBody}, {"HTML body", m.HTML, MaxMailBody}, {"kind", m.Kind, MaxMailKind},
 		{"user id", m.UserID, MaxMailID}, {"last error", m.LastError, MaxMailError},
 	} {

@@ -27,6 +27,10 @@ type Session struct {
 	// Pending marks a pre-session: the password was right and a second factor is still owed. It
 	// signs nobody in (Live is false); the login's second step turns it into a session.
 	Pending bool
+	// Clients are the clients that got tokens from this session (an authorization code made
+	// from it was redeemed), each once: those with a back-channel logout URI are told when it
+	// ends (LogoutMail).
+	Clients []string `json:",omitempty"`
 }
 
 // Validate checks a session's invariants before it is stored. EINVALID.

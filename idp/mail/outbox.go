@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -45,6 +46,12 @@ type Outbox struct {
 	Lease       time.Duration // how long a claimed message is this replica's: past the send timeout
 	MaxAttempts int
 	Deliveries  *prometheus.CounterVec // by outcome: sent, retry, dropped, error
+	// Logouts delivers the back-channel logout notices the store queued with the end of a
+	// session (identity.MailBackchannelLogout); LogoutDeliveries counts them by outcome.
+	Logouts interface {
+		Deliver(context.Context, identity.Mail) error
+	}
+	LogoutDeliveries *prometheus.CounterVec
 
 	wake chan struct{}
 }
@@ -62,12 +69,15 @@ const (
 func NewOutbox(q Queue, s Deliverer, c clock.Clock, logger *slog.Logger, reg prometheus.Registerer) *Outbox {
 	o := &Outbox{Queue: q, Sender: s, Clock: clock.Or(c), Logger: logger, Poll: 10 * time.Second, Lease: 2 * time.Minute, MaxAttempts: 12,
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "idp_mail_deliveries_total", Help: "Mail delivery attempts by outcome."}, []string{"outcome"}),
-		wake:       make(chan struct{}, 1)}
+		LogoutDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "idp_backchannel_logouts_total",
+			Help: "Back-channel logout delivery attempts by outcome."}, []string{"outcome"}),
+		wake: make(chan struct{}, 1)}
 	for _, v := range []string{OutcomeSent, OutcomeRetry, OutcomeDropped, OutcomeError} {
 		o.Deliveries.WithLabelValues(v)
+		o.LogoutDeliveries.WithLabelValues(v)
 	}
 	if reg != nil {
-		reg.MustRegister(o.Deliveries, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idp_mail_queued", Help: "Messages waiting in the outbox (all replicas'); -1 when the store cannot say."},
+		reg.MustRegister(o.Deliveries, o.LogoutDeliveries, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idp_mail_queued", Help: "Messages waiting in the outbox (all replicas'); -1 when the store cannot say."},
 			func() float64 {
 				n, _, err := q.MailQueue(context.Background())
 				if err != nil {
@@ -108,7 +118,7 @@ func (o *Outbox) Drain(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			o.count(OutcomeError)
+			o.count("", OutcomeError)
 			o.Logger.ErrorContext(ctx, "mail: the queue cannot be read", "err", err)
 			return
 		}
@@ -116,36 +126,60 @@ func (o *Outbox) Drain(ctx context.Context) {
 	}
 }
 
+// errNoSender is a message's failure while no SMTP server is configured: temporary, so it
+// waits for one.
+var errNoSender = &Error{Step: "configuration", Err: errors.New("no SMTP server is configured")}
+
 func (o *Outbox) deliver(ctx context.Context, m identity.Mail) {
-	log := o.Logger.With("mail", m.ID, "kind", m.Kind, "to_domain", domainOf(m.To), "attempt", m.Attempts)
-	err := o.Sender.Send(ctx, Message{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+	var err error
+	var log *slog.Logger
+	switch {
+	case m.Kind == identity.MailBackchannelLogout:
+		// A notice, not mail: its To is a URI, its Subject the client's id; never the token.
+		log = o.Logger.With("mail", m.ID, "kind", m.Kind, "client_id", m.Subject, "to_host", uriHost(m.To), "attempt", m.Attempts)
+		err = errNoLogouts
+		if o.Logouts != nil {
+			err = o.Logouts.Deliver(ctx, m)
+		}
+	default:
+		log = o.Logger.With("mail", m.ID, "kind", m.Kind, "to_domain", domainOf(m.To), "attempt", m.Attempts)
+		err = errNoSender
+		if o.Sender != nil {
+			err = o.Sender.Send(ctx, Message{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+		}
+	}
+	count := func(outcome string) { o.count(m.Kind, outcome) }
+	what := "mail" // the log's word for it
+	if m.Kind == identity.MailBackchannelLogout {
+		what = "back-channel logout"
+	}
 	switch {
 	case err == nil:
 		if err := o.Queue.MailSent(ctx, m.ID); err != nil {
 			// Accepted by the server but still queued: it will go out again when the lease ends.
-			o.count(OutcomeError)
-			log.ErrorContext(ctx, "mail sent, but its removal from the queue failed: it may be sent again", "err", err)
+			count(OutcomeError)
+			log.ErrorContext(ctx, what+" sent, but its removal from the queue failed: it may be sent again", "err", err)
 			return
 		}
-		o.count(OutcomeSent)
-		log.InfoContext(ctx, "mail sent")
+		count(OutcomeSent)
+		log.InfoContext(ctx, what+" sent")
 	case Permanent(err) || m.Attempts >= o.MaxAttempts:
 		if derr := o.Queue.DropMail(ctx, m.ID); derr != nil {
-			o.count(OutcomeError)
-			log.ErrorContext(ctx, "mail given up on, but its removal from the queue failed", "err", derr, "reason", err)
+			count(OutcomeError)
+			log.ErrorContext(ctx, what+" given up on, but its removal from the queue failed", "err", derr, "reason", err)
 			return
 		}
-		o.count(OutcomeDropped)
-		log.ErrorContext(ctx, "mail dropped: the server refused it, or every attempt failed", "err", err)
+		count(OutcomeDropped)
+		log.ErrorContext(ctx, what+" dropped: the server refused it, or every attempt failed", "err", err)
 	default:
 		next := o.Clock.Now().Add(Backoff(m.Attempts))
 		if ferr := o.Queue.MailFailed(ctx, m.ID, next, err.Error()); ferr != nil {
-			o.count(OutcomeError)
-			log.ErrorContext(ctx, "mail not sent, and its retry not recorded", "err", ferr, "reason", err)
+			count(OutcomeError)
+			log.ErrorContext(ctx, what+" not sent, and its retry not recorded", "err", ferr, "reason", err)
 			return
 		}
-		o.count(OutcomeRetry)
-		log.WarnContext(ctx, "mail not sent: will retry", "err", err, "retry_at", next)
+		count(OutcomeRetry)
+		log.WarnContext(ctx, what+" not sent: will retry", "err", err, "retry_at", next)
 	}
 }
 
@@ -158,9 +192,15 @@ func Backoff(attempts int) time.Duration {
 	return min(d, time.Hour)
 }
 
-func (o *Outbox) count(outcome string) {
-	if o.Deliveries != nil {
-		o.Deliveries.WithLabelValues(outcome).Inc()
+var errNoLogouts = &DeliveryError{Reason: "no back-channel logout sender is configured"}
+
+func (o *Outbox) count(kind, outcome string) {
+	c := o.Deliveries
+	if kind == identity.MailBackchannelLogout {
+		c = o.LogoutDeliveries
+	}
+	if c != nil {
+		c.WithLabelValues(outcome).Inc()
 	}
 }
 

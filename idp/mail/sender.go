@@ -67,7 +67,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // message waits until the configuration is fixed rather than being lost.
 func Permanent(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.permanent
+	var d *DeliveryError
+	return (errors.As(err, &e) && e.permanent) || (errors.As(err, &d) && d.permanent)
 }
 
 // Send delivers m, or returns an *Error. A nil error means the server accepted the message

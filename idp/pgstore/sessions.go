@@ -14,13 +14,16 @@ var errNoSession = apperr.Errorf(apperr.ENOTFOUND, "Session not found")
 
 // sessionCols are the columns of a session, of the table aliased s.
 const sessionCols = `s.id, s.token_hash, s.user_id, s.epoch, s.auth_time, s.amr, s.created_at, s.last_seen_at,
-	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent, s.pending, s.idp`
+	s.idle_ttl, s.expires_at, s.remote_addr, s.user_agent, s.pending, s.idp, s.clients`
 
 func scanSession(row pgx.Row, more ...any) (identity.Session, error) {
 	var s identity.Session
 	dest := []any{&s.ID, &s.TokenHash, &s.UserID, &s.Epoch, &s.AuthTime, &s.AMR, &s.CreatedAt, &s.LastSeenAt,
-		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending, &s.IDP}
+		&s.IdleTTL, &s.ExpiresAt, &s.RemoteAddr, &s.UserAgent, &s.Pending, &s.IDP, &s.Clients}
 	err := row.Scan(append(dest, more...)...)
+	if len(s.Clients) == 0 {
+		s.Clients = nil // as the bbolt store reads none back
+	}
 	s.AuthTime, s.CreatedAt = s.AuthTime.UTC(), s.CreatedAt.UTC()
 	s.LastSeenAt, s.ExpiresAt = s.LastSeenAt.UTC(), s.ExpiresAt.UTC()
 	return found(s, err, errNoSession)
@@ -33,17 +36,20 @@ func storedSession(sess identity.Session) identity.Session {
 	sess.AMR, sess.RemoteAddr, sess.UserAgent, sess.IDP = texts(sess.AMR), text(sess.RemoteAddr), text(sess.UserAgent), text(sess.IDP)
 	sess.AuthTime, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt = ts(sess.AuthTime), ts(sess.CreatedAt), ts(sess.LastSeenAt), ts(sess.ExpiresAt)
 	sess.IdleTTL = sess.IdleTTL.Truncate(time.Microsecond)
+	if sess.Clients = texts(sess.Clients); len(sess.Clients) == 0 {
+		sess.Clients = nil
+	}
 	return sess
 }
 
 func sessionArgs(sess identity.Session) []any {
 	return []any{sess.ID, sess.TokenHash, sess.UserID, sess.Epoch, sess.AuthTime, sess.AMR, sess.CreatedAt, sess.LastSeenAt,
-		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent, sess.Pending, sess.IDP}
+		sess.IdleTTL, sess.ExpiresAt, sess.RemoteAddr, sess.UserAgent, sess.Pending, sess.IDP, append([]string{}, sess.Clients...)}
 }
 
 const insertSession = `INSERT INTO sessions
-	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent, pending, idp)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	(id, token_hash, user_id, epoch, auth_time, amr, created_at, last_seen_at, idle_ttl, expires_at, remote_addr, user_agent, pending, idp, clients)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 
 // CreateSession implements identity.SessionStore. The user's row is locked FOR NO KEY UPDATE
 // from the epoch check to the commit: a credential change (FOR UPDATE) either committed
@@ -69,7 +75,7 @@ func (s *DB) CreateSession(ctx context.Context, sess identity.Session) error {
 				WHERE user_id = $1 AND session_id = ANY($2) AND NOT revoked`, sess.UserID, old); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = ANY($1)`, old); err != nil {
+			if err := endSessions(ctx, tx, `DELETE FROM sessions WHERE id = ANY($1)`, old); err != nil {
 				return err
 			}
 		}
@@ -118,8 +124,8 @@ func (s *DB) UpdateSession(ctx context.Context, id string, fn func(identity.Sess
 		func(tx pgx.Tx, sess identity.Session) (identity.Session, error) {
 			sess = storedSession(sess)
 			_, err := tx.Exec(ctx, `UPDATE sessions SET token_hash = $2, auth_time = $5, amr = $6, created_at = $7,
-				last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13, idp = $14
-				WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(sess)...)
+				last_seen_at = $8, idle_ttl = $9, expires_at = $10, remote_addr = $11, user_agent = $12, pending = $13, idp = $14,
+				clients = $15 WHERE id = $1 AND user_id = $3 AND epoch = $4`, sessionArgs(sess)...)
 			return sess, conflict(err)
 		})
 }
@@ -144,13 +150,48 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 		}
 		// Ended meanwhile by another: this transaction rolls back, its revocations with it.
 		var err error
-		sess, err = scanSession(tx.QueryRow(ctx, `DELETE FROM sessions s WHERE s.id = $1 RETURNING `+sessionCols, id))
-		return err
+		if sess, err = scanSession(tx.QueryRow(ctx, `DELETE FROM sessions s WHERE s.id = $1 RETURNING `+sessionCols, id)); err != nil {
+			return err
+		}
+		return logoutMail(ctx, tx, []identity.Session{sess})
 	})
 	if err != nil {
 		return identity.Session{}, err
 	}
 	return sess, nil
+}
+
+// endSessions runs sql, a DELETE of sessions that end before their time (not an expiry), and
+// queues in tx the back-channel logout notices of the clients that got tokens from them.
+func endSessions(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
+	rows, err := tx.Query(ctx, sql+` RETURNING id, user_id, clients`, args...)
+	if err != nil {
+		return err
+	}
+	ended, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Session, error) {
+		var s identity.Session
+		return s, r.Scan(&s.ID, &s.UserID, &s.Clients)
+	})
+	if err != nil {
+		return err
+	}
+	return logoutMail(ctx, tx, ended)
+}
+
+// logoutMail queues in tx the back-channel logout notices of ended sessions
+// (identity.LogoutMail), reading their clients in tx.
+func logoutMail(ctx context.Context, tx pgx.Tx, ended []identity.Session) error {
+	var mails []identity.Mail
+	for _, sess := range ended {
+		m, err := identity.LogoutMail(sess, func(id string) (identity.Client, error) {
+			return scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM oauth_clients WHERE id = $1`, id))
+		}, time.Now())
+		if err != nil {
+			return err
+		}
+		mails = append(mails, m...)
+	}
+	return record(ctx, tx, nil, mails)
 }
 
 // DeleteDeadSessions implements identity.SessionStore, in batches as DeleteDeadFamilies.

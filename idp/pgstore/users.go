@@ -274,7 +274,7 @@ func (s *DB) ChangeCredentials(ctx context.Context, id string, fn func(identity.
 			WHERE user_id = $1 AND NOT revoked`, out.ID, keep, out.Epoch); err != nil {
 			return err
 		}
-		if _, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND NOT (id = ANY($2))`, out.ID, keep); err != nil {
+		if err = endSessions(ctx, tx, `DELETE FROM sessions WHERE user_id = $1 AND NOT (id = ANY($2))`, out.ID, keep); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE sessions SET epoch = $3 WHERE user_id = $1 AND id = ANY($2)`, out.ID, keep, out.Epoch)
@@ -330,6 +330,25 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	// In a transaction of its own, retried on a deadlock with a refresh or a session's end:
 	// the cascade locks the user's families and sessions in another order than they do.
 	return s.writeFor(ctx, id, errNoUser, func(tx pgx.Tx) error {
+		// The user's row locked first (as the DELETE would), so no session is made meanwhile:
+		// the sessions read here are those the cascade ends, and their clients are told.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, user_id, clients FROM sessions WHERE user_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		ended, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Session, error) {
+			var s identity.Session
+			return s, r.Scan(&s.ID, &s.UserID, &s.Clients)
+		})
+		if err != nil {
+			return err
+		}
+		if err := logoutMail(ctx, tx, ended); err != nil {
+			return err
+		}
 		var username, email string
 		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username, email`, id).Scan(&username, &email); err != nil {
 			return noRow(err, errNoUser)
@@ -344,7 +363,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			identity.NormalizeUsername(username), username, id, email); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
+		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err
 	})
 }

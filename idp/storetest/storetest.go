@@ -139,6 +139,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"EnqueueMailRefusals", testEnqueueMailRefusals},
 		{"MailWithTheChange", testMailWithTheChange},
 		{"ConcurrentClaimMailOnce", testConcurrentClaimMail},
+		{"BackchannelLogoutMail", testBackchannelLogoutMail},
 
 		{"CodeFailuresRoundTrip", func(t *testing.T, s Store) { testCodeFailuresRoundTrip(t, s) }},
 		{"ConcurrentCodeFailuresAllCounted", func(t *testing.T, s Store) { testCodeFailuresConcurrent(t, s, s) }},
