@@ -51,6 +51,8 @@ var (
 	// connector + "\x00" + upstream subject → Federation, and user id → (that key → nil).
 	bucketFederations = []byte("federations")
 	bucketUserFeds    = []byte("userfeds")
+	// hash of an initial access token (RFC 7591) → RegistrationToken.
+	bucketRegTokens = []byte("registrationtokens")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -69,7 +71,8 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
 		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
-		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds)
+		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds,
+		bucketRegTokens)
 	if err != nil {
 		return nil, err
 	}

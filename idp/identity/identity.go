@@ -436,4 +436,5 @@ type Store interface {
 	LinkStore
 	MailStore
 	FederationStore
+	RegistrationTokenStore
 }
