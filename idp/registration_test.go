@@ -247,3 +247,24 @@ func TestOpenClientRegistration(t *testing.T) {
 		t.Fatalf("--registration sometimes: %v\n%s", err, out)
 	}
 }
+
+// /register and /register/{id} share /token's per-client limit: past the burst, 429 until the
+// (fake) clock lets another through.
+func TestClientRegistrationRateLimited(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--registration", "open", "--token-rate-limit", "1", "--token-rate-burst", "2")
+	native := map[string]any{"redirect_uris": []string{"http://127.0.0.1:33418/callback"}, "token_endpoint_auth_method": "none"}
+	if a := register(t, p.URL, "", native); a.status != 201 {
+		t.Fatalf("first: %d %s", a.status, a.body)
+	}
+	if a := registration(t, "GET", p.URL, "nobody", "wrong-token-0123456789", nil); a.status != 401 {
+		t.Fatalf("second: %d %s", a.status, a.body)
+	}
+	if a := register(t, p.URL, "", native); a.status != 429 || a.json(t)["error"] == nil {
+		t.Fatalf("past the burst: %d %s", a.status, a.body)
+	}
+	clk.Advance(time.Second)
+	if a := register(t, p.URL, "", native); a.status != 201 {
+		t.Fatalf("a second later: %d %s", a.status, a.body)
+	}
+}
