@@ -217,6 +217,12 @@ func TestClientRegistrationWithInitialAccessToken(t *testing.T) {
 	late, _ := mintRegistrationToken(t, p.URL, "reg-admin", "--ttl", "1h")
 	clk.Advance(time.Hour)
 	wantOAuthError(t, "an expired initial access token", register(t, p.URL, late, webMetadata()), 401, "invalid_token")
+	// The admin's mint and each registration are in the audit trail, by their actors.
+	out, err = runIDP([]string{"audit", "--url", p.URL, "--admin-token", "reg-admin"})
+	if err != nil || strings.Count(out, "registration_token_created") != 2 || !strings.Contains(out, "registration:"+iatID) ||
+		!strings.Contains(out, "client "+id+" registered") || strings.Contains(out, iat) {
+		t.Fatalf("idp audit: %v\n%s", err, out)
+	}
 	if lg := p.Log(); strings.Contains(lg, secret) || strings.Contains(lg, rat) || strings.Contains(lg, iat) {
 		t.Fatal("a secret or token reached the log")
 	}

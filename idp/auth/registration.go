@@ -70,7 +70,9 @@ func (s *Admin) NewRegistrationToken(ctx context.Context, ttl time.Duration, use
 	}
 	now := s.Now().UTC()
 	t := identity.RegistrationToken{ID: id, Hash: HashClientSecret(raw), CreatedAt: now, ExpiresAt: now.Add(ttl), UsesLeft: uses}
-	if err := s.RegistrationTokens.CreateRegistrationToken(ctx, t); err != nil {
+	detail := fmt.Sprintf("initial access token %s: %d uses until %s", id, uses, t.ExpiresAt.Format(time.RFC3339))
+	if err := s.audited(ctx, func(ctx context.Context) error { return s.RegistrationTokens.CreateRegistrationToken(ctx, t) },
+		s.event(ctx, identity.AuditRegistrationTokenCreated, "", Success, detail)); err != nil {
 		return "", identity.RegistrationToken{}, err
 	}
 	s.Logger.InfoContext(ctx, "initial access token minted", "id", id, "expires_at", t.ExpiresAt, "uses", uses)
