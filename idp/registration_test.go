@@ -112,6 +112,19 @@ func TestClientRegistrationWithInitialAccessToken(t *testing.T) {
 		t.Fatalf("made-up token: WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
 	}
 
+	for _, bad := range [][]string{{"--uses", "0"}, {"--ttl", "-1h"}, {"--ttl", "10s"}, {"--uses", "1001"}} {
+		if out, err := runIDP(append([]string{"clients", "registration-token", "--url", p.URL, "--admin-token", "reg-admin"}, bad...)); err == nil ||
+			!strings.Contains(out, "refused") {
+			t.Fatalf("registration-token %v: %v\n%s", bad, err, out)
+		}
+	}
+	if a := do(t, "POST", p.URL+"/admin/registration-tokens", "application/json", strings.NewReader(`{"ttl":"soon"}`),
+		"Authorization", "Bearer reg-admin"); a.status != 400 {
+		t.Fatalf("a ttl that is no duration: %d %s", a.status, a.body)
+	}
+	if a := do(t, "POST", p.URL+"/admin/registration-tokens", "application/json", strings.NewReader(`{}`)); a.status != 401 {
+		t.Fatalf("minting without the admin token: %d %s", a.status, a.body)
+	}
 	iat, iatID := mintRegistrationToken(t, p.URL, "reg-admin", "--ttl", "1h", "--uses", "2")
 	// Refusals with a good token spend none of its uses.
 	bad := webMetadata()

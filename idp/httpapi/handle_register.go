@@ -237,23 +237,23 @@ func (q RegistrationTokenRequest) MarshalJSON() ([]byte, error) {
 func (q *RegistrationTokenRequest) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		TTL  string `json:"ttl"`
-		Uses int    `json:"uses"`
+		Uses *int   `json:"uses"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
 		return err
 	}
-	q.Uses, q.TTL = raw.Uses, 24*time.Hour
+	q.Uses, q.TTL = 1, 24*time.Hour // the defaults
+	if raw.Uses != nil {
+		q.Uses = *raw.Uses
+	}
 	if raw.TTL != "" {
 		d, err := time.ParseDuration(raw.TTL)
 		if err != nil {
 			return apperr.Errorf(apperr.EINVALID, `Field "ttl" must be a duration such as 24h`)
 		}
 		q.TTL = d
-	}
-	if q.Uses == 0 {
-		q.Uses = 1
 	}
 	return nil
 }
