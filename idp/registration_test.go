@@ -217,6 +217,18 @@ func TestClientRegistrationWithInitialAccessToken(t *testing.T) {
 	}
 	wantOAuthError(t, "an admin's client", registration(t, "GET", p.URL, "admins", rat, nil), 401, "invalid_token")
 	wantOAuthError(t, "an admin's client, no token", registration(t, "DELETE", p.URL, "admins", "", nil), 401, "invalid_token")
+	// A public client that becomes confidential gets a secret, shown in that answer once.
+	confidential := webMetadata()
+	confidential["redirect_uris"] = []string{"http://127.0.0.1:7777/cb"}
+	a = registration(t, "PUT", p.URL, native["client_id"].(string), native["registration_access_token"].(string), confidential)
+	nativeSecret, _ := a.json(t)["client_secret"].(string)
+	proctest.Secret(nativeSecret)
+	if a.status != 200 || nativeSecret == "" || a.json(t)["token_endpoint_auth_method"] != "client_secret_basic" {
+		t.Fatalf("public to confidential: %d %s", a.status, a.body)
+	}
+	if _, err := ccToken(t, p.URL, native["client_id"].(string), nativeSecret, oauth2.AuthStyleInHeader); err == nil || !strings.Contains(err.Error(), "unauthorized_client") {
+		t.Fatalf("the new secret: %v (want it authenticated, the grant refused)", err)
+	}
 	wantOAuthError(t, "delete with another's token", registration(t, "DELETE", p.URL, id, native["registration_access_token"].(string), nil), 401, "invalid_token")
 	if a := registration(t, "DELETE", p.URL, id, rat, nil); a.status != 204 {
 		t.Fatalf("delete: %d %s", a.status, a.body)
