@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,9 +90,16 @@ func TestConcurrentOpensMigrate(t *testing.T) {
 		}
 	}
 	db := open(t, url)
+	// The highest version of the files, not their count: versions are reserved per branch and
+	// may leave gaps (issue 30 reserved 00017–00021 between its branches).
 	files, _ := fs.Glob(pgstore.Schema.FS, "*.sql")
-	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != int64(len(files)) {
-		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, len(files))
+	var highest int64
+	for _, f := range files {
+		n, _ := strconv.ParseInt(strings.SplitN(f, "_", 2)[0], 10, 64)
+		highest = max(highest, n)
+	}
+	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != highest {
+		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, highest)
 	}
 	users, err := db.ListUsers(ctx, identity.ListOptions{Limit: 10})
 	if err != nil || len(users) != len(errs) {
