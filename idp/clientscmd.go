@@ -18,7 +18,7 @@ import (
 )
 
 const clientsUsage = "usage: idp clients add --id ID [--name NAME] [--public] [--redirect-uri URI]... [--post-logout-redirect-uri URI]... " +
-	"--grant-type TYPE... [--scope SCOPE]... [--first-party] [--forward-auth] | list | show ID | remove ID   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
+	"--grant-type TYPE... [--scope SCOPE]... [--first-party] [--forward-auth] | list | show ID | remove ID | registration-token [--ttl 24h] [--uses 1]   [--url URL] [--admin-token TOKEN | --token ACCESS_TOKEN]"
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
 type listFlag struct{ v *[]string }
@@ -48,7 +48,7 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	sub, rest := args[0], args[1:]
 	var id string
 	switch sub {
-	case "add", "list":
+	case "add", "list", "registration-token":
 	case "show", "remove":
 		// A client id may start with "-": only a flag of this command is not one.
 		if len(rest) == 0 || isKeysFlag(rest[0]) {
@@ -62,6 +62,12 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	admin := addAdminFlags(fs)
 	base := admin.base
 	var c httpapi.ClientInfo
+	var reg httpapi.RegistrationTokenRequest
+	if sub == "registration-token" {
+		reg.Uses = 1
+		fs.DurationVar(&reg.TTL, "ttl", "", 24*time.Hour, "how long the initial access token is good for")
+		fs.IntVar(&reg.Uses, "uses", "", 1, "how many clients it may register")
+	}
 	if sub == "add" {
 		fs.StringVar(&c.ClientID, "id", "", "", "client_id (1–128 of [A-Za-z0-9._-])")
 		fs.StringVar(&c.Name, "name", "", "", "display name")
@@ -99,6 +105,9 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 			ClientSecret *struct{} `json:"client_secret,omitempty"`
 		}{ClientInfo: c})
 		method, status = http.MethodPost, http.StatusCreated
+	case "registration-token":
+		body, _ = json.Marshal(reg)
+		method, path, status = http.MethodPost, "/admin/registration-tokens", http.StatusCreated
 	case "show":
 		path += "/" + url.PathEscape(id)
 	case "remove":
@@ -118,11 +127,21 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("unexpected answer from %s: %v", *base, err)
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANT TYPES\tSCOPES\tCREATED")
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANT TYPES\tSCOPES\tCREATED\tREGISTERED BY")
 		for _, c := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, orDash(c.Name), kind(c), strings.Join(c.GrantTypes, ","), orDash(strings.Join(c.Scopes, " ")), stamp(c.CreatedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, orDash(c.Name), kind(c), strings.Join(c.GrantTypes, ","),
+				orDash(strings.Join(c.Scopes, " ")), stamp(c.CreatedAt), registrant(c.RegisteredBy))
 		}
 		return tw.Flush()
+	case "registration-token":
+		var got httpapi.RegistrationTokenInfo
+		if err := json.Unmarshal(result, &got); err != nil {
+			return fmt.Errorf("unexpected answer from %s: %v", *base, err)
+		}
+		fmt.Fprintf(stdout, "initial access token: %s\nid: %s\nexpires: %s\nuses: %d\n"+
+			"This token is shown only now; the IdP keeps only its hash. A client registers with it at POST /register (Authorization: Bearer).\n",
+			got.Token, got.ID, got.ExpiresAt.Format(time.RFC3339), got.Uses)
+		return nil
 	}
 	var got httpapi.ClientInfo
 	if err := json.Unmarshal(result, &got); err != nil {
@@ -133,6 +152,15 @@ func clientsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "\nclient_secret: %s\nThis secret is shown only now; the IdP keeps only its hash.\n", got.ClientSecret)
 	}
 	return nil
+}
+
+// registrant is who registered a client, for the list: an admin (or a file), or RFC 7591's
+// registration with an initial access token (by its id) or open.
+func registrant(by string) string {
+	if by == "" {
+		return "admin"
+	}
+	return by
 }
 
 func kind(c httpapi.ClientInfo) string {
@@ -161,6 +189,7 @@ func printClient(w io.Writer, c httpapi.ClientInfo) {
 	fmt.Fprintf(tw, "redirect URIs:\t%s\n", orDash(strings.Join(c.RedirectURIs, " ")))
 	fmt.Fprintf(tw, "post-logout redirect URIs:\t%s\n", orDash(strings.Join(c.PostLogoutRedirectURIs, " ")))
 	fmt.Fprintf(tw, "created:\t%s\n", stamp(c.CreatedAt))
+	fmt.Fprintf(tw, "registered by:\t%s\n", registrant(c.RegisteredBy))
 	tw.Flush()
 }
 

@@ -65,6 +65,7 @@ type config struct {
 	mailTemplatesDir string
 	mailTemplates    *mail.Templates
 	signupMode       string
+	registrationMode string // --registration: closed or open (RFC 7591)
 	signupDomains    string
 
 	// The configuration file (--config): as read at start; what a reload re-reads (clients,
@@ -169,6 +170,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.smtp.Username, "smtp-username", "IDP_SMTP_USERNAME", "", "SMTP AUTH user (with --smtp-password-file)")
 	fs.StringVar(&c.smtpPasswordFile, "smtp-password-file", "IDP_SMTP_PASSWORD_FILE", "", "file holding the SMTP AUTH password")
 	fs.StringVar(&c.signupMode, "signup", "IDP_SIGNUP", auth.SignupOpen, "who may sign up: open, invite (only with an invitation: idp users invite) or closed; an invitation works in every mode")
+	fs.StringVar(&c.registrationMode, "registration", "IDP_REGISTRATION", auth.RegistrationClosed, "dynamic client registration (POST /register): closed (only with an initial access token: idp clients registration-token) or open (anyone, for loopback http or https redirect URIs)")
 	fs.StringVar(&c.signupDomains, "signup-email-domains", "IDP_SIGNUP_EMAIL_DOMAINS", "", "with an open sign-up, the only email domains it takes (comma-separated; an address is then required)")
 	fs.StringVar(&c.mailTemplatesDir, "mail-templates", "IDP_MAIL_TEMPLATES", "", "folder of mail templates replacing the built-in ones (notice.txt, notice.html …)")
 	fs.StringVar(&c.smtp.From, "smtp-from", "IDP_SMTP_FROM", "", `the sender of the IdP's mail: "Example login <login@example.com>"`)
@@ -198,6 +200,9 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Require(func() bool {
 		return slices.Contains([]string{auth.SignupOpen, auth.SignupInvite, auth.SignupClosed}, c.signupMode)
 	}, "be open, invite or closed", "signup")
+	fs.Require(func() bool {
+		return c.registrationMode == auth.RegistrationClosed || c.registrationMode == auth.RegistrationOpen
+	}, "be closed or open", "registration")
 	fs.Require(func() bool {
 		for _, d := range splitList(c.signupDomains) {
 			if identity.ValidateEmail("x@"+d) != nil || strings.Contains(d, "@") {
@@ -465,6 +470,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	svc := auth.New(auth.Config{
 		Users: ending, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: ending, AuthRequests: db, Links: db, Assertions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
+		RegistrationTokens: db, RegistrationMode: c.registrationMode,
 		Hasher: hasher, Issuer: issuer,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},

@@ -809,5 +809,10 @@ func (s *Service) collectOn(ctx context.Context, ticks <-chan time.Time) {
 				s.Logger.ErrorContext(ctx, "client-assertion garbage collection", "err", err)
 			}
 		}
+		if s.RegistrationTokens != nil {
+			if _, err := s.RegistrationTokens.DeleteDeadRegistrationTokens(ctx, s.Now()); err != nil {
+				s.Logger.ErrorContext(ctx, "initial access token garbage collection", "err", err)
+			}
+		}
 	}
 }

@@ -74,6 +74,11 @@ type Config struct {
 	// UpstreamKey (32 bytes or more) authenticates the tickets of link: existing sign-ins.
 	UpstreamKey []byte
 
+	// Dynamic client registration (RFC 7591/7592): the initial access tokens (nil: registration
+	// is off) and RegistrationMode, RegistrationClosed ("") or RegistrationOpen.
+	RegistrationTokens identity.RegistrationTokenStore
+	RegistrationMode   string
+
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.
 	OnRefreshReuse, OnSecondFactorFailure func()

@@ -55,6 +55,8 @@ var (
 	bucketUserCodes   = []byte("usercodes")   // user code → device_code hash
 	// client id + "\x00" + jti → UsedAssertion, until the assertion expires.
 	bucketAssertions = []byte("assertions")
+	// hash of an initial access token (RFC 7591) → RegistrationToken.
+	bucketRegTokens = []byte("registrationtokens")
 )
 
 // DB is the bbolt-backed store: an identity.Store. Every write method writes the audit events
@@ -73,7 +75,8 @@ func Open(dir string, lockTimeout time.Duration) (*DB, error) {
 	db, err := boltfile.Open(dir, FileName, lockTimeout, bucketUsers, bucketUsernames, bucketKeys, bucketFamilies, bucketTokens, bucketFamTokens, bucketUserFams,
 		bucketSessions, bucketSessToks, bucketUserSess, bucketSecrets, bucketClients, bucketEmails, bucketCodes, bucketConsents, bucketDeleted, bucketAudit,
 		bucketCodeFails, bucketReserved, bucketAuthReqs, bucketGroups, bucketGroupMembers, bucketUserGroups,
-		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds, bucketDeviceCodes, bucketUserCodes, bucketAssertions)
+		bucketLinks, bucketLinkHashes, bucketOutbox, bucketOutboxOrder, bucketFederations, bucketUserFeds, bucketDeviceCodes, bucketUserCodes, bucketAssertions,
+		bucketRegTokens)
 	if err != nil {
 		return nil, err
 	}

@@ -216,6 +216,12 @@ func populate(t *testing.T, db *boltdb.DB) {
 	must(t, db.CreateFederatedUser(ctx, identity.User{ID: "u4", Username: "dave", CreatedAt: at},
 		identity.Federation{Connector: "company", Subject: "dave-sub", UserID: "u4", Groups: []string{}, CreatedAt: at}))
 	must(t, db.CreateFederation(ctx, identity.Federation{Connector: "corp", Subject: "uid=carol", UserID: "u3", CreatedAt: at}))
+	// Issue 30: an initial access token, spent once of two, and a client registered with it.
+	must(t, db.CreateRegistrationToken(ctx, identity.RegistrationToken{ID: "rt1", Hash: "rth1", CreatedAt: at, ExpiresAt: at.Add(time.Hour), UsesLeft: 2}))
+	must(t, second(db.SpendRegistrationToken(ctx, "rth1", at)))
+	must(t, db.CreateClient(ctx, identity.Client{ID: "agent", Public: true, TokenEndpointAuth: identity.AuthNone,
+		RedirectURIs: []string{"http://127.0.0.1/cb"}, GrantTypes: []string{identity.GrantAuthorizationCode},
+		RegisteredBy: "registration:rt1", RegistrationAccessHash: "rah", CreatedAt: at}))
 	must(t, second(db.UpdateFederation(ctx, "company", "248289761001", func(f identity.Federation) (identity.Federation, error) {
 		f.Groups, f.CheckedAt = []string{"company:dev", "company:ops"}, at.Add(time.Minute)
 		return f, nil

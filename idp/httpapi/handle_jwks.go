@@ -54,6 +54,7 @@ func handleDiscovery(issuer string, scopes []string) http.Handler {
 		"revocation_endpoint":                   base + "/revoke",
 		"introspection_endpoint":                base + "/introspect",
 		"end_session_endpoint":                  base + "/logout",
+		"registration_endpoint":                 base + "/register",
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 		"response_types_supported":              []string{"code"},
 		"response_modes_supported":              []string{"query"},

@@ -53,6 +53,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /token", tokenLimit(handleToken(d.Logger, d.Auth.Grants)))
 	mux.Handle("POST /revoke", handleRevoke(d.Logger, d.Auth.Grants))
 	mux.Handle("POST /introspect", tokenLimit(handleIntrospect(d.Logger, d.Auth.Grants, d.Verifier)))
+	// Dynamic client registration (RFC 7591/7592), limited as /token is.
+	mux.Handle("POST /register", tokenLimit(handleRegister(d.Logger, d.Auth.Grants, d.Issuer)))
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		mux.Handle(m+" /register/{id}", tokenLimit(handleRegistration(d.Logger, d.Auth.Grants, d.Issuer)))
+	}
 	mux.Handle("GET /.well-known/jwks.json", handleJWKS(d.Keys, d.JWKSMaxAge))
 	mux.Handle("GET /.well-known/openid-configuration", handleDiscovery(d.Issuer, d.Scopes))
 	userinfo := bearer(handleUserinfo(d.Logger, d.Auth.Account))
@@ -122,6 +127,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/clients", admin(handleClientsList(d.Logger, d.Auth.Admin)))
 	mux.Handle("GET /admin/clients/{id}", admin(handleClientsGet(d.Logger, d.Auth.Admin)))
 	mux.Handle("DELETE /admin/clients/{id}", admin(handleClientsDelete(d.Logger, d.Auth.Admin, d.Sessions)))
+	mux.Handle("POST /admin/registration-tokens", admin(handleRegistrationTokenCreate(d.Logger, d.Auth.Admin)))
 	mux.Handle("GET /admin/users", admin(handleAdminUsers(d.Logger, d.Auth.Admin)))
 	mux.Handle("GET /admin/users/{user}", admin(handleAdminUser(d.Logger, d.Auth.Admin)))
 	// Disable, enable, logout and delete change what the edge lets in: this process's caches

@@ -57,6 +57,8 @@ const (
 	AuditGroupMemberAdded    = "group_member_added"   // the event's user is the member
 	AuditGroupMemberRemoved  = "group_member_removed" // the event's user is the member
 	AuditFederationLinked    = "federation_linked"    // an upstream identity linked to a local account
+	// An initial access token for client registration (RFC 7591) minted by an admin.
+	AuditRegistrationTokenCreated = "registration_token_created"
 )
 
 // MaxAuditDetail bounds an event's detail, in bytes.

@@ -60,6 +60,9 @@ type Client struct {
 	// RegisteredBy says who made the registration: "" (an admin or the clients file) or
 	// "registration:<initial token id>"/"registration:open" (RFC 7591).
 	RegisteredBy string `json:",omitempty"`
+	// RegistrationAccessHash is the SHA-256 of the registration access token (RFC 7592) that
+	// reads, replaces and deletes a registration made through RFC 7591; "" for any other client.
+	RegistrationAccessHash string `json:",omitempty"`
 }
 
 // Client authentication methods at the token endpoint (RFC 7591 §2).
@@ -78,7 +81,8 @@ func (c Client) SameAs(o Client) bool {
 		c.ForwardAuth == o.ForwardAuth && c.CreatedAt.Equal(o.CreatedAt) &&
 		c.TokenEndpointAuth == o.TokenEndpointAuth && c.JWKS == o.JWKS && c.JWKSURI == o.JWKSURI &&
 		c.BackchannelLogoutURI == o.BackchannelLogoutURI && c.BackchannelLogoutSessionRequired == o.BackchannelLogoutSessionRequired &&
-		slices.Equal(c.ExchangeAudiences, o.ExchangeAudiences) && c.RegisteredBy == o.RegisteredBy
+		slices.Equal(c.ExchangeAudiences, o.ExchangeAudiences) && c.RegisteredBy == o.RegisteredBy &&
+		c.RegistrationAccessHash == o.RegistrationAccessHash
 }
 
 // ValidateClientID enforces 1–128 characters of [A-Za-z0-9._-], and not the IdP's own.

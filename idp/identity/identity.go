@@ -438,4 +438,5 @@ type Store interface {
 	FederationStore
 	DeviceCodeStore
 	AssertionStore
+	RegistrationTokenStore
 }

@@ -13,11 +13,11 @@ var errNoClient = apperr.Errorf(apperr.ENOTFOUND, "Client not found")
 
 const clientCols = `id, name, public, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
 	first_party, created_at, forward_auth, token_endpoint_auth, jwks, jwks_uri, backchannel_logout_uri,
-	backchannel_logout_session_required, exchange_audiences, registered_by`
+	backchannel_logout_session_required, exchange_audiences, registered_by, registration_access_hash`
 
 // insertClient writes a client's row from clientArgs.
 const insertClient = `INSERT INTO oauth_clients (` + clientCols + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
 
 // scanClient reads a client. pgx reads a NULL array as a nil slice and '{}' as an empty one,
 // so each list reads back as it was stored.
@@ -25,7 +25,7 @@ func scanClient(row pgx.Row) (identity.Client, error) {
 	var c identity.Client
 	err := row.Scan(&c.ID, &c.Name, &c.Public, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.FirstParty, &c.CreatedAt, &c.ForwardAuth, &c.TokenEndpointAuth, &c.JWKS, &c.JWKSURI,
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &c.ExchangeAudiences, &c.RegisteredBy)
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &c.ExchangeAudiences, &c.RegisteredBy, &c.RegistrationAccessHash)
 	c.CreatedAt = c.CreatedAt.UTC()
 	return found(c, err, errNoClient)
 }
@@ -40,6 +40,7 @@ func storedClient(c identity.Client) identity.Client {
 	c.TokenEndpointAuth, c.JWKS, c.JWKSURI = text(c.TokenEndpointAuth), text(c.JWKS), text(c.JWKSURI)
 	c.BackchannelLogoutURI, c.RegisteredBy = text(c.BackchannelLogoutURI), text(c.RegisteredBy)
 	c.ExchangeAudiences = texts(c.ExchangeAudiences)
+	c.RegistrationAccessHash = text(c.RegistrationAccessHash)
 	c.CreatedAt = ts(c.CreatedAt)
 	return c
 }
@@ -47,7 +48,7 @@ func storedClient(c identity.Client) identity.Client {
 func clientArgs(c identity.Client) []any {
 	return []any{c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
 		c.FirstParty, c.CreatedAt, c.ForwardAuth, c.TokenEndpointAuth, c.JWKS, c.JWKSURI, c.BackchannelLogoutURI,
-		c.BackchannelLogoutSessionRequired, c.ExchangeAudiences, c.RegisteredBy}
+		c.BackchannelLogoutSessionRequired, c.ExchangeAudiences, c.RegisteredBy, c.RegistrationAccessHash}
 }
 
 // CreateClient implements identity.ClientStore.
@@ -81,7 +82,8 @@ func (s *DB) UpdateClient(ctx context.Context, id string, fn func(identity.Clien
 			_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $2, public = $3, secret_hash = $4, redirect_uris = $5,
 				post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, created_at = $10, forward_auth = $11,
 				token_endpoint_auth = $12, jwks = $13, jwks_uri = $14, backchannel_logout_uri = $15,
-				backchannel_logout_session_required = $16, exchange_audiences = $17, registered_by = $18
+				backchannel_logout_session_required = $16, exchange_audiences = $17, registered_by = $18,
+				registration_access_hash = $19
 				WHERE id = $1`, clientArgs(c)...)
 			return c, err
 		})

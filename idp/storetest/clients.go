@@ -66,6 +66,7 @@ func testClientRoundTrip(t *testing.T, s Store) {
 		GrantTypes:           []string{identity.GrantDeviceCode, identity.GrantTokenExchange, identity.GrantRefreshToken},
 		BackchannelLogoutURI: "https://agent.example/logout", BackchannelLogoutSessionRequired: true,
 		ExchangeAudiences: []string{"workitems", "billing"}, RegisteredBy: "registration:open", CreatedAt: t0,
+		RegistrationAccessHash: "rat-hash",
 	}
 	create(t, s.CreateClient, conf, pub, svc, agent)
 	equal(t, "GetClient of a private_key_jwt client", getClient(t, s, "agent"), agent)

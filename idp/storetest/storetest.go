@@ -112,6 +112,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpdateFederation", testUpdateFederation},
 		{"ConcurrentUpdateFederation", testConcurrentUpdateFederation},
 		{"DeleteUserDeletesFederations", testDeleteUserFederations},
+
+		{"RegistrationTokenUses", testRegistrationTokenUses},
+		{"CreateRegistrationTokenRefusals", testCreateRegistrationTokenRefusals},
+		{"ConcurrentSpendRegistrationToken", testConcurrentSpendRegistrationToken},
+		{"DeleteDeadRegistrationTokens", testDeleteDeadRegistrationTokens},
 		{"IDPRoundTrip", testIDPRoundTrip},
 
 		{"UseAssertion", testUseAssertion},
