@@ -397,7 +397,7 @@ func TestSessionEndReachesEveryReplica(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	for range 2 { // again: nothing to do, same answer
-		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 16") {
+		if out, err := runIDP([]string{"migrate", "--database-url", db}); err != nil || !strings.Contains(out, "schema at version 19") {
 			t.Fatalf("idp migrate: %v\n%s", err, out)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"jwtidp/idp/identity"
+	"jwtidp/idp/oidc"
 	"jwtidp/idp/password"
 	"jwtidp/idp/token"
 	"jwtidp/idp/upstream"
@@ -52,11 +53,12 @@ type Client struct {
 type Grant struct {
 	User      identity.User // the subject, as read when it authenticated (its Epoch binds a family)
 	Client    Client
-	Scope     string   // defaults to the client's
-	Refresh   bool     // start a refresh family
-	SessionID string   // the browser session the family belongs to, if any
-	AMR       []string // how the user signed in, for the access tokens (amr)
-	IDP       string   // the connector that sign-in went through, kept by its family
+	Scope     string    // defaults to the client's
+	Refresh   bool      // start a refresh family
+	SessionID string    // the browser session the family belongs to, if any
+	AMR       []string  // how the user signed in, for the access tokens (amr)
+	IDP       string    // the connector that sign-in went through, kept by its family
+	AuthTime  time.Time // when the user signed in, kept by its family for its refreshes' ID tokens
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -460,6 +462,7 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	err = s.Families.CreateFamily(ctx, identity.Family{
 		ID: famID, UserID: g.User.ID, ClientID: g.Client.ID, Scope: g.Scope, Audience: g.Client.Audience,
 		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash, AMR: g.AMR, IDP: g.IDP,
+		AuthTime: g.AuthTime,
 	})
 	switch {
 	case errors.Is(err, identity.ErrStaleCredentials):
@@ -603,6 +606,20 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	s.Logger.InfoContext(ctx, "refreshed", "sub", u.ID, "family", f.ID)
 	t := s.tokens(access, next, scope)
 	t.SessionEnds = f.ExpiresAt
+	if granted := strings.Fields(scope); slices.Contains(granted, oidc.ScopeOpenID) {
+		// A fresh ID token on every refresh (OpenID Connect Core §12.2), as kubectl demands: the
+		// same subject and sign-in (its auth_time, amr, idp, sid), no nonce.
+		authTime := f.AuthTime
+		if authTime.IsZero() {
+			authTime = f.CreatedAt // a family made before families kept the sign-in's time
+		}
+		id := token.ID{Subject: u.ID, ClientID: f.ClientID, AuthTime: authTime, AMR: f.AMR, IDP: f.IDP,
+			ACR: oidc.ACR(f.AMR), SessionID: f.SessionID, AccessToken: access}
+		withClaims(&id, u, granted, groups)
+		if t.IDToken, err = s.Issuer.IDToken(id, s.IDTokenTTL); err != nil {
+			return Tokens{}, err
+		}
+	}
 	return t, nil
 }
 

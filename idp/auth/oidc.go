@@ -208,7 +208,7 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 	scope := strings.Join(code.Scopes, " ")
 	t, err := s.Issue(ctx, Grant{
 		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: s.FirstParty.Audience}, Scope: scope,
-		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, IDP: code.IDP, refresh: refresh, refreshHash: refreshHash,
+		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, IDP: code.IDP, AuthTime: code.AuthTime, refresh: refresh, refreshHash: refreshHash,
 	})
 	if err != nil {
 		return Tokens{}, err

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,8 +91,10 @@ func TestConcurrentOpensMigrate(t *testing.T) {
 	}
 	db := open(t, url)
 	files, _ := fs.Glob(pgstore.Schema.FS, "*.sql")
-	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != int64(len(files)) {
-		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, len(files))
+	// The highest file's number: helpers working side by side may leave a gap in the numbers.
+	highest, _ := strconv.ParseInt(strings.SplitN(files[len(files)-1], "_", 2)[0], 10, 64)
+	if v, err := pgdb.Version(ctx, db.Pool(), pgstore.Schema); err != nil || v != highest {
+		t.Fatalf("schema version %d (%v), want %d: every migration applied", v, err, highest)
 	}
 	users, err := db.ListUsers(ctx, identity.ListOptions{Limit: 10})
 	if err != nil || len(users) != len(errs) {
