@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,6 +299,9 @@ func TestRFC6750Answers(t *testing.T) {
 				body = map[string]string{"title": "x"}
 			}
 			a := call(t, c.method, wi.URL+"/workitems", c.auth, body)
+			if c.status == 401 { // RFC 9728 §5.1: a 401 names the protected-resource metadata
+				c.challenge += `, resource_metadata="` + wi.URL + `/.well-known/oauth-protected-resource"`
+			}
 			if a.status != c.status || a.header.Get("WWW-Authenticate") != c.challenge {
 				t.Fatalf("%d %q; want %d %q", a.status, a.header.Get("WWW-Authenticate"), c.status, c.challenge)
 			}
@@ -545,5 +550,36 @@ func TestRefreshTokenIsNotAnAccessToken(t *testing.T) {
 	a := call(t, "GET", wi.URL+"/workitems", "Bearer "+tok.RefreshToken, nil)
 	if a.status != 401 || !strings.Contains(a.header.Get("WWW-Authenticate"), "invalid_token") {
 		t.Fatalf("refresh token as Bearer: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	}
+}
+
+// RFC 9728: the service publishes its protected-resource metadata, naming the IdP as its
+// authorization server, and a client that met a 401 finds it from the challenge.
+func TestProtectedResourceMetadata(t *testing.T) {
+	idp, wi := system(t)
+	a := call(t, "GET", wi.URL+"/workitems", "", nil)
+	m := regexp.MustCompile(`resource_metadata="([^"]+)"`).FindStringSubmatch(a.header.Get("WWW-Authenticate"))
+	if a.status != 401 || m == nil || m[1] != wi.URL+"/.well-known/oauth-protected-resource" {
+		t.Fatalf("401 challenge %q", a.header.Get("WWW-Authenticate"))
+	}
+	meta := call(t, "GET", m[1], "", nil)
+	var doc struct {
+		Resource               string   `json:"resource"`
+		AuthorizationServers   []string `json:"authorization_servers"`
+		ScopesSupported        []string `json:"scopes_supported"`
+		BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	}
+	if err := json.Unmarshal(meta.body, &doc); err != nil || meta.status != 200 {
+		t.Fatalf("metadata: %d %s %v", meta.status, meta.body, err)
+	}
+	if doc.Resource != wi.URL || !slices.Equal(doc.AuthorizationServers, []string{idp.URL}) ||
+		!slices.Equal(doc.ScopesSupported, []string{"workitems:read", "workitems:write", "workitems:admin"}) ||
+		!slices.Equal(doc.BearerMethodsSupported, []string{"header"}) {
+		t.Fatalf("metadata %s", meta.body)
+	}
+	// The authorization server it names is the IdP: its discovery document says so.
+	disc := call(t, "GET", doc.AuthorizationServers[0]+"/.well-known/openid-configuration", "", nil)
+	if disc.status != 200 || !strings.Contains(string(disc.body), `"issuer":"`+idp.URL+`"`) {
+		t.Fatalf("the named authorization server: %d %s", disc.status, disc.body)
 	}
 }

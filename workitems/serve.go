@@ -19,6 +19,7 @@ import (
 // config is the service's own settings; service.Settings has the common ones.
 type config struct {
 	issuer, jwksURL, audience, adminToken string
+	resource                              string // RFC 9728's resource; "": this service's URL as a request reaches it
 	leeway, jwksRefresh                   time.Duration
 }
 
@@ -39,6 +40,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.audience, "audience", "WORKITEMS_AUDIENCE", "workitems", "tokens' aud must contain it")
 	fs.DurationVar(&c.leeway, "leeway", "WORKITEMS_LEEWAY", 30*time.Second, "clock skew allowed on exp, nbf and iat")
 	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", "WORKITEMS_JWKS_REFRESH", 5*time.Minute, "scheduled JWKS refresh interval")
+	fs.StringVar(&c.resource, "resource", "WORKITEMS_RESOURCE", "", "the resource identifier its protected-resource metadata names (default: its URL as requested)")
 	fs.StringVar(&c.adminToken, "admin-token", "WORKITEMS_ADMIN_TOKEN", "", "admin credential for /admin/backup (404 until set)")
 	fs.Secret("admin-token")
 	fs.Check(func() error {
@@ -69,6 +71,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: r.Clock.Now,
 		AdminToken: c.adminToken, Store: web.SnapshotterOf(r.Store), RemoteAddrs: r.Settings.Clients,
+		Issuer: c.issuer, Resource: c.resource,
 	})
 	where := []any{"data", r.Settings.Data}
 	if r.Settings.Replicated() {
