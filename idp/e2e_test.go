@@ -437,7 +437,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	for k, want := range map[string]string{
 		"id_token_signing_alg_values_supported":          "[RS256]",
 		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none]",
-		"grant_types_supported":                          "[authorization_code refresh_token client_credentials]",
+		"grant_types_supported":                          "[authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:token-exchange]",
 		"response_types_supported":                       "[code]",
 		"response_modes_supported":                       "[query]",
 		"code_challenge_methods_supported":               "[S256]",

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -71,5 +75,161 @@ func TestIDTokenOnRefresh(t *testing.T) {
 	proctest.Secret(j["access_token"].(string), j["refresh_token"].(string))
 	if _, ok := j["id_token"]; ok || j["scope"] != "profile" {
 		t.Fatalf("a refresh without openid: %s", strings.ReplaceAll(string(a.body), j["access_token"].(string), "…"))
+	}
+}
+
+const (
+	gatewaySecret = "secret-of-the-gateway-0123456789-abcdef"
+	relaySecret   = "secret-of-the-relay-0123456789-abcdefgh"
+	exchangeGrant = "urn:ietf:params:oauth:grant-type:token-exchange"
+	accessType    = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// exchangeClients adds to the code-flow tests' clients two services that may exchange a user's
+// token: the gateway for the relay's audience, the relay for the work-item service's.
+func exchangeClients(t *testing.T) string {
+	t.Helper()
+	proctest.Secret(gatewaySecret, relaySecret)
+	var clients []any
+	b, err := os.ReadFile(oidcClients(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &clients)
+	file := filepath.Join(t.TempDir(), "clients.json")
+	writeClients(t, file, append(clients,
+		map[string]any{"client_id": "gateway", "client_secret": gatewaySecret, "grant_types": []string{exchangeGrant},
+			"scopes": []string{"workitems:read"}, "token_exchange": map[string]any{"audiences": []string{"relay"}}},
+		map[string]any{"client_id": "relay", "client_secret": relaySecret, "grant_types": []string{exchangeGrant},
+			"scopes": []string{"workitems:read"}, "token_exchange": map[string]any{"audiences": []string{"workitems"}}},
+	))
+	return file
+}
+
+func exchangeForm(subject, audience string, kv ...string) url.Values {
+	f := url.Values{"grant_type": {exchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessType}, "audience": {audience}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			f.Del(kv[i])
+		} else {
+			f.Set(kv[i], kv[i+1])
+		}
+	}
+	return f
+}
+
+// Token exchange (RFC 8693), end to end: the gateway exchanges the user's token for one aimed
+// at the relay, the relay exchanges that for one aimed at the work-item service, which serves
+// the user's items and logs the user as sub and the chain of actors. Each token's act names its
+// client, nesting the one before. Every refusal is RFC 6749 §5.2's or RFC 8693's error, and a
+// subject token that expired or whose family was revoked is refused.
+func TestTokenExchange(t *testing.T) {
+	wiOnce.Do(func() { wiBin, wiErr = proctest.Build(os.TempDir(), "jwtidp/workitems") })
+	if wiErr != nil {
+		t.Fatal(wiErr)
+	}
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", exchangeClients(t), "--rate-limit", "0")
+	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
+	if err := proctest.WaitReady(wi.URL, 10e9); err != nil {
+		t.Fatalf("%v\n%s", err, wi.Log())
+	}
+	signup(t, p.URL, "alice", "correct-horse-9")
+	signed := login(t, p.URL, "alice", "correct-horse-9")
+	user, refresh := signed["access_token"].(string), signed["refresh_token"].(string)
+	proctest.Secret(user, refresh)
+	sub := verifyWithJWKS(t, p.URL, p.URL, user)["sub"].(string)
+	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"mine"}`), "Authorization", "Bearer "+user); a.status != 201 {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+
+	// Hop one: the gateway, for the relay, narrowed to reading.
+	a := tokenCall(t, p.URL, exchangeForm(user, "relay", "scope", "workitems:read"), "gateway", gatewaySecret)
+	if a.status != 200 {
+		t.Fatalf("gateway exchange: %d %s", a.status, a.body)
+	}
+	j := a.json(t)
+	hop1, _ := j["access_token"].(string)
+	proctest.Secret(hop1)
+	if j["issued_token_type"] != accessType || j["token_type"] != "Bearer" || j["expires_in"] != float64(900) || j["scope"] != "workitems:read" || j["refresh_token"] != nil {
+		t.Fatalf("exchange answer: %v", j)
+	}
+	c1 := verifyForAudience(t, p.URL, p.URL, "relay", hop1)
+	if c1["sub"] != sub || c1["client_id"] != "gateway" || fmt.Sprint(c1["aud"]) != "[relay]" || fmt.Sprint(c1["act"]) != "map[sub:gateway]" ||
+		c1["scope"] != "workitems:read" {
+		t.Fatalf("hop one's claims: %v", c1)
+	}
+	// The relay's token is not the work-item service's.
+	if a := do(t, "GET", wi.URL+"/workitems", "", nil, "Authorization", "Bearer "+hop1); a.status != 401 {
+		t.Fatalf("the relay's token at the work-item service: %d", a.status)
+	}
+	// Hop two: the relay, for the work-item service, with the subject's scope.
+	a = tokenCall(t, p.URL, exchangeForm(hop1, "workitems"), "relay", relaySecret)
+	if a.status != 200 {
+		t.Fatalf("relay exchange: %d %s", a.status, a.body)
+	}
+	hop2, _ := a.json(t)["access_token"].(string)
+	proctest.Secret(hop2)
+	c2 := verifyWithJWKS(t, p.URL, p.URL, hop2)
+	if c2["sub"] != sub || c2["client_id"] != "relay" || fmt.Sprint(c2["aud"]) != "[workitems]" ||
+		fmt.Sprint(c2["act"]) != "map[act:map[sub:gateway] sub:relay]" || c2["scope"] != "workitems:read" {
+		t.Fatalf("hop two's claims: %v", c2)
+	}
+	list := do(t, "GET", wi.URL+"/workitems", "", nil, "Authorization", "Bearer "+hop2)
+	if list.status != 200 || !strings.Contains(string(list.body), `"mine"`) {
+		t.Fatalf("the user's items through two hops: %d %s", list.status, list.body)
+	}
+	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"x"}`), "Authorization", "Bearer "+hop2); a.status != 403 {
+		t.Fatalf("the narrowed token writes: %d", a.status)
+	}
+	if lg := wi.Log(); !strings.Contains(lg, "sub="+sub) || !strings.Contains(lg, `act="relay < gateway"`) {
+		t.Fatalf("the work-item service does not log the user and the actors:\n%s", lg)
+	}
+
+	refusals := []struct {
+		name         string
+		form         url.Values
+		id, secret   string
+		status       int
+		code, detail string
+	}{
+		{"no subject_token", exchangeForm("", "relay"), "gateway", gatewaySecret, 400, "invalid_request", "subject_token is required"},
+		{"no subject_token_type", exchangeForm(user, "relay", "subject_token_type", ""), "gateway", gatewaySecret, 400, "invalid_request", "subject_token_type is required"},
+		{"an ID token's type", exchangeForm(user, "relay", "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), "gateway", gatewaySecret, 400, "invalid_request", "subject_token_type must be"},
+		{"no audience", exchangeForm(user, ""), "gateway", gatewaySecret, 400, "invalid_request", "audience is required"},
+		{"an actor token", exchangeForm(user, "relay", "actor_token", user, "actor_token_type", accessType), "gateway", gatewaySecret, 400, "invalid_request", "actor_token"},
+		{"audience twice", func() url.Values { f := exchangeForm(user, "relay"); f.Add("audience", "relay"); return f }(), "gateway", gatewaySecret, 400, "invalid_request", "repeated"},
+		{"an unknown audience", exchangeForm(user, "nowhere"), "gateway", gatewaySecret, 400, "invalid_target", ""},
+		{"another client's audience", exchangeForm(user, "workitems"), "gateway", gatewaySecret, 400, "invalid_target", ""},
+		{"a wider scope", exchangeForm(hop1, "workitems", "scope", "workitems:read workitems:write"), "relay", relaySecret, 400, "invalid_scope", ""},
+		{"a client without the grant", exchangeForm(user, "relay"), "service", webSecret + "-svc", 400, "unauthorized_client", ""},
+		{"a public client", exchangeForm(user, "relay", "client_id", "spa"), "", "", 401, "invalid_client", ""},
+		{"no client", exchangeForm(user, "relay"), "", "", 401, "invalid_client", ""},
+		{"a wrong secret", exchangeForm(user, "relay"), "gateway", relaySecret, 401, "invalid_client", ""},
+		{"a forged subject token", exchangeForm(user[:len(user)-4]+"AAAA", "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
+		{"not a token", exchangeForm("not-a-token", "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
+		{"a refresh token", exchangeForm(refresh, "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
+	}
+	for _, r := range refusals {
+		oauthErr(t, r.name, tokenCall(t, p.URL, r.form, r.id, r.secret), r.status, r.code, r.detail)
+	}
+
+	// A revoked family: the user's token, and every token exchanged from it, is refused.
+	if a := do(t, "POST", p.URL+"/revoke", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"token": {refresh}}.Encode())); a.status != 200 {
+		t.Fatalf("revoke: %d %s", a.status, a.body)
+	}
+	oauthErr(t, "a revoked family's token", tokenCall(t, p.URL, exchangeForm(user, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "revoked")
+	oauthErr(t, "a token exchanged from a revoked family's", tokenCall(t, p.URL, exchangeForm(hop1, "workitems"), "relay", relaySecret), 400, "invalid_grant", "revoked")
+	// An expired one: a fresh sign-in's token, 16 minutes on (the access tokens live 15).
+	again := login(t, p.URL, "alice", "correct-horse-9")["access_token"].(string)
+	proctest.Secret(again)
+	if a := tokenCall(t, p.URL, exchangeForm(again, "relay"), "gateway", gatewaySecret); a.status != 200 {
+		t.Fatalf("a live token after the revocation: %d %s", a.status, a.body)
+	}
+	clk.Advance(16 * time.Minute)
+	oauthErr(t, "an expired subject token", tokenCall(t, p.URL, exchangeForm(again, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "")
+
+	if lg := p.Log(); strings.Contains(lg, user) || strings.Contains(lg, hop1) || strings.Contains(lg, gatewaySecret) {
+		t.Fatal("a token or secret reached the IdP's log")
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"jwtidp/idp/token"
 	"jwtidp/idp/upstream"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
 )
 
 // Users is what the use cases need of the user store.
@@ -37,6 +38,8 @@ type Tokens struct {
 	ExpiresIn    int    // seconds
 	Scope        string
 	SessionEnds  time.Time // the refresh family's absolute expiry
+	// IssuedTokenType is RFC 8693's issued_token_type, on a token exchange's answer only.
+	IssuedTokenType string
 
 	groups []string // the user's groups as Issue read them, for the code exchange's ID token
 }
@@ -53,12 +56,13 @@ type Client struct {
 type Grant struct {
 	User      identity.User // the subject, as read when it authenticated (its Epoch binds a family)
 	Client    Client
-	Scope     string    // defaults to the client's
-	Refresh   bool      // start a refresh family
-	SessionID string    // the browser session the family belongs to, if any
-	AMR       []string  // how the user signed in, for the access tokens (amr)
-	IDP       string    // the connector that sign-in went through, kept by its family
-	AuthTime  time.Time // when the user signed in, kept by its family for its refreshes' ID tokens
+	Scope     string         // defaults to the client's
+	Refresh   bool           // start a refresh family
+	SessionID string         // the browser session the family belongs to, if any
+	AMR       []string       // how the user signed in, for the access tokens (amr)
+	IDP       string         // the connector that sign-in went through, kept by its family
+	AuthTime  time.Time      // when the user signed in, kept by its family for its refreshes' ID tokens
+	Act       *jwtauth.Actor // the act claim of a token exchange's token (no refresh family then)
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -443,7 +447,8 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	}
 	g.Scope = s.limitScope(g.Scope, groups)
 	if !g.Refresh {
-		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR, groups)
+		access, _, err := s.Issuer.Access(token.Access{Subject: g.User.ID, Username: usernameFor(g.User, g.Client.ID, g.Scope), ClientID: g.Client.ID,
+			Scope: g.Scope, Audience: g.Client.Audience, AMR: g.AMR, SessionID: g.SessionID, Groups: groupsFor(groups, g.Client.ID), Act: g.Act})
 		t := s.tokens(access, "", g.Scope)
 		t.groups = groups
 		return t, err

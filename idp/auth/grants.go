@@ -35,7 +35,9 @@ type Grants struct {
 func newGrants(c *core) *Grants {
 	g := &Grants{core: c}
 	g.types = map[string]GrantType{}
-	for _, t := range []GrantType{authorizationCodeGrant{g}, refreshTokenGrant{g}, clientCredentialsGrant{g}} {
+	for _, t := range []GrantType{authorizationCodeGrant{g}, refreshTokenGrant{g}, clientCredentialsGrant{g},
+		tokenExchangeGrant{g},
+	} {
 		g.types[t.Type()] = t
 	}
 	return g

@@ -67,6 +67,10 @@ type Config struct {
 	// UpstreamKey (32 bytes or more) authenticates the tickets of link: existing sign-ins.
 	UpstreamKey []byte
 
+	// VerifyAccess checks an access token of the IdP's own (signature, issuer, expiry): the
+	// token exchange grant's subject tokens. nil: that grant refuses every subject token.
+	VerifyAccess VerifyAccess
+
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.
 	OnRefreshReuse, OnSecondFactorFailure func()

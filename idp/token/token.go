@@ -34,6 +34,8 @@ type Access struct {
 	// none (a client's own token, an admin credential).
 	SessionID string
 	Groups    []string // the user's groups, on the first-party client's tokens; none otherwise
+	// Act is the act claim of a token a token exchange made (RFC 8693 §4.1); nil for none.
+	Act *jwtauth.Actor
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -76,6 +78,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		AMR:      a.AMR,
 		Sid:      a.SessionID,
 		Groups:   a.Groups,
+		Act:      a.Act,
 	}, PreferredUsername: a.Username}
 	signed, err := i.sign("at+jwt", claims)
 	if err != nil {
