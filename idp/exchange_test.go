@@ -96,6 +96,11 @@ func exchangeClients(t *testing.T) string {
 		t.Fatal(err)
 	}
 	json.Unmarshal(b, &clients)
+	for _, c := range clients { // the service may also name its own audience as a resource
+		if c := c.(map[string]any); c["client_id"] == "service" {
+			c["token_exchange"] = map[string]any{"audiences": []string{"reports"}}
+		}
+	}
 	file := filepath.Join(t.TempDir(), "clients.json")
 	writeClients(t, file, append(clients,
 		map[string]any{"client_id": "gateway", "client_secret": gatewaySecret, "grant_types": []string{exchangeGrant},
@@ -232,4 +237,72 @@ func TestTokenExchange(t *testing.T) {
 	if lg := p.Log(); strings.Contains(lg, user) || strings.Contains(lg, hop1) || strings.Contains(lg, gatewaySecret) {
 		t.Fatal("a token or secret reached the IdP's log")
 	}
+}
+
+// Resource indicators (RFC 8707): a resource the client may name (an --audience value, or one of
+// its exchange audiences) becomes its access tokens' one audience — named at /authorize (and
+// kept with the request and the code), at the code's redemption, at a refresh (one of the
+// family's only) and with client credentials; any other is invalid_target and changes nothing.
+func TestResourceIndicators(t *testing.T) {
+	const api = "https://api.example/"
+	p := startIDP(t, t.TempDir(), "--clients", exchangeClients(t), "--audience", "workitems,"+api, "--rate-limit", "0")
+	signup(t, p.URL, "alice", "correct-horse-9")
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	aud := func(name string, a answer, want string) map[string]any {
+		t.Helper()
+		if a.status != 200 {
+			t.Fatalf("%s: %d %s", name, a.status, a.body)
+		}
+		j := a.json(t)
+		at, _ := j["access_token"].(string)
+		proctest.Secret(at)
+		if rt, ok := j["refresh_token"].(string); ok {
+			proctest.Secret(rt)
+		}
+		if c := verifyForAudience(t, p.URL, p.URL, want, at); fmt.Sprint(c["aud"]) != "["+want+"]" {
+			t.Fatalf("%s: aud %v, want [%s]", name, c["aud"], want)
+		}
+		return j
+	}
+
+	// An unknown resource at /authorize: invalid_target, sent back to the client.
+	v := oauth2.GenerateVerifier()
+	pg := r.get(authorizeURL(p.URL, webQuery(v, "resource", "https://elsewhere.example/")))
+	if pg.url.Query().Get("error") != "invalid_target" || !strings.HasPrefix(pg.url.String(), webCallback) {
+		t.Fatalf("an unknown resource at /authorize: %s (%d) %s", pg.url, pg.status, pg.body)
+	}
+	// A known one binds the code: its tokens are for that resource alone, whatever /token says.
+	q := webQuery(v, "resource", api, "scope", "openid offline_access workitems:read")
+	code := r.callback(r.submit(r.signIn(r.get(authorizeURL(p.URL, q)), "alice", "correct-horse-9"), "decision", "allow"), "xyz")
+	withOther := codeForm(code, v)
+	withOther.Set("resource", "workitems")
+	oauthErr(t, "another resource at the code's redemption", tokenCall(t, p.URL, withOther, "webapp", webSecret), 400, "invalid_target", "")
+	j := aud("the code's redemption", tokenCall(t, p.URL, codeForm(code, v), "webapp", webSecret), api)
+	refresh := j["refresh_token"].(string)
+	// A refresh keeps the family's audience, may name it, and may name no other.
+	refreshForm := func(resource string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "resource": {resource}}
+	}
+	oauthErr(t, "a refresh naming a resource not the family's", tokenCall(t, p.URL, refreshForm("workitems"), "webapp", webSecret), 400, "invalid_target", "")
+	j = aud("a refresh naming the family's resource", tokenCall(t, p.URL, refreshForm(api), "webapp", webSecret), api)
+	refresh = j["refresh_token"].(string) // the refused refresh spent nothing
+	f := refreshForm("")
+	f.Del("resource")
+	aud("a refresh", tokenCall(t, p.URL, f, "webapp", webSecret), api)
+
+	// A code without a resource, redeemed with one: that one.
+	v2 := oauth2.GenerateVerifier()
+	code2 := r.callback(r.get(authorizeURL(p.URL, webQuery(v2, "scope", "openid workitems:read"))), "xyz")
+	f = codeForm(code2, v2)
+	f.Set("resource", "workitems")
+	aud("a resource at the redemption", tokenCall(t, p.URL, f, "webapp", webSecret), "workitems")
+
+	// Client credentials.
+	cc := func(resource string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "resource": {resource}}
+	}
+	aud("client credentials for a resource", tokenCall(t, p.URL, cc(api), "service", webSecret+"-svc"), api)
+	aud("client credentials for its own exchange audience", tokenCall(t, p.URL, cc("reports"), "service", webSecret+"-svc"), "reports")
+	oauthErr(t, "client credentials for an unknown resource", tokenCall(t, p.URL, cc("https://elsewhere.example/"), "service", webSecret+"-svc"), 400, "invalid_target", "")
+	oauthErr(t, "client credentials for another client's exchange audience", tokenCall(t, p.URL, cc("relay"), "service", webSecret+"-svc"), 400, "invalid_target", "")
 }

@@ -538,7 +538,7 @@ func (s *Grants) Refresh(ctx context.Context, refreshToken string) (Tokens, erro
 
 // refresh spends refreshToken when check, run on its family inside the transaction, allows it
 // and returns the access token's scope; check's refusal changes nothing.
-func (s *core) refresh(ctx context.Context, refreshToken string, check func(identity.Family) (string, error)) (Tokens, error) {
+func (s *core) refresh(ctx context.Context, refreshToken, resource string, check func(identity.Family) (string, error)) (Tokens, error) {
 	next, nextHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
@@ -570,6 +570,8 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 		return Tokens{}, identity.ErrInvalidGrant
 	case errors.Is(err, errScopeWidened):
 		return Tokens{}, ErrInvalidScope
+	case errors.Is(err, errNotTheFamilysResource):
+		return Tokens{}, err
 	case errors.Is(err, identity.ErrReuse):
 		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
 		LogAudit(ctx, s.Logger, reuse...)
@@ -583,9 +585,9 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	case err != nil:
 		return Tokens{}, err
 	}
-	audience := f.Audience
-	if len(audience) == 0 {
-		audience = s.FirstParty.Audience // a family made before families kept their audience
+	audience := s.familyAudience(f)
+	if resource != "" {
+		audience = []string{resource} // RFC 8707: one of the family's, as check made sure
 	}
 	// A user linked to a directory is asked about there (at most once a minute): one who is gone
 	// loses the family just refreshed, and gets nothing.
@@ -626,6 +628,14 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 		}
 	}
 	return t, nil
+}
+
+// familyAudience is the audience of f's access tokens.
+func (s *core) familyAudience(f identity.Family) []string {
+	if len(f.Audience) == 0 {
+		return s.FirstParty.Audience // a family made before families kept their audience
+	}
+	return f.Audience
 }
 
 // Revoke ends the family of a first-party refresh token (RFC 7009), which needs no client

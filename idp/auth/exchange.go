@@ -18,7 +18,7 @@ const (
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 	// ErrInvalidTarget is RFC 8693 §2.2.2's (and RFC 8707's) error: an audience or resource the
 	// client may not ask for, or the IdP does not know.
-	ErrInvalidTarget = "invalid_target"
+	ErrInvalidTarget = oidc.ErrInvalidTarget
 )
 
 // tokenExchangeGrant is RFC 8693 §2.1 for one kind of subject: an access token this IdP issued,
@@ -156,4 +156,22 @@ func (g tokenExchangeGrant) liveSubject(ctx context.Context, raw string) (*jwtau
 		}
 	}
 	return nil, identity.User{}, errSubject("its session has ended")
+}
+
+// Resources are the resources (RFC 8707) client c may name, for its access tokens' one
+// audience: the IdP's audiences (--audience) and the audiences c may exchange tokens for.
+func (s *Grants) Resources(c identity.Client) []string {
+	return append(slices.Clone(s.FirstParty.Audience), c.ExchangeAudiences...)
+}
+
+// resourceAudience is the audience of the access tokens a grant for c issues: the one resource
+// asked for, when c may name it, or else the IdP's default; invalid_target otherwise.
+func (s *Grants) resourceAudience(c identity.Client, resource string) ([]string, error) {
+	if resource == "" {
+		return s.FirstParty.Audience, nil
+	}
+	if !slices.Contains(s.Resources(c), resource) {
+		return nil, grantError(ErrInvalidTarget, "resource is not one this client may ask for")
+	}
+	return []string{resource}, nil
 }

@@ -324,7 +324,7 @@ func testIDPRoundTrip(t *testing.T, s Store) {
 	equal(t, "the family after a refresh, read again", gotF, ff)
 
 	fc, lc := code("c1", "u1", "app"), code("c2", "u1", "app")
-	fc.IDP = "company"
+	fc.IDP, lc.Resource = "company", "https://api.example/" // and a code bound to a resource (RFC 8707)
 	create(t, s.CreateCode, fc, lc)
 	equal(t, "a code through a connector", getCode(t, s, "c1"), fc)
 	equal(t, "a local code", getCode(t, s, "c2"), lc)
