@@ -30,7 +30,11 @@ import (
 // signal, a second process on the same folder, a file-size limit. The rest run in-process.
 var idpBin string
 
-func TestMain(m *testing.M) { proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp"}) }
+// The binaries are built into a folder of this process's own: a fixed path under /tmp would be
+// shared with any other checkout's tests running at the same time.
+func TestMain(m *testing.M) {
+	proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp", &wiBin: "jwtidp/workitems"})
+}
 
 // startIDP runs `idp serve` in this process on port 0 with its data in dir, until the test
 // ends or it is stopped (Stop).

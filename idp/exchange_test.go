@@ -129,10 +129,6 @@ func exchangeForm(subject, audience string, kv ...string) url.Values {
 // client, nesting the one before. Every refusal is RFC 6749 §5.2's or RFC 8693's error, and a
 // subject token that expired or whose family was revoked is refused.
 func TestTokenExchange(t *testing.T) {
-	wiOnce.Do(func() { wiBin, wiErr = proctest.Build(os.TempDir(), "jwtidp/workitems") })
-	if wiErr != nil {
-		t.Fatal(wiErr)
-	}
 	clk := clock.NewFake(time.Now().Truncate(time.Second))
 	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", exchangeClients(t), "--rate-limit", "0")
 	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
