@@ -221,13 +221,21 @@ func TestTokenExchange(t *testing.T) {
 	}
 	oauthErr(t, "a revoked family's token", tokenCall(t, p.URL, exchangeForm(user, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "revoked")
 	oauthErr(t, "a token exchanged from a revoked family's", tokenCall(t, p.URL, exchangeForm(hop1, "workitems"), "relay", relaySecret), 400, "invalid_grant", "revoked")
-	// An expired one: a fresh sign-in's token, 16 minutes on (the access tokens live 15).
+	// A fresh sign-in's token, 10 minutes on: what it is exchanged for expires with it, not later.
 	again := login(t, p.URL, "alice", "correct-horse-9")["access_token"].(string)
 	proctest.Secret(again)
-	if a := tokenCall(t, p.URL, exchangeForm(again, "relay"), "gateway", gatewaySecret); a.status != 200 {
-		t.Fatalf("a live token after the revocation: %d %s", a.status, a.body)
+	clk.Advance(10 * time.Minute)
+	a = tokenCall(t, p.URL, exchangeForm(again, "relay"), "gateway", gatewaySecret)
+	if a.status != 200 || a.json(t)["expires_in"] != float64(300) {
+		t.Fatalf("a live token after the revocation, 10 minutes old: %d %s", a.status, a.body)
 	}
-	clk.Advance(16 * time.Minute)
+	late := a.json(t)["access_token"].(string)
+	proctest.Secret(late)
+	if exp, want := payload(t, late)["exp"], payload(t, again)["exp"]; exp != want || exp == nil { // the IdP's fake clock is ahead of jwt's
+		t.Fatalf("the exchanged token expires at %v, its subject at %v", exp, want)
+	}
+	// An expired one: 16 minutes on (the access tokens live 15).
+	clk.Advance(6 * time.Minute)
 	oauthErr(t, "an expired subject token", tokenCall(t, p.URL, exchangeForm(again, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "")
 
 	if lg := p.Log(); strings.Contains(lg, user) || strings.Contains(lg, hop1) || strings.Contains(lg, gatewaySecret) {

@@ -63,6 +63,7 @@ type Grant struct {
 	IDP       string         // the connector that sign-in went through, kept by its family
 	AuthTime  time.Time      // when the user signed in, kept by its family for its refreshes' ID tokens
 	Act       *jwtauth.Actor // the act claim of a token exchange's token (no refresh family then)
+	NotAfter  time.Time      // the access token's latest expiry (a token exchange's subject's); zero: none
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -447,9 +448,13 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	}
 	g.Scope = s.limitScope(g.Scope, groups)
 	if !g.Refresh {
-		access, _, err := s.Issuer.Access(token.Access{Subject: g.User.ID, Username: usernameFor(g.User, g.Client.ID, g.Scope), ClientID: g.Client.ID,
-			Scope: g.Scope, Audience: g.Client.Audience, AMR: g.AMR, SessionID: g.SessionID, Groups: groupsFor(groups, g.Client.ID), Act: g.Act})
+		access, exp, err := s.Issuer.Access(token.Access{Subject: g.User.ID, Username: usernameFor(g.User, g.Client.ID, g.Scope), ClientID: g.Client.ID,
+			Scope: g.Scope, Audience: g.Client.Audience, AMR: g.AMR, SessionID: g.SessionID, Groups: groupsFor(groups, g.Client.ID), Act: g.Act,
+			NotAfter: g.NotAfter})
 		t := s.tokens(access, "", g.Scope)
+		if !g.NotAfter.IsZero() && err == nil {
+			t.ExpiresIn = int(exp.Sub(s.Now().Truncate(time.Second)).Seconds())
+		}
 		t.groups = groups
 		return t, err
 	}

@@ -87,7 +87,7 @@ func (g tokenExchangeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, 
 		scope = narrowed
 	}
 	t, err := g.Issue(ctx, Grant{User: u, Client: Client{ID: c.ID, Scope: scope, Audience: []string{audience}}, Scope: scope,
-		SessionID: subject.Sid, AMR: subject.AMR, Act: &jwtauth.Actor{Subject: c.ID, Act: subject.Act}})
+		SessionID: subject.Sid, AMR: subject.AMR, Act: &jwtauth.Actor{Subject: c.ID, Act: subject.Act}, NotAfter: subject.ExpiresAt.Time})
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -36,6 +36,8 @@ type Access struct {
 	Groups    []string // the user's groups, on the first-party client's tokens; none otherwise
 	// Act is the act claim of a token a token exchange made (RFC 8693 §4.1); nil for none.
 	Act *jwtauth.Actor
+	// NotAfter, when set, is the latest exp: a token exchange's never outlives its subject's.
+	NotAfter time.Time
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -62,6 +64,9 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 	}
 	now := i.Now().Truncate(time.Second)
 	exp := now.Add(i.TTL)
+	if !a.NotAfter.IsZero() && a.NotAfter.Before(exp) {
+		exp = a.NotAfter.Truncate(time.Second)
+	}
 	// One claim set for the issuer and every verifier (shared/jwtauth), so they cannot drift.
 	claims := accessClaims{Claims: jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
