@@ -130,7 +130,7 @@ func exchangeForm(subject, audience string, kv ...string) url.Values {
 // subject token that expired or whose family was revoked is refused.
 func TestTokenExchange(t *testing.T) {
 	clk := clock.NewFake(time.Now().Truncate(time.Second))
-	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", exchangeClients(t), "--rate-limit", "0")
+	p := startIDPEnv(t, t.TempDir(), service.Env{Clock: clk}, "--clients", exchangeClients(t), "--rate-limit", "0", "--admin-token", "exchange-admin")
 	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
 	if err := proctest.WaitReady(wi.URL, 10e9); err != nil {
 		t.Fatalf("%v\n%s", err, wi.Log())
@@ -221,6 +221,31 @@ func TestTokenExchange(t *testing.T) {
 	}
 	oauthErr(t, "a revoked family's token", tokenCall(t, p.URL, exchangeForm(user, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "revoked")
 	oauthErr(t, "a token exchanged from a revoked family's", tokenCall(t, p.URL, exchangeForm(hop1, "workitems"), "relay", relaySecret), 400, "invalid_grant", "revoked")
+	// A browser session's token (the web app's code flow, no refresh family): refused once an
+	// administrator has ended the user's sessions. A disabled user's token: refused.
+	signup(t, p.URL, "bob", "correct-horse-9")
+	r := newRP(t, p.URL, "webapp", webSecret, webCallback)
+	v := oauth2.GenerateVerifier()
+	c := r.callback(r.submit(r.signIn(r.get(authorizeURL(p.URL, webQuery(v, "scope", "openid workitems:read"))), "bob", "correct-horse-9"), "decision", "allow"), "xyz")
+	a = tokenCall(t, p.URL, codeForm(c, v), "webapp", webSecret)
+	bobs, _ := a.json(t)["access_token"].(string)
+	proctest.Secret(bobs)
+	if a := tokenCall(t, p.URL, exchangeForm(bobs, "relay"), "gateway", gatewaySecret); a.status != 200 {
+		t.Fatalf("a session's token: %d %s", a.status, a.body)
+	}
+	bob := payload(t, bobs)["sub"].(string)
+	if a := do(t, "POST", p.URL+"/admin/users/"+bob+"/logout", "", nil, "Authorization", "Bearer exchange-admin"); a.status != 200 {
+		t.Fatalf("admin logout: %d %s", a.status, a.body)
+	}
+	oauthErr(t, "an ended session's token", tokenCall(t, p.URL, exchangeForm(bobs, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "session has ended")
+	signup(t, p.URL, "carol", "correct-horse-9")
+	carols := login(t, p.URL, "carol", "correct-horse-9")["access_token"].(string)
+	proctest.Secret(carols)
+	if a := do(t, "POST", p.URL+"/admin/users/"+payload(t, carols)["sub"].(string)+"/disable", "", nil, "Authorization", "Bearer exchange-admin"); a.status != 200 {
+		t.Fatalf("admin disable: %d %s", a.status, a.body)
+	}
+	oauthErr(t, "a disabled user's token", tokenCall(t, p.URL, exchangeForm(carols, "relay"), "gateway", gatewaySecret), 400, "invalid_grant", "no active user")
+
 	// A fresh sign-in's token, 10 minutes on: what it is exchanged for expires with it, not later.
 	again := login(t, p.URL, "alice", "correct-horse-9")["access_token"].(string)
 	proctest.Secret(again)

@@ -97,8 +97,8 @@ func (g tokenExchangeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, 
 	return t, nil
 }
 
-// errSubject is the one answer for a subject token that is not a live access token of ours:
-// which of the checks failed goes to the log, not to the client.
+// errSubject is the answer for a subject token that is not a live access token of ours, with
+// which check failed: the client (a confidential one) learns nothing the token does not say.
 func errSubject(why string) error {
 	return grantError(oidc.ErrInvalidGrant, "subject_token is not a valid access token: "+why)
 }
