@@ -187,6 +187,9 @@ func TestTokenExchange(t *testing.T) {
 		t.Fatalf("the work-item service does not log the user and the actors:\n%s", lg)
 	}
 
+	cc := tokenCall(t, p.URL, url.Values{"grant_type": {"client_credentials"}}, "service", webSecret+"-svc")
+	clientsOwn, _ := cc.json(t)["access_token"].(string)
+	proctest.Secret(clientsOwn)
 	refusals := []struct {
 		name         string
 		form         url.Values
@@ -210,6 +213,7 @@ func TestTokenExchange(t *testing.T) {
 		{"a forged subject token", exchangeForm(user[:len(user)-4]+"AAAA", "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
 		{"not a token", exchangeForm("not-a-token", "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
 		{"a refresh token", exchangeForm(refresh, "relay"), "gateway", gatewaySecret, 400, "invalid_grant", ""},
+		{"a client's own token, naming no user", exchangeForm(clientsOwn, "relay"), "gateway", gatewaySecret, 400, "invalid_grant", "no active user"},
 	}
 	for _, r := range refusals {
 		oauthErr(t, r.name, tokenCall(t, p.URL, r.form, r.id, r.secret), r.status, r.code, r.detail)
