@@ -24,6 +24,7 @@ import (
 
 	"jwtidp/shared/jwtauth/forge"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 	"jwtidp/shared/service/servicetest"
 	"jwtidp/workitems/workitem"
 )
@@ -581,5 +582,35 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	disc := call(t, "GET", doc.AuthorizationServers[0]+"/.well-known/openid-configuration", "", nil)
 	if disc.status != 200 || !strings.Contains(string(disc.body), `"issuer":"`+idp.URL+`"`) {
 		t.Fatalf("the named authorization server: %d %s", disc.status, disc.body)
+	}
+}
+
+// --resource names the service as its clients know it (behind a proxy, under a path): the
+// metadata sits where RFC 9728 §3.1 puts it, between the host and that path, and says it. A
+// resource that is not an absolute http(s) URL, or has a fragment, stops start-up.
+func TestResourceSetting(t *testing.T) {
+	idp := startIDP(t)
+	wi := startWI(t, idp.URL, "--resource", "https://wi.example/api/")
+	if err := proctest.WaitReady(wi.URL, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := call(t, "GET", wi.URL+"/workitems", "", nil)
+	if want := `Bearer realm="workitems", resource_metadata="https://wi.example/.well-known/oauth-protected-resource/api"`; a.header.Get("WWW-Authenticate") != want {
+		t.Fatalf("challenge %q, want %q", a.header.Get("WWW-Authenticate"), want)
+	}
+	meta := call(t, "GET", wi.URL+"/.well-known/oauth-protected-resource/api", "", nil)
+	if meta.status != 200 || !strings.Contains(string(meta.body), `"resource":"https://wi.example/api/"`) {
+		t.Fatalf("metadata: %d %s", meta.status, meta.body)
+	}
+	for _, bad := range []string{"wi.example", "ftp://wi.example/", "https://wi.example/#top", "https://wi.example/?a=b"} {
+		var out bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		started := false
+		err := program().Run(ctx, []string{"workitems", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
+			"--issuer", idp.URL, "--resource", bad}, service.Env{Stdout: &out, Stderr: &out, Ready: func(string) { started = true; cancel() }})
+		cancel()
+		if started || err == nil || !strings.Contains(err.Error()+out.String(), "resource") {
+			t.Errorf("--resource %q: %v %s", bad, err, out.String())
+		}
 	}
 }

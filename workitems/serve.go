@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"jwtidp/shared/pgdb"
 	"jwtidp/shared/web"
 	"jwtidp/workitems/pgstore"
@@ -54,6 +55,16 @@ func (c *config) flags(fs *envflag.Set) {
 		_, err := service.HTTPURL(c.jwksURL)
 		return err
 	}, "jwks-url")
+	fs.Check(func() error {
+		if c.resource == "" {
+			return nil // its URL as a request reaches it
+		}
+		u, err := service.HTTPURL(c.resource)
+		if err == nil && (u.Fragment != "" || u.RawQuery != "") {
+			err = errors.New("must have no query or fragment (RFC 9728 §1.2)")
+		}
+		return err
+	}, "resource")
 	fs.Require(func() bool { return c.audience != "" }, "not be empty", "audience")
 	fs.Require(func() bool { return c.leeway >= 0 && c.leeway <= 10*time.Minute }, "be between 0 and 10m", "leeway")
 	fs.Require(func() bool { return c.jwksRefresh >= 10*time.Millisecond }, "be at least 10ms", "jwks-refresh")

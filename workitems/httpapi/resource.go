@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"jwtidp/shared/jwtauth"
@@ -45,8 +46,20 @@ func handleResourceMetadata(d Deps) http.Handler {
 // after the realm and error attributes RFC 6750 asks for.
 func withResourceMetadata(d Deps, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&challengeWriter{ResponseWriter: w, url: resource(d, r) + "/.well-known/oauth-protected-resource"}, r)
+		next.ServeHTTP(&challengeWriter{ResponseWriter: w, url: metadataURL(resource(d, r))}, r)
 	})
+}
+
+// metadataURL is where RFC 9728 §3.1 puts the metadata of resource: the well-known path between
+// its host and its path (a trailing slash dropped).
+func metadataURL(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil {
+		return resource
+	}
+	u.Path = "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u.String()
 }
 
 type challengeWriter struct {

@@ -53,6 +53,7 @@ func NewServer(d Deps) http.Handler {
 	read := func(h http.Handler) http.Handler { return d.Verifier.Require(realm, ScopeRead)(actors(d.Logger, h)) }
 	write := func(h http.Handler) http.Handler { return d.Verifier.Require(realm, ScopeWrite)(actors(d.Logger, h)) }
 	mux.Handle("GET /.well-known/oauth-protected-resource", handleResourceMetadata(d))
+	mux.Handle("GET /.well-known/oauth-protected-resource/{path...}", handleResourceMetadata(d)) // a --resource with a path
 	mux.Handle("GET /workitems", read(handleList(d)))
 	mux.Handle("POST /workitems", write(handleCreate(d)))
 	mux.Handle("GET /workitems/{id}", read(handleGet(d)))
