@@ -119,19 +119,12 @@ func errorsAs(err error, target **oauth2.RetrieveError) bool {
 	return true
 }
 
-var (
-	wiOnce sync.Once
-	wiBin  string
-	wiErr  error
-)
+// wiBin is the work-item service's binary, built by TestMain.
+var wiBin string
 
 // The work-item service accepts a client's token for exactly the scopes granted: a client with
 // only workitems:read can list but not create.
 func TestClientTokenAtTheWorkItemService(t *testing.T) {
-	wiOnce.Do(func() { wiBin, wiErr = proctest.Build(os.TempDir(), "jwtidp/workitems") })
-	if wiErr != nil {
-		t.Fatal(wiErr)
-	}
 	p := startIDP(t, t.TempDir(), "--admin-token", "cli-admin")
 	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
 	if err := proctest.WaitReady(wi.URL, 10e9); err != nil {

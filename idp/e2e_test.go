@@ -30,7 +30,11 @@ import (
 // signal, a second process on the same folder, a file-size limit. The rest run in-process.
 var idpBin string
 
-func TestMain(m *testing.M) { proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp"}) }
+// The binaries are built into a folder of this process's own: a fixed path under /tmp would be
+// shared with any other checkout's tests running at the same time.
+func TestMain(m *testing.M) {
+	proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp", &wiBin: "jwtidp/workitems"})
+}
 
 // startIDP runs `idp serve` in this process on port 0 with its data in dir, until the test
 // ends or it is stopped (Stop).
@@ -437,7 +441,7 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	for k, want := range map[string]string{
 		"id_token_signing_alg_values_supported":          "[RS256]",
 		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post none private_key_jwt]",
-		"grant_types_supported":                          "[authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:device_code]",
+		"grant_types_supported":                          "[authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:token-exchange urn:ietf:params:oauth:grant-type:device_code]",
 		"response_types_supported":                       "[code]",
 		"response_modes_supported":                       "[query]",
 		"code_challenge_methods_supported":               "[S256]",

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -593,10 +592,6 @@ func TestKeyRotationMidFlow(t *testing.T) {
 // token the app got: the items are the user's own (same sub), and only the scopes they
 // consented to work — read, not write.
 func TestThirdPartyTokenAtTheWorkItemService(t *testing.T) {
-	wiOnce.Do(func() { wiBin, wiErr = proctest.Build(os.TempDir(), "jwtidp/workitems") })
-	if wiErr != nil {
-		t.Fatal(wiErr)
-	}
 	p := startOIDC(t)
 	wi := proctest.Start(t, wiBin, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--issuer", p.URL})
 	if err := proctest.WaitReady(wi.URL, 10e9); err != nil {

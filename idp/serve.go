@@ -467,11 +467,14 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if err != nil {
 		return service.App{}, fmt.Errorf("upstream key: %w", err)
 	}
+	// The IdP's own access tokens: /userinfo's and the token exchange's subject tokens.
+	ownTokens := jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Now: now,
+		Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000})
 	svc := auth.New(auth.Config{
 		Users: ending, Families: db, Clients: db, Groups: db, Codes: db, DeviceCodes: db, Consents: db, Sessions: ending, AuthRequests: db, Links: db, Assertions: db, IDTokenTTL: c.idTokenTTL,
 		Audit: db, AuditRetention: c.auditRetention,
 		RegistrationTokens: db, RegistrationMode: c.registrationMode,
-		Hasher: hasher, Issuer: issuer,
+		Hasher: hasher, Issuer: issuer, VerifyAccess: ownTokens.Verify,
 		// The first-party client: /auth and the browser login act for it.
 		FirstParty: auth.Client{ID: "idp", Scope: strings.Join(strings.Fields(c.scope), " "), Audience: splitList(c.audience)},
 		RefreshTTL: c.refreshTTL, Now: now, Random: rand.Reader, Logger: logger.With("component", "auth"), Browser: sessions,
@@ -541,8 +544,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		},
 		Redirects: httpapi.Redirects{Hosts: splitList(c.redirectHosts), Default: c.defaultRedirect},
 		Upstreams: up.redirects, UpstreamConfigs: up.ordered, UpstreamStatuses: up.statuses,
-		Verifier: jwtauth.NewVerifier(jwtauth.Config{Issuer: c.issuer, Leeway: c.leeway, Now: now,
-			Keys: jwtauth.LocalKeys{Lookup: km.PublicKey, Gen: km.Generation}, CacheSize: 10000}),
+		Verifier: ownTokens,
 	})
 
 	r.Go(func(ctx context.Context) { km.Run(auth.WithActor(ctx, auth.ActorSystem)) })

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 
 	"jwtidp/shared/jwtauth/forge"
 	"jwtidp/shared/proctest"
+	"jwtidp/shared/service"
 	"jwtidp/shared/service/servicetest"
 	"jwtidp/workitems/workitem"
 )
@@ -297,6 +300,9 @@ func TestRFC6750Answers(t *testing.T) {
 				body = map[string]string{"title": "x"}
 			}
 			a := call(t, c.method, wi.URL+"/workitems", c.auth, body)
+			if c.status == 401 { // RFC 9728 §5.1: a 401 names the protected-resource metadata
+				c.challenge += `, resource_metadata="` + wi.URL + `/.well-known/oauth-protected-resource"`
+			}
 			if a.status != c.status || a.header.Get("WWW-Authenticate") != c.challenge {
 				t.Fatalf("%d %q; want %d %q", a.status, a.header.Get("WWW-Authenticate"), c.status, c.challenge)
 			}
@@ -545,5 +551,66 @@ func TestRefreshTokenIsNotAnAccessToken(t *testing.T) {
 	a := call(t, "GET", wi.URL+"/workitems", "Bearer "+tok.RefreshToken, nil)
 	if a.status != 401 || !strings.Contains(a.header.Get("WWW-Authenticate"), "invalid_token") {
 		t.Fatalf("refresh token as Bearer: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	}
+}
+
+// RFC 9728: the service publishes its protected-resource metadata, naming the IdP as its
+// authorization server, and a client that met a 401 finds it from the challenge.
+func TestProtectedResourceMetadata(t *testing.T) {
+	idp, wi := system(t)
+	a := call(t, "GET", wi.URL+"/workitems", "", nil)
+	m := regexp.MustCompile(`resource_metadata="([^"]+)"`).FindStringSubmatch(a.header.Get("WWW-Authenticate"))
+	if a.status != 401 || m == nil || m[1] != wi.URL+"/.well-known/oauth-protected-resource" {
+		t.Fatalf("401 challenge %q", a.header.Get("WWW-Authenticate"))
+	}
+	meta := call(t, "GET", m[1], "", nil)
+	var doc struct {
+		Resource               string   `json:"resource"`
+		AuthorizationServers   []string `json:"authorization_servers"`
+		ScopesSupported        []string `json:"scopes_supported"`
+		BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	}
+	if err := json.Unmarshal(meta.body, &doc); err != nil || meta.status != 200 {
+		t.Fatalf("metadata: %d %s %v", meta.status, meta.body, err)
+	}
+	if doc.Resource != wi.URL || !slices.Equal(doc.AuthorizationServers, []string{idp.URL}) ||
+		!slices.Equal(doc.ScopesSupported, []string{"workitems:read", "workitems:write", "workitems:admin"}) ||
+		!slices.Equal(doc.BearerMethodsSupported, []string{"header"}) {
+		t.Fatalf("metadata %s", meta.body)
+	}
+	// The authorization server it names is the IdP: its discovery document says so.
+	disc := call(t, "GET", doc.AuthorizationServers[0]+"/.well-known/openid-configuration", "", nil)
+	if disc.status != 200 || !strings.Contains(string(disc.body), `"issuer":"`+idp.URL+`"`) {
+		t.Fatalf("the named authorization server: %d %s", disc.status, disc.body)
+	}
+}
+
+// --resource names the service as its clients know it (behind a proxy, under a path): the
+// metadata sits where RFC 9728 §3.1 puts it, between the host and that path, and says it. A
+// resource that is not an absolute http(s) URL, or has a fragment, stops start-up.
+func TestResourceSetting(t *testing.T) {
+	idp := startIDP(t)
+	wi := startWI(t, idp.URL, "--resource", "https://wi.example/api/")
+	if err := proctest.WaitReady(wi.URL, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := call(t, "GET", wi.URL+"/workitems", "", nil)
+	if want := `Bearer realm="workitems", resource_metadata="https://wi.example/.well-known/oauth-protected-resource/api"`; a.header.Get("WWW-Authenticate") != want {
+		t.Fatalf("challenge %q, want %q", a.header.Get("WWW-Authenticate"), want)
+	}
+	meta := call(t, "GET", wi.URL+"/.well-known/oauth-protected-resource/api", "", nil)
+	if meta.status != 200 || !strings.Contains(string(meta.body), `"resource":"https://wi.example/api/"`) {
+		t.Fatalf("metadata: %d %s", meta.status, meta.body)
+	}
+	for _, bad := range []string{"wi.example", "ftp://wi.example/", "https://wi.example/#top", "https://wi.example/?a=b"} {
+		var out bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		started := false
+		err := program().Run(ctx, []string{"workitems", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
+			"--issuer", idp.URL, "--resource", bad}, service.Env{Stdout: &out, Stderr: &out, Ready: func(string) { started = true; cancel() }})
+		cancel()
+		if started || err == nil || !strings.Contains(err.Error()+out.String(), "resource") {
+			t.Errorf("--resource %q: %v %s", bad, err, out.String())
+		}
 	}
 }

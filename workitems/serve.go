@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"jwtidp/shared/pgdb"
 	"jwtidp/shared/web"
 	"jwtidp/workitems/pgstore"
@@ -19,6 +20,7 @@ import (
 // config is the service's own settings; service.Settings has the common ones.
 type config struct {
 	issuer, jwksURL, audience, adminToken string
+	resource                              string // RFC 9728's resource; "": this service's URL as a request reaches it
 	leeway, jwksRefresh                   time.Duration
 }
 
@@ -39,6 +41,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.audience, "audience", "WORKITEMS_AUDIENCE", "workitems", "tokens' aud must contain it")
 	fs.DurationVar(&c.leeway, "leeway", "WORKITEMS_LEEWAY", 30*time.Second, "clock skew allowed on exp, nbf and iat")
 	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", "WORKITEMS_JWKS_REFRESH", 5*time.Minute, "scheduled JWKS refresh interval")
+	fs.StringVar(&c.resource, "resource", "WORKITEMS_RESOURCE", "", "the resource identifier its protected-resource metadata names (default: its URL as requested)")
 	fs.StringVar(&c.adminToken, "admin-token", "WORKITEMS_ADMIN_TOKEN", "", "admin credential for /admin/backup (404 until set)")
 	fs.Secret("admin-token")
 	fs.Check(func() error {
@@ -52,6 +55,16 @@ func (c *config) flags(fs *envflag.Set) {
 		_, err := service.HTTPURL(c.jwksURL)
 		return err
 	}, "jwks-url")
+	fs.Check(func() error {
+		if c.resource == "" {
+			return nil // its URL as a request reaches it
+		}
+		u, err := service.HTTPURL(c.resource)
+		if err == nil && (u.Fragment != "" || u.RawQuery != "") {
+			err = errors.New("must have no query or fragment (RFC 9728 §1.2)")
+		}
+		return err
+	}, "resource")
 	fs.Require(func() bool { return c.audience != "" }, "not be empty", "audience")
 	fs.Require(func() bool { return c.leeway >= 0 && c.leeway <= 10*time.Minute }, "be between 0 and 10m", "leeway")
 	fs.Require(func() bool { return c.jwksRefresh >= 10*time.Millisecond }, "be at least 10ms", "jwks-refresh")
@@ -69,6 +82,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger: r.Logger, Registry: r.Registry, Items: r.Store, Verifier: verifier, Ready: r.Ready, Now: r.Clock.Now,
 		AdminToken: c.adminToken, Store: web.SnapshotterOf(r.Store), RemoteAddrs: r.Settings.Clients,
+		Issuer: c.issuer, Resource: c.resource,
 	})
 	where := []any{"data", r.Settings.Data}
 	if r.Settings.Replicated() {

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"jwtidp/idp/identity"
+	"jwtidp/idp/oidc"
 	"jwtidp/idp/password"
 	"jwtidp/idp/token"
 	"jwtidp/idp/upstream"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
 )
 
 // Users is what the use cases need of the user store.
@@ -36,6 +38,8 @@ type Tokens struct {
 	ExpiresIn    int    // seconds
 	Scope        string
 	SessionEnds  time.Time // the refresh family's absolute expiry
+	// IssuedTokenType is RFC 8693's issued_token_type, on a token exchange's answer only.
+	IssuedTokenType string
 
 	groups []string // the user's groups as Issue read them, for the code exchange's ID token
 }
@@ -52,11 +56,14 @@ type Client struct {
 type Grant struct {
 	User      identity.User // the subject, as read when it authenticated (its Epoch binds a family)
 	Client    Client
-	Scope     string   // defaults to the client's
-	Refresh   bool     // start a refresh family
-	SessionID string   // the browser session the family belongs to, if any
-	AMR       []string // how the user signed in, for the access tokens (amr)
-	IDP       string   // the connector that sign-in went through, kept by its family
+	Scope     string         // defaults to the client's
+	Refresh   bool           // start a refresh family
+	SessionID string         // the browser session the family belongs to, if any
+	AMR       []string       // how the user signed in, for the access tokens (amr)
+	IDP       string         // the connector that sign-in went through, kept by its family
+	AuthTime  time.Time      // when the user signed in, kept by its family for its refreshes' ID tokens
+	Act       *jwtauth.Actor // the act claim of a token exchange's token (no refresh family then)
+	NotAfter  time.Time      // the access token's latest expiry (a token exchange's subject's); zero: none
 
 	refresh, refreshHash string // made beforehand (the code exchange names it in the code); "": made here
 }
@@ -448,8 +455,13 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	}
 	g.Scope = s.limitScope(g.Scope, groups)
 	if !g.Refresh {
-		access, err := s.access(g.User, g.Client.ID, g.Scope, g.SessionID, g.Client.Audience, g.AMR, groups)
+		access, exp, err := s.Issuer.Access(token.Access{Subject: g.User.ID, Username: usernameFor(g.User, g.Client.ID, g.Scope), ClientID: g.Client.ID,
+			Scope: g.Scope, Audience: g.Client.Audience, AMR: g.AMR, SessionID: g.SessionID, Groups: groupsFor(groups, g.Client.ID), Act: g.Act,
+			NotAfter: g.NotAfter})
 		t := s.tokens(access, "", g.Scope)
+		if !g.NotAfter.IsZero() && err == nil {
+			t.ExpiresIn = int(exp.Sub(s.Now().Truncate(time.Second)).Seconds())
+		}
 		t.groups = groups
 		return t, err
 	}
@@ -467,6 +479,7 @@ func (s *core) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	err = s.Families.CreateFamily(ctx, identity.Family{
 		ID: famID, UserID: g.User.ID, ClientID: g.Client.ID, Scope: g.Scope, Audience: g.Client.Audience,
 		SessionID: g.SessionID, Epoch: g.User.Epoch, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL), Current: hash, AMR: g.AMR, IDP: g.IDP,
+		AuthTime: g.AuthTime,
 	})
 	switch {
 	case errors.Is(err, identity.ErrStaleCredentials):
@@ -537,7 +550,7 @@ func (s *Grants) Refresh(ctx context.Context, refreshToken string) (Tokens, erro
 
 // refresh spends refreshToken when check, run on its family inside the transaction, allows it
 // and returns the access token's scope; check's refusal changes nothing.
-func (s *core) refresh(ctx context.Context, refreshToken string, check func(identity.Family) (string, error)) (Tokens, error) {
+func (s *core) refresh(ctx context.Context, refreshToken, resource string, check func(identity.Family) (string, error)) (Tokens, error) {
 	next, nextHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
@@ -569,6 +582,8 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 		return Tokens{}, identity.ErrInvalidGrant
 	case errors.Is(err, errScopeWidened):
 		return Tokens{}, ErrInvalidScope
+	case errors.Is(err, errNotTheFamilysResource):
+		return Tokens{}, err
 	case errors.Is(err, identity.ErrReuse):
 		s.Logger.WarnContext(ctx, "refresh token reuse: family revoked", "sub", f.UserID, "family", f.ID)
 		LogAudit(ctx, s.Logger, reuse...)
@@ -582,9 +597,9 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	case err != nil:
 		return Tokens{}, err
 	}
-	audience := f.Audience
-	if len(audience) == 0 {
-		audience = s.FirstParty.Audience // a family made before families kept their audience
+	audience := s.familyAudience(f)
+	if resource != "" {
+		audience = []string{resource} // RFC 8707: one of the family's, as check made sure
 	}
 	// A user linked to a directory is asked about there (at most once a minute): one who is gone
 	// loses the family just refreshed, and gets nothing. Any other failure lets the refresh
@@ -611,7 +626,29 @@ func (s *core) refresh(ctx context.Context, refreshToken string, check func(iden
 	s.Logger.InfoContext(ctx, "refreshed", "sub", u.ID, "family", f.ID)
 	t := s.tokens(access, next, scope)
 	t.SessionEnds = f.ExpiresAt
+	if granted := strings.Fields(scope); slices.Contains(granted, oidc.ScopeOpenID) {
+		// A fresh ID token on every refresh (OpenID Connect Core §12.2), as kubectl demands: the
+		// same subject and sign-in (its auth_time, amr, idp, sid), no nonce.
+		authTime := f.AuthTime
+		if authTime.IsZero() {
+			authTime = f.CreatedAt // a family made before families kept the sign-in's time
+		}
+		id := token.ID{Subject: u.ID, ClientID: f.ClientID, AuthTime: authTime, AMR: f.AMR, IDP: f.IDP,
+			ACR: oidc.ACR(f.AMR), SessionID: f.SessionID, AccessToken: access}
+		withClaims(&id, u, granted, groups)
+		if t.IDToken, err = s.Issuer.IDToken(id, s.IDTokenTTL); err != nil {
+			return Tokens{}, err
+		}
+	}
 	return t, nil
+}
+
+// familyAudience is the audience of f's access tokens.
+func (s *core) familyAudience(f identity.Family) []string {
+	if len(f.Audience) == 0 {
+		return s.FirstParty.Audience // a family made before families kept their audience
+	}
+	return f.Audience
 }
 
 // Revoke ends the family of a first-party refresh token (RFC 7009), which needs no client

@@ -147,7 +147,7 @@ func TestIssueForAGrant(t *testing.T) {
 	if _, err := svc.Refresh(ctx, tok.RefreshToken); !errors.Is(err, identity.ErrInvalidGrant) {
 		t.Fatalf("the first-party client refreshed grafana's family: %v", err)
 	}
-	next, err := svc.refresh(ctx, tok.RefreshToken, func(f identity.Family) (string, error) { return f.Scope, nil })
+	next, err := svc.refresh(ctx, tok.RefreshToken, "", func(f identity.Family) (string, error) { return f.Scope, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

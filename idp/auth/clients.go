@@ -59,12 +59,18 @@ func (s *Admin) NewClientSecret() (string, error) { return token.RandomString(s.
 // audience, scope the requested scopes (all of the client's when scope is empty). No refresh
 // family, no ID token.
 func (s *Grants) ClientCredentials(ctx context.Context, clientID, secret, scope string) (Tokens, error) {
-	return s.ClientCredentialsAs(ctx, ClientAuth{ID: clientID, Secret: secret}, scope)
+	return s.clientCredentials(ctx, ClientAuth{ID: clientID, Secret: secret}, scope, "")
 }
 
 // ClientCredentialsAs is ClientCredentials for a client authenticated by a, its secret or
 // its signed assertion.
 func (s *Grants) ClientCredentialsAs(ctx context.Context, a ClientAuth, scope string) (Tokens, error) {
+	return s.clientCredentials(ctx, a, scope, "")
+}
+
+// clientCredentials is ClientCredentialsAs with RFC 8707's resource: the token's one audience,
+// when the client may name it.
+func (s *Grants) clientCredentials(ctx context.Context, a ClientAuth, scope, resource string) (Tokens, error) {
 	c, err := s.authenticate(ctx, a)
 	if err != nil {
 		return Tokens{}, err
@@ -78,9 +84,13 @@ func (s *Grants) ClientCredentialsAs(ctx context.Context, a ClientAuth, scope st
 		s.Logger.InfoContext(ctx, "client credentials refused", "client_id", c.ID, "reason", "scope not allowed")
 		return Tokens{}, ErrInvalidScope
 	}
+	audience, err := s.resourceAudience(c, resource)
+	if err != nil {
+		return Tokens{}, err
+	}
 	t, err := s.Issue(ctx, Grant{
 		User:   identity.User{ID: c.ID},
-		Client: Client{ID: c.ID, Scope: granted, Audience: s.FirstParty.Audience},
+		Client: Client{ID: c.ID, Scope: granted, Audience: audience},
 		Scope:  granted,
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ func newGrants(c *core) *Grants {
 	g := &Grants{core: c}
 	g.types = map[string]GrantType{}
 	for _, t := range []GrantType{authorizationCodeGrant{g}, refreshTokenGrant{g}, clientCredentialsGrant{g},
-		deviceCodeGrant{g},
+		deviceCodeGrant{g}, tokenExchangeGrant{g},
 	} {
 		g.types[t.Type()] = t
 	}
@@ -81,7 +81,7 @@ func (g authorizationCodeGrant) Token(ctx context.Context, r TokenRequest) (Toke
 		}
 	}
 	return g.ExchangeCode(ctx, Exchange{Client: r.Client, Code: r.Params.Get("code"),
-		RedirectURI: r.Params.Get("redirect_uri"), Verifier: r.Params.Get("code_verifier")})
+		RedirectURI: r.Params.Get("redirect_uri"), Verifier: r.Params.Get("code_verifier"), Resource: r.Params.Get("resource")})
 }
 
 // refreshTokenGrant is RFC 6749 §6. The first-party client's families need no client
@@ -94,7 +94,8 @@ func (g refreshTokenGrant) Token(ctx context.Context, r TokenRequest) (Tokens, e
 	if r.Params.Get("refresh_token") == "" {
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "refresh_token is required")
 	}
-	t, err := g.RefreshGrant(ctx, RefreshRequest{Token: r.Params.Get("refresh_token"), Client: r.Client, Scope: r.Params.Get("scope")})
+	t, err := g.RefreshGrant(ctx, RefreshRequest{Token: r.Params.Get("refresh_token"), Client: r.Client, Scope: r.Params.Get("scope"),
+		Resource: r.Params.Get("resource")})
 	if errors.Is(err, identity.ErrInvalidGrant) {
 		return Tokens{}, grantError(oidc.ErrInvalidGrant, "refresh token is invalid, expired or revoked")
 	}
@@ -110,7 +111,7 @@ func (g clientCredentialsGrant) Token(ctx context.Context, r TokenRequest) (Toke
 	if r.Client.Empty() {
 		return Tokens{}, ErrInvalidClient
 	}
-	t, err := g.ClientCredentialsAs(ctx, r.Client, r.Params.Get("scope"))
+	t, err := g.clientCredentials(ctx, r.Client, r.Params.Get("scope"), r.Params.Get("resource"))
 	switch {
 	case errors.Is(err, ErrUnauthorizedClient):
 		return Tokens{}, grantError(oidc.ErrUnauthorizedClient, "the client may not use the client_credentials grant")

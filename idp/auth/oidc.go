@@ -127,7 +127,7 @@ func (s *Grants) IssueCode(ctx context.Context, r CodeRequest) (string, error) {
 	err = s.Codes.CreateCode(ctx, identity.AuthCode{
 		Hash: HashCode(code), ClientID: r.Client.ID, RedirectURI: r.Request.RedirectURI, CodeChallenge: r.Request.CodeChallenge,
 		Nonce: r.Request.Nonce, Scopes: r.Request.Scopes, UserID: r.Session.UserID, Epoch: r.Session.Epoch, SessionID: r.Session.SessionID,
-		AuthTime: r.Session.AuthTime, AMR: r.Session.AMR, IDP: r.Session.IDP, CreatedAt: now, ExpiresAt: now.Add(identity.CodeTTL),
+		AuthTime: r.Session.AuthTime, AMR: r.Session.AMR, IDP: r.Session.IDP, Resource: r.Request.Resource, CreatedAt: now, ExpiresAt: now.Add(identity.CodeTTL),
 	})
 	if err != nil {
 		return "", err
@@ -152,6 +152,7 @@ type Exchange struct {
 	Code        string
 	RedirectURI string
 	Verifier    string // RFC 7636 code_verifier
+	Resource    string // RFC 8707: must be the code's, or one the client may name when the code has none
 }
 
 // ExchangeCode redeems an authorization code: an access token for the code's scopes, an ID
@@ -168,6 +169,10 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 		return Tokens{}, ErrUnauthorizedClient
 	}
 	ctx = WithActor(ctx, ClientActor(c.ID)) // a replay's revocation is the client's request
+	audience, err := s.resourceAudience(c, e.Resource)
+	if err != nil {
+		return Tokens{}, err
+	}
 	refresh, refreshHash, err := token.NewRefresh(s.Random)
 	if err != nil {
 		return Tokens{}, err
@@ -188,6 +193,8 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 			return ac, grantError(oidc.ErrInvalidGrant, "the authorization code was issued to another client")
 		case ac.RedirectURI != e.RedirectURI:
 			return ac, grantError(oidc.ErrInvalidGrant, "redirect_uri differs from the authorization request's")
+		case e.Resource != "" && ac.Resource != "" && e.Resource != ac.Resource:
+			return ac, grantError(oidc.ErrInvalidTarget, "resource differs from the authorization request's")
 		}
 		if err := checkVerifier(ac.CodeChallenge, e.Verifier); err != nil {
 			return ac, err
@@ -231,9 +238,12 @@ func (s *Grants) ExchangeCode(ctx context.Context, e Exchange) (Tokens, error) {
 		}
 	}
 	scope := strings.Join(code.Scopes, " ")
+	if code.Resource != "" {
+		audience = []string{code.Resource} // RFC 8707: the resource the authorization request named
+	}
 	t, err := s.Issue(ctx, Grant{
-		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: s.FirstParty.Audience}, Scope: scope,
-		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, IDP: code.IDP, refresh: refresh, refreshHash: refreshHash,
+		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: audience}, Scope: scope,
+		Refresh: code.RefreshHash != "", SessionID: code.SessionID, AMR: code.AMR, IDP: code.IDP, AuthTime: code.AuthTime, refresh: refresh, refreshHash: refreshHash,
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -314,6 +324,8 @@ type RefreshRequest struct {
 	Token  string
 	Client ClientAuth // zero for the first-party client, which does not authenticate
 	Scope  string     // "" keeps the family's; otherwise a subset of it (RFC 6749 §6)
+	// Resource (RFC 8707) narrows the access token's audience to that one of the family's.
+	Resource string
 }
 
 // errWrongClient: a family presented by a client it was not issued to (or by no client when it
@@ -321,6 +333,9 @@ type RefreshRequest struct {
 var errWrongClient = errors.New("refresh family belongs to another client")
 
 var errScopeWidened = errors.New("requested scope exceeds the family's")
+
+// errNotTheFamilysResource: a refresh naming a resource the family's tokens are not for.
+var errNotTheFamilysResource = grantError(oidc.ErrInvalidTarget, "resource is not one the refresh token's grant covers")
 
 // RefreshGrant spends a refresh token as Refresh does, for the client that presents it: a
 // family issued to a registered client can only be refreshed by that client, authenticated as
@@ -340,13 +355,16 @@ func (s *Grants) RefreshGrant(ctx context.Context, r RefreshRequest) (Tokens, er
 		clientID = c.ID
 		ctx = WithActor(ctx, ClientActor(c.ID))
 	}
-	return s.refresh(ctx, r.Token, func(f identity.Family) (string, error) {
+	return s.refresh(ctx, r.Token, r.Resource, func(f identity.Family) (string, error) {
 		owner := f.ClientID
 		if owner == identity.FirstPartyClientID {
 			owner = ""
 		}
 		if owner != clientID {
 			return "", errWrongClient
+		}
+		if r.Resource != "" && !slices.Contains(s.familyAudience(f), r.Resource) {
+			return "", errNotTheFamilysResource
 		}
 		if r.Scope == "" {
 			return f.Scope, nil

@@ -78,6 +78,9 @@ type Config struct {
 	// is off) and RegistrationMode, RegistrationClosed ("") or RegistrationOpen.
 	RegistrationTokens identity.RegistrationTokenStore
 	RegistrationMode   string
+	// VerifyAccess checks an access token of the IdP's own (signature, issuer, expiry): the
+	// token exchange grant's subject tokens. nil: that grant refuses every subject token.
+	VerifyAccess VerifyAccess
 
 	// Metrics too, when set: a spent refresh token presented again (its family revoked), and
 	// a second-factor code given and refused.

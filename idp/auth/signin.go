@@ -68,7 +68,7 @@ func (s *SignIn) Complete(ctx context.Context, a Authentication, t Target) (Sign
 		admin := Client{ID: s.FirstParty.ID, Scope: AdminScope, Audience: []string{s.Issuer.Issuer}}
 		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: admin, AMR: a.AMR, IDP: a.IDP})
 	default:
-		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR, IDP: a.IDP})
+		out.Tokens, err = s.Issue(ctx, Grant{User: a.User, Client: s.FirstParty, Refresh: true, AMR: a.AMR, IDP: a.IDP, AuthTime: a.AuthTime})
 	}
 	if err != nil {
 		return Signed{}, err

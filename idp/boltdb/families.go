@@ -14,7 +14,9 @@ var errNoFamily = apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
 
 var families = table[identity.Family]{bucket: bucketFamilies, name: "family", missing: errNoFamily,
 	taken: apperr.Errorf(apperr.ECONFLICT, "Refresh family id already taken"),
-	utc:   func(f *identity.Family) { f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC() }}
+	utc: func(f *identity.Family) {
+		f.CreatedAt, f.ExpiresAt, f.AuthTime = f.CreatedAt.UTC(), f.ExpiresAt.UTC(), f.AuthTime.UTC()
+	}}
 
 var errTokenIssued = apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
 

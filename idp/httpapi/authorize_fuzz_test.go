@@ -41,6 +41,8 @@ func (f *fakeAuthorizer) ConsentOf(_ context.Context, _ string, c identity.Clien
 func (f *fakeAuthorizer) HasSecondFactor(context.Context, string) (bool, error)           { return true, nil }
 func (f *fakeAuthorizer) Grantable(scopes []string, _ []string) []string                  { return scopes }
 func (f *fakeAuthorizer) RememberConsent(context.Context, string, string, []string) error { return nil }
+func (f *fakeAuthorizer) Resources(identity.Client) []string                              { return []string{"workitems"} }
+
 func (f *fakeAuthorizer) IssueCode(context.Context, auth.CodeRequest) (string, error) {
 	return "CODE", nil
 }

@@ -84,6 +84,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"` // absent only while storage is failing
 	Scope        string `json:"scope,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is RFC 8693 §2.2.1's, on a token exchange's answer only.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // Loginer is what /auth needs of the use cases.

@@ -32,6 +32,8 @@ type Authorizer interface {
 	Grantable(scopes []string, groups []string) []string
 	RememberConsent(ctx context.Context, userID, clientID string, scopes []string) error
 	IssueCode(ctx context.Context, r auth.CodeRequest) (string, error)
+	// Resources are the resources (RFC 8707) the client may name at /authorize.
+	Resources(c identity.Client) []string
 	// The request kept while the browser is on a page.
 	StartAuthRequest(ctx context.Context, r identity.AuthRequest) (identity.AuthRequest, error)
 	AuthRequest(ctx context.Context, id string) (identity.AuthRequest, error)
@@ -94,6 +96,9 @@ func (a *authorizeEndpoint) start(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.now()
 	scopes, oe := req.Check(client)
+	if oe == nil {
+		oe = oidc.CheckResource(req.Resource, a.svc.Resources(client))
+	}
 	if oe != nil {
 		a.fail(w, r, req.Request(nil, now), oe)
 		return

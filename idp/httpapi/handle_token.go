@@ -107,7 +107,7 @@ func writeTokens(w http.ResponseWriter, t auth.Tokens) {
 	w.Header().Set("Pragma", "no-cache")
 	web.WriteJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, Scope: t.Scope,
-		IDToken: t.IDToken,
+		IDToken: t.IDToken, IssuedTokenType: t.IssuedTokenType,
 	})
 }
 

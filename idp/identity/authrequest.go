@@ -30,9 +30,12 @@ type AuthRequest struct {
 	// at or after it satisfies what asked for one (prompt=login, select_account, max_age, a
 	// second factor for acr_values), so the next visit does not ask again.
 	SignInAfter time.Time
-	Answered    bool
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
+	// Resource is RFC 8707's resource indicator, checked: one the client may ask for ("" for
+	// none); the code, and so the access tokens, are bound to it.
+	Resource  string `json:",omitempty"`
+	Answered  bool
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // AuthRequestTTL is how long a stored authorization request waits for the browser: long enough
@@ -89,7 +92,7 @@ func (r AuthRequest) equal(o AuthRequest) bool {
 		r.State == o.State && r.Nonce == o.Nonce && r.CodeChallenge == o.CodeChallenge && r.Prompt == o.Prompt &&
 		r.LoginHint == o.LoginHint && equalMaxAge(r.MaxAge, o.MaxAge) && slices.Equal(r.ACRValues, o.ACRValues) &&
 		r.SignInAfter.Equal(o.SignInAfter) && r.Answered == o.Answered && r.CreatedAt.Equal(o.CreatedAt) &&
-		r.ExpiresAt.Equal(o.ExpiresAt)
+		r.ExpiresAt.Equal(o.ExpiresAt) && r.Resource == o.Resource
 }
 
 func equalMaxAge(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

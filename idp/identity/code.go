@@ -25,6 +25,7 @@ type AuthCode struct {
 	AuthTime      time.Time
 	AMR           []string
 	IDP           string `json:",omitempty"` // the connector the sign-in went through ("" for a local account)
+	Resource      string `json:",omitempty"` // RFC 8707: the access tokens' one audience; "" for the IdP's default
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	Used          bool
@@ -62,7 +63,7 @@ func (c AuthCode) equal(o AuthCode) bool {
 		c.CodeChallenge == o.CodeChallenge && c.Nonce == o.Nonce && slices.Equal(c.Scopes, o.Scopes) &&
 		c.UserID == o.UserID && c.Epoch == o.Epoch && c.SessionID == o.SessionID &&
 		c.AuthTime.Equal(o.AuthTime) && slices.Equal(c.AMR, o.AMR) && c.IDP == o.IDP && c.CreatedAt.Equal(o.CreatedAt) &&
-		c.ExpiresAt.Equal(o.ExpiresAt) && c.Used == o.Used && c.RefreshHash == o.RefreshHash
+		c.ExpiresAt.Equal(o.ExpiresAt) && c.Used == o.Used && c.RefreshHash == o.RefreshHash && c.Resource == o.Resource
 }
 
 // CodeStore keeps authorization codes, by hash.

@@ -299,6 +299,9 @@ type Family struct {
 	Revoked   bool
 	AMR       []string // how the user signed in when the family was made, for its access tokens
 	IDP       string   `json:",omitempty"` // the connector that sign-in went through ("" for a local account)
+	// AuthTime is when the user signed in for the sign-in that made the family: the auth_time
+	// of the ID tokens its refreshes issue. Zero for a family made before families kept it.
+	AuthTime time.Time `json:",omitzero"`
 }
 
 // FamilyStore keeps refresh-token families, indexed by the hashes of every token they issued.

@@ -25,6 +25,7 @@ type AuthorizeRequest struct {
 	LoginHint           string
 	MaxAge              *int
 	ACRValues           []string // space-delimited in the query, in order of preference
+	Resource            string   // RFC 8707's resource indicator; CheckResource checks it
 
 	// problem is what ParseAuthorize found wrong beyond client_id and redirect_uri; Check
 	// reports it, once it knows the error may be redirected.
@@ -47,7 +48,7 @@ const ScopeOpenID = "openid"
 var AuthorizeParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
 	"code_challenge_method", "prompt", "login_hint", "max_age", "acr_values", "response_mode",
-	"request", "request_uri",
+	"request", "request_uri", "resource",
 }
 
 // ParseAuthorize reads an authorization request's query. Its error, an *Error that never
@@ -74,6 +75,7 @@ func ParseAuthorize(q url.Values) (AuthorizeRequest, error) {
 		Prompt:              q.Get("prompt"),
 		LoginHint:           q.Get("login_hint"),
 		ACRValues:           strings.Fields(q.Get("acr_values")),
+		Resource:            q.Get("resource"),
 	}
 	for _, p := range AuthorizeParams {
 		if len(q[p]) > 1 {
@@ -228,3 +230,16 @@ func checkPrompt(p string) *Error {
 
 // HasPrompt reports whether r's prompt parameter includes v (one of the Prompt constants).
 func (r AuthorizeRequest) HasPrompt(v string) bool { return hasPrompt(r.Prompt, v) }
+
+// ErrInvalidTarget is RFC 8707 §2's (and RFC 8693's) error: a resource or audience the client
+// may not ask for.
+const ErrInvalidTarget = "invalid_target"
+
+// CheckResource is RFC 8707 §2 at the authorization endpoint: resource, when given, must be one
+// of allowed (the audiences the IdP knows for the client); else invalid_target, redirected.
+func CheckResource(resource string, allowed []string) *Error {
+	if resource == "" || slices.Contains(allowed, resource) {
+		return nil
+	}
+	return redirecting(ErrInvalidTarget, "resource is not one this client may ask for")
+}

@@ -144,7 +144,7 @@ func (r AuthorizeRequest) Request(scopes []string, now time.Time) identity.AuthR
 	return identity.AuthRequest{
 		ClientID: r.ClientID, RedirectURI: r.RedirectURI, Scopes: scopes, State: r.State, Nonce: r.Nonce,
 		CodeChallenge: r.CodeChallenge, Prompt: r.Prompt, LoginHint: r.LoginHint, MaxAge: r.MaxAge,
-		ACRValues: r.ACRValues, CreatedAt: now, ExpiresAt: now.Add(identity.AuthRequestTTL),
+		ACRValues: r.ACRValues, Resource: r.Resource, CreatedAt: now, ExpiresAt: now.Add(identity.AuthRequestTTL),
 	}
 }
 

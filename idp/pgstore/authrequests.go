@@ -16,14 +16,14 @@ var _ identity.AuthRequestStore = (*DB)(nil)
 var errNoAuthRequest = apperr.Errorf(apperr.ENOTFOUND, "Authorization request not found")
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, state, nonce, code_challenge, prompt, login_hint, max_age,
-	acr_values, sign_in_after, answered, created_at, expires_at`
+	acr_values, sign_in_after, answered, created_at, expires_at, resource`
 
 func scanAuthRequest(row pgx.Row) (identity.AuthRequest, error) {
 	var r identity.AuthRequest
 	var maxAge pgtype.Int8
 	var signIn pgtype.Timestamptz
 	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.Nonce, &r.CodeChallenge, &r.Prompt,
-		&r.LoginHint, &maxAge, &r.ACRValues, &signIn, &r.Answered, &r.CreatedAt, &r.ExpiresAt)
+		&r.LoginHint, &maxAge, &r.ACRValues, &signIn, &r.Answered, &r.CreatedAt, &r.ExpiresAt, &r.Resource)
 	if maxAge.Valid {
 		n := int(maxAge.Int64)
 		r.MaxAge = &n
@@ -37,7 +37,7 @@ func scanAuthRequest(row pgx.Row) (identity.AuthRequest, error) {
 // microsecond.
 func storedAuthRequest(r identity.AuthRequest) identity.AuthRequest {
 	r.ClientID, r.RedirectURI, r.State, r.Nonce = text(r.ClientID), text(r.RedirectURI), text(r.State), text(r.Nonce)
-	r.CodeChallenge, r.Prompt, r.LoginHint = text(r.CodeChallenge), text(r.Prompt), text(r.LoginHint)
+	r.CodeChallenge, r.Prompt, r.LoginHint, r.Resource = text(r.CodeChallenge), text(r.Prompt), text(r.LoginHint), text(r.Resource)
 	r.Scopes, r.ACRValues = texts(r.Scopes), texts(r.ACRValues)
 	if r.MaxAge != nil {
 		n := *r.MaxAge
@@ -56,7 +56,7 @@ func authRequestArgs(r identity.AuthRequest) []any {
 		maxAge = int64(*r.MaxAge)
 	}
 	return []any{r.ID, r.ClientID, r.RedirectURI, r.Scopes, r.State, r.Nonce, r.CodeChallenge, r.Prompt, r.LoginHint, maxAge,
-		r.ACRValues, nullTime(r.SignInAfter), r.Answered, r.CreatedAt, r.ExpiresAt}
+		r.ACRValues, nullTime(r.SignInAfter), r.Answered, r.CreatedAt, r.ExpiresAt, r.Resource}
 }
 
 // CreateAuthRequest implements identity.AuthRequestStore.
@@ -65,7 +65,7 @@ func (s *DB) CreateAuthRequest(ctx context.Context, r identity.AuthRequest) erro
 		return err
 	}
 	_, err := s.exec(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, authRequestArgs(storedAuthRequest(r))...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, authRequestArgs(storedAuthRequest(r))...)
 	return s.fail(conflict(err))
 }
 

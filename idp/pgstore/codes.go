@@ -13,14 +13,14 @@ import (
 var errNoCode = apperr.Errorf(apperr.ENOTFOUND, "Authorization code not found")
 
 const codeCols = `hash, client_id, redirect_uri, code_challenge, nonce, scopes, user_id, epoch, session_id,
-	auth_time, amr, created_at, expires_at, used, refresh_hash, idp`
+	auth_time, amr, created_at, expires_at, used, refresh_hash, idp, resource`
 
 // scanCode reads a code. pgx reads a NULL array as a nil slice and '{}' as an empty one, so
 // each list reads back as it was stored.
 func scanCode(row pgx.Row) (identity.AuthCode, error) {
 	var c identity.AuthCode
 	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Nonce, &c.Scopes, &c.UserID, &c.Epoch,
-		&c.SessionID, &c.AuthTime, &c.AMR, &c.CreatedAt, &c.ExpiresAt, &c.Used, &c.RefreshHash, &c.IDP)
+		&c.SessionID, &c.AuthTime, &c.AMR, &c.CreatedAt, &c.ExpiresAt, &c.Used, &c.RefreshHash, &c.IDP, &c.Resource)
 	c.AuthTime, c.CreatedAt, c.ExpiresAt = c.AuthTime.UTC(), c.CreatedAt.UTC(), c.ExpiresAt.UTC()
 	return found(c, err, errNoCode)
 }
@@ -30,7 +30,7 @@ func scanCode(row pgx.Row) (identity.AuthCode, error) {
 // microsecond.
 func storedCode(c identity.AuthCode) identity.AuthCode {
 	c.ClientID, c.RedirectURI, c.CodeChallenge, c.Nonce = text(c.ClientID), text(c.RedirectURI), text(c.CodeChallenge), text(c.Nonce)
-	c.SessionID, c.RefreshHash, c.IDP = text(c.SessionID), text(c.RefreshHash), text(c.IDP)
+	c.SessionID, c.RefreshHash, c.IDP, c.Resource = text(c.SessionID), text(c.RefreshHash), text(c.IDP), text(c.Resource)
 	c.Scopes, c.AMR = texts(c.Scopes), texts(c.AMR)
 	c.AuthTime, c.CreatedAt, c.ExpiresAt = ts(c.AuthTime), ts(c.CreatedAt), ts(c.ExpiresAt)
 	return c
@@ -38,7 +38,7 @@ func storedCode(c identity.AuthCode) identity.AuthCode {
 
 func codeArgs(c identity.AuthCode) []any {
 	return []any{c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Nonce, c.Scopes, c.UserID, c.Epoch, c.SessionID,
-		c.AuthTime, c.AMR, c.CreatedAt, c.ExpiresAt, c.Used, c.RefreshHash, c.IDP}
+		c.AuthTime, c.AMR, c.CreatedAt, c.ExpiresAt, c.Used, c.RefreshHash, c.IDP, c.Resource}
 }
 
 // CreateCode implements identity.CodeStore.
@@ -47,7 +47,7 @@ func (s *DB) CreateCode(ctx context.Context, c identity.AuthCode) error {
 		return err
 	}
 	_, err := s.exec(ctx, `INSERT INTO auth_codes (`+codeCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, codeArgs(storedCode(c))...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, codeArgs(storedCode(c))...)
 	return s.fail(conflict(err))
 }
 

@@ -16,17 +16,18 @@ var errNoFamily = apperr.Errorf(apperr.ENOTFOUND, "Refresh token not found")
 
 // familyCols are the columns of a family, of the table aliased f.
 const familyCols = `f.id, f.user_id, f.client_id, f.scope, f.audience, COALESCE(f.session_id, ''), f.epoch,
-	f.created_at, f.expires_at, f.current_token, f.revoked, f.amr, f.idp`
+	f.created_at, f.expires_at, f.current_token, f.revoked, f.amr, f.idp,
+	COALESCE(f.auth_time, '0001-01-01'::timestamptz)`
 
 func familyDest(f *identity.Family) []any {
 	return []any{&f.ID, &f.UserID, &f.ClientID, &f.Scope, &f.Audience, &f.SessionID, &f.Epoch,
-		&f.CreatedAt, &f.ExpiresAt, &f.Current, &f.Revoked, &f.AMR, &f.IDP}
+		&f.CreatedAt, &f.ExpiresAt, &f.Current, &f.Revoked, &f.AMR, &f.IDP, &f.AuthTime}
 }
 
 func scanFamily(row pgx.Row, more ...any) (identity.Family, error) {
 	var f identity.Family
 	err := row.Scan(append(familyDest(&f), more...)...)
-	f.CreatedAt, f.ExpiresAt = f.CreatedAt.UTC(), f.ExpiresAt.UTC()
+	f.CreatedAt, f.ExpiresAt, f.AuthTime = f.CreatedAt.UTC(), f.ExpiresAt.UTC(), f.AuthTime.UTC()
 	return found(f, err, errNoFamily)
 }
 
@@ -35,18 +36,21 @@ func scanFamily(row pgx.Row, more ...any) (identity.Family, error) {
 func storedFamily(f identity.Family) identity.Family {
 	f.ClientID, f.Scope, f.Audience, f.AMR, f.IDP = text(f.ClientID), text(f.Scope), texts(f.Audience), texts(f.AMR), text(f.IDP)
 	f.CreatedAt, f.ExpiresAt = ts(f.CreatedAt), ts(f.ExpiresAt)
+	if !f.AuthTime.IsZero() {
+		f.AuthTime = ts(f.AuthTime)
+	}
 	return f
 }
 
 // familyArgs are the values of the columns of insertFamily, in its order.
 func familyArgs(f identity.Family) []any {
 	return []any{f.ID, f.UserID, f.ClientID, f.Scope, f.Audience, nullStr(f.SessionID), f.Epoch,
-		f.CreatedAt, f.ExpiresAt, f.Current, f.Revoked, f.AMR, f.IDP}
+		f.CreatedAt, f.ExpiresAt, f.Current, f.Revoked, f.AMR, f.IDP, nullTime(f.AuthTime)}
 }
 
 const insertFamily = `INSERT INTO refresh_families
-	(id, user_id, client_id, scope, audience, session_id, epoch, created_at, expires_at, current_token, revoked, amr, idp)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	(id, user_id, client_id, scope, audience, session_id, epoch, created_at, expires_at, current_token, revoked, amr, idp, auth_time)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // CreateFamily implements identity.FamilyStore. The user's row is locked FOR SHARE from the
 // epoch check to the commit, so a credential change (which locks it FOR UPDATE) either
@@ -165,7 +169,7 @@ func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, step func(i
 		write.Queue(`INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, out.Current, f.ID)
 	}
 	write.Queue(`UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
-			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12, idp = $13
+			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12, idp = $13, auth_time = $14
 			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
 	if sql, args := insertAudit(events); sql != "" {
 		write.Queue(sql, args...)
@@ -221,7 +225,7 @@ func (s *DB) updateFamilyByToken(ctx context.Context, tokenHash string, step fun
 			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
-			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12, idp = $13
+			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12, idp = $13, auth_time = $14
 			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
 		if err == nil && stepErr != nil {
 			return errKeep

@@ -55,6 +55,7 @@ func testAuthRequestRoundTrip(t *testing.T, s Store) {
 	full.Prompt, full.LoginHint, full.MaxAge = "login consent", "alice", &maxAge
 	full.Scopes = []string{"openid", "profile", "email", "offline_access"}
 	full.ACRValues = []string{"mfa", "urn:unknown"}
+	full.Resource = "https://api.example/" // RFC 8707
 	full.SignInAfter, full.Answered = t0.Add(time.Second).In(zone), true
 	full.CreatedAt, full.ExpiresAt = full.CreatedAt.In(zone), full.ExpiresAt.In(zone)
 	// A confidential client's request without PKCE, state, nonce or max_age; an empty list.

@@ -288,7 +288,7 @@ func testDeleteUserFederations(t *testing.T, s Store) {
 }
 
 // testIDPRoundTrip: sessions, families and codes keep the connector a sign-in went through,
-// and "" for a local one.
+// and "" for a local one; a family keeps its sign-in's auth_time, or none.
 func testIDPRoundTrip(t *testing.T, s Store) {
 	users(t, s, "u1")
 	fed, local := session("s1", "u1", 0), session("s2", "u1", 0)
@@ -311,6 +311,7 @@ func testIDPRoundTrip(t *testing.T, s Store) {
 
 	ff, lf := family("f1", "u1", "r1"), family("f2", "u1", "r2")
 	ff.IDP, lf.CreatedAt = "company", t0.Add(time.Second)
+	ff.AuthTime = t0.Add(-time.Minute) // the sign-in's time, for its refreshes' ID tokens; lf keeps none
 	create(t, s.CreateFamily, ff, lf)
 	equal(t, "ListFamilies", listed(t, s.ListFamilies, "u1"), []identity.Family{ff, lf})
 	gotF, _ := peek(t, s, "r1")
@@ -323,7 +324,7 @@ func testIDPRoundTrip(t *testing.T, s Store) {
 	equal(t, "the family after a refresh, read again", gotF, ff)
 
 	fc, lc := code("c1", "u1", "app"), code("c2", "u1", "app")
-	fc.IDP = "company"
+	fc.IDP, lc.Resource = "company", "https://api.example/" // and a code bound to a resource (RFC 8707)
 	create(t, s.CreateCode, fc, lc)
 	equal(t, "a code through a connector", getCode(t, s, "c1"), fc)
 	equal(t, "a local code", getCode(t, s, "c2"), lc)

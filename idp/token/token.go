@@ -34,6 +34,10 @@ type Access struct {
 	// none (a client's own token, an admin credential).
 	SessionID string
 	Groups    []string // the user's groups, on the first-party client's tokens; none otherwise
+	// Act is the act claim of a token a token exchange made (RFC 8693 §4.1); nil for none.
+	Act *jwtauth.Actor
+	// NotAfter, when set, is the latest exp: a token exchange's never outlives its subject's.
+	NotAfter time.Time
 }
 
 // accessClaims is jwtauth's claim set, but without preferred_username when there is no user: a
@@ -60,6 +64,9 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 	}
 	now := i.Now().Truncate(time.Second)
 	exp := now.Add(i.TTL)
+	if !a.NotAfter.IsZero() && a.NotAfter.Before(exp) {
+		exp = a.NotAfter.Truncate(time.Second)
+	}
 	// One claim set for the issuer and every verifier (shared/jwtauth), so they cannot drift.
 	claims := accessClaims{Claims: jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -76,6 +83,7 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		AMR:      a.AMR,
 		Sid:      a.SessionID,
 		Groups:   a.Groups,
+		Act:      a.Act,
 	}, PreferredUsername: a.Username}
 	signed, err := i.sign("at+jwt", claims)
 	if err != nil {

@@ -35,6 +35,24 @@ type Claims struct {
 	// first-party client's); none otherwise. A service that needs a role should check a scope
 	// limited to a group instead: a relying party's token carries that too.
 	Groups []string `json:"groups,omitempty"`
+	// Act is the actor a token exchange (RFC 8693 §4.1) made the token for: the client that
+	// acts for sub, with the actor before it nested inside. None on a token nobody exchanged.
+	Act *Actor `json:"act,omitempty"`
+}
+
+// Actor is RFC 8693 §4.1's act claim: who acts, and the actor of the token it exchanged.
+type Actor struct {
+	Subject string `json:"sub"`
+	Act     *Actor `json:"act,omitempty"`
+}
+
+// Chain is the actors' subjects, the current one first; none for a nil Actor.
+func (a *Actor) Chain() []string {
+	var out []string
+	for ; a != nil; a = a.Act {
+		out = append(out, a.Subject)
+	}
+	return out
 }
 
 // HasScope reports whether the token grants scope.

@@ -32,6 +32,9 @@ type Deps struct {
 	// RemoteAddrs tells who a request comes from (trusted proxies' X-Forwarded-For), for the
 	// access log and the admin guard's count of failures.
 	RemoteAddrs web.ClientAddrs
+	// Issuer is the IdP that its protected-resource metadata names (RFC 9728); Resource its
+	// resource identifier, "" for its own URL as a request reaches it.
+	Issuer, Resource string
 }
 
 // Scopes of API.md.
@@ -47,8 +50,10 @@ const (
 // NewServer returns the service's handler with every route and the common middleware.
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	read := d.Verifier.Require(realm, ScopeRead)
-	write := d.Verifier.Require(realm, ScopeWrite)
+	read := func(h http.Handler) http.Handler { return d.Verifier.Require(realm, ScopeRead)(actors(d.Logger, h)) }
+	write := func(h http.Handler) http.Handler { return d.Verifier.Require(realm, ScopeWrite)(actors(d.Logger, h)) }
+	mux.Handle("GET /.well-known/oauth-protected-resource", handleResourceMetadata(d))
+	mux.Handle("GET /.well-known/oauth-protected-resource/{path...}", handleResourceMetadata(d)) // a --resource with a path
 	mux.Handle("GET /workitems", read(handleList(d)))
 	mux.Handle("POST /workitems", write(handleCreate(d)))
 	mux.Handle("GET /workitems/{id}", read(handleGet(d)))
@@ -61,7 +66,7 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /readyz", web.HandleReadyz(d.Ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", web.NotFound())
-	return web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs)
+	return web.Middleware(withResourceMetadata(d, mux), d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs)
 }
 
 func owner(r *http.Request) string {
