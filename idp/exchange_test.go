@@ -206,6 +206,8 @@ func TestTokenExchange(t *testing.T) {
 		{"an unknown audience", exchangeForm(user, "nowhere"), "gateway", gatewaySecret, 400, "invalid_target", ""},
 		{"another client's audience", exchangeForm(user, "workitems"), "gateway", gatewaySecret, 400, "invalid_target", ""},
 		{"a wider scope", exchangeForm(hop1, "workitems", "scope", "workitems:read workitems:write"), "relay", relaySecret, 400, "invalid_scope", ""},
+		// The user's token may write; the gateway is registered to read only.
+		{"a scope the client may not have", exchangeForm(user, "relay", "scope", "workitems:write"), "gateway", gatewaySecret, 400, "invalid_scope", ""},
 		{"a client without the grant", exchangeForm(user, "relay"), "service", webSecret + "-svc", 400, "unauthorized_client", ""},
 		{"a public client", exchangeForm(user, "relay", "client_id", "spa"), "", "", 401, "invalid_client", ""},
 		{"no client", exchangeForm(user, "relay"), "", "", 401, "invalid_client", ""},

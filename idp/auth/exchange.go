@@ -78,13 +78,12 @@ func (g tokenExchangeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, 
 		}
 		return Tokens{}, err
 	}
-	scope := subject.Scope
-	if p("scope") != "" {
-		narrowed, ok := grantScope(strings.Fields(subject.Scope), p("scope"))
-		if !ok {
-			return Tokens{}, grantError(oidc.ErrInvalidScope, "the requested scope is wider than the subject token's")
-		}
-		scope = narrowed
+	// No wider than the subject token's scope, nor than what the client itself may be granted:
+	// a client registered to read cannot write on a user's behalf because the user could.
+	allowed := slices.DeleteFunc(strings.Fields(subject.Scope), func(s string) bool { return !slices.Contains(c.Scopes, s) })
+	scope, ok := grantScope(allowed, p("scope"))
+	if !ok || scope == "" {
+		return Tokens{}, grantError(oidc.ErrInvalidScope, "the requested scope is wider than the subject token's or the client's")
 	}
 	t, err := g.Issue(ctx, Grant{User: u, Client: Client{ID: c.ID, Scope: scope, Audience: []string{audience}}, Scope: scope,
 		SessionID: subject.Sid, AMR: subject.AMR, Act: &jwtauth.Actor{Subject: c.ID, Act: subject.Act}, NotAfter: subject.ExpiresAt.Time})
