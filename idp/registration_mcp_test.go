@@ -44,13 +44,17 @@ func npmInstalled(t *testing.T, dir, pkg string) {
 func TestMCPClientRegistersItself(t *testing.T) {
 	node := proctest.Need(t, "node")
 	npmInstalled(t, mcpClientDir, "@modelcontextprotocol/sdk")
-	p := startIDP(t, t.TempDir(), "--registration", "open", "--admin-token", "reg-admin")
+	// The MCP server's resource is one the IdP knows (--audience), so the SDK's resource
+	// parameter (RFC 8707) binds the token to it.
+	mcpPort := proctest.FreePort(t)
+	resource := fmt.Sprintf("http://127.0.0.1:%d/mcp", mcpPort)
+	p := startIDP(t, t.TempDir(), "--registration", "open", "--admin-token", "reg-admin", "--audience", "workitems,"+resource)
 	signupEmail(t, p.URL, "alice", "correct-horse-9", "alice@example.com")
 	callback := fmt.Sprintf("http://127.0.0.1:%d/callback", proctest.FreePort(t))
 
 	cmd := exec.Command(node, "client.js")
 	cmd.Dir = mcpClientDir
-	cmd.Env = append(os.Environ(), "IDP="+p.URL, "CALLBACK="+callback)
+	cmd.Env = append(os.Environ(), "IDP="+p.URL, "CALLBACK="+callback, "MCP_PORT="+fmt.Sprint(mcpPort))
 	stdin, _ := cmd.StdinPipe()
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -108,7 +112,11 @@ func TestMCPClientRegistersItself(t *testing.T) {
 		t.Fatalf("the MCP client: %v\n%s", err, out.String())
 	}
 	out2, _ := runIDP([]string{"users", "show", "alice", "--url", p.URL, "--admin-token", "reg-admin"})
-	if !strings.HasPrefix(result, "sub=") || result == "sub=undefined" || !strings.Contains(out2, strings.TrimPrefix(result, "sub=")) {
+	sub, aud, _ := strings.Cut(strings.TrimPrefix(result, "sub="), " aud=")
+	if sub == "" || sub == "undefined" || !strings.Contains(out2, sub) || aud != resource {
+		t.Fatalf("the tool saw %q (sub %q, aud %q, want aud %q); alice is:\n%s", result, sub, aud, resource, out2)
+	}
+	if false {
 		t.Fatalf("the tool saw %q; alice is:\n%s", result, out2)
 	}
 	list, err := runIDP([]string{"clients", "list", "--url", p.URL, "--admin-token", "reg-admin"})

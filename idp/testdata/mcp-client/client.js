@@ -17,11 +17,12 @@ const callback = process.env.CALLBACK;
 const log = (...a) => console.log(...a);
 
 // The MCP server: RFC 9728 metadata naming the IdP, 401 with resource_metadata without a token,
-// a token checked at the IdP's /userinfo, and one tool that says who called.
+// a token checked at the IdP's /userinfo (its signature, expiry and user) and bound to this
+// server (RFC 8707: its aud is this server's resource), and one tool that says who called.
 function mcpServer() {
   const server = new McpServer({ name: 'whoami', version: '1.0.0' });
   server.registerTool('whoami', { description: 'Who is calling' }, async (...args) => ({
-    content: [{ type: 'text', text: `sub=${args[args.length - 1].authInfo?.extra?.sub}` }],
+    content: [{ type: 'text', text: `sub=${args[args.length - 1].authInfo?.extra?.sub} aud=${args[args.length - 1].authInfo?.extra?.aud}` }],
   }));
   return server;
 }
@@ -37,17 +38,19 @@ const httpServer = http.createServer(async (req, res) => {
   }
   const auth = req.headers.authorization || '';
   const m = /^Bearer (.+)$/i.exec(auth);
-  let sub;
+  let sub, aud;
   if (m) {
     const ui = await fetch(`${idp}/userinfo`, { headers: { Authorization: `Bearer ${m[1]}` } });
-    if (ui.ok) sub = (await ui.json()).sub;
+    const claims = JSON.parse(Buffer.from(m[1].split('.')[1] || '', 'base64url').toString() || '{}');
+    aud = [].concat(claims.aud || []);
+    if (ui.ok && aud.includes(`${base}/mcp`)) sub = (await ui.json()).sub;
   }
   if (!sub) {
     res.writeHead(401, { 'WWW-Authenticate': `Bearer resource_metadata="${metadataURL}"`, 'Content-Type': 'application/json' });
     res.end('{"error":"invalid_token"}');
     return;
   }
-  req.auth = { token: m[1], clientId: '', scopes: [], extra: { sub } };
+  req.auth = { token: m[1], clientId: '', scopes: [], extra: { sub, aud: aud.join(',') } };
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
   const server = mcpServer();
   res.on('close', () => { transport.close(); server.close(); });
@@ -75,7 +78,7 @@ const provider = {
 const lines = readline.createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
 
-httpServer.listen(0, '127.0.0.1', async () => {
+httpServer.listen(Number(process.env.MCP_PORT || 0), '127.0.0.1', async () => {
   const url = new URL(`http://127.0.0.1:${httpServer.address().port}/mcp`);
   try {
     let client = new Client({ name: 'mcp-test', version: '1.0.0' });
