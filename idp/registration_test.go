@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -136,6 +137,12 @@ func TestClientRegistrationWithInitialAccessToken(t *testing.T) {
 	bad = webMetadata()
 	bad["grant_types"] = []string{"urn:ietf:params:oauth:grant-type:token-exchange"}
 	wantOAuthError(t, "token exchange", register(t, p.URL, iat, bad), 400, "invalid_client_metadata")
+	// URIs the IdP itself requests may not aim it inside its own network.
+	for _, u := range []string{"http://rp.example/logout", "https://10.0.0.5/logout", "https://127.0.0.1/logout", "https://169.254.169.254/latest", "https://localhost/logout"} {
+		bad = webMetadata()
+		bad["backchannel_logout_uri"] = u
+		wantOAuthError(t, "backchannel_logout_uri "+u, register(t, p.URL, iat, bad), 400, "invalid_client_metadata")
+	}
 
 	a = register(t, p.URL, iat, webMetadata())
 	if a.status != 201 {
@@ -267,6 +274,16 @@ func TestOpenClientRegistration(t *testing.T) {
 	wantOAuthError(t, "a non-loopback http redirect URI", register(t, p.URL, "", evil), 400, "invalid_redirect_uri")
 	cc := map[string]any{"grant_types": []string{"client_credentials"}}
 	wantOAuthError(t, "client credentials without an initial access token", register(t, p.URL, "", cc), 400, "invalid_client_metadata")
+	// A device's sign-in shows only the client's name, which open registration lets anyone pick.
+	dev := map[string]any{"client_name": "Company CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}, "token_endpoint_auth_method": "none"}
+	wantOAuthError(t, "the device grant without an initial access token", register(t, p.URL, "", dev), 400, "invalid_client_metadata")
+	// Nor may it make the IdP fetch or post to a URI of its choosing.
+	for _, m := range []map[string]any{
+		{"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://keys.example/jwks", "grant_types": []string{"authorization_code"}, "redirect_uris": []string{"https://app.example/cb"}},
+		{"token_endpoint_auth_method": "none", "backchannel_logout_uri": "https://rp.example/logout", "redirect_uris": []string{"https://app.example/cb"}},
+	} {
+		wantOAuthError(t, fmt.Sprintf("open registration with %v", m), register(t, p.URL, "", m), 400, "invalid_client_metadata")
+	}
 	if a := do(t, "POST", p.URL+"/register", "text/plain", strings.NewReader("{}")); a.status != 415 {
 		t.Fatalf("a body that is not JSON: %d %s", a.status, a.body)
 	}

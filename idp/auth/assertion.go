@@ -185,7 +185,10 @@ type cachedKeys struct {
 // NewClientKeys is a cache with the defaults: 5 minutes, a fetch at most every 5 seconds,
 // 5 seconds per fetch, 64 KiB.
 func NewClientKeys(now func() time.Time) *ClientKeys {
-	return &ClientKeys{HTTP: &http.Client{}, Now: now, TTL: 5 * time.Minute, MinRefresh: 5 * time.Second,
+	// Redirects are not followed: a jwks_uri is fetched where it was registered, never where
+	// its server sends the IdP (inside its own network, say).
+	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &ClientKeys{HTTP: &http.Client{CheckRedirect: noRedirects}, Now: now, TTL: 5 * time.Minute, MinRefresh: 5 * time.Second,
 		Timeout: 5 * time.Second, MaxBytes: 64 << 10}
 }
 

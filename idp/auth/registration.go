@@ -110,13 +110,28 @@ func (s *core) registrable(c identity.Client, open bool) (identity.Client, error
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case identity.GrantAuthorizationCode, identity.GrantRefreshToken, identity.GrantDeviceCode:
-		case identity.GrantClientCredentials:
+		case identity.GrantAuthorizationCode, identity.GrantRefreshToken:
+		case identity.GrantClientCredentials, identity.GrantDeviceCode:
+			// A device's sign-in shows the person only the client's name, which an open
+			// registration lets anyone choose ("Company CLI"): device-code phishing.
 			if open {
-				return c, badMetadata("grant_types: client_credentials needs an initial access token")
+				return c, badMetadata("grant_types: %s needs an initial access token", g)
 			}
 		default:
 			return c, badMetadata("grant_types: %q cannot be registered", g)
+		}
+	}
+	// The IdP itself fetches a jwks_uri and posts to a backchannel_logout_uri: from a
+	// registration, such a URI could aim the IdP's requests inside its own network. Open
+	// registration takes neither (inline jwks still work); with an initial access token they
+	// must be https to a host that is not an address of a loopback, private or link-local network.
+	for name, u := range map[string]string{"jwks_uri": c.JWKSURI, "backchannel_logout_uri": c.BackchannelLogoutURI} {
+		switch {
+		case u == "":
+		case open:
+			return c, badMetadata("%s needs an initial access token", name)
+		case !publicHTTPS(u):
+			return c, badMetadata("%s must be https to a public host", name)
 		}
 	}
 	for _, u := range c.RedirectURIs {
@@ -151,6 +166,18 @@ func loopbackOrHTTPS(raw string) bool {
 	}
 	ip := net.ParseIP(u.Hostname())
 	return u.Scheme == "http" && ((ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost")
+}
+
+// publicHTTPS reports whether u is https to a host that is not localhost nor an address of a
+// loopback, private, link-local or unspecified network (a name is taken as it is: the
+// registration cannot tell where it will resolve).
+func publicHTTPS(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || strings.EqualFold(u.Hostname(), "localhost") {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip == nil || !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified())
 }
 
 // validRegistration is c.Validate in RFC 7591's terms.

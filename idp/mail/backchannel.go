@@ -30,8 +30,9 @@ type Backchannel struct {
 	Timeout time.Duration // of one POST; 0: DefaultLogoutTimeout
 }
 
-// DefaultLogoutTimeout bounds one back-channel logout POST.
-const DefaultLogoutTimeout = 10 * time.Second
+// DefaultLogoutTimeout bounds one back-channel logout POST: short, since deliveries share the
+// outbox with mail, one at a time.
+const DefaultLogoutTimeout = 3 * time.Second
 
 // DeliveryError is a failed back-channel logout: why, and whether trying again cannot help.
 type DeliveryError struct {
