@@ -286,12 +286,16 @@ func (s *Grants) UpdateRegistration(ctx context.Context, id, rat string, metadat
 	if err != nil {
 		return Registered{}, err
 	}
+	// A secret is made beforehand, and used only if the update finds the client, as stored in
+	// its transaction, without one: a concurrent update that made one first keeps its own.
 	var secret string
-	if !next.Public && next.TokenEndpointAuth != identity.AuthPrivateKeyJWT && cur.SecretHash == "" {
+	needsSecret := !next.Public && next.TokenEndpointAuth != identity.AuthPrivateKeyJWT
+	if needsSecret {
 		if _, secret, err = (&Admin{s.core}).withSecret(next, ""); err != nil {
 			return Registered{}, err
 		}
 	}
+	made := false
 	ctx = WithActor(ctx, cur.RegisteredBy)
 	var out identity.Client
 	err = s.audited(ctx, func(ctx context.Context) error {
@@ -301,16 +305,14 @@ func (s *Grants) UpdateRegistration(ctx context.Context, id, rat string, metadat
 			}
 			n := next
 			n.ID, n.CreatedAt, n.RegisteredBy, n.RegistrationAccessHash = old.ID, old.CreatedAt, old.RegisteredBy, old.RegistrationAccessHash
+			made = false
 			switch {
-			case n.Public || n.TokenEndpointAuth == identity.AuthPrivateKeyJWT:
+			case !needsSecret:
 				n.SecretHash = ""
-			case secret != "":
-				n.SecretHash = HashClientSecret(secret)
-			default:
+			case old.SecretHash != "":
 				n.SecretHash = old.SecretHash
-			}
-			if n.SecretHash == "" && !n.Public && n.TokenEndpointAuth != identity.AuthPrivateKeyJWT {
-				return old, apperr.Errorf(apperr.ECONFLICT, "The client changed meanwhile; try again")
+			default:
+				n.SecretHash, made = HashClientSecret(secret), true
 			}
 			if err := validRegistration(n); err != nil {
 				return old, err
@@ -323,6 +325,9 @@ func (s *Grants) UpdateRegistration(ctx context.Context, id, rat string, metadat
 		return Registered{}, err
 	}
 	s.Logger.InfoContext(ctx, "client registration updated", "client_id", id)
+	if !made {
+		secret = "" // the client keeps the secret it had: shown once, when it was made
+	}
 	return Registered{Client: out, Secret: secret}, nil
 }
 
