@@ -26,7 +26,6 @@ const (
 	errAuthorizationPending = "authorization_pending"
 	errSlowDown             = "slow_down"
 	errExpiredToken         = "expired_token"
-	errInvalidTarget        = "invalid_target"
 )
 
 // ErrNoDeviceCode is every user code that cannot be answered: mistyped, unknown, expired or
@@ -73,8 +72,8 @@ func (s *Grants) AuthorizeDevice(ctx context.Context, r DeviceRequest) (DeviceAu
 		s.Logger.InfoContext(ctx, "device authorization refused", "client_id", c.ID, "reason", "scope not allowed")
 		return DeviceAuthorization{}, ErrInvalidScope
 	}
-	if r.Resource != "" && !slices.Contains(s.FirstParty.Audience, r.Resource) {
-		return DeviceAuthorization{}, grantError(errInvalidTarget, "the resource is not one this server issues tokens for")
+	if _, err := s.resourceAudience(c, r.Resource); err != nil { // as every grant decides it
+		return DeviceAuthorization{}, err
 	}
 	now := s.Now().UTC()
 	for range 3 { // a user code taken by another live code: draw again
