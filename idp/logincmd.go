@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtidp/idp/httpapi"
 	"jwtidp/shared/envflag"
 )
 
@@ -54,14 +55,7 @@ func loginCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if *scope != "" {
 		form.Set("scope", *scope)
 	}
-	var da struct {
-		DeviceCode              string `json:"device_code"`
-		UserCode                string `json:"user_code"`
-		VerificationURI         string `json:"verification_uri"`
-		VerificationURIComplete string `json:"verification_uri_complete"`
-		ExpiresIn               int    `json:"expires_in"`
-		Interval                int    `json:"interval"`
-	}
+	var da httpapi.DeviceAuthorizationResponse
 	if _, err := oauthPost(ctx, root+"/device/authorize", form, &da); err != nil {
 		return err
 	}

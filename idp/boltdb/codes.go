@@ -34,17 +34,8 @@ func (s *DB) UpdateCode(ctx context.Context, hash string, fn func(identity.AuthC
 	// Batched: concurrent exchanges share one commit. The closure reads what it decides on inside
 	// the transaction, so a re-run is safe; a refusal writes nothing and fails no batch — a
 	// client's unknown code neither.
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		stored, err := codes.get(tx, hash)
-		if err != nil {
-			out, refused = stored, err
-			return errNoChange
-		}
-		var keep bool
-		if out, keep, refused = stored.ApplyUpdate(fn); !keep {
-			return errNoChange
-		}
-		out, err = codes.store(tx, hash, out)
+	err := s.batch(ctx, func(tx *bolt.Tx) (err error) {
+		out, refused, err = applyIn(tx, codes, hash, fn)
 		return err
 	})
 	if err != nil {

@@ -57,17 +57,8 @@ func (s *DB) DeviceCodeByUserCode(ctx context.Context, userCode string) (identit
 func (s *DB) UpdateDeviceCode(ctx context.Context, hash string, fn func(identity.DeviceCode) (identity.DeviceCode, error)) (identity.DeviceCode, error) {
 	var out identity.DeviceCode
 	var refused error
-	err := s.write(ctx, func(tx *bolt.Tx) error {
-		stored, err := deviceCodes.get(tx, hash)
-		if err != nil {
-			out, refused = stored, err
-			return errNoChange
-		}
-		var keep bool
-		if out, keep, refused = stored.ApplyUpdate(fn); !keep {
-			return errNoChange
-		}
-		out, err = deviceCodes.store(tx, hash, out)
+	err := s.write(ctx, func(tx *bolt.Tx) (err error) {
+		out, refused, err = applyIn(tx, deviceCodes, hash, fn)
 		return err
 	})
 	if err != nil {

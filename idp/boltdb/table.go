@@ -291,3 +291,26 @@ func deleteAll[T any](s *DB, t table[T], dead func(T) bool, del func(*bolt.Tx, T
 		return len(all), nil
 	})
 }
+
+// applier is an entity whose updates follow a rule of its own (identity's ApplyUpdate): what the
+// updater may change, and whether the result is kept.
+type applier[T any] interface {
+	ApplyUpdate(fn func(T) (T, error)) (T, bool, error)
+}
+
+// applyIn is one Update of an applier's entity inside tx: the stored value read, fn applied
+// under the entity's rule, the result stored when the rule keeps it. out is what the caller
+// answers with (the stored value on a refusal); refused is the updater's or the rule's error;
+// err is the transaction's (errNoChange when nothing is to be written).
+func applyIn[T applier[T]](tx *bolt.Tx, t table[T], key string, fn func(T) (T, error)) (out T, refused, err error) {
+	stored, err := t.get(tx, key)
+	if err != nil {
+		return stored, err, errNoChange
+	}
+	var keep bool
+	if out, keep, refused = stored.ApplyUpdate(fn); !keep {
+		return out, refused, errNoChange
+	}
+	out, err = t.store(tx, key, out)
+	return out, refused, err
+}

@@ -29,7 +29,9 @@ type DeviceAuthorizer interface {
 	AnswerDevice(ctx context.Context, typed string, by auth.Resolved, approve bool) error
 }
 
-type deviceAuthorizationResponse struct {
+// DeviceAuthorizationResponse is /device/authorize's answer (RFC 8628 §3.2), which idp login
+// --device reads too.
+type DeviceAuthorizationResponse struct {
 	DeviceCode              string `json:"device_code"`
 	UserCode                string `json:"user_code"`
 	VerificationURI         string `json:"verification_uri"`
@@ -65,7 +67,7 @@ func handleDeviceAuthorize(logger *slog.Logger, svc DeviceAuthorizer, issuer str
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		web.WriteJSON(w, http.StatusOK, deviceAuthorizationResponse{
+		web.WriteJSON(w, http.StatusOK, DeviceAuthorizationResponse{
 			DeviceCode: a.DeviceCode, UserCode: a.UserCode, VerificationURI: verify,
 			VerificationURIComplete: verify + "?user_code=" + url.QueryEscape(a.UserCode), ExpiresIn: a.ExpiresIn, Interval: a.Interval,
 		})

@@ -164,7 +164,13 @@ func (s *DB) EndSession(ctx context.Context, id string) (identity.Session, error
 // endSessions runs sql, a DELETE of sessions that end before their time (not an expiry), and
 // queues in tx the back-channel logout notices of the clients that got tokens from them.
 func endSessions(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
-	rows, err := tx.Query(ctx, sql+` RETURNING id, user_id, clients`, args...)
+	return tellClients(ctx, tx, sql+` RETURNING id, user_id, clients`, args...)
+}
+
+// tellClients queues in tx the back-channel logout notices of the sessions query (id, user_id,
+// clients) returns: those that end.
+func tellClients(ctx context.Context, tx pgx.Tx, query string, args ...any) error {
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}

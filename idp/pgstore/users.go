@@ -335,18 +335,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, user_id, clients FROM sessions WHERE user_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		ended, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Session, error) {
-			var s identity.Session
-			return s, r.Scan(&s.ID, &s.UserID, &s.Clients)
-		})
-		if err != nil {
-			return err
-		}
-		if err := logoutMail(ctx, tx, ended); err != nil {
+		if err := tellClients(ctx, tx, `SELECT id, user_id, clients FROM sessions WHERE user_id = $1`, id); err != nil {
 			return err
 		}
 		var username, email string
@@ -363,7 +352,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 			identity.NormalizeUsername(username), username, id, email); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
+		_, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE user_id = $1`, id)
 		return err
 	})
 }
