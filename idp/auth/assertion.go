@@ -142,7 +142,7 @@ func (s *core) clientKey(ctx context.Context, c identity.Client, kid, alg string
 		}
 		switch pub := k.Public().Key.(type) {
 		case *rsa.PublicKey:
-			if alg == "RS256" {
+			if alg == "RS256" && pub.N.BitLen() >= 2048 { // a jwks_uri's keys too, not only a registered jwks
 				keys = append(keys, pub)
 			}
 		case *ecdsa.PublicKey:
