@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -468,5 +470,67 @@ func TestDeviceConcurrentPollsOneWinner(t *testing.T) {
 	wg.Wait()
 	if got[200] != 1 || got[400] != 9 {
 		t.Fatalf("answers by status: %v, want one 200 and nine 400", got)
+	}
+}
+
+// The device grant and the refresh that follows, with panva's certified openid-client as the
+// device (a referee nobody here wrote): it polls at the interval while dora approves on /device,
+// gets tokens once, and refreshing them gives a fresh ID token that openid-client checks (same
+// sub, the original auth_time, no nonce). Real time: its polls wait the 5 s interval.
+func TestDeviceAndRefreshWithOpenIDClient(t *testing.T) {
+	node := proctest.NodePackages(t, "testdata/openid-client", "openid-client")
+	p := startIDPEnv(t, t.TempDir(), service.Env{}, "--clients", deviceClients(t), "--rate-limit", "0")
+	signup(t, p.URL, "dora", "correct-horse-9")
+	issuer := discoveryDoc(t, p.URL)["issuer"].(string)
+	cmd := exec.Command(node, "device.mjs")
+	cmd.Dir = "testdata/openid-client"
+	cmd.Env = append(os.Environ(), "ISSUER="+issuer)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); pw.Close() }()
+	var mu sync.Mutex
+	var out strings.Builder
+	verifyLine := make(chan string, 1)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			mu.Lock()
+			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if v, ok := strings.CutPrefix(sc.Text(), "verify "); ok {
+				verifyLine <- v
+			}
+		}
+	}()
+	output := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
+	var verify string
+	select {
+	case verify = <-verifyLine:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("openid-client printed no verification URI:\n%s", output())
+	}
+	if pg := answerDevice(t, person(t), verify, "approve"); pg.status != 200 {
+		t.Fatalf("approving: %d %s", pg.status, pg.body)
+	}
+	select {
+	case err := <-done:
+		<-read
+		if err != nil {
+			t.Fatalf("openid-client: %v\n%s\nIdP log:\n%s", err, output(), p.Log())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("openid-client did not finish within 60 s:\n%s", output())
+	}
+	for _, want := range []string{"ok device grant: sub=", "ok refresh: an ID token for sub="} {
+		if !strings.Contains(output(), want) {
+			t.Fatalf("openid-client did not say %q:\n%s", want, output())
+		}
 	}
 }

@@ -309,7 +309,7 @@ func (g deviceCodeGrant) issueDevice(ctx context.Context, c identity.Client, d i
 	t, err := g.Issue(ctx, Grant{
 		User: u, Client: Client{ID: c.ID, Scope: scope, Audience: audience}, Scope: scope,
 		Refresh: slices.Contains(d.Scopes, ScopeOfflineAccess) && slices.Contains(c.GrantTypes, identity.GrantRefreshToken),
-		AMR:     d.AMR, IDP: d.IDP,
+		AMR:     d.AMR, IDP: d.IDP, AuthTime: d.AuthTime, // the family's refreshes keep the approving sign-in's auth_time
 	})
 	if err != nil {
 		return Tokens{}, err
