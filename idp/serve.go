@@ -52,7 +52,7 @@ type config struct {
 	keys                                                   keys.Config
 	throttle                                               auth.ThrottlePolicy
 	argon                                                  password.Params
-	hashSlots                                              int
+	hashSlots, hashQueue                                   int
 	rateLimit, rateBurst, tokenRateLimit, tokenRateBurst   int
 
 	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
@@ -135,6 +135,7 @@ func (c *config) flags(fs *envflag.Set) {
 	envflag.UintVar(fs, &c.argon.Threads, "argon2-threads", "IDP_ARGON2_THREADS", password.DefaultParams.Threads, "argon2id parallelism")
 	fs.IntVar(&c.hashSlots, "hash-concurrency", "IDP_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), "password hashes running at once")
 	fs.DurationVar(&c.hashWait, "hash-wait", "IDP_HASH_WAIT", 2*time.Second, "longest wait for a hashing slot before 503")
+	fs.IntVar(&c.hashQueue, "hash-queue", "IDP_HASH_QUEUE", 32*runtime.GOMAXPROCS(0), "password hashes that may wait for a slot; one more is a 503 at once (0: no bound but --hash-wait)")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", "IDP_SESSION_TTL", 12*time.Hour, "browser session lifetime (absolute)")
 	fs.DurationVar(&c.sessionIdle, "session-idle-ttl", "IDP_SESSION_IDLE_TTL", 2*time.Hour, "a browser session unused this long ends (0: never)")
 	fs.DurationVar(&c.sessionCache, "session-cache-ttl", "IDP_SESSION_CACHE_TTL", 5*time.Second, "longest a process believes a session, or a bearer token's user and client at /verify, without reading the store: the delay before a logout or disable elsewhere takes effect")
@@ -221,6 +222,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.Require(func() bool { return c.leeway >= 0 && c.leeway <= 10*time.Minute }, "be between 0 and 10m", "leeway")
 	fs.Require(func() bool { return c.hashSlots >= 1 }, "be at least 1", "hash-concurrency")
 	fs.Require(func() bool { return c.hashWait > 0 }, "be positive", "hash-wait")
+	fs.Require(func() bool { return c.hashQueue >= 0 }, "be 0 or more", "hash-queue")
 	fs.Require(func() bool { return strings.TrimSpace(c.audience) != "" }, "name at least one audience", "audience")
 	fs.Require(func() bool { return strings.TrimSpace(c.scope) != "" }, "not be empty", "scope")
 	fs.Require(func() bool { return !strings.ContainsAny(c.cookieDomain, " ;,/") }, "be a domain name", "cookie-domain")
@@ -435,6 +437,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 		return service.App{}, err
 	}
 	hasher.OnSlot = func(d time.Duration) { slotWait.Observe(d.Seconds()) }
+	hasher.MaxWaiting = c.hashQueue
 
 	issuer := &token.Issuer{Issuer: c.issuer, TTL: c.tokenTTL, Keys: km, Now: now, Random: rand.Reader}
 	// The outbox: mail (when there is an SMTP server) and back-channel logout notices, queued in

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -84,6 +85,12 @@ type Hasher struct {
 	IdleDelay time.Duration
 	// OnIdle is called after the memory was handed back, for tests and metrics.
 	OnIdle func()
+	// MaxWaiting bounds the hashes waiting for a slot; one more is refused with ErrBusy at once
+	// instead of holding its request (body, goroutine, and soon argon2's memory) through a burst.
+	// 0: no bound but the wait.
+	MaxWaiting int
+
+	waiting atomic.Int64 // hashes waiting for a slot now
 
 	mu        sync.Mutex // held by begin, end and idle (never while memory is freed)
 	running   int        // hashes running, the start-up hash included
@@ -134,6 +141,16 @@ func (h *Hasher) Warm() { h.dummy() }
 
 func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	start := time.Now()
+	select {
+	case h.slots <- struct{}{}: // a free slot: no queue at all
+		return h.acquired(start), nil
+	default:
+	}
+	if n := h.waiting.Add(1); h.MaxWaiting > 0 && n > int64(h.MaxWaiting) {
+		h.waiting.Add(-1)
+		return nil, ErrBusy
+	}
+	defer h.waiting.Add(-1)
 	timer := time.NewTimer(h.wait)
 	defer timer.Stop()
 	select {
@@ -143,6 +160,14 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	case <-ctx.Done():
 		return nil, ErrBusy
 	}
+	return h.acquired(start), nil
+}
+
+// Waiting is how many hashes wait for a slot now.
+func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
+
+// acquired starts a hash that got a slot at start's wait; the func returned ends it.
+func (h *Hasher) acquired(start time.Time) func() {
 	h.begin()
 	if h.OnSlot != nil {
 		h.OnSlot(time.Since(start))
@@ -156,7 +181,7 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 		}
 		h.end(true)
 		<-h.slots
-	}, nil
+	}
 }
 
 func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }

@@ -3,7 +3,9 @@ package password
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -450,3 +452,32 @@ func TestIdleReturnsMemory(t *testing.T) {
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// Past MaxWaiting hashes waiting for a slot, one more is refused at once (a burst does not hold
+// a request per login for the whole wait), and those waiting still get their turn.
+func TestBoundedQueueRefusesAtOnce(t *testing.T) {
+	h := newHasher(t, fast, 1, time.Minute)
+	h.MaxWaiting = 2
+	h.slots <- struct{}{} // occupy the only slot
+	results := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := h.Hash(context.Background(), "waiting-pw"); results <- err }()
+	}
+	for h.Waiting() < 2 {
+		runtime.Gosched()
+	}
+	start := time.Now()
+	_, err := h.Hash(context.Background(), "third-pw")
+	if !errors.Is(err, ErrBusy) || time.Since(start) > 10*time.Second {
+		t.Fatalf("a third waiter: %v after %v, want ErrBusy at once", err, time.Since(start))
+	}
+	<-h.slots // the slot frees: both waiters hash
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("a waiter: %v", err)
+		}
+	}
+	if h.Waiting() != 0 {
+		t.Fatalf("waiting = %d after the queue emptied", h.Waiting())
+	}
+}
