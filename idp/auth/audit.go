@@ -28,6 +28,9 @@ func requestOf(ctx context.Context) request {
 
 // WithClientIP returns ctx naming the address a request came from, for the audit events the
 // use cases record (the HTTP layer sets it on every request).
+// ClientIP is the client's address WithClientIP put in ctx ("" when none).
+func ClientIP(ctx context.Context) string { return requestOf(ctx).clientIP }
+
 func WithClientIP(ctx context.Context, ip string) context.Context {
 	r := requestOf(ctx)
 	r.clientIP = ip

@@ -68,14 +68,15 @@ func handleVerify(d verifyDeps) http.Handler {
 		browser := !bearer && r.URL.Query().Get("redirect") == "1"
 		switch outcome {
 		case access.Allow:
-			h.Set("X-Auth-Subject", who.UserID)
-			h.Set("X-Auth-User", who.Username)
-			h.Set("Remote-User", who.Username)
+			// Set by their canonical names directly, one backing array for the five: every app
+			// request behind the proxy comes through here.
+			v := [5]string{who.UserID, who.Username, who.Username, strings.Join(who.Groups, ","), who.Email}
+			h["X-Auth-Subject"], h["X-Auth-User"], h["Remote-User"] = v[0:1:1], v[1:2:2], v[2:3:3]
 			// Authelia's names, which apps behind it read: group names hold no comma.
 			// Both always sent, empty when there is none: a proxy that copies them from the
 			// answer (Caddy) would otherwise pass its placeholder, or the client's own copy.
-			h.Set("Remote-Groups", strings.Join(who.Groups, ","))
-			h.Set("Remote-Email", who.Email) // verified only
+			// Remote-Email: verified only.
+			h["Remote-Groups"], h["Remote-Email"] = v[3:4:4], v[4:5:5]
 			w.WriteHeader(http.StatusOK)
 		case access.AllowAnonymous:
 			w.WriteHeader(http.StatusOK)
@@ -142,7 +143,11 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 	}
 	var req access.Request
 	if err == nil {
-		req, err = access.NewRequest(host, uri, method, d.addrs.Of(r))
+		client := auth.ClientIP(r.Context()) // withClientIP's, for every request
+		if client == "" {
+			client = d.addrs.Of(r)
+		}
+		req, err = access.NewRequest(host, uri, method, client)
 	}
 	if err != nil {
 		d.logger.WarnContext(r.Context(), "verify: the original request (X-Forwarded-Host, X-Forwarded-Uri or X-Original-URI, X-Forwarded-Method or X-Original-Method) cannot be read; refused", "err", err)
