@@ -116,9 +116,6 @@ func TestMCPClientRegistersItself(t *testing.T) {
 	if sub == "" || sub == "undefined" || !strings.Contains(out2, sub) || aud != resource {
 		t.Fatalf("the tool saw %q (sub %q, aud %q, want aud %q); alice is:\n%s", result, sub, aud, resource, out2)
 	}
-	if false {
-		t.Fatalf("the tool saw %q; alice is:\n%s", result, out2)
-	}
 	list, err := runIDP([]string{"clients", "list", "--url", p.URL, "--admin-token", "reg-admin"})
 	if err != nil || !strings.Contains(list, clientID) || !strings.Contains(list, "registration:open") {
 		t.Fatalf("clients list: %v\n%s", err, list)
