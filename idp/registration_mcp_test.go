@@ -39,7 +39,7 @@ func npmInstalled(t *testing.T, dir, pkg string) {
 // server that names the IdP in its RFC 9728 metadata: the SDK discovers the IdP, registers
 // itself (open registration), runs the code flow with PKCE — this test is its browser, signing
 // in and consenting — and calls the server's tool with the token, which the server checks at
-// the IdP. The same registration without an initial access token is refused when registration
+// the IdP and wants aimed at itself (its resource, RFC 8707). The same registration without an initial access token is refused when registration
 // is closed (TestClientRegistrationWithInitialAccessToken).
 func TestMCPClientRegistersItself(t *testing.T) {
 	node := proctest.Need(t, "node")
