@@ -631,8 +631,6 @@ var scopeText = map[string]string{
 	"workitems:admin": "See every user's work items",
 }
 
-// throttleStore is where login failures are counted: in the database replicas share, or in
-// this process's memory when it alone opens its store (bbolt).
 // endingStore is the store for the writes that end sessions: after one succeeds it wakes the
 // outbox, which sends the back-channel logout notices queued with it at once.
 type endingStore struct {
@@ -664,6 +662,8 @@ func (e endingStore) DeleteUser(ctx context.Context, id string) error {
 	return err
 }
 
+// throttleStore is where login failures are counted: in the database replicas share, or in
+// this process's memory when it alone opens its store (bbolt).
 func throttleStore(db store) identity.ThrottleStore {
 	if ts, ok := db.(identity.ThrottleStore); ok {
 		return ts

@@ -193,7 +193,8 @@ func NewClientKeys(now func() time.Time) *ClientKeys {
 }
 
 // Keys returns the set at uri: the cached one while it is fresh and has kid ("" any), else a
-// fetched one; a fetch that fails (or is not yet allowed) leaves the cached set, if any.
+// fetched one. While a new fetch is not yet allowed (MinRefresh), the cached set is returned,
+// however old; a fetch that fails returns the cached set only while it is fresh.
 func (k *ClientKeys) Keys(ctx context.Context, uri, kid string) (jose.JSONWebKeySet, error) {
 	k.mu.Lock()
 	if k.sets == nil {

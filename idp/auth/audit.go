@@ -26,11 +26,11 @@ func requestOf(ctx context.Context) request {
 	return r
 }
 
-// WithClientIP returns ctx naming the address a request came from, for the audit events the
-// use cases record (the HTTP layer sets it on every request).
 // ClientIP is the client's address WithClientIP put in ctx ("" when none).
 func ClientIP(ctx context.Context) string { return requestOf(ctx).clientIP }
 
+// WithClientIP returns ctx naming the address a request came from, for the audit events the
+// use cases record (the HTTP layer sets it on every request).
 func WithClientIP(ctx context.Context, ip string) context.Context {
 	r := requestOf(ctx)
 	r.clientIP = ip

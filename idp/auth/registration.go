@@ -26,8 +26,6 @@ const (
 
 // The refusals of registration, in RFC 7591 §3.2.2's and RFC 6750's terms.
 var (
-	// ErrInvalidRedirectURI: a redirect URI the IdP does not take.
-	ErrInvalidRedirectURI = apperr.Errorf(apperr.EINVALID, "invalid_redirect_uri")
 	// ErrRegistrationAccess: no, or a wrong, registration access token for the client named
 	// (or no such client, or one an admin registered): one answer for all.
 	ErrRegistrationAccess = apperr.Errorf(apperr.EUNAUTHORIZED, "The registration access token is invalid")
@@ -151,7 +149,13 @@ func (s *core) registrable(c identity.Client, open bool) (identity.Client, error
 			return c, badMetadata("scope: %q is not offered by this IdP", sc)
 		}
 	}
-	c.Scopes = slices.Compact(c.Scopes)
+	var once []string // each once, in the order asked (Compact alone drops adjacent copies only)
+	for _, sc := range c.Scopes {
+		if !slices.Contains(once, sc) {
+			once = append(once, sc)
+		}
+	}
+	c.Scopes = once
 	return c, nil
 }
 

@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,7 +72,13 @@ func (b *Backchannel) Deliver(ctx context.Context, m identity.Mail) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return &DeliveryError{Reason: err.Error()} // the method, the URI and why: the token is in the body
+		// Why, and the host: not the URI, whose query a client may have made a secret of (the
+		// reason is logged and stored). The token is in the body, never in an error.
+		reason := err.Error()
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			reason = ue.Op + " " + uriHost(ue.URL) + ": " + ue.Err.Error()
+		}
+		return &DeliveryError{Reason: reason}
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
