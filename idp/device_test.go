@@ -416,12 +416,18 @@ func TestDeviceApprovalInChromium(t *testing.T) {
 		chromedp.Click(`#continue`),
 		chromedp.WaitVisible(`#username`),
 	)
-	step("sign in",
-		chromedp.SendKeys(`#username`, "dora"),
-		chromedp.SendKeys(`#password`, "correct-horse-9"),
-		chromedp.Click(`button[type=submit]`),
-		chromedp.WaitVisible(`#approve`),
-	)
+	// The form filled and its button clicked by the page's own script, not through DOM node ids:
+	// under load, Chromium now and then renumbered the login page's nodes between the wait
+	// above and the typing ("Could not find node with given id").
+	if got := value(chromedp.Evaluate[string](`(() => {
+		document.querySelector('#username').value = 'dora';
+		document.querySelector('#password').value = 'correct-horse-9';
+		document.querySelector('#username').form.querySelector('button[type=submit]').click();
+		return 'submitted';
+	})()`)); got != "submitted" {
+		t.Fatalf("sign in: %q", got)
+	}
+	step("sign in", chromedp.WaitVisible(`#approve`))
 	if name, code, scopes := value(chromedp.Text(`#client-name`)), value(chromedp.Text(`#user-code`)), value(chromedp.Text(`#scopes`)); name != "Living Room TV" ||
 		code != userCode || !strings.Contains(scopes, "workitems:read") && !strings.Contains(scopes, "work items") {
 		t.Fatalf("the confirmation page names %q, code %q, scopes %q", name, code, scopes)
