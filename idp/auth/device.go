@@ -235,8 +235,6 @@ const (
 
 func (g deviceCodeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
 	switch {
-	case r.Client.Empty(): // a client_id, or a private_key_jwt assertion that names it
-		return Tokens{}, ErrInvalidClient
 	case r.Params.Get("device_code") == "":
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "device_code is required")
 	case len(r.Params["device_code"]) > 1:

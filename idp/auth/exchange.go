@@ -30,9 +30,6 @@ type tokenExchangeGrant struct{ *Grants }
 func (tokenExchangeGrant) Type() string { return identity.GrantTokenExchange }
 
 func (g tokenExchangeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
-	if r.Client.Empty() { // a client_id, or a private_key_jwt assertion that names it
-		return Tokens{}, ErrInvalidClient
-	}
 	c, err := g.tokenClient(ctx, r.Client)
 	if err != nil {
 		return Tokens{}, err

@@ -57,6 +57,11 @@ func (g *Grants) Token(ctx context.Context, grantType string, r TokenRequest) (T
 	if !ok {
 		return Tokens{}, grantError(oidc.ErrUnsupportedGrantType, "this grant_type is not supported: discovery's grant_types_supported lists those that are")
 	}
+	// A request naming no client at all (no client_id, secret or assertion) is invalid_client
+	// before any parameter is read, for every grant but those that may go without one.
+	if _, optional := t.(clientOptional); !optional && r.Client.Empty() {
+		return Tokens{}, ErrInvalidClient
+	}
 	return t.Token(ctx, r)
 }
 
@@ -68,8 +73,6 @@ func (authorizationCodeGrant) Type() string { return identity.GrantAuthorization
 
 func (g authorizationCodeGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
 	switch {
-	case r.Client.ID == "" && r.Client.Assertion == "":
-		return Tokens{}, ErrInvalidClient
 	case r.Params.Get("code") == "":
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "code is required")
 	case r.Params.Get("redirect_uri") == "":
@@ -90,6 +93,12 @@ type refreshTokenGrant struct{ *Grants }
 
 func (refreshTokenGrant) Type() string { return identity.GrantRefreshToken }
 
+// clientOptional is a grant a request may make without naming a client: the first-party
+// client's refresh families need no client authentication.
+type clientOptional interface{ clientOptional() }
+
+func (refreshTokenGrant) clientOptional() {}
+
 func (g refreshTokenGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
 	if r.Params.Get("refresh_token") == "" {
 		return Tokens{}, grantError(oidc.ErrInvalidRequest, "refresh_token is required")
@@ -108,9 +117,6 @@ type clientCredentialsGrant struct{ *Grants }
 func (clientCredentialsGrant) Type() string { return identity.GrantClientCredentials }
 
 func (g clientCredentialsGrant) Token(ctx context.Context, r TokenRequest) (Tokens, error) {
-	if r.Client.Empty() {
-		return Tokens{}, ErrInvalidClient
-	}
 	t, err := g.clientCredentials(ctx, r.Client, r.Params.Get("scope"), r.Params.Get("resource"))
 	switch {
 	case errors.Is(err, ErrUnauthorizedClient):
