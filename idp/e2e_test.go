@@ -509,21 +509,17 @@ func TestConfiguration(t *testing.T) {
 	}
 }
 
-// Past --hash-queue logins waiting for a slot, one more is a 503 with Retry-After at once,
-// although --hash-wait would let it wait long enough to succeed (and without the bound, every
-// login here does): a burst does not hold a request per login.
-func TestLoginQueueBounded(t *testing.T) {
-	p := startIDP(t, t.TempDir(), "--hash-concurrency", "1", "--hash-wait", "60s", "--hash-queue", "2", "--rate-limit", "0", "--throttle-failures", "0")
-	signup(t, p.URL, "kurt", "correct-horse-9")
+// burstLogins sends n logins of user at once to /auth and counts the answers by status; a 503
+// without Retry-After is an error of the test.
+func burstLogins(t *testing.T, base, user, pw string, n int) map[int]int {
+	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[int]int{}
-	for range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b, _ := json.Marshal(map[string]string{"username": "kurt", "password": "correct-horse-9"})
-			resp, err := http.Post(p.URL+"/auth", "application/json", bytes.NewReader(b))
+	for range n {
+		wg.Go(func() {
+			b, _ := json.Marshal(map[string]string{"username": user, "password": pw})
+			resp, err := http.Post(base+"/auth", "application/json", bytes.NewReader(b))
 			if err != nil {
 				t.Error(err)
 				return
@@ -536,10 +532,19 @@ func TestLoginQueueBounded(t *testing.T) {
 			mu.Lock()
 			counts[resp.StatusCode]++
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	if counts[200] == 0 || counts[503] == 0 || counts[200]+counts[503] != 40 {
+	return counts
+}
+
+// Past --hash-queue logins waiting for a slot, one more is a 503 with Retry-After at once,
+// although --hash-wait would let it wait long enough to succeed (and without the bound, every
+// login here does): a burst does not hold a request per login.
+func TestLoginQueueBounded(t *testing.T) {
+	p := startIDP(t, t.TempDir(), "--hash-concurrency", "1", "--hash-wait", "60s", "--hash-queue", "2", "--rate-limit", "0", "--throttle-failures", "0")
+	signup(t, p.URL, "kurt", "correct-horse-9")
+	if counts := burstLogins(t, p.URL, "kurt", "correct-horse-9", 40); counts[200] == 0 || counts[503] == 0 || counts[200]+counts[503] != 40 {
 		t.Fatalf("answers %v: want some 200, some 503 (the queue's bound), nothing else", counts)
 	}
 }
@@ -549,31 +554,7 @@ func TestLoginQueueBounded(t *testing.T) {
 func TestConcurrentLoginsBoundedAnswers(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--hash-concurrency", "2", "--hash-wait", "200ms", "--rate-limit", "0", "--throttle-failures", "0")
 	signup(t, p.URL, "judy", "correct-horse-9")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counts := map[int]int{}
-	for range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b, _ := json.Marshal(map[string]string{"username": "judy", "password": "correct-horse-9"})
-			resp, err := http.Post(p.URL+"/auth", "application/json", bytes.NewReader(b))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
-				t.Error("503 without Retry-After")
-			}
-			mu.Lock()
-			counts[resp.StatusCode]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if counts[200] == 0 || counts[200]+counts[503] != 200 {
+	if counts := burstLogins(t, p.URL, "judy", "correct-horse-9", 200); counts[200] == 0 || counts[200]+counts[503] != 200 {
 		t.Fatalf("answers %v: want only 200 and 503, some 200", counts)
 	}
 }
