@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -177,31 +176,10 @@ func testUpdateAuthRequest(t *testing.T, s Store) {
 
 func testConcurrentAnswerOneWinner(t *testing.T, s Store) {
 	create(t, s.CreateAuthRequest, authRequest("r1", "grafana"))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, refused := 0, 0
-	for i := range 20 {
-		wg.Go(func() {
-			_, err := s.UpdateAuthRequest(ctx, "r1", func(r identity.AuthRequest) (identity.AuthRequest, error) {
-				time.Sleep(2 * time.Millisecond) // so that answers without a lock would overlap
-				return answer(r)
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, errAnswered):
-				refused++
-			default:
-				t.Errorf("answer %d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	if won != 1 || refused != 19 {
-		t.Fatalf("%d answers and %d refusals, want 1 and 19", won, refused)
-	}
+	oneWinner(t, "answer", 20, errAnswered, func(_ int, slow func(func(identity.AuthRequest) (identity.AuthRequest, error)) func(identity.AuthRequest) (identity.AuthRequest, error)) error {
+		_, err := s.UpdateAuthRequest(ctx, "r1", slow(answer))
+		return err
+	})
 }
 
 func testDeleteDeadAuthRequests(t *testing.T, s Store) {

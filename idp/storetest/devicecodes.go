@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -154,32 +153,10 @@ func testUpdateDeviceCode(t *testing.T, s Store) {
 
 func testConcurrentApproveOneWinner(t *testing.T, s Store) {
 	create(t, s.CreateDeviceCode, deviceCode("d1", "BCDFGHJK", "tv"))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins, refused := 0, 0
-	for i := range 10 {
-		wg.Go(func() {
-			user := "u" + string(rune('0'+i))
-			_, err := s.UpdateDeviceCode(ctx, "d1", func(d identity.DeviceCode) (identity.DeviceCode, error) {
-				time.Sleep(2 * time.Millisecond) // so that updates without a lock would overlap
-				return approve(user)(d)
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, errDeviceAnswered):
-				refused++
-			default:
-				t.Errorf("approval %d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins != 1 || refused != 9 {
-		t.Fatalf("%d approvals and %d refusals, want 1 and 9", wins, refused)
-	}
+	oneWinner(t, "approval", 10, errDeviceAnswered, func(i int, slow func(func(identity.DeviceCode) (identity.DeviceCode, error)) func(identity.DeviceCode) (identity.DeviceCode, error)) error {
+		_, err := s.UpdateDeviceCode(ctx, "d1", slow(approve("u"+string(rune('0'+i)))))
+		return err
+	})
 }
 
 func testDeleteDeadDeviceCodes(t *testing.T, s Store) {

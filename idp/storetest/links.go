@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -167,31 +166,10 @@ func testUseLink(t *testing.T, s Store) {
 // Of many uses of one link at once, exactly one wins: the link is decided in the transaction.
 func testConcurrentUseLinkOneWinner(t *testing.T, s Store) {
 	create(t, s.CreateLink, link("l1", identity.LinkResetPassword))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, refused := 0, 0
-	for i := range 20 {
-		wg.Go(func() {
-			_, err := s.UseLink(ctx, "h-l1", func(l identity.Link) (identity.Link, error) {
-				time.Sleep(2 * time.Millisecond) // so that uses without a lock would overlap
-				return use(t0)(l)
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, errSpent):
-				refused++
-			default:
-				t.Errorf("use %d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	if won != 1 || refused != 19 {
-		t.Errorf("%d uses won and %d were refused, want 1 and 19", won, refused)
-	}
+	oneWinner(t, "use", 20, errSpent, func(_ int, slow func(func(identity.Link) (identity.Link, error)) func(identity.Link) (identity.Link, error)) error {
+		_, err := s.UseLink(ctx, "h-l1", slow(use(t0)))
+		return err
+	})
 }
 
 func testDeleteLinks(t *testing.T, s Store) {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,4 +298,39 @@ func keys(t *testing.T, s Store) []identity.SigningKey {
 		t.Fatal("Keys = nil, want a list")
 	}
 	return k
+}
+
+// oneWinner runs n tries of one change at once, each through an updater that takes a while
+// between its read and its write (so that updates without the store's lock would overlap),
+// and wants exactly one to win and the others refused with refusal.
+func oneWinner[T any](t *testing.T, what string, n int, refusal error, update func(i int, slow func(func(T) (T, error)) func(T) (T, error)) error) {
+	t.Helper()
+	slow := func(fn func(T) (T, error)) func(T) (T, error) {
+		return func(v T) (T, error) {
+			time.Sleep(2 * time.Millisecond)
+			return fn(v)
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, refused := 0, 0
+	for i := range n {
+		wg.Go(func() {
+			err := update(i, slow)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, refusal):
+				refused++
+			default:
+				t.Errorf("%s %d: %v", what, i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if won != 1 || refused != n-1 {
+		t.Fatalf("%d %ss won and %d were refused, want 1 and %d", won, what, refused, n-1)
+	}
 }
