@@ -38,8 +38,9 @@ var ErrLinkTicket = apperr.Errorf(apperr.EINVALID, "This sign-in has expired: st
 var ErrSecondFactorRequired = apperr.Errorf(apperr.EFORBIDDEN,
 	"This sign-in requires a second factor here: add an authenticator app to your account, or ask an administrator")
 
-// ErrAlreadyLinked: the local account is linked to another identity of the same connector.
-var ErrAlreadyLinked = apperr.Errorf(apperr.ECONFLICT, "This account is linked to another identity of that provider already")
+// ErrAlreadyLinked: the local account is linked to another identity of the same connector (the
+// store decides it, in the link's transaction).
+var ErrAlreadyLinked = identity.ErrConnectorLinked
 
 // LinkNeeded is Federated's error when the person must link a local account: Ticket is an
 // opaque, short-lived, tamper-proof value naming the upstream identity, for LinkExisting;
@@ -276,13 +277,6 @@ func (s *SignIn) LinkExisting(ctx context.Context, ticket string, c Credentials)
 	a, err := s.Authenticate(ctx, c)
 	if err != nil {
 		return Authentication{}, err
-	}
-	linked, err := s.Federations.UserFederations(ctx, a.User.ID)
-	if err != nil {
-		return Authentication{}, err
-	}
-	if slices.ContainsFunc(linked, func(f identity.Federation) bool { return f.Connector == id.Connector }) {
-		return Authentication{}, ErrAlreadyLinked
 	}
 	now := s.Now().UTC()
 	f := identity.Federation{Connector: id.Connector, Subject: id.Subject, UserID: a.User.ID, CreatedAt: now, CheckedAt: now}

@@ -2,6 +2,7 @@ package boltdb
 
 import (
 	"context"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -55,6 +56,18 @@ func (s *DB) CreateFederatedUser(ctx context.Context, u identity.User, f identit
 // createFederation stores f under its key and indexes it under its user.
 func createFederation(tx *bolt.Tx, f identity.Federation) error {
 	k := federationKey(f.Connector, f.Subject)
+	if _, err := federations.get(tx, k); err == nil {
+		return identity.ErrFederationTaken // the subject's link is the first word, as in PostgreSQL
+	}
+	mine, err := members(tx.Bucket(bucketUserFeds), f.UserID)
+	if err != nil {
+		return err
+	}
+	for _, m := range mine {
+		if strings.HasPrefix(m, f.Connector+"\x00") {
+			return identity.ErrConnectorLinked
+		}
+	}
 	if err := federations.create(tx, k, f); err != nil {
 		return err
 	}

@@ -67,6 +67,9 @@ var (
 	ErrNoFederation = apperr.Errorf(apperr.ENOTFOUND, "No account is linked to that upstream identity")
 	// ErrFederationTaken: the upstream subject is linked to a user already. ECONFLICT.
 	ErrFederationTaken = apperr.Errorf(apperr.ECONFLICT, "That upstream identity is linked to an account already")
+	// ErrConnectorLinked: the user is linked to another subject of the connector already: one
+	// link per user and connector. ECONFLICT.
+	ErrConnectorLinked = apperr.Errorf(apperr.ECONFLICT, "This account is linked to another identity of that provider already")
 )
 
 // FederationStore keeps the links between local users and upstream identities. Deleting a user
@@ -74,7 +77,8 @@ var (
 type FederationStore interface {
 	// CreateFederation links f.UserID to (f.Connector, f.Subject), the user read in the same
 	// transaction. EINVALID when f breaks Validate; ENOTFOUND when there is no such user;
-	// ErrFederationTaken (ECONFLICT) when the subject is linked already.
+	// ErrFederationTaken (ECONFLICT) when the subject is linked already; ErrConnectorLinked
+	// (ECONFLICT) when the user has a link of f.Connector already (decided in that transaction).
 	CreateFederation(ctx context.Context, f Federation) error
 	// CreateFederatedUser creates u and links it to f (f.UserID is u.ID) in one transaction:
 	// CreateUser's errors, or ErrFederationTaken with nothing created.

@@ -44,6 +44,9 @@ func insertFederation(ctx context.Context, tx pgx.Tx, f identity.Federation) err
 	if pgdb.ForeignKeyViolation(err) {
 		return errNoUser // deleted since it was read
 	}
+	if c, ok := pgdb.UniqueViolation(err); ok && c == "federations_user_idx" {
+		return identity.ErrConnectorLinked
+	}
 	if err != nil {
 		return err
 	}

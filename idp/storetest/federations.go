@@ -118,6 +118,12 @@ func testCreateFederationRefusals(t *testing.T, s Store) {
 	equal(t, "the first link after the refusals", getFederation(t, s, "company", "sub-1"), linked)
 	equal(t, "the refused user's links", listed(t, s.UserFederations, "u2"), []identity.Federation{})
 
+	// One link per user and connector: u1 has company's sub-1, so not sub-4 as well; another
+	// connector's is fine.
+	wantIs(t, "CreateFederation of a second subject of one connector", s.CreateFederation(ctx, federation("company", "sub-4", "u1")), identity.ErrConnectorLinked)
+	noFederation(t, s, "after a second link of one connector", "company", "sub-4")
+	create(t, s.CreateFederation, federation("other", "sub-4", "u1"))
+
 	// A deleted user is no user: their id is never linked.
 	check(t, s.DeleteUser(ctx, "u3"))
 	wantCode(t, "CreateFederation for a deleted user", s.CreateFederation(ctx, federation("company", "sub-3", "u3")), apperr.ENOTFOUND)
@@ -283,8 +289,9 @@ func testDeleteUserFederations(t *testing.T, s Store) {
 	equal(t, "the deleted user's links", listed(t, s.UserFederations, "u1"), []identity.Federation{})
 	equal(t, "another user's links", listed(t, s.UserFederations, "u2"), []identity.Federation{federation("company", "sub-2", "u2")})
 	// The person may be linked again, to another account.
-	create(t, s.CreateFederation, federation("company", "sub-1", "u2"))
-	equal(t, "the subject linked again", getFederation(t, s, "company", "sub-1"), federation("company", "sub-1", "u2"))
+	users(t, s, "u3")
+	create(t, s.CreateFederation, federation("company", "sub-1", "u3"))
+	equal(t, "the subject linked again", getFederation(t, s, "company", "sub-1"), federation("company", "sub-1", "u3"))
 }
 
 // testIDPRoundTrip: sessions, families and codes keep the connector a sign-in went through,

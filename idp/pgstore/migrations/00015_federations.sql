@@ -12,7 +12,8 @@ CREATE TABLE federations (
     checked_at timestamptz,                            -- NULL until the upstream is asked again
     PRIMARY KEY (connector, subject)
 );
-CREATE INDEX federations_user_idx ON federations (user_id, connector, subject);
+-- One link per user and connector: two replicas linking a user at once cannot both succeed.
+CREATE UNIQUE INDEX federations_user_idx ON federations (user_id, connector);
 
 -- The connector a sign-in went through, for the ID token's idp claim: '' for a local account.
 ALTER TABLE sessions ADD COLUMN idp text NOT NULL DEFAULT '';
