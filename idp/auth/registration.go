@@ -136,9 +136,6 @@ func (s *core) registrable(c identity.Client, open bool) (identity.Client, error
 		if err := identity.ValidateRedirectURI(u); err != nil {
 			return c, &MetadataError{Code: "invalid_redirect_uri", Description: apperr.Message(err)}
 		}
-		if open && !loopbackOrHTTPS(u) {
-			return c, &MetadataError{Code: "invalid_redirect_uri", Description: "Open registration takes only https or loopback http redirect URIs"}
-		}
 	}
 	offered := s.offeredScopes()
 	if len(c.Scopes) == 0 {
@@ -157,19 +154,6 @@ func (s *core) registrable(c identity.Client, open bool) (identity.Client, error
 	}
 	c.Scopes = once
 	return c, nil
-}
-
-// loopbackOrHTTPS reports whether u is https, or http to a loopback address or localhost.
-func loopbackOrHTTPS(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
-	}
-	if u.Scheme == "https" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return u.Scheme == "http" && ((ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost")
 }
 
 // publicHTTPS reports whether u is https to a host that is not localhost nor an address of a

@@ -15,6 +15,7 @@ import (
 	"jwtidp/idp/auth"
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/jwtauth"
 	"jwtidp/shared/web"
 )
 
@@ -113,13 +114,11 @@ func readMetadata(w http.ResponseWriter, r *http.Request) (identity.Client, bool
 	return c, true
 }
 
-// bearerOf is the token of an Authorization: Bearer header ("" for none).
+// bearerOf is the token of "Authorization: Bearer <t>" ("" for none): an initial access token
+// or a registration access token, read as the IdP reads every bearer token (its length bounded).
 func bearerOf(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
+	tok, _ := jwtauth.TokenFromHeader(r)
+	return tok
 }
 
 // registrationFailure answers err: RFC 7591 §3.2.2's 400 for metadata, RFC 6750's 401 for a
