@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,8 +133,11 @@ func (s *core) clientKey(ctx context.Context, c identity.Client, kid, alg string
 			s.Logger.WarnContext(ctx, "client jwks_uri", "client_id", c.ID, "err", err)
 			return nil, errKeysUnavailable
 		}
-	} else if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
-		return nil, fmt.Errorf("the registered jwks cannot be read")
+	} else {
+		var err error
+		if set, err = s.ClientKeys.Registered(c.JWKS); err != nil {
+			return nil, err
+		}
 	}
 	var keys []jwt.VerificationKey
 	for _, k := range set.Keys {
@@ -173,6 +177,33 @@ type ClientKeys struct {
 
 	mu   sync.Mutex
 	sets map[string]*cachedKeys
+	// registered are clients' registered jwks documents as parsed, by the SHA-256 of their
+	// text: read once, not at every assertion (a changed registration is another text).
+	registered map[[32]byte]jose.JSONWebKeySet
+}
+
+// maxRegisteredSets bounds the parsed registered documents kept; past it the cache starts over.
+const maxRegisteredSets = 1024
+
+// Registered returns the key set of a registered jwks document, parsed once.
+func (k *ClientKeys) Registered(doc string) (jose.JSONWebKeySet, error) {
+	h := sha256.Sum256([]byte(doc))
+	k.mu.Lock()
+	set, ok := k.registered[h]
+	k.mu.Unlock()
+	if ok {
+		return set, nil
+	}
+	if err := json.Unmarshal([]byte(doc), &set); err != nil {
+		return jose.JSONWebKeySet{}, fmt.Errorf("the registered jwks cannot be read")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.registered == nil || len(k.registered) >= maxRegisteredSets {
+		k.registered = map[[32]byte]jose.JSONWebKeySet{}
+	}
+	k.registered[h] = set
+	return set, nil
 }
 
 type cachedKeys struct {

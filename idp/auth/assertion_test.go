@@ -84,3 +84,23 @@ func TestClientKeys(t *testing.T) {
 		t.Fatal("a server slower than Timeout answered")
 	}
 }
+
+// A registered jwks is parsed once and then served from the cache; a document that is not a
+// JWKS is refused, and a changed document is parsed anew.
+func TestClientKeysRegistered(t *testing.T) {
+	k := NewClientKeys(time.Now)
+	doc := `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1"}]}`
+	a, err := k.Registered(doc)
+	if err != nil || len(a.Keys) != 1 || a.Keys[0].KeyID != "k1" {
+		t.Fatalf("first read: %+v, %v", a, err)
+	}
+	if len(k.registered) != 1 {
+		t.Fatalf("%d documents cached, want 1", len(k.registered))
+	}
+	if b, err := k.Registered(doc); err != nil || len(b.Keys) != 1 || len(k.registered) != 1 {
+		t.Fatalf("second read: %+v, %v, %d cached", b, err, len(k.registered))
+	}
+	if _, err := k.Registered(`{"keys":`); err == nil {
+		t.Fatal("a broken document was read")
+	}
+}
