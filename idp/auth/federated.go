@@ -57,6 +57,9 @@ const LinkTicketTTL = 10 * time.Minute
 // maxUpstreamGroups bounds the groups one sign-in may sync: each is a write.
 const maxUpstreamGroups = 100
 
+// errCheckedMeanwhile: another refresh claimed the directory check since the link was read.
+var errCheckedMeanwhile = errors.New("checked meanwhile")
+
 // upstreamCheckEvery is how often the refresh grant asks a directory about a user (API.md: at
 // most once a minute).
 const upstreamCheckEvery = time.Minute
@@ -368,6 +371,22 @@ func (s *core) CheckUpstream(ctx context.Context, userID string) error {
 		if !ok || now.Sub(f.CheckedAt) < upstreamCheckEvery {
 			continue
 		}
+		// The check is claimed in the store first: of the replicas refreshing this user at
+		// once, only the one that moves CheckedAt on asks the directory (a failure too waits
+		// the minute out, rather than being asked at every refresh while it is down).
+		_, err := s.Federations.UpdateFederation(ctx, f.Connector, f.Subject, func(cur identity.Federation) (identity.Federation, error) {
+			if now.Sub(cur.CheckedAt) < upstreamCheckEvery {
+				return cur, errCheckedMeanwhile
+			}
+			cur.CheckedAt = now.UTC()
+			return cur, nil
+		})
+		switch {
+		case errors.Is(err, errCheckedMeanwhile):
+			continue
+		case err != nil:
+			return err
+		}
 		id, err := dir.Refresh(ctx, upstream.Identity{Connector: f.Connector, Subject: f.Subject})
 		s.Statuses.Record(f.Connector, now, err)
 		switch {
@@ -375,15 +394,7 @@ func (s *core) CheckUpstream(ctx context.Context, userID string) error {
 			s.Logger.InfoContext(ctx, "refresh refused: gone from the directory", "connector", f.Connector, "sub", userID)
 			return err
 		case err != nil:
-			// Asked again a minute from now, not at every refresh while it is down.
 			s.Logger.WarnContext(ctx, "directory not asked at refresh", "connector", f.Connector, "sub", userID, "err", err)
-			_, err := s.Federations.UpdateFederation(ctx, f.Connector, f.Subject, func(cur identity.Federation) (identity.Federation, error) {
-				cur.CheckedAt = now.UTC()
-				return cur, nil
-			})
-			if err != nil {
-				return err
-			}
 			continue
 		}
 		if err := s.syncGroups(ctx, f, s.Connectors[f.Connector].Groups.Apply(id.Groups)); err != nil {

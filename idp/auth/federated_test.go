@@ -301,3 +301,43 @@ func TestLinkExistingTellsTheOwner(t *testing.T) {
 		t.Fatalf("the owner's mail: %+v, %v; want the link's notice", m, err)
 	}
 }
+
+// staleLinks is a federation store whose UserFederations answers an earlier copy: what one
+// replica read before another one checked the directory.
+type staleLinks struct {
+	identity.FederationStore
+	copy []identity.Federation
+}
+
+func (s staleLinks) UserFederations(context.Context, string) ([]identity.Federation, error) {
+	return s.copy, nil
+}
+
+// The directory check is claimed in the store: a replica holding a copy read before another
+// replica checked the user does not ask the directory again within the minute.
+func TestRefreshCheckClaimedInTheStore(t *testing.T) {
+	svc, c, dir := newFederated(t)
+	ctx := context.Background()
+	id := upstream.Identity{Subject: "uid=finn,ou=people", Username: "finn"}
+	dir.people[id.Subject] = id
+	a, err := svc.Federated(ctx, "dir", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.add(2 * time.Minute)
+	before, err := svc.Federations.UserFederations(ctx, a.User.ID)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("links: %v %v", before, err)
+	}
+	// Another replica checks now.
+	if _, err := svc.Federations.UpdateFederation(ctx, "dir", id.Subject, func(f identity.Federation) (identity.Federation, error) {
+		f.CheckedAt = c.now().UTC()
+		return f, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Federations = staleLinks{svc.Federations, before}
+	if err := svc.CheckUpstream(ctx, a.User.ID); err != nil || dir.asked != 0 {
+		t.Fatalf("check from a stale copy: %v, directory asked %d times, want 0", err, dir.asked)
+	}
+}
