@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -538,5 +539,32 @@ func TestDeviceAndRefreshWithOpenIDClient(t *testing.T) {
 		if !strings.Contains(output(), want) {
 			t.Fatalf("openid-client did not say %q:\n%s", want, output())
 		}
+	}
+}
+
+// RFC 8707 at /device/authorize (API.md's resource row): a resource the IdP knows becomes the
+// access token's one audience; any other is invalid_target before a code is made.
+func TestDeviceResource(t *testing.T) {
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	p := startDevice(t, clk, "--audience", "workitems,reports")
+	oauthErr(t, "an unknown resource", deviceAuthorize(t, p.URL, url.Values{"client_id": {"tv"}, "scope": {"workitems:read"}, "resource": {"https://elsewhere.example/"}}, "", ""), 400, "invalid_target", "")
+	a := deviceAuthorize(t, p.URL, url.Values{"client_id": {"tv"}, "scope": {"workitems:read"}, "resource": {"reports"}}, "", "")
+	if a.status != 200 {
+		t.Fatalf("device authorization: %d %s", a.status, a.body)
+	}
+	m := a.json(t)
+	proctest.Secret(m["device_code"].(string))
+	if pg := answerDevice(t, person(t), m["verification_uri_complete"].(string), "approve"); pg.status != 200 {
+		t.Fatalf("approving: %d %s", pg.status, pg.body)
+	}
+	clk.Advance(5 * time.Second)
+	poll := tokenCall(t, p.URL, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {m["device_code"].(string)}, "client_id": {"tv"}}, "", "")
+	if poll.status != 200 {
+		t.Fatalf("the poll: %d %s", poll.status, poll.body)
+	}
+	at := poll.json(t)["access_token"].(string)
+	proctest.Secret(at)
+	if aud := payload(t, at)["aud"]; fmt.Sprint(aud) != "[reports]" {
+		t.Fatalf("the token's aud = %v, want [reports]", aud)
 	}
 }
