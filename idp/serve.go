@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -560,9 +559,10 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	r.Go(func(ctx context.Context) { sessions.CollectGarbage(ctx, time.Hour) })
 	r.Go(live.Run)
 	r.Go(func(context.Context) {
-		// The start-up hash's 19 MiB is garbage once made: hand it back, so an idle IdP is small.
+		// The start-up hash's 19 MiB is not needed once it is made: hand it back, so an idle IdP
+		// is small.
 		hasher.Warm()
-		debug.FreeOSMemory()
+		hasher.ReleaseMemory()
 	})
 
 	kid := km.CurrentKID()

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -18,8 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/argon2"
-
+	"jwtidp/idp/password/internal/argon2"
 	"jwtidp/shared/apperr"
 )
 
@@ -63,16 +63,18 @@ const DefaultIdleDelay = time.Second
 
 // Hasher hashes and verifies passwords with at most a fixed number of hashes at once.
 //
-// Each hash allocates its memory parameter (19 MiB by default) afresh; the garbage collector would
-// keep that memory, unused, for minutes once logins stop. So when the last running hash ends and
-// none starts within IdleDelay, the Hasher runs debug.FreeOSMemory once: a burst of logins is
-// one quiet period, not one per login, and no hash runs while it does (one that would start waits
-// for it, a few milliseconds).
+// Each hash works in its memory parameter (19 MiB by default), mapped outside the Go heap and kept
+// for the next hash (at most one per slot, and the start-up hash's), so a burst of logins holds
+// that memory once per slot instead of a fresh copy per login left to the garbage collector. When
+// the last running hash ends and none starts within IdleDelay, the Hasher unmaps the kept memory
+// and runs debug.FreeOSMemory once (for what the requests themselves left): a burst of logins is
+// one quiet period, not one per login.
 //
 // The exported fields are set before the Hasher is first used.
 type Hasher struct {
 	params  Params
 	slots   chan struct{}
+	memory  chan *argon2.Memory // kept for the next hash: at most one per slot
 	wait    time.Duration
 	random  io.Reader
 	dummy   func() string              // ready once the start-up hash is done
@@ -98,7 +100,7 @@ type Hasher struct {
 	idleGen   uint64     // changes as a hash starts and as memory is handed back: a stale timer sees it
 	stopIdle  func() bool
 	afterFunc func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests fake it
-	freeOS    func()                                         // debug.FreeOSMemory; tests count it
+	freeOS    func()                                         // freeOSMemory; tests count it
 	onVerify  func()                                         // called as Verify hashes, for tests
 }
 
@@ -115,8 +117,8 @@ func NewHasher(p Params, slots int, wait time.Duration, random io.Reader) (*Hash
 	if slots < 1 {
 		return nil, fmt.Errorf("hash concurrency must be at least 1")
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, slots), wait: wait, random: random,
-		IdleDelay: DefaultIdleDelay, afterFunc: afterFunc, freeOS: debug.FreeOSMemory}
+	h := &Hasher{params: p, slots: make(chan struct{}, slots), memory: make(chan *argon2.Memory, slots), wait: wait, random: random,
+		IdleDelay: DefaultIdleDelay, afterFunc: afterFunc, freeOS: freeOSMemory}
 	var pw [16]byte
 	if _, err := io.ReadFull(random, pw[:]); err != nil {
 		return nil, err
@@ -184,6 +186,15 @@ func (h *Hasher) acquired(start time.Time) func() {
 	}
 }
 
+// freeOSMemory collects twice before handing the free heap back: what the requests of a burst
+// left in sync.Pools (net/http's buffers among them) survives one collection in the pools' victim
+// cache, and would otherwise be freed only at a later collection and returned to the OS over
+// minutes by the background scavenger.
+func freeOSMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
 func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
 // begin counts a hash that starts, and disarms the idle timer. It waits while idle frees memory.
@@ -226,11 +237,26 @@ func (h *Hasher) idle(gen uint64) {
 	h.hashed = false
 	h.mu.Unlock()
 	// Outside the lock: a forced collection takes milliseconds, and a login arriving meanwhile
-	// must not wait for it (its hash simply allocates afresh).
-	h.freeOS()
+	// must not wait for it (its hash simply maps memory afresh).
+	h.ReleaseMemory()
 	if h.OnIdle != nil {
 		h.OnIdle()
 	}
+}
+
+// ReleaseMemory hands back to the OS the hashes' kept memory and, through a forced collection,
+// what the Go heap no longer uses. A hash running meanwhile is not disturbed: it holds its own.
+func (h *Hasher) ReleaseMemory() {
+	for {
+		select {
+		case m := <-h.memory:
+			m.Release()
+			continue
+		default:
+		}
+		break
+	}
+	h.freeOS()
 }
 
 // Hash returns the PHC string of password's NFKC form under the configured parameters.
@@ -250,8 +276,26 @@ func (h *Hasher) hash(password string) (string, error) {
 	if _, err := io.ReadFull(h.random, salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, keyLen)
+	key := h.idKey([]byte(password), salt, h.params, keyLen)
 	return encode(h.params, salt, key), nil
+}
+
+// idKey is argon2id in a kept memory, or a new one when none is free; the memory is kept again
+// afterwards unless every slot's is already kept.
+func (h *Hasher) idKey(password, salt []byte, p Params, keyLen uint32) []byte {
+	var m *argon2.Memory
+	select {
+	case m = <-h.memory:
+	default:
+		m = new(argon2.Memory)
+	}
+	key := argon2.IDKey(m, password, salt, p.Time, p.Memory, p.Threads, keyLen)
+	select {
+	case h.memory <- m:
+	default:
+		m.Release()
+	}
+	return key
 }
 
 // Verify reports whether password matches encoded, and whether encoded should be replaced by
@@ -280,7 +324,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, reha
 		if h.onVerify != nil {
 			h.onVerify()
 		}
-		got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+		got := h.idKey([]byte(pw), salt, p, uint32(len(want)))
 		return subtle.ConstantTimeCompare(got, want) == 1
 	}
 	nfkc := normalize(password)

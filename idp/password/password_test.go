@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"jwtidp/idp/password/internal/argon2"
 	"jwtidp/shared/apperr"
 )
 
@@ -417,8 +418,28 @@ func heapHeld() (held, free uint64) {
 	return held, s[2].Value.Uint64()
 }
 
-// After a few logins at the default cost (19 MiB each), the heap goes back to the OS once the
-// hashing is quiet, instead of staying held for minutes.
+// kept is how many hash memories the Hasher keeps now, and their bytes.
+func kept(h *Hasher) (n, bytes int) {
+	var ms []*argon2.Memory
+	for {
+		select {
+		case m := <-h.memory:
+			ms = append(ms, m)
+			continue
+		default:
+		}
+		break
+	}
+	for _, m := range ms {
+		bytes += m.Size()
+		h.memory <- m
+	}
+	return len(ms), bytes
+}
+
+// Logins at the default cost (19 MiB each) work in memory kept outside the Go heap, at most one
+// per slot, whatever the number of hashes; the heap does not grow by a hash's memory per login,
+// and once the hashing is quiet the kept memory and the heap go back to the OS.
 func TestIdleReturnsMemory(t *testing.T) {
 	h := newHasher(t, DefaultParams, 2, time.Minute)
 	timers := &fakeTimers{}
@@ -426,6 +447,12 @@ func TestIdleReturnsMemory(t *testing.T) {
 	idle := make(chan struct{})
 	h.OnIdle = func() { close(idle) }
 	h.Warm()
+	h.ReleaseMemory() // as cmd serve does after the start-up hash
+	if n, _ := kept(h); n != 0 {
+		t.Fatalf("%d memories kept after ReleaseMemory", n)
+	}
+	runtime.GC()
+	before, _ := heapHeld()
 
 	enc, err := h.Hash(context.Background(), "first-password")
 	if err != nil {
@@ -441,11 +468,21 @@ func TestIdleReturnsMemory(t *testing.T) {
 	}
 	wg.Wait()
 	peak, _ := heapHeld()
+	n, bytes := kept(h)
+	t.Logf("8 hashes: heap held %.1f MiB before, %.1f MiB after; %d memories kept, %.1f MiB", mib(before), mib(peak), n, mib(uint64(bytes)))
+	if n < 1 || n > 2 || bytes > 2*19*(1<<20)+(1<<20) {
+		t.Fatalf("%d memories kept (%.1f MiB) for 2 slots; want 1 or 2 of 19 MiB", n, mib(uint64(bytes)))
+	}
+	if grown := int64(peak) - int64(before); grown > 8<<20 {
+		t.Fatalf("the heap grew by %.1f MiB over 8 hashes: their memory is on the heap", float64(grown)/(1<<20))
+	}
 	go timers.last()() // as the timer would, on its own goroutine
 	<-idle
 	held, free := heapHeld()
-	t.Logf("heap held from the OS: %.1f MiB after 8 hashes, %.1f MiB once idle (%.1f MiB of it free pages)",
-		mib(peak), mib(held), mib(free))
+	t.Logf("once idle: heap held %.1f MiB (%.1f MiB of it free pages)", mib(held), mib(free))
+	if n, _ := kept(h); n != 0 {
+		t.Fatalf("%d memories still kept once idle", n)
+	}
 	if held > 8<<20 {
 		t.Fatalf("heap held once idle = %.1f MiB (free pages %.1f MiB); want < 8 MiB", mib(held), mib(free))
 	}
