@@ -510,7 +510,7 @@ func TestConfiguration(t *testing.T) {
 }
 
 // burstLogins sends n logins of user at once to /auth and counts the answers by status; a 503
-// without Retry-After is an error of the test.
+// without Retry-After, or that keeps the connection open, is an error of the test.
 func burstLogins(t *testing.T, base, user, pw string, n int) map[int]int {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -528,6 +528,9 @@ func burstLogins(t *testing.T, base, user, pw string, n int) map[int]int {
 			resp.Body.Close()
 			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
+			}
+			if resp.StatusCode == 503 && !resp.Close {
+				t.Error("503 without Connection: close: a refused client keeps its connection through the burst")
 			}
 			mu.Lock()
 			counts[resp.StatusCode]++

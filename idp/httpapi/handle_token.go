@@ -116,6 +116,9 @@ func tokenFailure(w http.ResponseWriter, r *http.Request, logger *slog.Logger, w
 	switch apperr.Code(err) {
 	case apperr.EUNAVAILABLE, apperr.ETHROTTLED:
 		web.SetRetryAfter(w, apperr.RetryAfter(err))
+		if apperr.Code(err) == apperr.EUNAVAILABLE {
+			web.ShedConnection(w)
+		}
 		writeOAuthError(w, web.Status(apperr.Code(err)), "temporarily_unavailable", apperr.Message(err))
 	default:
 		logger.ErrorContext(r.Context(), what, "err", err)

@@ -72,6 +72,7 @@ func pageError(w http.ResponseWriter, err error) {
 		http.Error(w, "Too many requests. Please wait a moment and try again.", http.StatusTooManyRequests)
 		return
 	}
+	web.ShedConnection(w)
 	http.Error(w, "Please try again.", http.StatusServiceUnavailable)
 }
 

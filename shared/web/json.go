@@ -280,8 +280,16 @@ func Error(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err erro
 		logger.ErrorContext(r.Context(), "internal error", "err", err)
 	}
 	SetRetryAfter(w, apperr.RetryAfter(err))
+	if code == apperr.EUNAVAILABLE {
+		ShedConnection(w)
+	}
 	WriteJSON(w, Status(code), Envelope{Status: "Error", Result: apperr.Message(err)})
 }
+
+// ShedConnection closes the connection after a 503: a server that refuses a request because it is
+// overloaded (or its store is down) sheds the connection with it, so a burst of refused clients
+// holds no idle connections (each a goroutine and its buffers) while they wait out Retry-After.
+func ShedConnection(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 
 // SetRetryAfter sets Retry-After in whole seconds, rounded up; nothing for d <= 0.
 func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
