@@ -9,7 +9,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"jwtidp/idp/sign"
 	"jwtidp/shared/proctest"
 )
 
@@ -31,8 +30,8 @@ func userField(t *testing.T, out string, i int) string {
 // releases it, and a new signup under it then is a new sub.
 func TestAdminDisableEnableDeleteThroughTheCLI(t *testing.T) {
 	p := startIDPBinary(t, t.TempDir(), "--clients", oidcClients(t), "--admin-token", "cli-admin", "--rate-limit", "0")
-	if !strings.Contains(p.Log(), "signer="+sign.Default.Name()) { // the binary is this test's build
-		t.Fatalf("the binary does not sign with %s:\n%s", sign.Default.Name(), p.Log())
+	if want := testSigner(t).Name(); !strings.Contains(p.Log(), "signer="+want) { // the binary is this test's build
+		t.Fatalf("the binary does not sign with %s:\n%s", want, p.Log())
 	}
 	admin := []string{"--url", p.URL, "--admin-token", "cli-admin"}
 	for _, u := range []string{"bob", "alice", "alfred", "carol"} {

@@ -33,6 +33,11 @@ var idpBin string
 // The binaries are built into a folder of this process's own: a fixed path under /tmp would be
 // shared with any other checkout's tests running at the same time.
 func TestMain(m *testing.M) {
+	// The in-process IdPs sign with JWTIDP_TEST_SIGNER's backend (proctest gives it to the
+	// binaries as IDP_SIGNER), so that CI runs the suite once per signer.
+	if s := os.Getenv("JWTIDP_TEST_SIGNER"); s != "" {
+		defaultSigner = s
+	}
 	proctest.Main(m, map[*string]string{&idpBin: "jwtidp/idp", &wiBin: "jwtidp/workitems"})
 }
 

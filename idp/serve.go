@@ -30,6 +30,7 @@ import (
 	"jwtidp/idp/password"
 	"jwtidp/idp/pgstore"
 	"jwtidp/idp/seal"
+	"jwtidp/idp/sign"
 	"jwtidp/idp/token"
 	"jwtidp/idp/upstream"
 	"jwtidp/shared/envflag"
@@ -52,7 +53,14 @@ type config struct {
 	throttle                                               auth.ThrottlePolicy
 	argon                                                  password.Params
 	hashSlots, hashQueue                                   int
-	rateLimit, rateBurst, tokenRateLimit, tokenRateBurst   int
+
+	// The signing backend: --signer as given, the backend it chose and why (for the start-up
+	// line). openssl loads libcrypto (nil: sign.OpenSSL); a test gives a library that is not there.
+	signerChoice                                         string
+	signer                                               sign.Backend
+	signerWhy                                            string
+	openssl                                              func() (sign.Backend, error)
+	rateLimit, rateBurst, tokenRateLimit, tokenRateBurst int
 
 	// Secrets at rest: the keys of --secrets-key-file, or seal.None when it is not set.
 	secretsKeyFile string
@@ -96,6 +104,10 @@ func newLive(f *configfile.File) *liveConfig {
 // main runs it; a test runs it in its own process with program().Run (servicetest.Start).
 func program() *service.Program { return programOf(&config{}) }
 
+// defaultSigner is --signer's default; the tests' TestMain sets it from JWTIDP_TEST_SIGNER, so
+// that CI runs the suite once per signer.
+var defaultSigner = sign.ChooseAuto
+
 // programOf is program over c, which its flags fill: a test may set what has no flag.
 func programOf(c *config) *service.Program {
 	p := &service.Program{
@@ -126,6 +138,7 @@ func (c *config) flags(fs *envflag.Set) {
 	fs.StringVar(&c.scope, "scope", "IDP_SCOPE", "workitems:read workitems:write", "scope granted at login (space-separated)")
 	fs.DurationVar(&c.keys.Rotation, "key-rotation", "IDP_KEY_ROTATION", 168*time.Hour, "signing-key rotation period (0 turns the schedule off)")
 	fs.IntVar(&c.keys.Bits, "key-bits", "IDP_KEY_BITS", 2048, "RSA key size: 2048, 3072 or 4096")
+	fs.StringVar(&c.signerChoice, "signer", "IDP_SIGNER", defaultSigner, "RS256 signing backend: auto (the system's OpenSSL 3 libcrypto when it loads, else Go's crypto/rsa), openssl (refuse to start without libcrypto 3) or go")
 	fs.DurationVar(&c.keys.JWKSMaxAge, "jwks-max-age", "IDP_JWKS_MAX_AGE", 5*time.Minute, "JWKS Cache-Control max-age (capped at the rotation period)")
 	fs.StringVar(&c.adminToken, "admin-token", "IDP_ADMIN_TOKEN", "", "admin credential (admin routes answer 404 until set)")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "IDP_ADMIN_TOKEN_FILE", "", "file holding the admin credential, so it is not on the command line")
@@ -188,6 +201,7 @@ func (c *config) flags(fs *envflag.Set) {
 		}
 		return c.argon.Validate()
 	}, "argon2-memory", "argon2-time", "argon2-threads")
+	fs.Check(c.chooseSigner, "signer")
 	fs.Check(c.loadAdminToken, "admin-token-file")
 	fs.Check(c.loadClients, "clients")
 	fs.Check(func() error { return clientsOverlap(c.clients, c.file) }, "clients", "config")
@@ -238,6 +252,17 @@ func (c *config) flags(fs *envflag.Set) {
 		d := c.defaultRedirect
 		return (strings.HasPrefix(d, "/") && !strings.HasPrefix(d, "//")) || httpURL(d) == nil
 	}, "be a path or an http(s) URL", "default-redirect")
+}
+
+// chooseSigner loads the signing backend --signer names: with auto, OpenSSL when libcrypto 3
+// loads, else Go (the start-up line says why); with openssl, an error when it cannot load.
+func (c *config) chooseSigner() (err error) {
+	openssl := c.openssl
+	if openssl == nil {
+		openssl = sign.OpenSSL
+	}
+	c.signer, c.signerWhy, err = sign.ChooseWith(c.signerChoice, openssl)
+	return err
 }
 
 // loadAdminToken reads --admin-token-file, if set, into adminToken.
@@ -398,7 +423,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	km, err := keys.New(ctx, db, keys.Options{
 		Bits: c.keys.Bits, Policy: c.keys.Policy(c.tokenTTL),
 		Now: now, After: r.Clock.After, Random: rand.Reader, Logger: logger.With("component", "keys"),
-		Sealer: c.sealer,
+		Sealer: c.sealer, Backend: c.signer,
 		Audit: keys.Audit{
 			Event: func(ctx context.Context, typ, detail string) identity.AuditEvent {
 				return auth.Event(ctx, now(), typ, "", auth.Success, detail)
@@ -423,7 +448,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	factorFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "idp_second_factor_failures_total", Help: "Second-factor codes (TOTP or recovery) given and refused; a login that gives none is not counted."})
 	live := auth.NewLiveSessions(db, db, now, time.Minute, logger.With("component", "sessions"))
 	activeSessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idp_sessions_active", Help: "Live browser sessions in the store (every replica's), as last counted: a scrape never reads the store, it has it counted in the background when the count is over a minute old, so the value is that of the scrape before when that count was due."}, live.Value)
-	signer := prometheus.NewGauge(prometheus.GaugeOpts{Name: "idp_signer_info", Help: "The signing backend this binary was built with (label signer: go, or openssl for the system's libcrypto); always 1.",
+	signer := prometheus.NewGauge(prometheus.GaugeOpts{Name: "idp_signer_info", Help: "The signing backend (label signer: go, or openssl for the system's libcrypto), chosen at start by --signer; always 1.",
 		ConstLabels: prometheus.Labels{"signer": km.SignerName()}})
 	signer.Set(1)
 	r.Registry.MustRegister(logins, slotWait, lockouts, reuse, factorFailures, activeSessions, signer)
@@ -570,7 +595,7 @@ func (c *config) build(ctx context.Context, r *service.Running[store]) (service.
 	if r.Settings.Replicated() {
 		where = []any{"store", "postgres"}
 	}
-	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid, "signer", km.SignerName()), c.secretsLog()...)}, nil
+	return service.App{Handler: handler, Log: append(append(append([]any{"issuer", c.issuer}, where...), "kid", kid, "signer", km.SignerName(), "signer_reason", c.signerWhy), c.secretsLog()...)}, nil
 }
 
 // connectors are the configuration file's upstream identity providers, made.

@@ -107,7 +107,7 @@ func createDatabase(admin string) (string, func() error, error) {
 // startStack starts an IdP and a work-item service with the extra store flags of each, signs
 // up the bench user and creates ten items.
 func startStack(c *http.Client, idpBin, wiBin string, idpStore, wiStore []string) (*stack, error) {
-	idpArgs := append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--token-rate-limit", "0", "--throttle-failures", "0"}, idpStore...)
+	idpArgs := append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--token-rate-limit", "0", "--throttle-failures", "0", "--signer", *signer}, idpStore...)
 	idp, err := start(idpBin, idpArgs...)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ var (
 	pgPprof    = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
 	storesOnly = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
 	grantsOnly = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
-	signer     = flag.String("signer", "auto", "the IdP's signing backend: go, openssl (build tag openssl, needs cgo and libcrypto 3), or auto (openssl when it builds)")
+	signer     = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
 
 func main() {
@@ -103,15 +103,16 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	idpBin, wiBin := filepath.Join(dir, "idp"), filepath.Join(dir, "workitems")
-	used, err := buildIDP(idpBin, *signer)
-	if err != nil {
-		return err
+	// One build, the default one (go build ./idp, cgo when there is a C compiler); the signer
+	// is chosen at start with --signer.
+	if out, err := exec.Command("go", "build", "-o", idpBin, "./idp").CombinedOutput(); err != nil {
+		return fmt.Errorf("build ./idp: %v\n%s", err, out)
 	}
 	if out, err := exec.Command("go", "build", "-o", wiBin, "./workitems").CombinedOutput(); err != nil {
 		return fmt.Errorf("build ./workitems: %v\n%s", err, out)
 	}
-	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d; IdP signer %s\n\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc, used)
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; duration %s per figure, concurrency %d; IdP --signer %s\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc, *signer)
 	if *storesOnly {
 		return storeComparison(dir, idpBin, wiBin)
 	}
@@ -122,12 +123,13 @@ func run() error {
 		return err
 	}
 	idpArgs := []string{"serve", "--addr", "127.0.0.1:0", "--data", idpData, "--rate-limit", "0", "--token-rate-limit", "0",
-		"--throttle-failures", "0", "--clients", clientsFile}
+		"--throttle-failures", "0", "--clients", clientsFile, "--signer", *signer}
 	idp, err := start(idpBin, idpArgs...)
 	if err != nil {
 		return err
 	}
 	defer idp.stop()
+	record("IdP signer", idp.signer())
 	wi, err := start(wiBin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "wi-data"), "--issuer", idp.url)
 	if err != nil {
 		return err
@@ -239,6 +241,13 @@ func run() error {
 	if speedErr == nil {
 		ratio("14. client-credentials grants / openssl speed", cc.rps, speed, 0.6)
 	}
+	// 15: the same grant, the same load, from the fastest peer measured (issue 31).
+	if peer, err := peerClientCredentials(c, dir); err != nil {
+		record("15. client-credentials grants, oidc-provider", "skipped: "+err.Error())
+	} else {
+		record("client-credentials grants, oidc-provider (RS256 JWT)", peer.String())
+		ratio("15. client-credentials grants / oidc-provider's", cc.rps, peer.rps, 1.0)
+	}
 	flows := loadFn(*conc, *duration, func(int) int { return codeFlow(c, idp.url, cookie) })
 	record("code flows (authorize + exchange, ID token)", flows.String())
 	ratio("12. code flows / RSA signatures", flows.rps, signs, 0.35)
@@ -328,8 +337,27 @@ func cpuModel() string {
 
 // proc is a started binary.
 type proc struct {
-	cmd *exec.Cmd
-	url string
+	cmd    *exec.Cmd
+	url    string
+	listen string // its "listening" log line
+}
+
+var signerField = regexp.MustCompile(`signer=(\S+)(?: signer_reason=("(?:[^"\\]|\\.)*"|\S+))?`)
+
+// signer is the signing backend the IdP's listening line names, and why.
+func (p *proc) signer() string {
+	m := signerField.FindStringSubmatch(p.listen)
+	if m == nil {
+		return "unknown"
+	}
+	if m[2] == "" {
+		return m[1]
+	}
+	why, err := strconv.Unquote(m[2])
+	if err != nil {
+		why = m[2]
+	}
+	return m[1] + " (" + why + ")"
 }
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
@@ -344,7 +372,7 @@ func start(bin string, args ...string) (*proc, error) {
 	for sc.Scan() {
 		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 			go io.Copy(io.Discard, stderr)
-			return &proc{cmd: cmd, url: "http://" + m[1]}, nil
+			return &proc{cmd: cmd, url: "http://" + m[1], listen: sc.Text()}, nil
 		}
 	}
 	cmd.Wait()
@@ -610,37 +638,6 @@ func rsaSignsPerSecond(d time.Duration) float64 {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	sum := sha256.Sum256([]byte("benchmark"))
 	return parallelRate(d, func() { rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:]) })
-}
-
-// buildIDP builds the IdP with the signer asked for ("auto": openssl when it builds) and
-// returns the one it used.
-func buildIDP(bin, signer string) (string, error) {
-	build := func(tags ...string) ([]byte, error) {
-		args := append([]string{"build", "-o", bin}, tags...)
-		cmd := exec.Command("go", append(args, "./idp")...)
-		if len(tags) > 0 {
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=1") // the openssl tag refuses to build without it
-		}
-		return cmd.CombinedOutput()
-	}
-	switch signer {
-	case "go":
-		out, err := build()
-		if err != nil {
-			return "", fmt.Errorf("build ./idp: %v\n%s", err, out)
-		}
-		return "go", nil
-	case "openssl", "auto":
-		out, err := build("-tags", "openssl")
-		if err == nil {
-			return "openssl", nil
-		}
-		if signer == "openssl" {
-			return "", fmt.Errorf("build ./idp -tags openssl (needs cgo, gcc and libssl-dev): %v\n%s", err, out)
-		}
-		return buildIDP(bin, "go")
-	}
-	return "", fmt.Errorf("-signer must be go, openssl or auto, not %q", signer)
 }
 
 // opensslSpeedLine is the summary line of `openssl speed rsa2048`: "rsa 2048 bits 0.000213s

@@ -39,7 +39,7 @@ type Options struct {
 	Sealer seal.Sealer
 	// Audit records rotations and revocations in the audit trail; the zero value records none.
 	Audit Audit
-	// Backend signs with the current key (nil: sign.Default, the one this binary was built with).
+	// Backend signs with the current key (nil: sign.Go; the IdP passes the one sign.Choose chose).
 	Backend sign.Backend
 }
 
@@ -105,7 +105,7 @@ func New(ctx context.Context, store identity.KeyStore, opt Options) (*Manager, e
 	}
 	opt.Sealer = seal.Or(opt.Sealer)
 	if opt.Backend == nil {
-		opt.Backend = sign.Default
+		opt.Backend = sign.Go
 	}
 	m := &Manager{store: store, opt: opt, changed: make(chan struct{}, 1)}
 	if err := m.reseal(ctx); err != nil {

@@ -20,8 +20,8 @@ import (
 func TestSigningThroughRotations(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 	m, _ := newManager(t, t.TempDir(), clk.Now)
-	if m.SignerName() != sign.Default.Name() {
-		t.Fatalf("signer %q, want the build's default %q", m.SignerName(), sign.Default.Name())
+	if m.SignerName() != sign.Go.Name() {
+		t.Fatalf("signer %q, want Options.Backend's default %q", m.SignerName(), sign.Go.Name())
 	}
 	iss := &token.Issuer{Issuer: "http://idp", TTL: time.Minute, Keys: m, Now: clk.Now, Random: randReader{}}
 	public := sync.Map{} // kid → *rsa.PublicKey, recorded while the key is published

@@ -1,4 +1,4 @@
-//go:build openssl && cgo
+//go:build cgo && linux
 
 package sign
 
@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	mrand "math/rand/v2"
 	"runtime"
 	"strconv"
@@ -20,14 +21,48 @@ import (
 
 func init() { cHeapInUse = cMallocInUse }
 
-func TestOpenSSLIsDefault(t *testing.T) {
-	if Default != OpenSSL || Default.Name() != "openssl" {
-		t.Fatalf("with -tags openssl and cgo, Default is %q, want openssl", Default.Name())
+// opensslFor is the OpenSSL backend; the test is skipped (or fails, with
+// JWTIDP_REQUIRE_INTEGRATION) when libcrypto 3 cannot be loaded.
+func opensslFor(t testing.TB) Backend {
+	t.Helper()
+	b := loadedOpenSSL(t)
+	if b == nil {
+		t.Skip("libcrypto 3 cannot be loaded")
 	}
+	return b
+}
+
+// TestLoadOpenSSLRefuses: a library that is not there, or is not libcrypto, is an error that
+// names it; a list tries each name in turn.
+func TestLoadOpenSSLRefuses(t *testing.T) {
+	for _, c := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"libcrypto-jwtidp-missing.so.3"}, "libcrypto-jwtidp-missing.so.3: cannot open shared object file"},
+		{[]string{"libc.so.6"}, "OpenSSL_version_num"}, // there, but not libcrypto
+		{nil, "no library"},
+	} {
+		b, err := LoadOpenSSL(c.names...)
+		if err == nil || b != nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("LoadOpenSSL(%q) = %v, %v; want an error with %q", c.names, b, err, c.want)
+		}
+		t.Logf("%q: %v", c.names, err)
+	}
+	want := opensslFor(t)
+	b, err := LoadOpenSSL(append([]string{"libcrypto-jwtidp-missing.so.3"}, libcryptoNames...)...)
+	if err != nil {
+		t.Fatalf("a missing name before the real ones: %v", err)
+	}
+	if b.Name() != "openssl" || fmt.Sprint(b) != fmt.Sprint(want) {
+		t.Fatalf("loaded %v, want %v", b, want)
+	}
+	t.Logf("loaded: %v", b)
 }
 
 // TestOpenSSLLoadRefuses: a PKCS #8 key that is not RSA, or not priv, is an error.
 func TestOpenSSLLoadRefuses(t *testing.T) {
+	ossl := opensslFor(t)
 	priv, other := key2048(0), key2048(1)
 	derOf := func(k any) []byte {
 		der, err := x509.MarshalPKCS8PrivateKey(k)
@@ -63,7 +98,7 @@ func TestOpenSSLLoadRefuses(t *testing.T) {
 		{"empty", priv, nil, "empty"},
 		{"no private key", nil, good, "no private key"},
 	} {
-		k, err := OpenSSL.Load(c.priv, c.der)
+		k, err := ossl.Load(c.priv, c.der)
 		if err == nil {
 			k.Close()
 			t.Errorf("%s: Load succeeded", c.name)
@@ -74,7 +109,7 @@ func TestOpenSSLLoadRefuses(t *testing.T) {
 		}
 		t.Logf("%s: %v", c.name, err)
 	}
-	k, err := OpenSSL.Load(priv, good)
+	k, err := ossl.Load(priv, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +123,9 @@ func TestOpenSSLLoadRefuses(t *testing.T) {
 // where the C call is made) and checks that Close waits for it, that a Sign arriving while
 // Close waits gets ErrClosed, and that the held Sign finishes with a valid signature.
 func TestOpenSSLCloseWaitsForInFlight(t *testing.T) {
+	ossl := opensslFor(t)
 	priv := key2048(0)
-	k := load(t, OpenSSL, priv)
+	k := load(t, ossl, priv)
 	msg := []byte("a.b")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -137,13 +173,14 @@ func settledCHeap() uint64 {
 
 // TestOpenSSLLoadCloseNoLeak: loading and closing keys (rotations) gives back what a key holds.
 func TestOpenSSLLoadCloseNoLeak(t *testing.T) {
+	ossl := opensslFor(t)
 	N := 500
 	if cMallocInUse() == 0 {
 		t.Skip("no mallinfo2")
 	}
 	cycle := func(n int) {
 		for i := range n {
-			k := load(t, OpenSSL, key2048(i))
+			k := load(t, ossl, key2048(i))
 			if _, err := k.Sign([]byte("a.b")); err != nil {
 				t.Fatal(err)
 			}
@@ -162,13 +199,14 @@ func TestOpenSSLLoadCloseNoLeak(t *testing.T) {
 
 // TestOpenSSLDroppedKeyIsFreed: a key dropped without Close is freed by its cleanup.
 func TestOpenSSLDroppedKeyIsFreed(t *testing.T) {
+	ossl := opensslFor(t)
 	if cMallocInUse() == 0 {
 		t.Skip("no mallinfo2")
 	}
 	loadN := func(n int) []Key {
 		keys := make([]Key, n)
 		for i := range keys {
-			keys[i] = load(t, OpenSSL, key2048(i))
+			keys[i] = load(t, ossl, key2048(i))
 			if _, err := keys[i].Sign(nil); err != nil {
 				t.Fatal(err)
 			}
@@ -207,8 +245,9 @@ func TestOpenSSLDroppedKeyIsFreed(t *testing.T) {
 // TestOpenSSLInitEachMatches: the per-call EVP_DigestSignInit path, kept for the benchmark,
 // makes the same signatures.
 func TestOpenSSLInitEachMatches(t *testing.T) {
+	ossl := opensslFor(t)
 	priv := key2048(0)
-	k := load(t, OpenSSL, priv).(*opensslKey)
+	k := load(t, ossl, priv).(*opensslKey)
 	defer k.Close()
 	for _, msg := range testMessages(5) {
 		sig, err := k.sign(msg, true)
@@ -224,9 +263,10 @@ func TestOpenSSLInitEachMatches(t *testing.T) {
 // BenchmarkOpenSSLContextReuse compares the template copied per signature (what Sign does)
 // with a fresh EVP_DigestSignInit per signature, serially (CPU per signature) and in parallel.
 func BenchmarkOpenSSLContextReuse(b *testing.B) {
+	ossl := opensslFor(b)
 	for _, bits := range []int{2048, 4096} {
 		priv := testKeys(bits)[0]
-		k := load(b, OpenSSL, priv).(*opensslKey)
+		k := load(b, ossl, priv).(*opensslKey)
 		msg := jwtSigningString(mrand.New(mrand.NewPCG(1, 2)), 300)
 		b.ResetTimer()
 		for _, m := range []struct {

@@ -55,12 +55,29 @@ func key2048(i int) *rsa.PrivateKey {
 	return ks[i%len(ks)]
 }
 
-// backends are Default and Go (once when they are the same).
-func backends() []Backend {
-	if Default.Name() == Go.Name() {
-		return []Backend{Default}
+// backends are Go and, when libcrypto 3 loads, OpenSSL. When it does not, the OpenSSL half of
+// each test is skipped with the reason, or fails when JWTIDP_REQUIRE_INTEGRATION is set (CI,
+// which installs libssl3, never skips it silently).
+func backends(t testing.TB) []Backend {
+	t.Helper()
+	if b := loadedOpenSSL(t); b != nil {
+		return []Backend{Go, b}
 	}
-	return []Backend{Default, Go}
+	return []Backend{Go}
+}
+
+// loadedOpenSSL is the OpenSSL backend, or nil (logged) when libcrypto 3 cannot be loaded here.
+func loadedOpenSSL(t testing.TB) Backend {
+	t.Helper()
+	b, err := OpenSSL()
+	if err != nil {
+		if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("the OpenSSL signer cannot be loaded (JWTIDP_REQUIRE_INTEGRATION is set): %v", err)
+		}
+		t.Logf("the OpenSSL backend is not tested: %v", err)
+		return nil
+	}
+	return b
 }
 
 func load(t testing.TB, b Backend, priv *rsa.PrivateKey) Key {
@@ -130,25 +147,54 @@ func randBytes(r *mrand.Rand, n int) []byte {
 	return b
 }
 
-func TestDefaultName(t *testing.T) {
-	if n := Default.Name(); n != "go" && n != "openssl" {
-		t.Fatalf("Default.Name() = %q", n)
-	}
+// TestChoose: --signer's three choices. auto is OpenSSL when libcrypto 3 loads, else Go with
+// the loader's error as the reason; openssl is an error naming the library when it cannot load.
+func TestChoose(t *testing.T) {
 	if Go.Name() != "go" {
 		t.Fatalf("Go.Name() = %q", Go.Name())
 	}
-	t.Logf("Default backend: %s", Default.Name())
-	// CI sets this so that a build which meant OpenSSL but lost cgo (CGO_ENABLED=0 falls back
-	// to Go silently) fails.
-	if w := os.Getenv("JWTIDP_SIGN_BACKEND"); w != "" && w != Default.Name() {
-		t.Fatalf("Default backend is %q, JWTIDP_SIGN_BACKEND wants %q", Default.Name(), w)
+	b, why, err := Choose(ChooseGo)
+	if err != nil || b != Go || why == "" {
+		t.Fatalf("Choose(go) = %v, %q, %v", b, why, err)
 	}
+	if _, _, err := Choose("fast"); err == nil || !strings.Contains(err.Error(), "auto, openssl or go") {
+		t.Fatalf("Choose(fast): %v, want an error naming the choices", err)
+	}
+
+	b, why, err = Choose(ChooseAuto)
+	if err != nil {
+		t.Fatalf("Choose(auto): %v", err)
+	}
+	t.Logf("auto: %s (%s)", b.Name(), why)
+	if ossl, lerr := OpenSSL(); lerr == nil {
+		if b != ossl || !strings.Contains(why, "OpenSSL 3.") {
+			t.Fatalf("libcrypto 3 loads, yet auto chose %s (%q)", b.Name(), why)
+		}
+	} else if b != Go || why != lerr.Error() {
+		t.Fatalf("libcrypto does not load (%v), yet auto chose %s (%q)", lerr, b.Name(), why)
+	}
+	if os.Getenv("JWTIDP_REQUIRE_INTEGRATION") != "" && b.Name() != "openssl" {
+		t.Fatalf("JWTIDP_REQUIRE_INTEGRATION is set and auto signs with %s: %s", b.Name(), why)
+	}
+
+	// A libcrypto that is not there: auto falls back to Go saying why, openssl refuses.
+	missing := func() (Backend, error) { return LoadOpenSSL("libcrypto-jwtidp-missing.so.3") }
+	b, why, err = ChooseWith(ChooseAuto, missing)
+	if err != nil || b != Go || why == "" {
+		t.Fatalf("auto without libcrypto = %v, %q, %v; want go and a reason", b, why, err)
+	}
+	t.Logf("auto without libcrypto: go (%s)", why)
+	b, _, err = ChooseWith(ChooseOpenSSL, missing)
+	if err == nil || b != nil || !strings.Contains(err.Error(), "OpenSSL signer cannot be loaded") {
+		t.Fatalf("openssl without libcrypto = %v, %v; want an error", b, err)
+	}
+	t.Logf("openssl without libcrypto: %v", err)
 }
 
 // TestSignMatchesCryptoRSA: PKCS #1 v1.5 is deterministic, so every backend's signature is
 // crypto/rsa's byte for byte, for every key size the IdP allows.
 func TestSignMatchesCryptoRSA(t *testing.T) {
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		for _, bits := range keySizes {
 			t.Run(fmt.Sprintf("%s/%d", b.Name(), bits), func(t *testing.T) {
 				t.Parallel()
@@ -178,7 +224,7 @@ func TestSignMatchesCryptoRSA(t *testing.T) {
 
 // TestSignConcurrent: many goroutines sign with one key at once (run it with -race).
 func TestSignConcurrent(t *testing.T) {
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		t.Run(b.Name(), func(t *testing.T) {
 			priv := key2048(0)
 			k := load(t, b, priv)
@@ -211,7 +257,7 @@ func TestSignConcurrent(t *testing.T) {
 }
 
 func TestSignAfterClose(t *testing.T) {
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		t.Run(b.Name(), func(t *testing.T) {
 			k := load(t, b, key2048(1))
 			if _, err := k.Sign([]byte("a.b")); err != nil {
@@ -241,7 +287,7 @@ func TestCloseWhileSigning(t *testing.T) {
 	if testing.Short() {
 		rotations = 15
 	}
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		t.Run(b.Name(), func(t *testing.T) {
 			type current struct {
 				key  Key
@@ -322,7 +368,7 @@ func TestCloseWaitsForSigns(t *testing.T) {
 	if testing.Short() {
 		rounds = 4
 	}
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		t.Run(b.Name(), func(t *testing.T) {
 			priv := testKeys(4096)[0]
 			msg := []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0")
@@ -418,7 +464,7 @@ func TestSignNoMemoryGrowth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 signatures: not in -short")
 	}
-	for _, b := range backends() {
+	for _, b := range backends(t) {
 		t.Run(b.Name(), func(t *testing.T) {
 			heap, n, slack := goHeapInUse, 5_000, uint64(1<<20)
 			if b.Name() == "openssl" {
@@ -443,19 +489,24 @@ func TestSignNoMemoryGrowth(t *testing.T) {
 	}
 }
 
+// BenchmarkSign: one 2048-bit key, signatures on every core, per backend (go, openssl).
 func BenchmarkSign(b *testing.B) {
-	priv := key2048(0)
-	k := load(b, Default, priv)
-	defer k.Close()
-	msg := jwtSigningString(mrand.New(mrand.NewPCG(1, 2)), 300)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := k.Sign(msg); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	for _, backend := range backends(b) {
+		b.Run(backend.Name(), func(b *testing.B) {
+			priv := key2048(0)
+			k := load(b, backend, priv)
+			defer k.Close()
+			msg := jwtSigningString(mrand.New(mrand.NewPCG(1, 2)), 300)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := k.Sign(msg); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

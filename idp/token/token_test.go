@@ -38,12 +38,12 @@ func TestSignRetriesAKeyClosedByARotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := sign.Default.Load(priv, der)
+	old, err := sign.Go.Load(priv, der)
 	if err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
-	cur, err := sign.Default.Load(priv, der)
+	cur, err := sign.Go.Load(priv, der)
 	if err != nil {
 		t.Fatal(err)
 	}

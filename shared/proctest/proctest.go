@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,21 +41,20 @@ func Build(dir, pkg string) (string, error) {
 	return out, nil
 }
 
-// buildTags are the build tags this test binary was built with (go test -tags …), so the
-// binaries it builds are the same build — the OpenSSL signer's suite runs its processes with
-// that signer too — and the CGO_ENABLED they need: "1" with the openssl tag, "0" otherwise (a
-// static binary, as before).
+// buildTags are the build tags this test binary was built with (go test -tags …), and its
+// CGO_ENABLED, so the binaries it builds are the same build: with cgo they load libcrypto and
+// sign through OpenSSL as the in-process IdPs do (--signer auto), without it they sign with Go.
 func buildTags() (tags, cgo string) {
 	cgo = "0"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
-			if s.Key == "-tags" {
+			switch s.Key {
+			case "-tags":
 				tags = s.Value
+			case "CGO_ENABLED":
+				cgo = s.Value
 			}
 		}
-	}
-	if slices.Contains(strings.Split(tags, ","), "openssl") {
-		cgo = "1"
 	}
 	return tags, cgo
 }
@@ -157,7 +155,9 @@ func StartErr(bin string, args []string, env ...string) (*Proc, error) {
 }
 
 // cleanEnv drops the services' own variables from the test's environment, so a developer's
-// settings cannot change what a test runs.
+// settings cannot change what a test runs. JWTIDP_TEST_SIGNER, which CI sets to run the suite
+// once per signer, becomes the IdP's IDP_SIGNER (the in-process IdPs take it as --signer's
+// default).
 func cleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -165,6 +165,9 @@ func cleanEnv() []string {
 			continue
 		}
 		out = append(out, kv)
+	}
+	if s := os.Getenv("JWTIDP_TEST_SIGNER"); s != "" {
+		out = append(out, "IDP_SIGNER="+s)
 	}
 	return out
 }

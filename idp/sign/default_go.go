@@ -1,5 +1,0 @@
-//go:build !openssl
-
-package sign
-
-var defaultBackend = Go
