@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -35,6 +36,9 @@ type Config struct {
 	MaxConns         int32         // pool size; 0 is pgxpool's default (max(4, cores))
 	ConnectTimeout   time.Duration // per connection attempt; 0 is 5s
 	StatementTimeout time.Duration // server-side, per statement; 0 is 5s
+	// Tracer, when set, is told of every statement and batch besides the pool's own deadline
+	// tracer (a test counts a request's round trips with it).
+	Tracer pgx.QueryTracer
 }
 
 // IsURL reports whether s names a PostgreSQL database rather than a data folder.
@@ -81,6 +85,9 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	// The server ends a slow statement; a deadline on this side ends one whose answer never
 	// comes (a network that drops packets rather than connections), so nothing hangs.
 	pc.ConnConfig.Tracer = deadline(cmp(cfg.StatementTimeout, 5*time.Second) + 2*time.Second)
+	if cfg.Tracer != nil {
+		pc.ConnConfig.Tracer = multitracer.New(pc.ConnConfig.Tracer, cfg.Tracer)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %v", pc.ConnConfig.Host, err)
