@@ -293,7 +293,7 @@ func Unavailable(err error) bool {
 }
 
 // deadline is a pgx tracer that gives every statement (a query with its rows, an exec, a
-// transaction's begin and commit), and every wait for a pooled connection, a client-side
+// transaction's begin and commit, a batch), and every wait for a pooled connection, a client-side
 // deadline unless its context has a sooner one.
 type deadline time.Duration
 
@@ -304,6 +304,18 @@ func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQ
 }
 
 func (d deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	d.end(ctx)
+}
+
+// TraceBatchStart gives a batch (a pipeline of statements, as a refresh grant sends) the same
+// deadline, until its results are closed.
+func (d deadline) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return d.start(ctx)
+}
+
+func (deadline) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (d deadline) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
 	d.end(ctx)
 }
 
