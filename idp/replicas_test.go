@@ -150,7 +150,13 @@ func TestDatabaseOutage(t *testing.T) {
 	// statement deadline still ends the request (503), and the client's 20 s guard never fires.
 	// Three times as many logins as pooled connections: those waiting for a connection stuck
 	// on the stalled database give up at the same deadline instead of queueing behind it.
+	stalled := login(t, p.URL, "steady", "correct-horse-9")["refresh_token"].(string) // on a pooled connection now
 	proxy.Stall()
+	// A refresh grant sends its statements in batches: they end at the same deadline.
+	form := "grant_type=refresh_token&refresh_token=" + stalled
+	if status, hdr, body := get("POST", "/token", "application/x-www-form-urlencoded", form); status != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("refresh with the database's packets dropped: %d %s, want 503 with Retry-After", status, body)
+	}
 	var wg sync.WaitGroup
 	for range 6 {
 		wg.Go(func() {

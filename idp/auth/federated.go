@@ -358,12 +358,19 @@ func (s *core) readLinkTicket(t string) (upstream.Identity, error) {
 // and the user's groups follow its answer. upstream.ErrGone ends the refresh; a directory that
 // cannot be asked is logged and lets it pass (an outage does not sign everyone out).
 func (s *core) CheckUpstream(ctx context.Context, userID string) error {
+	_, err := s.checkUpstream(ctx, userID)
+	return err
+}
+
+// checkUpstream is CheckUpstream; synced says a directory answered and the user's groups were
+// set from its answer.
+func (s *core) checkUpstream(ctx context.Context, userID string) (synced bool, err error) {
 	if len(s.Directories) == 0 || s.Federations == nil {
-		return nil
+		return false, nil
 	}
 	links, err := s.Federations.UserFederations(ctx, userID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	now := s.Now()
 	for _, f := range links {
@@ -385,21 +392,22 @@ func (s *core) CheckUpstream(ctx context.Context, userID string) error {
 		case errors.Is(err, errCheckedMeanwhile):
 			continue
 		case err != nil:
-			return err
+			return synced, err
 		}
 		id, err := dir.Refresh(ctx, upstream.Identity{Connector: f.Connector, Subject: f.Subject})
 		s.Statuses.Record(f.Connector, now, err)
 		switch {
 		case errors.Is(err, upstream.ErrGone):
 			s.Logger.InfoContext(ctx, "refresh refused: gone from the directory", "connector", f.Connector, "sub", userID)
-			return err
+			return synced, err
 		case err != nil:
 			s.Logger.WarnContext(ctx, "directory not asked at refresh", "connector", f.Connector, "sub", userID, "err", err)
 			continue
 		}
+		synced = true
 		if err := s.syncGroups(ctx, f, s.Connectors[f.Connector].Groups.Apply(id.Groups)); err != nil {
-			return err
+			return synced, err
 		}
 	}
-	return nil
+	return synced, nil
 }

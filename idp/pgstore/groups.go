@@ -121,5 +121,13 @@ func (s *DB) UserGroups(ctx context.Context, userID string) ([]string, error) {
 	return listFor(ctx, s, userID, func(row pgx.Row) (string, error) {
 		var name string
 		return name, row.Scan(&name)
-	}, `SELECT group_name FROM group_members WHERE user_id = $1 ORDER BY group_name`)
+	}, userGroupsSQL)
+}
+
+const userGroupsSQL = `SELECT group_name FROM group_members WHERE user_id = $1 ORDER BY group_name`
+
+// userGroups is UserGroups in the transaction tx.
+func userGroups(ctx context.Context, tx pgx.Tx, userID string) ([]string, error) {
+	rows, _ := tx.Query(ctx, userGroupsSQL, userID)
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

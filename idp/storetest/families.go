@@ -289,3 +289,52 @@ func testDeleteDeadFamilies(t *testing.T, s Store) {
 		t.Fatalf("the live family was touched: %v", err)
 	}
 }
+
+// A store that reads the owner's groups with the family (identity.FamilyGroupsStore) returns
+// them as UserGroups does — in byte order, empty and not nil for none — beside what
+// UpdateFamilyByToken would return, on the fast path and on the path of a token the family
+// issued before; a refused step changes nothing there either.
+func testUpdateFamilyByTokenWithGroups(t *testing.T, s Store) {
+	fg, ok := s.(identity.FamilyGroupsStore)
+	if !ok {
+		t.Skip("the store reads groups apart from families")
+	}
+	users(t, s, "u1", "u2")
+	create(t, s.CreateFamily, family("f1", "u1", "r0"), family("f2", "u2", "q0"))
+	for _, g := range []string{"ops", "eng"} {
+		check(t, s.CreateGroup(ctx, identity.Group{Name: g, CreatedAt: t0}))
+		check(t, s.AddMember(ctx, g, "u1"))
+	}
+	step := func(presented, next string) func(identity.Family, identity.User) (identity.Family, error) {
+		return func(f identity.Family, u identity.User) (identity.Family, error) {
+			return f.Refresh(presented, next, u, t0)
+		}
+	}
+	got, groups, err := fg.UpdateFamilyByTokenWithGroups(ctx, "r0", step("r0", "r1"))
+	check(t, err)
+	equal(t, "the family after r0 → r1", got, family("f1", "u1", "r1"))
+	equal(t, "u1's groups with the family", groups, []string{"eng", "ops"})
+	got, groups, err = fg.UpdateFamilyByTokenWithGroups(ctx, "q0", step("q0", "q1"))
+	check(t, err)
+	equal(t, "the family after q0 → q1", got, family("f2", "u2", "q1"))
+	if groups == nil || len(groups) != 0 {
+		t.Fatalf("u2's groups with the family: %#v, want empty and not nil", groups)
+	}
+	// A step that moves Current back to a token the family issued before (the store's other path).
+	check(t, s.RemoveMember(ctx, "ops", "u1"))
+	got, groups, err = fg.UpdateFamilyByTokenWithGroups(ctx, "r1", func(f identity.Family, _ identity.User) (identity.Family, error) {
+		f.Current = "r0"
+		return f, nil
+	})
+	check(t, err)
+	equal(t, "the family moved back to r0", got, family("f1", "u1", "r0"))
+	equal(t, "u1's groups after leaving ops", groups, []string{"eng"})
+	// A refusal changes nothing.
+	_, _, err = fg.UpdateFamilyByTokenWithGroups(ctx, "r0", func(identity.Family, identity.User) (identity.Family, error) {
+		return identity.Family{}, errBoom
+	})
+	wantIs(t, "a refusing step", err, errBoom)
+	equal(t, "f1 after a refusal", listed(t, s.ListFamilies, "u1"), []identity.Family{family("f1", "u1", "r0")})
+	_, _, err = fg.UpdateFamilyByTokenWithGroups(ctx, "never-issued", step("never-issued", "x"))
+	wantCode(t, "a token never issued", err, apperr.ENOTFOUND)
+}

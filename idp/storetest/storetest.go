@@ -55,6 +55,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"CreateFamilyRefusals", testCreateFamilyRefusals},
 		{"RefreshChainAndReuse", testRefreshChain},
 		{"UpdateFamilyByToken", testUpdateFamilyByToken},
+		{"UpdateFamilyByTokenWithGroups", testUpdateFamilyByTokenWithGroups},
 		{"ConcurrentRefreshOneWinner", testConcurrentRefresh},
 		{"ConcurrentUpdateFamily", testConcurrentUpdateFamily},
 		{"ListFamiliesOrder", testListFamilies},

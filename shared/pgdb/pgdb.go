@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -35,6 +36,9 @@ type Config struct {
 	MaxConns         int32         // pool size; 0 is pgxpool's default (max(4, cores))
 	ConnectTimeout   time.Duration // per connection attempt; 0 is 5s
 	StatementTimeout time.Duration // server-side, per statement; 0 is 5s
+	// Tracer, when set, is told of every statement and batch besides the pool's own deadline
+	// tracer (a test counts a request's round trips with it).
+	Tracer pgx.QueryTracer
 }
 
 // IsURL reports whether s names a PostgreSQL database rather than a data folder.
@@ -81,6 +85,9 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	// The server ends a slow statement; a deadline on this side ends one whose answer never
 	// comes (a network that drops packets rather than connections), so nothing hangs.
 	pc.ConnConfig.Tracer = deadline(cmp(cfg.StatementTimeout, 5*time.Second) + 2*time.Second)
+	if cfg.Tracer != nil {
+		pc.ConnConfig.Tracer = multitracer.New(pc.ConnConfig.Tracer, cfg.Tracer)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %v", pc.ConnConfig.Host, err)
@@ -286,7 +293,7 @@ func Unavailable(err error) bool {
 }
 
 // deadline is a pgx tracer that gives every statement (a query with its rows, an exec, a
-// transaction's begin and commit), and every wait for a pooled connection, a client-side
+// transaction's begin and commit, a batch), and every wait for a pooled connection, a client-side
 // deadline unless its context has a sooner one.
 type deadline time.Duration
 
@@ -297,6 +304,18 @@ func (d deadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQ
 }
 
 func (d deadline) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	d.end(ctx)
+}
+
+// TraceBatchStart gives a batch (a pipeline of statements, as a refresh grant sends) the same
+// deadline, until its results are closed.
+func (d deadline) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return d.start(ctx)
+}
+
+func (deadline) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (d deadline) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
 	d.end(ctx)
 }
 

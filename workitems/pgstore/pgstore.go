@@ -127,42 +127,48 @@ func (s *DB) Get(ctx context.Context, owner string, id uint64) (workitem.Item, e
 	return it, nil
 }
 
-// ownerRow is a row of owner, then columns: scan reads the columns, the owner goes to owner.
-type ownerRow struct {
-	pgx.Row
-	owner *[]byte
-}
-
-func (r ownerRow) Scan(dest ...any) error { return r.Row.Scan(append([]any{r.owner}, dest...)...) }
-
 // List implements workitem.Store: one statement on the index (owner, id), or for every owner
-// on the primary key.
+// on the primary key, outside a transaction. The rows are read into one set of destinations,
+// and an owner's own items take the owner from the filter rather than from each row: a list is
+// the service's hot path.
 func (s *DB) List(ctx context.Context, f workitem.Filter) ([]workitem.Item, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	items := []workitem.Item{}
+	items := make([]workitem.Item, 0, min(f.Limit, 32))
 	if f.After >= math.MaxInt64 { // no id is larger
 		return items, nil
 	}
+	var (
+		id    int64
+		owner []byte
+		it    workitem.Item
+	)
+	dest := []any{&id, &it.Title, &it.Done, &it.CreatedAt, &it.UpdatedAt, &owner}
 	// Two statements, not one with an optional owner: each keeps a plan on its own index.
-	sql, args := `SELECT owner, `+columns+` FROM workitems WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		[]any{[]byte(f.Owner), int64(f.After), f.Limit}
+	var rows pgx.Rows
+	var err error
 	if f.AllOwners {
-		sql, args = `SELECT owner, `+columns+` FROM workitems WHERE id > $1 ORDER BY id LIMIT $2`, args[1:]
+		rows, err = s.pool.Query(ctx, `SELECT `+columns+`, owner FROM workitems WHERE id > $1 ORDER BY id LIMIT $2`,
+			int64(f.After), f.Limit)
+	} else {
+		dest = dest[:5]
+		rows, err = s.pool.Query(ctx, `SELECT `+columns+` FROM workitems WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
+			[]byte(f.Owner), int64(f.After), f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, s.err(fmt.Errorf("list items: %w", err))
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var o []byte
-		it, err := scan(ownerRow{rows, &o}, "")
-		if err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, s.err(fmt.Errorf("list items: %w", err))
 		}
-		it.Owner = string(o)
+		it.ID, it.Owner = uint64(id), f.Owner
+		if f.AllOwners {
+			it.Owner = string(owner)
+		}
+		it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
 		items = append(items, it)
 	}
 	if err := rows.Err(); err != nil {
