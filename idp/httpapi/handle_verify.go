@@ -143,7 +143,7 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 	}
 	var req access.Request
 	if err == nil {
-		client := auth.ClientIP(r.Context()) // withClientIP's, for every request
+		client := auth.ClientIP(r.Context()) // the common middleware's, for every request
 		if client == "" {
 			client = d.addrs.Of(r)
 		}
