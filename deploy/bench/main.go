@@ -45,23 +45,34 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/argon2"
+
+	"jwtidp/idp/access"
+	"jwtidp/idp/access/accesstest"
 )
 
 var (
-	short      = flag.Bool("short", false, "a second or two per figure (CI)")
-	duration   = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
-	conc       = flag.Int("concurrency", 32, "concurrent connections of the load generator")
-	logins     = flag.Int("logins", 1000, "concurrent logins for the memory figure")
-	pgConns    = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
-	pgPprof    = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
-	storesOnly = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
-	grantsOnly = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
-	signer     = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
+	short       = flag.Bool("short", false, "a second or two per figure (CI)")
+	duration    = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
+	conc        = flag.Int("concurrency", 32, "concurrent connections of the load generator")
+	logins      = flag.Int("logins", 1000, "concurrent logins for the memory figure")
+	pgConns     = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
+	pgPprof     = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
+	storesOnly  = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
+	grantsOnly  = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
+	nginxOnly   = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
+	verifyPprof = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
+	serve204    = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
+	signer      = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
 
 func main() {
 	flag.Parse()
+	if *serve204 {
+		serveNoContent()
+		return
+	}
 	if *short {
 		*duration, *logins = 1500*time.Millisecond, 300
 	}
@@ -115,6 +126,12 @@ func run() error {
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *duration, *conc, *signer)
 	if *storesOnly {
 		return storeComparison(dir, idpBin, wiBin)
+	}
+	if *nginxOnly {
+		if err := nginxFigures(newClient(*conc), dir, idpBin); err != nil {
+			return err
+		}
+		return printRows()
 	}
 
 	idpData := filepath.Join(dir, "idp-data")
@@ -275,8 +292,9 @@ func run() error {
 	limit("5. private memory 3 s after the logins, idp", rssMB(idp.cmd.Process.Pid, "RssAnon"), 25, "MB")
 	record("   VmRSS then (with file pages)", fmt.Sprintf("%.1f MB", rssMB(idp.cmd.Process.Pid, "VmRSS")))
 
-	// 2: nginx forward auth against the same nginx with no auth.
-	if err := nginxFigures(c, dir, idp, access); err != nil {
+	// 2 and 2b: nginx forward auth against the same nginx with no auth, and against the same
+	// nginx's auth_request to a bare 204.
+	if err := nginxFigures(c, dir, idpBin); err != nil {
 		record("2. nginx", "skipped: "+err.Error())
 	}
 
@@ -710,13 +728,28 @@ func burstLogins(base string, n int) map[int]int {
 	return statuses
 }
 
-// nginxFigures measures nginx → auth_request → /verify → upstream against the same nginx
-// proxying to the same upstream with no auth at all.
-func nginxFigures(c *http.Client, dir string, idp *proc, access string) error {
+// nginxFigures measures, through one nginx (deploy/nginx/nginx.conf, one worker) to the same
+// upstream app: the app with no auth; auth_request to a bare upstream that answers 204 (the
+// ceiling); and auth_request to /verify, as the file has it. The IdP behind it is the one a
+// forward-auth deployment runs: its own, started here with nginx as --trusted-proxies and the 50
+// access rules of accesstest.Fifty, the one naming nginx's host last.
+//
+// The bare 204 is a Go net/http server on the same keep-alive upstream pool and location
+// settings as /verify's (the same headers sent, no body), so the ratio of the two is what the
+// IdP does per request beyond answering HTTP. nginx's own `return 204` would skip the upstream
+// round trip that any auth server needs, a ceiling no auth server can approach. It is a process
+// of its own (this binary, -serve-204), as the IdP is: served inside the bench, it shared the
+// load generator's two Ps and measured at 0.6× the IdP, no ceiling at all.
+func nginxFigures(c *http.Client, dir, idpBin string) error {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		return errors.New("nginx is not installed")
 	}
+	idp, token, err := forwardAuthIDP(c, dir, idpBin)
+	if err != nil {
+		return err
+	}
+	defer idp.stop()
 	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -724,18 +757,41 @@ func nginxFigures(c *http.Client, dir string, idp *proc, access string) error {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bare, err := start(self, "-serve-204")
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 	conf, err := os.ReadFile("deploy/nginx/nginx.conf")
 	if err != nil {
 		return err
 	}
-	authListen, plainListen := freeAddr(), freeAddr()
+	authListen, plainListen, bareListen := freeAddr(), freeAddr(), freeAddr()
 	c2 := strings.NewReplacer("server 127.0.0.1:8080;", "server "+strings.TrimPrefix(idp.url, "http://")+";",
 		"server 127.0.0.1:9000;", "server "+appLn.Addr().String()+";",
 		"listen 127.0.0.1:8000 default_server;", "listen "+authListen+" default_server;",
 		"listen 127.0.0.1:8000;", "listen "+authListen+";").Replace(string(conf))
+	// The ceiling's server: the app's server block as the file has it, on its own port, its
+	// auth_request going to the bare upstream instead of /verify.
+	authStart := strings.Index(c2, "    server {\n        listen "+authListen+";")
+	if authStart < 0 {
+		return errors.New("deploy/nginx/nginx.conf: no app server block")
+	}
+	authEnd := authStart + strings.Index(c2[authStart:], "\n    }\n") + len("\n    }\n")
+	ceiling := strings.NewReplacer("listen "+authListen+";", "listen "+bareListen+";",
+		"proxy_pass http://jwtidp/verify;", "proxy_pass http://bare204/verify;").Replace(c2[authStart:authEnd])
+	if !strings.Contains(ceiling, "http://bare204/verify") {
+		return errors.New("deploy/nginx/nginx.conf: no proxy_pass to /verify")
+	}
+	c2 = c2[:authEnd] + "\n" + ceiling + c2[authEnd:]
+	c2 = strings.Replace(c2, "    upstream app {", "    upstream bare204 {\n        server "+strings.TrimPrefix(bare.url, "http://")+";\n        keepalive 64;\n    }\n    upstream app {", 1)
 	// The same nginx, one more server block: the app with no auth.
 	c2 = strings.Replace(c2, "    server {\n        listen "+authListen, "    server {\n        listen "+plainListen+";\n        location / {\n            proxy_pass http://app;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n        }\n    }\n\n    server {\n        listen "+authListen, 1)
-	// One worker: both servers then share the same CPU budget.
+	// One worker: the servers then share the same CPU budget.
 	c2 = strings.Replace(c2, "worker_processes auto;", "worker_processes 1;", 1)
 	ndir := filepath.Join(dir, "nginx")
 	os.MkdirAll(ndir, 0o755)
@@ -754,12 +810,90 @@ func nginxFigures(c *http.Client, dir string, idp *proc, access string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+"/", "") })
-	authed := load(c, *conc, *duration, func() *http.Request { return get("http://"+authListen+"/", "Bearer "+access) })
+	// The path the last rule names; the app answers any path.
+	const path0 = "/admin/bench"
+	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+path0, "") })
+	// The ceiling and /verify alternate (ABBA, each half the duration), so a change in the
+	// machine's load in between weighs on both alike.
+	half := *duration / 2
+	toBare := func() *http.Request { return get("http://"+bareListen+path0, "Bearer "+token) }
+	toVerify := func() *http.Request { return get("http://"+authListen+path0, "Bearer "+token) }
+	ceil1 := load(c, *conc, half, toBare)
+	authed1 := load(c, *conc, half, toVerify)
+	authed2 := load(c, *conc, half, toVerify)
+	ceil2 := load(c, *conc, half, toBare)
+	ceil, authed := merge(ceil1, ceil2), merge(authed1, authed2)
 	record("nginx → app, no auth", plain.String())
-	record("nginx → auth_request /verify → app", authed.String())
+	record("nginx → auth_request bare 204 → app", ceil.String())
+	record("nginx → auth_request /verify (50 rules) → app", authed.String())
 	ratio("2. nginx with forward auth / without", authed.rps, plain.rps, 0.5)
+	ratio("2b. nginx + /verify (50 rules) / nginx + auth_request to a bare 204", authed.rps, ceil.rps, 0.93)
 	return nil
+}
+
+// serveNoContent answers 204 with no body to every request, on a free loopback port, which it
+// names on stderr as the services do (start reads it), until it is stopped.
+func serveNoContent() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+}
+
+// merge is two equally long runs of one figure as one.
+func merge(a, b result) result {
+	s := map[int]int{}
+	for k, v := range a.statuses {
+		s[k] += v
+	}
+	for k, v := range b.statuses {
+		s[k] += v
+	}
+	return result{rps: (a.rps + b.rps) / 2, statuses: s}
+}
+
+// forwardAuthIDP starts an IdP as a forward-auth deployment runs it — nginx (127.0.0.1) as
+// --trusted-proxies, and a configuration file with 50 access rules of accesstest.Fifty's shape,
+// the last one naming nginx's host, for the bench's user, one factor — and returns it with an
+// access token of that user.
+func forwardAuthIDP(c *http.Client, dir, idpBin string) (*proc, string, error) {
+	rules := accesstest.Fifty()
+	last := &rules.Rules[len(rules.Rules)-1]
+	last.Domain = []string{"127.0.0.1", "localhost"}
+	last.Subject = []string{"user:bench", "group:admins"}
+	last.Networks = []string{"127.0.0.0/8", "::1"}
+	last.Policy = access.OneFactor
+	conf, err := yaml.Marshal(map[string]any{"access_control": rules})
+	if err != nil {
+		return nil, "", err
+	}
+	confFile := filepath.Join(dir, "idp-forward-auth.yaml")
+	if err := os.WriteFile(confFile, conf, 0o600); err != nil {
+		return nil, "", err
+	}
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "idp-forward-auth-data"),
+		"--rate-limit", "0", "--token-rate-limit", "0", "--throttle-failures", "0",
+		"--config", confFile, "--trusted-proxies", "127.0.0.1"}
+	if *verifyPprof != "" {
+		args = append(args, "--pprof-addr", *verifyPprof)
+	}
+	idp, err := start(idpBin, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := post(c, idp.url+"/signup", `{"username":"bench","password":"bench-password-123"}`, ""); err != nil {
+		idp.stop()
+		return nil, "", err
+	}
+	token, _, err := login(c, idp.url)
+	if err != nil {
+		idp.stop()
+		return nil, "", err
+	}
+	return idp, token, nil
 }
 
 func freeAddr() string {

@@ -200,7 +200,7 @@ func validHost(h string) bool {
 		_, err := netip.ParseAddr(h[1 : len(h)-1])
 		return err == nil
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if label == "" || len(label) > 63 {
 			return false
 		}

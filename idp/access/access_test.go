@@ -330,3 +330,40 @@ func TestParseNetworkUnmapsIPv4(t *testing.T) {
 		}
 	}
 }
+
+// cleanURI's shortcut (plainURI) returns a URI as it is only where the full decoding would
+// return it unchanged too: these are the shapes near its edges, taken or refused by it.
+func TestPlainURIAgreesWithDecoding(t *testing.T) {
+	for _, uri := range []string{"/", "/a", "/a/", "/admin/bench", "/a.b/c~d_e-f/", "/a?", "/a?x=1&y=%2F;z#f",
+		"/.a/..b/...", "//a", "/a//b", "/a/.", "/a/..", "/./a", "/../a", "/a/./", "/a;b", "/a%41", `/a\b`,
+		"/a b", "/a?x y", "/a?\x01", "/é", "/a?é", "a", "", "?x"} {
+		want, wantErr := decodeURI(uri)
+		if plainURI(uri) && (wantErr != nil || want != uri) {
+			t.Errorf("plainURI(%q) but the decoding gives %q, %v", uri, want, wantErr)
+		}
+		got, err := cleanURI(uri)
+		if got != want || (err == nil) != (wantErr == nil) {
+			t.Errorf("cleanURI(%q) = %q, %v; the decoding: %q, %v", uri, got, err, want, wantErr)
+		}
+	}
+	for uri, plain := range map[string]bool{"/admin/bench?page=2": true, "/": true, "/a/../b": false, "/a%2Fb": false, "/a;x": false} {
+		if plainURI(uri) != plain {
+			t.Errorf("plainURI(%q) = %v, want %v", uri, !plain, plain)
+		}
+	}
+}
+
+// FuzzPlainURI: whatever the URI, the shortcut takes it only where the decoding agrees.
+func FuzzPlainURI(f *testing.F) {
+	for _, s := range []string{"/", "/a/b/", "/a/../b", "/a?x=1", "//a", "/a/."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		if !plainURI(uri) {
+			return
+		}
+		if got, err := decodeURI(uri); err != nil || got != uri {
+			t.Fatalf("plainURI(%q), but the decoding gives %q, %v", uri, got, err)
+		}
+	})
+}

@@ -26,3 +26,14 @@ func BenchmarkDecide50(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNewRequest is the reading of a proxy's description of a request, as /verify does
+// it for every request behind the proxy.
+func BenchmarkNewRequest(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := access.NewRequest("app49.example.com:8443", "/admin/users?page=2", "GET", "10.1.2.3"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

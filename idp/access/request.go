@@ -55,6 +55,44 @@ func cleanHost(host string) (string, error) {
 }
 
 func cleanURI(uri string) (string, error) {
+	if plainURI(uri) {
+		return uri, nil // what the decoding below would make of it, without the copies
+	}
+	return decodeURI(uri)
+}
+
+// plainURI reports whether uri is a request URI that every reading of it agrees on and that is
+// already clean, so that decodeURI would return it as it is: a path of unreserved characters
+// and slashes with no empty, "." or ".." segment (a trailing slash aside), and a query, if any,
+// of printable ASCII. Behind a proxy most requests are such; anything else is decoded.
+func plainURI(uri string) bool {
+	p, q, _ := strings.Cut(uri, "?")
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	seg := 0 // where the current segment's slash is
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			if s := p[seg+1 : i]; s == "" && i < len(p) || s == "." || s == ".." {
+				return false
+			}
+			seg = i
+			continue
+		}
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	for i := 0; i < len(q); i++ {
+		if q[i] <= ' ' || q[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeURI is cleanURI for any request URI.
+func decodeURI(uri string) (string, error) {
 	if !strings.HasPrefix(uri, "/") {
 		return "", errors.New("the URI is not a path")
 	}

@@ -71,11 +71,3 @@ func bearerJWT(r *http.Request) (string, bool) {
 	}
 	return raw, true
 }
-
-// withClientIP names each request's client address in its context (auth.WithClientIP): the one
-// place the use cases learn it, for the audit trail, the sessions and the sign-in throttle.
-func withClientIP(next http.Handler, addrs web.ClientAddrs) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(auth.WithClientIP(r.Context(), addrs.Of(r))))
-	})
-}

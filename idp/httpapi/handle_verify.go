@@ -39,10 +39,13 @@ import (
 func handleVerify(d verifyDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Length", "0")
+		// Every app request behind the proxy comes through here: the answer's headers are set
+		// by their canonical names directly, from one backing array.
+		v := new([7]string)
+		v[0], v[1] = "no-store", "0"
+		h["Cache-Control"], h["Content-Length"] = v[0:1:1], v[1:2:2]
 		var who auth.Resolved
-		err := errors.New("no credentials")
+		err := errNoCredentials
 		bearer := r.Header.Get("Authorization") != ""
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
 			var claims *jwtauth.Claims
@@ -65,18 +68,16 @@ func handleVerify(d verifyDeps) http.Handler {
 		if p := d.policy(); p != nil {
 			outcome = d.decide(r, p, who, err == nil)
 		}
-		browser := !bearer && r.URL.Query().Get("redirect") == "1"
+		browser := !bearer && r.URL.RawQuery != "" && r.URL.Query().Get("redirect") == "1"
 		switch outcome {
 		case access.Allow:
-			// Set by their canonical names directly, one backing array for the five: every app
-			// request behind the proxy comes through here.
-			v := [5]string{who.UserID, who.Username, who.Username, strings.Join(who.Groups, ","), who.Email}
-			h["X-Auth-Subject"], h["X-Auth-User"], h["Remote-User"] = v[0:1:1], v[1:2:2], v[2:3:3]
+			v[2], v[3], v[4], v[5], v[6] = who.UserID, who.Username, who.Username, strings.Join(who.Groups, ","), who.Email
+			h["X-Auth-Subject"], h["X-Auth-User"], h["Remote-User"] = v[2:3:3], v[3:4:4], v[4:5:5]
 			// Authelia's names, which apps behind it read: group names hold no comma.
 			// Both always sent, empty when there is none: a proxy that copies them from the
 			// answer (Caddy) would otherwise pass its placeholder, or the client's own copy.
 			// Remote-Email: verified only.
-			h["Remote-Groups"], h["Remote-Email"] = v[3:4:4], v[4:5:5]
+			h["Remote-Groups"], h["Remote-Email"] = v[5:6:6], v[6:7:7]
 			w.WriteHeader(http.StatusOK)
 		case access.AllowAnonymous:
 			w.WriteHeader(http.StatusOK)
@@ -96,6 +97,11 @@ func handleVerify(d verifyDeps) http.Handler {
 		}
 	})
 }
+
+var (
+	errNoCredentials = errors.New("no credentials")
+	errNotFromProxy  = errors.New("the request did not come from a --trusted-proxies address")
+)
 
 // refuse answers with status, naming where a browser should go in X-Auth-Redirect; a browser
 // asking with ?redirect=1 is sent there at once.
@@ -133,7 +139,7 @@ func (d verifyDeps) policy() *access.Policy {
 // pass every signed-in user whatever the rules said of the app.
 func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved, signedIn bool) access.Outcome {
 	var host, uri, method string
-	err := errors.New("the request did not come from a --trusted-proxies address")
+	err := errNotFromProxy
 	if d.addrs.FromTrusted(r) {
 		host = r.Header.Get("X-Forwarded-Host")
 		uri, err = forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
@@ -143,7 +149,7 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 	}
 	var req access.Request
 	if err == nil {
-		client := auth.ClientIP(r.Context()) // withClientIP's, for every request
+		client := auth.ClientIP(r.Context()) // the common middleware's, for every request
 		if client == "" {
 			client = d.addrs.Of(r)
 		}

@@ -70,7 +70,7 @@ type Deps struct {
 func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	// The client's address goes into the context outside the common middleware, which reads the
-	// route the mux matched from the request it handed on.
-	return withClientIP(web.Middleware(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs), d.RemoteAddrs)
+	// The client's address goes into the context (auth.WithClientIP) from the common middleware,
+	// which resolves it once for the access log too.
+	return web.MiddlewareWithClient(mux, d.Logger, web.NewHTTPMetrics(d.Registry), d.RemoteAddrs, auth.WithClientIP)
 }

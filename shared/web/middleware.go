@@ -127,11 +127,28 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // The logged client is the one clients resolves (behind a trusted proxy, the real client).
 // The request id is on every line logged with the request's context (RequestIDHandler).
 func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, clients ClientAddrs) http.Handler {
-	logger = slog.New(RequestIDHandler(logger.Handler()))
+	return MiddlewareWithClient(next, logger, metrics, clients, nil)
+}
+
+// MiddlewareWithClient is Middleware that also hands the client's address, resolved once for
+// the access log, to withClient, whose context the request then carries (a service's own
+// record of it, as the IdP's auth.WithClientIP): one parse of X-Forwarded-For and one copy of
+// the request, not one per layer. A nil withClient adds nothing.
+func MiddlewareWithClient(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, clients ClientAddrs,
+	withClient func(context.Context, string) context.Context) http.Handler {
+	inner := logger.Handler()
+	if h, ok := inner.(requestIDHandler); ok {
+		inner = h.Handler
+	}
+	logger = slog.New(RequestIDHandler(inner))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, newRequestID()))
-		ctx := r.Context()
+		id, client := newRequestID(), clients.Of(r)
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if withClient != nil {
+			ctx = withClient(ctx, client)
+		}
+		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		if metrics != nil {
 			metrics.inFlight.Inc()
@@ -157,14 +174,39 @@ func Middleware(next http.Handler, logger *slog.Logger, metrics *HTTPMetrics, cl
 			}
 			d := time.Since(start)
 			if metrics != nil {
-				metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+				metrics.requests.WithLabelValues(route, statusText(status)).Inc()
 				metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			}
-			logger.InfoContext(ctx, "request", "method", r.Method, "route", route,
-				"status", status, "duration", d.Round(time.Microsecond), "client", clients.Of(r))
+			// The access-log line, request_id first as RequestIDHandler would put it, built as
+			// one record of typed attributes and handed to the handler directly: every request
+			// writes one, and the generic path (boxing each value, then copying the record to
+			// put the id in front) was a fifth of a forward-auth request's time in the IdP.
+			if inner.Enabled(ctx, slog.LevelInfo) {
+				line := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+				line.AddAttrs(slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", route),
+					slog.Int("status", status), slog.Duration("duration", d.Round(time.Microsecond)), slog.String("client", client))
+				inner.Handle(ctx, line)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// statusText is the metrics' status label: the usual ones without formatting them each time.
+func statusText(status int) string {
+	switch status {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 302:
+		return "302"
+	case 401:
+		return "401"
+	case 403:
+		return "403"
+	}
+	return strconv.Itoa(status)
 }
 
 // NotFound answers every unrouted path with the envelope.
