@@ -102,20 +102,24 @@ func Check(db *bolt.DB) error {
 
 // Store is what every service's bbolt store has in common; the stores embed it.
 type Store struct {
-	DB *bolt.DB
-	wf *WriteFailures
+	DB    *bolt.DB
+	wf    *WriteFailures
+	group *groupCommit
 }
 
 // NewStore wraps an open file.
-func NewStore(db *bolt.DB) Store { return Store{DB: db, wf: &WriteFailures{Path: db.Path()}} }
+func NewStore(db *bolt.DB) Store {
+	return Store{DB: db, wf: &WriteFailures{Path: db.Path()}, group: &groupCommit{db: db}}
+}
 
 // Update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per
 // burst.
 func (s Store) Update(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.DB.Update(fn)) }
 
-// Batch is Update for hot, independent writes: bbolt coalesces concurrent calls into one
-// transaction and one commit, and returns only once it is on disk. fn may run more than once.
-func (s Store) Batch(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.DB.Batch(fn)) }
+// Batch is Update for hot, independent writes: concurrent calls share one transaction and one
+// commit (a group commit, with no timer: see groupCommit), and it returns only once the write is
+// on disk. fn may run more than once.
+func (s Store) Batch(fn func(*bolt.Tx) error) error { return s.wf.Classify(s.group.do(fn)) }
 
 // SetLogger sets where storage failures are reported.
 func (s Store) SetLogger(l *slog.Logger) { s.wf.Logger = l }

@@ -1,0 +1,108 @@
+package boltfile
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// groupCommit coalesces concurrent writes into one transaction and one commit, as bbolt's
+// DB.Batch does, but without its timer: DB.Batch waits MaxBatchDelay (10 ms) from a batch's
+// first call before committing, so every hot write paid that wait, even alone, and at a fixed
+// concurrency the timer — not the disk — bounded throughput (refresh grants used under one of
+// the two cores). Here a committer commits whatever is queued the moment the previous commit is
+// on disk: a lone write commits at once, and writes that arrive during a commit share the next.
+//
+// The semantics are DB.Batch's: the functions of one commit run in one transaction, in order; one
+// that fails (or panics) is taken out, the others are run again without it, and it is run again
+// alone in a transaction of its own, whose error is its caller's. So a function may run more
+// than once, and must not depend on the others of its commit.
+type groupCommit struct {
+	db      *bolt.DB
+	mu      sync.Mutex
+	pending []*groupCall
+	running bool // a committer goroutine is draining pending
+}
+
+type groupCall struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// maxGroup bounds the functions of one transaction (DB.Batch's MaxBatchSize).
+const maxGroup = 1000
+
+// errSolo tells a caller its function failed within a group: run it again alone.
+var errSolo = errors.New("boltfile: run alone")
+
+func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
+	c := &groupCall{fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	if !g.running {
+		g.running = true
+		go g.commit()
+	}
+	g.mu.Unlock()
+	if err := <-c.done; err != errSolo {
+		return err
+	}
+	return g.db.Update(fn)
+}
+
+// commit commits the queued functions, group after group, until none is queued.
+func (g *groupCommit) commit() {
+	for {
+		g.mu.Lock()
+		calls := g.pending
+		if len(calls) > maxGroup {
+			calls, g.pending = calls[:maxGroup:maxGroup], calls[maxGroup:]
+		} else {
+			g.pending = nil
+		}
+		if len(calls) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.run(calls)
+	}
+}
+
+// run commits calls in one transaction, taking out (to run alone) any that fails.
+func (g *groupCommit) run(calls []*groupCall) {
+	for len(calls) > 0 {
+		failed := -1
+		err := g.db.Update(func(tx *bolt.Tx) error {
+			for i, c := range calls {
+				if err := safely(c.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, c := range calls {
+				c.done <- err // nil, or the commit's own error: every call's
+			}
+			return
+		}
+		calls[failed].done <- errSolo
+		calls = append(calls[:failed:failed], calls[failed+1:]...)
+	}
+}
+
+// safely calls fn, turning a panic into an error (as DB.Batch does), so one caller's panic
+// neither kills the committer nor loses the others' writes; the caller's solo run panics again.
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("boltfile: panic in a grouped write: %v", p)
+		}
+	}()
+	return fn(tx)
+}
