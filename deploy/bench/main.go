@@ -23,6 +23,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -50,6 +52,7 @@ import (
 
 	"jwtidp/idp/access"
 	"jwtidp/idp/access/accesstest"
+	"jwtidp/idp/sign"
 )
 
 var (
@@ -64,6 +67,7 @@ var (
 	nginxOnly   = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
 	verifyPprof = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
 	serve204    = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
+	serveSign   = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the grants' ceiling)")
 	signer      = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
 
@@ -71,6 +75,10 @@ func main() {
 	flag.Parse()
 	if *serve204 {
 		serveNoContent()
+		return
+	}
+	if *serveSign {
+		serveSignatures(*signer)
 		return
 	}
 	if *short {
@@ -97,6 +105,11 @@ func ratio(name string, num, den float64, target float64) {
 		verdict = "MISSED"
 	}
 	rows = append(rows, row{name: name, ratio: fmt.Sprintf("%.2f", r), target: fmt.Sprintf("≥ %.2f", target), verdict: verdict})
+}
+
+// plainRatio is a ratio row with no target.
+func plainRatio(name string, r float64) {
+	rows = append(rows, row{name: name, ratio: fmt.Sprintf("%.2f", r)})
 }
 
 func limit(name string, got, max float64, unit string) {
@@ -258,6 +271,20 @@ func run() error {
 	if speedErr == nil {
 		ratio("14. client-credentials grants / openssl speed", cc.rps, speed, 0.6)
 	}
+	// The grants' ceiling on this machine: a server that does nothing but read the POST, make one
+	// RS256 signature with the IdP's signer and answer it, in its own process, driven by the same
+	// load generator (which shares the two cores, as it does with the IdP; openssl speed has them
+	// to itself).
+	if ceiling, err := signingCeiling(c); err != nil {
+		record("bare signing server (POST → one signature)", "skipped: "+err.Error())
+	} else {
+		record("bare signing server (POST → one signature)", ceiling.String())
+		if speedErr == nil {
+			plainRatio("   bare signing server / openssl speed", ceiling.rps/speed)
+		}
+		plainRatio("   client-credentials grants / bare signing server", cc.rps/ceiling.rps)
+		plainRatio("   refresh grants / bare signing server", refreshes.rps/ceiling.rps)
+	}
 	// 15: the same grant, the same load, from the fastest peer measured (issue 31).
 	if peer, err := peerClientCredentials(c, dir); err != nil {
 		record("15. client-credentials grants, oidc-provider", "skipped: "+err.Error())
@@ -299,10 +326,29 @@ func run() error {
 	}
 
 	// 5: peak memory under a burst of concurrent logins, and only allowed answers.
+	// The kernel keeps no high-water mark of RssAnon: it is sampled every 5 ms through the burst
+	// (VmHWM, file pages included, is printed beside it).
+	pid := idp.cmd.Process.Pid
+	stopSampling, peakAnon := make(chan struct{}), make(chan float64)
+	go func() {
+		var peak float64
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, rssMB(pid, "RssAnon"))
+			select {
+			case <-stopSampling:
+				peakAnon <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	statuses := burstLogins(idp.url, *logins)
+	close(stopSampling)
 	slots := runtime.NumCPU()
-	// The peak is VmHWM, file pages included: the kernel keeps no high-water mark of RssAnon.
-	limit(fmt.Sprintf("5. peak RSS (VmHWM), idp, %d concurrent logins", *logins), rssMB(idp.cmd.Process.Pid, "VmHWM"), 64+float64(slots)*19, "MB")
+	limit(fmt.Sprintf("5. peak private memory (RssAnon), idp, %d concurrent logins", *logins), <-peakAnon, 64+float64(slots)*19, "MB")
+	record("   peak VmHWM (with file pages)", fmt.Sprintf("%.1f MB", rssMB(pid, "VmHWM")))
 	record("   answers to those logins", fmtStatuses(statuses))
 	time.Sleep(3 * time.Second)
 	limit("5. private memory 3 s after the burst, idp", rssMB(idp.cmd.Process.Pid, "RssAnon"), 25, "MB")
@@ -841,6 +887,60 @@ func serveNoContent() {
 	}
 	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
 	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+}
+
+// serveSignatures answers every request with one RS256 signature, by the backend -signer names,
+// over a claims set of a client-credentials token's size: the least a grant can do.
+func serveSignatures(choice string) {
+	b, _, err := sign.Choose(choice)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	key, err := b.Load(priv, der)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
+	msg := []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"0123456789abcdef0123456789abcdef0123456789a","typ":"JWT"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"bench","client_id":"bench-service","exp":1999999999,"iat":1999999099,"iss":"http://127.0.0.1:8080","jti":"0123456789abcdef0123456789abcdef","scope":"workitems","sub":"bench-service"}`)))
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		sig, err := key.Sign(msg)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"%s.%s","token_type":"Bearer","expires_in":900}`, msg, base64.RawURLEncoding.EncodeToString(sig))
+	}))
+}
+
+// signingCeiling measures serveSignatures in a process of its own, as the client-credentials
+// figure is measured.
+func signingCeiling(c *http.Client) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	p, err := start(self, "-serve-sign", "-signer", *signer)
+	if err != nil {
+		return result{}, err
+	}
+	defer p.stop()
+	return load(c, *conc, *duration, func() *http.Request {
+		req, _ := http.NewRequest("POST", p.url+"/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	}), nil
 }
 
 // merge is two equally long runs of one figure as one.
