@@ -139,4 +139,3 @@ func TestGroupCommitFailureIsItsCallersAlone(t *testing.T) {
 		return nil
 	})
 }
-
