@@ -619,10 +619,15 @@ func (s *core) refresh(ctx context.Context, refreshToken, resource string, check
 			s.Logger.ErrorContext(ctx, "family of a user gone upstream not revoked", "sub", u.ID, "err", err)
 		}
 		return Tokens{}, identity.ErrInvalidGrant
-	} else if err != nil {
-		s.Logger.WarnContext(ctx, "upstream check at refresh failed: the refresh passes", "sub", u.ID, "err", err)
-	} else if synced {
-		groupsRead = false // the directory's answer changed them
+	} else {
+		if err != nil {
+			s.Logger.WarnContext(ctx, "upstream check at refresh failed: the refresh passes", "sub", u.ID, "err", err)
+		}
+		if synced || err != nil {
+			// The directory's answer changed them, or may have in part before the check failed
+			// (a later link's claim, a sync cut short): the groups read with the family are stale.
+			groupsRead = false
+		}
 	}
 	// The family keeps the scope it was granted; what this refresh carries of it is decided by
 	// the memberships read now, so a member removed from a group loses its scopes at once.
