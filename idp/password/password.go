@@ -289,13 +289,14 @@ func (h *Hasher) idKey(password, salt []byte, p Params, keyLen uint32) []byte {
 	default:
 		m = new(argon2.Memory)
 	}
-	key := argon2.IDKey(m, password, salt, p.Time, p.Memory, p.Threads, keyLen)
-	select {
-	case h.memory <- m:
-	default:
-		m.Release()
-	}
-	return key
+	defer func() { // deferred: a hash that panicked must not leak its mapping either
+		select {
+		case h.memory <- m:
+		default:
+			m.Release()
+		}
+	}()
+	return argon2.IDKey(m, password, salt, p.Time, p.Memory, p.Threads, keyLen)
 }
 
 // Verify reports whether password matches encoded, and whether encoded should be replaced by
