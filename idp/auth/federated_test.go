@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"jwtidp/idp/boltdb"
 	"jwtidp/idp/identity"
 	"jwtidp/idp/upstream"
 	"jwtidp/shared/apperr"
@@ -339,5 +340,69 @@ func TestRefreshCheckClaimedInTheStore(t *testing.T) {
 	svc.Federations = staleLinks{svc.Federations, before}
 	if err := svc.CheckUpstream(ctx, a.User.ID); err != nil || dir.asked != 0 {
 		t.Fatalf("check from a stale copy: %v, directory asked %d times, want 0", err, dir.asked)
+	}
+}
+
+// lockedGroups is a store that reads the owner's groups with the family, as PostgreSQL does
+// (identity.FamilyGroupsStore), over the bolt store; failSync makes the directory check's last
+// write (the link's groups, after the memberships changed) fail.
+type lockedGroups struct {
+	*boltdb.DB
+	failSync bool
+	updates  int
+}
+
+func (s *lockedGroups) UpdateFamilyByTokenWithGroups(ctx context.Context, hash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error) {
+	f, err := s.DB.UpdateFamilyByToken(ctx, hash, step)
+	if err != nil {
+		return f, nil, err
+	}
+	groups, err := s.DB.UserGroups(ctx, f.UserID) // before the directory is asked, as with the lock
+	return f, groups, err
+}
+
+func (s *lockedGroups) UpdateFederation(ctx context.Context, connector, subject string, fn func(identity.Federation) (identity.Federation, error)) (identity.Federation, error) {
+	if s.failSync {
+		if s.updates++; s.updates == 2 { // the first is the check's claim, the second the sync's record
+			return identity.Federation{}, errors.New("store gone mid-sync")
+		}
+	}
+	return s.DB.UpdateFederation(ctx, connector, subject, fn)
+}
+
+// A directory check that changed the user's memberships and then failed still lets the refresh
+// pass, but its token carries the groups as they are now, not those read with the family: a
+// group removed upstream does not ride along for a token's lifetime.
+func TestRefreshAfterAPartialSyncReadsGroupsAgain(t *testing.T) {
+	svc, c, dir := newFederated(t)
+	store := &lockedGroups{DB: svc.Families.(*boltdb.DB)}
+	svc.Families, svc.Groups, svc.Federations = store, store, store
+	ctx := context.Background()
+	id := upstream.Identity{Subject: "uid=fay,ou=people", Username: "fay", Groups: []string{"staff"}}
+	dir.people[id.Subject] = id
+	a, err := svc.Federated(ctx, "dir", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := svc.Complete(ctx, a, Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := accessGroups(t, signed.Tokens.AccessToken); !slices.Equal(g, []string{"staff"}) {
+		t.Fatalf("first token's groups %v, want staff", g)
+	}
+	id.Groups = nil // removed from staff upstream
+	dir.people[id.Subject] = id
+	c.add(time.Minute)
+	store.failSync = true
+	tok, err := svc.Refresh(ctx, signed.Tokens.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh with a failing sync: %v, want it to pass", err)
+	}
+	if g := groupsOfUser(t, svc, a.User.ID); len(g) != 0 {
+		t.Fatalf("memberships after the sync %v, want none", g)
+	}
+	if g := accessGroups(t, tok.AccessToken); len(g) != 0 {
+		t.Fatalf("the refreshed token carries %v: the groups read before the sync", g)
 	}
 }
