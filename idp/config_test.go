@@ -326,7 +326,7 @@ func TestConfigReloadOnSIGHUP(t *testing.T) {
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if !proctest.Eventually(10*time.Second, func() bool { return strings.Contains(p.Log(), "configuration file refused") }) {
+	if !p.WaitLog(10*time.Second, func(log string) bool { return strings.Contains(log, "configuration file refused") }) {
 		t.Fatalf("a broken file was not refused\n%s", p.Log())
 	}
 	if !works("a", cfgSecretA) || !works("b", cfgSecretB) {

@@ -183,13 +183,10 @@ func TestTokenExchange(t *testing.T) {
 	if a := do(t, "POST", wi.URL+"/workitems", "application/json", strings.NewReader(`{"title":"x"}`), "Authorization", "Bearer "+hop2); a.status != 403 {
 		t.Fatalf("the narrowed token writes: %d", a.status)
 	}
-	// The service's log reaches this test through a pipe, read by another goroutine: the
-	// line was written before the answer, but may be read after it.
-	logged := func() bool {
-		lg := wi.Log()
+	logged := func(lg string) bool {
 		return strings.Contains(lg, "sub="+sub) && strings.Contains(lg, `act="relay < gateway"`)
 	}
-	if !proctest.Eventually(10*time.Second, logged) {
+	if !wi.WaitLog(10*time.Second, logged) {
 		t.Fatalf("the work-item service does not log the user and the actors:\n%s", wi.Log())
 	}
 

@@ -94,6 +94,26 @@ type Proc struct {
 // Log returns everything the process has written to stderr so far.
 func (p *Proc) Log() string { return p.log.String() }
 
+// WaitLog waits until cond holds of the process's stderr so far, checking it at once and after
+// each line the process writes, and reports whether it held within timeout. A line reaches Log
+// through a pipe read by another goroutine, after the process wrote it: a test that looks for
+// the line of something it just did waits with this, not with a single look.
+func (p *Proc) WaitLog(timeout time.Duration, cond func(log string) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		log, more := p.log.snapshot()
+		if cond(log) {
+			return true
+		}
+		select {
+		case <-more:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // Start runs bin with args and extra environment, waits for its "listening" log line and stops
@@ -212,8 +232,9 @@ func Run(bin string, args []string, env ...string) (string, error) {
 }
 
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	more chan struct{} // closed by the next line; nil until someone waits
 }
 
 func (b *syncBuffer) WriteLine(s string) {
@@ -221,6 +242,20 @@ func (b *syncBuffer) WriteLine(s string) {
 	defer b.mu.Unlock()
 	b.buf.WriteString(s)
 	b.buf.WriteByte('\n')
+	if b.more != nil {
+		close(b.more)
+		b.more = nil
+	}
+}
+
+// snapshot is the buffer so far and a channel closed when the next line is written.
+func (b *syncBuffer) snapshot() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.more == nil {
+		b.more = make(chan struct{})
+	}
+	return b.buf.String(), b.more
 }
 
 func (b *syncBuffer) String() string {
@@ -231,7 +266,8 @@ func (b *syncBuffer) String() string {
 
 // Eventually checks cond until it holds or timeout passes, and reports whether it held. It is
 // the one place the tests poll: for what has no event to wait on (another process's port or
-// readiness, a counter kept elsewhere); it checks at once, then every 10ms.
+// readiness, a counter kept elsewhere; a binary's log line has one: Proc.WaitLog); it checks
+// at once, then every 10ms.
 func Eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(10 * time.Millisecond)

@@ -3,6 +3,7 @@ package proctest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // A log added with RememberLog (an in-process service's) is searched like a binary's.
@@ -21,4 +22,25 @@ func TestLeakedSecretsSearchesRememberedLogs(t *testing.T) {
 	registry.Lock()
 	registry.logs = nil // the package's own TestMain-less run checks nothing after this
 	registry.Unlock()
+}
+
+// WaitLog wakes on the line it waits for, written after its first look, looks again only then,
+// and reports a line that never comes as false.
+func TestWaitLogWakesOnALine(t *testing.T) {
+	p := &Proc{log: &syncBuffer{}}
+	p.log.WriteLine("msg=listening")
+	looks := 0
+	done := func(log string) bool {
+		looks++
+		if looks == 1 { // the line comes after the first look, as from the process's pipe
+			p.log.WriteLine("msg=done")
+		}
+		return strings.Contains(log, "msg=done")
+	}
+	if !p.WaitLog(10*time.Second, done) || looks != 2 {
+		t.Fatalf("WaitLog: %d looks, want 2 (one before the line, one after it)", looks)
+	}
+	if p.WaitLog(time.Millisecond, func(log string) bool { return strings.Contains(log, "msg=never") }) {
+		t.Fatal("WaitLog reported a line that was never written")
+	}
 }
