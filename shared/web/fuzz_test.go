@@ -3,7 +3,10 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -65,6 +68,50 @@ func FuzzDecode(f *testing.F) {
 		}
 		if apperr.Message(err) == "" {
 			t.Fatal("error without a message")
+		}
+	})
+}
+
+// FuzzClientAddrsOf holds ClientAddrs.Of, which reads X-Forwarded-For from the right without
+// joining its lines, to the plain reading it replaced: every line joined with commas, split,
+// and the hops walked from the right past the trusted proxies, a malformed hop ending the walk.
+func FuzzClientAddrsOf(f *testing.F) {
+	for _, s := range [][2]string{{"203.0.113.9", ""}, {"203.0.113.9, 10.0.0.1", ""}, {"10.0.0.1,203.0.113.9", "10.0.0.2"},
+		{"", ""}, {",", "203.0.113.9"}, {"x, 10.0.0.1", ""}, {" 2001:db8::1 ,::ffff:10.0.0.1", ""}, {"10.0.0.1", "10.0.0.2,,"},
+		{"203.0.113.9,", ""}, {"::ffff:203.0.113.9", "10.0.0.3"}} {
+		f.Add(s[0], s[1], "10.0.0.1:5000")
+	}
+	f.Add("203.0.113.9", "", "[::1]:80")
+	f.Add("203.0.113.9", "", "nonsense")
+	addrs := ClientAddrs{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	reference := func(r *http.Request) string {
+		host, peer, err := peerOf(r)
+		if err != nil || !addrs.trusted(peer) {
+			return host
+		}
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			if !addrs.trusted(a) {
+				return a.Unmap().String()
+			}
+		}
+		return host
+	}
+	f.Fuzz(func(t *testing.T, first, second, remote string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		if first != "" || second != "" {
+			r.Header.Add("X-Forwarded-For", first)
+		}
+		if second != "" {
+			r.Header.Add("X-Forwarded-For", second)
+		}
+		if got, want := addrs.Of(r), reference(r); got != want {
+			t.Fatalf("Of(%q, %q from %q) = %q, the joined reading says %q", first, second, remote, got, want)
 		}
 	})
 }

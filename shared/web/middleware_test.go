@@ -2,12 +2,17 @@ package web
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Every line logged with a request's context carries its request_id, once, and the access-log
@@ -42,5 +47,45 @@ func TestRequestIDOnEveryLineOfARequest(t *testing.T) {
 	}
 	if RequestIDHandler(logger.Handler()) != logger.Handler() {
 		t.Error("wrapping twice wraps twice")
+	}
+}
+
+// The request metrics count each request once, by its route (the mux's pattern, "unmatched"
+// for none) and status, and time it by its route; requests served at once included.
+func TestMiddlewareMetricsByRouteAndStatus(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("fail") != "" {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	})
+	mux.HandleFunc("POST /b", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	m := NewHTTPMetrics(prometheus.NewRegistry())
+	h := Middleware(mux, slog.New(slog.NewTextHandler(io.Discard, nil)), m, ClientAddrs{})
+	var wg sync.WaitGroup
+	for _, req := range []struct{ method, path string }{{"GET", "/a"}, {"GET", "/a?fail=1"}, {"GET", "/a"}, {"POST", "/b"}, {"GET", "/nowhere"}, {"GET", "/a?fail=1"}, {"GET", "/a"}} {
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, req.path, nil)) })
+	}
+	wg.Wait()
+	for _, c := range []struct {
+		route, status string
+		want          float64
+	}{{"GET /a", "200", 3}, {"GET /a", "418", 2}, {"POST /b", "204", 1}, {"unmatched", "404", 1}, {"POST /b", "200", 0}} {
+		var out dto.Metric
+		if err := m.requests.WithLabelValues(c.route, c.status).Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.GetCounter().GetValue(); got != c.want {
+			t.Errorf("http_requests_total{route=%q,status=%q} = %v, want %v", c.route, c.status, got, c.want)
+		}
+	}
+	for route, want := range map[string]uint64{"GET /a": 5, "POST /b": 1, "unmatched": 1} {
+		var out dto.Metric
+		if err := m.duration.WithLabelValues(route).(prometheus.Histogram).Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.GetHistogram().GetSampleCount(); got != want {
+			t.Errorf("http_request_duration_seconds{route=%q} counted %d requests, want %d", route, got, want)
+		}
 	}
 }

@@ -74,14 +74,28 @@ func (c ClientAddrs) Of(r *http.Request) string {
 	if err != nil || !c.trusted(peer) {
 		return host
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // a malformed hop: trust nothing further left
-		}
-		if !c.trusted(a) {
-			return a.Unmap().String()
+	// The hops are every X-Forwarded-For line's comma-separated entries, in order, as if the
+	// lines were joined with commas; they are read from the right, where the proxies we trust
+	// appended theirs, without building the joined list (every request behind a proxy does this).
+	values := r.Header.Values("X-Forwarded-For")
+	if len(values) == 0 {
+		return host
+	}
+	for i := len(values) - 1; i >= 0; i-- {
+		rest := values[i]
+		for {
+			comma := strings.LastIndexByte(rest, ',')
+			a, err := netip.ParseAddr(strings.TrimSpace(rest[comma+1:]))
+			if err != nil {
+				return host // a malformed hop: trust nothing further left
+			}
+			if !c.trusted(a) {
+				return a.Unmap().String()
+			}
+			if comma < 0 {
+				break
+			}
+			rest = rest[:comma]
 		}
 	}
 	return host
