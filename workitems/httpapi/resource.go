@@ -46,7 +46,8 @@ func handleResourceMetadata(d Deps) http.Handler {
 // after the realm and error attributes RFC 6750 asks for.
 func withResourceMetadata(d Deps, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&challengeWriter{ResponseWriter: w, url: metadataURL(resource(d, r))}, r)
+		// The metadata's URL is made only for a 401: every request passes here.
+		next.ServeHTTP(&challengeWriter{ResponseWriter: w, url: func() string { return metadataURL(resource(d, r)) }}, r)
 	})
 }
 
@@ -64,7 +65,7 @@ func metadataURL(resource string) string {
 
 type challengeWriter struct {
 	http.ResponseWriter
-	url   string
+	url   func() string
 	wrote bool
 }
 
@@ -72,7 +73,7 @@ func (c *challengeWriter) WriteHeader(status int) {
 	if !c.wrote && status == http.StatusUnauthorized {
 		h := c.Header()
 		if v := h.Get("WWW-Authenticate"); strings.HasPrefix(v, "Bearer ") {
-			h.Set("WWW-Authenticate", v+`, resource_metadata="`+c.url+`"`)
+			h.Set("WWW-Authenticate", v+`, resource_metadata="`+c.url()+`"`)
 		}
 	}
 	c.wrote = true
