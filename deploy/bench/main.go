@@ -53,6 +53,7 @@ import (
 	"jwtidp/idp/access"
 	"jwtidp/idp/access/accesstest"
 	"jwtidp/idp/sign"
+	"jwtidp/workitems/workitem"
 )
 
 var (
@@ -67,6 +68,9 @@ var (
 	nginxOnly   = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
 	verifyPprof = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
 	serve204    = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
+	servePGList = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
+	listIss     = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
+	listSub     = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
 	serveSign   = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the grants' ceiling)")
 	signer      = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
@@ -79,6 +83,10 @@ func main() {
 	}
 	if *serveSign {
 		serveSignatures(*signer)
+		return
+	}
+	if *servePGList != "" {
+		serveList(*servePGList, workitem.Owner(*listIss, *listSub))
 		return
 	}
 	if *short {
