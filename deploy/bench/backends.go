@@ -278,16 +278,8 @@ func serveList(dbURL, owner string) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		buf := make([]byte, 0, 64+160*len(items))
-		buf = append(buf, '[')
-		for i, it := range items {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = it.AppendJSON(buf)
-		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(append(buf, ']'))
+		w.Write(workitem.AppendList(make([]byte, 0, 64+160*len(items)), items, false))
 	}))
 }
 

@@ -121,19 +121,7 @@ func handleList(d Deps) http.Handler {
 			web.Error(w, r, d.Logger, err)
 			return
 		}
-		buf := make([]byte, 0, 64+160*len(items))
-		buf = append(buf, '[')
-		for i, it := range items {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if f.AllOwners {
-				buf = it.AppendJSONWithOwner(buf)
-			} else {
-				buf = it.AppendJSON(buf)
-			}
-		}
-		web.SuccessRaw(w, http.StatusOK, append(buf, ']'))
+		web.SuccessRaw(w, http.StatusOK, workitem.AppendList(make([]byte, 0, 64+160*len(items)), items, f.AllOwners))
 	})
 }
 

@@ -17,6 +17,19 @@ func (it Item) AppendJSON(b []byte) []byte { return it.appendJSON(b, false) }
 // whose each one is.
 func (it Item) AppendJSONWithOwner(b []byte) []byte { return it.appendJSON(b, true) }
 
+// AppendList appends items as a JSON array of AppendJSON's objects, or AppendJSONWithOwner's
+// with withOwner: a page of GET /workitems.
+func AppendList(b []byte, items []Item, withOwner bool) []byte {
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = it.appendJSON(b, withOwner)
+	}
+	return append(b, ']')
+}
+
 func (it Item) appendJSON(b []byte, owner bool) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendUint(b, it.ID, 10)

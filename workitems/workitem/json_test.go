@@ -28,6 +28,33 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// A page is a JSON array of the items' objects, after whatever the buffer held: none is "[]",
+// and with owners each object is AppendJSONWithOwner's.
+func TestAppendList(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	items := []Item{{ID: 1, Owner: Owner("https://idp", "alice"), Title: "a", CreatedAt: at, UpdatedAt: at},
+		{ID: 2, Owner: Owner("https://idp", "bob"), Title: "b", Done: true, CreatedAt: at, UpdatedAt: at}}
+	for _, c := range []struct {
+		items     []Item
+		withOwner bool
+		want      string
+	}{
+		{nil, false, "x[]"},
+		{items[:1], false, "x[" + string(items[0].AppendJSON(nil)) + "]"},
+		{items, false, "x[" + string(items[0].AppendJSON(nil)) + "," + string(items[1].AppendJSON(nil)) + "]"},
+		{items, true, "x[" + string(items[0].AppendJSONWithOwner(nil)) + "," + string(items[1].AppendJSONWithOwner(nil)) + "]"},
+	} {
+		got := string(AppendList([]byte("x"), c.items, c.withOwner))
+		if got != c.want {
+			t.Errorf("AppendList(%d items, owners %v) = %s, want %s", len(c.items), c.withOwner, got, c.want)
+		}
+		var decoded []map[string]any
+		if err := json.Unmarshal([]byte(got[1:]), &decoded); err != nil || len(decoded) != len(c.items) {
+			t.Errorf("AppendList(%d items): %s is not an array of as many objects (%v)", len(c.items), got[1:], err)
+		}
+	}
+}
+
 // FuzzAppendJSONString checks, for any string, what clients rely on: AppendJSONString appends
 // (the bytes before it are kept) one valid JSON string in valid UTF-8, which decodes to the
 // input with each invalid UTF-8 byte replaced by U+FFFD, and in which <, >, &, U+2028 and
