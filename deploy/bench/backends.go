@@ -195,6 +195,7 @@ func measureListOnPostgreSQL(c *http.Client, s *stack, dbURL string) (health, li
 	}
 	var items []json.RawMessage
 	err = json.NewDecoder(resp.Body).Decode(&items)
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err != nil || len(items) != 10 {
 		err = fmt.Errorf("the list ceiling listed %d items (%v), want the bench user's 10", len(items), err)
@@ -205,33 +206,23 @@ func measureListOnPostgreSQL(c *http.Client, s *stack, dbURL string) (health, li
 	quarter := *duration / 4
 	toBare := func() *http.Request { return get(bare.url, "") }
 	toList := func() *http.Request { return get(s.wi.url+"/workitems", "Bearer "+s.access) }
+	var lists, ceilings []result
 	for range 2 {
-		ceil1 := load(c, *conc, quarter, toBare)
-		list1 := load(c, *conc, quarter, toList)
-		list2 := load(c, *conc, quarter, toList)
-		ceil2 := load(c, *conc, quarter, toBare)
-		list, ceiling = mergeAll(list, list1, list2), mergeAll(ceiling, ceil1, ceil2)
+		ceilings = append(ceilings, load(c, *conc, quarter, toBare))
+		lists = append(lists, load(c, *conc, quarter, toList), load(c, *conc, quarter, toList))
+		ceilings = append(ceilings, load(c, *conc, quarter, toBare))
 	}
-	return health, list, ceiling, nil
+	return health, mergeAll(lists), mergeAll(ceilings), nil
 }
 
-// mergeAll is merge over several results of equal duration: their mean rate, their statuses
-// summed. A zero result (no rate, no statuses) counts for nothing.
-func mergeAll(rs ...result) result {
+// mergeAll is merge over results of equal duration: their mean rate, their statuses summed.
+func mergeAll(rs []result) result {
 	out := result{statuses: map[int]int{}}
-	n := 0
 	for _, r := range rs {
-		if r.rps == 0 && len(r.statuses) == 0 {
-			continue
-		}
-		n++
-		out.rps += r.rps
+		out.rps += r.rps / float64(len(rs))
 		for k, v := range r.statuses {
 			out.statuses[k] += v
 		}
-	}
-	if n > 0 {
-		out.rps /= float64(n)
 	}
 	return out
 }
@@ -439,7 +430,9 @@ func storeComparison(dir, idpBin, wiBin string) (err error) {
 	// Figure 10 was GET /workitems ÷ /healthz on PostgreSQL, ≥ 0.50; a server that does nothing
 	// but the store's query per GET reached 0.28–0.47 of /healthz on the project's machine, never
 	// 0.50 (BENCHMARKS.md), so the figure is now the service against that ceiling, ≥ 0.85 (what
-	// the service may add: token, middleware, log line, envelope), and ÷ /healthz is shown beside it.
+	// the service may add: token, middleware, log line, envelope), and ÷ /healthz is shown beside
+	// it. The ceiling runs the service's own store, so a slower store moves both: that shows in
+	// the ceiling's ÷ /healthz (no target), and TestListIsOneStatement pins the store's query.
 	goal("   GET /workitems / /healthz (ratio: PostgreSQL)", fmt.Sprintf("%.2f", b.wiList.rps/b.wiHealth.rps),
 		fmt.Sprintf("%.2f", p.wiList.rps/p.wiHealth.rps), p.wiList.rps/p.wiHealth.rps, 0)
 	fig("   the ceiling: a bare server, the store's List per GET", result{}, p.listCeiling)
