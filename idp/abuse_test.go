@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"jwtidp/shared/clock"
-	"jwtidp/shared/proctest"
 	"jwtidp/shared/service"
 )
 
@@ -160,14 +159,16 @@ func browserLoginResp(t *testing.T, base, user, pw string) (*http.Response, stri
 func TestLogsNameTheRealClient(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--trusted-proxies", "127.0.0.1")
 	authAs(t, p.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
-	// The access-log line is written after the answer has gone out: give it a moment.
-	proctest.Eventually(5*time.Second, func() bool { return strings.Count(p.Log(), "client=198.51.100.23") >= 2 })
-	if !strings.Contains(p.Log(), `route="POST /auth" status=401`) || strings.Count(p.Log(), "client=198.51.100.23") < 2 {
+	// The access-log line is written after the answer has gone out: wait for it.
+	if !p.WaitLog(5*time.Second, func(log string) bool { return strings.Count(log, "client=198.51.100.23") >= 2 }) ||
+		!strings.Contains(p.Log(), `route="POST /auth" status=401`) {
 		t.Fatalf("the logs do not name the client behind the trusted proxy:\n%s", p.Log())
 	}
 	q := startIDP(t, t.TempDir())
 	authAs(t, q.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
-	proctest.Eventually(5*time.Second, func() bool { return strings.Contains(q.Log(), `route="POST /auth"`) })
+	if !q.WaitLog(5*time.Second, func(log string) bool { return strings.Contains(log, `route="POST /auth"`) }) {
+		t.Fatalf("no access-log line of the login:\n%s", q.Log())
+	}
 	if strings.Contains(q.Log(), "198.51.100.23") {
 		t.Fatal("an untrusted peer's X-Forwarded-For reached the logs as the client")
 	}

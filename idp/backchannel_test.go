@@ -185,7 +185,7 @@ func TestBackchannelLogout(t *testing.T) {
 	admin("/admin/users/" + bob + "/disable")
 	got = bcl.waitFor(t, clk, 0, 2)
 	first := verifyLogoutToken(t, clk, p.URL, "webapp", bob, sidBob, got[1])
-	if !proctest.Eventually(10*time.Second, func() bool { return strings.Contains(p.Log(), "back-channel logout not sent: will retry") }) {
+	if !p.WaitLog(10*time.Second, func(log string) bool { return strings.Contains(log, "back-channel logout not sent: will retry") }) {
 		t.Fatalf("the 503 was not logged as a retry:\n%s", p.Log())
 	}
 	bcl.set(http.StatusOK)

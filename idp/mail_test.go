@@ -57,7 +57,7 @@ func TestPasswordNoticeThroughMailpit(t *testing.T) {
 	// The mail server is down: the change succeeds, and its notice waits in the store.
 	mp.Stop()
 	change("third-horse-11", "fourth-horse-12")
-	if !proctest.Eventually(10*time.Second, func() bool { return strings.Contains(p.Log(), "mail not sent: will retry") }) {
+	if !p.WaitLog(10*time.Second, func(log string) bool { return strings.Contains(log, "mail not sent: will retry") }) {
 		t.Fatalf("no failed delivery logged:\n%s", p.Log())
 	}
 	mp.Start()
@@ -555,7 +555,7 @@ func TestPasswordResetAbuse(t *testing.T) {
 		forgot()
 	}
 	mp.WaitFor(t, "hal@example.org", 3)
-	if !proctest.Eventually(10*time.Second, func() bool { return strings.Count(p.Log(), "too many links this hour") == 3 }) {
+	if !p.WaitLog(10*time.Second, func(log string) bool { return strings.Count(log, "too many links this hour") == 3 }) {
 		t.Fatalf("the per-account cap did not refuse three of five:\n%s", p.Log())
 	}
 	if n := len(mp.To(t, "hal@example.org")); n != 3 {

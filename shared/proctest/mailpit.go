@@ -1,7 +1,6 @@
 package proctest
 
 import (
-	"bytes"
 	"debug/buildinfo"
 	"encoding/json"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +69,7 @@ type Mailpit struct {
 	t    testing.TB
 	bin  string
 	args []string
-	log  *lockedBuffer
+	log  *LogBuffer
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -89,7 +87,7 @@ func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 		URL:      "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		t:        t,
 		bin:      bin,
-		log:      &lockedBuffer{},
+		log:      &LogBuffer{},
 	}
 	m.args = []string{
 		"--smtp", m.SMTPAddr,
@@ -332,22 +330,4 @@ func (m *Mailpit) get(t testing.TB, path string) []byte {
 		t.Fatalf("mailpit: GET %s: %s: %s", path, resp.Status, body)
 	}
 	return body
-}
-
-// lockedBuffer is an io.Writer for a process's output that tests may read while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -24,7 +24,7 @@ type OIDCProvider struct {
 	Issuer       string // http://127.0.0.1:PORT
 	ClientID     string // jwtidp
 	ClientSecret string
-	log          *lockedBuffer
+	log          *LogBuffer
 }
 
 // Log is what the provider printed.
@@ -82,7 +82,7 @@ func StartOIDCProvider(t testing.TB, dir string, port int, redirectURI string, g
 		t.Fatal(err)
 	}
 	npmCI(t, dir, "oidc-provider")
-	p := &OIDCProvider{ClientID: "jwtidp", ClientSecret: "upstream-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), log: &lockedBuffer{}}
+	p := &OIDCProvider{ClientID: "jwtidp", ClientSecret: "upstream-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), log: &LogBuffer{}}
 	Secret(p.ClientSecret)
 	if len(groups) == 0 {
 		groups = []string{"devs", "ops"}

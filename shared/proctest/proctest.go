@@ -86,7 +86,7 @@ type Proc struct {
 	Cmd  *exec.Cmd
 	Addr string // host:port it listens on
 	URL  string // http://Addr
-	log  *syncBuffer
+	log  *LogBuffer
 	done chan struct{}
 	err  error
 }
@@ -99,19 +99,7 @@ func (p *Proc) Log() string { return p.log.String() }
 // through a pipe read by another goroutine, after the process wrote it: a test that looks for
 // the line of something it just did waits with this, not with a single look.
 func (p *Proc) WaitLog(timeout time.Duration, cond func(log string) bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		log, more := p.log.snapshot()
-		if cond(log) {
-			return true
-		}
-		select {
-		case <-more:
-		case <-deadline.C:
-			return false
-		}
-	}
+	return p.log.Wait(timeout, cond)
 }
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
@@ -137,7 +125,7 @@ func StartErr(bin string, args []string, env ...string) (*Proc, error) {
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = io.Discard
-	p := &Proc{Cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, log: &LogBuffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -231,25 +219,41 @@ func Run(bin string, args []string, env ...string) (string, error) {
 	return string(out), err
 }
 
-type syncBuffer struct {
+// LogBuffer is a log a program writes while a test reads it: a binary's stderr (Proc) or an
+// in-process service's output (servicetest.Instance). Wait waits on its writes, not a timer.
+type LogBuffer struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
-	more chan struct{} // closed by the next line; nil until someone waits
+	more chan struct{} // closed by the next write; nil until someone waits
 }
 
-func (b *syncBuffer) WriteLine(s string) {
+// Write appends p (an in-process logger writes a line at a time) and wakes any Wait.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	b.wake()
+	return n, err
+}
+
+// WriteLine appends s and a newline, and wakes any Wait.
+func (b *LogBuffer) WriteLine(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf.WriteString(s)
 	b.buf.WriteByte('\n')
+	b.wake()
+}
+
+func (b *LogBuffer) wake() {
 	if b.more != nil {
 		close(b.more)
 		b.more = nil
 	}
 }
 
-// snapshot is the buffer so far and a channel closed when the next line is written.
-func (b *syncBuffer) snapshot() (string, <-chan struct{}) {
+// snapshot is the buffer so far and a channel closed when the next write comes.
+func (b *LogBuffer) snapshot() (string, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.more == nil {
@@ -258,15 +262,34 @@ func (b *syncBuffer) snapshot() (string, <-chan struct{}) {
 	return b.buf.String(), b.more
 }
 
-func (b *syncBuffer) String() string {
+// String is the log so far.
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
+// Wait waits until cond holds of the log so far, checking it at once and after each write,
+// and reports whether it held within timeout.
+func (b *LogBuffer) Wait(timeout time.Duration, cond func(log string) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		log, more := b.snapshot()
+		if cond(log) {
+			return true
+		}
+		select {
+		case <-more:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 // Eventually checks cond until it holds or timeout passes, and reports whether it held. It is
 // the one place the tests poll: for what has no event to wait on (another process's port or
-// readiness, a counter kept elsewhere; a binary's log line has one: Proc.WaitLog); it checks
+// readiness, a counter kept elsewhere; a log line has one: Proc.WaitLog, Instance.WaitLog); it checks
 // at once, then every 10ms.
 func Eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)

@@ -25,9 +25,9 @@ func TestLeakedSecretsSearchesRememberedLogs(t *testing.T) {
 }
 
 // WaitLog wakes on the line it waits for, written after its first look, looks again only then,
-// and reports a line that never comes as false.
+// and reports a line that never comes as false; a Write wakes it as a WriteLine does.
 func TestWaitLogWakesOnALine(t *testing.T) {
-	p := &Proc{log: &syncBuffer{}}
+	p := &Proc{log: &LogBuffer{}}
 	p.log.WriteLine("msg=listening")
 	looks := 0
 	done := func(log string) bool {
@@ -42,5 +42,17 @@ func TestWaitLogWakesOnALine(t *testing.T) {
 	}
 	if p.WaitLog(time.Millisecond, func(log string) bool { return strings.Contains(log, "msg=never") }) {
 		t.Fatal("WaitLog reported a line that was never written")
+	}
+	// An in-process service's logger writes through Write, which wakes a wait as well.
+	looks = 0
+	written := func(log string) bool {
+		looks++
+		if looks == 1 {
+			p.log.Write([]byte("msg=written\n"))
+		}
+		return strings.Contains(log, "msg=written")
+	}
+	if !p.log.Wait(10*time.Second, written) || looks != 2 {
+		t.Fatalf("Wait after a Write: %d looks, want 2", looks)
 	}
 }

@@ -38,7 +38,7 @@ type Slapd struct {
 	conf      string
 	cmd       *exec.Cmd
 	done      chan struct{}
-	log       *lockedBuffer
+	log       *LogBuffer
 }
 
 // The seeded directory's names and secrets.
@@ -168,7 +168,7 @@ func startSlapd(t testing.TB, withTLS bool) *Slapd {
 		t.Fatal(err)
 	}
 	conf := strings.NewReplacer("{{DIR}}", dir, "{{ROOTPW}}", SlapdAdminPassword).Replace(slapdConf)
-	s := &Slapd{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf"), log: &lockedBuffer{}}
+	s := &Slapd{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf"), log: &LogBuffer{}}
 	if withTLS {
 		s.CA = NewTestCA(t, "slapd test CA")
 		cert, key := s.CA.Issue(t, "127.0.0.1", "localhost")

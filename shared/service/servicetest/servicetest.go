@@ -4,13 +4,11 @@
 package servicetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +20,7 @@ import (
 type Instance struct {
 	Addr    string // host:port it listens on
 	URL     string // http://Addr
-	log     *logBuffer
+	log     *proctest.LogBuffer
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed once Run has returned, err then set
 	err     error
@@ -30,6 +28,13 @@ type Instance struct {
 
 // Log returns everything the program has written to stdout and stderr so far.
 func (in *Instance) Log() string { return in.log.String() }
+
+// WaitLog waits until cond holds of the program's log so far, checking it at once and after
+// each write, and reports whether it held within timeout: for a line that background work (a
+// retry loop, a delivery) or the end of a request writes after the test's call has returned.
+func (in *Instance) WaitLog(timeout time.Duration, cond func(log string) bool) bool {
+	return in.log.Wait(timeout, cond)
+}
 
 // Start runs p with args (args[0] the program's name, then e.g. "serve", "--addr",
 // "127.0.0.1:0") until ctx ends or the test ends, and returns once it listens: the address
@@ -47,7 +52,7 @@ func Start(t testing.TB, ctx context.Context, p *service.Program, args ...string
 func StartEnv(t testing.TB, ctx context.Context, p *service.Program, env service.Env, args ...string) *Instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
-	in := &Instance{log: &logBuffer{}, cancel: cancel, stopped: make(chan struct{})}
+	in := &Instance{log: &proctest.LogBuffer{}, cancel: cancel, stopped: make(chan struct{})}
 	addr := make(chan string, 1)
 	env.Stdout, env.Stderr, env.Ready = in.log, in.log, func(a string) { addr <- a }
 	go func() {
@@ -109,24 +114,6 @@ func closeIdleConns() {
 	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr.CloseIdleConnections()
 	}
-}
-
-// logBuffer is a log the program writes while the test reads it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Searchable is a log as the secret-leak search (proctest.LeakedSecrets) reads it: the log
