@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -245,25 +244,15 @@ func issuerAndSubject(tok string) (string, string, error) {
 	return claims.Iss, claims.Sub, nil
 }
 
-// serveList is -serve-pg-list: owner's items from the work-item store at dbURL, for every GET,
-// on a free loopback port named on stderr as the services do.
-func serveList(dbURL, owner string) {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+// listItems is -serve-pg-list: owner's items from the work-item store at dbURL, for every GET.
+func listItems(dbURL, owner string) (http.Handler, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	db, err := pgstore.Open(ctx, pgdb.Config{URL: dbURL, MaxConns: int32(*pgConns)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	cancel()
 	if err != nil {
-		fail(err)
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fail(err)
-	}
-	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		items, err := db.List(r.Context(), workitem.Filter{Owner: owner, Limit: workitem.DefaultLimit})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -271,7 +260,7 @@ func serveList(dbURL, owner string) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(workitem.AppendList(make([]byte, 0, 64+160*len(items)), items, false))
-	}))
+	}), nil
 }
 
 // measureRefreshes runs refresh grants on 2×concurrency token chains, as figure 3 does.

@@ -77,16 +77,15 @@ var (
 
 func main() {
 	flag.Parse()
-	if *serve204 {
-		serveNoContent()
+	switch {
+	case *serve204:
+		serveInternal(noContent(), nil)
 		return
-	}
-	if *serveSign {
-		serveSignatures(*signer)
+	case *serveSign:
+		serveInternal(signatures(*signer))
 		return
-	}
-	if *servePGList != "" {
-		serveList(*servePGList, workitem.Owner(*listIss, *listSub))
+	case *servePGList != "":
+		serveInternal(listItems(*servePGList, workitem.Owner(*listIss, *listSub)))
 		return
 	}
 	if *short {
@@ -885,42 +884,43 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	return nil
 }
 
-// serveNoContent answers 204 with no body to every request, on a free loopback port, which it
-// names on stderr as the services do (start reads it), until it is stopped.
-func serveNoContent() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// serveInternal serves h (the bench's own servers, -serve-…) on a free loopback port, which it
+// names on stderr as the services do (start reads it), until the process is stopped; or, when
+// err is set, says it and exits 1.
+func serveInternal(h http.Handler, err error) {
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	http.Serve(ln, h)
 }
 
-// serveSignatures answers every request with one RS256 signature, by the backend -signer names,
+// noContent answers 204 with no body to every request.
+func noContent() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+}
+
+// signatures answers every request with one RS256 signature, by the backend -signer names,
 // over a claims set of a client-credentials token's size: the least a grant can do.
-func serveSignatures(choice string) {
+func signatures(choice string) (http.Handler, error) {
 	b, _, err := sign.Choose(choice)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return nil, err
 	}
 	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	key, err := b.Load(priv, der)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
 	msg := []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"0123456789abcdef0123456789abcdef0123456789a","typ":"JWT"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"bench","client_id":"bench-service","exp":1999999999,"iat":1999999099,"iss":"http://127.0.0.1:8080","jti":"0123456789abcdef0123456789abcdef","scope":"workitems","sub":"bench-service"}`)))
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		sig, err := key.Sign(msg)
 		if err != nil {
@@ -929,10 +929,10 @@ func serveSignatures(choice string) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token":"%s.%s","token_type":"Bearer","expires_in":900}`, msg, base64.RawURLEncoding.EncodeToString(sig))
-	}))
+	}), nil
 }
 
-// signingCeiling measures serveSignatures in a process of its own, as the client-credentials
+// signingCeiling measures signatures (-serve-sign) in a process of its own, as the client-credentials
 // figure is measured.
 func signingCeiling(c *http.Client) (result, error) {
 	self, err := os.Executable()

@@ -78,9 +78,6 @@ func (c ClientAddrs) Of(r *http.Request) string {
 	// lines were joined with commas; they are read from the right, where the proxies we trust
 	// appended theirs, without building the joined list (every request behind a proxy does this).
 	values := r.Header.Values("X-Forwarded-For")
-	if len(values) == 0 {
-		return host
-	}
 	for i := len(values) - 1; i >= 0; i-- {
 		rest := values[i]
 		for {
