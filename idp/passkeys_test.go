@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,17 +16,6 @@ import (
 
 	"jwtidp/shared/proctest"
 )
-
-// freePort is a TCP port on 127.0.0.1 nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // virtualAuthenticator turns on the DevTools protocol's WebAuthn domain and adds a platform
 // authenticator that holds discoverable credentials and verifies its user (no UI, presence
@@ -128,7 +116,7 @@ func passkeyFinish(t *testing.T, base string, state *http.Cookie, body string) a
 func TestPasskeysInChromium(t *testing.T) {
 	rp, file := browserApp(t)
 	// WebAuthn wants a domain as the RP id, not an IP address: the issuer is on localhost.
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	base := fmt.Sprintf("http://localhost:%d", port)
 	startIDP(t, t.TempDir(), "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--issuer", base, "--clients", file, "--admin-token", "audit-admin")
 	rp.issuer = base

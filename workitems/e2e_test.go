@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -485,17 +484,8 @@ func TestIdPKilledTokensKeepWorking(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestStartsBeforeIdPAndTurnsReady(t *testing.T) {
-	addr := freePort(t)
+	addr := proctest.FreeAddr(t)
 	wi := startWI(t, "http://"+addr)
 	if a := call(t, "GET", wi.URL+"/readyz", "", nil); a.status != 503 {
 		t.Fatalf("readyz with no IdP: %d", a.status)

@@ -21,7 +21,7 @@ import (
 func TestApacheOpenIDCBackchannelLogout(t *testing.T) {
 	bin := needApacheOpenIDC(t)
 
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	redirectURI := "http://" + listen + "/oidc/callback"
 	clientSecret, passphrase := randomText(t, 32), randomText(t, 32)
 	const pw, adminToken = "correct-horse-9", "apache-bcl-test-admin-token"

@@ -29,7 +29,7 @@ const apacheModules = "/usr/lib/apache2/modules"
 func TestApacheOpenIDCRequireClaimGroups(t *testing.T) {
 	bin := needApacheOpenIDC(t)
 
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	redirectURI := "http://" + listen + "/oidc/callback"
 	clientSecret, passphrase := randomText(t, 32), randomText(t, 32)
 	const pw, adminToken = "correct-horse-9", "apache-openidc-test-admin-token"

@@ -40,7 +40,7 @@ func startCaddy(t *testing.T, listen, idpAddr, appAddr string) string {
 func TestCaddyForwardAuth(t *testing.T) {
 	need(t, "caddy")
 	a := newApp(t)
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--redirect-hosts", listen, "--trusted-proxies", "127.0.0.1"}, proctest.FastArgon...)
 	idp := proctest.Start(t, idpBin, args)
 	proxy := startCaddy(t, listen, idp.Addr, strings.TrimPrefix(a.srv.URL, "http://"))

@@ -216,7 +216,7 @@ func idpConfigMounted(t *testing.T, services composeMap, name string) {
 // The tutorial then works through the single published origin.
 func TestComposeTopology(t *testing.T) {
 	need(t, "nginx")
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	public := "http://" + listen
 	idp := proctest.Start(t, idpBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
 		"--issuer", public, "--redirect-hosts", listen}, proctest.FastArgon...))
@@ -238,7 +238,7 @@ func TestComposeReplicatedTopology(t *testing.T) {
 	need(t, "nginx")
 	cfg := composeModel(t, composeReplicated, composeEnv(t, "unused-with-trust-auth"))
 	db := pgtest.NewDatabase(t)
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	public := "http://" + listen
 	const admin = "compose-admin-token"
 	services := cfg.m("services")

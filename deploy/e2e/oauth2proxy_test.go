@@ -39,7 +39,7 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 	proxyBin := needOAuth2Proxy(t)
 	need(t, "chromium") // before starting anything
 
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
 	const user, pw, email, adminToken = "olga", "correct-horse-9", "Olga@Example.com", "oauth2-proxy-test-admin-token"
 	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)
@@ -128,7 +128,7 @@ func TestOAuth2ProxyLogin(t *testing.T) {
 func TestOAuth2ProxyAllowedGroup(t *testing.T) {
 	proxyBin := needOAuth2Proxy(t)
 
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
 	const pw, adminToken = "correct-horse-9", "oauth2-proxy-groups-test-admin-token"
 	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)
@@ -217,7 +217,7 @@ func TestOAuth2ProxyEmailDomainAfterVerification(t *testing.T) {
 	proxyBin := needOAuth2Proxy(t)
 	mp := proctest.StartMailpit(t)
 
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	clientSecret, cookieSecret := randomText(t, 32), base64.URLEncoding.EncodeToString(randomBytes(t, 32))
 	const pw, adminToken = "correct-horse-9", "oauth2-proxy-email-test-admin-token"
 	proctest.Secret(clientSecret, cookieSecret, pw, adminToken)

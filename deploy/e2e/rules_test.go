@@ -92,7 +92,7 @@ func startRulesStack(t *testing.T) *rulesStack {
 	s.idp = proctest.Start(t, idpBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(),
 		"--config", cfg, "--admin-token", rulesAdmin}, proctest.FastArgon...))
 	proxy := func(a *app, host string) string {
-		listen := freeAddr(t)
+		listen := proctest.FreeAddr(t)
 		startNginxFor(t, listen, s.idp.Addr, strings.TrimPrefix(a.srv.URL, "http://"), host)
 		_, port, _ := net.SplitHostPort(listen)
 		return "http://" + host + ":" + port

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,16 +26,6 @@ func TestMain(m *testing.M) {
 
 // need skips the test when a tool is missing, or fails it where integration is required.
 func need(t *testing.T, tool string) string { return proctest.Need(t, tool) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // app is the upstream behind the proxy: it shows who is logged in and records what reached it.
 type app struct {
@@ -199,7 +188,7 @@ func startStack(t *testing.T, idpArgs ...string) *stack {
 	t.Helper()
 	need(t, "nginx")
 	s := &stack{app: newApp(t)}
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--redirect-hosts", listen, "--trusted-proxies", "127.0.0.1"}, proctest.FastArgon...)
 	s.idp = proctest.Start(t, idpBin, append(args, idpArgs...))
 	s.proxy = startNginx(t, listen, s.idp.Addr, strings.TrimPrefix(s.app.srv.URL, "http://"))

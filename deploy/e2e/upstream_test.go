@@ -29,7 +29,7 @@ func TestUpstreamOIDCSignInThroughNginx(t *testing.T) {
 	need(t, "chromium")
 	need(t, "node")
 
-	listen, idpAddr, upPort := freeAddr(t), freeAddr(t), proctest.FreePort(t)
+	listen, idpAddr, upPort := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreePort(t)
 	idpURL := "http://" + idpAddr
 	up := proctest.StartOIDCProvider(t, "../../idp/testdata/oidc-provider", upPort, idpURL+"/login/upstream/upstream/callback", "devs", "ops")
 

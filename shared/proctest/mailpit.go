@@ -79,7 +79,7 @@ type Mailpit struct {
 func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 	t.Helper()
 	bin := GoTool(t, "mailpit", MailpitVersion)
-	smtpPort, httpPort := freePort(t), freePort(t)
+	smtpPort, httpPort := FreePort(t), FreePort(t)
 	m := &Mailpit{
 		SMTPHost: "127.0.0.1",
 		SMTPPort: smtpPort,
@@ -105,16 +105,6 @@ func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 	t.Cleanup(m.kill)
 	m.Start()
 	return m
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Start starts Mailpit again after Stop, on the same ports and database: the messages it had

@@ -67,9 +67,6 @@ func npmCI(t testing.TB, dir, pkg string) {
 	}
 }
 
-// FreePort is a loopback port nothing listens on now.
-func FreePort(t testing.TB) int { return freePort(t) }
-
 // StartOIDCProvider starts oidc-provider on port (FreePort) with one client, jwtidp, whose only
 // redirect URI is redirectURI; every account is in groups. It skips (or fails under
 // JWTIDP_REQUIRE_INTEGRATION) without node and npm, and stops when the test ends.

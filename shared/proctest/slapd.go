@@ -175,13 +175,13 @@ func startSlapd(t testing.TB, withTLS bool) *Slapd {
 		// TLS settings are global: they go before the database section.
 		tlsConf := strings.NewReplacer("{{CA}}", s.CA.CertFile, "{{CERT}}", cert, "{{KEY}}", key).Replace(slapdTLSConf)
 		conf = strings.Replace(conf, "\ndatabase mdb\n", tlsConf+"\ndatabase mdb\n", 1)
-		s.LDAPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		s.LDAPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 		s.LDAPS = "ldaps://" + s.LDAPSAddr
 	}
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 	s.URL = "ldap://" + s.Addr
 	RememberLog("slapd", s.log.String)
 	t.Cleanup(s.kill)
