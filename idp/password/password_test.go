@@ -87,10 +87,13 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// The limit is counted, not timed: every hash reports its start and end.
+// The limit is counted, not timed: every hash reports its start and end. The first three hold
+// until all three run, so the limit is reached however the goroutines are scheduled (a
+// 1 KiB hash is over before the next starts on a busy machine), and one more would show.
 func TestConcurrencyBounded(t *testing.T) {
 	h := newHasher(t, Params{Memory: 1024, Time: 1, Threads: 1}, 3, 30*time.Second)
-	var running, peak atomic.Int32
+	var running, peak, started atomic.Int32
+	three := make(chan struct{})
 	h.OnStart = func() {
 		n := running.Add(1)
 		for {
@@ -98,6 +101,16 @@ func TestConcurrencyBounded(t *testing.T) {
 			if n <= p || peak.CompareAndSwap(p, n) {
 				break
 			}
+		}
+		switch started.Add(1) {
+		case 1, 2:
+			select {
+			case <-three:
+			case <-time.After(10 * time.Second):
+				t.Error("three hashes never ran at once")
+			}
+		case 3:
+			close(three)
 		}
 	}
 	h.OnEnd = func() { running.Add(-1) }
