@@ -159,9 +159,11 @@ func browserLoginResp(t *testing.T, base, user, pw string) (*http.Response, stri
 func TestLogsNameTheRealClient(t *testing.T) {
 	p := startIDP(t, t.TempDir(), "--trusted-proxies", "127.0.0.1")
 	authAs(t, p.URL, "nobody-here", "wrong-password-x", "X-Forwarded-For", "198.51.100.23")
-	// The access-log line is written after the answer has gone out: wait for it.
-	if !p.WaitLog(5*time.Second, func(log string) bool { return strings.Count(log, "client=198.51.100.23") >= 2 }) ||
-		!strings.Contains(p.Log(), `route="POST /auth" status=401`) {
+	// The access-log line is written after the answer has gone out: wait for that line (the
+	// login and audit lines name the client too, before it).
+	access := regexp.MustCompile(`msg=request .*route="POST /auth" status=401 .*client=198\.51\.100\.23`)
+	if !p.WaitLog(5*time.Second, access.MatchString) ||
+		!regexp.MustCompile(`msg=login .*client=198\.51\.100\.23`).MatchString(p.Log()) {
 		t.Fatalf("the logs do not name the client behind the trusted proxy:\n%s", p.Log())
 	}
 	q := startIDP(t, t.TempDir())
