@@ -405,7 +405,7 @@ func storeComparison(dir, idpBin, wiBin string) (err error) {
 		if pg == nil {
 			row.pg = skipped
 		} else if target > 0 {
-			row.ratio, row.target, row.verdict = fmt.Sprintf("%.2f", r), fmt.Sprintf("≥ %.2f", target), "met"
+			row.ratio, row.target, row.verdict = ratioText(r, target), fmt.Sprintf("≥ %.2f", target), "met"
 			if r < target {
 				row.verdict = "MISSED"
 			}
