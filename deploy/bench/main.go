@@ -54,6 +54,7 @@ import (
 	"jwtidp/idp/access"
 	"jwtidp/idp/access/accesstest"
 	"jwtidp/idp/sign"
+	"jwtidp/shared/freeport"
 	"jwtidp/workitems/workitem"
 )
 
@@ -1015,8 +1016,13 @@ func forwardAuthIDP(c *http.Client, dir, idpBin string) (*proc, string, error) {
 	return idp, token, nil
 }
 
+// freeAddr is a loopback address for a server told its port before it starts (nginx), picked
+// where no process binding port 0 meanwhile can be given it (freeport.Loopback).
 func freeAddr() string {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	return ln.Addr().String()
+	addr, err := freeport.LoopbackAddr()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	return addr
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"jwtidp/shared/freeport"
 )
 
 // Build compiles the package at pkg (e.g. "jwtidp/idp") into dir and returns the binary's path.
@@ -453,47 +454,18 @@ func Main(m *testing.M, binaries map[*string]string) {
 }
 
 // FreePort is a port on 127.0.0.1 that nothing listens on now, for a server that must be told
-// its port before it starts (nginx, Apache, a redirect URI naming it). It is picked below the
-// kernel's ephemeral range: a port taken from bind(":0") and closed again can be handed to the
-// next process that binds port 0 — the test's own IdP, started in between, once answered in
-// nginx's place — while a port below that range is never given out that way. Picks are random,
-// so tests running in parallel rarely try the same one, and each is tried by binding it.
+// its port before it starts: freeport.Loopback, below the ephemeral range.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	low := ephemeralLow()
-	for range 200 {
-		port := 10000 + rand.IntN(low-10000)
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port
+	port, err := freeport.Loopback()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no free port on 127.0.0.1 between 10000 and %d", low)
-	return 0
+	return port
 }
 
 // FreeAddr is FreePort as host:port.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
-}
-
-// ephemeralLow is the first port of Linux's ephemeral range, or 32768 (its default; other
-// systems' ranges start higher) where it cannot be read.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	low, err := strconv.Atoi(f[0])
-	if err != nil || low <= 11000 {
-		return 32768
-	}
-	return low
 }
