@@ -88,8 +88,9 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 // The limit is counted, not timed: every hash reports its start and end. The first three hold
-// until all three run, so the limit is reached however the goroutines are scheduled (a
-// 1 KiB hash is over before the next starts on a busy machine), and one more would show.
+// until all three run, so the limit is reached however the goroutines are scheduled (a 1 MiB
+// hash can be over before the next starts on a busy machine), and the third holds them until
+// every other hash waits for a slot or a fourth has started, so one slot too many always shows.
 func TestConcurrencyBounded(t *testing.T) {
 	h := newHasher(t, Params{Memory: 1024, Time: 1, Threads: 1}, 3, 30*time.Second)
 	var running, peak, started atomic.Int32
@@ -110,6 +111,10 @@ func TestConcurrencyBounded(t *testing.T) {
 				t.Error("three hashes never ran at once")
 			}
 		case 3:
+			deadline := time.Now().Add(10 * time.Second)
+			for running.Load() < 4 && h.Waiting() < 197 && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
 			close(three)
 		}
 	}
