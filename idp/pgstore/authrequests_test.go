@@ -28,12 +28,14 @@ func warmPool(t *testing.T, db *pgstore.DB, n int) {
 // twice, or a continue racing it, issues one code. (The suite's race rarely overlaps updaters
 // on a fast database.)
 func TestSlowConcurrentAnswerOneWinner(t *testing.T) {
-	db := open(t, pgtest.NewDatabase(t))
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
 	t0 := time.Now()
 	check(t, db.CreateAuthRequest(ctx, identity.AuthRequest{ID: "r1", ClientID: "grafana", RedirectURI: "https://grafana.example/cb",
 		Scopes: []string{"openid"}, CreatedAt: t0, ExpiresAt: t0.Add(identity.AuthRequestTTL)}))
 	const n = 8
 	warmPool(t, db, n)
+	hold := queued(t, url, n)
 	errAnswered := errors.New("answered")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -41,7 +43,7 @@ func TestSlowConcurrentAnswerOneWinner(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			_, err := db.UpdateAuthRequest(ctx, "r1", func(r identity.AuthRequest) (identity.AuthRequest, error) {
-				time.Sleep(20 * time.Millisecond) // holding the row's lock while the others queue
+				hold() // the row's lock, while the others queue on it
 				if r.Answered {
 					return identity.AuthRequest{}, errAnswered
 				}

@@ -14,12 +14,14 @@ import (
 // locked from the read to the commit, so a reset link followed twice at once sets one
 // password. (The suite's race rarely overlaps updaters on a fast database.)
 func TestSlowConcurrentUseLinkOneWinner(t *testing.T) {
-	db := open(t, pgtest.NewDatabase(t))
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
 	t0 := time.Now()
 	check(t, db.CreateLink(ctx, identity.Link{ID: "l1", Hash: "h1", Kind: identity.LinkResetPassword, UserID: "u1",
 		CreatedAt: t0, ExpiresAt: t0.Add(identity.ResetPasswordTTL)}))
 	const n = 8
 	warmPool(t, db, n)
+	hold := queued(t, url, n)
 	errUsed := errors.New("used")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -27,7 +29,7 @@ func TestSlowConcurrentUseLinkOneWinner(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			_, err := db.UseLink(ctx, "h1", func(l identity.Link) (identity.Link, error) {
-				time.Sleep(20 * time.Millisecond) // holding the row's lock while the others queue
+				hold() // the row's lock, while the others queue on it
 				if !l.UsedAt.IsZero() {
 					return identity.Link{}, errUsed
 				}

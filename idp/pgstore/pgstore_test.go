@@ -21,6 +21,7 @@ import (
 	"jwtidp/shared/apperr"
 	"jwtidp/shared/pgdb"
 	"jwtidp/shared/pgdb/pgtest"
+	"jwtidp/shared/proctest"
 )
 
 var ctx = context.Background()
@@ -320,6 +321,30 @@ func TestUnstorableText(t *testing.T) {
 func second[T any](_ T, err error) error        { return err }
 func third[T, U any](_ T, _ U, err error) error { return err }
 
+// queued is a step's hold on the row it has locked: the first call returns once the n-1 other
+// updaters wait for a lock in the database at url (pg_stat_activity), so every one of them
+// truly overlaps the first; the later calls (each updater's, once the lock came free to it)
+// return at once. Without the row's lock nobody queues, and the test fails here.
+func queued(t *testing.T, url string, n int) func() {
+	t.Helper()
+	admin, err := pgx.Connect(ctx, url)
+	check(t, err)
+	t.Cleanup(func() { admin.Close(ctx) })
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if !proctest.Eventually(10*time.Second, func() bool {
+				var waiting int
+				err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+				return err == nil && waiting >= n-1
+			}) {
+				t.Errorf("the other %d updaters never queued on the row's lock", n-1)
+			}
+		})
+	}
+}
+
 func check(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -345,7 +370,9 @@ func equal[T any](t *testing.T, what string, got, want T) {
 // have one winner: the family's row is locked from the read to the commit. (The suite's race
 // rarely overlaps steps on a fast database, so it may not catch a missing lock.)
 func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
-	db := open(t, pgtest.NewDatabase(t))
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
+	hold := queued(t, url, 8)
 	t0 := time.Now()
 	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
 	check(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0"}))
@@ -365,9 +392,7 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 	for i := range len(conns) {
 		wg.Go(func() {
 			_, err := db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
-				// Wall time is the subject: the step holds the family's lock while the others
-				// queue on it, so their transactions truly overlap.
-				time.Sleep(20 * time.Millisecond)
+				hold() // the family's lock, while the others queue on it
 				return f.Refresh("r0", fmt.Sprintf("r1-%d", i), u, t0)
 			})
 			mu.Lock()
@@ -403,7 +428,9 @@ func TestThrottleConformance(t *testing.T) {
 // other is given the code as the winner stored it: the code's row is locked from the read to
 // the commit. (As for refreshes, the suite's race rarely overlaps on a fast database.)
 func TestSlowConcurrentRedeemOneWinner(t *testing.T) {
-	db := open(t, pgtest.NewDatabase(t))
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
+	hold := queued(t, url, 8)
 	t0 := time.Now()
 	check(t, db.CreateCode(ctx, identity.AuthCode{Hash: "c1", ClientID: "grafana", RedirectURI: "https://grafana.example/cb",
 		UserID: "u1", CreatedAt: t0, ExpiresAt: t0.Add(identity.CodeTTL)}))
@@ -423,7 +450,7 @@ func TestSlowConcurrentRedeemOneWinner(t *testing.T) {
 		wg.Go(func() {
 			rh := fmt.Sprintf("rh-%d", i)
 			got, err := db.UpdateCode(ctx, "c1", func(c identity.AuthCode) (identity.AuthCode, error) {
-				time.Sleep(20 * time.Millisecond) // holding the row's lock while the others queue
+				hold() // the row's lock, while the others queue on it
 				if c.Used {
 					return identity.AuthCode{}, errReplay
 				}
