@@ -878,16 +878,11 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	// The path the last rule names; the app answers any path.
 	const path0 = "/admin/bench"
 	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+path0, "") })
-	// The ceiling and /verify alternate (ABBA, each half the duration), so a change in the
-	// machine's load in between weighs on both alike.
-	half := *duration / 2
-	toBare := func() *http.Request { return get("http://"+bareListen+path0, "Bearer "+token) }
-	toVerify := func() *http.Request { return get("http://"+authListen+path0, "Bearer "+token) }
-	ceil1 := load(c, *conc, half, toBare)
-	authed1 := load(c, *conc, half, toVerify)
-	authed2 := load(c, *conc, half, toVerify)
-	ceil2 := load(c, *conc, half, toBare)
-	ceil, authed := merge(ceil1, ceil2), merge(authed1, authed2)
+	// The ceiling and /verify alternate (ABBA once), so a change in the machine's load in
+	// between weighs on both alike.
+	ceil, authed := alternate(c, 1,
+		func() *http.Request { return get("http://"+bareListen+path0, "Bearer "+token) },
+		func() *http.Request { return get("http://"+authListen+path0, "Bearer "+token) })
 	record("nginx → app, no auth", plain.String())
 	record("nginx → auth_request bare 204 → app", ceil.String())
 	record("nginx → auth_request /verify (50 rules) → app", authed.String())
@@ -963,16 +958,30 @@ func signingCeiling(c *http.Client) (result, error) {
 	}), nil
 }
 
-// merge is two equally long runs of one figure as one.
-func merge(a, b result) result {
-	s := map[int]int{}
-	for k, v := range a.statuses {
-		s[k] += v
+// alternate measures a ceiling and a figure against it in turns, ABBA rounds times, *duration
+// in all for each: a change in the machine's load during the measurement weighs on both alike.
+// Each result is the mean rate of its turns.
+func alternate(c *http.Client, rounds int, ceiling, figure func() *http.Request) (ceil, fig result) {
+	turn := *duration / time.Duration(2*rounds)
+	var ceils, figs []result
+	for range rounds {
+		ceils = append(ceils, load(c, *conc, turn, ceiling))
+		figs = append(figs, load(c, *conc, turn, figure), load(c, *conc, turn, figure))
+		ceils = append(ceils, load(c, *conc, turn, ceiling))
 	}
-	for k, v := range b.statuses {
-		s[k] += v
+	return mergeAll(ceils), mergeAll(figs)
+}
+
+// mergeAll is results of equal duration as one: their mean rate, their statuses summed.
+func mergeAll(rs []result) result {
+	out := result{statuses: map[int]int{}}
+	for _, r := range rs {
+		out.rps += r.rps / float64(len(rs))
+		for k, v := range r.statuses {
+			out.statuses[k] += v
+		}
 	}
-	return result{rps: (a.rps + b.rps) / 2, statuses: s}
+	return out
 }
 
 // forwardAuthIDP starts an IdP as a forward-auth deployment runs it — nginx (127.0.0.1) as
