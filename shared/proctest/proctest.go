@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -464,8 +463,12 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
-// FreeAddr is FreePort as host:port.
+// FreeAddr is FreePort as host:port (freeport.LoopbackAddr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+	addr, err := freeport.LoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
