@@ -15,6 +15,7 @@ import (
 
 	"jwtidp/idp/password/internal/argon2"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/proctest"
 )
 
 var fast = Params{Memory: 64, Time: 1, Threads: 1}
@@ -111,10 +112,7 @@ func TestConcurrencyBounded(t *testing.T) {
 				t.Error("three hashes never ran at once")
 			}
 		case 3:
-			deadline := time.Now().Add(10 * time.Second)
-			for running.Load() < 4 && h.Waiting() < 197 && time.Now().Before(deadline) {
-				runtime.Gosched()
-			}
+			proctest.Eventually(10*time.Second, func() bool { return running.Load() >= 4 || h.Waiting() >= 197 })
 			close(three)
 		}
 	}
