@@ -334,9 +334,10 @@ type FamilyStore interface {
 }
 
 // FamilyGroupsStore is a FamilyStore that is also the GroupStore and reads the owner's groups
-// (as GroupStore.UserGroups returns them) in the statement that finds and locks the family: a
-// refresh grant, which needs both, then costs the database one round trip less. The groups
-// are those of the user as stored when the family was locked; none when step refuses.
+// (as GroupStore.UserGroups returns them) in the statement that finds the family: a refresh
+// grant, which needs both, then costs the database one round trip less. The groups are those
+// of the user as stored when the family was read for the step that was kept; none when step
+// refuses.
 type FamilyGroupsStore interface {
 	UpdateFamilyByTokenWithGroups(ctx context.Context, tokenHash string, step func(Family, User) (Family, error)) (Family, []string, error)
 }

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,10 +76,13 @@ var errKeep = errors.New("keep the step's result")
 // The user is read without a lock (a credential change locks the user, then the families:
 // reading the user under a family's lock must not wait for it).
 //
-// A refresh is the hot path, so it takes two round trips rather than six: the transaction's
-// BEGIN travels with the locking read (which reads the owner too), and the token's index, the
-// family's update and the COMMIT travel together. Anything unusual (a token hash already
-// indexed, an aborted write) falls back to one statement per round trip.
+// A refresh is the hot path, so the common one — step spends the token and changes nothing
+// else, with nothing to record — is two round trips and no lock held between them: the family
+// is read without one, then the family's new token and its index are written, in one
+// transaction, only if the family's row is still the version read (refreshOptimistic).
+// Anything else, and a write that finds the family changed, takes the locking path, also in
+// two round trips (refreshPipelined), and anything unusual there (a token hash already
+// indexed, an aborted write) one statement per round trip.
 func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	f, _, err := s.updateFamily(ctx, tokenHash, false, step)
 	return f, err
@@ -104,10 +108,13 @@ func (s *DB) updateFamily(ctx context.Context, tokenHash string, withGroups bool
 		stepErr error
 		err     error
 	)
-	for range 10 {
-		out, groups, stepErr, err = s.refreshPipelined(ctx, tokenHash, withGroups, step)
-		if !pgdb.Retryable(err) {
-			break
+	out, groups, stepErr, err = s.refreshOptimistic(ctx, tokenHash, withGroups, step)
+	if errors.Is(err, errLockedPath) || pgdb.Retryable(err) {
+		for range 10 {
+			out, groups, stepErr, err = s.refreshPipelined(ctx, tokenHash, withGroups, step)
+			if !pgdb.Retryable(err) {
+				break
+			}
 		}
 	}
 	switch {
@@ -119,25 +126,118 @@ func (s *DB) updateFamily(ctx context.Context, tokenHash string, withGroups bool
 	return out, groups, stepErr
 }
 
-// errSlowPath sends a refresh the pipelined path does not handle to the plain one.
-var errSlowPath = errors.New("take the statement-by-statement path")
+// errSlowPath sends a refresh the pipelined path does not handle to the plain one, and
+// errLockedPath one the optimistic path does not handle to the pipelined one.
+var (
+	errSlowPath   = errors.New("take the statement-by-statement path")
+	errLockedPath = errors.New("take the locking path")
+)
 
 // familyAndOwner reads and locks the family that issued a token hash, with its owner (zero
 // values when the owner is gone); familyOwnerAndGroups reads the owner's groups too, in
-// UserGroups's order.
+// UserGroups's order. familyOwnerVersion and familyOwnerGroupsVersion read the same without
+// the lock, and the version of the family's row (its xmin, which every update of the row
+// changes) before the groups.
 const (
-	familyAndOwner = `SELECT ` + familyCols + `, ` + ownerCols + `
+	familyOwnerFrom = `
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
-		WHERE t.token_hash = $1 FOR UPDATE OF f`
-	familyOwnerAndGroups = `SELECT ` + familyCols + `, ` + ownerCols + `,
-			ARRAY(SELECT g.group_name FROM group_members g WHERE g.user_id = f.user_id ORDER BY g.group_name)
-		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
-		WHERE t.token_hash = $1 FOR UPDATE OF f`
-	ownerCols = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
+		WHERE t.token_hash = $1`
+	ownerGroups = `,
+			ARRAY(SELECT g.group_name FROM group_members g WHERE g.user_id = f.user_id ORDER BY g.group_name)`
+	familyAndOwner           = `SELECT ` + familyCols + `, ` + ownerCols + familyOwnerFrom + ` FOR UPDATE OF f`
+	familyOwnerAndGroups     = `SELECT ` + familyCols + `, ` + ownerCols + ownerGroups + familyOwnerFrom + ` FOR UPDATE OF f`
+	familyOwnerVersion       = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + familyOwnerFrom
+	familyOwnerGroupsVersion = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + ownerGroups + familyOwnerFrom
+	// spendFamily moves the family $1 read at version $2 on to the token $3 (no row when the
+	// row is no longer that version), and indexSpent then indexes the token $1 for the family
+	// $2 if the family moved on to it. (One statement, an UPDATE in a WITH of the INSERT, costs
+	// PostgreSQL more: measured in BENCHMARKS.md.)
+	spendFamily = `UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2`
+	indexSpent  = `INSERT INTO refresh_tokens (token_hash, family_id) SELECT $1, $2 WHERE EXISTS (SELECT FROM refresh_families WHERE id = $2 AND current_token = $1)`
+	ownerCols   = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
 			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0),
 			COALESCE(u.email, ''), COALESCE(u.email_verified, false), COALESCE(u.second_factors, '{}'),
 			COALESCE(u.disabled, false), COALESCE(u.admin, false), u.last_login_at`
 )
+
+// refreshOptimistic is UpdateFamilyByToken for the common refresh, in two round trips on one
+// pooled connection and no transaction around them: the family and its owner are read without
+// a lock, and when step's result spends the token and changes nothing else, and there is no
+// event or mail to record, spendFamily and indexSpent write it — one batch, so one implicit
+// transaction — if the family's row is still the version read: a compare-and-swap, so what
+// step decided from holds at the write as under the locking path's lock. The owner is
+// read unlocked on both paths: a credential change revokes (or moves) the user's families in
+// its transaction, so it either changes the family's version before the write, which then
+// misses, or revokes the family after it. errLockedPath for everything else, where step runs
+// again; nothing is written then.
+func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups bool, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error, error) {
+	read, groups := familyOwnerVersion, []string(nil)
+	var r userRow
+	var version uint32
+	dest := append(r.dest(), &version)
+	if withGroups {
+		read, dest = familyOwnerGroupsVersion, append(dest, &groups)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return identity.Family{}, nil, nil, err
+	}
+	defer conn.Release()
+	f, err := scanFamily(conn.QueryRow(ctx, read, tokenHash), dest...)
+	if err != nil {
+		return identity.Family{}, nil, nil, err
+	}
+	u, err := r.user()
+	if err != nil {
+		return identity.Family{}, nil, nil, err
+	}
+	if u.ID == "" {
+		u = identity.User{} // the owner is gone
+	}
+	out, keep, stepErr := f.ApplyStep(u, step)
+	if !keep {
+		return out, nil, stepErr, nil // nothing to keep
+	}
+	if stepErr != nil || !onlySpent(f, out) {
+		return identity.Family{}, nil, nil, errLockedPath
+	}
+	switch events, mails, err := recorded(ctx); {
+	case err != nil:
+		return identity.Family{}, nil, nil, err
+	case len(events) > 0 || len(mails) > 0:
+		return identity.Family{}, nil, nil, errLockedPath
+	}
+	out = storedFamily(out)
+	write := &pgx.Batch{}
+	write.Queue(spendFamily, f.ID, version, out.Current)
+	write.Queue(indexSpent, out.Current, f.ID)
+	br := conn.SendBatch(ctx, write)
+	tag, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch _, dup := pgdb.UniqueViolation(err); {
+	case dup:
+		return identity.Family{}, nil, nil, errSlowPath // the slow path names the conflict
+	case err != nil:
+		return identity.Family{}, nil, nil, err
+	case tag.RowsAffected() != 1:
+		return identity.Family{}, nil, nil, errLockedPath // the family changed since it was read
+	}
+	return out, groups, nil, nil
+}
+
+// onlySpent reports whether next is f with a new Current and nothing else changed.
+func onlySpent(f, next identity.Family) bool {
+	if next.Current == f.Current {
+		return false
+	}
+	f.Current = next.Current
+	return reflect.DeepEqual(f, next)
+}
 
 // refreshPipelined is UpdateFamilyByToken in two round trips on one pooled connection. A
 // connection given back mid-transaction (an error between the batches) is closed by the pool,

@@ -366,18 +366,23 @@ func equal[T any](t *testing.T, what string, got, want T) {
 	}
 }
 
-// Concurrent refreshes of one token whose steps overlap in time (each takes a while) still
-// have one winner: the family's row is locked from the read to the commit. (The suite's race
-// rarely overlaps steps on a fast database, so it may not catch a missing lock.)
+// Concurrent refreshes of one token whose steps overlap in time still have one winner. Each
+// step runs first on the family as read without a lock, all of them before any write: one
+// write wins the compare-and-swap. Then, with the family's row changed under them after they
+// read it (an unrelated write), every refresh misses, takes the locking path and queues on the
+// row's lock there: one winner again. (The suite's race rarely overlaps steps on a fast
+// database, so it may catch neither a missing version check nor a missing lock.)
 func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db := open(t, url)
-	hold := queued(t, url, 8)
+	admin, err := pgx.Connect(ctx, url)
+	check(t, err)
+	defer admin.Close(ctx)
 	t0 := time.Now()
 	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
-	check(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0"}))
 	// Every refresh gets a connection at once: dialing one takes longer than a refresh.
-	conns := make([]*pgxpool.Conn, 8)
+	const n = 8
+	conns := make([]*pgxpool.Conn, n)
 	for i := range conns {
 		c, err := db.Pool().Acquire(ctx)
 		check(t, err)
@@ -386,27 +391,95 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 	for _, c := range conns {
 		c.Release()
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	winners := 0
-	for i := range len(conns) {
-		wg.Go(func() {
-			_, err := db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
-				hold() // the family's lock, while the others queue on it
-				return f.Refresh("r0", fmt.Sprintf("r1-%d", i), u, t0)
+	// race refreshes family's token r0 n times at once; each first step waits until all n have
+	// read the family, then runs between (once, for all) and locked runs in every later step.
+	race := func(family string, between, locked func()) (winners, later int) {
+		check(t, db.CreateFamily(ctx, identity.Family{ID: family, UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0-" + family}))
+		var read sync.WaitGroup
+		read.Add(n)
+		var once sync.Once
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range n {
+			wg.Go(func() {
+				runs := 0
+				_, err := db.UpdateFamilyByToken(ctx, "r0-"+family, func(f identity.Family, u identity.User) (identity.Family, error) {
+					if runs++; runs == 1 {
+						read.Done()
+						read.Wait()
+						once.Do(between)
+					} else {
+						locked()
+						mu.Lock()
+						later++
+						mu.Unlock()
+					}
+					return f.Refresh("r0-"+family, fmt.Sprintf("r1-%s-%d", family, i), u, t0)
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					winners++
+				} else if apperr.Code(err) != apperr.EUNAUTHORIZED {
+					t.Errorf("refresh %d of %s: %v", i, family, err)
+				}
 			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				winners++
-			} else if apperr.Code(err) != apperr.EUNAUTHORIZED {
-				t.Errorf("refresh %d: %v", i, err)
-			}
-		})
+		}
+		wg.Wait()
+		return winners, later
 	}
-	wg.Wait()
-	if winners != 1 {
-		t.Fatalf("%d winners, want 1", winners)
+	if winners, _ := race("f1", func() {}, func() {}); winners != 1 {
+		t.Fatalf("refreshes that read the same family: %d winners, want 1", winners)
+	}
+	hold := queued(t, url, n)
+	winners, later := race("f2", func() {
+		_, err := admin.Exec(ctx, `UPDATE refresh_families SET scope = scope WHERE id = 'f2'`)
+		check(t, err)
+	}, hold)
+	if winners != 1 || later != n {
+		t.Fatalf("refreshes of a family changed after they read it: %d winners, %d steps on the locking path; want 1 and %d", winners, later, n)
+	}
+}
+
+// A refresh is two statements when nothing else happens to the family, its step run once; a
+// family revoked between the read and the write (as a sign-out elsewhere would) is not spent:
+// the write finds the family changed, and the step, run again on the family as it is, refuses.
+func TestRefreshSeesChangeAfterRead(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
+	admin, err := pgx.Connect(ctx, url)
+	check(t, err)
+	defer admin.Close(ctx)
+	t0 := time.Now()
+	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	check(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0"}))
+	runs := 0
+	_, err = db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
+		runs++
+		return f.Refresh("r0", "r1", u, t0)
+	})
+	check(t, err)
+	if runs != 1 {
+		t.Fatalf("a refresh alone ran its step %d times, want once", runs)
+	}
+	runs = 0
+	got, err := db.UpdateFamilyByToken(ctx, "r1", func(f identity.Family, u identity.User) (identity.Family, error) {
+		if runs++; runs == 1 {
+			_, err := admin.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE id = 'f1'`)
+			check(t, err)
+		}
+		return f.Refresh("r1", "r2", u, t0)
+	})
+	if apperr.Code(err) != apperr.EUNAUTHORIZED || runs != 2 || !got.Revoked || got.Current != "r1" {
+		t.Fatalf("a refresh of a family revoked after it was read: %+v, %v, step run %d times", got, err, runs)
+	}
+	list, err := db.ListFamilies(ctx, "u1")
+	check(t, err)
+	if len(list) != 1 || !list[0].Revoked || list[0].Current != "r1" {
+		t.Fatalf("the family after: %+v", list)
+	}
+	if _, err := db.UpdateFamilyByToken(ctx, "r2", func(f identity.Family, _ identity.User) (identity.Family, error) { return f, nil }); apperr.Code(err) != apperr.ENOTFOUND {
+		t.Fatalf("the token the refused refresh would have issued: %v, want ENOTFOUND", err)
 	}
 }
 
