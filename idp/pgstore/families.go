@@ -79,7 +79,8 @@ var errKeep = errors.New("keep the step's result")
 // A refresh is the hot path, so the common one — step spends the token and changes nothing
 // else, with nothing to record — is two round trips and no lock held between them: the family
 // is read without one, then the family's new token and its index are written, in one
-// transaction, only if the family's row is still the version read (refreshOptimistic).
+// transaction with the concurrent refreshes' writes, only if the family's row is still the
+// version read (refreshOptimistic, spendGroup).
 // Anything else, and a write that finds the family changed, takes the locking path, also in
 // two round trips (refreshPipelined), and anything unusual there (a token hash already
 // indexed, an aborted write) one statement per round trip.
@@ -148,24 +149,18 @@ const (
 	familyOwnerAndGroups     = `SELECT ` + familyCols + `, ` + ownerCols + ownerGroups + familyOwnerFrom + ` FOR UPDATE OF f`
 	familyOwnerVersion       = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + familyOwnerFrom
 	familyOwnerGroupsVersion = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + ownerGroups + familyOwnerFrom
-	// spendFamily moves the family $1 read at version $2 on to the token $3 (no row when the
-	// row is no longer that version), and indexSpent then indexes the token $1 for the family
-	// $2 if the family moved on to it. (One statement, an UPDATE in a WITH of the INSERT, costs
-	// PostgreSQL more: measured in BENCHMARKS.md.)
-	spendFamily = `UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2`
-	indexSpent  = `INSERT INTO refresh_tokens (token_hash, family_id) SELECT $1, $2 WHERE EXISTS (SELECT FROM refresh_families WHERE id = $2 AND current_token = $1)`
-	ownerCols   = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
+	ownerCols                = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
 			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0),
 			COALESCE(u.email, ''), COALESCE(u.email_verified, false), COALESCE(u.second_factors, '{}'),
 			COALESCE(u.disabled, false), COALESCE(u.admin, false), u.last_login_at`
 )
 
-// refreshOptimistic is UpdateFamilyByToken for the common refresh, in two round trips on one
-// pooled connection and no transaction around them: the family and its owner are read without
-// a lock, and when step's result spends the token and changes nothing else, and there is no
-// event or mail to record, spendFamily and indexSpent write it — one batch, so one implicit
-// transaction — if the family's row is still the version read: a compare-and-swap, so what
-// step decided from holds at the write as under the locking path's lock. The owner is
+// refreshOptimistic is UpdateFamilyByToken for the common refresh, in two round trips and no
+// transaction around them: the family and its owner are read without a lock, and when step's
+// result spends the token and changes nothing else, and there is no event or mail to record,
+// the spend group writes it with the concurrent refreshes' writes (one batch, one transaction)
+// if the family's row is still the version read: a compare-and-swap, so what step decided from
+// holds at the write as under the locking path's lock. The owner is
 // read unlocked on both paths: a credential change revokes (or moves) the user's families in
 // its transaction, so it either changes the family's version before the write, which then
 // misses, or revokes the family after it. errLockedPath for everything else, where step runs
@@ -178,12 +173,7 @@ func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups
 	if withGroups {
 		read, dest = familyOwnerGroupsVersion, append(dest, &groups)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return identity.Family{}, nil, nil, err
-	}
-	defer conn.Release()
-	f, err := scanFamily(conn.QueryRow(ctx, read, tokenHash), dest...)
+	f, err := scanFamily(s.pool.QueryRow(ctx, read, tokenHash), dest...)
 	if err != nil {
 		return identity.Family{}, nil, nil, err
 	}
@@ -208,23 +198,13 @@ func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups
 		return identity.Family{}, nil, nil, errLockedPath
 	}
 	out = storedFamily(out)
-	write := &pgx.Batch{}
-	write.Queue(spendFamily, f.ID, version, out.Current)
-	write.Queue(indexSpent, out.Current, f.ID)
-	br := conn.SendBatch(ctx, write)
-	tag, err := br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	moved, err := s.spends.do(ctx, f.ID, version, out.Current)
 	switch _, dup := pgdb.UniqueViolation(err); {
 	case dup:
 		return identity.Family{}, nil, nil, errSlowPath // the slow path names the conflict
 	case err != nil:
 		return identity.Family{}, nil, nil, err
-	case tag.RowsAffected() != 1:
+	case !moved:
 		return identity.Family{}, nil, nil, errLockedPath // the family changed since it was read
 	}
 	return out, groups, nil, nil

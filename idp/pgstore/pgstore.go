@@ -42,8 +42,9 @@ var Schema = pgdb.Schema{FS: pgdb.Sub(migrations, "migrations"), Table: "idp_sch
 // write method writes the audit events and the mail of its context in its own transaction
 // (write, writeKeep, exec).
 type DB struct {
-	pool *pgxpool.Pool
-	rep  *pgdb.Reporter // logs an unreachable database once a minute, not once a request
+	pool   *pgxpool.Pool
+	rep    *pgdb.Reporter // logs an unreachable database once a minute, not once a request
+	spends *spendGroup    // the writes of concurrent refreshes, grouped
 }
 
 var _ identity.Store = (*DB)(nil)
@@ -56,7 +57,7 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{pool: pool, rep: pgdb.NewReporter(logger)}
+	db := &DB{pool: pool, rep: pgdb.NewReporter(logger), spends: &spendGroup{pool: pool}}
 	return db, nil
 }
 

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -366,6 +367,19 @@ func equal[T any](t *testing.T, what string, got, want T) {
 	}
 }
 
+// withUnderneath opens a store on a database of its own with the user u1, and a connection of
+// the test's own, to change rows under the store; it returns the database's URL too.
+func withUnderneath(t *testing.T) (*pgstore.DB, *pgx.Conn, string) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	db := open(t, url)
+	admin, err := pgx.Connect(ctx, url)
+	check(t, err)
+	t.Cleanup(func() { admin.Close(ctx) })
+	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	return db, admin, url
+}
+
 // Concurrent refreshes of one token whose steps overlap in time still have one winner. Each
 // step runs first on the family as read without a lock, all of them before any write: one
 // write wins the compare-and-swap. Then, with the family's row changed under them after they
@@ -373,13 +387,8 @@ func equal[T any](t *testing.T, what string, got, want T) {
 // row's lock there: one winner again. (The suite's race rarely overlaps steps on a fast
 // database, so it may catch neither a missing version check nor a missing lock.)
 func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	db := open(t, url)
-	admin, err := pgx.Connect(ctx, url)
-	check(t, err)
-	defer admin.Close(ctx)
+	db, admin, url := withUnderneath(t)
 	t0 := time.Now()
-	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
 	// Every refresh gets a connection at once: dialing one takes longer than a refresh.
 	const n = 8
 	conns := make([]*pgxpool.Conn, n)
@@ -445,16 +454,11 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 // family revoked between the read and the write (as a sign-out elsewhere would) is not spent:
 // the write finds the family changed, and the step, run again on the family as it is, refuses.
 func TestRefreshSeesChangeAfterRead(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	db := open(t, url)
-	admin, err := pgx.Connect(ctx, url)
-	check(t, err)
-	defer admin.Close(ctx)
+	db, admin, _ := withUnderneath(t)
 	t0 := time.Now()
-	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
 	check(t, db.CreateFamily(ctx, identity.Family{ID: "f1", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "r0"}))
 	runs := 0
-	_, err = db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
+	_, err := db.UpdateFamilyByToken(ctx, "r0", func(f identity.Family, u identity.User) (identity.Family, error) {
 		runs++
 		return f.Refresh("r0", "r1", u, t0)
 	})
@@ -678,4 +682,147 @@ func TestRefreshSlowPathKeepsEvents(t *testing.T) {
 	after, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
 	check(t, err)
 	equal(t, "events after a step that kept nothing", after, list)
+}
+
+// spends counts the refresh writes a pool sends: grouped (a batch of several refreshes) and
+// alone.
+type spends struct {
+	mu             sync.Mutex
+	grouped, alone int
+}
+
+func (b *spends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (b *spends) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (b *spends) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (b *spends) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch sql := strings.Join(strings.Fields(d.SQL), " "); {
+	case strings.HasPrefix(sql, "UPDATE refresh_families f SET current_token = v.token"):
+		b.grouped++
+	case strings.HasPrefix(sql, "UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2"):
+		b.alone++
+	}
+}
+func (b *spends) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (b *spends) count() (grouped, alone int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.grouped, b.alone
+}
+
+// The writes of refreshes that come while another refresh's write is in flight go to
+// PostgreSQL together, in one batch: every family moves on and indexes its new token; of two
+// refreshes of one token in the same batch one wins and the other finds the token spent. A
+// batch that fails as a whole (one refresh's new token issued already) loses no one's write:
+// each is written alone, and the conflict is that refresh's own.
+func TestRefreshesWriteTogether(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var count spends
+	db, err := pgstore.Open(ctx, pgdb.Config{URL: url, MaxConns: 8, Tracer: &count}, nil)
+	check(t, err)
+	t.Cleanup(func() { db.Close() })
+	admin, err := pgx.Connect(ctx, url)
+	check(t, err)
+	defer admin.Close(ctx)
+	t0 := time.Now()
+	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	const n = 10
+	for i := range n + 2 {
+		check(t, db.CreateFamily(ctx, identity.Family{ID: fmt.Sprintf("f%02d", i), UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: fmt.Sprintf("r0-%02d", i)}))
+	}
+	type refresh struct{ presented, next string }
+	// write runs the refreshes, the first one's write held in flight (its family's row locked
+	// here) until the others queue behind it, and returns their errors and how many writes went
+	// grouped and alone after the lock was let go (the held one among them: pgx traces a
+	// batch's statements as it reads their results).
+	write := func(refreshes []refresh) ([]error, [2]int) {
+		tx, err := admin.Begin(ctx)
+		check(t, err)
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(ctx, `SELECT FROM refresh_families WHERE id = 'f00' FOR UPDATE`)
+		check(t, err)
+		errs := make([]error, len(refreshes))
+		var wg sync.WaitGroup
+		for i, r := range refreshes {
+			wg.Go(func() {
+				_, errs[i] = db.UpdateFamilyByToken(ctx, r.presented, func(f identity.Family, u identity.User) (identity.Family, error) {
+					return f.Refresh(r.presented, r.next, u, t0)
+				})
+			})
+			if i == 0 {
+				queued(t, url, 2)() // the first write waits on the lock
+			}
+		}
+		if !proctest.Eventually(10*time.Second, func() bool { return db.QueuedSpends() == len(refreshes)-1 }) {
+			t.Fatalf("%d writes queued behind the one in flight, want %d", db.QueuedSpends(), len(refreshes)-1)
+		}
+		grouped, alone := count.count()
+		check(t, tx.Rollback(ctx))
+		wg.Wait()
+		g, a := count.count()
+		return errs, [2]int{g - grouped, a - alone}
+	}
+	moved := func(r refresh, family string) {
+		t.Helper()
+		if f, _ := peekFamily(t, db, r.next); f.ID != family || f.Current != r.next {
+			t.Fatalf("the family of %s: %+v, want %s moved on to it", r.next, f, family)
+		}
+	}
+
+	var refreshes []refresh
+	for i := range n {
+		refreshes = append(refreshes, refresh{fmt.Sprintf("r0-%02d", i), fmt.Sprintf("r1-%02d", i)})
+	}
+	refreshes = append(refreshes, refresh{"r0-10", "r1-10-a"}, refresh{"r0-10", "r1-10-b"})
+	errs, sent := write(refreshes)
+	if sent != [2]int{1, 1} {
+		t.Fatalf("the held write and the %d behind it: %d grouped and %d alone, want it alone and one group", len(refreshes)-1, sent[0], sent[1])
+	}
+	for i, r := range refreshes[:n] {
+		check(t, errs[i])
+		moved(r, fmt.Sprintf("f%02d", i))
+	}
+	if a, b := errs[n], errs[n+1]; (a == nil) == (b == nil) || apperr.Code(errors.Join(a, b)) != apperr.EUNAUTHORIZED {
+		t.Fatalf("two refreshes of one token in one batch: %v and %v, want one winner and one spent token", a, b)
+	}
+
+	// A batch one of whose new tokens another family issued: the others' writes stand.
+	var again []refresh
+	for i := range n {
+		again = append(again, refresh{fmt.Sprintf("r1-%02d", i), fmt.Sprintf("r2-%02d", i)})
+	}
+	again[n/2].next = "r0-11" // f11's token
+	errs, sent = write(again)
+	if sent != [2]int{1, len(again)} {
+		t.Fatalf("the held write and the %d behind it, a token taken among them: %d grouped and %d alone, want it alone, one group, then each of the group alone", len(again)-1, sent[0], sent[1])
+	}
+	for i, r := range again {
+		if i == n/2 {
+			wantCode(t, "a new token another family issued", errs[i], apperr.ECONFLICT)
+			continue
+		}
+		check(t, errs[i])
+		moved(r, fmt.Sprintf("f%02d", i))
+	}
+}
+
+// peekFamily is the family that issued tokenHash, unchanged.
+func peekFamily(t *testing.T, db *pgstore.DB, tokenHash string) (identity.Family, identity.User) {
+	t.Helper()
+	var f identity.Family
+	var u identity.User
+	_, err := db.UpdateFamilyByToken(ctx, tokenHash, func(sf identity.Family, su identity.User) (identity.Family, error) {
+		f, u = sf, su
+		return identity.Family{}, identity.ErrUnchanged
+	})
+	if err != identity.ErrUnchanged {
+		t.Fatalf("peek %s: %v", tokenHash, err)
+	}
+	return f, u
 }
