@@ -109,7 +109,7 @@ type Store struct {
 
 // NewStore wraps an open file.
 func NewStore(db *bolt.DB) Store {
-	return Store{DB: db, wf: &WriteFailures{Path: db.Path()}, group: &groupCommit{db: db}}
+	return Store{DB: db, wf: &WriteFailures{Path: db.Path()}, group: newGroupCommit(db)}
 }
 
 // Update runs a write transaction; a failing disk becomes EUNAVAILABLE (503), logged once per

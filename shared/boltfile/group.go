@@ -3,9 +3,10 @@ package boltfile
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/shared/groupq"
 )
 
 // groupCommit coalesces concurrent writes into one transaction and one commit, as bbolt's
@@ -13,17 +14,16 @@ import (
 // first call before committing, so every hot write paid that wait, even alone, and at a fixed
 // concurrency the timer — not the disk — bounded throughput (refresh grants used under one of
 // the two cores). Here a committer commits whatever is queued the moment the previous commit is
-// on disk: a lone write commits at once, and writes that arrive during a commit share the next.
+// on disk (groupq.Queue): a lone write commits at once, and writes that arrive during a commit
+// share the next.
 //
 // The semantics are DB.Batch's: the functions of one commit run in one transaction, in order; one
 // that fails (or panics) is taken out, the others are run again without it, and it is run again
 // alone in a transaction of its own, whose error is its caller's. So a function may run more
 // than once, and must not depend on the others of its commit.
 type groupCommit struct {
-	db      *bolt.DB
-	mu      sync.Mutex
-	pending []*groupCall
-	running bool // a committer goroutine is draining pending
+	db *bolt.DB
+	q  groupq.Queue[*groupCall]
 }
 
 type groupCall struct {
@@ -37,39 +37,19 @@ const maxGroup = 1000
 // errSolo tells a caller its function failed within a group: run it again alone.
 var errSolo = errors.New("boltfile: run alone")
 
+func newGroupCommit(db *bolt.DB) *groupCommit {
+	g := &groupCommit{db: db}
+	g.q = groupq.Queue[*groupCall]{Run: g.run, Max: maxGroup}
+	return g
+}
+
 func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
 	c := &groupCall{fn: fn, done: make(chan error, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, c)
-	if !g.running {
-		g.running = true
-		go g.commit()
-	}
-	g.mu.Unlock()
+	g.q.Add(c)
 	if err := <-c.done; err != errSolo {
 		return err
 	}
 	return g.db.Update(fn)
-}
-
-// commit commits the queued functions, group after group, until none is queued.
-func (g *groupCommit) commit() {
-	for {
-		g.mu.Lock()
-		calls := g.pending
-		if len(calls) > maxGroup {
-			calls, g.pending = calls[:maxGroup:maxGroup], calls[maxGroup:]
-		} else {
-			g.pending = nil
-		}
-		if len(calls) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		g.run(calls)
-	}
 }
 
 // run commits calls in one transaction, taking out (to run alone) any that fails.

@@ -50,9 +50,7 @@ func TestGroupCommitCoalesces(t *testing.T) {
 	}
 	// All n are queued behind the held commit before it is released.
 	for {
-		s.group.mu.Lock()
-		queued := len(s.group.pending)
-		s.group.mu.Unlock()
+		queued := s.group.q.Queued()
 		if queued == n {
 			break
 		}
@@ -109,9 +107,7 @@ func TestGroupCommitFailureIsItsCallersAlone(t *testing.T) {
 		s.Batch(func(*bolt.Tx) error { panic("boom") })
 	})
 	for {
-		s.group.mu.Lock()
-		queued := len(s.group.pending)
-		s.group.mu.Unlock()
+		queued := s.group.q.Queued()
 		if queued == 7 {
 			break
 		}

@@ -1,0 +1,58 @@
+// Package groupq gathers the calls that arrive while a group of earlier calls is being served
+// into the next group: a group commit without a timer. A call that finds nothing in flight is
+// served at once, alone; calls that arrive during a group's service wait for it to end and
+// then go together. Both stores use it: bbolt's writes (boltfile) and PostgreSQL's refresh
+// writes (idp/pgstore).
+package groupq
+
+import "sync"
+
+// Queue serves queued calls group by group on a goroutine of its own, which runs while calls
+// are queued and ends when none is. Run is given each group (at most Max calls, all when Max
+// is 0) and answers the calls itself: how a caller waits for its answer is the caller's.
+type Queue[C any] struct {
+	Run func(group []C)
+	Max int
+
+	mu      sync.Mutex
+	pending []C
+	running bool // a goroutine is serving the queue
+}
+
+// Add queues c for the next group.
+func (q *Queue[C]) Add(c C) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, c)
+	if !q.running {
+		q.running = true
+		go q.serve()
+	}
+}
+
+// Queued is how many calls wait for a group (not those of the group being served).
+func (q *Queue[C]) Queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
+// serve runs the queued calls, group after group, until none is queued.
+func (q *Queue[C]) serve() {
+	for {
+		q.mu.Lock()
+		group := q.pending
+		if q.Max > 0 && len(group) > q.Max {
+			group, q.pending = group[:q.Max:q.Max], group[q.Max:]
+		} else {
+			q.pending = nil
+		}
+		if len(group) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		q.Run(group)
+	}
+}
