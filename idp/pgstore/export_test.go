@@ -1,8 +1,7 @@
 package pgstore
 
 // QueuedSpends is how many refreshes wait for the spend group's next batch.
-func (s *DB) QueuedSpends() int {
-	s.spends.mu.Lock()
-	defer s.spends.mu.Unlock()
-	return len(s.spends.pending)
-}
+func (s *DB) QueuedSpends() int { return s.spends.q.Queued() }
+
+// HoldSpends calls hold as each group of refresh writes starts, before it is sent.
+func (s *DB) HoldSpends(hold func()) { s.spends.hold = hold }

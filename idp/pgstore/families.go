@@ -70,20 +70,22 @@ func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
 // errKeep marks a transaction whose writes stand although step failed.
 var errKeep = errors.New("keep the step's result")
 
-// UpdateFamilyByToken implements identity.FamilyStore. The family's row is locked FOR UPDATE
-// as it is read, so concurrent refreshes of one token queue: the first moves Current on, and
-// every later one reads the moved family, sees its token spent and stores the revocation.
-// The user is read without a lock (a credential change locks the user, then the families:
-// reading the user under a family's lock must not wait for it).
+// UpdateFamilyByToken implements identity.FamilyStore. Concurrent refreshes of one token have
+// one winner: the first write moves Current on, and every later one finds the family changed,
+// reads it again — locked FOR UPDATE, so they queue — sees its token spent and stores the
+// revocation. The user is read without a lock (a credential change locks the user, then the
+// families: reading the user under a family's lock must not wait for it); a credential change
+// revokes or moves the user's families in its own transaction, so it changes the family under
+// any refresh that read the user before it.
 //
 // A refresh is the hot path, so the common one — step spends the token and changes nothing
 // else, with nothing to record — is two round trips and no lock held between them: the family
 // is read without one, then the family's new token and its index are written, in one
 // transaction with the concurrent refreshes' writes, only if the family's row is still the
-// version read (refreshOptimistic, spendGroup).
-// Anything else, and a write that finds the family changed, takes the locking path, also in
-// two round trips (refreshPipelined), and anything unusual there (a token hash already
-// indexed, an aborted write) one statement per round trip.
+// version read and not locked (refreshOptimistic, spendGroup). Anything else, and a write
+// that finds the family changed, takes the locking path, also in two round trips
+// (refreshPipelined), and anything unusual there (a token hash already indexed, an aborted
+// write) one statement per round trip.
 func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	f, _, err := s.updateFamily(ctx, tokenHash, false, step)
 	return f, err
@@ -91,9 +93,9 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 var _ identity.FamilyGroupsStore = (*DB)(nil)
 
-// UpdateFamilyByTokenWithGroups implements identity.FamilyGroupsStore: the locking read of
-// UpdateFamilyByToken reads the owner's groups too, so a refresh grant is two round trips in
-// all rather than three.
+// UpdateFamilyByTokenWithGroups implements identity.FamilyGroupsStore: the read of the family
+// and its owner (on either path of UpdateFamilyByToken) reads the owner's groups too, so a
+// refresh grant is two round trips in all rather than three.
 func (s *DB) UpdateFamilyByTokenWithGroups(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error) {
 	return s.updateFamily(ctx, tokenHash, true, step)
 }
@@ -159,12 +161,12 @@ const (
 // transaction around them: the family and its owner are read without a lock, and when step's
 // result spends the token and changes nothing else, and there is no event or mail to record,
 // the spend group writes it with the concurrent refreshes' writes (one batch, one transaction)
-// if the family's row is still the version read: a compare-and-swap, so what step decided from
-// holds at the write as under the locking path's lock. The owner is
-// read unlocked on both paths: a credential change revokes (or moves) the user's families in
-// its transaction, so it either changes the family's version before the write, which then
-// misses, or revokes the family after it. errLockedPath for everything else, where step runs
-// again; nothing is written then.
+// if the family's row is still the version read and no other transaction holds it locked: a
+// compare-and-swap, so what step decided from holds at the write as under the locking path's
+// lock. The owner is read unlocked on both paths: a credential change revokes (or moves) the
+// user's families in its transaction, so it either changes the family's version before the
+// write, which then misses, or revokes the family after it. errLockedPath for everything
+// else, where step runs again; nothing is written then.
 func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups bool, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error, error) {
 	read, groups := familyOwnerVersion, []string(nil)
 	var r userRow
@@ -191,6 +193,8 @@ func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups
 	if stepErr != nil || !onlySpent(f, out) {
 		return identity.Family{}, nil, nil, errLockedPath
 	}
+	// The events and mail of this run of step: empty, or the locking path runs step again and
+	// reads its own.
 	switch events, mails, err := recorded(ctx); {
 	case err != nil:
 		return identity.Family{}, nil, nil, err

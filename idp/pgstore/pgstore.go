@@ -57,7 +57,7 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{pool: pool, rep: pgdb.NewReporter(logger), spends: &spendGroup{pool: pool}}
+	db := &DB{pool: pool, rep: pgdb.NewReporter(logger), spends: newSpendGroup(pool)}
 	return db, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,6 +426,9 @@ func TestSlowConcurrentRefreshOneWinner(t *testing.T) {
 					}
 					return f.Refresh("r0-"+family, fmt.Sprintf("r1-%s-%d", family, i), u, t0)
 				})
+				if runs == 0 {
+					read.Done() // failed before its step: the others must not wait for it
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
@@ -484,6 +488,24 @@ func TestRefreshSeesChangeAfterRead(t *testing.T) {
 	}
 	if _, err := db.UpdateFamilyByToken(ctx, "r2", func(f identity.Family, _ identity.User) (identity.Family, error) { return f, nil }); apperr.Code(err) != apperr.ENOTFOUND {
 		t.Fatalf("the token the refused refresh would have issued: %v, want ENOTFOUND", err)
+	}
+
+	// The same for the user's password changed between the read and the write: the family,
+	// made with the old credentials, ends.
+	check(t, db.CreateFamily(ctx, identity.Family{ID: "f2", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "q0"}))
+	runs = 0
+	got, err = db.UpdateFamilyByToken(ctx, "q0", func(f identity.Family, u identity.User) (identity.Family, error) {
+		if runs++; runs == 1 {
+			_, err := db.ChangeCredentials(ctx, "u1", func(u identity.User) (identity.User, error) {
+				u.PasswordHash = "changed"
+				return u, nil
+			})
+			check(t, err)
+		}
+		return f.Refresh("q0", "q1", u, t0)
+	})
+	if apperr.Code(err) != apperr.EUNAUTHORIZED || runs != 2 || !got.Revoked || got.Current != "q0" {
+		t.Fatalf("a refresh of a family whose user's credentials changed after it was read: %+v, %v, step run %d times", got, err, runs)
 	}
 }
 
@@ -722,31 +744,18 @@ func (b *spends) count() (grouped, alone int) {
 // batch that fails as a whole (one refresh's new token issued already) loses no one's write:
 // each is written alone, and the conflict is that refresh's own.
 func TestRefreshesWriteTogether(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	var count spends
-	db, err := pgstore.Open(ctx, pgdb.Config{URL: url, MaxConns: 8, Tracer: &count}, nil)
-	check(t, err)
-	t.Cleanup(func() { db.Close() })
-	admin, err := pgx.Connect(ctx, url)
-	check(t, err)
-	defer admin.Close(ctx)
-	t0 := time.Now()
-	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	db, count, t0 := spendStore(t, 12)
 	const n = 10
-	for i := range n + 2 {
-		check(t, db.CreateFamily(ctx, identity.Family{ID: fmt.Sprintf("f%02d", i), UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: fmt.Sprintf("r0-%02d", i)}))
-	}
 	type refresh struct{ presented, next string }
-	// write runs the refreshes, the first one's write held in flight (its family's row locked
-	// here) until the others queue behind it, and returns their errors and how many writes went
-	// grouped and alone after the lock was let go (the held one among them: pgx traces a
-	// batch's statements as it reads their results).
+	// write runs the refreshes, the first one's group held until the others queue behind it,
+	// and returns their errors and how many writes went grouped and alone after the hold
+	// ended (the held one among them: pgx traces a batch's statements as it reads their
+	// results).
 	write := func(refreshes []refresh) ([]error, [2]int) {
-		tx, err := admin.Begin(ctx)
-		check(t, err)
-		defer tx.Rollback(ctx)
-		_, err = tx.Exec(ctx, `SELECT FROM refresh_families WHERE id = 'f00' FOR UPDATE`)
-		check(t, err)
+		held, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		db.HoldSpends(func() { once.Do(func() { close(held); <-release }) })
+		defer db.HoldSpends(nil)
 		errs := make([]error, len(refreshes))
 		var wg sync.WaitGroup
 		for i, r := range refreshes {
@@ -756,14 +765,14 @@ func TestRefreshesWriteTogether(t *testing.T) {
 				})
 			})
 			if i == 0 {
-				queued(t, url, 2)() // the first write waits on the lock
+				<-held
 			}
 		}
 		if !proctest.Eventually(10*time.Second, func() bool { return db.QueuedSpends() == len(refreshes)-1 }) {
 			t.Fatalf("%d writes queued behind the one in flight, want %d", db.QueuedSpends(), len(refreshes)-1)
 		}
 		grouped, alone := count.count()
-		check(t, tx.Rollback(ctx))
+		close(release)
 		wg.Wait()
 		g, a := count.count()
 		return errs, [2]int{g - grouped, a - alone}
@@ -781,8 +790,8 @@ func TestRefreshesWriteTogether(t *testing.T) {
 	}
 	refreshes = append(refreshes, refresh{"r0-10", "r1-10-a"}, refresh{"r0-10", "r1-10-b"})
 	errs, sent := write(refreshes)
-	if sent != [2]int{1, 1} {
-		t.Fatalf("the held write and the %d behind it: %d grouped and %d alone, want it alone and one group", len(refreshes)-1, sent[0], sent[1])
+	if sent != [2]int{2, 0} {
+		t.Fatalf("the held write and the %d behind it: %d grouped and %d alone, want two groups", len(refreshes)-1, sent[0], sent[1])
 	}
 	for i, r := range refreshes[:n] {
 		check(t, errs[i])
@@ -799,8 +808,8 @@ func TestRefreshesWriteTogether(t *testing.T) {
 	}
 	again[n/2].next = "r0-11" // f11's token
 	errs, sent = write(again)
-	if sent != [2]int{1, len(again)} {
-		t.Fatalf("the held write and the %d behind it, a token taken among them: %d grouped and %d alone, want it alone, one group, then each of the group alone", len(again)-1, sent[0], sent[1])
+	if sent != [2]int{2, len(again) - 1} {
+		t.Fatalf("the held write and the %d behind it, a token taken among them: %d grouped and %d alone, want two groups, then each of the second alone", len(again)-1, sent[0], sent[1])
 	}
 	for i, r := range again {
 		if i == n/2 {
@@ -810,6 +819,73 @@ func TestRefreshesWriteTogether(t *testing.T) {
 		check(t, errs[i])
 		moved(r, fmt.Sprintf("f%02d", i))
 	}
+}
+
+// A family whose row another transaction holds locked (a sign-out, a credential change, a
+// refresh on the locking path) holds up no one else's refresh: its group moves the others on
+// without it, and its own refresh waits for the lock alone.
+func TestLockedFamilyHoldsUpNoOne(t *testing.T) {
+	db, count, t0 := spendStore(t, 10)
+	admin, err := pgx.Connect(ctx, db.Pool().Config().ConnConfig.ConnString())
+	check(t, err)
+	defer admin.Close(ctx)
+	tx, err := admin.Begin(ctx)
+	check(t, err)
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, `SELECT FROM refresh_families WHERE id = 'f05' FOR UPDATE`)
+	check(t, err)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	db.HoldSpends(func() { once.Do(func() { close(held); <-release }) })
+	errs := make([]error, 10)
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			_, errs[i] = db.UpdateFamilyByToken(ctx, fmt.Sprintf("r0-%02d", i), func(f identity.Family, u identity.User) (identity.Family, error) {
+				return f.Refresh(fmt.Sprintf("r0-%02d", i), fmt.Sprintf("r1-%02d", i), u, t0)
+			})
+			done.Add(1)
+		})
+		if i == 0 {
+			<-held // f05 goes in the next group, with the others
+		}
+	}
+	if !proctest.Eventually(10*time.Second, func() bool { return db.QueuedSpends() == 9 }) {
+		t.Fatalf("%d writes queued, want 9", db.QueuedSpends())
+	}
+	close(release)
+	if !proctest.Eventually(10*time.Second, func() bool { return done.Load() == 9 }) {
+		t.Fatalf("%d of the 9 refreshes of unlocked families done while f05 is locked", done.Load())
+	}
+	check(t, tx.Rollback(ctx))
+	wg.Wait()
+	// Not by waiting out the statement timeout, which fails the group and writes each alone.
+	if grouped, alone := count.count(); grouped != 2 || alone != 0 {
+		t.Fatalf("%d groups and %d writes alone, want 2 groups (the held one, then the others)", grouped, alone)
+	}
+	for i, err := range errs {
+		check(t, err)
+		if f, _ := peekFamily(t, db, fmt.Sprintf("r1-%02d", i)); f.ID != fmt.Sprintf("f%02d", i) {
+			t.Fatalf("the family of r1-%02d: %+v", i, f)
+		}
+	}
+}
+
+// spendStore opens a store on a database of its own, counting its refresh writes, with the
+// user u1 and the families f00… of n, each with the token r0-00….
+func spendStore(t *testing.T, n int) (*pgstore.DB, *spends, time.Time) {
+	t.Helper()
+	count := &spends{}
+	db, err := pgstore.Open(ctx, pgdb.Config{URL: pgtest.NewDatabase(t), MaxConns: 8, Tracer: count}, nil)
+	check(t, err)
+	t.Cleanup(func() { db.Close() })
+	t0 := time.Now()
+	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
+	for i := range n {
+		check(t, db.CreateFamily(ctx, identity.Family{ID: fmt.Sprintf("f%02d", i), UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: fmt.Sprintf("r0-%02d", i)}))
+	}
+	return db, count, t0
 }
 
 // peekFamily is the family that issued tokenHash, unchanged.

@@ -3,46 +3,51 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"slices"
-	"strings"
-	"sync"
-
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"jwtidp/shared/groupq"
 )
 
-// spendFamily moves the family $1 read at version $2 (its row's xmin, which every update of
-// the row changes) on to the token $3 — no row when the row is no longer that version — and
-// indexSpent then indexes the token $1 for the family $2 if the family moved on to it. Sent
-// together, they are one implicit transaction. (One statement, the UPDATE in a WITH of the
-// INSERT, costs PostgreSQL more: measured in BENCHMARKS.md.) spendFamilies and indexSpents are
-// the same for several families at once, from arrays; spendFamilies returns the (family, token)
-// pairs it moved, one per family even when a family is in the arrays twice.
+// spendFamilies moves each family of $1 read at the version of $2 (its row's xmin, which every
+// update of the row changes) on to the token of $3, and returns the (family, token) pairs it
+// moved: a family whose row is no longer that version is not moved, nor one whose row another
+// transaction has locked (SKIP LOCKED: the group does not wait on any one family's lock, as
+// everyone's refreshes would wait with it), nor one in the arrays twice more than once.
+// indexSpents then indexes the tokens of the families that moved on to them. Sent together,
+// they are one implicit transaction. The rows are locked in the primary key's order, so two
+// replicas' groups do not deadlock on the rows they share. (The UPDATE in a WITH of the INSERT,
+// one statement, costs PostgreSQL more: measured in BENCHMARKS.md.) spendFamily and indexSpent
+// are the same for one family, and wait for its lock: a refresh whose group failed writes
+// alone with them.
 const (
-	spendFamily   = `UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2`
-	indexSpent    = `INSERT INTO refresh_tokens (token_hash, family_id) SELECT $1, $2 WHERE EXISTS (SELECT FROM refresh_families WHERE id = $2 AND current_token = $1)`
 	spendFamilies = `UPDATE refresh_families f SET current_token = v.token
 		FROM unnest($1::text[], $2::xid[], $3::text[]) AS v(id, version, token)
 		WHERE f.id = v.id COLLATE "C" AND f.xmin = v.version
+			AND f.id IN (SELECT l.id FROM refresh_families l WHERE l.id = ANY($1) ORDER BY l.id FOR UPDATE SKIP LOCKED)
 		RETURNING f.id, f.current_token`
 	indexSpents = `INSERT INTO refresh_tokens (token_hash, family_id)
 		SELECT v.token, v.id FROM unnest($1::text[], $2::text[]) AS v(token, id)
 		JOIN refresh_families f ON f.id = v.id COLLATE "C" AND f.current_token = v.token COLLATE "C"`
+	spendFamily = `UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2`
+	indexSpent  = `INSERT INTO refresh_tokens (token_hash, family_id) SELECT $1, $2 WHERE EXISTS (SELECT FROM refresh_families WHERE id = $2 AND current_token = $1)`
 )
 
 // spendGroup sends the writes of concurrent refreshes (refreshOptimistic's compare-and-swap of
 // a family's row, and the new token's index) to PostgreSQL together: one round trip, one
 // transaction and one WAL flush for all the refreshes that queued while the previous group
-// was in flight. As boltfile's group commit for bbolt, it has no timer: a lone refresh is
-// written at once. A refresh whose family's row is no longer the version it read misses alone
-// and the others' writes stand; a group that fails as a whole (a token hash indexed already,
-// a deadlock with another replica's group, a lost connection) sends each of its refreshes to
-// write alone, where the error is its own.
+// was in flight. As boltfile's group commit for bbolt (both are a groupq.Queue), it has no
+// timer: a lone refresh is written at once. A refresh whose family's row is no longer the
+// version it read, or is locked, misses alone and the others' writes stand. A group the
+// database refused as a whole (a token hash indexed already, say) was rolled back, so each of
+// its refreshes writes alone, where the error is its own; a group whose outcome is unknown (the
+// connection lost after it was sent) is each refresh's error, as a lone write's would be —
+// written alone again, a group that had committed would read as token reuse.
 type spendGroup struct {
-	pool    *pgxpool.Pool
-	mu      sync.Mutex
-	pending []*spend
-	running bool // a committer goroutine is draining pending
+	pool *pgxpool.Pool
+	q    groupq.Queue[*spend]
+	hold func() // tests: called as each group starts
 }
 
 type spend struct {
@@ -62,58 +67,33 @@ const maxSpends = 256
 // errAlone tells a refresh its group failed: write alone.
 var errAlone = errors.New("pgstore: write alone")
 
+func newSpendGroup(pool *pgxpool.Pool) *spendGroup {
+	g := &spendGroup{pool: pool}
+	g.q = groupq.Queue[*spend]{Run: g.run, Max: maxSpends}
+	return g
+}
+
 // do moves the family read at version on to token and indexes token, in a group with the
-// refreshes queued beside it. moved is false when the family's row is no longer that version;
-// nothing is written then.
+// refreshes queued beside it. moved is false when the family's row is no longer that version,
+// or locked; nothing is written then. It waits for the group's answer even when ctx ends: a
+// group never waits on a lock, and a caller that left before its write's answer could not
+// tell its client whether the token was spent.
 func (g *spendGroup) do(ctx context.Context, family string, version uint32, token string) (moved bool, err error) {
 	c := &spend{family: family, token: token, version: version, done: make(chan spendResult, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, c)
-	if !g.running {
-		g.running = true
-		go g.commit()
-	}
-	g.mu.Unlock()
+	g.q.Add(c)
 	if r := <-c.done; r.err != errAlone {
 		return r.moved, r.err
 	}
 	return spendAlone(ctx, g.pool, family, version, token)
 }
 
-// commit writes the queued refreshes, group after group, until none is queued.
-func (g *spendGroup) commit() {
-	for {
-		g.mu.Lock()
-		calls := g.pending
-		if len(calls) > maxSpends {
-			calls, g.pending = calls[:maxSpends:maxSpends], calls[maxSpends:]
-		} else {
-			g.pending = nil
-		}
-		if len(calls) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		g.run(calls)
-	}
-}
-
 // run writes calls in one batch. The committer writes for many callers, so it answers to none
 // of their contexts: the statement timeout (pgdb.Config) bounds it.
 func (g *spendGroup) run(calls []*spend) {
-	ctx := context.Background()
-	if len(calls) == 1 {
-		c := calls[0]
-		moved, err := spendAlone(ctx, g.pool, c.family, c.version, c.token)
-		c.done <- spendResult{moved, err}
-		return
+	if g.hold != nil {
+		g.hold()
 	}
-	// In the families' order, so two replicas' groups lock the rows they share in one order
-	// (the UPDATE walks the arrays, looking each id up in the primary key) rather than
-	// deadlock on them; a deadlock all the same fails the group, and each writes alone.
-	slices.SortStableFunc(calls, func(a, b *spend) int { return strings.Compare(a.family, b.family) })
+	ctx := context.Background()
 	ids, versions, tokens := make([]string, len(calls)), make([]uint32, len(calls)), make([]string, len(calls))
 	for i, c := range calls {
 		ids[i], versions[i], tokens[i] = c.family, c.version, c.token
@@ -140,11 +120,15 @@ func (g *spendGroup) run(calls []*spend) {
 		}
 		return err
 	})
+	var refused *pgconn.PgError
 	for _, c := range calls {
-		if err != nil {
-			c.done <- spendResult{err: errAlone}
-		} else {
+		switch {
+		case err == nil:
 			c.done <- spendResult{moved: moved[[2]string{c.family, c.token}]}
+		case errors.As(err, &refused) || pgconn.SafeToRetry(err): // rolled back, or never sent
+			c.done <- spendResult{err: errAlone}
+		default:
+			c.done <- spendResult{err: err}
 		}
 	}
 }
