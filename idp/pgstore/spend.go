@@ -19,9 +19,7 @@ import (
 // indexSpents then indexes the tokens of the families that moved on to them. Sent together,
 // they are one implicit transaction. The rows are locked in the primary key's order, so two
 // replicas' groups do not deadlock on the rows they share. (The UPDATE in a WITH of the INSERT,
-// one statement, costs PostgreSQL more: measured in BENCHMARKS.md.) spendFamily and indexSpent
-// are the same for one family, and wait for its lock: a refresh whose group failed writes
-// alone with them.
+// one statement, costs PostgreSQL more: measured in BENCHMARKS.md.)
 const (
 	spendFamilies = `UPDATE refresh_families f SET current_token = v.token
 		FROM unnest($1::text[], $2::xid[], $3::text[]) AS v(id, version, token)
@@ -31,8 +29,6 @@ const (
 	indexSpents = `INSERT INTO refresh_tokens (token_hash, family_id)
 		SELECT v.token, v.id FROM unnest($1::text[], $2::text[]) AS v(token, id)
 		JOIN refresh_families f ON f.id = v.id COLLATE "C" AND f.current_token = v.token COLLATE "C"`
-	spendFamily = `UPDATE refresh_families SET current_token = $3 WHERE id = $1 AND xmin = $2`
-	indexSpent  = `INSERT INTO refresh_tokens (token_hash, family_id) SELECT $1, $2 WHERE EXISTS (SELECT FROM refresh_families WHERE id = $2 AND current_token = $1)`
 )
 
 // spendGroup sends the writes of concurrent refreshes (refreshOptimistic's compare-and-swap of
@@ -42,19 +38,18 @@ const (
 // timer: a lone refresh is written at once. A refresh whose family's row is no longer the
 // version it read, or is locked, misses alone and the others' writes stand. A group the
 // database refused as a whole (a token hash indexed already, say) was rolled back, so each of
-// its refreshes writes alone, where the error is its own; a group whose outcome is unknown (the
-// connection lost after it was sent) is each refresh's error, as a lone write's would be —
-// written alone again, a group that had committed would read as token reuse.
+// its refreshes writes again in a group of its own, where the error is its own; a group whose
+// outcome is unknown (the connection lost after it was sent) is each refresh's error, as a
+// lone write's would be — written again, a group that had committed would read as token reuse.
 type spendGroup struct {
 	pool *pgxpool.Pool
-	q    groupq.Queue[*spend]
+	q    groupq.Queue[spend, spendResult]
 	hold func() // tests: called as each group starts
 }
 
 type spend struct {
 	family, token string
 	version       uint32
-	done          chan spendResult
 }
 
 type spendResult struct {
@@ -65,12 +60,12 @@ type spendResult struct {
 // maxSpends bounds the refreshes of one group.
 const maxSpends = 256
 
-// errAlone tells a refresh its group failed: write alone.
+// errAlone tells a refresh its group was refused: write again, alone.
 var errAlone = errors.New("pgstore: write alone")
 
 func newSpendGroup(pool *pgxpool.Pool) *spendGroup {
 	g := &spendGroup{pool: pool}
-	g.q = groupq.Queue[*spend]{Run: g.run, Max: maxSpends}
+	g.q = groupq.Queue[spend, spendResult]{Run: g.run, Max: maxSpends}
 	return g
 }
 
@@ -80,21 +75,27 @@ func newSpendGroup(pool *pgxpool.Pool) *spendGroup {
 // group never waits on a lock, and a caller that left before its write's answer could not
 // tell its client whether the token was spent.
 func (g *spendGroup) do(ctx context.Context, family string, version uint32, token string) (moved bool, err error) {
-	c := &spend{family: family, token: token, version: version, done: make(chan spendResult, 1)}
-	g.q.Add(c)
-	if r := <-c.done; r.err != errAlone {
+	c := spend{family: family, token: token, version: version}
+	if r := g.q.Do(c); r.err != errAlone {
 		return r.moved, r.err
 	}
-	return spendAlone(ctx, g.pool, family, version, token)
+	r := g.write(ctx, []spend{c})
+	return r[0].moved, r[0].err
 }
 
-// run writes calls in one batch. The committer writes for many callers, so it answers to none
-// of their contexts: the statement timeout (pgdb.Config) bounds it.
-func (g *spendGroup) run(calls []*spend) {
+// run writes a group. The committer writes for many callers, so it answers to none of their
+// contexts: the statement timeout (pgdb.Config) bounds it.
+func (g *spendGroup) run(calls []spend) []spendResult {
 	if g.hold != nil {
 		g.hold()
 	}
-	ctx := context.Background()
+	return g.write(context.Background(), calls)
+}
+
+// write sends calls in one batch and answers each: moved or not; errAlone for all when the
+// database refused the batch (a *pgconn.PgError: rolled back) or it was never sent, which a
+// group of one returns as its own error instead; else the batch's error, for all.
+func (g *spendGroup) write(ctx context.Context, calls []spend) []spendResult {
 	ids, versions, tokens := make([]string, len(calls)), make([]uint32, len(calls)), make([]string, len(calls))
 	for i, c := range calls {
 		ids[i], versions[i], tokens[i] = c.family, c.version, c.token
@@ -122,34 +123,12 @@ func (g *spendGroup) run(calls []*spend) {
 		return err
 	})
 	var refused *pgconn.PgError
-	for _, c := range calls {
-		switch {
-		case err == nil:
-			c.done <- spendResult{moved: moved[[2]string{c.family, c.token}]}
-		case errors.As(err, &refused) || pgconn.SafeToRetry(err): // rolled back, or never sent
-			c.done <- spendResult{err: errAlone}
-		default:
-			c.done <- spendResult{err: err}
-		}
+	if err != nil && len(calls) > 1 && (errors.As(err, &refused) || pgconn.SafeToRetry(err)) { // rolled back, or never sent
+		err = errAlone
 	}
-}
-
-// spendAlone is one refresh's write in a batch of its own.
-func spendAlone(ctx context.Context, pool *pgxpool.Pool, family string, version uint32, token string) (moved bool, err error) {
-	err = pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
-		b := &pgx.Batch{}
-		b.Queue(spendFamily, family, version, token)
-		b.Queue(indexSpent, token, family)
-		br := conn.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		if err == nil {
-			moved = tag.RowsAffected() == 1
-			_, err = br.Exec()
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
-	return moved, err
+	out := make([]spendResult, len(calls))
+	for i, c := range calls {
+		out[i] = spendResult{moved: err == nil && moved[[2]string{c.family, c.token}], err: err}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package boltfile
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -23,12 +24,7 @@ import (
 // than once, and must not depend on the others of its commit.
 type groupCommit struct {
 	db *bolt.DB
-	q  groupq.Queue[*groupCall]
-}
-
-type groupCall struct {
-	fn   func(*bolt.Tx) error
-	done chan error
+	q  groupq.Queue[func(*bolt.Tx) error, error]
 }
 
 // maxGroup bounds the functions of one transaction (DB.Batch's MaxBatchSize).
@@ -39,41 +35,45 @@ var errSolo = errors.New("boltfile: run alone")
 
 func newGroupCommit(db *bolt.DB) *groupCommit {
 	g := &groupCommit{db: db}
-	g.q = groupq.Queue[*groupCall]{Run: g.run, Max: maxGroup}
+	g.q = groupq.Queue[func(*bolt.Tx) error, error]{Run: g.run, Max: maxGroup}
 	return g
 }
 
 func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
-	c := &groupCall{fn: fn, done: make(chan error, 1)}
-	g.q.Add(c)
-	if err := <-c.done; err != errSolo {
+	if err := g.q.Do(fn); err != errSolo {
 		return err
 	}
 	return g.db.Update(fn)
 }
 
-// run commits calls in one transaction, taking out (to run alone) any that fails.
-func (g *groupCommit) run(calls []*groupCall) {
-	for len(calls) > 0 {
+// run commits fns in one transaction, taking out (to run alone: errSolo) any that fails.
+func (g *groupCommit) run(fns []func(*bolt.Tx) error) []error {
+	errs := make([]error, len(fns))
+	left := make([]int, len(fns)) // the indexes of the functions still in the group
+	for i := range left {
+		left[i] = i
+	}
+	for len(left) > 0 {
 		failed := -1
 		err := g.db.Update(func(tx *bolt.Tx) error {
-			for i, c := range calls {
-				if err := safely(c.fn, tx); err != nil {
-					failed = i
+			for j, i := range left {
+				if err := safely(fns[i], tx); err != nil {
+					failed = j
 					return err
 				}
 			}
 			return nil
 		})
 		if failed < 0 {
-			for _, c := range calls {
-				c.done <- err // nil, or the commit's own error: every call's
+			for _, i := range left {
+				errs[i] = err // nil, or the commit's own error: every call's
 			}
-			return
+			break
 		}
-		calls[failed].done <- errSolo
-		calls = append(calls[:failed:failed], calls[failed+1:]...)
+		errs[left[failed]] = errSolo
+		left = slices.Delete(left, failed, failed+1)
 	}
+	return errs
 }
 
 // safely calls fn, turning a panic into an error (as DB.Batch does), so one caller's panic

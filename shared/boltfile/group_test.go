@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"jwtidp/shared/proctest"
 )
 
 func openGroupStore(t *testing.T) Store {
@@ -49,12 +51,8 @@ func TestGroupCommitCoalesces(t *testing.T) {
 		})
 	}
 	// All n are queued behind the held commit before it is released.
-	for {
-		queued := s.group.q.Queued()
-		if queued == n {
-			break
-		}
-		time.Sleep(time.Millisecond) // polling the queue, not waiting for time to pass
+	if !proctest.Eventually(10*time.Second, func() bool { return s.group.q.Queued() == n }) {
+		t.Fatalf("%d writes queued behind the held commit, want %d", s.group.q.Queued(), n)
 	}
 	close(release)
 	wg.Wait()
@@ -106,12 +104,8 @@ func TestGroupCommitFailureIsItsCallersAlone(t *testing.T) {
 		}()
 		s.Batch(func(*bolt.Tx) error { panic("boom") })
 	})
-	for {
-		queued := s.group.q.Queued()
-		if queued == 7 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if !proctest.Eventually(10*time.Second, func() bool { return s.group.q.Queued() == 7 }) {
+		t.Fatalf("%d writes queued behind the held commit, want 7", s.group.q.Queued())
 	}
 	close(release)
 	wg.Wait()

@@ -7,38 +7,45 @@ package groupq
 
 import "sync"
 
-// Queue serves queued calls group by group on a goroutine of its own, which runs while calls
-// are queued and ends when none is. Run is given each group (at most Max calls, all when Max
-// is 0) and answers the calls itself: how a caller waits for its answer is the caller's.
-type Queue[C any] struct {
-	Run func(group []C)
+// Queue serves calls group by group on a goroutine of its own, which runs while calls are
+// queued and ends when none is. Run is given each group (at most Max calls, all when Max is 0)
+// and returns one answer a call, in the group's order.
+type Queue[C, R any] struct {
+	Run func(group []C) []R
 	Max int
 
 	mu      sync.Mutex
-	pending []C
+	pending []call[C, R]
 	running bool // a goroutine is serving the queue
 }
 
-// Add queues c for the next group.
-func (q *Queue[C]) Add(c C) {
+type call[C, R any] struct {
+	in     C
+	answer chan R
+}
+
+// Do queues c for the next group and returns its answer.
+func (q *Queue[C, R]) Do(c C) R {
+	answer := make(chan R, 1)
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pending = append(q.pending, c)
+	q.pending = append(q.pending, call[C, R]{c, answer})
 	if !q.running {
 		q.running = true
 		go q.serve()
 	}
+	q.mu.Unlock()
+	return <-answer
 }
 
 // Queued is how many calls wait for a group (not those of the group being served).
-func (q *Queue[C]) Queued() int {
+func (q *Queue[C, R]) Queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.pending)
 }
 
 // serve runs the queued calls, group after group, until none is queued.
-func (q *Queue[C]) serve() {
+func (q *Queue[C, R]) serve() {
 	for {
 		q.mu.Lock()
 		group := q.pending
@@ -53,6 +60,12 @@ func (q *Queue[C]) serve() {
 			return
 		}
 		q.mu.Unlock()
-		q.Run(group)
+		in := make([]C, len(group))
+		for i, c := range group {
+			in[i] = c.in
+		}
+		for i, r := range q.Run(in) {
+			group[i].answer <- r
+		}
 	}
 }
