@@ -378,10 +378,7 @@ func storeComparison(dir, idpBin, wiBin string) (err error) {
 		if pg == nil {
 			row.pg = skipped
 		} else if target > 0 {
-			row.ratio, row.target, row.verdict = ratioText(r, target), fmt.Sprintf("≥ %.2f", target), "met"
-			if r < target {
-				row.verdict = "MISSED"
-			}
+			row.ratio, row.target, row.verdict = judge(r, target)
 		} else {
 			row.ratio = fmt.Sprintf("%.2f", r)
 		}

@@ -108,12 +108,19 @@ var rows []row
 func record(name, value string) { rows = append(rows, row{name: name, value: value}) }
 
 func ratio(name string, num, den float64, target float64) {
-	r := num / den
-	verdict := "met"
+	r := row{name: name}
+	r.ratio, r.target, r.verdict = judge(num/den, target)
+	rows = append(rows, r)
+}
+
+// judge is a ratio r against its target as the tables print them: the ratio (ratioText), the
+// target, and "met" or "MISSED".
+func judge(r, target float64) (ratio, goal, verdict string) {
+	verdict = "met"
 	if r < target {
 		verdict = "MISSED"
 	}
-	rows = append(rows, row{name: name, ratio: ratioText(r, target), target: fmt.Sprintf("≥ %.2f", target), verdict: verdict})
+	return ratioText(r, target), fmt.Sprintf("≥ %.2f", target), verdict
 }
 
 // ratioText is r as the tables print it beside target: two decimals, or, where two would round
