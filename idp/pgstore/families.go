@@ -82,10 +82,10 @@ var errKeep = errors.New("keep the step's result")
 // else, with nothing to record — is two round trips and no lock held between them: the family
 // is read without one, then the family's new token and its index are written, in one
 // transaction with the concurrent refreshes' writes, only if the family's row is still the
-// version read and not locked (refreshOptimistic, spendGroup). Anything else, and a write
-// that finds the family changed, takes the locking path, also in two round trips
-// (refreshPipelined), and anything unusual there (a token hash already indexed, an aborted
-// write) one statement per round trip.
+// version read and not locked (refreshOptimistic, spendGroup). Anything else — a write that
+// finds the family changed or locked, a revocation, events to record, a token hash indexed
+// already — takes the locking path, one statement per round trip (updateFamilyByToken), where
+// step runs again.
 func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, error) {
 	f, _, err := s.updateFamily(ctx, tokenHash, false, step)
 	return f, err
@@ -93,9 +93,9 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 
 var _ identity.FamilyGroupsStore = (*DB)(nil)
 
-// UpdateFamilyByTokenWithGroups implements identity.FamilyGroupsStore: the read of the family
-// and its owner (on either path of UpdateFamilyByToken) reads the owner's groups too, so a
-// refresh grant is two round trips in all rather than three.
+// UpdateFamilyByTokenWithGroups implements identity.FamilyGroupsStore: the common refresh's
+// read of the family and its owner reads the owner's groups too, so a refresh grant is two
+// round trips in all rather than three.
 func (s *DB) UpdateFamilyByTokenWithGroups(ctx context.Context, tokenHash string, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error) {
 	return s.updateFamily(ctx, tokenHash, true, step)
 }
@@ -105,23 +105,9 @@ func (s *DB) updateFamily(ctx context.Context, tokenHash string, withGroups bool
 	if !ok {
 		return identity.Family{}, nil, errNoFamily
 	}
-	var (
-		out     identity.Family
-		groups  []string
-		stepErr error
-		err     error
-	)
-	out, groups, stepErr, err = s.refreshOptimistic(ctx, tokenHash, withGroups, step)
-	if errors.Is(err, errLockedPath) || pgdb.Retryable(err) {
-		for range 10 {
-			out, groups, stepErr, err = s.refreshPipelined(ctx, tokenHash, withGroups, step)
-			if !pgdb.Retryable(err) {
-				break
-			}
-		}
-	}
+	out, groups, stepErr, err := s.refreshOptimistic(ctx, tokenHash, withGroups, step)
 	switch {
-	case errors.Is(err, errSlowPath):
+	case errors.Is(err, errLockedPath) || pgdb.Retryable(err):
 		return s.updateFamilyByToken(ctx, tokenHash, withGroups, step)
 	case err != nil:
 		return identity.Family{}, nil, s.fail(err)
@@ -129,26 +115,19 @@ func (s *DB) updateFamily(ctx context.Context, tokenHash string, withGroups bool
 	return out, groups, stepErr
 }
 
-// errSlowPath sends a refresh the pipelined path does not handle to the plain one, and
-// errLockedPath one the optimistic path does not handle to the pipelined one.
-var (
-	errSlowPath   = errors.New("take the statement-by-statement path")
-	errLockedPath = errors.New("take the locking path")
-)
+// errLockedPath sends a refresh the optimistic path does not handle to the locking one.
+var errLockedPath = errors.New("take the locking path")
 
-// familyAndOwner reads and locks the family that issued a token hash, with its owner (zero
-// values when the owner is gone); familyOwnerAndGroups reads the owner's groups too, in
-// UserGroups's order. familyOwnerVersion and familyOwnerGroupsVersion read the same without
-// the lock, and the version of the family's row (its xmin, which every update of the row
-// changes) before the groups.
+// familyOwnerVersion reads the family that issued a token hash, with its owner (zero values
+// when the owner is gone) and the version of the family's row (its xmin, which every update of
+// the row changes); familyOwnerGroupsVersion reads the owner's groups too, in UserGroups's
+// order.
 const (
 	familyOwnerFrom = `
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
 		WHERE t.token_hash = $1`
 	ownerGroups = `,
 			ARRAY(SELECT g.group_name FROM group_members g WHERE g.user_id = f.user_id ORDER BY g.group_name)`
-	familyAndOwner           = `SELECT ` + familyCols + `, ` + ownerCols + familyOwnerFrom + ` FOR UPDATE OF f`
-	familyOwnerAndGroups     = `SELECT ` + familyCols + `, ` + ownerCols + ownerGroups + familyOwnerFrom + ` FOR UPDATE OF f`
 	familyOwnerVersion       = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + familyOwnerFrom
 	familyOwnerGroupsVersion = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + ownerGroups + familyOwnerFrom
 	ownerCols                = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
@@ -205,7 +184,7 @@ func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups
 	moved, err := s.spends.do(ctx, f.ID, version, out.Current)
 	switch _, dup := pgdb.UniqueViolation(err); {
 	case dup:
-		return identity.Family{}, nil, nil, errSlowPath // the slow path names the conflict
+		return identity.Family{}, nil, nil, errLockedPath // where the conflict is named
 	case err != nil:
 		return identity.Family{}, nil, nil, err
 	case !moved:
@@ -221,98 +200,6 @@ func onlySpent(f, next identity.Family) bool {
 	}
 	f.Current = next.Current
 	return reflect.DeepEqual(f, next)
-}
-
-// refreshPipelined is UpdateFamilyByToken in two round trips on one pooled connection. A
-// connection given back mid-transaction (an error between the batches) is closed by the pool,
-// which ends the transaction.
-func (s *DB) refreshPipelined(ctx context.Context, tokenHash string, withGroups bool, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return identity.Family{}, nil, nil, err
-	}
-	defer conn.Release()
-	rollback := func() { conn.Exec(context.WithoutCancel(ctx), "ROLLBACK") }
-
-	read := &pgx.Batch{}
-	read.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	lockRead, groups := familyAndOwner, []string(nil)
-	var r userRow
-	dest := r.dest()
-	if withGroups {
-		lockRead, dest = familyOwnerAndGroups, append(dest, &groups)
-	}
-	read.Queue(lockRead, tokenHash)
-	br := conn.SendBatch(ctx, read)
-	var f identity.Family
-	_, err = br.Exec()
-	if err == nil {
-		f, err = scanFamily(br.QueryRow(), dest...)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		rollback()
-		return identity.Family{}, nil, nil, err
-	}
-	u, err := r.user()
-	if err != nil {
-		rollback()
-		return identity.Family{}, nil, nil, err
-	}
-	if u.ID == "" {
-		u = identity.User{} // the owner is gone
-	}
-
-	out, keep, stepErr := f.ApplyStep(u, step)
-	if !keep {
-		rollback()
-		return out, nil, stepErr, nil // nothing to keep
-	}
-	// The audit events and mail go with the change, as write writes them (this path cannot use it).
-	events, mails, err := recorded(ctx)
-	if err != nil {
-		rollback()
-		return identity.Family{}, nil, nil, err
-	}
-	out = storedFamily(out)
-	write := &pgx.Batch{}
-	indexed := out.Current != f.Current
-	if indexed {
-		// No ON CONFLICT: a hash indexed already aborts the transaction and takes the slow
-		// path, which tells another family's hash (ECONFLICT) from this family's own.
-		write.Queue(`INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, out.Current, f.ID)
-	}
-	write.Queue(`UPDATE refresh_families SET client_id = $3, scope = $4, audience = $5, session_id = $6,
-			epoch = $7, created_at = $8, expires_at = $9, current_token = $10, revoked = $11, amr = $12, idp = $13, auth_time = $14
-			WHERE id = $1 AND user_id = $2`, familyArgs(out)...)
-	if sql, args := insertAudit(events); sql != "" {
-		write.Queue(sql, args...)
-	}
-	// A message id queued already aborts the transaction and takes the slow path, which names
-	// the conflict.
-	if sql, args := insertMail(mails); sql != "" {
-		write.Queue(sql, args...)
-	}
-	write.Queue("COMMIT")
-	br = conn.SendBatch(ctx, write)
-	for range write.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		rollback()
-		if _, dup := pgdb.UniqueViolation(err); dup {
-			return identity.Family{}, nil, nil, errSlowPath
-		}
-		return identity.Family{}, nil, nil, err
-	}
-	return out, groups, stepErr, nil
 }
 
 // updateFamilyByToken is UpdateFamilyByToken one statement per round trip.

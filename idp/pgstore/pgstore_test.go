@@ -649,9 +649,10 @@ func TestThrottleWritesEvents(t *testing.T) {
 	equal(t, "the events of the throttle", list, []identity.AuditEvent{lockout})
 }
 
-// A refresh whose new token this family issued before leaves the pipelined path for the
-// statement-by-statement one; a revocation kept there keeps its events, once.
-func TestRefreshSlowPathKeepsEvents(t *testing.T) {
+// A revocation with events (a reuse, to a hash the family issued before) leaves the common
+// path for the locking one, where step runs again; the revocation kept there keeps its events,
+// once — those of the last run.
+func TestRefreshLockingPathKeepsEvents(t *testing.T) {
 	db := open(t, pgtest.NewDatabase(t))
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
 	check(t, db.CreateUser(ctx, identity.User{ID: "u1", Username: "alice"}))
@@ -667,14 +668,14 @@ func TestRefreshSlowPathKeepsEvents(t *testing.T) {
 	})
 	got, err := db.UpdateFamilyByToken(c, "r1", func(f identity.Family, _ identity.User) (identity.Family, error) {
 		runs++
-		f.Current, f.Revoked = "r0", true // a hash the family issued: the pipelined insert fails
+		f.Current, f.Revoked = "r0", true // a hash the family issued before
 		return f, identity.ErrReuse
 	})
 	if err != identity.ErrReuse || !got.Revoked || got.Current != "r0" {
 		t.Fatalf("the kept revocation: %+v, %v", got, err)
 	}
 	if runs < 2 {
-		t.Fatalf("the step ran %d times: the slow path was not taken", runs)
+		t.Fatalf("the step ran %d times: the locking path was not taken", runs)
 	}
 	list, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
 	check(t, err)
@@ -682,7 +683,7 @@ func TestRefreshSlowPathKeepsEvents(t *testing.T) {
 		t.Fatalf("events of the kept revocation: %+v, want one, of the last run", list)
 	}
 
-	// On the slow path too, a step that keeps nothing records nothing.
+	// On the locking path too, a step that keeps nothing records nothing.
 	check(t, db.CreateFamily(ctx, identity.Family{ID: "f2", UserID: "u1", ExpiresAt: t0.Add(time.Hour), Current: "q0"}))
 	_, err = db.UpdateFamilyByToken(ctx, "q0", func(f identity.Family, _ identity.User) (identity.Family, error) {
 		f.Current = "q1"
@@ -693,13 +694,13 @@ func TestRefreshSlowPathKeepsEvents(t *testing.T) {
 	_, err = db.UpdateFamilyByToken(c, "q1", func(f identity.Family, _ identity.User) (identity.Family, error) {
 		runs++
 		if runs == 1 {
-			f.Current = "q0" // to the slow path, where this step changes its mind
+			f.Current = "q0" // to the locking path, where this step changes its mind
 			return f, nil
 		}
 		return identity.Family{}, identity.ErrUnchanged
 	})
 	if err != identity.ErrUnchanged || runs != 2 {
-		t.Fatalf("a step that keeps nothing on the slow path: %v after %d runs", err, runs)
+		t.Fatalf("a step that keeps nothing on the locking path: %v after %d runs", err, runs)
 	}
 	after, err := db.ListAudit(ctx, identity.AuditQuery{Limit: 10})
 	check(t, err)
