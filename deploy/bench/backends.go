@@ -174,15 +174,11 @@ func measureListOnPostgreSQL(c *http.Client, s *stack, dbURL string) (health, li
 	if err != nil {
 		return
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return
-	}
 	conns := *pgConns
 	if conns == 0 {
 		conns = 10 // the service's --database-max-conns default
 	}
-	bare, err := start(self, "-serve-pg-list", dbURL, "-list-iss", iss, "-list-sub", sub, "-pg-max-conns", fmt.Sprint(conns))
+	bare, err := startSelf("-serve-pg-list", dbURL, "-list-iss", iss, "-list-sub", sub, "-pg-max-conns", fmt.Sprint(conns))
 	if err != nil {
 		return
 	}

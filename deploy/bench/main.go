@@ -48,33 +48,36 @@ import (
 	"text/tabwriter"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/argon2"
 
 	"jwtidp/idp/access"
 	"jwtidp/idp/access/accesstest"
 	"jwtidp/idp/sign"
+	"jwtidp/shared/boltfile"
 	"jwtidp/shared/freeport"
 	"jwtidp/workitems/workitem"
 )
 
 var (
-	short       = flag.Bool("short", false, "a second or two per figure (CI)")
-	duration    = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
-	conc        = flag.Int("concurrency", 32, "concurrent connections of the load generator")
-	logins      = flag.Int("logins", 1000, "concurrent logins for the memory figure")
-	pgConns     = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
-	pgPprof     = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
-	storesOnly  = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
-	grantsOnly  = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
-	nginxOnly   = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
-	verifyPprof = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
-	serve204    = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
-	servePGList = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
-	listIss     = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
-	listSub     = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
-	serveSign   = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the grants' ceiling)")
-	signer      = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
+	short        = flag.Bool("short", false, "a second or two per figure (CI)")
+	duration     = flag.Duration("duration", 5*time.Second, "how long each throughput figure runs")
+	conc         = flag.Int("concurrency", 32, "concurrent connections of the load generator")
+	logins       = flag.Int("logins", 1000, "concurrent logins for the memory figure")
+	pgConns      = flag.Int("pg-max-conns", 0, "--database-max-conns of the PostgreSQL services (0: their default)")
+	pgPprof      = flag.String("pg-pprof", "", "serve pprof of the PostgreSQL IdP on this host:port, of its work-item service on the next port")
+	storesOnly   = flag.Bool("stores-only", false, "only the bbolt/PostgreSQL comparison")
+	grantsOnly   = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
+	nginxOnly    = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
+	verifyPprof  = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
+	serve204     = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
+	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
+	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
+	listSub      = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
+	serveSign    = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the grants' ceiling)")
+	serveRefresh = flag.String("serve-refresh", "", "internal: answer every POST as a rotating refresh grant at its least, its tokens in a bbolt file in this `folder` (figure 13's ceiling)")
+	signer       = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
 
 func main() {
@@ -85,6 +88,9 @@ func main() {
 		return
 	case *serveSign:
 		serveInternal(signatures(*signer))
+		return
+	case *serveRefresh != "":
+		serveInternal(refreshCeiling(*signer, *serveRefresh))
 		return
 	case *servePGList != "":
 		serveInternal(listItems(*servePGList, workitem.Owner(*listIss, *listSub)))
@@ -244,7 +250,10 @@ func run() error {
 	record("GET /verify, session cookie", verifyCookie.String())
 	ratio("8. /verify session cookie / bearer", verifyCookie.rps, verifyBearer.rps, 0.8)
 
-	// 3: refresh grants against raw RSA-2048 signatures on every core.
+	// 3 and 13: refresh grants against raw RSA-2048 signatures on every core, and against their
+	// ceiling on this machine: a server that spends and stores refresh tokens durably through
+	// the IdP's group commit and signs once per grant (refreshCeiling), in its own process,
+	// driven the same way; the two alternate (ABBA twice).
 	signs := rsaSignsPerSecond(*duration)
 	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))
 	// Each grant waits for a batched commit (an fsync), so at a fixed concurrency throughput is
@@ -255,24 +264,19 @@ func run() error {
 			return err
 		}
 	}
-	refreshes := loadFn(len(chains), *duration, func(w int) int {
-		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=refresh_token&refresh_token="+url.QueryEscape(chains[w])))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0
-		}
-		defer resp.Body.Close()
-		var m struct {
-			RefreshToken string `json:"refresh_token"`
-		}
-		json.NewDecoder(resp.Body).Decode(&m)
-		if m.RefreshToken != "" {
-			chains[w] = m.RefreshToken
-		}
-		return resp.StatusCode
-	})
-	record("refresh grants (POST /token)", refreshes.String())
+	var refreshes, refreshCeil result
+	ceilingDir := filepath.Join(dir, "refresh-ceiling")
+	if rc, err := startSelf("-serve-refresh", ceilingDir, "-signer", *signer); err != nil {
+		refreshes = refreshLoad(c, idp.url, chains)(*duration)
+		record("refresh grants (POST /token)", refreshes.String())
+		record("13. refresh ceiling", "skipped: "+err.Error())
+	} else {
+		refreshCeil, refreshes = alternateWith(2, refreshLoad(c, rc.url, make([]string, len(chains))), refreshLoad(c, idp.url, chains))
+		rc.stop()
+		record("refresh grants (POST /token)", refreshes.String())
+		record("refresh ceiling (spend + store durably, sign)", refreshCeil.String())
+		ratio("13. refresh grants / refresh ceiling (alternated)", refreshes.rps, refreshCeil.rps, 0.8)
+	}
 	ratio("3. refresh grants / RSA signatures", refreshes.rps, signs, 0.7)
 	// The practical limit of this machine: OpenSSL's RSA-2048 signing rate on every core.
 	speed, speedErr := opensslSpeed(*duration)
@@ -280,36 +284,55 @@ func run() error {
 		record("openssl speed rsa2048 (all cores)", "skipped: "+speedErr.Error())
 	} else {
 		record("openssl speed rsa2048 (all cores)", fmt.Sprintf("%.0f/s", speed))
-		ratio("13. refresh grants / openssl speed", refreshes.rps, speed, 0.5)
+		plainRatio("   refresh grants / openssl speed", refreshes.rps/speed)
+		if refreshCeil.rps > 0 {
+			plainRatio("   refresh ceiling / openssl speed", refreshCeil.rps/speed)
+		}
 	}
 
-	// 11 and 12: the OpenID Connect grants against the same signatures. A client-credentials
-	// grant signs once; a code flow (session present: /authorize → code → exchange) signs
-	// twice, the access and the ID token, and writes the code twice.
-	cc := load(c, *conc, *duration, func() *http.Request {
+	// 11 and 14: client-credentials grants. A grant signs once; its ceiling on this machine is a
+	// server that does nothing but read the POST, make one RS256 signature with the IdP's signer
+	// and answer it, in its own process, driven by the same load generator (which shares the two
+	// cores with it, as with the IdP; openssl speed has them to itself). The two alternate (ABBA
+	// twice), so the machine's drift weighs on both. Both sign with the same backend, so the
+	// signer's own rate is printed beside openssl speed's (alternated too): figure 15 holds the
+	// default build to the fastest peer.
+	ccReq := func() *http.Request {
 		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=client_credentials"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth("bench-service", benchSecret)
 		return req
-	})
-	record("client-credentials grants (POST /token)", cc.String())
-	ratio("11. client-credentials grants / RSA signatures", cc.rps, signs, 0.7)
-	if speedErr == nil {
-		ratio("14. client-credentials grants / openssl speed", cc.rps, speed, 0.6)
 	}
-	// The grants' ceiling on this machine: a server that does nothing but read the POST, make one
-	// RS256 signature with the IdP's signer and answer it, in its own process, driven by the same
-	// load generator (which shares the two cores, as it does with the IdP; openssl speed has them
-	// to itself).
-	if ceiling, err := signingCeiling(c); err != nil {
-		record("bare signing server (POST → one signature)", "skipped: "+err.Error())
+	var cc result
+	if bare, err := startSelf("-serve-sign", "-signer", *signer); err != nil {
+		cc = load(c, *conc, *duration, ccReq)
+		record("client-credentials grants (POST /token)", cc.String())
+		record("14. bare signing server (POST → one signature)", "skipped: "+err.Error())
 	} else {
+		var ceiling result
+		ceiling, cc = alternate(c, 2, func() *http.Request {
+			req, _ := http.NewRequest("POST", bare.url+"/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req
+		}, ccReq)
+		bare.stop()
+		record("client-credentials grants (POST /token)", cc.String())
 		record("bare signing server (POST → one signature)", ceiling.String())
+		ratio("14. client-credentials grants / bare signing server (alternated)", cc.rps, ceiling.rps, 0.85)
+		plainRatio("   refresh grants / bare signing server", refreshes.rps/ceiling.rps)
 		if speedErr == nil {
 			plainRatio("   bare signing server / openssl speed", ceiling.rps/speed)
 		}
-		plainRatio("   client-credentials grants / bare signing server", cc.rps/ceiling.rps)
-		plainRatio("   refresh grants / bare signing server", refreshes.rps/ceiling.rps)
+	}
+	ratio("11. client-credentials grants / RSA signatures", cc.rps, signs, 0.7)
+	if speedErr == nil {
+		plainRatio("   client-credentials grants / openssl speed", cc.rps/speed)
+		if speed2, own, err := alternateRates(opensslSpeed, signerRate); err != nil {
+			record("the IdP's signer in process (all cores)", "skipped: "+err.Error())
+		} else {
+			record("the IdP's signer in process (all cores)", fmt.Sprintf("%.0f/s (openssl speed alternated with it: %.0f/s)", own, speed2))
+			plainRatio("   the IdP's signer in process / openssl speed", own/speed2)
+		}
 	}
 	// 15: the same grant, the same load, from the fastest peer measured (issue 31).
 	if peer, err := peerClientCredentials(c, dir); err != nil {
@@ -318,6 +341,8 @@ func run() error {
 		record("client-credentials grants, oidc-provider (RS256 JWT)", peer.String())
 		ratio("15. client-credentials grants / oidc-provider's", cc.rps, peer.rps, 1.0)
 	}
+	// 12: a code flow (session present: /authorize → code → exchange) signs twice, the access
+	// and the ID token, and writes the code twice.
 	flows := loadFn(*conc, *duration, func(int) int { return codeFlow(c, idp.url, cookie) })
 	record("code flows (authorize + exchange, ID token)", flows.String())
 	ratio("12. code flows / RSA signatures", flows.rps, signs, 0.35)
@@ -829,11 +854,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	bare, err := start(self, "-serve-204")
+	bare, err := startSelf("-serve-204")
 	if err != nil {
 		return err
 	}
@@ -919,21 +940,31 @@ func noContent() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
-// signatures answers every request with one RS256 signature, by the backend -signer names,
-// over a claims set of a client-credentials token's size: the least a grant can do.
-func signatures(choice string) (http.Handler, error) {
+// benchKey is a fresh RSA-2048 key loaded into the backend -signer names, and a claims set of
+// a client-credentials token's size, signing input and all: the least a grant signs.
+func benchKey(choice string) (sign.Key, []byte, error) {
 	b, _, err := sign.Choose(choice)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	priv, _ := rsa.GenerateKey(rand.Reader, 2048)
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	key, err := b.Load(priv, der)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	msg := []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"0123456789abcdef0123456789abcdef0123456789a","typ":"JWT"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"bench","client_id":"bench-service","exp":1999999999,"iat":1999999099,"iss":"http://127.0.0.1:8080","jti":"0123456789abcdef0123456789abcdef","scope":"workitems","sub":"bench-service"}`)))
+	return key, msg, nil
+}
+
+// signatures answers every request with one RS256 signature (benchKey's): the least a grant
+// can do.
+func signatures(choice string) (http.Handler, error) {
+	key, msg, err := benchKey(choice)
+	if err != nil {
+		return nil, err
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		sig, err := key.Sign(msg)
@@ -946,37 +977,137 @@ func signatures(choice string) (http.Handler, error) {
 	}), nil
 }
 
-// signingCeiling measures signatures (-serve-sign) in a process of its own, as the client-credentials
-// figure is measured.
-func signingCeiling(c *http.Client) (result, error) {
+// refreshCeiling answers every POST as a rotating refresh grant with reuse detection at its
+// least: the form's refresh_token (its SHA-256, as the IdP keeps them) read and marked spent —
+// kept, so that its reuse could be told, as the IdP keeps every hash a family issued — and a
+// new one stored, in one durable bbolt transaction through the IdP's own group commit
+// (boltfile's Batch), then one RS256 signature (benchKey's) and the two tokens as JSON. An
+// unknown token starts a chain (the load generator's first request has none). No client,
+// family, user, claims or log: a refresh grant does all of this and more, so it cannot outrun
+// this server.
+func refreshCeiling(choice, dir string) (http.Handler, error) {
+	key, msg, err := benchKey(choice)
+	if err != nil {
+		return nil, err
+	}
+	bucket := []byte("tokens")
+	const live, spent = 1, 0
+	db, err := boltfile.Open(dir, "ceiling.db", time.Second, bucket)
+	if err != nil {
+		return nil, err
+	}
+	store := boltfile.NewStore(db)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		old := sha256.Sum256([]byte(r.PostFormValue("refresh_token")))
+		var fresh [32]byte
+		rand.Read(fresh[:])
+		next := base64.RawURLEncoding.EncodeToString(fresh[:])
+		sum := sha256.Sum256([]byte(next))
+		err := store.Batch(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucket)
+			if v := b.Get(old[:]); v != nil && v[0] == live {
+				if err := b.Put(old[:], []byte{spent}); err != nil {
+					return err
+				}
+			}
+			return b.Put(sum[:], []byte{live})
+		})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		sig, err := key.Sign(msg)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"%s.%s","token_type":"Bearer","expires_in":900,"refresh_token":"%s"}`, msg, base64.RawURLEncoding.EncodeToString(sig), next)
+	}), nil
+}
+
+// signerRate is the signatures per second of the backend -signer names, in this process, on
+// every core: what openssl speed measures, through the IdP's signer.
+func signerRate(d time.Duration) (float64, error) {
+	key, msg, err := benchKey(*signer)
+	if err != nil {
+		return 0, err
+	}
+	defer key.Close()
+	return parallelRate(d, func() { key.Sign(msg) }), nil
+}
+
+// startSelf starts this binary with args, one of its internal servers (-serve-…), in a process
+// of its own, as the services are.
+func startSelf(args ...string) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	p, err := start(self, "-serve-sign", "-signer", *signer)
-	if err != nil {
-		return result{}, err
-	}
-	defer p.stop()
-	return load(c, *conc, *duration, func() *http.Request {
-		req, _ := http.NewRequest("POST", p.url+"/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return req
-	}), nil
+	return start(self, args...)
 }
 
 // alternate measures a ceiling and a figure against it in turns, ABBA rounds times, *duration
 // in all for each: a change in the machine's load during the measurement weighs on both alike.
 // Each result is the mean rate of its turns.
 func alternate(c *http.Client, rounds int, ceiling, figure func() *http.Request) (ceil, fig result) {
+	return alternateWith(rounds,
+		func(d time.Duration) result { return load(c, *conc, d, ceiling) },
+		func(d time.Duration) result { return load(c, *conc, d, figure) })
+}
+
+// alternateWith is alternate for loads measured by functions of their duration.
+func alternateWith(rounds int, ceiling, figure func(time.Duration) result) (ceil, fig result) {
 	turn := *duration / time.Duration(2*rounds)
 	var ceils, figs []result
 	for range rounds {
-		ceils = append(ceils, load(c, *conc, turn, ceiling))
-		figs = append(figs, load(c, *conc, turn, figure), load(c, *conc, turn, figure))
-		ceils = append(ceils, load(c, *conc, turn, ceiling))
+		ceils = append(ceils, ceiling(turn))
+		figs = append(figs, figure(turn), figure(turn))
+		ceils = append(ceils, ceiling(turn))
 	}
 	return mergeAll(ceils), mergeAll(figs)
+}
+
+// refreshLoad is refresh grants against base (the IdP, or refreshCeiling), one chain of refresh
+// tokens per connection: each grant spends the chain's token and carries on with the new one.
+func refreshLoad(c *http.Client, base string, chains []string) func(time.Duration) result {
+	return func(d time.Duration) result {
+		return loadFn(len(chains), d, func(w int) int {
+			req, _ := http.NewRequest("POST", base+"/token", strings.NewReader("grant_type=refresh_token&refresh_token="+url.QueryEscape(chains[w])))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := c.Do(req)
+			if err != nil {
+				return 0
+			}
+			defer resp.Body.Close()
+			var m struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			json.NewDecoder(resp.Body).Decode(&m)
+			if m.RefreshToken != "" {
+				chains[w] = m.RefreshToken
+			}
+			return resp.StatusCode
+		})
+	}
+}
+
+// alternateRates is alternate for rates that functions measure over a duration (openssl speed,
+// the signer in process): ABBA twice, a quarter of *duration each, each the mean of its turns.
+func alternateRates(ceiling, figure func(time.Duration) (float64, error)) (ceil, fig float64, err error) {
+	turn := *duration / 4
+	for i := range 8 {
+		m, sum := ceiling, &ceil
+		if i%4 == 1 || i%4 == 2 {
+			m, sum = figure, &fig
+		}
+		r, err := m(turn)
+		if err != nil {
+			return 0, 0, err
+		}
+		*sum += r / 4
+	}
+	return ceil, fig, nil
 }
 
 // mergeAll is results of equal duration as one: their mean rate, their statuses summed.

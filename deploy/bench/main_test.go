@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"errors"
+	"testing"
+	"time"
+)
 
 // A printed ratio never reads as its target when it missed it.
 func TestRatioTextShowsAMissAsOne(t *testing.T) {
@@ -35,5 +39,49 @@ func TestJudge(t *testing.T) {
 		if ratio != c.ratio || goal != c.goal || verdict != c.verdict {
 			t.Errorf("judge(%v, %v) = %q %q %q, want %q %q %q", c.r, c.target, ratio, goal, verdict, c.ratio, c.goal, c.verdict)
 		}
+	}
+}
+
+// alternateRates measures the two in the order A B B A A B B A, a quarter of the duration each,
+// and each rate is the plain mean of its four turns.
+func TestAlternateRates(t *testing.T) {
+	d := *duration
+	*duration = 8 * time.Second
+	defer func() { *duration = d }()
+	var order string
+	var turns []time.Duration
+	ceilRates := []float64{1, 2, 3, 4}
+	figRates := []float64{10, 20, 30, 60}
+	ceil, fig, err := alternateRates(func(d time.Duration) (float64, error) {
+		order += "A"
+		turns = append(turns, d)
+		r := ceilRates[0]
+		ceilRates = ceilRates[1:]
+		return r, nil
+	}, func(d time.Duration) (float64, error) {
+		order += "B"
+		turns = append(turns, d)
+		r := figRates[0]
+		figRates = figRates[1:]
+		return r, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if order != "ABBAABBA" {
+		t.Errorf("order %s, want ABBAABBA", order)
+	}
+	for _, d := range turns {
+		if d != 2*time.Second {
+			t.Errorf("a turn of %v, want 2s", d)
+		}
+	}
+	if ceil != 2.5 || fig != 30 {
+		t.Errorf("rates %v and %v, want 2.5 and 30", ceil, fig)
+	}
+	_, _, err = alternateRates(func(time.Duration) (float64, error) { return 1, nil },
+		func(time.Duration) (float64, error) { return 0, errors.New("no signer") })
+	if err == nil {
+		t.Error("an error of a turn was not returned")
 	}
 }
