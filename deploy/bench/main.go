@@ -256,13 +256,9 @@ func run() error {
 	// driven the same way; the two alternate (ABBA twice).
 	signs := rsaSignsPerSecond(*duration)
 	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))
-	// Each grant waits for a batched commit (an fsync), so at a fixed concurrency throughput is
-	// bounded by commit latency, not CPU: this figure uses twice the concurrency.
-	chains := make([]string, 2**conc)
-	for i := range chains {
-		if _, chains[i], err = login(c, idp.url); err != nil {
-			return err
-		}
+	chains, err := refreshChains(c, idp.url)
+	if err != nil {
+		return err
 	}
 	var refreshes, refreshCeil result
 	ceilingDir := filepath.Join(dir, "refresh-ceiling")
