@@ -18,6 +18,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -75,7 +76,7 @@ var (
 	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
 	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
 	listSub      = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
-	serveSign    = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the grants' ceiling)")
+	serveSign    = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (figure 14's ceiling)")
 	serveRefresh = flag.String("serve-refresh", "", "internal: answer every POST as a rotating refresh grant at its least, its tokens in a bbolt file in this `folder` (figure 13's ceiling)")
 	signer       = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
@@ -123,8 +124,8 @@ func ratio(name string, num, den float64, target float64) {
 // target, and "met" or "MISSED".
 func judge(r, target float64) (ratio, goal, verdict string) {
 	verdict = "met"
-	if r < target {
-		verdict = "MISSED"
+	if r < target || math.IsNaN(r) || math.IsInf(r, 0) {
+		verdict = "MISSED" // a ratio over nothing (a ceiling that served nothing) is no pass
 	}
 	return ratioText(r, target), fmt.Sprintf("≥ %.2f", target), verdict
 }
@@ -250,85 +251,92 @@ func run() error {
 	record("GET /verify, session cookie", verifyCookie.String())
 	ratio("8. /verify session cookie / bearer", verifyCookie.rps, verifyBearer.rps, 0.8)
 
-	// 3 and 13: refresh grants against raw RSA-2048 signatures on every core, and against their
-	// ceiling on this machine: a server that spends and stores refresh tokens durably through
-	// the IdP's group commit and signs once per grant (refreshCeiling), in its own process,
-	// driven the same way; the two alternate (ABBA twice).
+	// 3, 11, 13 and 14: refresh and client-credentials grants against raw RSA-2048 signatures
+	// (Go's) on every core, and against openssl speed's, OpenSSL's rate on every core with
+	// nothing else running, the practical limit of the machine. Each grant is measured in turns
+	// with openssl speed and with its ceiling — a server in a process of its own that does the
+	// least such a grant does, driven by the same load generator, signing with the backend the
+	// IdP chose — so the machine's drift weighs on all three alike, and the ceiling tells how
+	// much of openssl speed's rate this machine leaves to any server, and how much of the rest
+	// the IdP's own work takes.
+	backend := idp.signerName()
 	signs := rsaSignsPerSecond(*duration)
 	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))
+	var speedErr error
+	speedTurn := func(d time.Duration) result {
+		r, err := opensslSpeed(d)
+		if err != nil && speedErr == nil {
+			speedErr = err
+		}
+		return result{rps: r}
+	}
 	chains, err := refreshChains(c, idp.url)
 	if err != nil {
 		return err
 	}
-	var refreshes, refreshCeil result
-	ceilingDir := filepath.Join(dir, "refresh-ceiling")
-	if rc, err := startSelf("-serve-refresh", ceilingDir, "-signer", *signer); err != nil {
-		refreshes = refreshLoad(c, idp.url, chains)(*duration)
-		record("refresh grants (POST /token)", refreshes.String())
-		record("13. refresh ceiling", "skipped: "+err.Error())
-	} else {
-		refreshCeil, refreshes = alternateWith(2, refreshLoad(c, rc.url, make([]string, len(chains))), refreshLoad(c, idp.url, chains))
-		rc.stop()
-		record("refresh grants (POST /token)", refreshes.String())
-		record("refresh ceiling (spend + store durably, sign)", refreshCeil.String())
-		ratio("13. refresh grants / refresh ceiling (alternated)", refreshes.rps, refreshCeil.rps, 0.8)
+	// The refresh ceiling (refreshCeiling): the token's family found, moved on to a new token
+	// indexed to it, durably through the IdP's group commit; one signature.
+	rc, rcErr := startSelf("-serve-refresh", filepath.Join(dir, "refresh-ceiling"), "-signer", backend)
+	schedule := []func(time.Duration) result{speedTurn, refreshLoad(c, idp.url, chains)}
+	if rcErr == nil {
+		defer rc.stop()
+		schedule = append(schedule, refreshLoad(c, rc.url, make([]string, len(chains))))
 	}
+	rs := alternateAll(schedule...)
+	speed, refreshes := rs[0], rs[1]
+	record("refresh grants (POST /token)", refreshes.String())
 	ratio("3. refresh grants / RSA signatures", refreshes.rps, signs, 0.7)
-	// The practical limit of this machine: OpenSSL's RSA-2048 signing rate on every core.
-	speed, speedErr := opensslSpeed(*duration)
-	if speedErr != nil {
-		record("openssl speed rsa2048 (all cores)", "skipped: "+speedErr.Error())
-	} else {
-		record("openssl speed rsa2048 (all cores)", fmt.Sprintf("%.0f/s", speed))
-		plainRatio("   refresh grants / openssl speed", refreshes.rps/speed)
-		if refreshCeil.rps > 0 {
-			plainRatio("   refresh ceiling / openssl speed", refreshCeil.rps/speed)
-		}
+	againstSpeed("13. refresh grants / openssl speed", refreshes, speed, speedErr, 0.5)
+	ceilingRows("refresh ceiling (token's family moved on durably, one signature)", "refresh grants", refreshes, rs, rcErr, speed, speedErr)
+	if rcErr == nil {
+		rc.stop() // done with; stop (deferred too) is idempotent
 	}
 
-	// 11 and 14: client-credentials grants. A grant signs once; its ceiling on this machine is a
-	// server that does nothing but read the POST, make one RS256 signature with the IdP's signer
-	// and answer it, in its own process, driven by the same load generator (which shares the two
-	// cores with it, as with the IdP; openssl speed has them to itself). The two alternate (ABBA
-	// twice), so the machine's drift weighs on both. Both sign with the same backend, so the
-	// signer's own rate is printed beside openssl speed's (alternated too): figure 15 holds the
-	// default build to the fastest peer.
-	ccReq := func() *http.Request {
-		req, _ := http.NewRequest("POST", idp.url+"/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("bench-service", benchSecret)
-		return req
-	}
-	var cc result
-	if bare, err := startSelf("-serve-sign", "-signer", *signer); err != nil {
-		cc = load(c, *conc, *duration, ccReq)
-		record("client-credentials grants (POST /token)", cc.String())
-		record("14. bare signing server (POST → one signature)", "skipped: "+err.Error())
-	} else {
-		var ceiling result
-		ceiling, cc = alternate(c, 2, func() *http.Request {
-			req, _ := http.NewRequest("POST", bare.url+"/token", strings.NewReader("grant_type=client_credentials"))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			return req
-		}, ccReq)
-		bare.stop()
-		record("client-credentials grants (POST /token)", cc.String())
-		record("bare signing server (POST → one signature)", ceiling.String())
-		ratio("14. client-credentials grants / bare signing server (alternated)", cc.rps, ceiling.rps, 0.85)
-		plainRatio("   refresh grants / bare signing server", refreshes.rps/ceiling.rps)
-		if speedErr == nil {
-			plainRatio("   bare signing server / openssl speed", ceiling.rps/speed)
+	// The client-credentials ceiling (signatures): read the POST, sign once, answer.
+	ccReq := func(base string, auth bool) func(time.Duration) result {
+		return func(d time.Duration) result {
+			return load(c, *conc, d, func() *http.Request {
+				req, _ := http.NewRequest("POST", base+"/token", strings.NewReader("grant_type=client_credentials"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if auth {
+					req.SetBasicAuth("bench-service", benchSecret)
+				}
+				return req
+			})
 		}
 	}
+	speedErr = nil
+	bare, bareErr := startSelf("-serve-sign", "-signer", backend)
+	schedule = []func(time.Duration) result{speedTurn, ccReq(idp.url, true)}
+	if bareErr == nil {
+		defer bare.stop()
+		schedule = append(schedule, ccReq(bare.url, false))
+	}
+	rs = alternateAll(schedule...)
+	speed, cc := rs[0], rs[1]
+	record("client-credentials grants (POST /token)", cc.String())
 	ratio("11. client-credentials grants / RSA signatures", cc.rps, signs, 0.7)
-	if speedErr == nil {
-		plainRatio("   client-credentials grants / openssl speed", cc.rps/speed)
-		if speed2, own, err := alternateRates(opensslSpeed, signerRate); err != nil {
-			record("the IdP's signer in process (all cores)", "skipped: "+err.Error())
-		} else {
-			record("the IdP's signer in process (all cores)", fmt.Sprintf("%.0f/s (openssl speed alternated with it: %.0f/s)", own, speed2))
-			plainRatio("   the IdP's signer in process / openssl speed", own/speed2)
+	againstSpeed("14. client-credentials grants / openssl speed", cc, speed, speedErr, 0.6)
+	ceilingRows("bare signing server (POST → one signature)", "client-credentials grants", cc, rs, bareErr, speed, speedErr)
+	if bareErr == nil {
+		bare.stop()
+	}
+
+	// The IdP's signer in this process against openssl speed: the same signatures, without HTTP.
+	// No target: figure 15 holds the default build to the fastest peer.
+	speedErr = nil
+	var signerErr error
+	rs = alternateAll(speedTurn, func(d time.Duration) result {
+		r, err := signerRate(backend, d)
+		if err != nil && signerErr == nil {
+			signerErr = err
 		}
+		return result{rps: r}
+	})
+	if err := errors.Join(speedErr, signerErr); err != nil {
+		record("   the IdP's signer in process / openssl speed", "skipped: "+err.Error())
+	} else {
+		rows = append(rows, row{name: "   the IdP's signer in process / openssl speed", value: fmt.Sprintf("%.0f/s against %.0f/s", rs[1].rps, rs[0].rps), ratio: fmt.Sprintf("%.2f", rs[1].rps/rs[0].rps)})
 	}
 	// 15: the same grant, the same load, from the fastest peer measured (issue 31).
 	if peer, err := peerClientCredentials(c, dir); err != nil {
@@ -471,6 +479,15 @@ func (p *proc) signer() string {
 	return m[1] + " (" + why + ")"
 }
 
+// signerName is the signing backend the IdP's listening line names ("openssl" or "go"), as
+// -signer takes it, so that the bench's own servers sign as the IdP does.
+func (p *proc) signerName() string {
+	if m := signerField.FindStringSubmatch(p.listen); m != nil {
+		return m[1]
+	}
+	return *signer
+}
+
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 func start(bin string, args ...string) (*proc, error) {
@@ -525,7 +542,9 @@ func rssMB(pid int, field string) float64 {
 
 func newClient(n int) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: n * 4, MaxIdleConnsPerHost: n * 4, IdleConnTimeout: time.Minute,
+		// Enough idle connections for every server a figure alternates between (the refresh
+		// figures hold 2n to each), so that no turn starts by dialing again.
+		MaxIdleConns: n * 16, MaxIdleConnsPerHost: n * 4, IdleConnTimeout: time.Minute,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 	}}
 }
@@ -671,6 +690,18 @@ type result struct {
 
 func (r result) String() string {
 	return fmt.Sprintf("%.0f/s (%s)", r.rps, fmtStatuses(r.statuses))
+}
+
+// failure is an error when the load had no answer, or any answer but 2xx.
+func (r result) failure() error {
+	bad := r.rps <= 0
+	for code := range r.statuses {
+		bad = bad || code < 200 || code > 299
+	}
+	if bad {
+		return fmt.Errorf("answered %s", fmtStatuses(r.statuses))
+	}
+	return nil
 }
 
 func fmtStatuses(s map[int]int) string {
@@ -974,25 +1005,26 @@ func signatures(choice string) (http.Handler, error) {
 }
 
 // refreshCeiling answers every POST as a rotating refresh grant with reuse detection at its
-// least: the form's refresh_token (its SHA-256, as the IdP keeps them) read and marked spent —
-// kept, so that its reuse could be told, as the IdP keeps every hash a family issued — and a
-// new one stored, in one durable bbolt transaction through the IdP's own group commit
-// (boltfile's Batch), then one RS256 signature (benchKey's) and the two tokens as JSON. An
-// unknown token starts a chain (the load generator's first request has none). No client,
-// family, user, claims or log: a refresh grant does all of this and more, so it cannot outrun
-// this server.
+// least, as the IdP's store keeps one: the form's refresh_token (its SHA-256, as the IdP keeps
+// them) finds its family, whose current token it must be (else it is a reuse: 409); the
+// family moves on to a new token, whose hash is indexed to it — the hashes a family issued
+// before still find it, so a reuse can be told — all in one durable bbolt transaction through
+// the IdP's own group commit (boltfile's Batch); then one RS256 signature (benchKey's) and the
+// two tokens as JSON. An unknown token starts a family (the load generator's first request
+// has none). No client, user, claims, family record beyond its current token, or log: a
+// refresh grant does all of this and more, so it cannot outrun this server.
 func refreshCeiling(choice, dir string) (http.Handler, error) {
 	key, msg, err := benchKey(choice)
 	if err != nil {
 		return nil, err
 	}
-	bucket := []byte("tokens")
-	const live, spent = 1, 0
-	db, err := boltfile.Open(dir, "ceiling.db", time.Second, bucket)
+	tokens, families := []byte("tokens"), []byte("families")
+	db, err := boltfile.Open(dir, "ceiling.db", time.Second, tokens, families)
 	if err != nil {
 		return nil, err
 	}
 	store := boltfile.NewStore(db)
+	errReuse := errors.New("refresh token reused")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		old := sha256.Sum256([]byte(r.PostFormValue("refresh_token")))
 		var fresh [32]byte
@@ -1000,14 +1032,22 @@ func refreshCeiling(choice, dir string) (http.Handler, error) {
 		next := base64.RawURLEncoding.EncodeToString(fresh[:])
 		sum := sha256.Sum256([]byte(next))
 		err := store.Batch(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucket)
-			if v := b.Get(old[:]); v != nil && v[0] == live {
-				if err := b.Put(old[:], []byte{spent}); err != nil {
-					return err
-				}
+			t, f := tx.Bucket(tokens), tx.Bucket(families)
+			family := bytes.Clone(t.Get(old[:]))
+			if family == nil {
+				family = sum[:16] // a new family, named after its first token
+			} else if !bytes.Equal(f.Get(family), old[:]) {
+				return errReuse
 			}
-			return b.Put(sum[:], []byte{live})
+			if err := f.Put(family, sum[:]); err != nil {
+				return err
+			}
+			return t.Put(sum[:], family)
 		})
+		if errors.Is(err, errReuse) {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -1022,10 +1062,10 @@ func refreshCeiling(choice, dir string) (http.Handler, error) {
 	}), nil
 }
 
-// signerRate is the signatures per second of the backend -signer names, in this process, on
-// every core: what openssl speed measures, through the IdP's signer.
-func signerRate(d time.Duration) (float64, error) {
-	key, msg, err := benchKey(*signer)
+// signerRate is the signatures per second of the backend choice names, in this process, on
+// every core, over d: what openssl speed measures, through the IdP's signer.
+func signerRate(choice string, d time.Duration) (float64, error) {
+	key, msg, err := benchKey(choice)
 	if err != nil {
 		return 0, err
 	}
@@ -1088,22 +1128,56 @@ func refreshLoad(c *http.Client, base string, chains []string) func(time.Duratio
 	}
 }
 
-// alternateRates is alternate for rates that functions measure over a duration (openssl speed,
-// the signer in process): ABBA twice, a quarter of *duration each, each the mean of its turns.
-func alternateRates(ceiling, figure func(time.Duration) (float64, error)) (ceil, fig float64, err error) {
-	turn := *duration / 4
-	for i := range 8 {
-		m, sum := ceiling, &ceil
-		if i%4 == 1 || i%4 == 2 {
-			m, sum = figure, &fig
+// alternateAll measures each of fns in turns of the same whole number of seconds (half the
+// duration, truncated; at least one, as openssl speed's -seconds takes it), in the order given
+// and then in reverse (A B C C B A): a drift of the machine's load that is steady over the
+// schedule weighs on each alike. Each result is the mean of its two turns.
+func alternateAll(fns ...func(time.Duration) result) []result {
+	turn := max(time.Second, (*duration / 2).Truncate(time.Second))
+	turns := make([][]result, len(fns))
+	for k := range 2 * len(fns) {
+		i := k
+		if k >= len(fns) {
+			i = 2*len(fns) - 1 - k
 		}
-		r, err := m(turn)
-		if err != nil {
-			return 0, 0, err
-		}
-		*sum += r / 4
+		turns[i] = append(turns[i], fns[i](turn))
 	}
-	return ceil, fig, nil
+	out := make([]result, len(fns))
+	for i, t := range turns {
+		out[i] = mergeAll(t)
+	}
+	return out
+}
+
+// againstSpeed judges a grant's rate against openssl speed's, measured in turns with it; with
+// no openssl speed, the figure says skipped.
+func againstSpeed(name string, fig, speed result, speedErr error, target float64) {
+	if speedErr != nil {
+		record(name, "skipped: "+speedErr.Error())
+		return
+	}
+	record("openssl speed rsa2048 (all cores), in turns with it", fmt.Sprintf("%.0f/s", speed.rps))
+	ratio(name, fig.rps, speed.rps, target)
+}
+
+// ceilingRows prints a grant's ceiling (rs[2], when it started: err is nil) beside the grant
+// (fig) and openssl speed (measured in turns with both), with no target: the share of openssl
+// speed's rate this machine leaves to a server that does the least the grant does, and the
+// share of that the IdP reaches. A ceiling that answered anything but 2xx says so.
+func ceilingRows(ceilingName, figName string, fig result, rs []result, err error, speed result, speedErr error) {
+	if err == nil {
+		err = rs[2].failure()
+	}
+	if err != nil {
+		record("   "+ceilingName, "skipped: "+err.Error())
+		return
+	}
+	ceil := rs[2]
+	record("   "+ceilingName, ceil.String())
+	plainRatio("   "+figName+" / its ceiling", fig.rps/ceil.rps)
+	if speedErr == nil {
+		plainRatio("   the ceiling / openssl speed", ceil.rps/speed.rps)
+	}
 }
 
 // mergeAll is results of equal duration as one: their mean rate, their statuses summed.

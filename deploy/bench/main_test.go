@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -42,46 +42,63 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-// alternateRates measures the two in the order A B B A A B B A, a quarter of the duration each,
-// and each rate is the plain mean of its four turns.
-func TestAlternateRates(t *testing.T) {
+// alternateAll measures each in the order given and then in reverse (A B C C B A), the same
+// whole number of seconds each (half the duration, truncated; at least one), and each result
+// is the plain mean of its two turns, its statuses summed.
+func TestAlternateAll(t *testing.T) {
 	d := *duration
-	*duration = 8 * time.Second
 	defer func() { *duration = d }()
-	var order string
-	var turns []time.Duration
-	ceilRates := []float64{1, 2, 3, 4}
-	figRates := []float64{10, 20, 30, 60}
-	ceil, fig, err := alternateRates(func(d time.Duration) (float64, error) {
-		order += "A"
-		turns = append(turns, d)
-		r := ceilRates[0]
-		ceilRates = ceilRates[1:]
-		return r, nil
-	}, func(d time.Duration) (float64, error) {
-		order += "B"
-		turns = append(turns, d)
-		r := figRates[0]
-		figRates = figRates[1:]
-		return r, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if order != "ABBAABBA" {
-		t.Errorf("order %s, want ABBAABBA", order)
-	}
-	for _, d := range turns {
-		if d != 2*time.Second {
-			t.Errorf("a turn of %v, want 2s", d)
+	for _, c := range []struct {
+		duration, turn time.Duration
+	}{{8 * time.Second, 4 * time.Second}, {5 * time.Second, 2 * time.Second}, {1500 * time.Millisecond, time.Second}} {
+		*duration = c.duration
+		var order string
+		var turns []time.Duration
+		rates := map[string][]float64{"A": {1, 4}, "B": {10, 30}, "C": {100, 200}}
+		fn := func(name string) func(time.Duration) result {
+			return func(d time.Duration) result {
+				order += name
+				turns = append(turns, d)
+				r := rates[name][0]
+				rates[name] = rates[name][1:]
+				return result{rps: r, statuses: map[int]int{200: 1}}
+			}
+		}
+		rs := alternateAll(fn("A"), fn("B"), fn("C"))
+		if order != "ABCCBA" {
+			t.Errorf("order %s, want ABCCBA", order)
+		}
+		for _, d := range turns {
+			if d != c.turn {
+				t.Errorf("duration %v: a turn of %v, want %v", c.duration, d, c.turn)
+			}
+		}
+		if len(rs) != 3 || rs[0].rps != 2.5 || rs[1].rps != 20 || rs[2].rps != 150 || rs[2].statuses[200] != 2 {
+			t.Errorf("results %v, want 2.5, 20 and 150, two answers each", rs)
 		}
 	}
-	if ceil != 2.5 || fig != 30 {
-		t.Errorf("rates %v and %v, want 2.5 and 30", ceil, fig)
+}
+
+// A ratio over nothing (a ceiling or openssl speed that served nothing) is MISSED, never
+// "met"; a ceiling that served nothing, or errors, is a failure.
+func TestCeilingFailure(t *testing.T) {
+	for _, r := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, _, verdict := judge(r, 0.8); verdict != "MISSED" {
+			t.Errorf("judge(%v) = %s, want MISSED", r, verdict)
+		}
 	}
-	_, _, err = alternateRates(func(time.Duration) (float64, error) { return 1, nil },
-		func(time.Duration) (float64, error) { return 0, errors.New("no signer") })
-	if err == nil {
-		t.Error("an error of a turn was not returned")
+	for _, c := range []struct {
+		r    result
+		fail bool
+	}{
+		{result{rps: 100, statuses: map[int]int{200: 500}}, false},
+		{result{rps: 100, statuses: map[int]int{200: 500, 500: 1}}, true},
+		{result{rps: 0, statuses: map[int]int{500: 9}}, true},
+		{result{rps: 0, statuses: map[int]int{}}, true},
+		{result{rps: 90, statuses: map[int]int{201: 3, 0: 1}}, true}, // 0: a transport error
+	} {
+		if err := c.r.failure(); (err != nil) != c.fail {
+			t.Errorf("%v: failure() = %v, want a failure: %v", c.r.statuses, err, c.fail)
+		}
 	}
 }
