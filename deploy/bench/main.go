@@ -496,16 +496,36 @@ func start(bin string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return &proc{cmd: cmd, url: "http://" + m[1], listen: sc.Text()}, nil
+	found := make(chan *proc, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				found <- &proc{cmd: cmd, url: "http://" + m[1], listen: sc.Text()}
+				io.Copy(io.Discard, stderr)
+				return
+			}
 		}
+		close(found)
+	}()
+	select {
+	case p, ok := <-found:
+		if ok {
+			return p, nil
+		}
+		cmd.Wait()
+		return nil, fmt.Errorf("%s exited before listening", filepath.Base(bin))
+	case <-startGiveUp():
+		// A service that never logs its listening line (its log level set above info by the
+		// environment, say) would otherwise hold the bench forever.
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("%s did not log that it was listening within a minute (is its log level above info?)", filepath.Base(bin))
 	}
-	cmd.Wait()
-	return nil, fmt.Errorf("%s exited before listening", filepath.Base(bin))
 }
+
+// startGiveUp is when start stops waiting for a process's listening line.
+var startGiveUp = func() <-chan time.Time { return time.After(time.Minute) }
 
 func (p *proc) stop() {
 	if p.cmd.ProcessState != nil {

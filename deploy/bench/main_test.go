@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,4 +103,26 @@ func TestCeilingFailure(t *testing.T) {
 			t.Errorf("%v: failure() = %v, want a failure: %v", c.r.statuses, err, c.fail)
 		}
 	}
+}
+
+// A process that never logs its listening line is stopped, and start says so, instead of the
+// bench waiting for it forever; one that exits first is reported as such.
+func TestStartGivesUp(t *testing.T) {
+	defer func(f func() <-chan time.Time) { startGiveUp = f }(startGiveUp)
+	now := make(chan time.Time)
+	close(now)
+	startGiveUp = func() <-chan time.Time { return now } // the minute is up at once
+	p, err := start("sleep", "30")
+	if err == nil || !strings.Contains(err.Error(), "did not log that it was listening") {
+		t.Fatalf("start(sleep 30) = %v, %v; want it refused", p, err)
+	}
+	startGiveUp = func() <-chan time.Time { return nil } // never
+	if _, err := start("true"); err == nil || !strings.Contains(err.Error(), "exited before listening") {
+		t.Errorf("start(true) = %v, want it to have exited", err)
+	}
+	p, err = start("sh", "-c", "echo 'msg=listening addr=127.0.0.1:1' >&2; exec sleep 30")
+	if err != nil || p.url != "http://127.0.0.1:1" {
+		t.Fatalf("start(sh) = %v, %v", p, err)
+	}
+	p.stop()
 }
