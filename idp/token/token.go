@@ -5,6 +5,7 @@ package token
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,34 +86,47 @@ func (i *Issuer) Access(a Access) (string, time.Time, error) {
 		Groups:   a.Groups,
 		Act:      a.Act,
 	}, PreferredUsername: a.Username}
-	signed, err := i.sign("at+jwt", claims)
+	var buf [1024]byte
+	signed, err := i.signJSON("at+jwt", claims.appendJSON(buf[:0]))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return signed, exp, nil
 }
 
-// sign makes a compact RS256 JWS of claims with header typ and the current key's kid, signed
-// through the key's backend (golang-jwt encodes; the signature is the backend's). A key closed
-// by a rotation between fetching it and signing is replaced by the new current one.
+// sign makes a compact RS256 JWS of claims (marshalled by encoding/json, as golang-jwt would)
+// with header typ and the current key's kid.
 func (i *Issuer) sign(typ string, claims jwt.Claims) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["typ"] = typ
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	return i.signJSON(typ, payload)
+}
+
+// signJSON makes a compact RS256 JWS of the claims' JSON, with header typ and the current
+// key's kid, signed through the key's backend, in one buffer. A key closed by a rotation
+// between fetching it and signing is replaced by the new current one.
+func (i *Issuer) signJSON(typ string, payload []byte) (string, error) {
+	var header [128]byte
 	for attempt := 0; ; attempt++ {
 		kid, key := i.Keys.SigningKey()
-		t.Header["kid"] = kid
-		unsigned, err := t.SigningString()
-		if err != nil {
-			return "", err
-		}
-		sig, err := key.Sign([]byte(unsigned))
+		h := appendHeader(header[:0], kid, typ)
+		enc := base64.RawURLEncoding
+		// header.payload.signature, the signature's 256 bytes (RSA-2048) or however many.
+		b := make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
+		b = appendBase64(b, h)
+		b = append(b, '.')
+		b = appendBase64(b, payload)
+		sig, err := key.Sign(b)
 		if errors.Is(err, sign.ErrClosed) && attempt < 3 {
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		return unsigned + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+		b = append(b, '.')
+		return string(appendBase64(b, sig)), nil
 	}
 }
 

@@ -1,0 +1,151 @@
+package token
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"jwtidp/shared/jwtauth"
+)
+
+// Every grant signs an access token, and encoding/json spent about as long reflecting over its
+// claims and the header's map as the rest of the token's making (a few µs of a refresh's CPU
+// in a profile, beside the signature): the access token's JSON and every header are appended
+// here by hand instead, byte for byte what encoding/json writes (TestAccessJSONIsEncodingJSONs
+// and its fuzz target hold them to it), so a token does not change by how it was made.
+
+// appendJSON appends c as encoding/json marshals it: jwt.RegisteredClaims' fields (all
+// omitempty; aud always an array, golang-jwt's default; times in whole seconds), then client_id
+// and scope (always), amr, sid, groups, act (omitempty), and preferred_username (omitempty: the
+// outer field hides jwtauth.Claims' own).
+func (c *accessClaims) appendJSON(b []byte) []byte {
+	r := &c.RegisteredClaims
+	b = append(b, '{')
+	first := true
+	field := func(name string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+	}
+	if r.Issuer != "" {
+		field("iss")
+		b = appendJSONString(b, r.Issuer)
+	}
+	if r.Subject != "" {
+		field("sub")
+		b = appendJSONString(b, r.Subject)
+	}
+	if len(r.Audience) > 0 {
+		field("aud")
+		b = appendJSONStrings(b, r.Audience)
+	}
+	for _, d := range []struct {
+		name string
+		at   *jwt.NumericDate
+	}{{"exp", r.ExpiresAt}, {"nbf", r.NotBefore}, {"iat", r.IssuedAt}} {
+		if d.at != nil {
+			field(d.name)
+			b = appendNumericDate(b, d.at)
+		}
+	}
+	if r.ID != "" {
+		field("jti")
+		b = appendJSONString(b, r.ID)
+	}
+	field("client_id")
+	b = appendJSONString(b, c.ClientID)
+	field("scope")
+	b = appendJSONString(b, c.Scope)
+	if len(c.AMR) > 0 {
+		field("amr")
+		b = appendJSONStrings(b, c.AMR)
+	}
+	if c.Sid != "" {
+		field("sid")
+		b = appendJSONString(b, c.Sid)
+	}
+	if len(c.Groups) > 0 {
+		field("groups")
+		b = appendJSONStrings(b, c.Groups)
+	}
+	if c.Act != nil {
+		field("act")
+		b = appendActor(b, c.Act)
+	}
+	if c.PreferredUsername != "" {
+		field("preferred_username")
+		b = appendJSONString(b, c.PreferredUsername)
+	}
+	return append(b, '}')
+}
+
+// appendActor appends an act claim: {"sub":…,"act":…}, the nested actor omitted when nil.
+func appendActor(b []byte, a *jwtauth.Actor) []byte {
+	b = append(b, `{"sub":`...)
+	b = appendJSONString(b, a.Subject)
+	if a.Act != nil {
+		b = append(b, `,"act":`...)
+		b = appendActor(b, a.Act)
+	}
+	return append(b, '}')
+}
+
+// appendNumericDate appends d as golang-jwt marshals it at its default precision (whole
+// seconds): the Unix time truncated to the second, as an integer.
+func appendNumericDate(b []byte, d *jwt.NumericDate) []byte {
+	if jwt.TimePrecision != time.Second {
+		m, _ := d.MarshalJSON() // a precision set elsewhere: golang-jwt's own form
+		return append(b, m...)
+	}
+	return strconv.AppendInt(b, d.Unix(), 10)
+}
+
+func appendJSONStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it. The claims' strings are ids,
+// scopes and names, almost always printable ASCII with nothing to escape, which is appended
+// as it is; anything else (a quote, a control character, <, > or &, which encoding/json
+// escapes for HTML, or any byte past ASCII) is left to encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendHeader appends a JWS header as golang-jwt writes it (its map marshalled, so the keys
+// sorted): {"alg":"RS256","kid":…,"typ":…}.
+func appendHeader(b []byte, kid, typ string) []byte {
+	b = append(b, `{"alg":"RS256","kid":`...)
+	b = appendJSONString(b, kid)
+	b = append(b, `,"typ":`...)
+	b = appendJSONString(b, typ)
+	return append(b, '}')
+}
+
+// appendBase64 appends src base64url-encoded without padding, as a JWS's parts are.
+func appendBase64(b, src []byte) []byte {
+	return base64.RawURLEncoding.AppendEncode(b, src)
+}
