@@ -14,9 +14,9 @@ import (
 // benchMiddleware is the common middleware over a handler that answers 204, as a service builds
 // it (a metrics registry, a text logger to io.Discard — the write itself is the logger's
 // destination's cost — and a trusted proxy), and a request from that proxy.
-func benchMiddleware() (http.Handler, func() *http.Request) {
+func benchMiddleware(wrap func(http.Handler) http.Handler) (http.Handler, func() *http.Request) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /verify", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	mux.Handle("GET /verify", wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })))
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	trusted := ClientAddrs{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 	h := Middleware(mux, logger, NewHTTPMetrics(prometheus.NewRegistry()), trusted)
@@ -32,7 +32,13 @@ func benchMiddleware() (http.Handler, func() *http.Request) {
 // handler: the request id, the client's address behind a trusted proxy, the metrics and the
 // access-log line.
 func BenchmarkMiddleware(b *testing.B) {
-	h, req := benchMiddleware()
+	b.Run("logged", func(b *testing.B) { benchmarkMiddleware(b, func(h http.Handler) http.Handler { return h }) })
+	// /verify's successes, logged at debug (not written at the default level).
+	b.Run("quiet", func(b *testing.B) { benchmarkMiddleware(b, QuietOnSuccess) })
+}
+
+func benchmarkMiddleware(b *testing.B, wrap func(http.Handler) http.Handler) {
+	h, req := benchMiddleware(wrap)
 	r, w := req(), httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -43,7 +49,7 @@ func BenchmarkMiddleware(b *testing.B) {
 // BenchmarkMiddlewareParallel is BenchmarkMiddleware on every core at once, as a server runs it:
 // whatever the requests share (the metrics' series, the logger) is contended.
 func BenchmarkMiddlewareParallel(b *testing.B) {
-	h, req := benchMiddleware()
+	h, req := benchMiddleware(func(h http.Handler) http.Handler { return h })
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		r, w := req(), httptest.NewRecorder()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,53 @@ func TestMiddlewareMetricsByRouteAndStatus(t *testing.T) {
 		}
 		if got := out.GetHistogram().GetSampleCount(); got != want {
 			t.Errorf("http_request_duration_seconds{route=%q} counted %d requests, want %d", route, got, want)
+		}
+	}
+}
+
+// A route wrapped in QuietOnSuccess has its answers under 400 logged at debug, its refusals and
+// errors at info as any route's; the other routes keep theirs at info; the metrics count all.
+func TestQuietOnSuccessLogsSuccessesAtDebug(t *testing.T) {
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		if s := r.URL.Query().Get("status"); s != "" {
+			code, _ := strconv.Atoi(s)
+			w.WriteHeader(code)
+		}
+	}
+	mux.Handle("GET /verify", QuietOnSuccess(http.HandlerFunc(answer)))
+	mux.HandleFunc("GET /other", answer)
+	for _, c := range []struct {
+		level slog.Level
+		path  string
+		want  string // the access line's level, "" for none
+	}{
+		{slog.LevelInfo, "/verify", ""},
+		{slog.LevelInfo, "/verify?status=204", ""},
+		{slog.LevelInfo, "/verify?status=302", ""},
+		{slog.LevelInfo, "/verify?status=401", "INFO"},
+		{slog.LevelInfo, "/verify?status=403", "INFO"},
+		{slog.LevelInfo, "/verify?status=500", "INFO"},
+		{slog.LevelInfo, "/other", "INFO"},
+		{slog.LevelDebug, "/verify", "DEBUG"},
+		{slog.LevelDebug, "/verify?status=401", "INFO"},
+		{slog.LevelDebug, "/other?status=204", "INFO"},
+	} {
+		var buf bytes.Buffer
+		m := NewHTTPMetrics(prometheus.NewRegistry())
+		h := Middleware(mux, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: c.level})), m, ClientAddrs{})
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", c.path, nil))
+		got := ""
+		if l := regexp.MustCompile(`level=(\w+) msg=request `).FindStringSubmatch(buf.String()); l != nil {
+			got = l[1]
+		}
+		if got != c.want || strings.Count(buf.String(), "\n") > 1 {
+			t.Errorf("log level %v, GET %s: access line at %q, want %q:\n%s", c.level, c.path, got, c.want, buf.String())
+		}
+		var out dto.Metric
+		route := strings.Fields(strings.ReplaceAll(c.path, "?", " "))[0]
+		if err := m.duration.WithLabelValues("GET "+route).(prometheus.Histogram).Write(&out); err != nil || out.GetHistogram().GetSampleCount() != 1 {
+			t.Errorf("GET %s not counted once: %v", c.path, err)
 		}
 	}
 }
