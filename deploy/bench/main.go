@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,7 +74,8 @@ var (
 	grantsOnly   = flag.Bool("grants-only", false, "only the token-issuing figures (signatures, refresh, client-credentials, code flows): to compare signers")
 	nginxOnly    = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
 	verifyPprof  = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
-	serve204     = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceiling)")
+	serve204     = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceilings)")
+	answerWith   = flag.String("answer-headers", "", "internal: with -serve-204, answer 200 with these headers instead (a JSON object of names to values: /verify's identity headers, figure 2b's ceiling)")
 	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
 	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
 	listSub      = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
@@ -85,7 +88,7 @@ func main() {
 	flag.Parse()
 	switch {
 	case *serve204:
-		serveInternal(noContent(), nil)
+		serveInternal(bareAnswer(*answerWith))
 		return
 	case *serveSign:
 		serveInternal(signatures(*signer))
@@ -878,14 +881,18 @@ func burstLogins(base string, n int) map[int]int {
 }
 
 // nginxFigures measures, through one nginx (deploy/nginx/nginx.conf, one worker) to the same
-// upstream app: the app with no auth; auth_request to a bare upstream that answers 204 (the
-// ceiling); and auth_request to /verify, as the file has it. The IdP behind it is the one a
+// upstream app: the app with no auth; auth_request to a bare upstream that answers 200 with the
+// identity headers /verify answers for the bench's user (figure 2b's ceiling); the same to a
+// bare upstream that answers 204 and names nobody (the ceiling before 7 December, printed with
+// no target); and auth_request to /verify, as the file has it. The IdP behind it is the one a
 // forward-auth deployment runs: its own, started here with nginx as --trusted-proxies and the 50
 // access rules of accesstest.Fifty, the one naming nginx's host last.
 //
-// The bare 204 is a Go net/http server on the same keep-alive upstream pool and location
-// settings as /verify's (the same headers sent, no body), so the ratio of the two is what the
-// IdP does per request beyond answering HTTP. nginx's own `return 204` would skip the upstream
+// The bare servers are Go net/http servers on the same keep-alive upstream pools and location
+// settings as /verify's (the same headers sent, no body), so the ratio of /verify to the one
+// answering as it does is what the IdP does per request beyond answering HTTP. Against the bare
+// 204 it also paid for the identity headers, which nginx copies into the request to the app
+// and the app reads: the answer forward auth exists to give, which a ceiling must give too. nginx's own `return 204` would skip the upstream
 // round trip that any auth server needs, a ceiling no auth server can approach. It is a process
 // of its own (this binary, -serve-204), as the IdP is: served inside the bench, it shared the
 // load generator's two Ps and measured at 0.6× the IdP, no ceiling at all.
@@ -906,16 +913,31 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
+	authListen, plainListen, bareListen, idsListen := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	// The path the last rule names; the app answers any path.
+	const path0 = "/admin/bench"
+	ids, err := identityHeaders(c, idp.url, token, authListen, path0)
+	if err != nil {
+		return err
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
 	bare, err := startSelf("-serve-204")
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
+	bareIDs, err := startSelf("-serve-204", "-answer-headers", string(idsJSON))
+	if err != nil {
+		return err
+	}
+	defer bareIDs.stop()
 	conf, err := os.ReadFile("deploy/nginx/nginx.conf")
 	if err != nil {
 		return err
 	}
-	authListen, plainListen, bareListen := freeAddr(), freeAddr(), freeAddr()
 	c2 := strings.NewReplacer("server 127.0.0.1:8080;", "server "+strings.TrimPrefix(idp.url, "http://")+";",
 		"server 127.0.0.1:9000;", "server "+appLn.Addr().String()+";",
 		"listen 127.0.0.1:8000 default_server;", "listen "+authListen+" default_server;",
@@ -927,13 +949,18 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		return errors.New("deploy/nginx/nginx.conf: no app server block")
 	}
 	authEnd := authStart + strings.Index(c2[authStart:], "\n    }\n") + len("\n    }\n")
-	ceiling := strings.NewReplacer("listen "+authListen+";", "listen "+bareListen+";",
-		"proxy_pass http://jwtidp/verify;", "proxy_pass http://bare204/verify;").Replace(c2[authStart:authEnd])
-	if !strings.Contains(ceiling, "http://bare204/verify") {
+	block := c2[authStart:authEnd]
+	if !strings.Contains(block, "proxy_pass http://jwtidp/verify;") {
 		return errors.New("deploy/nginx/nginx.conf: no proxy_pass to /verify")
 	}
-	c2 = c2[:authEnd] + "\n" + ceiling + c2[authEnd:]
-	c2 = strings.Replace(c2, "    upstream app {", "    upstream bare204 {\n        server "+strings.TrimPrefix(bare.url, "http://")+";\n        keepalive 64;\n    }\n    upstream app {", 1)
+	var ceilings, upstreams string
+	for _, b := range []struct{ listen, upstream, url string }{{bareListen, "bare204", bare.url}, {idsListen, "bareids", bareIDs.url}} {
+		ceilings += "\n" + strings.NewReplacer("listen "+authListen+";", "listen "+b.listen+";",
+			"proxy_pass http://jwtidp/verify;", "proxy_pass http://"+b.upstream+"/verify;").Replace(block)
+		upstreams += "    upstream " + b.upstream + " {\n        server " + strings.TrimPrefix(b.url, "http://") + ";\n        keepalive 64;\n    }\n"
+	}
+	c2 = c2[:authEnd] + ceilings + c2[authEnd:]
+	c2 = strings.Replace(c2, "    upstream app {", upstreams+"    upstream app {", 1)
 	// The same nginx, one more server block: the app with no auth.
 	c2 = strings.Replace(c2, "    server {\n        listen "+authListen, "    server {\n        listen "+plainListen+";\n        location / {\n            proxy_pass http://app;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n        }\n    }\n\n    server {\n        listen "+authListen, 1)
 	// One worker: the servers then share the same CPU budget.
@@ -943,6 +970,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	path := filepath.Join(ndir, "nginx.conf")
 	os.WriteFile(path, []byte(c2), 0o644)
 	cmd := exec.Command(bin, "-p", ndir, "-c", path, "-g", "daemon off; pid "+filepath.Join(ndir, "pid")+";")
+	cmd.Stderr = os.Stderr // a configuration nginx refuses says why here, not as errors in every figure
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -955,19 +983,32 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The path the last rule names; the app answers any path.
-	const path0 = "/admin/bench"
 	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+path0, "") })
-	// The ceiling and /verify alternate (ABBA once), so a change in the machine's load in
-	// between weighs on both alike.
-	ceil, authed := alternate(c, 1,
-		func() *http.Request { return get("http://"+bareListen+path0, "Bearer "+token) },
-		func() *http.Request { return get("http://"+authListen+path0, "Bearer "+token) })
+	// The two ceilings and /verify in turns (A B C C B A), so a change in the machine's load in
+	// between weighs on the three alike.
+	through := func(listen string) func(time.Duration) result {
+		return func(d time.Duration) result {
+			return load(c, *conc, d, func() *http.Request { return get("http://"+listen+path0, "Bearer "+token) })
+		}
+	}
+	rs := alternateAll(through(idsListen), through(authListen), through(bareListen))
+	ceil, authed, bare204 := rs[0], rs[1], rs[2]
+	names := slices.Sorted(maps.Keys(ids))
 	record("nginx → app, no auth", plain.String())
-	record("nginx → auth_request bare 204 → app", ceil.String())
+	record("nginx → auth_request bare 200, /verify's identity headers → app", ceil.String())
+	record("   the headers (as /verify answered them for the bench's user)", strings.Join(names, ", "))
 	record("nginx → auth_request /verify (50 rules) → app", authed.String())
+	record("nginx → auth_request bare 204 (names nobody) → app", bare204.String())
 	ratio("2. nginx with forward auth / without", authed.rps, plain.rps, 0.5)
-	ratio("2b. nginx + /verify (50 rules) / nginx + auth_request to a bare 204", authed.rps, ceil.rps, 0.93)
+	for _, r := range rs {
+		if err := r.failure(); err != nil {
+			record("2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does", "skipped: "+err.Error())
+			return nil
+		}
+	}
+	ratio("2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does", authed.rps, ceil.rps, 0.93)
+	plainRatio("   nginx + /verify / nginx + the bare 204 (2b's ceiling before 7 December)", authed.rps/bare204.rps)
+	plainRatio("   the identity headers' cost: bare 200 with them / bare 204", ceil.rps/bare204.rps)
 	return nil
 }
 
@@ -988,8 +1029,53 @@ func serveInternal(h http.Handler, err error) {
 }
 
 // noContent answers 204 with no body to every request.
-func noContent() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+// bareAnswer answers every request 204, or, given headers (a JSON object of names to values),
+// 200 with those headers: the answer of a forward-auth server that lets a request through and
+// names its user, with nothing decided.
+func bareAnswer(headersJSON string) (http.Handler, error) {
+	if headersJSON == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }), nil
+	}
+	var h http.Header
+	if err := json.Unmarshal([]byte(headersJSON), &h); err != nil {
+		return nil, fmt.Errorf("-answer-headers: a JSON object of header names to lists of values: %w", err)
+	}
+	if len(h) == 0 {
+		return nil, errors.New("-answer-headers: no headers")
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		maps.Copy(w.Header(), h)
+		w.WriteHeader(http.StatusOK)
+	}), nil
+}
+
+// identityHeaders asks the IdP's /verify directly, as nginx's auth_request does (the bearer
+// token, the original request in X-Forwarded-*), and returns the identity headers of its
+// answer — X-Auth-* and Remote-* — which must be a 200.
+func identityHeaders(c *http.Client, idpURL, token, host, path string) (http.Header, error) {
+	req := get(idpURL+"/verify", "Bearer "+token)
+	req.Header.Set("X-Forwarded-Proto", "http")
+	req.Header.Set("X-Forwarded-Host", host)
+	req.Header.Set("X-Forwarded-Uri", path)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/verify answered %d to the bench's user", resp.StatusCode)
+	}
+	ids := http.Header{}
+	for name, v := range resp.Header {
+		if strings.HasPrefix(name, "X-Auth-") || strings.HasPrefix(name, "Remote-") {
+			ids[name] = v
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("/verify answered no identity headers")
+	}
+	return ids, nil
 }
 
 // benchKey is a fresh RSA-2048 key loaded into the backend -signer names, and a claims set of

@@ -2,6 +2,8 @@ package main
 
 import (
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +127,33 @@ func TestStartGivesUp(t *testing.T) {
 		t.Fatalf("start(sh) = %v, %v", p, err)
 	}
 	p.stop()
+}
+
+// Figure 2b's ceiling answers 200 with the identity headers it is given, as /verify answers a
+// request it lets through; without them, 204 (the ceiling before); headers that are not a JSON
+// object of lists refuse to start.
+func TestBareAnswer(t *testing.T) {
+	h, err := bareAnswer(`{"X-Auth-User":["bench"],"Remote-Groups":[""]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/verify", nil))
+	if w.Code != http.StatusOK || w.Header().Get("X-Auth-User") != "bench" || len(w.Header()["Remote-Groups"]) != 1 {
+		t.Fatalf("with headers: %d %v", w.Code, w.Header())
+	}
+	h, err = bareAnswer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/verify", nil))
+	if w.Code != http.StatusNoContent || len(w.Header()) != 0 {
+		t.Fatalf("without: %d %v", w.Code, w.Header())
+	}
+	for _, bad := range []string{"{}", "[1]", `{"X":"not a list"}`, "{"} {
+		if _, err := bareAnswer(bad); err == nil {
+			t.Errorf("-answer-headers %s started", bad)
+		}
+	}
 }
