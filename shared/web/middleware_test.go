@@ -132,7 +132,7 @@ func TestQuietOnSuccessLogsSuccessesAtDebug(t *testing.T) {
 		}
 		var out dto.Metric
 		route := strings.Fields(strings.ReplaceAll(c.path, "?", " "))[0]
-		if err := m.duration.WithLabelValues("GET "+route).(prometheus.Histogram).Write(&out); err != nil || out.GetHistogram().GetSampleCount() != 1 {
+		if err := m.duration.WithLabelValues("GET " + route).(prometheus.Histogram).Write(&out); err != nil || out.GetHistogram().GetSampleCount() != 1 {
 			t.Errorf("GET %s not counted once: %v", c.path, err)
 		}
 	}
