@@ -35,18 +35,22 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 		b = append(b, name...)
 		b = append(b, '"', ':')
 	}
-	if r.Issuer != "" {
-		field("iss")
-		b = appendJSONString(b, r.Issuer)
+	// str and strs write a string or a list, or nothing when it is empty and omitted then.
+	str := func(name, v string, omitEmpty bool) {
+		if v != "" || !omitEmpty {
+			field(name)
+			b = appendJSONString(b, v)
+		}
 	}
-	if r.Subject != "" {
-		field("sub")
-		b = appendJSONString(b, r.Subject)
+	strs := func(name string, v []string) {
+		if len(v) > 0 {
+			field(name)
+			b = appendJSONStrings(b, v)
+		}
 	}
-	if len(r.Audience) > 0 {
-		field("aud")
-		b = appendJSONStrings(b, r.Audience)
-	}
+	str("iss", r.Issuer, true)
+	str("sub", r.Subject, true)
+	strs("aud", r.Audience)
 	for _, d := range []struct {
 		name string
 		at   *jwt.NumericDate
@@ -56,34 +60,17 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 			b = appendNumericDate(b, d.at)
 		}
 	}
-	if r.ID != "" {
-		field("jti")
-		b = appendJSONString(b, r.ID)
-	}
-	field("client_id")
-	b = appendJSONString(b, c.ClientID)
-	field("scope")
-	b = appendJSONString(b, c.Scope)
-	if len(c.AMR) > 0 {
-		field("amr")
-		b = appendJSONStrings(b, c.AMR)
-	}
-	if c.Sid != "" {
-		field("sid")
-		b = appendJSONString(b, c.Sid)
-	}
-	if len(c.Groups) > 0 {
-		field("groups")
-		b = appendJSONStrings(b, c.Groups)
-	}
+	str("jti", r.ID, true)
+	str("client_id", c.ClientID, false)
+	str("scope", c.Scope, false)
+	strs("amr", c.AMR)
+	str("sid", c.Sid, true)
+	strs("groups", c.Groups)
 	if c.Act != nil {
 		field("act")
 		b = appendActor(b, c.Act)
 	}
-	if c.PreferredUsername != "" {
-		field("preferred_username")
-		b = appendJSONString(b, c.PreferredUsername)
-	}
+	str("preferred_username", c.PreferredUsername, true)
 	return append(b, '}')
 }
 
