@@ -78,8 +78,12 @@ func handleVerify(d verifyDeps) http.Handler {
 			// answer (Caddy) would otherwise pass its placeholder, or the client's own copy.
 			// Remote-Email: verified only.
 			h["Remote-Groups"], h["Remote-Email"] = v[5:6:6], v[6:7:7]
+			// The proxy asks before every request it forwards: a request let through has its
+			// access line at debug; every refusal (a 302 to a browser included) keeps it at info.
+			web.QuietAccessLog(w)
 			w.WriteHeader(http.StatusOK)
 		case access.AllowAnonymous:
+			web.QuietAccessLog(w)
 			w.WriteHeader(http.StatusOK)
 		case access.NeedSecondFactor:
 			if bearer {

@@ -77,10 +77,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /account/passkeys/{id}", firstParty("passkeys", http.HandlerFunc(passkeys.removeBearer)))
 
 	// The browser: forward auth, login, OpenID Connect's pages, the account's pages.
-	// The proxy asks before every request it forwards, and logs each itself: the IdP's line of
-	// an answer that lets one through (or sends it to sign in) is at debug, a refusal at info.
-	mux.Handle("/verify", web.QuietOnSuccess(handleVerify(verifyDeps{logger: d.Logger, verifier: d.Verifier, sessions: d.Sessions, edge: d.Sessions,
-		cfg: d.Session, loginURL: d.LoginURL, access: d.Access, addrs: d.RemoteAddrs})))
+	mux.Handle("/verify", handleVerify(verifyDeps{logger: d.Logger, verifier: d.Verifier, sessions: d.Sessions, edge: d.Sessions,
+		cfg: d.Session, loginURL: d.LoginURL, access: d.Access, addrs: d.RemoteAddrs}))
 	mux.Handle("GET /login", handleLoginForm(b))
 	mux.Handle("POST /login", d.Limiter.Limit(handleLogin(b), b.loginRefused))
 	mux.Handle("POST /login/otp", d.Limiter.Limit(handleLoginOTP(b), b.loginRefused))

@@ -91,32 +91,37 @@ func TestMiddlewareMetricsByRouteAndStatus(t *testing.T) {
 	}
 }
 
-// A route wrapped in QuietOnSuccess has its answers under 400 logged at debug, its refusals and
-// errors at info as any route's; the other routes keep theirs at info; the metrics count all.
-func TestQuietOnSuccessLogsSuccessesAtDebug(t *testing.T) {
+// A request whose handler called QuietAccessLog has its access line at debug when the answer
+// is a success, at info otherwise (a redirect, a refusal, an error), as any request that did
+// not call it; the metrics count all.
+func TestQuietAccessLogLogsSuccessesAtDebug(t *testing.T) {
 	mux := http.NewServeMux()
 	answer := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("quiet") != "" {
+			QuietAccessLog(w)
+		}
 		if s := r.URL.Query().Get("status"); s != "" {
 			code, _ := strconv.Atoi(s)
 			w.WriteHeader(code)
 		}
 	}
-	mux.Handle("GET /verify", QuietOnSuccess(http.HandlerFunc(answer)))
+	mux.HandleFunc("GET /verify", answer)
 	mux.HandleFunc("GET /other", answer)
 	for _, c := range []struct {
 		level slog.Level
 		path  string
 		want  string // the access line's level, "" for none
 	}{
-		{slog.LevelInfo, "/verify", ""},
-		{slog.LevelInfo, "/verify?status=204", ""},
-		{slog.LevelInfo, "/verify?status=302", ""},
-		{slog.LevelInfo, "/verify?status=401", "INFO"},
-		{slog.LevelInfo, "/verify?status=403", "INFO"},
-		{slog.LevelInfo, "/verify?status=500", "INFO"},
+		{slog.LevelInfo, "/verify?quiet=1", ""},
+		{slog.LevelInfo, "/verify?quiet=1&status=204", ""},
+		{slog.LevelInfo, "/verify?quiet=1&status=302", "INFO"},
+		{slog.LevelInfo, "/verify?quiet=1&status=401", "INFO"},
+		{slog.LevelInfo, "/verify?quiet=1&status=403", "INFO"},
+		{slog.LevelInfo, "/verify?quiet=1&status=500", "INFO"},
+		{slog.LevelInfo, "/verify", "INFO"},
 		{slog.LevelInfo, "/other", "INFO"},
-		{slog.LevelDebug, "/verify", "DEBUG"},
-		{slog.LevelDebug, "/verify?status=401", "INFO"},
+		{slog.LevelDebug, "/verify?quiet=1", "DEBUG"},
+		{slog.LevelDebug, "/verify?quiet=1&status=401", "INFO"},
 		{slog.LevelDebug, "/other?status=204", "INFO"},
 	} {
 		var buf bytes.Buffer
