@@ -19,7 +19,8 @@ import (
 // and its fuzz target hold them to it), so a token does not change by how it was made.
 
 // appendJSON appends c as encoding/json marshals it: jwt.RegisteredClaims' fields (all
-// omitempty; aud always an array, golang-jwt's default; times in whole seconds), then client_id
+// omitempty; aud always an array and times in whole seconds, golang-jwt's defaults, which
+// TestGolangJWTDefaults holds), then client_id
 // and scope (always), amr, sid, groups, act (omitempty), and preferred_username (omitempty: the
 // outer field hides jwtauth.Claims' own).
 func (c *accessClaims) appendJSON(b []byte) []byte {
