@@ -37,6 +37,12 @@ var edgeRules = access.Config{
 // now, allowed to send a login back to the test hosts; deps is what it was made with.
 func edgeIdP(t *testing.T, now func() time.Time, rules *access.Config) (srv *httptest.Server, deps *Deps) {
 	t.Helper()
+	return edgeIdPWith(t, now, rules, nil)
+}
+
+// edgeIdPWith is edgeIdP with edit (nil: none) applied to its dependencies last.
+func edgeIdPWith(t *testing.T, now func() time.Time, rules *access.Config, edit func(*Deps)) (srv *httptest.Server, deps *Deps) {
+	t.Helper()
 	var policy *access.Policy
 	if rules != nil {
 		var probs []access.Problem
@@ -50,6 +56,9 @@ func edgeIdP(t *testing.T, now func() time.Time, rules *access.Config) (srv *htt
 		d.RemoteAddrs = web.ClientAddrs{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 		d.Redirects.Hosts = []string{"public.test", "alice.test", ".net.test"}
 		d.Sessions.Users = d.Sessions.Store.(auth.UserReader) // bearer tokens pass at the edge
+		if edit != nil {
+			edit(d)
+		}
 		*deps = *d
 	})
 	srv = httptest.NewServer(h)
@@ -70,12 +79,18 @@ func signUp(t *testing.T, base, user string) {
 // headers (name, value pairs) added.
 func (b *pageBrowser) verifyAs(method, original string, hdr ...string) pageAnswer {
 	b.t.Helper()
+	return b.verifyAt("/verify", method, original, hdr...)
+}
+
+// verifyAt is verifyAs at path: /verify with a query (?redirect=1, as Traefik and Caddy ask).
+func (b *pageBrowser) verifyAt(path, method, original string, hdr ...string) pageAnswer {
+	b.t.Helper()
 	u, err := url.Parse(original)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	h := []string{"X-Forwarded-Proto", u.Scheme, "X-Forwarded-Host", u.Host, "X-Forwarded-Uri", u.RequestURI(), "X-Forwarded-Method", method}
-	return b.do("GET", "/verify", nil, append(h, hdr...)...)
+	return b.do("GET", path, nil, append(h, hdr...)...)
 }
 
 func TestVerifyAppliesAccessRules(t *testing.T) {
