@@ -1,10 +1,8 @@
 package token
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,9 +18,8 @@ import (
 
 // appendJSON appends c as encoding/json marshals it: jwt.RegisteredClaims' fields (all
 // omitempty; aud always an array and times in whole seconds, golang-jwt's defaults, which
-// TestGolangJWTDefaults holds), then client_id
-// and scope (always), amr, sid, groups, act (omitempty), and preferred_username (omitempty: the
-// outer field hides jwtauth.Claims' own).
+// TestGolangJWTDefaults holds), then client_id and scope (always), amr, sid, groups, act
+// (omitempty), and preferred_username (omitempty: the outer field hides jwtauth.Claims' own).
 func (c *accessClaims) appendJSON(b []byte) []byte {
 	r := &c.RegisteredClaims
 	b = append(b, '{')
@@ -58,7 +55,8 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 	}{{"exp", r.ExpiresAt}, {"nbf", r.NotBefore}, {"iat", r.IssuedAt}} {
 		if d.at != nil {
 			field(d.name)
-			b = appendNumericDate(b, d.at)
+			// golang-jwt's default precision (TestGolangJWTDefaults): whole seconds, an integer.
+			b = strconv.AppendInt(b, d.at.Unix(), 10)
 		}
 	}
 	str("jti", r.ID, true)
@@ -84,16 +82,6 @@ func appendActor(b []byte, a *jwtauth.Actor) []byte {
 		b = appendActor(b, a.Act)
 	}
 	return append(b, '}')
-}
-
-// appendNumericDate appends d as golang-jwt marshals it at its default precision (whole
-// seconds): the Unix time truncated to the second, as an integer.
-func appendNumericDate(b []byte, d *jwt.NumericDate) []byte {
-	if jwt.TimePrecision != time.Second {
-		m, _ := d.MarshalJSON() // a precision set elsewhere: golang-jwt's own form
-		return append(b, m...)
-	}
-	return strconv.AppendInt(b, d.Unix(), 10)
 }
 
 func appendJSONStrings(b []byte, ss []string) []byte {
@@ -131,9 +119,4 @@ func appendHeader(b []byte, kid, typ string) []byte {
 	b = append(b, `,"typ":`...)
 	b = appendJSONString(b, typ)
 	return append(b, '}')
-}
-
-// appendBase64 appends src base64url-encoded without padding, as a JWS's parts are.
-func appendBase64(b, src []byte) []byte {
-	return base64.RawURLEncoding.AppendEncode(b, src)
 }

@@ -115,9 +115,9 @@ func (i *Issuer) signJSON(typ string, payload []byte) (string, error) {
 		enc := base64.RawURLEncoding
 		// header.payload.signature, the signature's 256 bytes (RSA-2048) or however many.
 		b := make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
-		b = appendBase64(b, h)
+		b = enc.AppendEncode(b, h)
 		b = append(b, '.')
-		b = appendBase64(b, payload)
+		b = enc.AppendEncode(b, payload)
 		sig, err := key.Sign(b)
 		if errors.Is(err, sign.ErrClosed) && attempt < 3 {
 			continue
@@ -126,7 +126,7 @@ func (i *Issuer) signJSON(typ string, payload []byte) (string, error) {
 			return "", err
 		}
 		b = append(b, '.')
-		return string(appendBase64(b, sig)), nil
+		return string(enc.AppendEncode(b, sig)), nil
 	}
 }
 
