@@ -343,7 +343,15 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 		fmt.Fprintln(env.Stdout, p.Name, p.Version)
 		return nil
 	}
-	logger := newLogger(env.Stderr, set)
+	logOut := env.Stderr
+	if f, ok := logOut.(*os.File); ok {
+		// The process's own stderr: its lines go out grouped (lineWriter). A test's in-memory
+		// writer has no system call or reader to spare, and reads its lines as they come.
+		lw := newLineWriter(f)
+		defer lw.Close()
+		logOut = lw
+	}
+	logger := newLogger(logOut, set)
 
 	store, err := s.Open(ctx, set, time.Second, logger.With("component", "store"))
 	if err != nil {
