@@ -201,12 +201,7 @@ func (s *Settings) define(fs *envflag.Set, p *Program) {
 // newLogger is the service's one logger, in the format --log-format names: every line of the
 // service — start-up, requests (with their request_id), errors — goes through it.
 func newLogger(w io.Writer, set Settings) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: set.LogLevel}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if set.LogFormat == "json" {
-		h = slog.NewJSONHandler(w, opts)
-	}
-	return slog.New(web.RequestIDHandler(h))
+	return slog.New(web.NewLogHandler(w, set.LogFormat == "json", set.LogLevel))
 }
 
 // prefixes is --trusted-proxies: comma-separated addresses and CIDR prefixes.
