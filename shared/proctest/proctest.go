@@ -107,15 +107,31 @@ func (p *Proc) WaitLog(timeout time.Duration, cond func(log string) bool) bool {
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // Start runs bin with args and extra environment, waits for its "listening" log line and stops
-// it when the test ends.
+// it when the test ends (end).
 func Start(t testing.TB, bin string, args []string, env ...string) *Proc {
 	t.Helper()
 	p, err := StartErr(bin, args, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Kill() })
+	t.Cleanup(p.end)
 	return p
+}
+
+// end stops the process as a service manager would, unless it has exited: SIGTERM, and SIGKILL
+// when it is still running 5 s later. A service writes its log lines from a goroutine of its
+// own (service.lineWriter), so a stop it handles is what brings every line it logged into Log,
+// and LeakedSecrets; a kill can cut off the last.
+func (p *Proc) end() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	if p.Wait(5*time.Second) != nil {
+		p.Kill()
+	}
 }
 
 // StartErr is Start without a test: it returns an error when the process exits or does not

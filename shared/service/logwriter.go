@@ -16,8 +16,10 @@ const maxPending = 1 << 20
 // and wakes whoever reads the pipe (journald, a container runtime) once a line; under load this
 // writes many lines a call and the reader wakes once for them. When idle a line is written as
 // soon as the goroutine wakes, in order; Close writes what is left, and lines written after
-// Close go straight through. A process killed outright loses the lines not yet written (those
-// of the last few microseconds); one that stops normally loses none.
+// Close go straight through. serve closes it when it returns, and a background task's panic
+// (Running.Go) closes it before the process dies; a process ended by a signal it does not
+// handle (SIGKILL) loses the lines not yet written: those of its last moments, or up to
+// maxPending behind a reader that stopped reading.
 type lineWriter struct {
 	w    io.Writer
 	kick chan struct{} // one token: lines are waiting
@@ -37,6 +39,9 @@ func newLineWriter(w io.Writer) *lineWriter {
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // nothing to wake the goroutine for
+	}
 	l.mu.Lock()
 	for len(l.pending) >= maxPending && !l.closed {
 		l.space.Wait()
@@ -92,8 +97,11 @@ func (l *lineWriter) Close() {
 	l.closed = true
 	l.space.Broadcast()
 	l.mu.Unlock()
-	// The goroutine takes the last lines on this token (or on one already waiting, then
-	// finds closed set) and returns.
-	l.kick <- struct{}{}
+	// The goroutine takes the last lines on this token, or on the one already waiting, finds
+	// closed set and returns.
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
 	<-l.done
 }

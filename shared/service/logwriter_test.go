@@ -2,7 +2,9 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +143,69 @@ func TestLineWriterHoldsCallersOnceItsBufferIsFull(t *testing.T) {
 	l.Close()
 	if got := g.String(); !strings.HasSuffix(got, "held\n") || len(got) != 6+maxPending+5 {
 		t.Fatalf("written %d bytes, ending %q", len(got), got[len(got)-10:])
+	}
+}
+
+// Close while lines are still coming: it returns, and every line whose Write returned is there,
+// whole, once Close and the Writes are done.
+func TestLineWriterClosesWhileLinesComeIn(t *testing.T) {
+	for range 200 {
+		var out lockedBuffer
+		l := newLineWriter(&out)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 20 {
+					fmt.Fprintf(l, "w%d-%d\n", w, i)
+					l.Write(nil)
+				}
+			})
+		}
+		closed := make(chan struct{})
+		go func() { l.Close(); close(closed) }()
+		wait(t, closed, "Close")
+		wg.Wait()
+		if got := strings.Count(out.String(), "\n"); got != 80 {
+			t.Fatalf("%d lines, want 80: %q", got, out.String())
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type nopStore struct{}
+
+func (nopStore) SetLogger(*slog.Logger)     {}
+func (nopStore) Ping(context.Context) error { return nil }
+func (nopStore) Close() error               { return nil }
+
+// A background task's panic writes the waiting log lines before it ends the process, and
+// panics on with the same value.
+func TestBackgroundPanicFlushesTheLog(t *testing.T) {
+	flushed := false
+	r := &Running[nopStore]{flushLog: func() { flushed = true }}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		defer r.flushOnPanic()
+		panic("boom")
+	}()
+	if !flushed || got != "boom" {
+		t.Fatalf("flushed %v, panic %v", flushed, got)
 	}
 }

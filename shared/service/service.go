@@ -289,6 +289,7 @@ type Running[S Store] struct {
 	ctx      context.Context
 	wg       *sync.WaitGroup
 	hangups  func() (<-chan os.Signal, func())
+	flushLog func() // writes the log lines still waiting (lineWriter.Close)
 }
 
 // OnHangup runs fn at every SIGHUP until the service stops (one at a time, in the background,
@@ -314,7 +315,21 @@ func (r *Running[S]) OnHangup(fn func(ctx context.Context)) {
 // Go runs fn in the background until the service stops: fn must return once ctx ends, and the
 // store closes only after it has.
 func (r *Running[S]) Go(fn func(ctx context.Context)) {
-	r.wg.Go(func() { fn(r.ctx) })
+	r.wg.Go(func() {
+		defer r.flushOnPanic()
+		fn(r.ctx)
+	})
+}
+
+// flushOnPanic writes the log lines still waiting (lineWriter) before a background task's
+// panic ends the process: the last of them are often what explains it.
+func (r *Running[S]) flushOnPanic() {
+	if p := recover(); p != nil {
+		if r.flushLog != nil {
+			r.flushLog()
+		}
+		panic(p)
+	}
 }
 
 // App is what Build gives back.
@@ -338,13 +353,13 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 		fmt.Fprintln(env.Stdout, p.Name, p.Version)
 		return nil
 	}
-	logOut := env.Stderr
+	logOut, flushLog := env.Stderr, func() {}
 	if f, ok := logOut.(*os.File); ok {
 		// The process's own stderr: its lines go out grouped (lineWriter). A test's in-memory
 		// writer has no system call or reader to spare, and reads its lines as they come.
 		lw := newLineWriter(f)
 		defer lw.Close()
-		logOut = lw
+		logOut, flushLog = lw, lw.Close
 	}
 	logger := newLogger(logOut, set)
 
@@ -383,6 +398,7 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 	r := &Running[S]{
 		Settings: set, Addr: ln.Addr().String(), Store: store, Logger: logger, Registry: reg,
 		Ready: web.NewReadiness(store.Ping), Clock: clock.Or(env.Clock), ctx: bg, wg: &wg, hangups: env.Hangups,
+		flushLog: flushLog,
 	}
 	app, err := s.Build(bg, r)
 	if err != nil {

@@ -94,3 +94,24 @@ func TestMiddlewareAccessLineThroughNewLogHandler(t *testing.T) {
 		}
 	}
 }
+
+// recordsOnly is a handler that counts the records it is given.
+type recordsOnly struct{ n *int }
+
+func (recordsOnly) Enabled(context.Context, slog.Level) bool    { return true }
+func (h recordsOnly) Handle(context.Context, slog.Record) error { *h.n++; return nil }
+func (h recordsOnly) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h recordsOnly) WithGroup(string) slog.Handler             { return h }
+
+// The middleware finds NewLogHandler's hand-made path through the logger it is given: the line
+// is appended, no record is made of it.
+func TestMiddlewareAppendsTheLineByHand(t *testing.T) {
+	records := 0
+	var out bytes.Buffer
+	logger := slog.New(RequestIDHandler(accessHandler{Handler: recordsOnly{&records}, w: &out}))
+	mw := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), logger, nil, ClientAddrs{})
+	mw.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
+	if records != 0 || !strings.Contains(out.String(), " msg=request ") {
+		t.Fatalf("%d records, appended %q", records, out.String())
+	}
+}
