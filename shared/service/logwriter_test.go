@@ -8,7 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"jwtidp/shared/proctest"
 )
 
 // gate is an io.Writer whose writes wait until the test lets them through, reporting each.
@@ -120,37 +123,42 @@ func TestLineWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 }
 
 func TestLineWriterHoldsCallersOnceItsBufferIsFull(t *testing.T) {
-	g := newGate()
-	l := newLineWriter(g)
-	l.Write([]byte("first\n"))
-	wait(t, g.enter, "the first write")
-	line := []byte(strings.Repeat("y", 1023) + "\n")
-	for range maxPending / len(line) {
-		l.Write(line) // fills the buffer; none of these waits
-	}
-	held := make(chan struct{})
-	go func() {
-		l.Write([]byte("held\n"))
-		close(held)
-	}()
-	select {
-	case <-held:
-		t.Fatal("a Write past the full buffer returned while the writer was stuck")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(g.open)
-	wait(t, held, "the held Write")
-	l.Close()
-	if got := g.String(); !strings.HasSuffix(got, "held\n") || len(got) != 6+maxPending+5 {
-		t.Fatalf("written %d bytes, ending %q", len(got), got[len(got)-10:])
-	}
+	// In a bubble, synctest.Wait returns once every goroutine is blocked for good: the writer's
+	// in the gate, the held caller's (if it waits) on the full buffer.
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		l := newLineWriter(g)
+		l.Write([]byte("first\n"))
+		<-g.enter // the goroutine is in the first write, held
+		line := []byte(strings.Repeat("y", 1023) + "\n")
+		for range maxPending / len(line) {
+			l.Write(line) // fills the buffer; none of these waits
+		}
+		held := make(chan struct{})
+		go func() {
+			l.Write([]byte("held\n"))
+			close(held)
+		}()
+		synctest.Wait()
+		select {
+		case <-held:
+			t.Fatal("a Write past the full buffer returned while the writer was stuck")
+		default:
+		}
+		close(g.open)
+		<-held
+		l.Close()
+		if got := g.String(); !strings.HasSuffix(got, "held\n") || len(got) != 6+maxPending+5 {
+			t.Fatalf("written %d bytes, ending %q", len(got), got[len(got)-10:])
+		}
+	})
 }
 
 // Close while lines are still coming: it returns, and every line whose Write returned is there,
 // whole, once Close and the Writes are done.
 func TestLineWriterClosesWhileLinesComeIn(t *testing.T) {
 	for range 200 {
-		var out lockedBuffer
+		var out proctest.LogBuffer
 		l := newLineWriter(&out)
 		var wg sync.WaitGroup
 		for w := range 4 {
@@ -169,23 +177,6 @@ func TestLineWriterClosesWhileLinesComeIn(t *testing.T) {
 			t.Fatalf("%d lines, want 80: %q", got, out.String())
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type nopStore struct{}

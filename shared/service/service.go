@@ -289,7 +289,7 @@ type Running[S Store] struct {
 	ctx      context.Context
 	wg       *sync.WaitGroup
 	hangups  func() (<-chan os.Signal, func())
-	flushLog func() // writes the log lines still waiting (lineWriter.Close)
+	flushLog func() // writes the log lines still waiting (lineWriter.Close); nil without one
 }
 
 // OnHangup runs fn at every SIGHUP until the service stops (one at a time, in the background,
@@ -353,7 +353,8 @@ func (s Service[S]) serve(ctx context.Context, p *Program, args []string, env En
 		fmt.Fprintln(env.Stdout, p.Name, p.Version)
 		return nil
 	}
-	logOut, flushLog := env.Stderr, func() {}
+	logOut := env.Stderr
+	var flushLog func() // nil: lines are written as they come
 	if f, ok := logOut.(*os.File); ok {
 		// The process's own stderr: its lines go out grouped (lineWriter). A test's in-memory
 		// writer has no system call or reader to spare, and reads its lines as they come.
