@@ -989,30 +989,16 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+path0, "") })
-	// The two ceilings and /verify in turns, three rounds: A B C C B A, B C A A C B, C A B B A C.
-	// In one round, whichever sat in the middle read lowest in each of three full runs (the
-	// bare 204 twice, though it does the least; /verify once, in an order tried and not kept),
-	// for a cause not found. Rotated through three rounds, each load sits once in the middle,
-	// once beside it and once at the ends, so that effect, like a steady drift, weighs on the
-	// three alike.
+	// The two ceilings and /verify in turns, in three rotated rounds (alternateRotated): in one
+	// round, whichever sat in the middle read lowest in each of three full runs (the bare 204
+	// twice, though it does the least; /verify once), for a cause not found.
 	through := func(listen string) func(time.Duration) result {
 		return func(d time.Duration) result {
 			return load(c, *conc, d, func() *http.Request { return get("http://"+listen+path0, "Bearer "+token) })
 		}
 	}
-	loads := []func(time.Duration) result{through(idsListen), through(authListen), through(bareListen)}
-	turns := make([][]result, len(loads))
-	for round := range loads {
-		order := make([]func(time.Duration) result, len(loads))
-		for i := range loads {
-			order[i] = loads[(round+i)%len(loads)]
-		}
-		for i, r := range alternateAll(order...) {
-			k := (round + i) % len(loads) // the load order[i] is
-			turns[k] = append(turns[k], r)
-		}
-	}
-	ceil, authed, bare204 := mergeAll(turns[0]), mergeAll(turns[1]), mergeAll(turns[2])
+	rs := alternateRotated(through(idsListen), through(authListen), through(bareListen))
+	ceil, authed, bare204 := rs[0], rs[1], rs[2]
 	names := slices.Sorted(maps.Keys(ids))
 	record("nginx → app, no auth", plain.String())
 	record("nginx → auth_request bare 200, /verify's identity headers → app", ceil.String())
@@ -1286,6 +1272,29 @@ func alternateAll(fns ...func(time.Duration) result) []result {
 			i = 2*len(fns) - 1 - k
 		}
 		turns[i] = append(turns[i], fns[i](turn))
+	}
+	out := make([]result, len(fns))
+	for i, t := range turns {
+		out[i] = mergeAll(t)
+	}
+	return out
+}
+
+// alternateRotated is alternateAll in as many rounds as there are loads, the order rotated by
+// one each round (A B C C B A, B C A A C B, C A B B A C): each load sits once in the middle of a
+// round, once beside it and once at its ends, so an effect of the place in a round weighs on
+// each alike, as a steady drift of the machine's load does. Each result is the mean of its turns.
+func alternateRotated(fns ...func(time.Duration) result) []result {
+	turns := make([][]result, len(fns))
+	for round := range fns {
+		order := make([]func(time.Duration) result, len(fns))
+		for i := range fns {
+			order[i] = fns[(round+i)%len(fns)]
+		}
+		for i, r := range alternateAll(order...) {
+			k := (round + i) % len(fns) // the load order[i] is
+			turns[k] = append(turns[k], r)
+		}
 	}
 	out := make([]result, len(fns))
 	for i, t := range turns {

@@ -82,6 +82,30 @@ func TestAlternateAll(t *testing.T) {
 	}
 }
 
+// alternateRotated runs three rounds of alternateAll, rotated (A B C C B A, B C A A C B,
+// C A B B A C), and gives each load the mean of its own six turns.
+func TestAlternateRotated(t *testing.T) {
+	d := *duration
+	defer func() { *duration = d }()
+	*duration = 2 * time.Second
+	var order string
+	calls := map[string]float64{}
+	fn := func(name string, base float64) func(time.Duration) result {
+		return func(time.Duration) result {
+			order += name
+			calls[name]++
+			return result{rps: base + calls[name], statuses: map[int]int{200: 1}} // base+1 … base+6
+		}
+	}
+	rs := alternateRotated(fn("A", 0), fn("B", 100), fn("C", 1000))
+	if order != "ABCCBA"+"BCAACB"+"CABBAC" {
+		t.Errorf("order %s", order)
+	}
+	if len(rs) != 3 || rs[0].rps != 3.5 || rs[1].rps != 103.5 || rs[2].rps != 1003.5 || rs[1].statuses[200] != 6 {
+		t.Errorf("results %v, want 3.5, 103.5 and 1003.5, six answers each", rs)
+	}
+}
+
 // A ratio over nothing (a ceiling or openssl speed that served nothing) is MISSED, never
 // "met"; a ceiling that served nothing, or more than one error in a hundred answers, failed.
 func TestCeilingFailure(t *testing.T) {
