@@ -16,10 +16,10 @@ const maxPending = 1 << 20
 // and wakes whoever reads the pipe (journald, a container runtime) once a line; under load this
 // writes many lines a call and the reader wakes once for them. When idle a line is written as
 // soon as the goroutine wakes, in order; Close writes what is left, and lines written after
-// Close go straight through. serve closes it when it returns, and a background task's panic
-// (Running.Go) closes it before the process dies; a process ended by a signal it does not
-// handle (SIGKILL) loses the lines not yet written: those of its last moments, or up to
-// maxPending behind a reader that stopped reading.
+// Close go straight through. serve closes it when it returns, and a panic of a task run by
+// Running.Go closes it before the process dies; a process ended otherwise (a panic on another
+// goroutine, a signal it does not handle) loses the lines not yet written: those of its last
+// moments, or up to maxPending behind a reader that stopped reading.
 type lineWriter struct {
 	w    io.Writer
 	kick chan struct{} // one token: lines are waiting
