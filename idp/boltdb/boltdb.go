@@ -20,8 +20,8 @@ var (
 	bucketUsernames = []byte("usernames")    // normalized username → id
 	bucketKeys      = []byte("keys")         // kid → SigningKey
 	bucketFamilies  = []byte("families")     // family id → Family
-	bucketTokens    = []byte("tokens")       // refresh-token hash → family id
-	bucketFamTokens = []byte("famtokens")    // family id → (token hash → nil), for deletion
+	bucketTokens    = []byte("tokens")       // refresh-token hash → family id [NUL previous hash] (families.go)
+	bucketFamTokens = []byte("famtokens")    // family id → (token hash → nil): hashes out of the chain, for deletion
 	bucketUserFams  = []byte("userfams")     // user id → (family id → nil)
 	bucketSessions  = []byte("sessions")     // session id → Session
 	bucketSessToks  = []byte("sesstoks")     // session token hash → session id

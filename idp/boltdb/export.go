@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,10 +16,9 @@ import (
 func (s *DB) FamilyTokenHashes(ctx context.Context, familyID string) ([]string, error) {
 	var out []string
 	err := s.DB.View(func(tx *bolt.Tx) (err error) {
-		out, err = members(tx.Bucket(bucketFamTokens), familyID)
+		out, err = familyHashes(tx, familyID)
 		return err
 	})
-	slices.Sort(out)
 	if out == nil {
 		out = []string{}
 	}

@@ -1,7 +1,10 @@
 package boltdb
 
 import (
+	"bytes"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,25 +23,110 @@ var families = table[identity.Family]{bucket: bucketFamilies, name: "family", mi
 
 var errTokenIssued = apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
 
-// CreateFamily implements identity.FamilyStore.
+var errFamilyIDNUL = apperr.Errorf(apperr.EINVALID, "Refresh family: the id may not contain NUL")
+
+// CreateFamily implements identity.FamilyStore. An id with a NUL in it is refused (EINVALID):
+// the token index's entries end the id with one.
 func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
-	return s.createAtEpoch(ctx, f.Validate(), f.UserID, f.Epoch, func(tx *bolt.Tx) error {
+	valid := f.Validate()
+	if valid == nil && strings.ContainsRune(f.ID, 0) {
+		valid = errFamilyIDNUL
+	}
+	return s.createAtEpoch(ctx, valid, f.UserID, f.Epoch, func(tx *bolt.Tx) error {
 		if err := families.create(tx, f.ID, f); err != nil {
 			return err
 		}
-		if err := indexToken(tx, f); err != nil {
+		if err := indexToken(tx, f, ""); err != nil {
 			return err
 		}
 		return index(tx.Bucket(bucketUserFams), f.UserID, f.ID)
 	})
 }
 
-// indexToken indexes f's live token: errTokenIssued when another family issued it.
-func indexToken(tx *bolt.Tx, f identity.Family) error {
-	if err := moveKey(tx.Bucket(bucketTokens), "", f.Current, f.ID, errTokenIssued); err != nil {
-		return err
+// The token index (bucketTokens) maps the hash of every refresh token a family issued to the
+// family. The entry of a token issued by a refresh also names the token it replaced — the
+// family's id, a NUL, the previous hash — so a family's hashes form a chain from its live token
+// back to its first, which deletion walks: a refresh writes one entry and nothing else (a set
+// of hashes per family, as stores before the chain kept in bucketFamTokens, cost a page write
+// of its own on every refresh). Deletion reads both, so stores written before read as ever.
+
+// tokenEntry is the index entry of a token of the family id issued in place of prev ("" for a
+// family's first token).
+func tokenEntry(id, prev string) []byte {
+	if prev == "" {
+		return []byte(id)
 	}
-	return index(tx.Bucket(bucketFamTokens), f.ID, f.Current)
+	return []byte(id + "\x00" + prev)
+}
+
+// parseTokenEntry is the family and the previous token ("" for none) of an index entry.
+func parseTokenEntry(v []byte) (id, prev string) {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		return string(v[:i]), string(v[i+1:])
+	}
+	return string(v), ""
+}
+
+// indexToken indexes f's live token, issued in place of prev ("" for a new family's first):
+// errTokenIssued when another family issued it. A token f issued before, made live again, is
+// not indexed anew; the tokens issued after it would then be out of the chain from f's live
+// token, so the chain from prev goes into f's set of hashes (bucketFamTokens) first.
+func indexToken(tx *bolt.Tx, f identity.Family, prev string) error {
+	b := tx.Bucket(bucketTokens)
+	v := b.Get([]byte(f.Current))
+	if v == nil {
+		return b.Put([]byte(f.Current), tokenEntry(f.ID, prev))
+	}
+	if owner, _ := parseTokenEntry(v); owner != f.ID {
+		return errTokenIssued
+	}
+	for _, h := range chain(b, f.ID, prev) {
+		if err := index(tx.Bucket(bucketFamTokens), f.ID, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chain is the hashes of the family id's chain in the index b from the token from back to the
+// family's first (or to an entry of a store before the chain). It ends at an entry that is
+// missing or another family's, and at a hash seen before, so a damaged file cannot hold it.
+func chain(b *bolt.Bucket, id, from string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for h := from; h != "" && !seen[h]; {
+		v := b.Get([]byte(h))
+		if v == nil {
+			break
+		}
+		owner, prev := parseTokenEntry(v)
+		if owner != id {
+			break
+		}
+		seen[h] = true
+		out = append(out, h)
+		h = prev
+	}
+	return out
+}
+
+// familyHashes is every hash the family id issued, sorted: its chain from its live token, and
+// its set in bucketFamTokens (a store's before the chain, or a chain cut by a token made live
+// again). Only its set when the family's record is gone.
+func familyHashes(tx *bolt.Tx, id string) ([]string, error) {
+	hashes, err := members(tx.Bucket(bucketFamTokens), id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := families.get(tx, id)
+	switch {
+	case err == nil:
+		hashes = append(hashes, chain(tx.Bucket(bucketTokens), id, f.Current)...)
+	case apperr.Code(err) != apperr.ENOTFOUND:
+		return nil, err
+	}
+	slices.Sort(hashes)
+	return slices.Compact(hashes), nil
 }
 
 // UpdateFamilyByToken implements identity.FamilyStore.
@@ -48,11 +136,12 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 	// Batched: concurrent refreshes share one commit (and one fsync) instead of one each. The
 	// closure reads everything it decides on inside the transaction, so a re-run is safe.
 	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
-		if id == nil {
+		entry := tx.Bucket(bucketTokens).Get([]byte(tokenHash))
+		if entry == nil {
 			return errNoFamily
 		}
-		f, err := families.get(tx, string(id))
+		id, _ := parseTokenEntry(entry)
+		f, err := families.get(tx, id)
 		if err != nil {
 			return err
 		}
@@ -64,8 +153,10 @@ func (s *DB) UpdateFamilyByToken(ctx context.Context, tokenHash string, step fun
 		if out, keep, stepErr = f.ApplyStep(u, step); !keep {
 			return errNoChange // nothing to keep, nothing to record
 		}
-		if err := indexToken(tx, out); err != nil {
-			return err
+		if out.Current != f.Current {
+			if err := indexToken(tx, out, f.Current); err != nil {
+				return err
+			}
 		}
 		out, err = families.store(tx, f.ID, out)
 		return err
@@ -112,7 +203,7 @@ func revokeFamilies(tx *bolt.Tx, userID, sessionID string) error {
 
 // deleteFamily removes a family of the user, its token hashes and its entry in the user's set.
 func deleteFamily(tx *bolt.Tx, id, userID string) error {
-	hashes, err := members(tx.Bucket(bucketFamTokens), id)
+	hashes, err := familyHashes(tx, id)
 	if err != nil {
 		return err
 	}
@@ -121,7 +212,7 @@ func deleteFamily(tx *bolt.Tx, id, userID string) error {
 			return err
 		}
 	}
-	if hashes != nil {
+	if tx.Bucket(bucketFamTokens).Bucket([]byte(id)) != nil {
 		if err := tx.Bucket(bucketFamTokens).DeleteBucket([]byte(id)); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 
 	"jwtidp/idp/boltdb"
 	"jwtidp/idp/identity"
+	"jwtidp/shared/apperr"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/format.golden from what the store writes now")
@@ -54,33 +55,116 @@ func TestStoredFormat(t *testing.T) {
 	}
 }
 
-// TestGoldenFileOpens loads the golden file's entries into a data folder, as an older IdP left
+// formatBeforeChains is the golden file as it was before a family's token hashes were chained
+// through the token index (families.go): data folders written then hold each family's hashes in
+// a set of its own, and must read, refresh and delete as they did.
+const formatBeforeChains = "testdata/format-before-chains.golden"
+
+// TestGoldenFileOpens loads each golden file's entries into a data folder, as an older IdP left
 // it, and reads every entity back through the store: each reads as it does from the store
 // that wrote it.
 func TestGoldenFileOpens(t *testing.T) {
 	written := openTemp(t).(*boltdb.DB)
 	populate(t, written)
+	want := readAll(t, written)
+	for _, file := range []string{formatGolden, formatBeforeChains} {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			got := readAll(t, openGolden(t, file))
+			for k, w := range want {
+				if !reflect.DeepEqual(got[k], w) {
+					t.Errorf("%s from the golden file:\n got %+v\nwant %+v", k, got[k], w)
+				}
+			}
+		})
+	}
+}
 
+// openGolden opens a data folder that holds the entries of a golden file.
+func openGolden(t *testing.T, file string) *boltdb.DB {
+	t.Helper()
 	dir := t.TempDir()
 	raw, err := bolt.Open(filepath.Join(dir, boltdb.FileName), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := load(raw, formatGolden); err != nil {
+	if err := load(raw, file); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
-	old, err := boltdb.Open(dir, time.Second)
+	db, err := boltdb.Open(dir, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer old.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
-	want, got := readAll(t, written), readAll(t, old)
-	for k, w := range want {
-		if !reflect.DeepEqual(got[k], w) {
-			t.Errorf("%s from the golden file:\n got %+v\nwant %+v", k, got[k], w)
+// A family of a store written before the chain, refreshed by this one, keeps every token it
+// issued — the old ones in its set, the new one chained to them — and deleting it removes all
+// of them.
+func TestFamilyFromBeforeChainsRefreshesAndDeletes(t *testing.T) {
+	ctx := context.Background()
+	db := openGolden(t, formatBeforeChains)
+	_, tokens := db.Counts()
+	for _, next := range []string{"r5b", "r5c"} {
+		must(t, second(db.UpdateFamilyByToken(ctx, map[string]string{"r5b": "r5", "r5c": "r5b"}[next],
+			func(f identity.Family, u identity.User) (identity.Family, error) {
+				return f.Refresh(f.Current, next, u, at)
+			})))
+	}
+	hashes, err := db.FamilyTokenHashes(ctx, "f5")
+	must(t, err)
+	if want := []string{"r5", "r5b", "r5c"}; !reflect.DeepEqual(hashes, want) {
+		t.Fatalf("f5's hashes after two refreshes: %q, want %q", hashes, want)
+	}
+	// r5 is spent: presenting it is reuse, which the old entry still tells.
+	if _, err := db.UpdateFamilyByToken(ctx, "r5", func(f identity.Family, u identity.User) (identity.Family, error) {
+		return f.Refresh("r5", "r5x", u, at)
+	}); !errors.Is(err, identity.ErrReuse) {
+		t.Fatalf("the spent r5: %v, want reuse", err)
+	}
+	must(t, db.DeleteUser(ctx, "u4"))
+	if _, left := db.Counts(); left != tokens-1 {
+		t.Fatalf("%d token hashes after deleting u4's family, want %d (the %d before, less r5)", left, tokens-1, tokens)
+	}
+	for _, h := range []string{"r5", "r5b", "r5c"} {
+		_, err := db.UpdateFamilyByToken(ctx, h, func(f identity.Family, _ identity.User) (identity.Family, error) { return f, nil })
+		if apperr.Code(err) != apperr.ENOTFOUND {
+			t.Fatalf("%s after its family was deleted: %v, want ENOTFOUND", h, err)
 		}
+	}
+}
+
+// A family whose live token is set back to one it issued before (a step may do that) still
+// finds, lists and deletes every token it issued: those issued after the older one leave the
+// chain, so they go into its set first.
+func TestFamilySetBackDeletesWhole(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t).(*boltdb.DB)
+	must(t, db.CreateUser(ctx, identity.User{ID: "u", Username: "erin", CreatedAt: at}))
+	must(t, db.CreateFamily(ctx, identity.Family{ID: "f", UserID: "u", CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "a"}))
+	set := func(presented, next string) {
+		t.Helper()
+		must(t, second(db.UpdateFamilyByToken(ctx, presented, func(f identity.Family, _ identity.User) (identity.Family, error) {
+			f.Current = next
+			return f, nil
+		})))
+	}
+	set("a", "b")
+	set("b", "c")
+	set("c", "a") // back to its first token
+	set("a", "d")
+	hashes, err := db.FamilyTokenHashes(ctx, "f")
+	must(t, err)
+	if want := []string{"a", "b", "c", "d"}; !reflect.DeepEqual(hashes, want) {
+		t.Fatalf("f's hashes: %q, want %q", hashes, want)
+	}
+	if _, tokens := db.Counts(); tokens != 4 {
+		t.Fatalf("%d token hashes, want 4", tokens)
+	}
+	must(t, db.DeleteUser(ctx, "u"))
+	if families, tokens := db.Counts(); families != 0 || tokens != 0 {
+		t.Fatalf("after deleting the user: %d families, %d token hashes; want none", families, tokens)
 	}
 }
 
@@ -401,4 +485,17 @@ func readAll(t *testing.T, db *boltdb.DB) map[string]any {
 		read("code failures of "+id, c, err)
 	}
 	return out
+}
+
+// The token index ends a family's id with a NUL, so an id with one in it is refused.
+func TestFamilyIDWithNULRefused(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t).(*boltdb.DB)
+	must(t, db.CreateUser(ctx, identity.User{ID: "u", Username: "erin", CreatedAt: at}))
+	if err := db.CreateFamily(ctx, identity.Family{ID: "f\x00g", UserID: "u", CreatedAt: at, ExpiresAt: at.Add(time.Hour), Current: "z"}); apperr.Code(err) != apperr.EINVALID {
+		t.Fatalf("a family id with a NUL: %v, want EINVALID", err)
+	}
+	if families, tokens := db.Counts(); families != 0 || tokens != 0 {
+		t.Fatalf("%d families, %d token hashes after the refusal; want none", families, tokens)
+	}
 }
