@@ -79,8 +79,8 @@ var (
 	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
 	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
 	listSub      = flag.String("list-sub", "", "internal: the subject of the user whose items -serve-pg-list lists")
-	serveSign    = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the client-credentials grants' ceiling, printed with no target)")
-	serveRefresh = flag.String("serve-refresh", "", "internal: answer every POST as a rotating refresh grant at its least, its tokens in a bbolt file in this `folder` (the refresh grants' ceiling, printed with no target)")
+	serveSign    = flag.Bool("serve-sign", false, "internal: answer every POST with one RS256 signature by -signer's backend on a free loopback port (the client-credentials grants' ceiling: figure 14)")
+	serveRefresh = flag.String("serve-refresh", "", "internal: answer every POST as a rotating refresh grant at its least, its tokens in a bbolt file in this `folder` (the refresh grants' ceiling: figure 13)")
 	signer       = flag.String("signer", "auto", "the IdP's --signer: auto (the default build's choice: OpenSSL when libcrypto 3 loads, else Go), openssl or go")
 )
 
@@ -254,14 +254,13 @@ func run() error {
 	record("GET /verify, session cookie", verifyCookie.String())
 	ratio("8. /verify session cookie / bearer", verifyCookie.rps, verifyBearer.rps, 0.8)
 
-	// 3, 11, 13 and 14: refresh and client-credentials grants against raw RSA-2048 signatures
-	// (Go's) on every core, and against openssl speed's, OpenSSL's rate on every core with
-	// nothing else running, the practical limit of the machine. Each grant is measured in turns
-	// with openssl speed and with its ceiling — a server in a process of its own that does the
-	// least such a grant does, driven by the same load generator, signing with the backend the
-	// IdP chose — so the machine's drift weighs on all three alike, and the ceiling tells how
-	// much of openssl speed's rate this machine leaves to any server, and how much of the rest
-	// the IdP's own work takes.
+	// 3 and 11: refresh and client-credentials grants against raw RSA-2048 signatures (Go's) on
+	// every core. 13 and 14: each grant against its ceiling — a server in a process of its own
+	// that does the least such a grant does, driven by the same load generator, signing with the
+	// backend the IdP chose — measured in turns with it and with openssl speed (OpenSSL's rate on
+	// every core with nothing else running), so the machine's drift weighs on all three alike.
+	// The ceiling's share of openssl speed (printed, no target) is how much of the signer's rate
+	// this machine leaves to any server; the grants' share of the ceiling is the IdP's own work.
 	backend := idp.signerName()
 	signs := rsaSignsPerSecond(*duration)
 	record("raw RSA-2048 signatures (all cores)", fmt.Sprintf("%.0f/s", signs))

@@ -21,7 +21,7 @@ var (
 	bucketKeys      = []byte("keys")         // kid → SigningKey
 	bucketFamilies  = []byte("families")     // family id → Family
 	bucketTokens    = []byte("tokens")       // refresh-token hash → family id [NUL previous hash] (families.go)
-	bucketFamTokens = []byte("famtokens")    // family id → (token hash → nil): hashes out of the chain, for deletion
+	bucketFamTokens = []byte("famtokens")    // family id → (token hash → nil): before the chain, every hash; since, those a set-back left out of it
 	bucketUserFams  = []byte("userfams")     // user id → (family id → nil)
 	bucketSessions  = []byte("sessions")     // session id → Session
 	bucketSessToks  = []byte("sesstoks")     // session token hash → session id

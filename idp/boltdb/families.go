@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,16 +22,9 @@ var families = table[identity.Family]{bucket: bucketFamilies, name: "family", mi
 
 var errTokenIssued = apperr.Errorf(apperr.ECONFLICT, "Refresh token already issued")
 
-var errFamilyIDNUL = apperr.Errorf(apperr.EINVALID, "Refresh family: the id may not contain NUL")
-
-// CreateFamily implements identity.FamilyStore. An id with a NUL in it is refused (EINVALID):
-// the token index's entries end the id with one.
+// CreateFamily implements identity.FamilyStore.
 func (s *DB) CreateFamily(ctx context.Context, f identity.Family) error {
-	valid := f.Validate()
-	if valid == nil && strings.ContainsRune(f.ID, 0) {
-		valid = errFamilyIDNUL
-	}
-	return s.createAtEpoch(ctx, valid, f.UserID, f.Epoch, func(tx *bolt.Tx) error {
+	return s.createAtEpoch(ctx, f.Validate(), f.UserID, f.Epoch, func(tx *bolt.Tx) error {
 		if err := families.create(tx, f.ID, f); err != nil {
 			return err
 		}

@@ -347,6 +347,10 @@ func (f Family) Validate() error {
 	if f.ID == "" || f.UserID == "" || f.Current == "" {
 		return apperr.Errorf(apperr.EINVALID, "Refresh family: id, user and current token are required")
 	}
+	if strings.ContainsRune(f.ID, 0) {
+		// bbolt's token index ends the id with a NUL; PostgreSQL's text cannot hold one.
+		return apperr.Errorf(apperr.EINVALID, "Refresh family: the id may not contain NUL")
+	}
 	return nil
 }
 

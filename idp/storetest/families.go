@@ -58,6 +58,7 @@ func testCreateFamilyRefusals(t *testing.T, s Store) {
 		{"no current token", family("f3", "u1", ""), apperr.EINVALID, nil},
 		{"no id", family("", "u1", "r3"), apperr.EINVALID, nil},
 		{"no user", family("f4", "", "r4"), apperr.EINVALID, nil},
+		{"a NUL in the id", family("f\x007", "u1", "r7"), apperr.EINVALID, nil},
 		{"an older epoch", stale, apperr.ECONFLICT, identity.ErrStaleCredentials},
 		{"a user who does not exist", family("f6", "nobody", "r6"), apperr.ECONFLICT, identity.ErrStaleCredentials},
 	} {
@@ -73,7 +74,7 @@ func testCreateFamilyRefusals(t *testing.T, s Store) {
 	equal(t, "the families of a user who does not exist", listed(t, s.ListFamilies, "nobody"), []identity.Family{})
 	got, _ := peek(t, s, "r1")
 	equal(t, "the family of r1", got, f1)
-	for _, tok := range []string{"r2", "r3", "r4", "r5", "r6"} {
+	for _, tok := range []string{"r2", "r3", "r4", "r5", "r6", "r7"} {
 		_, err := s.UpdateFamilyByToken(ctx, tok, func(f identity.Family, _ identity.User) (identity.Family, error) { return f, nil })
 		wantCode(t, "token "+tok+" of a refused family", err, apperr.ENOTFOUND)
 	}
