@@ -1,17 +1,16 @@
 package keys
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"maps"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"jwtidp/idp/identity"
 	"jwtidp/shared/apperr"
+	"jwtidp/shared/proctest"
 )
 
 // revokeBase is a set with a key in each state: a retired, b current, c next; tn is a minute
@@ -93,27 +92,10 @@ func TestRevokeUnknown(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestManagerRevoke(t *testing.T) {
 	db := openDB(t)
 	clock := t0
-	var logs syncBuffer
+	var logs proctest.LogBuffer
 	m := managerOn(t, db, func() time.Time { return clock }, slog.New(slog.NewTextHandler(&logs, nil)))
 	cur := m.CurrentKID()
 	next := kidIn(m.Keys(), identity.KeyNext)

@@ -1,37 +1,19 @@
 package mail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"jwtidp/shared/proctest"
 )
 
-// syncLog is a log the sender writes to and the test reads.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newSender(t *testing.T, cfg Config) (*Sender, *syncLog) {
+func newSender(t *testing.T, cfg Config) (*Sender, *proctest.LogBuffer) {
 	t.Helper()
-	log := &syncLog{}
+	log := &proctest.LogBuffer{}
 	s, err := New(cfg, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +22,7 @@ func newSender(t *testing.T, cfg Config) (*Sender, *syncLog) {
 }
 
 // noSecrets fails when a body, a link's token or the password is in the error or the log.
-func noSecrets(t *testing.T, err error, log *syncLog, cfg Config) {
+func noSecrets(t *testing.T, err error, log *proctest.LogBuffer, cfg Config) {
 	t.Helper()
 	secrets := []string{"SECRET-TOKEN", "password/reset"}
 	if cfg.Password != "" {
