@@ -123,6 +123,13 @@ func ratio(name string, num, den float64, target float64) {
 	rows = append(rows, r)
 }
 
+// failed is a figure whose measured side failed (what says how): a miss, never left out.
+func failed(name, what string, target float64) {
+	r := row{name: name, value: what}
+	r.ratio, r.target, r.verdict = judge(math.NaN(), target)
+	rows = append(rows, r)
+}
+
 // judge is a ratio r against its target as the tables print them: the ratio (ratioText), the
 // target, and "met" or "MISSED".
 func judge(r, target float64) (ratio, goal, verdict string) {
@@ -1010,9 +1017,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	case ceil.failure() != nil:
 		record(fig2b, "skipped: the ceiling "+ceil.failure().Error())
 	case authed.failure() != nil: // /verify failing is a miss, not a figure left out
-		r := row{name: fig2b, value: "/verify " + authed.failure().Error()}
-		r.ratio, r.target, r.verdict = judge(math.NaN(), 0.93)
-		rows = append(rows, r)
+		failed(fig2b, "/verify "+authed.failure().Error(), 0.93)
 	default:
 		ratio(fig2b, authed.rps, ceil.rps, 0.93)
 	}
@@ -1328,9 +1333,7 @@ func againstCeiling(name, ceilingName, what string, fig result, rs []result, err
 	ceil := rs[2]
 	record("   "+ceilingName, ceil.String())
 	if ferr := fig.failure(); ferr != nil {
-		r := row{name: name, value: ferr.Error()}
-		r.ratio, r.target, r.verdict = judge(math.NaN(), target)
-		rows = append(rows, r)
+		failed(name, ferr.Error(), target)
 	} else {
 		ratio(name, fig.rps, ceil.rps, target)
 	}

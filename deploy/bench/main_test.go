@@ -181,3 +181,33 @@ func TestBareAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Figures 13 and 14: the grants against their ceiling, judged; grants that failed are a miss, a
+// ceiling that failed leaves the figure out saying so, and openssl speed is printed either way.
+func TestAgainstCeiling(t *testing.T) {
+	ok := func(rps float64) result { return result{rps: rps, statuses: map[int]int{200: 100}} }
+	bad := result{rps: 50, statuses: map[int]int{500: 100}}
+	verdict := func(fig result, ceil result) (string, string) {
+		rows = nil
+		defer func() { rows = nil }()
+		againstCeiling("13. x", "ceiling", "the x", fig, []result{ok(1000), fig, ceil}, nil, ok(1000), nil, 0.85)
+		for _, r := range rows {
+			if r.name == "13. x" {
+				return r.verdict, r.value
+			}
+		}
+		return "", ""
+	}
+	if v, _ := verdict(ok(90), ok(100)); v != "met" {
+		t.Errorf("0.90 of the ceiling: %q, want met", v)
+	}
+	if v, _ := verdict(ok(80), ok(100)); v != "MISSED" {
+		t.Errorf("0.80 of the ceiling: %q, want MISSED", v)
+	}
+	if v, val := verdict(bad, ok(100)); v != "MISSED" || !strings.Contains(val, "500") {
+		t.Errorf("failed grants: %q %q, want MISSED naming the answers", v, val)
+	}
+	if v, val := verdict(ok(90), bad); v != "" || !strings.HasPrefix(val, "skipped: the ceiling") {
+		t.Errorf("failed ceiling: %q %q, want skipped", v, val)
+	}
+}
