@@ -118,26 +118,20 @@ func (s *DB) updateFamily(ctx context.Context, tokenHash string, withGroups bool
 // errLockedPath sends a refresh the optimistic path does not handle to the locking one.
 var errLockedPath = errors.New("take the locking path")
 
-// familyOwnerVersion reads the family that issued a token hash, with its owner (zero values
-// when the owner is gone) and the version of the family's row (its xmin, which every update of
-// the row changes); familyOwnerGroupsVersion reads the owner's groups too, in UserGroups's
-// order.
+// ownerCols are the columns of a family's owner, of the table aliased u (zero values when the
+// owner is gone); ownerGroups is the owner's groups, in UserGroups's order.
 const (
-	familyOwnerFrom = `
-		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id
-		WHERE t.token_hash = $1`
-	ownerGroups = `,
-			ARRAY(SELECT g.group_name FROM group_members g WHERE g.user_id = f.user_id ORDER BY g.group_name)`
-	familyOwnerVersion       = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + familyOwnerFrom
-	familyOwnerGroupsVersion = `SELECT ` + familyCols + `, ` + ownerCols + `, f.xmin` + ownerGroups + familyOwnerFrom
-	ownerCols                = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
+	ownerCols = `COALESCE(u.id, ''), COALESCE(u.username, ''), COALESCE(u.password_hash, ''),
 			COALESCE(u.created_at, '0001-01-01'::timestamptz), COALESCE(u.epoch, 0),
 			COALESCE(u.email, ''), COALESCE(u.email_verified, false), COALESCE(u.second_factors, '{}'),
 			COALESCE(u.disabled, false), COALESCE(u.admin, false), u.last_login_at`
+	ownerGroups = `,
+			ARRAY(SELECT g.group_name FROM group_members g WHERE g.user_id = f.user_id ORDER BY g.group_name)`
 )
 
 // refreshOptimistic is UpdateFamilyByToken for the common refresh, in two round trips and no
-// transaction around them: the family and its owner are read without a lock, and when step's
+// transaction around them: the family, its owner and the owner's groups are read without a lock
+// (with the concurrent refreshes' reads, in one statement: readGroup), and when step's
 // result spends the token and changes nothing else, and there is no event or mail to record,
 // the spend group writes it with the concurrent refreshes' writes (one batch, one transaction)
 // if the family's row is still the version read and no other transaction holds it locked: a
@@ -147,18 +141,18 @@ const (
 // write, which then misses, or revokes the family after it. errLockedPath for everything
 // else, where step runs again; nothing is written then.
 func (s *DB) refreshOptimistic(ctx context.Context, tokenHash string, withGroups bool, step func(identity.Family, identity.User) (identity.Family, error)) (identity.Family, []string, error, error) {
-	read, groups := familyOwnerVersion, []string(nil)
-	var r userRow
-	var version uint32
-	dest := append(r.dest(), &version)
-	if withGroups {
-		read, dest = familyOwnerGroupsVersion, append(dest, &groups)
-	}
-	f, err := scanFamily(s.pool.QueryRow(ctx, read, tokenHash), dest...)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return identity.Family{}, nil, nil, err
 	}
-	u, err := r.user()
+	r := s.reads.do(tokenHash)
+	if r.err != nil {
+		return identity.Family{}, nil, nil, r.err
+	}
+	f, version, groups := r.family, r.version, r.groups
+	if !withGroups {
+		groups = nil
+	}
+	u, err := r.owner.user()
 	if err != nil {
 		return identity.Family{}, nil, nil, err
 	}

@@ -45,6 +45,7 @@ type DB struct {
 	pool   *pgxpool.Pool
 	rep    *pgdb.Reporter // logs an unreachable database once a minute, not once a request
 	spends *spendGroup    // the writes of concurrent refreshes, grouped
+	reads  *readGroup     // and their reads
 }
 
 var _ identity.Store = (*DB)(nil)
@@ -57,7 +58,7 @@ func Open(ctx context.Context, cfg pgdb.Config, logger *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{pool: pool, rep: pgdb.NewReporter(logger), spends: newSpendGroup(pool)}
+	db := &DB{pool: pool, rep: pgdb.NewReporter(logger), spends: newSpendGroup(pool), reads: newReadGroup(pool)}
 	return db, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -712,9 +713,20 @@ func TestRefreshLockingPathKeepsEvents(t *testing.T) {
 type spends struct {
 	mu             sync.Mutex
 	grouped, alone int
+	reads          [2]int // the refreshes' reads: grouped, alone
 }
 
-func (b *spends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (b *spends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if !strings.HasPrefix(strings.TrimSpace(d.SQL), "SELECT t.token_hash,") {
+		return ctx
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if hashes, _ := d.Args[0].([]string); len(hashes) > 1 {
+		b.reads[0]++
+	} else {
+		b.reads[1]++
+	}
 	return ctx
 }
 func (b *spends) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -734,6 +746,12 @@ func (b *spends) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatc
 	}
 }
 func (b *spends) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (b *spends) readCount() [2]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reads
+}
 
 func (b *spends) count() (grouped, alone int) {
 	b.mu.Lock()
@@ -822,6 +840,85 @@ func TestRefreshesWriteTogether(t *testing.T) {
 		check(t, errs[i])
 		moved(r, fmt.Sprintf("f%02d", i))
 	}
+}
+
+// The reads of refreshes that come while another refresh's read is in flight go to PostgreSQL
+// together, in one statement, and each refresh gets what it would have read alone: its own
+// family, owner and groups; a token no family issued is not found; two refreshes of one token
+// read the same family, each a copy of its own, and one wins.
+func TestRefreshesReadTogether(t *testing.T) {
+	db, count, t0 := spendStore(t, 6)
+	check(t, db.CreateUser(ctx, identity.User{ID: "u2", Username: "bob"}))
+	check(t, db.CreateFamily(ctx, identity.Family{ID: "g0", UserID: "u2", ExpiresAt: t0.Add(time.Hour), Current: "b0", AMR: []string{"pwd"}}))
+	check(t, db.CreateGroup(ctx, identity.Group{Name: "ops"}))
+	check(t, db.CreateGroup(ctx, identity.Group{Name: "dev"}))
+	check(t, db.AddMember(ctx, "ops", "u2"))
+	check(t, db.AddMember(ctx, "dev", "u2"))
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	db.HoldReads(func() { once.Do(func() { close(held); <-release }) })
+	type result struct {
+		f      identity.Family
+		groups []string
+		err    error
+	}
+	presented := []string{"r0-00", "r0-01", "r0-02", "b0", "b0", "nobody's"}
+	results := make([]result, len(presented))
+	var mu sync.Mutex
+	var amrSeen [][]string
+	var wg sync.WaitGroup
+	for i, p := range presented {
+		wg.Go(func() {
+			f, groups, err := db.UpdateFamilyByTokenWithGroups(ctx, p, func(f identity.Family, u identity.User) (identity.Family, error) {
+				if p == "b0" {
+					mu.Lock()
+					amrSeen = append(amrSeen, slices.Clone(f.AMR))
+					mu.Unlock()
+					f.AMR[0] = "changed in place" // by one step, never seen by the other's
+				}
+				return f.Refresh(p, fmt.Sprintf("next-%d", i), u, t0)
+			})
+			results[i] = result{f, groups, err}
+		})
+		if i == 0 {
+			<-held
+		}
+	}
+	if !proctest.Eventually(10*time.Second, func() bool { return db.QueuedReads() == len(presented)-1 }) {
+		t.Fatalf("%d reads queued behind the one in flight, want %d", db.QueuedReads(), len(presented)-1)
+	}
+	if got := count.readCount(); got != [2]int{0, 0} {
+		t.Fatalf("reads sent while the first was held: %v", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := count.readCount(); got != [2]int{1, 1} {
+		t.Fatalf("reads: %d grouped and %d alone, want the held one alone and one group", got[0], got[1])
+	}
+	for i := range 3 {
+		r := results[i]
+		check(t, r.err)
+		if want := fmt.Sprintf("f%02d", i); r.f.ID != want || r.f.Current != fmt.Sprintf("next-%d", i) || len(r.groups) != 0 {
+			t.Fatalf("refresh %d: %+v, groups %v; want %s moved on, no groups", i, r.f, r.groups, want)
+		}
+	}
+	a, b := results[3], results[4]
+	if (a.err == nil) == (b.err == nil) || apperr.Code(errors.Join(a.err, b.err)) != apperr.EUNAUTHORIZED {
+		t.Fatalf("two refreshes of one token read together: %v and %v, want one winner and one spent token", a.err, b.err)
+	}
+	winner := a
+	if b.err == nil {
+		winner = b
+	}
+	equal(t, "the winner's groups", winner.groups, []string{"dev", "ops"})
+	for _, amr := range amrSeen {
+		equal(t, "the AMR each step of the shared token was given", amr, []string{"pwd"})
+	}
+	if len(amrSeen) < 2 {
+		t.Fatalf("the steps of the shared token ran %d times", len(amrSeen))
+	}
+	wantCode(t, "a token no family issued", results[5].err, apperr.ENOTFOUND)
 }
 
 // A family whose row another transaction holds locked (a sign-out, a credential change, a
