@@ -714,14 +714,18 @@ type spends struct {
 	mu             sync.Mutex
 	grouped, alone int
 	reads          [2]int // the refreshes' reads: grouped, alone
+	locking        int    // the locking path's reads
 }
 
 func (b *spends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if strings.HasSuffix(strings.TrimSpace(d.SQL), "FOR UPDATE OF f") {
+		b.locking++
+	}
 	if !strings.HasPrefix(strings.TrimSpace(d.SQL), "SELECT t.token_hash,") {
 		return ctx
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if hashes, _ := d.Args[0].([]string); len(hashes) > 1 {
 		b.reads[0]++
 	} else {
@@ -751,6 +755,12 @@ func (b *spends) readCount() [2]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.reads
+}
+
+func (b *spends) lockingCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.locking
 }
 
 func (b *spends) count() (grouped, alone int) {
@@ -865,17 +875,29 @@ func TestRefreshesReadTogether(t *testing.T) {
 	}
 	presented := []string{"r0-00", "r0-01", "r0-02", "b0", "b0", "nobody's"}
 	results := make([]result, len(presented))
+	// The first step given b0's family changes its AMR in place before the second step looks.
 	var mu sync.Mutex
 	var amrSeen [][]string
+	changed := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, p := range presented {
 		wg.Go(func() {
 			f, groups, err := db.UpdateFamilyByTokenWithGroups(ctx, p, func(f identity.Family, u identity.User) (identity.Family, error) {
 				if p == "b0" {
 					mu.Lock()
-					amrSeen = append(amrSeen, slices.Clone(f.AMR))
+					n := len(amrSeen)
+					amrSeen = append(amrSeen, nil)
 					mu.Unlock()
-					f.AMR[0] = "changed in place" // by one step, never seen by the other's
+					if n == 1 {
+						<-changed
+					}
+					mu.Lock()
+					amrSeen[n] = slices.Clone(f.AMR)
+					mu.Unlock()
+					if n == 0 {
+						f.AMR[0] = "changed in place"
+						close(changed)
+					}
 				}
 				return f.Refresh(p, fmt.Sprintf("next-%d", i), u, t0)
 			})
@@ -895,6 +917,9 @@ func TestRefreshesReadTogether(t *testing.T) {
 	wg.Wait()
 	if got := count.readCount(); got != [2]int{1, 1} {
 		t.Fatalf("reads: %d grouped and %d alone, want the held one alone and one group", got[0], got[1])
+	}
+	if n := count.lockingCount(); n != 1 { // each read its own family's version: only b0's loser missed
+		t.Fatalf("%d refreshes took the locking path, want 1", n)
 	}
 	for i := range 3 {
 		r := results[i]

@@ -5,7 +5,10 @@
 // writes (idp/pgstore).
 package groupq
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Queue serves calls group by group on a goroutine of its own, which runs while calls are
 // queued and ends when none is. Run is given each group (at most Max calls, all when Max is 0)
@@ -26,6 +29,23 @@ type call[C, R any] struct {
 
 // Do queues c for the next group and returns its answer.
 func (q *Queue[C, R]) Do(c C) R {
+	return <-q.queue(c)
+}
+
+// DoContext is Do for a caller that may leave: when ctx ends before c's answer, it returns
+// ctx's error at once. c stays in its group (it may have been sent), and its answer is dropped.
+func (q *Queue[C, R]) DoContext(ctx context.Context, c C) (R, error) {
+	select {
+	case r := <-q.queue(c):
+		return r, nil
+	case <-ctx.Done():
+		var zero R
+		return zero, ctx.Err()
+	}
+}
+
+// queue adds c to the next group; its answer comes on the channel, which never blocks Run.
+func (q *Queue[C, R]) queue(c C) chan R {
 	answer := make(chan R, 1)
 	q.mu.Lock()
 	q.pending = append(q.pending, call[C, R]{c, answer})
@@ -34,7 +54,7 @@ func (q *Queue[C, R]) Do(c C) R {
 		go q.serve()
 	}
 	q.mu.Unlock()
-	return <-answer
+	return answer
 }
 
 // Queued is how many calls wait for a group (not those of the group being served).

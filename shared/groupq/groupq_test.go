@@ -1,6 +1,7 @@
 package groupq
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -57,5 +58,41 @@ func TestGroups(t *testing.T) {
 		if a != -i {
 			t.Fatalf("call %d answered %d, want %d", i, a, -i)
 		}
+	}
+}
+
+// A caller whose context ends while its group is served leaves at once with the context's
+// error; the group is served to its end, and the calls after it are answered as ever.
+func TestDoContextLeaves(t *testing.T) {
+	release := make(chan struct{})
+	q := &Queue[int, int]{Run: func(g []int) []int {
+		if g[0] == 0 {
+			<-release
+		}
+		answers := make([]int, len(g))
+		for i, c := range g {
+			answers[i] = -c
+		}
+		return answers
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() { _, err := q.DoContext(ctx, 0); left <- err }()
+	if !proctest.Eventually(10*time.Second, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.running && len(q.pending) == 0 }) {
+		t.Fatal("the call was not served")
+	}
+	cancel()
+	select {
+	case err := <-left:
+		if err != context.Canceled {
+			t.Fatalf("a caller whose context ended: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a caller whose context ended still waits for its group")
+	}
+	close(release) // the group ends; its dropped answer blocks nothing
+	if r, err := q.DoContext(context.Background(), 7); r != -7 || err != nil {
+		t.Fatalf("the next call: %d, %v", r, err)
 	}
 }
