@@ -1011,7 +1011,11 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	record("   the headers (as /verify answered them for the bench's user)", strings.Join(names, ", "))
 	record("nginx → auth_request /verify (50 rules) → app", authed.String())
 	record("nginx → auth_request bare 204 (names nobody) → app", bare204.String())
-	ratio("2. nginx with forward auth / without", authed.rps, plain.rps, 0.5)
+	// Figure 2 has no target since 7 December 2026: a bare server answering as /verify does
+	// read 0.46-0.57 of nginx with no auth (BENCHMARKS.md), below the old 0.50 in three runs
+	// of seven. What the IdP adds is figure 2b's; this share is nginx's and the host's.
+	plainRatio("2. nginx with forward auth / without (no target: see 2b)", authed.rps/plain.rps)
+	plainRatio("   nginx + the bare server answering as /verify does / without", ceil.rps/plain.rps)
 	const fig2b = "2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does"
 	switch {
 	case ceil.failure() != nil:
