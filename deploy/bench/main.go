@@ -1014,8 +1014,18 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	// Figure 2 has no target since 7 December 2026: a bare server answering as /verify does
 	// read 0.46-0.57 of nginx with no auth (BENCHMARKS.md), below the old 0.50 in three runs
 	// of seven. What the IdP adds is figure 2b's; this share is nginx's and the host's.
-	plainRatio("2. nginx with forward auth / without (no target: see 2b)", authed.rps/plain.rps)
-	plainRatio("   nginx + the bare server answering as /verify does / without", ceil.rps/plain.rps)
+	const fig2 = "2. nginx with forward auth / without (no target: see 2b)"
+	switch {
+	case plain.failure() != nil:
+		record(fig2, "skipped: nginx with no auth "+plain.failure().Error())
+	case authed.failure() != nil: // 2b below says it as a miss
+		record(fig2, "skipped: /verify "+authed.failure().Error())
+	default:
+		plainRatio(fig2, authed.rps/plain.rps)
+	}
+	if plain.failure() == nil && ceil.failure() == nil {
+		plainRatio("   nginx + the bare server answering as /verify does / without", ceil.rps/plain.rps)
+	}
 	const fig2b = "2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does"
 	switch {
 	case ceil.failure() != nil:

@@ -34,8 +34,7 @@ const readFamilies = `SELECT t.token_hash, ` + familyCols + `, ` + ownerCols + `
 // takes no lock and decides nothing (refreshOptimistic's write does, by the version read), so
 // reading many families in one snapshot changes nothing any refresh sees. A lone read goes at
 // once. As with spendGroup, the group shares its fate: a statement that fails or times out
-// fails every refresh in it (each then takes the locking path when the error is one to retry),
-// and the reads queued behind it wait for it.
+// fails every refresh in it, and the reads queued behind it wait for it.
 type readGroup struct {
 	pool *pgxpool.Pool
 	q    groupq.Queue[string, familyRead]
@@ -64,8 +63,9 @@ func (g *readGroup) do(ctx context.Context, tokenHash string) (familyRead, error
 	return g.q.DoContext(ctx, tokenHash)
 }
 
-// run reads a group. It answers to none of its callers' contexts: the pool's deadlines and
-// the statement timeout (pgdb.Config) bound it.
+// run reads a group. It answers to none of its callers' contexts (each leaves when its own
+// ends): the statement timeout (pgdb.Config) bounds the statement, and the wait for a pool
+// connection lasts as long as the statements that hold them.
 func (g *readGroup) run(hashes []string) []familyRead {
 	if g.hold != nil {
 		g.hold()

@@ -34,13 +34,14 @@ const (
 // spendGroup sends the writes of concurrent refreshes (refreshOptimistic's compare-and-swap of
 // a family's row, and the new token's index) to PostgreSQL together: one round trip, one
 // transaction and one WAL flush for all the refreshes that queued while the previous group
-// was in flight. As boltfile's group commit for bbolt (both are a groupq.Queue), it has no
-// timer: a lone refresh is written at once. A refresh whose family's row is no longer the
-// version it read, or is locked, misses alone and the others' writes stand. A group the
-// database refused as a whole (a token hash indexed already, say) was rolled back, so each of
-// its refreshes writes again in a group of its own, where the error is its own; a group whose
-// outcome is unknown (the connection lost after it was sent) is each refresh's error, as a
-// lone write's would be — written again, a group that had committed would read as token reuse.
+// was in flight. As boltfile's group commit for bbolt and readGroup's reads (all are a
+// groupq.Queue), it has no timer: a lone refresh is written at once. A refresh whose
+// family's row is no longer the version it read, or is locked, misses alone and the others'
+// writes stand. A group the database refused as a whole (a token hash indexed already, say)
+// was rolled back, so each of its refreshes writes again in a group of its own, where the
+// error is its own; a group whose outcome is unknown (the connection lost after it was sent)
+// is each refresh's error, as a lone write's would be — written again, a group that had
+// committed would read as token reuse.
 type spendGroup struct {
 	pool *pgxpool.Pool
 	q    groupq.Queue[spend, spendResult]

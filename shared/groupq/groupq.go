@@ -2,7 +2,7 @@
 // into the next group: a group commit without a timer. A call that finds nothing in flight is
 // served at once, alone; calls that arrive during a group's service wait for it to end and
 // then go together. Both stores use it: bbolt's writes (boltfile) and PostgreSQL's refresh
-// writes (idp/pgstore).
+// reads and writes (idp/pgstore).
 package groupq
 
 import (
@@ -35,6 +35,10 @@ func (q *Queue[C, R]) Do(c C) R {
 // DoContext is Do for a caller that may leave: when ctx ends before c's answer, it returns
 // ctx's error at once. c stays in its group (it may have been sent), and its answer is dropped.
 func (q *Queue[C, R]) DoContext(ctx context.Context, c C) (R, error) {
+	if err := ctx.Err(); err != nil { // gone already: nothing to queue
+		var zero R
+		return zero, err
+	}
 	select {
 	case r := <-q.queue(c):
 		return r, nil

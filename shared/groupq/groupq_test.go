@@ -92,7 +92,13 @@ func TestDoContextLeaves(t *testing.T) {
 		t.Fatal("a caller whose context ended still waits for its group")
 	}
 	close(release) // the group ends; its dropped answer blocks nothing
-	if r, err := q.DoContext(context.Background(), 7); r != -7 || err != nil {
-		t.Fatalf("the next call: %d, %v", r, err)
+	next, cancelNext := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelNext()
+	if r, err := q.DoContext(next, 7); r != -7 || err != nil {
+		t.Fatalf("the next call: %d, %v (the queue held up by the answer dropped?)", r, err)
+	}
+	// A caller gone before it asks queues nothing.
+	if _, err := q.DoContext(ctx, 8); err != context.Canceled || q.Queued() != 0 {
+		t.Fatalf("a call with its context ended: %v, %d queued", err, q.Queued())
 	}
 }
