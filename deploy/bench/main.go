@@ -130,6 +130,24 @@ func failed(name, what string, target float64) {
 	rows = append(rows, r)
 }
 
+// versus prints figure name, fig ÷ base, against target (none when 0). When base failed
+// (what says how: baseWhat and its answers) the figure is left out, saying so; when fig did,
+// it is a miss, or left out when it has no target.
+func versus(name string, fig result, figWhat string, base result, baseWhat string, target float64) {
+	switch ferr, berr := fig.failure(), base.failure(); {
+	case berr != nil:
+		record(name, "skipped: "+baseWhat+" "+berr.Error())
+	case ferr != nil && target > 0:
+		failed(name, figWhat+" "+ferr.Error(), target)
+	case ferr != nil:
+		record(name, "skipped: "+figWhat+" "+ferr.Error())
+	case target > 0:
+		ratio(name, fig.rps, base.rps, target)
+	default:
+		plainRatio(name, fig.rps/base.rps)
+	}
+}
+
 // judge is a ratio r against its target as the tables print them: the ratio (ratioText), the
 // target, and "met" or "MISSED".
 func judge(r, target float64) (ratio, goal, verdict string) {
@@ -1014,33 +1032,12 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	// Figure 2 has no target since 7 December 2026: a bare server answering as /verify does
 	// read 0.46-0.57 of nginx with no auth (BENCHMARKS.md), below the old 0.50 in three runs
 	// of seven. What the IdP adds is figure 2b's; this share is nginx's and the host's.
-	const fig2 = "2. nginx with forward auth / without (no target: see 2b)"
-	switch {
-	case plain.failure() != nil:
-		record(fig2, "skipped: nginx with no auth "+plain.failure().Error())
-	case authed.failure() != nil: // 2b below says it as a miss
-		record(fig2, "skipped: /verify "+authed.failure().Error())
-	default:
-		plainRatio(fig2, authed.rps/plain.rps)
-	}
-	if plain.failure() == nil && ceil.failure() == nil {
-		plainRatio("   nginx + the bare server answering as /verify does / without", ceil.rps/plain.rps)
-	}
-	const fig2b = "2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does"
-	switch {
-	case ceil.failure() != nil:
-		record(fig2b, "skipped: the ceiling "+ceil.failure().Error())
-	case authed.failure() != nil: // /verify failing is a miss, not a figure left out
-		failed(fig2b, "/verify "+authed.failure().Error(), 0.93)
-	default:
-		ratio(fig2b, authed.rps, ceil.rps, 0.93)
-	}
-	if err := bare204.failure(); err != nil {
-		record("   nginx + the bare 204", "skipped: "+err.Error())
-		return nil
-	}
-	plainRatio("   nginx + /verify / nginx + the bare 204 (2b's former ceiling)", authed.rps/bare204.rps)
-	plainRatio("   the identity headers' cost: bare 200 with them / bare 204", ceil.rps/bare204.rps)
+	versus("2. nginx with forward auth / without (no target: see 2b)", authed, "/verify", plain, "nginx with no auth", 0)
+	versus("   nginx + the bare server answering as /verify does / without", ceil, "the bare server", plain, "nginx with no auth", 0)
+	// /verify failing is 2b's miss, not a figure left out.
+	versus("2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does", authed, "/verify", ceil, "the ceiling", 0.93)
+	versus("   nginx + /verify / nginx + the bare 204 (2b's former ceiling)", authed, "/verify", bare204, "the bare 204", 0)
+	versus("   the identity headers' cost: bare 200 with them / bare 204", ceil, "the bare server", bare204, "the bare 204", 0)
 	return nil
 }
 
@@ -1346,11 +1343,7 @@ func againstCeiling(name, ceilingName, what string, fig result, rs []result, err
 	}
 	ceil := rs[2]
 	record("   "+ceilingName, ceil.String())
-	if ferr := fig.failure(); ferr != nil {
-		failed(name, ferr.Error(), target)
-	} else {
-		ratio(name, fig.rps, ceil.rps, target)
-	}
+	versus(name, fig, what, ceil, "the ceiling", target)
 	if speedErr == nil {
 		plainRatio("   "+what+" / openssl speed", fig.rps/speed.rps)
 		plainRatio("   the ceiling / openssl speed", ceil.rps/speed.rps)

@@ -211,3 +211,37 @@ func TestAgainstCeiling(t *testing.T) {
 		t.Errorf("failed ceiling: %q %q, want skipped", v, val)
 	}
 }
+
+// A figure against its base (versus): left out when the base failed; a miss when the figure
+// failed and has a target, left out when it has none; else its ratio, judged only with a target.
+func TestVersus(t *testing.T) {
+	ok := func(rps float64) result { return result{rps: rps, statuses: map[int]int{200: 100}} }
+	bad := result{rps: 50, statuses: map[int]int{502: 100}}
+	row1 := func(fig, base result, target float64) row {
+		rows = nil
+		defer func() { rows = nil }()
+		versus("2. x", fig, "/verify", base, "nginx", target)
+		if len(rows) != 1 {
+			t.Fatalf("%d rows, want 1", len(rows))
+		}
+		return rows[0]
+	}
+	for _, c := range []struct {
+		name            string
+		fig, base       result
+		target          float64
+		verdict, prefix string // prefix: of the value, or of the ratio
+	}{
+		{"met", ok(95), ok(100), 0.93, "met", "0.95"},
+		{"missed", ok(80), ok(100), 0.93, "MISSED", "0.80"},
+		{"no target", ok(45), ok(100), 0, "", "0.45"},
+		{"the base failed", ok(45), bad, 0.93, "", "skipped: nginx answered"},
+		{"the figure failed, with a target", bad, ok(100), 0.93, "MISSED", "/verify answered"},
+		{"the figure failed, no target", bad, ok(100), 0, "", "skipped: /verify answered"},
+	} {
+		r := row1(c.fig, c.base, c.target)
+		if r.verdict != c.verdict || !strings.HasPrefix(r.value+r.ratio, c.prefix) {
+			t.Errorf("%s: verdict %q, value %q, ratio %q; want %q and %q", c.name, r.verdict, r.value, r.ratio, c.verdict, c.prefix)
+		}
+	}
+}

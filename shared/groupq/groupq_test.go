@@ -91,14 +91,16 @@ func TestDoContextLeaves(t *testing.T) {
 		close(release)
 		t.Fatal("a caller whose context ended still waits for its group")
 	}
+	// A caller gone before it asks queues nothing (while the group is held, a call queued would
+	// stay queued).
+	if _, err := q.DoContext(ctx, 8); err != context.Canceled || q.Queued() != 0 {
+		close(release)
+		t.Fatalf("a call with its context ended: %v, %d queued; want context.Canceled and none", err, q.Queued())
+	}
 	close(release) // the group ends; its dropped answer blocks nothing
 	next, cancelNext := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelNext()
 	if r, err := q.DoContext(next, 7); r != -7 || err != nil {
 		t.Fatalf("the next call: %d, %v (the queue held up by the answer dropped?)", r, err)
-	}
-	// A caller gone before it asks queues nothing.
-	if _, err := q.DoContext(ctx, 8); err != context.Canceled || q.Queued() != 0 {
-		t.Fatalf("a call with its context ended: %v, %d queued", err, q.Queued())
 	}
 }
