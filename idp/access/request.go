@@ -44,8 +44,10 @@ func cleanHost(host string) (string, error) {
 		if end := strings.IndexByte(h, ']'); end > 0 {
 			h = h[:end+1] // "[::1]:8000" → "[::1]"
 		}
-	} else if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
+	} else if strings.IndexByte(h, ':') >= 0 { // no port, no SplitHostPort: its error is a copy per request
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if !validHost(h) {

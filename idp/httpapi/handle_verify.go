@@ -46,7 +46,7 @@ func handleVerify(d verifyDeps) http.Handler {
 		h["Cache-Control"], h["Content-Length"] = v[0:1:1], v[1:2:2]
 		var who auth.Resolved
 		err := errNoCredentials
-		bearer := r.Header.Get("Authorization") != ""
+		bearer := web.Header(r.Header, "Authorization") != ""
 		if raw, ok := jwtauth.TokenFromHeader(r); ok {
 			var claims *jwtauth.Claims
 			if claims, err = d.verifier.Verify(r.Context(), raw); err == nil {
@@ -145,8 +145,8 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 	var host, uri, method string
 	err := errNotFromProxy
 	if d.addrs.FromTrusted(r) {
-		host = r.Header.Get("X-Forwarded-Host")
-		uri, err = forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
+		host = web.Header(r.Header, "X-Forwarded-Host")
+		uri, err = forwarded(r, "X-Forwarded-Uri", "X-Original-Uri")
 		if err == nil {
 			method, err = forwarded(r, "X-Forwarded-Method", "X-Original-Method")
 		}
@@ -175,11 +175,11 @@ func subjectOf(who auth.Resolved, signedIn bool) access.Subject {
 }
 
 // forwarded is what a trusted proxy says of the original request in the header name or its
-// alias alt. Missing, it is an error — the rules would judge /verify's own request instead (a
+// alias alt, both written in canonical form (web.Header). Missing, it is an error — the rules would judge /verify's own request instead (a
 // missing method was taken as GET) — and so is a pair that disagrees: a proxy that sets one
 // passes the client's own copy of the other, which must not choose for it.
 func forwarded(r *http.Request, name, alt string) (string, error) {
-	v, a := r.Header.Get(name), r.Header.Get(alt)
+	v, a := web.Header(r.Header, name), web.Header(r.Header, alt)
 	switch {
 	case v == "" && a == "":
 		return "", fmt.Errorf("the proxy sent neither %s nor %s", name, alt)
@@ -200,12 +200,12 @@ type EdgeBearer interface {
 // that nginx (by our config), Traefik and Caddy send. It only becomes a login page's rd, which
 // is checked against the allowed hosts before anyone is sent there.
 func originalURL(r *http.Request) string {
-	uri, _ := forwarded(r, "X-Forwarded-Uri", "X-Original-URI")
+	uri, _ := forwarded(r, "X-Forwarded-Uri", "X-Original-Uri")
 	if !strings.HasPrefix(uri, "/") {
 		uri = "/"
 	}
-	host := r.Header.Get("X-Forwarded-Host")
-	proto := r.Header.Get("X-Forwarded-Proto")
+	host := web.Header(r.Header, "X-Forwarded-Host")
+	proto := web.Header(r.Header, "X-Forwarded-Proto")
 	if host == "" || (proto != "http" && proto != "https") {
 		return uri
 	}

@@ -77,7 +77,7 @@ func (c ClientAddrs) Of(r *http.Request) string {
 	// The hops are every X-Forwarded-For line's comma-separated entries, in order, as if the
 	// lines were joined with commas; they are read from the right, where the proxies we trust
 	// appended theirs, without building the joined list (every request behind a proxy does this).
-	values := r.Header.Values("X-Forwarded-For")
+	values := r.Header["X-Forwarded-For"] // r.Header.Values, without canonicalizing the name
 	for i := len(values) - 1; i >= 0; i-- {
 		rest := values[i]
 		for {
