@@ -160,7 +160,7 @@ func (d verifyDeps) decide(r *http.Request, p *access.Policy, who auth.Resolved,
 		req, err = access.NewRequest(host, uri, method, client)
 	}
 	if err != nil {
-		d.logger.WarnContext(r.Context(), "verify: the original request (X-Forwarded-Host, X-Forwarded-Uri or X-Original-URI, X-Forwarded-Method or X-Original-Method) cannot be read; refused", "err", err)
+		d.logger.WarnContext(r.Context(), "verify: the original request (X-Forwarded-Host, X-Forwarded-Uri or X-Original-Uri, X-Forwarded-Method or X-Original-Method) cannot be read; refused", "err", err)
 		return access.Forbidden
 	}
 	return p.Decide(req, subjectOf(who, signedIn))
@@ -175,9 +175,10 @@ func subjectOf(who auth.Resolved, signedIn bool) access.Subject {
 }
 
 // forwarded is what a trusted proxy says of the original request in the header name or its
-// alias alt, both written in canonical form (web.Header). Missing, it is an error — the rules would judge /verify's own request instead (a
-// missing method was taken as GET) — and so is a pair that disagrees: a proxy that sets one
-// passes the client's own copy of the other, which must not choose for it.
+// alias alt, both written in canonical form (web.Header). Missing, it is an error — the rules
+// would judge /verify's own request instead (a missing method was taken as GET) — and so is a
+// pair that disagrees: a proxy that sets one passes the client's own copy of the other, which
+// must not choose for it.
 func forwarded(r *http.Request, name, alt string) (string, error) {
 	v, a := web.Header(r.Header, name), web.Header(r.Header, alt)
 	switch {

@@ -26,10 +26,7 @@ func WithClaims(ctx context.Context, c *Claims) context.Context {
 // scheme in any case). ok is false when there is no such header; an over-long value yields
 // ok with a token that Verify refuses.
 func TokenFromHeader(r *http.Request) (string, bool) {
-	var h string // r.Header.Get("Authorization"), without canonicalizing the name on every request
-	if v := r.Header["Authorization"]; len(v) > 0 {
-		h = v[0]
-	}
+	h := web.Header(r.Header, "Authorization")
 	if h == "" {
 		return "", false
 	}
