@@ -32,6 +32,7 @@ import (
 
 	"jwtidp/shared/clock"
 	"jwtidp/shared/envflag"
+	"jwtidp/shared/gcfloor"
 	"jwtidp/shared/ops"
 	"jwtidp/shared/pgdb"
 	"jwtidp/shared/web"
@@ -80,12 +81,14 @@ type Server interface {
 	serve(ctx context.Context, p *Program, args []string, env Env) error
 }
 
-// Main runs p as the process: it stops on SIGINT or SIGTERM, reports an error on stderr after
-// the program's name, and returns the exit status for os.Exit (main keeps os.Exit, os.Args and
-// os.Getenv to itself).
+// Main runs p as the process: it stops on SIGINT or SIGTERM, keeps the collector's heap goal at
+// or above gcfloor.Default (unless GOGC is set), reports an error on stderr after the program's
+// name, and returns the exit status for os.Exit (main keeps os.Exit, os.Args and os.Getenv to
+// itself).
 func Main(p *Program, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer gcfloor.Install(gcfloor.Default, getenv).Stop()
 	if err := p.Run(ctx, args, Env{Getenv: getenv, Stdout: stdout, Stderr: stderr, Hangups: hangups}); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return 1

@@ -1,0 +1,139 @@
+// Package gcfloor keeps the garbage collector's heap goal at or above a floor while the live
+// heap is small.
+//
+// A service whose live heap is a few megabytes collects, at the default GOGC of 100, every few
+// megabytes it allocates: the IdP, with 2 MB live, ran a collection about every 570 forward-auth
+// requests under load, and each costs a fixed part (its phases, its workers starting, the caches
+// it disturbs) beside marking what is live. A higher GOGC everywhere would collect less often
+// but also multiply the goal when the live heap is large — a burst of logins holds about 45 MB
+// — and so the peak. The floor changes only the small case: after each collection the percent
+// is set so the next goal is the floor, or left at the base when that already reaches it.
+//
+// It is the process's setting: Main installs it, never a test's in-process run. An operator who
+// sets GOGC in the environment has chosen, and the floor stays off; GOMEMLIMIT still caps
+// the heap as the runtime documents.
+package gcfloor
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// Default is the floor Main installs: well under the 20 MB an idle IdP may hold and the 25 MB
+// it may hold after a burst (BENCHMARKS.md, figure 5), which are measured after the collections
+// that follow a burst, and a collection every ~14 MB allocated instead of every ~3.
+const Default = 16 << 20
+
+// The metrics the pacer's goal is made of (runtime/mgcpacer.go, commit): goal = live + (live +
+// stacks + globals) × GOGC / 100, each as the last collection measured it, and never under the
+// runtime's minimum heap, 4 MB × GOGC / 100. Then GOGC itself, and the collections so far.
+var names = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes",
+	"/gc/gogc:percent", "/gc/cycles/total:gc-cycles"}
+
+// runtimeMinimum is the runtime's minimum heap goal at GOGC=100 (defaultHeapMinimum); it scales
+// with GOGC, so a percent above floor × 100 / runtimeMinimum would put the goal over the floor
+// however small the heap.
+const runtimeMinimum = 4 << 20
+
+// Percent is the GOGC that makes the next heap goal floor, given the last collection's live
+// heap and the stacks and globals it scanned; base when base already reaches the floor.
+func Percent(floor, live, stacks, globals uint64, base int) int {
+	scan := live + stacks + globals
+	if live >= floor || scan == 0 {
+		return base
+	}
+	p := min((floor-live)*100/scan, floor*100/runtimeMinimum)
+	if p <= uint64(base) {
+		return base
+	}
+	return int(p)
+}
+
+// Floor is an installed floor.
+type Floor struct {
+	floor   uint64
+	base    int
+	samples []metrics.Sample
+
+	mu      sync.Mutex
+	stopped bool
+	// tuned, when set (by tests), is called with each percent set and the collections so far.
+	tuned func(percent int, cycles uint64)
+}
+
+// sentinel is the object whose collection says a cycle ended. It holds a pointer so the tiny
+// allocator never packs it beside a live object (which would keep it, and the floor, alive).
+type sentinel struct {
+	_ *sentinel
+	_ [16]byte
+}
+
+// Install keeps the heap goal at or above floor, from the end of the next collection on, and
+// returns the Floor, or nil when getenv("GOGC") is set or the collector is off. Stop ends it and
+// puts the base percent back.
+func Install(floor uint64, getenv func(string) string) *Floor {
+	return install(floor, getenv, nil)
+}
+
+func install(floor uint64, getenv func(string) string, tuned func(int, uint64)) *Floor {
+	if getenv("GOGC") != "" {
+		return nil
+	}
+	f := &Floor{floor: floor, samples: make([]metrics.Sample, len(names)), tuned: tuned}
+	for i, n := range names {
+		f.samples[i].Name = n
+	}
+	metrics.Read(f.samples)
+	if f.samples[3].Value.Kind() != metrics.KindUint64 {
+		return nil // a runtime without these metrics: leave the collector as it is
+	}
+	f.base = int(f.samples[3].Value.Uint64())
+	if f.base <= 0 {
+		return nil
+	}
+	f.arm()
+	return f
+}
+
+// arm allocates a sentinel whose cleanup, once a collection finds it unreachable, arms the next
+// and sets the percent from that collection (in this order, so that a collection started after
+// the percent is set always finds a sentinel to end with).
+func (f *Floor) arm() {
+	runtime.AddCleanup(&sentinel{}, (*Floor).tune, f)
+}
+
+// tune sets the percent from the last collection's measures, unless the floor is stopped.
+func (f *Floor) tune() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
+	f.arm()
+	metrics.Read(f.samples)
+	for _, s := range f.samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return
+		}
+	}
+	p := Percent(f.floor, f.samples[0].Value.Uint64(), f.samples[1].Value.Uint64(), f.samples[2].Value.Uint64(), f.base)
+	debug.SetGCPercent(p)
+	if f.tuned != nil {
+		f.tuned(p, f.samples[4].Value.Uint64())
+	}
+}
+
+// Stop ends the floor: the percent goes back to the base, and the next cleanup arms no other.
+func (f *Floor) Stop() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.stopped {
+		f.stopped = true
+		debug.SetGCPercent(f.base)
+	}
+}
