@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math"
 	"net"
@@ -60,6 +61,7 @@ import (
 	"jwtidp/idp/sign"
 	"jwtidp/shared/boltfile"
 	"jwtidp/shared/freeport"
+	"jwtidp/shared/web"
 	"jwtidp/workitems/workitem"
 )
 
@@ -75,6 +77,7 @@ var (
 	nginxOnly    = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
 	verifyPprof  = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
 	serve204     = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceilings)")
+	idpTimeouts  = flag.Bool("idp-timeouts", false, "internal: with -serve-204, serve with the IdP's server settings (web.NewServer: its timeouts and header limit)")
 	answerWith   = flag.String("answer-headers", "", "internal: with -serve-204, answer 200 with these headers instead (a JSON object of names to values: /verify's identity headers, figure 2b's ceiling)")
 	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
 	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
@@ -87,6 +90,12 @@ var (
 func main() {
 	flag.Parse()
 	switch {
+	case *serve204 && *idpTimeouts:
+		h, err := bareAnswer(*answerWith)
+		serveInternalWith(func(h http.Handler) *http.Server {
+			return web.NewServer(h, slog.New(slog.DiscardHandler), defaultReadHeaderTimeout)
+		}, h, err)
+		return
 	case *serve204:
 		serveInternal(bareAnswer(*answerWith))
 		return
@@ -906,9 +915,10 @@ func burstLogins(base string, n int) map[int]int {
 
 // nginxFigures measures, through one nginx (deploy/nginx/nginx.conf, one worker) to the same
 // upstream app: the app with no auth; auth_request to a bare upstream that answers 200 with the
-// headers /verify answers for the bench's user, its identity headers among them (figure 2b's
-// ceiling); the same to a bare upstream that answers 204 and names nobody (the former ceiling,
-// printed with no target); and auth_request to /verify, as the file has it. The IdP behind it
+// headers /verify answers for the bench's user, its identity headers among them, served with the
+// IdP's server settings (web.NewServer: its read, write and idle timeouts; figure 2b's ceiling);
+// the same without the timeouts, and to a bare upstream that answers 204 and names nobody (the
+// former ceilings, printed with no target); and auth_request to /verify, as the file has it. The IdP behind it
 // is the one a forward-auth deployment runs: its own, started here with nginx as
 // --trusted-proxies and the 50 access rules of accesstest.Fifty, the one naming nginx's host
 // last.
@@ -939,7 +949,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
-	authListen, plainListen, bareListen, idsListen := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	authListen, plainListen, bareListen, idsListen, idsTListen := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
 	// The path the last rule names; the app answers any path.
 	const path0 = "/admin/bench"
 	ids, err := identityHeaders(c, idp.url, token, authListen, path0)
@@ -960,6 +970,11 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		return err
 	}
 	defer bareIDs.stop()
+	bareIDsT, err := startSelf("-serve-204", "-idp-timeouts", "-answer-headers", string(idsJSON))
+	if err != nil {
+		return err
+	}
+	defer bareIDsT.stop()
 	conf, err := os.ReadFile("deploy/nginx/nginx.conf")
 	if err != nil {
 		return err
@@ -980,7 +995,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		return errors.New("deploy/nginx/nginx.conf: no proxy_pass to /verify")
 	}
 	var ceilings, upstreams string
-	for _, b := range []struct{ listen, upstream, url string }{{bareListen, "bare204", bare.url}, {idsListen, "bareids", bareIDs.url}} {
+	for _, b := range []struct{ listen, upstream, url string }{{bareListen, "bare204", bare.url}, {idsListen, "bareids", bareIDs.url}, {idsTListen, "bareidst", bareIDsT.url}} {
 		ceilings += "\n" + strings.NewReplacer("listen "+authListen+";", "listen "+b.listen+";",
 			"proxy_pass http://jwtidp/verify;", "proxy_pass http://"+b.upstream+"/verify;").Replace(block)
 		upstreams += "    upstream " + b.upstream + " {\n        server " + strings.TrimPrefix(b.url, "http://") + ";\n        keepalive 64;\n    }\n"
@@ -1016,16 +1031,24 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	// The two ceilings and /verify in turns, in three rotated rounds (alternateRotated): in one
 	// round, whichever sat in the middle read lowest in each of three full runs (the bare 204
 	// twice, though it does the least; /verify once), for a cause not found.
-	through := func(listen string) func(time.Duration) result {
+	// Each turn also counts the CPU its auth server spent (its process's, over the turn) and
+	// the requests it answered: where 2b's gap is, without the host's swings in throughput.
+	var spent [4]serverCPU
+	through := func(listen string, server *proc, cpu *serverCPU) func(time.Duration) result {
 		return func(d time.Duration) result {
-			return load(c, *conc, d, func() *http.Request { return get("http://"+listen+path0, "Bearer "+token) })
+			before := cpuSeconds(server.cmd.Process.Pid)
+			r := load(c, *conc, d, func() *http.Request { return get("http://"+listen+path0, "Bearer "+token) })
+			cpu.add(cpuSeconds(server.cmd.Process.Pid)-before, r)
+			return r
 		}
 	}
-	rs := alternateRotated(through(idsListen), through(authListen), through(bareListen))
-	ceil, authed, bare204 := rs[0], rs[1], rs[2]
+	rs := alternateRotated(through(idsTListen, bareIDsT, &spent[0]), through(authListen, idp, &spent[1]),
+		through(bareListen, bare, &spent[2]), through(idsListen, bareIDs, &spent[3]))
+	ceil, authed, bare204, ceilNoTimeouts := rs[0], rs[1], rs[2], rs[3]
 	names := slices.Sorted(maps.Keys(ids))
 	record("nginx → app, no auth", plain.String())
-	record("nginx → auth_request bare 200, /verify's identity headers → app", ceil.String())
+	record("nginx → auth_request bare 200, /verify's identity headers, the IdP's timeouts → app", ceil.String())
+	record("nginx → auth_request bare 200, /verify's identity headers, no timeouts → app", ceilNoTimeouts.String())
 	record("   the headers (as /verify answered them for the bench's user)", strings.Join(names, ", "))
 	record("nginx → auth_request /verify (50 rules) → app", authed.String())
 	record("nginx → auth_request bare 204 (names nobody) → app", bare204.String())
@@ -1036,15 +1059,76 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	versus("   nginx + the bare server answering as /verify does / without", ceil, "the bare server", plain, "nginx with no auth", 0)
 	// /verify failing is 2b's miss, not a figure left out.
 	versus("2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does", authed, "/verify", ceil, "the ceiling", 0.93)
-	versus("   nginx + /verify / nginx + the bare 204 (2b's former ceiling)", authed, "/verify", bare204, "the bare 204", 0)
-	versus("   the identity headers' cost: bare 200 with them / bare 204", ceil, "the bare server", bare204, "the bare 204", 0)
+	// The ceiling serves through web.NewServer, as the IdP does, since 8 December 2026: the
+	// read, write and idle timeouts no server facing a network goes without cost a bare server
+	// about a tenth of its CPU a request (BENCHMARKS.md). Without them, it is 2b's ceiling of
+	// 7 December, printed with no target.
+	versus("   nginx + /verify / nginx + that bare server without the timeouts", authed, "/verify", ceilNoTimeouts, "the bare server without timeouts", 0)
+	versus("   nginx + /verify / nginx + the bare 204 (2b's ceiling before 7 December)", authed, "/verify", bare204, "the bare 204", 0)
+	versus("   the timeouts' cost: the bare server with them / without", ceil, "the bare server", ceilNoTimeouts, "the bare server without timeouts", 0)
+	versus("   the identity headers' cost: bare 200 with them / bare 204 (no timeouts)", ceilNoTimeouts, "the bare server", bare204, "the bare 204", 0)
+	record("   CPU a request: the IdP's /verify; the bare server with the headers and timeouts, without timeouts; the bare 204",
+		spent[1].String()+"; "+spent[0].String()+", "+spent[3].String()+"; "+spent[2].String())
 	return nil
 }
+
+// serverCPU is the CPU a server's process spent over its turns, and the requests it answered.
+type serverCPU struct {
+	seconds  float64
+	requests int
+}
+
+func (s *serverCPU) add(seconds float64, r result) {
+	s.seconds += seconds
+	for _, n := range r.statuses {
+		s.requests += n
+	}
+}
+
+func (s serverCPU) String() string {
+	if s.requests == 0 || !(s.seconds >= 0) || math.IsInf(s.seconds, 1) {
+		return "not measured" // no /proc, or a process gone
+	}
+	return fmt.Sprintf("%.0f µs", s.seconds/float64(s.requests)*1e6)
+}
+
+// cpuSeconds is the CPU (user and system) process pid has used, from /proc/<pid>/stat; -1 where
+// there is no /proc (the figure then says "not measured").
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')') // the command's name, in parentheses, may hold spaces
+	if err != nil || i < 0 {
+		return math.Inf(-1)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return math.Inf(-1)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return math.Inf(-1)
+	}
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times: 100 on every architecture Go
+// runs on.
+const clockTicks = 100
 
 // serveInternal serves h (the bench's own servers, -serve-…) on a free loopback port, which it
 // names on stderr as the services do (start reads it), until the process is stopped; or, when
 // err is set, says it and exits 1.
 func serveInternal(h http.Handler, err error) {
+	serveInternalWith(nil, h, err)
+}
+
+// defaultReadHeaderTimeout is the IdP's --read-header-timeout default.
+const defaultReadHeaderTimeout = 5 * time.Second
+
+// serveInternalWith is serveInternal on the server newServer makes (nil: http.Serve's, which
+// has no timeouts).
+func serveInternalWith(newServer func(http.Handler) *http.Server, h http.Handler, err error) {
 	var ln net.Listener
 	if err == nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -1054,6 +1138,10 @@ func serveInternal(h http.Handler, err error) {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
+	if newServer != nil {
+		newServer(h).Serve(ln)
+		return
+	}
 	http.Serve(ln, h)
 }
 
