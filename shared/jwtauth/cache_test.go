@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -123,5 +124,44 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { c.get(raw, 1, now) }); n != 0 {
 		t.Errorf("a cache hit allocates %v times, want 0", n)
+	}
+}
+
+// Two tokens that share the cache's key are two misses: the second is never answered with the
+// claims the first was verified to carry.
+func TestCacheKeyCollisionIsAMiss(t *testing.T) {
+	c := newTokenCache(10)
+	c.hash = func(string) uint64 { return 7 } // every token in one slot
+	now := time.Now()
+	alice := &Claims{}
+	alice.Subject = "alice"
+	c.put("token-of-alice", alice, now.Add(time.Minute), 1, now)
+	if got, ok := c.get("token-of-mallory", 1, now); ok {
+		t.Fatalf("a token sharing the key got the claims of %q", got.Subject)
+	}
+	if got, ok := c.get("token-of-alice", 1, now); !ok || got != alice {
+		t.Fatalf("alice's token: %v, %v", got, ok)
+	}
+	// The later token takes the slot; the earlier is then a miss, and verified again.
+	c.put("token-of-bob", &Claims{}, now.Add(time.Minute), 1, now)
+	if _, ok := c.get("token-of-alice", 1, now); ok {
+		t.Error("alice's token still found after bob's took its slot")
+	}
+	if _, ok := c.get("token-of-bob", 1, now); !ok {
+		t.Error("bob's token not found")
+	}
+}
+
+// The entry keeps a copy of the token, not the string it lay in.
+func TestCacheKeepsACopyOfTheToken(t *testing.T) {
+	c := newTokenCache(10)
+	header := "Bearer " + strings.Repeat("x", 4096)
+	raw := header[len("Bearer "):]
+	now := time.Now()
+	c.put(raw, &Claims{}, now.Add(time.Minute), 1, now)
+	for _, e := range c.m {
+		if unsafe.StringData(e.raw) == unsafe.StringData(raw) {
+			t.Error("the entry shares the request's string")
+		}
 	}
 }
