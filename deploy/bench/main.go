@@ -61,6 +61,7 @@ import (
 	"jwtidp/idp/sign"
 	"jwtidp/shared/boltfile"
 	"jwtidp/shared/freeport"
+	"jwtidp/shared/service"
 	"jwtidp/shared/web"
 	"jwtidp/workitems/workitem"
 )
@@ -93,7 +94,7 @@ func main() {
 	case *serve204 && *idpTimeouts:
 		h, err := bareAnswer(*answerWith)
 		serveInternalWith(func(h http.Handler) *http.Server {
-			return web.NewServer(h, slog.New(slog.DiscardHandler), defaultReadHeaderTimeout)
+			return web.NewServer(h, slog.New(slog.DiscardHandler), service.DefaultReadHeaderTimeout)
 		}, h, err)
 		return
 	case *serve204:
@@ -319,8 +320,8 @@ func run() error {
 		defer rc.stop()
 		schedule = append(schedule, withCPU(rc, &spent[1], refreshLoad(c, rc.url, make([]string, len(chains)))))
 	}
-	// In three rotated rounds, as figure 2b: one round of two turns each read 0.78-0.92 in
-	// consecutive runs here, for the same build.
+	// In three rotated rounds (alternateRotated): one round of two turns each read 0.79-0.92
+	// in consecutive runs here, for the same build.
 	rs := alternateRotated(schedule...)
 	speed, refreshes := rs[0], rs[1]
 	record("refresh grants (POST /token)", refreshes.String())
@@ -748,6 +749,10 @@ func codeFlow(c *http.Client, base string, session *http.Cookie) int {
 type result struct {
 	rps      float64
 	statuses map[int]int
+	// served is every 2xx answer of the turn, its warm-up and the requests still in flight at
+	// its end included: all the requests the server worked on between the turn's start and
+	// end (serverCPU divides by it).
+	served int
 }
 
 func (r result) String() string {
@@ -802,6 +807,16 @@ func load(c *http.Client, n int, d time.Duration, mk func() *http.Request) resul
 }
 
 func loadFn(n int, d time.Duration, do func(worker int) int) result {
+	var served atomic.Int64
+	do = func(do func(int) int) func(int) int {
+		return func(w int) int {
+			code := do(w)
+			if code >= 200 && code < 300 {
+				served.Add(1)
+			}
+			return code
+		}
+	}(do)
 	// A short warm-up, so connection set-up is not measured.
 	warm, cancelWarm := context.WithTimeout(context.Background(), d/10)
 	runWorkers(warm, n, do, nil)
@@ -823,7 +838,7 @@ func loadFn(n int, d time.Duration, do func(worker int) int) result {
 			ok += k
 		}
 	}
-	return result{rps: float64(ok) / elapsed, statuses: statuses}
+	return result{rps: float64(ok) / elapsed, statuses: statuses, served: int(served.Load())}
 }
 
 func runWorkers(ctx context.Context, n int, do func(int) int, count func(int)) {
@@ -1034,7 +1049,7 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	plain := load(c, *conc, *duration, func() *http.Request { return get("http://"+plainListen+path0, "") })
-	// The two ceilings and /verify in turns, in three rotated rounds (alternateRotated): in one
+	// The three bare servers and /verify in turns, in four rotated rounds (alternateRotated): in one
 	// round, whichever sat in the middle read lowest in each of three full runs (the bare 204
 	// twice, though it does the least; /verify once), for a cause not found.
 	// Each turn also counts the CPU its auth server spent (its process's, over the turn) and
@@ -1063,9 +1078,9 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	// /verify failing is 2b's miss, not a figure left out.
 	versus("2b. nginx + /verify (50 rules) / nginx + a bare server answering as /verify does", authed, "/verify", ceil, "the ceiling", 0.93)
 	// The ceiling serves through web.NewServer, as the IdP does, since 8 December 2026: the
-	// read, write and idle timeouts no server facing a network goes without cost a bare server
-	// about a tenth of its CPU a request (BENCHMARKS.md). Without them, it is 2b's ceiling of
-	// 7 December, printed with no target.
+	// read, write and idle timeouts no server facing a network goes without (they cost a bare
+	// server 0.91-1.03 of its rate, BENCHMARKS.md). Without them, it is 2b's ceiling of 7
+	// December, printed with no target.
 	versus("   nginx + /verify / nginx + that bare server without the timeouts", authed, "/verify", ceilNoTimeouts, "the bare server without timeouts", 0)
 	versus("   nginx + /verify / nginx + the bare 204 (2b's ceiling before 7 December)", authed, "/verify", bare204, "the bare 204", 0)
 	versus("   the timeouts' cost: the bare server with them / without", ceil, "the bare server", ceilNoTimeouts, "the bare server without timeouts", 0)
@@ -1075,7 +1090,8 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 	return nil
 }
 
-// withCPU is load, also counting the CPU server's process spends over each turn into cpu.
+// withCPU is load, also counting the CPU server's process spends over each turn (warm-up and
+// the last requests in flight included) and the 2xx answers it gave in that time into cpu.
 func withCPU(server *proc, cpu *serverCPU, load func(time.Duration) result) func(time.Duration) result {
 	return func(d time.Duration) result {
 		before := cpuSeconds(server.cmd.Process.Pid)
@@ -1093,9 +1109,7 @@ type serverCPU struct {
 
 func (s *serverCPU) add(seconds float64, r result) {
 	s.seconds += seconds
-	for _, n := range r.statuses {
-		s.requests += n
-	}
+	s.requests += r.served
 }
 
 func (s serverCPU) String() string {
@@ -1105,8 +1119,9 @@ func (s serverCPU) String() string {
 	return fmt.Sprintf("%.0f µs", s.seconds/float64(s.requests)*1e6)
 }
 
-// cpuSeconds is the CPU (user and system) process pid has used, from /proc/<pid>/stat; -1 where
-// there is no /proc (the figure then says "not measured").
+// cpuSeconds is the CPU (user and system) process pid has used, from /proc/<pid>/stat; -Inf
+// where there is no /proc or the process has exited (a zombie: start's processes are reaped
+// only when stopped), and the figure then says "not measured".
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	i := bytes.LastIndexByte(b, ')') // the command's name, in parentheses, may hold spaces
@@ -1114,7 +1129,7 @@ func cpuSeconds(pid int) float64 {
 		return math.Inf(-1)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	if len(f) < 13 || f[0] == "Z" || f[0] == "X" {
 		return math.Inf(-1)
 	}
 	utime, err1 := strconv.ParseFloat(f[11], 64)
@@ -1135,9 +1150,6 @@ const clockTicks = 100
 func serveInternal(h http.Handler, err error) {
 	serveInternalWith(nil, h, err)
 }
-
-// defaultReadHeaderTimeout is the IdP's --read-header-timeout default.
-const defaultReadHeaderTimeout = 5 * time.Second
 
 // serveInternalWith is serveInternal on the server newServer makes (nil: http.Serve's, which
 // has no timeouts).

@@ -65,8 +65,17 @@ func collect(t *testing.T, tuned <-chan tuning) int {
 	}
 }
 
+// base100 makes the runtime's percent 100 for the test, whatever GOGC the test process was
+// started with, and puts the old one back after it.
+func base100(t *testing.T) {
+	t.Helper()
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
 func installForTest(t *testing.T, floor uint64) <-chan tuning {
 	t.Helper()
+	base100(t)
 	tuned := make(chan tuning, 64)
 	f := install(floor, func(string) string { return "" }, func(p int, c uint64) { tuned <- tuning{p, c} })
 	if f == nil {
@@ -116,7 +125,7 @@ func TestFloorLeavesTheBaseWhenTheLiveHeapIsLarge(t *testing.T) {
 }
 
 func TestGOGCInTheEnvironmentTurnsTheFloorOff(t *testing.T) {
-	before := debug.SetGCPercent(100)
+	base100(t)
 	if f := Install(64<<20, func(k string) string {
 		if k == "GOGC" {
 			return "100"
@@ -128,14 +137,16 @@ func TestGOGCInTheEnvironmentTurnsTheFloorOff(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.GC()
-	if got := gogc(t); got != before {
-		t.Errorf("GOGC %d, want %d unchanged", got, before)
+	if got := gogc(t); got != 100 {
+		t.Errorf("GOGC %d, want 100 unchanged", got)
 	}
 }
 
 func TestStopEndsTheFloor(t *testing.T) {
+	base100(t)
 	tuned := make(chan tuning, 64)
 	f := install(64<<20, func(string) string { return "" }, func(p int, c uint64) { tuned <- tuning{p, c} })
+	t.Cleanup(f.Stop)
 	if p := collect(t, tuned); p <= 100 {
 		t.Fatalf("percent %d, want > 100", p)
 	}

@@ -81,6 +81,9 @@ type Server interface {
 	serve(ctx context.Context, p *Program, args []string, env Env) error
 }
 
+// DefaultReadHeaderTimeout is --read-header-timeout's default.
+const DefaultReadHeaderTimeout = 5 * time.Second
+
 // Main runs p as the process: it stops on SIGINT or SIGTERM, keeps the collector's heap goal at
 // or above gcfloor.Default (unless GOGC is set), reports an error on stderr after the program's
 // name, and returns the exit status for os.Exit (main keeps os.Exit, os.Args and os.Getenv to
@@ -171,7 +174,7 @@ func (s *Settings) define(fs *envflag.Set, p *Program) {
 	fs.TextVar(&s.LogLevel, "log-level", v("LOG_LEVEL"), slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", v("LOG_FORMAT"), "text", "log line `format`: text (key=value) or json (one JSON object per line, for log shippers)")
 	fs.Require(func() bool { return s.LogFormat == "text" || s.LogFormat == "json" }, "be text or json", "log-format")
-	fs.DurationVar(&s.ReadHeader, "read-header-timeout", v("READ_HEADER_TIMEOUT"), 5*time.Second, "time a client has to send its request headers (slow clients are cut off)")
+	fs.DurationVar(&s.ReadHeader, "read-header-timeout", v("READ_HEADER_TIMEOUT"), DefaultReadHeaderTimeout, "time a client has to send its request headers (slow clients are cut off)")
 	fs.StringVar(&s.PprofAddr, "pprof-addr", v("PPROF_ADDR"), "", "serve Go profiling (pprof) on this address; off when empty")
 	fs.Var(prefixes{&s.Clients.Trusted}, "trusted-proxies", v("TRUSTED_PROXIES"), "proxies whose X-Forwarded-For is believed (comma-separated `addresses` or CIDRs)")
 	fs.BoolVar(&s.Version, "version", "", false, "print the version and exit")
