@@ -35,10 +35,11 @@ const Default = 16 << 20
 var names = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes",
 	"/gc/gogc:percent", "/gc/cycles/total:gc-cycles"}
 
-// runtimeMinimum is the runtime's minimum heap goal at GOGC=100 (defaultHeapMinimum: 4 MB, or
-// 512 KiB in a build with GOEXPERIMENT=heapminimum512kib, where the floor then reaches only an
-// eighth as far over it); it scales with GOGC, so a percent above floor × 100 / runtimeMinimum
-// would put the goal over the floor however small the heap.
+// runtimeMinimum is the runtime's minimum heap goal at GOGC=100 (defaultHeapMinimum); it scales
+// with GOGC, so a percent above floor × 100 / runtimeMinimum would put the goal over the floor
+// however small the heap. It is 4 MB in every ordinary build; one made with
+// GOEXPERIMENT=heapminimum512kib has 512 KiB, and there the cap leaves a small heap's goal
+// under the floor (about 12 MB of 16 with 2 MB live).
 const runtimeMinimum = 4 << 20
 
 // Percent is the GOGC that makes the next heap goal floor, given the last collection's live
