@@ -32,8 +32,22 @@ const Default = 16 << 20
 // The metrics the pacer's goal is made of (runtime/mgcpacer.go, commit): goal = live + (live +
 // stacks + globals) × GOGC / 100, each as the last collection measured it, and never under the
 // runtime's minimum heap, 4 MB × GOGC / 100. Then GOGC itself, and the collections so far.
-var names = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes",
-	"/gc/gogc:percent", "/gc/cycles/total:gc-cycles"}
+var names = [...]string{
+	live:    "/gc/heap/live:bytes",
+	stacks:  "/gc/scan/stack:bytes",
+	globals: "/gc/scan/globals:bytes",
+	gogc:    "/gc/gogc:percent",
+	cycles:  "/gc/cycles/total:gc-cycles",
+}
+
+// The samples' places in names.
+const (
+	live = iota
+	stacks
+	globals
+	gogc
+	cycles
+)
 
 // runtimeMinimum is the runtime's minimum heap goal at GOGC=100 (defaultHeapMinimum); it scales
 // with GOGC, so a percent above floor × 100 / runtimeMinimum would put the goal over the floor
@@ -42,14 +56,14 @@ var names = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/gl
 // under the floor (about 12 MB of 16 with 2 MB live).
 const runtimeMinimum = 4 << 20
 
-// Percent is the GOGC that makes the next heap goal floor, given the last collection's live
+// percent is the GOGC that makes the next heap goal floor, given the last collection's live
 // heap and the stacks and globals it scanned; base when base already reaches the floor.
-func Percent(floor, live, stacks, globals uint64, base int) int {
-	scan := live + stacks + globals
-	if live >= floor || scan == 0 {
+func percent(floor, liveHeap, stackScan, globalsScan uint64, base int) int {
+	scan := liveHeap + stackScan + globalsScan
+	if liveHeap >= floor || scan == 0 {
 		return base
 	}
-	p := min((floor-live)*100/scan, floor*100/runtimeMinimum)
+	p := min((floor-liveHeap)*100/scan, floor*100/runtimeMinimum)
 	if p <= uint64(base) {
 		return base
 	}
@@ -91,10 +105,12 @@ func install(floor uint64, getenv func(string) string, tuned func(int, uint64)) 
 		f.samples[i].Name = n
 	}
 	metrics.Read(f.samples)
-	if f.samples[3].Value.Kind() != metrics.KindUint64 {
-		return nil // a runtime without these metrics: leave the collector as it is
+	for _, s := range f.samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return nil // a runtime without these metrics: leave the collector as it is
+		}
 	}
-	f.base = int(f.samples[3].Value.Uint64())
+	f.base = int(f.samples[gogc].Value.Uint64())
 	if f.base <= 0 {
 		return nil
 	}
@@ -117,22 +133,18 @@ func (f *Floor) tune() {
 	}
 }
 
-func (f *Floor) set() (percent int, cycles uint64, ok bool) {
+func (f *Floor) set() (gcPercent int, cyclesSoFar uint64, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped {
 		return 0, 0, false
 	}
 	f.arm()
-	metrics.Read(f.samples)
-	for _, s := range f.samples {
-		if s.Value.Kind() != metrics.KindUint64 {
-			return 0, 0, false
-		}
-	}
-	p := Percent(f.floor, f.samples[0].Value.Uint64(), f.samples[1].Value.Uint64(), f.samples[2].Value.Uint64(), f.base)
+	metrics.Read(f.samples) // their kinds, checked by install, do not change
+	v := func(i int) uint64 { return f.samples[i].Value.Uint64() }
+	p := percent(f.floor, v(live), v(stacks), v(globals), f.base)
 	debug.SetGCPercent(p)
-	return p, f.samples[4].Value.Uint64(), true
+	return p, v(cycles), true
 }
 
 // Stop ends the floor: the percent goes back to the base, and the next cleanup arms no other.
