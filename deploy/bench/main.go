@@ -78,7 +78,7 @@ var (
 	nginxOnly    = flag.Bool("nginx-only", false, "only the nginx forward-auth figures (2 and 2b)")
 	verifyPprof  = flag.String("verify-pprof", "", "serve pprof of the nginx figures' IdP (the one with 50 access rules) on this host:port")
 	serve204     = flag.Bool("serve-204", false, "internal: serve 204 to every request on a free loopback port (the nginx figures' ceilings)")
-	idpTimeouts  = flag.Bool("idp-timeouts", false, "internal: with -serve-204, serve with the IdP's server settings (web.NewServer: its timeouts and header limit)")
+	idpTimeouts  = flag.Bool("idp-timeouts", false, "internal: with -serve-…, serve with the IdP's server settings (web.NewServer: its timeouts and header limit)")
 	answerWith   = flag.String("answer-headers", "", "internal: with -serve-204, answer 200 with these headers instead (a JSON object of names to values: /verify's identity headers, figure 2b's ceiling)")
 	servePGList  = flag.String("serve-pg-list", "", "internal: answer every GET with the items of -list-sub of -list-iss from the work-item store at this PostgreSQL `URL` (figure 10's ceiling)")
 	listIss      = flag.String("list-iss", "", "internal: the issuer of the user whose items -serve-pg-list lists")
@@ -91,12 +91,6 @@ var (
 func main() {
 	flag.Parse()
 	switch {
-	case *serve204 && *idpTimeouts:
-		h, err := bareAnswer(*answerWith)
-		serveInternalWith(func(h http.Handler) *http.Server {
-			return web.NewServer(h, slog.New(slog.DiscardHandler), service.DefaultReadHeaderTimeout)
-		}, h, err)
-		return
 	case *serve204:
 		serveInternal(bareAnswer(*answerWith))
 		return
@@ -808,25 +802,23 @@ func load(c *http.Client, n int, d time.Duration, mk func() *http.Request) resul
 
 func loadFn(n int, d time.Duration, do func(worker int) int) result {
 	var served atomic.Int64
-	do = func(do func(int) int) func(int) int {
-		return func(w int) int {
-			code := do(w)
-			if code >= 200 && code < 300 {
-				served.Add(1)
-			}
-			return code
+	counted := func(w int) int {
+		code := do(w)
+		if code >= 200 && code < 300 {
+			served.Add(1)
 		}
-	}(do)
+		return code
+	}
 	// A short warm-up, so connection set-up is not measured.
 	warm, cancelWarm := context.WithTimeout(context.Background(), d/10)
-	runWorkers(warm, n, do, nil)
+	runWorkers(warm, n, counted, nil)
 	cancelWarm()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
 	statuses := map[int]int{}
 	t0 := time.Now()
-	runWorkers(ctx, n, do, func(code int) {
+	runWorkers(ctx, n, counted, func(code int) {
 		mu.Lock()
 		statuses[code]++
 		mu.Unlock()
@@ -1094,9 +1086,12 @@ func nginxFigures(c *http.Client, dir, idpBin string) error {
 // the last requests in flight included) and the 2xx answers it gave in that time into cpu.
 func withCPU(server *proc, cpu *serverCPU, load func(time.Duration) result) func(time.Duration) result {
 	return func(d time.Duration) result {
-		before := cpuSeconds(server.cmd.Process.Pid)
+		before, ok1 := cpuSeconds(server.cmd.Process.Pid)
 		r := load(d)
-		cpu.add(cpuSeconds(server.cmd.Process.Pid)-before, r)
+		after, ok2 := cpuSeconds(server.cmd.Process.Pid)
+		cpu.seconds += after - before
+		cpu.requests += r.served
+		cpu.lost = cpu.lost || !ok1 || !ok2
 		return r
 	}
 }
@@ -1105,39 +1100,32 @@ func withCPU(server *proc, cpu *serverCPU, load func(time.Duration) result) func
 type serverCPU struct {
 	seconds  float64
 	requests int
-}
-
-func (s *serverCPU) add(seconds float64, r result) {
-	s.seconds += seconds
-	s.requests += r.served
+	lost     bool // a turn could not read it: no /proc, or the process exited
 }
 
 func (s serverCPU) String() string {
-	if s.requests == 0 || !(s.seconds >= 0) || math.IsInf(s.seconds, 1) {
-		return "not measured" // no /proc, or a process gone
+	if s.lost || s.requests == 0 {
+		return "not measured"
 	}
 	return fmt.Sprintf("%.0f µs", s.seconds/float64(s.requests)*1e6)
 }
 
-// cpuSeconds is the CPU (user and system) process pid has used, from /proc/<pid>/stat; -Inf
+// cpuSeconds is the CPU (user and system) process pid has used, from /proc/<pid>/stat; false
 // where there is no /proc or the process has exited (a zombie: start's processes are reaped
-// only when stopped), and the figure then says "not measured".
-func cpuSeconds(pid int) float64 {
+// only when stopped).
+func cpuSeconds(pid int) (float64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	i := bytes.LastIndexByte(b, ')') // the command's name, in parentheses, may hold spaces
 	if err != nil || i < 0 {
-		return math.Inf(-1)
+		return 0, false
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 || f[0] == "Z" || f[0] == "X" {
-		return math.Inf(-1)
+		return 0, false
 	}
 	utime, err1 := strconv.ParseFloat(f[11], 64)
 	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return math.Inf(-1)
-	}
-	return (utime + stime) / clockTicks
+	return (utime + stime) / clockTicks, err1 == nil && err2 == nil
 }
 
 // clockTicks is Linux's USER_HZ, the unit of /proc's CPU times: 100 on every architecture Go
@@ -1147,13 +1135,9 @@ const clockTicks = 100
 // serveInternal serves h (the bench's own servers, -serve-…) on a free loopback port, which it
 // names on stderr as the services do (start reads it), until the process is stopped; or, when
 // err is set, says it and exits 1.
+// With -idp-timeouts it serves as the IdP does (web.NewServer), else as http.Serve does, with no
+// timeouts.
 func serveInternal(h http.Handler, err error) {
-	serveInternalWith(nil, h, err)
-}
-
-// serveInternalWith is serveInternal on the server newServer makes (nil: http.Serve's, which
-// has no timeouts).
-func serveInternalWith(newServer func(http.Handler) *http.Server, h http.Handler, err error) {
 	var ln net.Listener
 	if err == nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -1163,11 +1147,11 @@ func serveInternalWith(newServer func(http.Handler) *http.Server, h http.Handler
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
-	if newServer != nil {
-		newServer(h).Serve(ln)
-		return
+	srv := &http.Server{Handler: h}
+	if *idpTimeouts {
+		srv = web.NewServer(h, slog.New(slog.DiscardHandler), service.DefaultReadHeaderTimeout)
 	}
-	http.Serve(ln, h)
+	srv.Serve(ln)
 }
 
 // bareAnswer answers every request 204, or, given headers (a JSON object of names to values),

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +244,28 @@ func TestVersus(t *testing.T) {
 		if r.verdict != c.verdict || !strings.HasPrefix(r.value+r.ratio, c.prefix) {
 			t.Errorf("%s: verdict %q, value %q, ratio %q; want %q and %q", c.name, r.verdict, r.value, r.ratio, c.verdict, c.prefix)
 		}
+	}
+}
+
+// The CPU a request: read from /proc for a live process, "not measured" once a turn could not
+// read it (a server that exited), never a made-up figure.
+func TestServerCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	s, ok := cpuSeconds(os.Getpid())
+	if !ok || s < 0 {
+		t.Fatalf("cpuSeconds of this process: %v, %v", s, ok)
+	}
+	if _, ok := cpuSeconds(-1); ok {
+		t.Error("cpuSeconds of no process reads as measured")
+	}
+	cpu := serverCPU{seconds: 0.5, requests: 10000}
+	if got := cpu.String(); got != "50 µs" {
+		t.Errorf("0.5 s over 10,000 requests: %q", got)
+	}
+	cpu.lost = true
+	if got := cpu.String(); got != "not measured" {
+		t.Errorf("a lost turn: %q", got)
 	}
 }
